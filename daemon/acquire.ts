@@ -1,0 +1,235 @@
+// Acquisition: finding a process's TCP sockets through procfs and taking one out of it with
+// pidfd_open + pidfd_getfd. The duplicate shares the target's open file description, so repair mode
+// set through it applies to the target's socket too.
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import * as N from './native';
+import { SoccrError, kernelError } from './errors';
+import { readTcpInfoHead } from './engine';
+import { SocketAddress, formatIPv4, formatIPv6 } from './sockaddr';
+import { SUPPORTED_STATES, TcpState, stateName } from './state';
+
+export interface TcpSocketInfo {
+  fd: number;
+  inode: number;
+  family: 'ipv4' | 'ipv6';
+  local: SocketAddress;
+  remote: SocketAddress;
+  state: TcpState;
+  stateName: string;
+  /** Bytes in the send queue (tx_queue in /proc/net/tcp). */
+  sendQueue: number;
+  /** Bytes in the receive queue (rx_queue). */
+  recvQueue: number;
+}
+
+interface ProcNetEntry {
+  family: 'ipv4' | 'ipv6';
+  local: SocketAddress;
+  remote: SocketAddress;
+  state: number;
+  sendQueue: number;
+  recvQueue: number;
+  inode: number;
+}
+
+function hexAddr(hex: string, family: 'ipv4' | 'ipv6'): string {
+  // procfs prints each 32-bit word in host (little-endian) byte order.
+  const words: Buffer[] = [];
+  for (let i = 0; i < hex.length; i += 8) {
+    const w = Buffer.alloc(4);
+    w.writeUInt32LE(parseInt(hex.slice(i, i + 8), 16));
+    words.push(w);
+  }
+  const b = Buffer.concat(words);
+  if (family === 'ipv4') return formatIPv4(b);
+  return formatIPv6(b);
+}
+
+function parseProcNet(text: string, family: 'ipv4' | 'ipv6'): ProcNetEntry[] {
+  const out: ProcNetEntry[] = [];
+  const lines = text.split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const f = lines[i].trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const [lip, lport] = f[1].split(':');
+    const [rip, rport] = f[2].split(':');
+    const [tx, rx] = f[4].split(':');
+    out.push({
+      family,
+      local: { family, ip: hexAddr(lip, family), port: parseInt(lport, 16) },
+      remote: { family, ip: hexAddr(rip, family), port: parseInt(rport, 16) },
+      state: parseInt(f[3], 16),
+      sendQueue: parseInt(tx, 16),
+      recvQueue: parseInt(rx, 16),
+      inode: Number(f[9]),
+    });
+  }
+  return out;
+}
+
+function readProcNet(pid: number): ProcNetEntry[] {
+  const read = (name: string): string => {
+    try {
+      return readFileSync(`/proc/${pid}/net/${name}`, 'latin1');
+    } catch {
+      return '';
+    }
+  };
+  return [...parseProcNet(read('tcp'), 'ipv4'), ...parseProcNet(read('tcp6'), 'ipv6')];
+}
+
+/** fd -> socket inode for every socket the process holds. */
+function socketFds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+    throw new SoccrError('PERMISSION', `cannot list the fds of pid ${pid}: ${(err as Error).message}`, err);
+  }
+  for (const name of names) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${name}`));
+      if (m) out.set(Number(name), Number(m[1]));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
+
+function toInfo(fd: number, e: ProcNetEntry): TcpSocketInfo {
+  return { fd, inode: e.inode, family: e.family, local: e.local, remote: e.remote, state: e.state, stateName: stateName(e.state), sendQueue: e.sendQueue, recvQueue: e.recvQueue };
+}
+
+/** The process's TCP sockets (listening ones included, marked by their state). */
+export function listTcpSockets(pid: number): TcpSocketInfo[] {
+  validatePid(pid);
+  const fds = socketFds(pid);
+  const byInode = new Map(readProcNet(pid).map((e) => [e.inode, e]));
+  const out: TcpSocketInfo[] = [];
+  for (const [fd, inode] of fds) {
+    const e = byInode.get(inode);
+    if (e) out.push(toInfo(fd, e));
+  }
+  return out.sort((a, b) => a.fd - b.fd);
+}
+
+export interface Owner {
+  pid: number;
+  fd: number;
+  inode: number;
+}
+
+function sameAddr(a: SocketAddress, b: SocketAddress): boolean {
+  return a.port === b.port && a.ip.toLowerCase() === b.ip.toLowerCase();
+}
+
+/** Finds the processes and fds that hold the connection with this 4-tuple, in any network namespace. */
+export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[] {
+  const pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  const inodesByNetns = new Map<string, Set<number>>();
+  const owners: Owner[] = [];
+  for (const pid of pids) {
+    let ns: string;
+    try {
+      ns = readlinkSync(`/proc/${pid}/ns/net`);
+    } catch {
+      continue;
+    }
+    let inodes = inodesByNetns.get(ns);
+    if (!inodes) {
+      inodes = new Set(readProcNet(pid).filter((e) => e.state !== TcpState.LISTEN && sameAddr(e.local, local) && sameAddr(e.remote, remote)).map((e) => e.inode));
+      inodesByNetns.set(ns, inodes);
+    }
+    if (inodes.size === 0) continue;
+    let fds: Map<number, number>;
+    try {
+      fds = socketFds(pid);
+    } catch {
+      continue;
+    }
+    for (const [fd, inode] of fds) if (inodes.has(inode)) owners.push({ pid, fd, inode });
+  }
+  return owners;
+}
+
+function validatePid(pid: number): void {
+  if (!Number.isInteger(pid) || pid <= 0) throw new SoccrError('NO_SUCH_PROCESS', `invalid pid ${pid}`);
+}
+
+/** A process handle held while taking several of its sockets. */
+export class ProcessHandle {
+  readonly pid: number;
+  private pidfd: number;
+  private constructor(pid: number, pidfd: number) {
+    this.pid = pid;
+    this.pidfd = pidfd;
+  }
+
+  static open(pid: number): ProcessHandle {
+    validatePid(pid);
+    try {
+      return new ProcessHandle(pid, N.pidfdOpen(pid));
+    } catch (err) {
+      if (err instanceof N.SyscallError && (err.code === 'ESRCH' || err.code === 'EINVAL')) {
+        throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+      }
+      throw kernelError(`pidfd_open(${pid})`, err);
+    }
+  }
+
+  /**
+   * Takes a duplicate of the process's fd after checking that it is a connected TCP socket in a state
+   * the engine supports. On refusal nothing of the target's socket has been changed.
+   */
+  takeTcpSocket(fd: number): number {
+    if (!Number.isInteger(fd) || fd < 0) throw new SoccrError('NO_SUCH_FD', `invalid fd ${fd}`);
+    let dup: number;
+    try {
+      dup = N.pidfdGetfd(this.pidfd, fd);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fd}`, err);
+      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+      throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fd})`, err);
+    }
+    try {
+      let protocol: number;
+      try {
+        protocol = N.getsockoptInt(dup, N.SOL_SOCKET, N.SO.PROTOCOL);
+      } catch (err) {
+        if (err instanceof N.SyscallError && err.code === 'ENOTSOCK') throw new SoccrError('NOT_A_SOCKET', `fd ${fd} of pid ${this.pid} is not a socket`, err);
+        throw err;
+      }
+      if (protocol !== N.IPPROTO_TCP) throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP socket (protocol ${protocol})`);
+      let state: number;
+      try {
+        state = readTcpInfoHead(dup).state; // fails on raw sockets, which also report protocol 6
+      } catch (err) {
+        throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP stream socket`, err);
+      }
+      if (state === TcpState.LISTEN) throw new SoccrError('LISTENING', `fd ${fd} of pid ${this.pid} is a listening socket`);
+      if (!SUPPORTED_STATES.has(state)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is in state ${stateName(state)}, which cannot be checkpointed`);
+      return dup;
+    } catch (err) {
+      N.closeQuietly(dup);
+      throw err instanceof SoccrError ? err : kernelError(`inspecting fd ${fd} of pid ${this.pid}`, err);
+    }
+  }
+
+  close(): void {
+    if (this.pidfd >= 0) N.closeQuietly(this.pidfd);
+    this.pidfd = -1;
+  }
+}
+
+/** Takes one socket: pidfd_open, pidfd_getfd and the checks of `takeTcpSocket`. */
+export function takeTcpSocket(pid: number, fd: number): number {
+  const h = ProcessHandle.open(pid);
+  try {
+    return h.takeTcpSocket(fd);
+  } finally {
+    h.close();
+  }
+}

@@ -1,0 +1,411 @@
+// The native layer: every libc call soccrd makes goes through here, and this is the only module that
+// imports ffi-rs. Each ffi-rs call costs microseconds, so the hot paths pass raw addresses of
+// long-lived Buffers (ffi-rs converts a plain number argument far faster than a Buffer) and read
+// errno from a view of glibc's thread-local errno only after a call has reported failure.
+import { constants as osConstants } from 'node:os';
+import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
+
+const LIBC = 'libc';
+open({ library: LIBC, path: '' });
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.errno)) {
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+}
+
+/** A failed libc call: the call's name, errno and its symbolic name (EPERM, EBADF, ...). */
+export class SyscallError extends Error {
+  readonly call: string;
+  readonly errno: number;
+  readonly code: string;
+  constructor(call: string, errno: number, context?: string) {
+    const code = errnoNames.get(errno) ?? `E${errno}`;
+    super(`${call}${context ? ` (${context})` : ''} failed: ${code}`);
+    this.name = 'SyscallError';
+    this.call = call;
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+// ---- call plumbing -----------------------------------------------------------------------------
+
+/** Argument kinds: 32-bit integers, and 64-bit integers which also carry addresses. */
+const I32 = DataType.I32;
+const I64 = DataType.I64;
+
+interface CallSpec {
+  library: string;
+  funcName: string;
+  retType: DataType;
+  paramsType: DataType[];
+  paramsValue: number[];
+  freeResultMemory: boolean;
+}
+
+let callCount = 0;
+
+/** Number of FFI calls made so far by this process (for per-operation accounting). */
+export function ffiCalls(): number {
+  return callCount;
+}
+
+function spec(funcName: string, paramsType: DataType[], retType: DataType = I32): CallSpec {
+  return { library: LIBC, funcName, retType, paramsType, paramsValue: [], freeResultMemory: false };
+}
+
+// One spec object per function, reused by every call: building a fresh object costs more than the
+// call's own conversion work.
+function invoke(s: CallSpec, args: number[]): number {
+  s.paramsValue = args;
+  callCount++;
+  return load(s as Parameters<typeof load>[0]) as unknown as number;
+}
+
+const addressSpec = spec('memcpy', [DataType.U8Array, DataType.U8Array, I64], I64);
+/** The address of a Buffer's memory; Buffers never move, so it stays valid while `buf` lives. */
+export function addressOf(buf: Buffer): number {
+  if (buf.length === 0) throw new RangeError('addressOf: empty buffer');
+  const s = addressSpec as unknown as { paramsValue: unknown[] };
+  s.paramsValue = [buf, buf, 0];
+  callCount++;
+  return load(addressSpec as unknown as Parameters<typeof load>[0]) as unknown as number;
+}
+
+/** A Buffer with its own backing store (never a slice of Node's shared pool) and its address. */
+export interface PinnedBuffer {
+  buf: Buffer;
+  addr: number;
+}
+export function pinned(size: number): PinnedBuffer {
+  const buf = Buffer.alloc(Math.max(size, 1));
+  return { buf, addr: addressOf(buf) };
+}
+
+// glibc's errno for this thread. All calls run on the main JS thread, so the address is stable.
+const errnoView: Buffer = createExternalBuffer(
+  load({ library: LIBC, funcName: '__errno_location', retType: DataType.External, paramsType: [], paramsValue: [] }),
+  4,
+);
+function lastErrno(): number {
+  return errnoView.readInt32LE(0);
+}
+
+function check(ret: number, call: string, context?: string): number {
+  if (ret < 0) throw new SyscallError(call, lastErrno(), context);
+  return ret;
+}
+
+// Scratch memory for small out-parameters on the hot paths.
+const scratch = pinned(512);
+const LEN_OFF = 504; // a socklen_t slot at the end of scratch
+const VAL_OFF = 0;
+
+// ---- constants ---------------------------------------------------------------------------------
+
+export const AF_UNIX = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_RAW = 3;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_RAW = 255;
+export const SOL_SOCKET = 1;
+export const SOL_IP = 0;
+export const SOL_IPV6 = 41;
+export const SOL_TCP = 6;
+export const MSG_PEEK = 0x2;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const O_NONBLOCK = 0o4000;
+export const FD_CLOEXEC = 1;
+export const CLONE_NEWNET = 0x40000000;
+
+export const SO = {
+  REUSEADDR: 2,
+  TYPE: 3,
+  ERROR: 4,
+  SNDBUF: 7,
+  RCVBUF: 8,
+  KEEPALIVE: 9,
+  PROTOCOL: 38,
+  DOMAIN: 39,
+  SNDBUFFORCE: 32,
+  RCVBUFFORCE: 33,
+  MARK: 36,
+  ACCEPTCONN: 30,
+} as const;
+
+export const TCP = {
+  NODELAY: 1,
+  MAXSEG: 2,
+  CORK: 3,
+  KEEPIDLE: 4,
+  KEEPINTVL: 5,
+  KEEPCNT: 6,
+  INFO: 11,
+  CONGESTION: 13,
+  USER_TIMEOUT: 18,
+  REPAIR: 19,
+  REPAIR_QUEUE: 20,
+  QUEUE_SEQ: 21,
+  REPAIR_OPTIONS: 22,
+  TIMESTAMP: 24,
+  REPAIR_WINDOW: 29,
+} as const;
+
+export const IP_TOS = 1;
+export const IP_TRANSPARENT = 19;
+export const IPV6_TCLASS = 67;
+export const IPV6_TRANSPARENT = 75;
+
+export const SIOCINQ = 0x541b;
+export const SIOCOUTQ = 0x5411;
+export const SIOCOUTQNSD = 0x894b;
+
+// ---- bindings ----------------------------------------------------------------------------------
+
+const fns = {
+  socket: spec('socket', [I32, I32, I32]),
+  bind: spec('bind', [I32, I64, I32]),
+  connect: spec('connect', [I32, I64, I32]),
+  listen: spec('listen', [I32, I32]),
+  accept4: spec('accept4', [I32, I64, I64, I32]),
+  close: spec('close', [I32]),
+  setsockopt: spec('setsockopt', [I32, I32, I32, I64, I32]),
+  getsockopt: spec('getsockopt', [I32, I32, I32, I64, I64]),
+  ioctl: spec('ioctl', [I32, I64, I64]),
+  recv: spec('recv', [I32, I64, I64, I32], I64),
+  send: spec('send', [I32, I64, I64, I32], I64),
+  sendto: spec('sendto', [I32, I64, I64, I32, I64, I32], I64),
+  sendmsg: spec('sendmsg', [I32, I64, I32], I64),
+  recvmsg: spec('recvmsg', [I32, I64, I32], I64),
+  shutdown: spec('shutdown', [I32, I32]),
+  getsockname: spec('getsockname', [I32, I64, I64]),
+  getpeername: spec('getpeername', [I32, I64, I64]),
+  fcntl: spec('fcntl', [I32, I32, I64]),
+  setns: spec('setns', [I32, I32]),
+  pidfd_open: spec('pidfd_open', [I32, I32]),
+  pidfd_getfd: spec('pidfd_getfd', [I32, I32, I32]),
+  getpid: spec('getpid', []),
+};
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check(invoke(fns.socket, [domain, type, protocol]), 'socket');
+}
+
+export function bind(fd: number, addr: PinnedBuffer, addrLen: number): void {
+  check(invoke(fns.bind, [fd, addr.addr, addrLen]), 'bind');
+}
+
+export function connect(fd: number, addr: PinnedBuffer, addrLen: number): void {
+  check(invoke(fns.connect, [fd, addr.addr, addrLen]), 'connect');
+}
+
+export function listen(fd: number, backlog: number): void {
+  check(invoke(fns.listen, [fd, backlog]), 'listen');
+}
+
+/** accept4 without the peer address. */
+export function accept(fd: number, flags = SOCK_CLOEXEC): number {
+  return check(invoke(fns.accept4, [fd, 0, 0, flags]), 'accept4');
+}
+
+export function close(fd: number): void {
+  check(invoke(fns.close, [fd]), 'close');
+}
+
+/** close() that reports failure by its return value: for cleanup paths that must not throw. */
+export function closeQuietly(fd: number): boolean {
+  return invoke(fns.close, [fd]) === 0;
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  scratch.buf.writeInt32LE(value, VAL_OFF);
+  check(invoke(fns.setsockopt, [fd, level, name, scratch.addr + VAL_OFF, 4]), 'setsockopt', `${level}/${name}`);
+}
+
+/** setsockopt with an arbitrary value; `value` must be a pinned buffer. */
+export function setsockoptBytes(fd: number, level: number, name: number, value: PinnedBuffer, len: number): void {
+  check(invoke(fns.setsockopt, [fd, level, name, value.addr, len]), 'setsockopt', `${level}/${name}`);
+}
+
+export function getsockoptInt(fd: number, level: number, name: number): number {
+  scratch.buf.writeUInt32LE(4, LEN_OFF);
+  check(invoke(fns.getsockopt, [fd, level, name, scratch.addr + VAL_OFF, scratch.addr + LEN_OFF]), 'getsockopt', `${level}/${name}`);
+  return scratch.buf.readInt32LE(VAL_OFF);
+}
+
+/**
+ * getsockopt into `out` (at most `len` bytes); returns the length the kernel wrote. The bytes are in
+ * out.buf until the next call that uses the same buffer.
+ */
+export function getsockoptBytes(fd: number, level: number, name: number, out: PinnedBuffer, len: number): number {
+  scratch.buf.writeUInt32LE(len, LEN_OFF);
+  check(invoke(fns.getsockopt, [fd, level, name, out.addr, scratch.addr + LEN_OFF]), 'getsockopt', `${level}/${name}`);
+  return scratch.buf.readUInt32LE(LEN_OFF);
+}
+
+/** getsockopt returning the number or the errno (no throw): for options a kernel may not have. */
+export function tryGetsockoptBytes(fd: number, level: number, name: number, out: PinnedBuffer, len: number): number {
+  scratch.buf.writeUInt32LE(len, LEN_OFF);
+  const r = invoke(fns.getsockopt, [fd, level, name, out.addr, scratch.addr + LEN_OFF]);
+  return r < 0 ? -lastErrno() : scratch.buf.readUInt32LE(LEN_OFF);
+}
+
+/** An ioctl whose result is an int (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD). */
+export function ioctlInt(fd: number, request: number): number {
+  check(invoke(fns.ioctl, [fd, request, scratch.addr + VAL_OFF]), 'ioctl', `0x${request.toString(16)}`);
+  return scratch.buf.readInt32LE(VAL_OFF);
+}
+
+/** recv into out.buf at `offset`; returns the byte count. */
+export function recv(fd: number, out: PinnedBuffer, offset: number, len: number, flags: number): number {
+  return check(invoke(fns.recv, [fd, out.addr + offset, len, flags]), 'recv');
+}
+
+/** recv that returns -errno instead of throwing (EAGAIN is routine on non-blocking sockets). */
+export function tryRecv(fd: number, out: PinnedBuffer, offset: number, len: number, flags: number): number {
+  const r = invoke(fns.recv, [fd, out.addr + offset, len, flags]);
+  return r < 0 ? -lastErrno() : r;
+}
+
+/** send from src.buf at `offset`; returns the byte count. */
+export function send(fd: number, src: PinnedBuffer, offset: number, len: number, flags: number): number {
+  return check(invoke(fns.send, [fd, src.addr + offset, len, flags | MSG_NOSIGNAL]), 'send');
+}
+
+/** send that returns -errno instead of throwing. */
+export function trySend(fd: number, src: PinnedBuffer, offset: number, len: number, flags: number): number {
+  const r = invoke(fns.send, [fd, src.addr + offset, len, flags | MSG_NOSIGNAL]);
+  return r < 0 ? -lastErrno() : r;
+}
+
+/** sendto on a raw socket: `packet` is a whole IP datagram, `dest` a sockaddr. */
+export function sendRaw(fd: number, packet: PinnedBuffer, len: number, dest: PinnedBuffer, destLen: number): number {
+  return check(invoke(fns.sendto, [fd, packet.addr, len, 0, dest.addr, destLen]), 'sendto');
+}
+
+export function shutdown(fd: number, how: number): void {
+  check(invoke(fns.shutdown, [fd, how]), 'shutdown');
+}
+
+/** getsockname into `out` (a sockaddr_storage-sized pinned buffer); returns the address length. */
+export function getsockname(fd: number, out: PinnedBuffer): number {
+  scratch.buf.writeUInt32LE(out.buf.length, LEN_OFF);
+  check(invoke(fns.getsockname, [fd, out.addr, scratch.addr + LEN_OFF]), 'getsockname');
+  return scratch.buf.readUInt32LE(LEN_OFF);
+}
+
+export function getpeername(fd: number, out: PinnedBuffer): number {
+  scratch.buf.writeUInt32LE(out.buf.length, LEN_OFF);
+  check(invoke(fns.getpeername, [fd, out.addr, scratch.addr + LEN_OFF]), 'getpeername');
+  return scratch.buf.readUInt32LE(LEN_OFF);
+}
+
+export function fcntl(fd: number, cmd: number, arg = 0): number {
+  return check(invoke(fns.fcntl, [fd, cmd, arg]), 'fcntl');
+}
+
+export function setns(fd: number, nstype: number): void {
+  check(invoke(fns.setns, [fd, nstype]), 'setns');
+}
+
+export function pidfdOpen(pid: number): number {
+  return check(invoke(fns.pidfd_open, [pid, 0]), 'pidfd_open', `pid ${pid}`);
+}
+
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return check(invoke(fns.pidfd_getfd, [pidfd, targetFd, 0]), 'pidfd_getfd', `fd ${targetFd}`);
+}
+
+export function getpid(): number {
+  return invoke(fns.getpid, []);
+}
+
+// ---- SCM_RIGHTS --------------------------------------------------------------------------------
+
+const SCM_RIGHTS = 1;
+const MSG_CTRUNC = 0x8;
+const MAX_FDS_PER_MSG = 16;
+// One block holds msghdr (56 bytes), one iovec (16) and the control buffer.
+const MSGHDR_OFF = 0;
+const IOV_OFF = 64;
+const CMSG_OFF = 128;
+const CMSG_SPACE_MAX = 16 + MAX_FDS_PER_MSG * 4;
+const msgBlock = pinned(CMSG_OFF + CMSG_SPACE_MAX);
+
+function fillMsghdr(data: PinnedBuffer, dataLen: number, controlLen: number): void {
+  const b = msgBlock.buf;
+  b.fill(0, 0, CMSG_OFF);
+  b.writeBigUInt64LE(0n, MSGHDR_OFF); // msg_name
+  b.writeUInt32LE(0, MSGHDR_OFF + 8); // msg_namelen
+  b.writeBigUInt64LE(BigInt(msgBlock.addr + IOV_OFF), MSGHDR_OFF + 16); // msg_iov
+  b.writeBigUInt64LE(1n, MSGHDR_OFF + 24); // msg_iovlen
+  b.writeBigUInt64LE(controlLen ? BigInt(msgBlock.addr + CMSG_OFF) : 0n, MSGHDR_OFF + 32); // msg_control
+  b.writeBigUInt64LE(BigInt(controlLen), MSGHDR_OFF + 40); // msg_controllen
+  b.writeBigUInt64LE(BigInt(data.addr), IOV_OFF);
+  b.writeBigUInt64LE(BigInt(dataLen), IOV_OFF + 8);
+}
+
+/** sendmsg with `fds` as SCM_RIGHTS ancillary data; returns bytes of `data` sent. */
+export function sendFds(sock: number, data: PinnedBuffer, dataLen: number, fds: readonly number[]): number {
+  if (fds.length > MAX_FDS_PER_MSG) throw new RangeError(`at most ${MAX_FDS_PER_MSG} fds per message`);
+  const cmsgLen = 16 + 4 * fds.length;
+  const space = fds.length ? 16 + Math.ceil((4 * fds.length) / 8) * 8 : 0;
+  fillMsghdr(data, dataLen, space);
+  if (fds.length) {
+    const b = msgBlock.buf;
+    b.fill(0, CMSG_OFF, CMSG_OFF + space);
+    b.writeBigUInt64LE(BigInt(cmsgLen), CMSG_OFF);
+    b.writeInt32LE(SOL_SOCKET, CMSG_OFF + 8);
+    b.writeInt32LE(SCM_RIGHTS, CMSG_OFF + 12);
+    fds.forEach((fd, i) => b.writeInt32LE(fd, CMSG_OFF + 16 + 4 * i));
+  }
+  return check(invoke(fns.sendmsg, [sock, msgBlock.addr + MSGHDR_OFF, MSG_NOSIGNAL]), 'sendmsg');
+}
+
+export interface ReceivedMessage {
+  /** bytes received into the data buffer (0 at end of stream) */
+  length: number;
+  fds: number[];
+}
+
+/** recvmsg collecting SCM_RIGHTS fds (received close-on-exec). Returns -errno on failure if `tryOnly`. */
+export function recvFds(sock: number, data: PinnedBuffer, dataLen: number, flags = 0): ReceivedMessage {
+  fillMsghdr(data, dataLen, CMSG_SPACE_MAX);
+  const MSG_CMSG_CLOEXEC = 0x40000000;
+  const n = check(invoke(fns.recvmsg, [sock, msgBlock.addr + MSGHDR_OFF, flags | MSG_CMSG_CLOEXEC]), 'recvmsg');
+  const b = msgBlock.buf;
+  const controlLen = Number(b.readBigUInt64LE(MSGHDR_OFF + 40));
+  const fds: number[] = [];
+  let off = 0;
+  while (off + 16 <= controlLen) {
+    const len = Number(b.readBigUInt64LE(CMSG_OFF + off));
+    if (len < 16) break;
+    const level = b.readInt32LE(CMSG_OFF + off + 8);
+    const type = b.readInt32LE(CMSG_OFF + off + 12);
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+      for (let p = 16; p + 4 <= len; p += 4) fds.push(b.readInt32LE(CMSG_OFF + off + p));
+    }
+    off += Math.ceil(len / 8) * 8;
+  }
+  if (b.readInt32LE(MSGHDR_OFF + 48) & MSG_CTRUNC) {
+    for (const fd of fds) closeQuietly(fd);
+    throw new SyscallError('recvmsg', osConstants.errno.EMSGSIZE, 'control data truncated');
+  }
+  return { length: n, fds };
+}
+
+// ---- sockaddr ----------------------------------------------------------------------------------
+
+export const SOCKADDR_STORAGE = 128;

@@ -1,0 +1,41 @@
+// Running a few synchronous kernel calls inside another network namespace. Namespaces belong to
+// threads: the calling (main) thread enters the target, does its work and always comes back. Only
+// synchronous code may run inside, so nothing else on this thread can observe the switch.
+import { closeSync, openSync } from 'node:fs';
+import { CLONE_NEWNET, setns } from './native';
+import { SoccrError, kernelError } from './errors';
+
+let homeFd = -1;
+
+function home(): number {
+  // Opened lazily, once: the namespace this thread started in.
+  if (homeFd < 0) homeFd = openSync('/proc/thread-self/ns/net', 'r');
+  return homeFd;
+}
+
+/** Calls `fn` with this thread inside the network namespace at `nsPath` (/proc/PID/ns/net, /run/netns/NAME). */
+export function inNetns<T>(nsPath: string | undefined, fn: () => T): T {
+  if (!nsPath) return fn();
+  const back = home();
+  let target: number;
+  try {
+    target = openSync(nsPath, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SoccrError('INVALID_STATE', `network namespace ${nsPath}: ${code ?? String(err)}`, err);
+  }
+  try {
+    try {
+      setns(target, CLONE_NEWNET);
+    } catch (err) {
+      throw kernelError(`entering network namespace ${nsPath}`, err);
+    }
+    try {
+      return fn();
+    } finally {
+      setns(back, CLONE_NEWNET);
+    }
+  } finally {
+    closeSync(target);
+  }
+}

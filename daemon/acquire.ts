@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import * as N from './native';
 import { SoccrError, kernelError } from './errors';
-import { readTcpInfoHead } from './engine';
+import { localAddress, peerAddress, readTcpInfoHead } from './engine';
 import { SocketAddress, formatIPv4, formatIPv6 } from './sockaddr';
 import { SUPPORTED_STATES, TcpState, stateName } from './state';
 
@@ -155,6 +155,16 @@ export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[]
   return owners;
 }
 
+function hasPeer(fd: number): boolean {
+  try {
+    peerAddress(fd, localAddress(fd).family);
+    return true;
+  } catch (err) {
+    if (err instanceof N.SyscallError && err.code === 'ENOTCONN') return false;
+    throw err;
+  }
+}
+
 function validatePid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0) throw new SoccrError('NO_SUCH_PROCESS', `invalid pid ${pid}`);
 }
@@ -210,6 +220,7 @@ export class ProcessHandle {
         throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP stream socket`, err);
       }
       if (state === TcpState.LISTEN) throw new SoccrError('LISTENING', `fd ${fd} of pid ${this.pid} is a listening socket`);
+      if (state === TcpState.CLOSE && !hasPeer(dup)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is a TCP socket that was never connected`);
       if (!SUPPORTED_STATES.has(state)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is in state ${stateName(state)}, which cannot be checkpointed`);
       return dup;
     } catch (err) {

@@ -4,7 +4,7 @@ import * as N from './native';
 import { SoccrError, kernelError } from './errors';
 import { inNetns } from './netns';
 import { TH_ACK, TH_FIN, buildSegment, wireFamily } from './packet';
-import { SocketAddress, decodeSockaddr, encodeSockaddr, isMappedIPv4 } from './sockaddr';
+import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, encodeSockaddr, isMappedIPv4 } from './sockaddr';
 import {
   RepairWindow,
   STATE_VERSION,
@@ -69,6 +69,21 @@ export function readTcpInfoHead(fd: number): TcpInfoHead {
   N.getsockoptBytes(fd, N.SOL_TCP, N.TCP.INFO, info, 8);
   const b = info.buf;
   return { state: b[0], options: b[5], sndWscale: b[6] & 0x0f, rcvWscale: b[6] >> 4 };
+}
+
+/**
+ * The peer's address. getpeername() refuses in CLOSE; SO_PEERNAME asks the same question without that
+ * check, so a closed connection that still holds unread data can be saved too.
+ */
+export function peerAddress(fd: number, family: 'ipv4' | 'ipv6'): SocketAddress {
+  // The kernel wants exactly the address's size here, not a sockaddr_storage.
+  const len = N.getsockoptBytes(fd, N.SOL_SOCKET, N.SO.PEERNAME, addrBuf, family === 'ipv4' ? SOCKADDR_IN_LEN : SOCKADDR_IN6_LEN);
+  return decodeSockaddr(addrBuf.buf, len);
+}
+
+/** The socket's own address. */
+export function localAddress(fd: number): SocketAddress {
+  return decodeSockaddr(addrBuf.buf, N.getsockname(fd, addrBuf));
 }
 
 /** Repair mode on: the socket stops sending and its owner's reads and writes fail. */
@@ -175,10 +190,8 @@ export function save(sock: FrozenSocket): SavedConnection {
     const recvQ = peekQueue(fd, RECV_QUEUE, inqLen, 'receive');
     const sendQ = peekQueue(fd, SEND_QUEUE, state === TcpState.CLOSE ? 0 : outqLen, 'send');
     N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
-    const llen = N.getsockname(fd, addrBuf);
-    const local = decodeSockaddr(addrBuf.buf, llen);
-    const rlen = N.getpeername(fd, addrBuf);
-    const remote = decodeSockaddr(addrBuf.buf, rlen);
+    const local = localAddress(fd);
+    const remote = peerAddress(fd, local.family);
     const socketFamily = local.family;
     return {
       version: STATE_VERSION,

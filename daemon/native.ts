@@ -143,6 +143,7 @@ export const SO = {
   RCVBUFFORCE: 33,
   MARK: 36,
   ACCEPTCONN: 30,
+  PEERNAME: 28,
 } as const;
 
 export const TCP = {

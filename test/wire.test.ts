@@ -1,0 +1,379 @@
+// The wire form of a saved state (daemon/wire.ts): exact round trips, deterministic bytes, and refusal of
+// anything that is not a well-formed state of a known version. Pure computation: needs no privileges.
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import * as protobuf from 'protobufjs';
+import { SoccrError } from '../daemon/errors';
+import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
+import { STATE_PROTO_PATH, decodeState, encodeState } from '../daemon/wire';
+
+const MiB = 1024 * 1024;
+
+function baseState(overrides: Partial<SavedConnection> = {}): SavedConnection {
+  return {
+    version: STATE_VERSION,
+    state: TcpState.ESTABLISHED,
+    socketFamily: 'ipv4',
+    local: { family: 'ipv4', ip: '10.1.2.3', port: 43210 },
+    remote: { family: 'ipv4', ip: '192.168.200.7', port: 443 },
+    inqSeq: 0xfffffff0,
+    outqSeq: 0x80000001,
+    inqLen: 0,
+    outqLen: 0,
+    unsentLen: 0,
+    mssClamp: 1448,
+    tcpOptions: 7,
+    sndWscale: 7,
+    rcvWscale: 9,
+    timestamp: 0xdeadbeef,
+    window: { sndWl1: 0xffffffff, sndWnd: 65535 << 7, maxWindow: 4194304, rcvWnd: 0, rcvWup: 12345 },
+    recvQueue: Buffer.alloc(0),
+    sendQueue: Buffer.alloc(0),
+    options: {
+      reuseAddr: true,
+      noDelay: true,
+      cork: false,
+      keepAlive: true,
+      keepIdle: 7200,
+      keepIntvl: 75,
+      keepCnt: 9,
+      userTimeout: 30000,
+      congestion: 'cubic',
+      sndBuf: 87040,
+      rcvBuf: 131072,
+      tos: 0x10,
+      mark: 0x1234,
+    },
+    ...overrides,
+  };
+}
+
+/** A state with `recv`/`send` random bytes in its queues, `unsent` of the send queue never sent. */
+function withQueues(s: SavedConnection, recv: number, send: number, unsent = 0): SavedConnection {
+  return { ...s, recvQueue: randomBytes(recv), sendQueue: randomBytes(send), inqLen: recv, outqLen: send, unsentLen: unsent };
+}
+
+function isInvalidState(err: unknown): boolean {
+  assert.ok(err instanceof SoccrError, `expected a SoccrError, got ${String(err)}`);
+  assert.equal(err.kind, 'INVALID_STATE');
+  return true;
+}
+
+function assertInvalid(fn: () => unknown, message?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    isInvalidState(err);
+    if (message) assert.match((err as Error).message, message);
+    return true;
+  });
+}
+
+/** Deterministic pseudo-random bytes (xorshift32), so garbage cases are the same on every run. */
+function garbage(seed: number, len: number): Buffer {
+  let x = seed >>> 0 || 1;
+  const out = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Encodes an arbitrary ConnectionState-shaped object with protobufjs directly, bypassing encodeState. */
+const ConnectionState = protobuf.loadSync(STATE_PROTO_PATH).lookupType('soccr.v1.ConnectionState');
+function rawEncode(obj: Record<string, unknown>): Buffer {
+  return Buffer.from(ConnectionState.encode(ConnectionState.fromObject(obj)).finish());
+}
+function rawObject(s: SavedConnection): Record<string, unknown> {
+  return ConnectionState.toObject(ConnectionState.decode(encodeState(s)), { longs: Number, enums: Number }) as Record<string, unknown>;
+}
+
+function roundTrip(s: SavedConnection): SavedConnection {
+  const decoded = decodeState(encodeState(s));
+  assert.deepStrictEqual(decoded, s);
+  return decoded;
+}
+
+describe('wire: saved state encoding', () => {
+  describe('round trip', () => {
+    it('IPv4 with a repair window', () => {
+      roundTrip(withQueues(baseState(), 1000, 3000, 1200));
+    });
+
+    it('IPv4 without a repair window', () => {
+      roundTrip(withQueues(baseState({ window: undefined }), 17, 0));
+    });
+
+    it('a state whose window key is omitted decodes with window undefined', () => {
+      const s = baseState();
+      delete s.window;
+      const d = decodeState(encodeState(s));
+      assert.equal(d.window, undefined);
+      assert.deepStrictEqual(d, { ...s, window: undefined });
+    });
+
+    it('IPv6 with a repair window', () => {
+      roundTrip(
+        withQueues(
+          baseState({
+            socketFamily: 'ipv6',
+            local: { family: 'ipv6', ip: '2001:db8::1', port: 1 },
+            remote: { family: 'ipv6', ip: 'fe80::1:2:3:4', port: 65535 },
+            options: { ...baseState().options, tos: 0xb8 },
+          }),
+          4096,
+          8192,
+          8192,
+        ),
+      );
+    });
+
+    it('IPv6 without a repair window', () => {
+      roundTrip(
+        baseState({
+          socketFamily: 'ipv6',
+          local: { family: 'ipv6', ip: '::1', port: 5000 },
+          remote: { family: 'ipv6', ip: '::1', port: 5001 },
+          window: undefined,
+        }),
+      );
+    });
+
+    it('IPv4-mapped addresses on an IPv6 socket, with and without a window', () => {
+      const mapped = baseState({
+        socketFamily: 'ipv6',
+        local: { family: 'ipv6', ip: '::ffff:10.0.0.1', port: 8080 },
+        remote: { family: 'ipv6', ip: '::ffff:172.16.254.9', port: 50000 },
+      });
+      roundTrip(withQueues(mapped, 10, 20, 5));
+      roundTrip(withQueues({ ...mapped, window: undefined }, 0, 7, 0));
+    });
+
+    it('multi-MiB queues of random bytes', function () {
+      this.timeout(30000);
+      const s = withQueues(baseState(), 5 * MiB + 3, 3 * MiB + 1, MiB);
+      const d = roundTrip(s);
+      assert.ok(d.recvQueue.equals(s.recvQueue));
+      assert.ok(d.sendQueue.equals(s.sendQueue));
+    });
+
+    it('every TCP state and the extremes of every field', () => {
+      for (const state of Object.values(TcpState).filter((v): v is TcpState => typeof v === 'number')) {
+        roundTrip(baseState({ state }));
+      }
+      const zeros = baseState({
+        inqSeq: 0,
+        outqSeq: 0,
+        mssClamp: 0,
+        tcpOptions: 0,
+        sndWscale: 0,
+        rcvWscale: 0,
+        timestamp: 0,
+        window: { sndWl1: 0, sndWnd: 0, maxWindow: 0, rcvWnd: 0, rcvWup: 0 },
+        options: {
+          reuseAddr: false,
+          noDelay: false,
+          cork: false,
+          keepAlive: false,
+          keepIdle: 0,
+          keepIntvl: 0,
+          keepCnt: 0,
+          userTimeout: 0,
+          congestion: '',
+          sndBuf: 0,
+          rcvBuf: 0,
+          tos: 0,
+          mark: 0,
+        },
+      });
+      roundTrip(zeros);
+      const u32 = 0xffffffff;
+      roundTrip(
+        baseState({
+          inqSeq: u32,
+          outqSeq: u32,
+          mssClamp: 65535,
+          timestamp: u32,
+          window: { sndWl1: u32, sndWnd: u32, maxWindow: u32, rcvWnd: u32, rcvWup: u32 },
+          local: { family: 'ipv4', ip: '0.0.0.0', port: 0 },
+          remote: { family: 'ipv4', ip: '255.255.255.255', port: 65535 },
+          options: {
+            ...baseState().options,
+            keepIdle: 0x7fffffff,
+            keepIntvl: -0x80000000,
+            userTimeout: -1,
+            sndBuf: 0x7fffffff,
+            congestion: 'bbr_longname_15',
+            // SO_MARK above 2^31 - 1, as getsockopt hands it to us: negative.
+            mark: -2,
+          },
+        }),
+      );
+    });
+
+    it('decodes to numbers and to Buffers of their own', () => {
+      const s = withQueues(baseState(), 300, 200, 0);
+      const enc = encodeState(s);
+      const d = decodeState(enc);
+      const numeric: Array<[string, unknown]> = [
+        ...Object.entries(d).filter(([k]) => !['socketFamily', 'local', 'remote', 'window', 'recvQueue', 'sendQueue', 'options'].includes(k)),
+        ['local.port', d.local.port],
+        ['remote.port', d.remote.port],
+        ...Object.entries(d.window ?? {}),
+        ...Object.entries(d.options).filter(([k]) => !['reuseAddr', 'noDelay', 'cork', 'keepAlive', 'congestion'].includes(k)),
+      ];
+      assert.equal(numeric.length, 12 + 2 + 5 + 8);
+      for (const [k, v] of numeric) assert.equal(typeof v, 'number', `${k} is ${typeof v}`);
+      assert.ok(Buffer.isBuffer(d.recvQueue));
+      assert.ok(Buffer.isBuffer(d.sendQueue));
+      // The queues do not alias the encoded message.
+      const before = Buffer.from(d.recvQueue);
+      enc.fill(0);
+      assert.ok(d.recvQueue.equals(before));
+      assert.ok(d.recvQueue.equals(s.recvQueue));
+    });
+
+    it('encodeState returns a Buffer', () => {
+      assert.ok(Buffer.isBuffer(encodeState(baseState())));
+    });
+  });
+
+  describe('determinism', () => {
+    it('the same state always encodes to the same bytes', () => {
+      const s = withQueues(baseState(), 2000, 1000, 10);
+      const a = encodeState(s);
+      const b = encodeState(s);
+      assert.ok(a.equals(b));
+      // A structurally equal copy, built in another key order with fresh Buffers.
+      const copy: SavedConnection = {
+        options: { ...s.options },
+        sendQueue: Buffer.from(s.sendQueue),
+        recvQueue: Buffer.from(s.recvQueue),
+        window: s.window ? { rcvWup: s.window.rcvWup, rcvWnd: s.window.rcvWnd, maxWindow: s.window.maxWindow, sndWnd: s.window.sndWnd, sndWl1: s.window.sndWl1 } : undefined,
+        timestamp: s.timestamp,
+        rcvWscale: s.rcvWscale,
+        sndWscale: s.sndWscale,
+        tcpOptions: s.tcpOptions,
+        mssClamp: s.mssClamp,
+        unsentLen: s.unsentLen,
+        outqLen: s.outqLen,
+        inqLen: s.inqLen,
+        outqSeq: s.outqSeq,
+        inqSeq: s.inqSeq,
+        remote: { port: s.remote.port, ip: s.remote.ip, family: s.remote.family },
+        local: { port: s.local.port, ip: s.local.ip, family: s.local.family },
+        socketFamily: s.socketFamily,
+        state: s.state,
+        version: s.version,
+      };
+      assert.ok(encodeState(copy).equals(a));
+      // And decoding then re-encoding reproduces the bytes.
+      assert.ok(encodeState(decodeState(a)).equals(a));
+    });
+
+    it('an absent window and an undefined window encode alike', () => {
+      const s = baseState({ window: undefined });
+      const t = baseState();
+      delete t.window;
+      assert.ok(encodeState(s).equals(encodeState(t)));
+    });
+  });
+
+  describe('refusals', () => {
+    it('garbage bytes', () => {
+      const cases: Buffer[] = [
+        Buffer.from('this is not a protobuf message'),
+        Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        Buffer.from([0x0f]),
+        Buffer.from([0x08]),
+        Buffer.from(JSON.stringify(baseState())),
+        Buffer.alloc(64, 0),
+        Buffer.alloc(0),
+      ];
+      for (let seed = 1; seed <= 500; seed++) cases.push(garbage(seed * 2654435761, 1 + (seed % 97) * 3));
+      for (const g of cases) assertInvalid(() => decodeState(g));
+    });
+
+    it('truncated bytes, at every length', () => {
+      const small = encodeState(baseState());
+      for (let n = 0; n < small.length; n++) assertInvalid(() => decodeState(small.subarray(0, n)));
+      const mapped = encodeState(
+        withQueues(
+          baseState({
+            socketFamily: 'ipv6',
+            local: { family: 'ipv6', ip: '::ffff:10.0.0.1', port: 8080 },
+            remote: { family: 'ipv6', ip: '::ffff:10.0.0.2', port: 8081 },
+            window: undefined,
+          }),
+          100,
+          50,
+        ),
+      );
+      for (let n = 0; n < mapped.length; n++) assertInvalid(() => decodeState(mapped.subarray(0, n)));
+    });
+
+    it('truncated bytes of a multi-MiB state', function () {
+      this.timeout(30000);
+      const big = encodeState(withQueues(baseState(), 2 * MiB, 2 * MiB));
+      for (const n of [1, 100, MiB, 2 * MiB + 5, 3 * MiB, big.length - 200, big.length - 1]) {
+        assertInvalid(() => decodeState(big.subarray(0, n)), /corrupt or truncated|missing/);
+      }
+    });
+
+    it('an unknown or absent version', () => {
+      for (const version of [0, STATE_VERSION + 1, 2, 99, 0xffffffff]) {
+        if (version === STATE_VERSION) continue;
+        assertInvalid(() => decodeState(encodeState(baseState({ version }))), /version/);
+      }
+    });
+
+    it('missing addresses or options', () => {
+      for (const field of ['local', 'remote', 'options']) {
+        const obj = rawObject(baseState());
+        delete obj[field];
+        assertInvalid(() => decodeState(rawEncode(obj)), new RegExp(`${field}.*missing|missing.*options`));
+      }
+      // An address present but empty (no family, no ip).
+      const obj = rawObject(baseState());
+      obj.local = {};
+      assertInvalid(() => decodeState(rawEncode(obj)), /local/);
+    });
+
+    it('out-of-range enums and malformed addresses', () => {
+      const cases: Array<(o: Record<string, unknown>) => void> = [
+        (o) => (o.state = 0),
+        (o) => (o.state = 12),
+        (o) => (o.socketFamily = 0),
+        (o) => (o.socketFamily = 3),
+        (o) => (o.local = { family: 1, ip: '10.0.0.1', port: 70000 }),
+        (o) => (o.local = { family: 1, ip: '::1', port: 80 }),
+        (o) => (o.remote = { family: 2, ip: '10.0.0.1', port: 80 }),
+        (o) => (o.remote = { family: 1, ip: 'example.com', port: 80 }),
+        (o) => (o.remote = { family: 7, ip: '10.0.0.1', port: 80 }),
+      ];
+      for (const mutate of cases) {
+        const obj = rawObject(baseState());
+        mutate(obj);
+        assertInvalid(() => decodeState(rawEncode(obj)));
+      }
+    });
+
+    it('encodeState refuses values the format cannot carry', () => {
+      const cases: SavedConnection[] = [
+        baseState({ inqSeq: -1 }),
+        baseState({ outqSeq: 0x100000000 }),
+        baseState({ timestamp: 1.5 }),
+        baseState({ inqLen: Number.NaN }),
+        baseState({ window: { sndWl1: 0, sndWnd: -5, maxWindow: 0, rcvWnd: 0, rcvWup: 0 } }),
+        baseState({ options: { ...baseState().options, mark: 0x80000000 } }),
+        baseState({ local: { family: 'ipv4', ip: '10.0.0.300', port: 1 } }),
+        baseState({ remote: { family: 'ipv4', ip: '10.0.0.1', port: 65536 } }),
+        baseState({ state: 0 as TcpState }),
+      ];
+      for (const s of cases) assertInvalid(() => encodeState(s), /cannot encode/);
+    });
+  });
+});

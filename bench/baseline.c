@@ -54,6 +54,7 @@
 #define SO_MARK_ 36
 #define SO_PROTOCOL_ 38
 #define SO_PEERNAME_ 28
+#define SO_BUF_LOCK_ 72
 #define IP_TOS_ 1
 #define SIOCINQ_ 0x541b
 #define SIOCOUTQ_ 0x5411
@@ -79,6 +80,8 @@ enum { ESTABLISHED = 1, FIN_WAIT1 = 4, FIN_WAIT2 = 5, CLOSE = 7, CLOSE_WAIT = 8,
 
 #define QUEUE_BYTES 100
 #define PEEK_SCRATCH (256 * 1024)
+#define BUF_LOCK_BOTH 3
+#define DEFAULTS_TTL_MS 2000.0
 
 static long nsys; // kernel calls made by the measured code
 #define K(call) (nsys++, (call))
@@ -112,7 +115,7 @@ struct saved {
   char *recvq, *sendq;
   int reuse_addr, nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout;
   char congestion[17];
-  int sndbuf, rcvbuf, tos, mark;
+  int sndbuf, rcvbuf, tos, mark, buf_lock;
 };
 
 static unsigned char peek_scratch[PEEK_SCRATCH + 1];
@@ -221,6 +224,10 @@ static void save(int fd, int reuse, struct saved *s) {
   s->rcvbuf = gs_int(fd, SOL_SOCKET, SO_RCVBUF_);
   s->tos = gs_int(fd, SOL_IP_, IP_TOS_);
   s->mark = gs_int(fd, SOL_SOCKET, SO_MARK_);
+  // engine.ts readBufLock: SO_BUF_LOCK, or both locked where the kernel (before 5.14) cannot tell.
+  int lock = 0;
+  socklen_t ll = 4;
+  s->buf_lock = K(getsockopt(fd, SOL_SOCKET, SO_BUF_LOCK_, &lock, &ll)) == 0 && ll == 4 ? lock & BUF_LOCK_BOTH : BUF_LOCK_BOTH;
 }
 
 // ---- engine.ts restore / resume ----------------------------------------------------------------
@@ -242,12 +249,59 @@ static void write_queue(int fd, const char *bytes, int len) {
   }
 }
 
+// engine.ts defaultsFor: what a fresh socket reports for the sysctl-driven options, read from a new
+// socket (right after TCP_REPAIR on) when the cached copy is missing or older than 2 s. One namespace
+// here, so one cache entry.
+struct netns_defaults {
+  int valid, keepidle, keepintvl, keepcnt;
+  char congestion[17];
+  double read_at_ms;
+};
+static struct netns_defaults defaults;
+
+static const struct netns_defaults *defaults_for(int fd) {
+  double now = now_us() / 1000.0;
+  if (!defaults.valid || now - defaults.read_at_ms > DEFAULTS_TTL_MS) {
+    memset(defaults.congestion, 0, sizeof defaults.congestion);
+    socklen_t cl = 16;
+    if (K(getsockopt(fd, SOL_TCP_, TCP_CONGESTION_, defaults.congestion, &cl)) < 0) die("getsockopt TCP_CONGESTION (defaults)");
+    defaults.keepidle = gs_int(fd, SOL_TCP_, TCP_KEEPIDLE_);
+    defaults.keepintvl = gs_int(fd, SOL_TCP_, TCP_KEEPINTVL_);
+    defaults.keepcnt = gs_int(fd, SOL_TCP_, TCP_KEEPCNT_);
+    defaults.read_at_ms = now;
+    defaults.valid = 1;
+  }
+  return &defaults;
+}
+
+// engine.ts applyUserOptions: an option equal to a fresh socket's value is not set.
+static void set_unless_default(int fd, int level, int name, int value, int dflt) {
+  if (value != dflt) ss_int(fd, level, name, value);
+}
+
+static void apply_user_options(int fd, const struct saved *s, const struct netns_defaults *d) {
+  set_unless_default(fd, SOL_TCP_, TCP_NODELAY_, s->nodelay, 0);
+  set_unless_default(fd, SOL_TCP_, TCP_CORK_, s->cork, 0);
+  set_unless_default(fd, SOL_SOCKET, SO_KEEPALIVE_, s->keepalive, 0);
+  set_unless_default(fd, SOL_TCP_, TCP_USER_TIMEOUT_, s->user_timeout, 0);
+  set_unless_default(fd, SOL_SOCKET, SO_MARK_, s->mark, 0);
+  set_unless_default(fd, SOL_IP_, IP_TOS_, s->tos, 0); // IPv4 only here
+  set_unless_default(fd, SOL_TCP_, TCP_KEEPIDLE_, s->keepidle, d->keepidle);
+  set_unless_default(fd, SOL_TCP_, TCP_KEEPINTVL_, s->keepintvl, d->keepintvl);
+  set_unless_default(fd, SOL_TCP_, TCP_KEEPCNT_, s->keepcnt, d->keepcnt);
+  size_t clen = strlen(s->congestion);
+  if (clen && strcmp(s->congestion, d->congestion) != 0 && K(setsockopt(fd, SOL_TCP_, TCP_CONGESTION_, s->congestion, clen)) < 0)
+    die("setsockopt TCP_CONGESTION");
+}
+
 static int restore(const struct saved *s) {
   unsigned m = BIT(s->state);
   if (s->state != ESTABLISHED) fail("baseline restores ESTABLISHED only");
   int fd = K(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
   if (fd < 0) die("socket");
   ss_int(fd, SOL_TCP_, TCP_REPAIR_, REPAIR_ON);
+  const struct netns_defaults *d = defaults_for(fd);
+  int lock = s->buf_lock;
   int snd_need = s->outq_len * 2 + 65536, rcv_need = s->inq_len * 2 + 65536;
   int grow_snd = snd_need > s->sndbuf, grow_rcv = rcv_need > s->rcvbuf;
   ss_int(fd, SOL_SOCKET, SO_SNDBUFFORCE_, ((grow_snd ? snd_need : s->sndbuf) + 1) / 2);
@@ -282,8 +336,10 @@ static int restore(const struct saved *s) {
     write_queue(fd, s->sendq + sent_len, s->unsent_len);
     ss_int(fd, SOL_TCP_, TCP_REPAIR_, REPAIR_ON);
   }
-  if (grow_snd) ss_int(fd, SOL_SOCKET, SO_SNDBUFFORCE_, (s->sndbuf + 1) / 2);
-  if (grow_rcv) ss_int(fd, SOL_SOCKET, SO_RCVBUFFORCE_, (s->rcvbuf + 1) / 2);
+  if (grow_snd && (lock & 1)) ss_int(fd, SOL_SOCKET, SO_SNDBUFFORCE_, (s->sndbuf + 1) / 2);
+  if (grow_rcv && (lock & 2)) ss_int(fd, SOL_SOCKET, SO_RCVBUFFORCE_, (s->rcvbuf + 1) / 2);
+  // Setting a size locked it; sizes the kernel was autotuning go back to autotuning.
+  if (lock != BUF_LOCK_BOTH) ss_int(fd, SOL_SOCKET, SO_BUF_LOCK_, lock);
   if (s->has_window) {
     uint32_t fin = m & RECEIVED_FIN ? 1 : 0;
     struct window w = s->w;
@@ -291,18 +347,7 @@ static int restore(const struct saved *s) {
     w.rcv_wup -= fin;
     if (K(setsockopt(fd, SOL_TCP_, TCP_REPAIR_WINDOW_, &w, 20)) < 0) die("setsockopt TCP_REPAIR_WINDOW");
   }
-  // applyUserOptions
-  ss_int(fd, SOL_TCP_, TCP_NODELAY_, s->nodelay);
-  ss_int(fd, SOL_TCP_, TCP_CORK_, s->cork);
-  ss_int(fd, SOL_SOCKET, SO_KEEPALIVE_, s->keepalive);
-  ss_int(fd, SOL_TCP_, TCP_KEEPIDLE_, s->keepidle);
-  ss_int(fd, SOL_TCP_, TCP_KEEPINTVL_, s->keepintvl);
-  ss_int(fd, SOL_TCP_, TCP_KEEPCNT_, s->keepcnt);
-  ss_int(fd, SOL_TCP_, TCP_USER_TIMEOUT_, s->user_timeout);
-  size_t clen = strlen(s->congestion);
-  if (clen && K(setsockopt(fd, SOL_TCP_, TCP_CONGESTION_, s->congestion, clen)) < 0) die("setsockopt TCP_CONGESTION");
-  ss_int(fd, SOL_IP_, IP_TOS_, s->tos);
-  if (s->mark != 0) ss_int(fd, SOL_SOCKET, SO_MARK_, s->mark);
+  apply_user_options(fd, s, d);
   return fd;
 }
 

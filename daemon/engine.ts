@@ -129,6 +129,14 @@ function peekQueue(fd: number, queue: number, len: number, what: string): { seq:
   return { seq, bytes: big ? target.buf.subarray(0, len) : Buffer.from(target.buf.subarray(0, len)) };
 }
 
+const BUF_LOCK_BOTH = 3;
+
+function readBufLock(fd: number): number {
+  const n = N.tryGetsockoptBytes(fd, N.SOL_SOCKET, N.SO.BUF_LOCK, textBuf, 4);
+  // Before Linux 5.14 the kernel cannot tell: keep the sizes as saved (locked).
+  return n === 4 ? textBuf.buf.readInt32LE(0) & BUF_LOCK_BOTH : BUF_LOCK_BOTH;
+}
+
 function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: boolean): UserSocketOptions {
   const tcpInt = (name: number): number => N.getsockoptInt(fd, N.SOL_TCP, name);
   const sockInt = (name: number): number => N.getsockoptInt(fd, N.SOL_SOCKET, name);
@@ -149,6 +157,7 @@ function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: b
     rcvBuf: sockInt(N.SO.RCVBUF),
     tos: socketFamily === 'ipv4' ? N.getsockoptInt(fd, N.SOL_IP, N.IP_TOS) : N.getsockoptInt(fd, N.SOL_IPV6, N.IPV6_TCLASS),
     mark: sockInt(N.SO.MARK),
+    bufLock: readBufLock(fd),
   };
 }
 
@@ -263,7 +272,8 @@ export interface RestoredSocket extends FrozenSocket {
 
 function writeQueue(fd: number, bytes: Buffer, what: string): void {
   if (bytes.length === 0) return;
-  const src = N.pinned(bytes.length);
+  // Small queues go through the long-lived scratch buffer: a fresh one costs an FFI call for its address.
+  const src = bytes.length <= PEEK_SCRATCH ? peekScratch : N.pinned(bytes.length);
   bytes.copy(src.buf);
   let off = 0;
   let chunk = bytes.length;
@@ -283,27 +293,65 @@ function writeQueue(fd: number, bytes: Buffer, what: string): void {
   }
 }
 
-function setOpt(fd: number, level: number, name: number, value: number): void {
-  N.setsockoptInt(fd, level, name, value);
+/**
+ * What a fresh socket in a namespace reports for the options that follow the namespace's sysctls
+ * (keepalive timing, congestion control). An option whose saved value equals it needs no call.
+ */
+interface NetnsDefaults {
+  keepIdle: number;
+  keepIntvl: number;
+  keepCnt: number;
+  congestion: string;
+  readAt: number;
+}
+// Sysctls rarely change; a short lifetime bounds how long a change can go unnoticed.
+const DEFAULTS_TTL_MS = 2000;
+const netnsDefaults = new Map<string, NetnsDefaults>();
+
+function defaultsFor(fd: number, netns: string | undefined): NetnsDefaults {
+  const key = netns ?? '';
+  const now = Date.now();
+  let d = netnsDefaults.get(key);
+  if (!d || now - d.readAt > DEFAULTS_TTL_MS) {
+    // Read from the new socket itself before any option is set on it.
+    const clen = N.getsockoptBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, textBuf, 16);
+    const raw = textBuf.buf.subarray(0, clen);
+    const nul = raw.indexOf(0);
+    d = {
+      keepIdle: N.getsockoptInt(fd, N.SOL_TCP, N.TCP.KEEPIDLE),
+      keepIntvl: N.getsockoptInt(fd, N.SOL_TCP, N.TCP.KEEPINTVL),
+      keepCnt: N.getsockoptInt(fd, N.SOL_TCP, N.TCP.KEEPCNT),
+      congestion: raw.subarray(0, nul < 0 ? raw.length : nul).toString('latin1'),
+      readAt: now,
+    };
+    netnsDefaults.set(key, d);
+  }
+  return d;
 }
 
-function applyUserOptions(fd: number, s: SavedConnection): void {
+/** Sets the user's options, skipping every one a fresh socket already has (each call costs microseconds). */
+function applyUserOptions(fd: number, s: SavedConnection, d: NetnsDefaults): void {
   const o = s.options;
-  setOpt(fd, N.SOL_TCP, N.TCP.NODELAY, o.noDelay ? 1 : 0);
-  setOpt(fd, N.SOL_TCP, N.TCP.CORK, o.cork ? 1 : 0);
-  setOpt(fd, N.SOL_SOCKET, N.SO.KEEPALIVE, o.keepAlive ? 1 : 0);
-  setOpt(fd, N.SOL_TCP, N.TCP.KEEPIDLE, o.keepIdle);
-  setOpt(fd, N.SOL_TCP, N.TCP.KEEPINTVL, o.keepIntvl);
-  setOpt(fd, N.SOL_TCP, N.TCP.KEEPCNT, o.keepCnt);
-  setOpt(fd, N.SOL_TCP, N.TCP.USER_TIMEOUT, o.userTimeout);
-  if (o.congestion) {
+  const set = (level: number, name: number, value: number, dflt: number): void => {
+    if (value !== dflt) N.setsockoptInt(fd, level, name, value);
+  };
+  // Kernel constants for a new socket: all off, no timeout, no TOS, no mark.
+  set(N.SOL_TCP, N.TCP.NODELAY, o.noDelay ? 1 : 0, 0);
+  set(N.SOL_TCP, N.TCP.CORK, o.cork ? 1 : 0, 0);
+  set(N.SOL_SOCKET, N.SO.KEEPALIVE, o.keepAlive ? 1 : 0, 0);
+  set(N.SOL_TCP, N.TCP.USER_TIMEOUT, o.userTimeout, 0);
+  set(N.SOL_SOCKET, N.SO.MARK, o.mark, 0);
+  if (s.socketFamily === 'ipv4') set(N.SOL_IP, N.IP_TOS, o.tos, 0);
+  else set(N.SOL_IPV6, N.IPV6_TCLASS, o.tos, 0);
+  // The namespace's sysctl defaults.
+  set(N.SOL_TCP, N.TCP.KEEPIDLE, o.keepIdle, d.keepIdle);
+  set(N.SOL_TCP, N.TCP.KEEPINTVL, o.keepIntvl, d.keepIntvl);
+  set(N.SOL_TCP, N.TCP.KEEPCNT, o.keepCnt, d.keepCnt);
+  if (o.congestion && o.congestion !== d.congestion) {
     textBuf.buf.fill(0, 0, 16);
     textBuf.buf.write(o.congestion, 'latin1');
     N.setsockoptBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, textBuf, o.congestion.length);
   }
-  if (s.socketFamily === 'ipv4') setOpt(fd, N.SOL_IP, N.IP_TOS, o.tos);
-  else setOpt(fd, N.SOL_IPV6, N.IPV6_TCLASS, o.tos);
-  if (o.mark !== 0) setOpt(fd, N.SOL_SOCKET, N.SO.MARK, o.mark);
 }
 
 function injectFromPeer(rawFd: number, s: SavedConnection, seq: number, ack: number, flags: number): void {
@@ -334,7 +382,10 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       }
     });
     N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
-    // Room for the queues: the user's buffer sizes are put back once the bytes are in.
+    const defaults = defaultsFor(fd, opts.netns);
+    // Buffer sizes as saved, or larger where the queues need room; a size the user set goes back to
+    // exactly its value once the bytes are in.
+    const lock = s.options.bufLock;
     const sndNeed = s.outqLen * 2 + 65536;
     const rcvNeed = s.inqLen * 2 + 65536;
     const growSnd = sndNeed > s.options.sndBuf;
@@ -391,8 +442,10 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       writeQueue(fd, s.sendQueue.subarray(sentLen), 'unsent');
       N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
     }
-    if (growSnd) N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.SNDBUFFORCE, Math.ceil(s.options.sndBuf / 2));
-    if (growRcv) N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.RCVBUFFORCE, Math.ceil(s.options.rcvBuf / 2));
+    if (growSnd && lock & 1) N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.SNDBUFFORCE, Math.ceil(s.options.sndBuf / 2));
+    if (growRcv && lock & 2) N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.RCVBUFFORCE, Math.ceil(s.options.rcvBuf / 2));
+    // Setting a size locked it; sizes the kernel was autotuning go back to autotuning.
+    if (lock !== BUF_LOCK_BOTH) N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.BUF_LOCK, lock);
 
     // The window last: the kernel checks it against rcv_nxt, which the queue bytes moved. Where the
     // peer's FIN is still to come, rcv_nxt is one short of the saved value.
@@ -431,7 +484,7 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
         throw new SoccrError('KERNEL', `restored socket reached ${stateName(got)}, expected ${stateName(s.state)} (injected FIN/ACK not accepted?)`);
       }
     }
-    applyUserOptions(fd, s);
+    applyUserOptions(fd, s, defaults);
     return { fd, reuseAddr: s.options.reuseAddr, state: s.state };
   } catch (err) {
     if (fd >= 0) N.closeQuietly(fd); // still in repair mode: vanishes silently

@@ -144,6 +144,7 @@ export const SO = {
   MARK: 36,
   ACCEPTCONN: 30,
   PEERNAME: 28,
+  BUF_LOCK: 72,
 } as const;
 
 export const TCP = {

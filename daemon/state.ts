@@ -64,6 +64,11 @@ export interface UserSocketOptions {
   /** IP_TOS for IPv4 sockets, IPV6_TCLASS for IPv6 ones. */
   tos: number;
   mark: number;
+  /**
+   * SO_BUF_LOCK: 1 = the send buffer size was set by the user, 2 = the receive buffer size. Unlocked sizes
+   * are the kernel's autotuning, which must go on after a restore. 3 where the kernel cannot tell.
+   */
+  bufLock: number;
 }
 
 export interface SavedConnection {

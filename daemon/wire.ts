@@ -114,6 +114,7 @@ export function encodeState(s: SavedConnection): Buffer {
       rcvBuf: i32('options.rcvBuf', o.rcvBuf),
       tos: i32('options.tos', o.tos),
       mark: i32('options.mark', o.mark),
+      bufLock: i32('options.bufLock', o.bufLock),
     },
   };
   if (s.window !== undefined) {
@@ -269,5 +270,6 @@ function optionsOf(v: unknown, bad: Bad): UserSocketOptions {
     rcvBuf: i32Of(v, 'rcvBuf', bad, w),
     tos: i32Of(v, 'tos', bad, w),
     mark: i32Of(v, 'mark', bad, w),
+    bufLock: i32Of(v, 'bufLock', bad, w),
   };
 }

@@ -43,6 +43,7 @@ function baseState(overrides: Partial<SavedConnection> = {}): SavedConnection {
       rcvBuf: 131072,
       tos: 0x10,
       mark: 0x1234,
+      bufLock: 1,
     },
     ...overrides,
   };
@@ -187,6 +188,7 @@ describe('wire: saved state encoding', () => {
           rcvBuf: 0,
           tos: 0,
           mark: 0,
+          bufLock: 0,
         },
       });
       roundTrip(zeros);
@@ -225,7 +227,7 @@ describe('wire: saved state encoding', () => {
         ...Object.entries(d.window ?? {}),
         ...Object.entries(d.options).filter(([k]) => !['reuseAddr', 'noDelay', 'cork', 'keepAlive', 'congestion'].includes(k)),
       ];
-      assert.equal(numeric.length, 12 + 2 + 5 + 8);
+      assert.equal(numeric.length, 12 + 2 + 5 + 9);
       for (const [k, v] of numeric) assert.equal(typeof v, 'number', `${k} is ${typeof v}`);
       assert.ok(Buffer.isBuffer(d.recvQueue));
       assert.ok(Buffer.isBuffer(d.sendQueue));

@@ -331,6 +331,7 @@ static int restore(const struct saved *s) {
     ss_int(fd, SOL_TCP_, TCP_REPAIR_QUEUE_, SEND_QUEUE);
     write_queue(fd, s->sendq, sent_len);
   }
+  if (s->inq_len > 0 || sent_len > 0) ss_int(fd, SOL_TCP_, TCP_REPAIR_QUEUE_, NO_QUEUE);
   if (s->unsent_len > 0) {
     ss_int(fd, SOL_TCP_, TCP_REPAIR_, REPAIR_OFF_NO_PROBE);
     write_queue(fd, s->sendq + sent_len, s->unsent_len);

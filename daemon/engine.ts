@@ -115,10 +115,17 @@ export function silentClose(sock: FrozenSocket): void {
   N.closeQuietly(sock.fd);
 }
 
-function peekQueue(fd: number, queue: number, len: number, what: string): { seq: number; bytes: Buffer } {
+const EMPTY = Buffer.alloc(0);
+
+/** Selects a repair queue and reads its sequence number (rcv_nxt or write_seq). */
+function queueSeq(fd: number, queue: number): number {
   N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, queue);
-  const seq = N.getsockoptInt(fd, N.SOL_TCP, N.TCP.QUEUE_SEQ) >>> 0;
-  if (len === 0) return { seq, bytes: Buffer.alloc(0) };
+  return N.getsockoptInt(fd, N.SOL_TCP, N.TCP.QUEUE_SEQ) >>> 0;
+}
+
+/** Peeks the selected repair queue, which must hold exactly `len` bytes. */
+function peekSelected(fd: number, len: number, what: string): Buffer {
+  if (len === 0) return EMPTY;
   // Ask for one byte more than expected: a longer queue than reported must be caught, not truncated.
   const big = len + 1 > peekScratch.buf.length;
   const target = big ? N.pinned(len + 1) : peekScratch;
@@ -126,7 +133,26 @@ function peekQueue(fd: number, queue: number, len: number, what: string): { seq:
   if (got !== len) {
     throw new SoccrError('QUEUE_MISMATCH', `${what} queue: expected ${len} bytes, peek returned ${got < 0 ? `errno ${-got}` : got}`);
   }
-  return { seq, bytes: big ? target.buf.subarray(0, len) : Buffer.from(target.buf.subarray(0, len)) };
+  return big ? target.buf.subarray(0, len) : Buffer.from(target.buf.subarray(0, len));
+}
+
+/**
+ * Reads both queues of a socket saved with its queues pending (see capture). The socket must still be
+ * frozen; afterwards no queue is selected.
+ */
+export function readQueues(sock: FrozenSocket, inqLen: number, outqLen: number): { recvQueue: Buffer; sendQueue: Buffer } {
+  const fd = sock.fd;
+  try {
+    N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, RECV_QUEUE);
+    const recvQueue = peekSelected(fd, inqLen, 'receive');
+    N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, SEND_QUEUE);
+    const sendQueue = peekSelected(fd, outqLen, 'send');
+    return { recvQueue, sendQueue };
+  } catch (err) {
+    throw kernelError('reading queues', err);
+  } finally {
+    N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
+  }
 }
 
 const BUF_LOCK_BOTH = 3;
@@ -166,6 +192,23 @@ function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: b
  * still runs gets EINVAL from its writes instead of having them vanish into an already-saved queue.
  */
 export function save(sock: FrozenSocket): SavedConnection {
+  return capture(sock, Infinity).state;
+}
+
+export interface Capture {
+  state: SavedConnection;
+  /**
+   * The queues were larger than the eager limit and are not in `state` yet (empty Buffers): read them
+   * with readQueues while the socket is still frozen.
+   */
+  queuesPending: boolean;
+}
+
+/**
+ * Saves a paused socket, taking its queue bytes only if both together fit in `eagerLimit` bytes, so that
+ * a caller streaming many connections never holds every queue in memory at once.
+ */
+export function capture(sock: FrozenSocket, eagerLimit: number): Capture {
   const fd = sock.fd;
   try {
     const head = readTcpInfoHead(fd);
@@ -196,20 +239,23 @@ export function save(sock: FrozenSocket): SavedConnection {
     } else if (wlen !== -92 /* ENOPROTOOPT: kernel before 4.8 */) {
       throw new N.SyscallError('getsockopt', -wlen, 'TCP_REPAIR_WINDOW');
     }
-    const recvQ = peekQueue(fd, RECV_QUEUE, inqLen, 'receive');
-    const sendQ = peekQueue(fd, SEND_QUEUE, state === TcpState.CLOSE ? 0 : outqLen, 'send');
+    const eager = inqLen + outqLen <= eagerLimit;
+    const inqSeq = queueSeq(fd, RECV_QUEUE);
+    const recvQueue = eager ? peekSelected(fd, inqLen, 'receive') : EMPTY;
+    const outqSeq = queueSeq(fd, SEND_QUEUE);
+    const sendQueue = eager ? peekSelected(fd, outqLen, 'send') : EMPTY;
     N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
     const local = localAddress(fd);
     const remote = peerAddress(fd, local.family);
     const socketFamily = local.family;
-    return {
+    const saved: SavedConnection = {
       version: STATE_VERSION,
       state,
       socketFamily,
       local,
       remote,
-      inqSeq: recvQ.seq,
-      outqSeq: sendQ.seq,
+      inqSeq,
+      outqSeq,
       inqLen,
       outqLen,
       unsentLen,
@@ -219,10 +265,11 @@ export function save(sock: FrozenSocket): SavedConnection {
       rcvWscale: head.options & TCPI_OPT_WSCALE ? head.rcvWscale : 0,
       timestamp,
       window,
-      recvQueue: recvQ.bytes,
-      sendQueue: sendQ.bytes,
+      recvQueue,
+      sendQueue,
       options: readUserOptions(fd, socketFamily, sock.reuseAddr),
     };
+    return { state: saved, queuesPending: !eager };
   } catch (err) {
     // Whatever happened, no queue stays selected on a socket its owner may still use.
     try {
@@ -437,6 +484,8 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, SEND_QUEUE);
       writeQueue(fd, s.sendQueue.subarray(0, sentLen), 'send');
     }
+    // Until it goes live, a write by whoever holds the socket must fail (EINVAL), not join a queue.
+    if (s.inqLen > 0 || sentLen > 0) N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
     if (s.unsentLen > 0) {
       N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_OFF_NO_PROBE);
       writeQueue(fd, s.sendQueue.subarray(sentLen), 'unsent');

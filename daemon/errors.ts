@@ -1,6 +1,26 @@
 // Typed refusals and failures of the engine. Each carries a kind that callers (the gRPC layer) map to a
 // status code, and the errno name where a kernel call was the cause.
-import { SyscallError } from './native';
+import { constants as osConstants } from 'node:os';
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.errno)) {
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+}
+
+/** A failed libc call: the call's name, errno and its symbolic name (EPERM, EBADF, ...). */
+export class SyscallError extends Error {
+  readonly call: string;
+  readonly errno: number;
+  readonly code: string;
+  constructor(call: string, errno: number, context?: string) {
+    const code = errnoNames.get(errno) ?? `E${errno}`;
+    super(`${call}${context ? ` (${context})` : ''} failed: ${code}`);
+    this.name = 'SyscallError';
+    this.call = call;
+    this.errno = errno;
+    this.code = code;
+  }
+}
 
 export type ErrorKind =
   | 'NO_SUCH_PROCESS' // the pid does not exist
@@ -12,6 +32,12 @@ export type ErrorKind =
   | 'PERMISSION' // the kernel refused for lack of privilege (EPERM/EACCES)
   | 'INVALID_STATE' // a saved state that is malformed or inconsistent
   | 'QUEUE_MISMATCH' // the kernel's queue contents disagree with its reported lengths
+  | 'DATA_LOSS' // a checkpoint stream or file whose checksums do not match
+  | 'BAD_REQUEST' // a call whose arguments make no sense
+  | 'NO_SUCH_SESSION' // an unknown session id
+  | 'SESSION_STATE' // the session is not in a state that allows the call
+  | 'LIMIT' // a configured limit would be exceeded
+  | 'DELIVERY' // the new owner's Unix socket could not take the connections
   | 'KERNEL'; // any other failed kernel call
 
 export class SoccrError extends Error {

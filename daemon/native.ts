@@ -4,29 +4,12 @@
 // errno from a view of glibc's thread-local errno only after a call has reported failure.
 import { constants as osConstants } from 'node:os';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
+import { SyscallError } from './errors';
 
 const LIBC = 'libc';
 open({ library: LIBC, path: '' });
 
-const errnoNames = new Map<number, string>();
-for (const [name, num] of Object.entries(osConstants.errno)) {
-  if (!errnoNames.has(num)) errnoNames.set(num, name);
-}
-
-/** A failed libc call: the call's name, errno and its symbolic name (EPERM, EBADF, ...). */
-export class SyscallError extends Error {
-  readonly call: string;
-  readonly errno: number;
-  readonly code: string;
-  constructor(call: string, errno: number, context?: string) {
-    const code = errnoNames.get(errno) ?? `E${errno}`;
-    super(`${call}${context ? ` (${context})` : ''} failed: ${code}`);
-    this.name = 'SyscallError';
-    this.call = call;
-    this.errno = errno;
-    this.code = code;
-  }
-}
+export { SyscallError };
 
 // ---- call plumbing -----------------------------------------------------------------------------
 
@@ -359,8 +342,7 @@ function fillMsghdr(data: PinnedBuffer, dataLen: number, controlLen: number): vo
   b.writeBigUInt64LE(BigInt(dataLen), IOV_OFF + 8);
 }
 
-/** sendmsg with `fds` as SCM_RIGHTS ancillary data; returns bytes of `data` sent. */
-export function sendFds(sock: number, data: PinnedBuffer, dataLen: number, fds: readonly number[]): number {
+function fillRights(data: PinnedBuffer, dataLen: number, fds: readonly number[]): void {
   if (fds.length > MAX_FDS_PER_MSG) throw new RangeError(`at most ${MAX_FDS_PER_MSG} fds per message`);
   const cmsgLen = 16 + 4 * fds.length;
   const space = fds.length ? 16 + Math.ceil((4 * fds.length) / 8) * 8 : 0;
@@ -373,7 +355,22 @@ export function sendFds(sock: number, data: PinnedBuffer, dataLen: number, fds: 
     b.writeInt32LE(SCM_RIGHTS, CMSG_OFF + 12);
     fds.forEach((fd, i) => b.writeInt32LE(fd, CMSG_OFF + 16 + 4 * i));
   }
+}
+
+/** sendmsg with `fds` as SCM_RIGHTS ancillary data; returns bytes of `data` sent. */
+export function sendFds(sock: number, data: PinnedBuffer, dataLen: number, fds: readonly number[]): number {
+  fillRights(data, dataLen, fds);
   return check(invoke(fns.sendmsg, [sock, msgBlock.addr + MSGHDR_OFF, MSG_NOSIGNAL]), 'sendmsg');
+}
+
+/**
+ * sendFds that returns -errno instead of throwing (EAGAIN is routine on non-blocking sockets). On a
+ * stream socket the fds travel with the first byte sent: after a partial send, send the rest without.
+ */
+export function trySendFds(sock: number, data: PinnedBuffer, dataLen: number, fds: readonly number[], flags = 0): number {
+  fillRights(data, dataLen, fds);
+  const r = invoke(fns.sendmsg, [sock, msgBlock.addr + MSGHDR_OFF, flags | MSG_NOSIGNAL]);
+  return r < 0 ? -lastErrno() : r;
 }
 
 export interface ReceivedMessage {
@@ -382,11 +379,32 @@ export interface ReceivedMessage {
   fds: number[];
 }
 
-/** recvmsg collecting SCM_RIGHTS fds (received close-on-exec). Returns -errno on failure if `tryOnly`. */
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+/** recvmsg collecting SCM_RIGHTS fds (received close-on-exec); throws on failure (see tryRecvFds). */
 export function recvFds(sock: number, data: PinnedBuffer, dataLen: number, flags = 0): ReceivedMessage {
   fillMsghdr(data, dataLen, CMSG_SPACE_MAX);
-  const MSG_CMSG_CLOEXEC = 0x40000000;
   const n = check(invoke(fns.recvmsg, [sock, msgBlock.addr + MSGHDR_OFF, flags | MSG_CMSG_CLOEXEC]), 'recvmsg');
+  const fds = collectRights();
+  if (fds === null) throw new SyscallError('recvmsg', osConstants.errno.EMSGSIZE, 'control data truncated');
+  return { length: n, fds };
+}
+
+/**
+ * recvFds that reports failure as a negative `length` (-errno) with no fds instead of throwing: for
+ * polling a non-blocking socket, where EAGAIN is routine. Truncated control data is -EMSGSIZE (the
+ * fds that did arrive are closed).
+ */
+export function tryRecvFds(sock: number, data: PinnedBuffer, dataLen: number, flags = 0): ReceivedMessage {
+  fillMsghdr(data, dataLen, CMSG_SPACE_MAX);
+  const n = invoke(fns.recvmsg, [sock, msgBlock.addr + MSGHDR_OFF, flags | MSG_CMSG_CLOEXEC]);
+  if (n < 0) return { length: -lastErrno(), fds: [] };
+  const fds = collectRights();
+  return fds === null ? { length: -osConstants.errno.EMSGSIZE, fds: [] } : { length: n, fds };
+}
+
+/** The fds of the msghdr recvmsg just filled, or null (and those fds closed) if the kernel truncated them. */
+function collectRights(): number[] | null {
   const b = msgBlock.buf;
   const controlLen = Number(b.readBigUInt64LE(MSGHDR_OFF + 40));
   const fds: number[] = [];
@@ -403,9 +421,9 @@ export function recvFds(sock: number, data: PinnedBuffer, dataLen: number, flags
   }
   if (b.readInt32LE(MSGHDR_OFF + 48) & MSG_CTRUNC) {
     for (const fd of fds) closeQuietly(fd);
-    throw new SyscallError('recvmsg', osConstants.errno.EMSGSIZE, 'control data truncated');
+    return null;
   }
-  return { length: n, fds };
+  return fds;
 }
 
 // ---- sockaddr ----------------------------------------------------------------------------------

@@ -47,6 +47,15 @@ const I32_MAX = 0x7fffffff;
 
 /** Serializes a saved state. Deterministic: the same state always gives the same bytes. */
 export function encodeState(s: SavedConnection): Buffer {
+  const out = ConnectionStateType.encode(stateToObject(s)).finish();
+  return Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/**
+ * A saved state as a plain soccr.v1.ConnectionState object (camelCase fields, numeric enums), the shape
+ * grpc-js and protobufjs take; refuses values the format cannot carry exactly.
+ */
+export function stateToObject(s: SavedConnection): Record<string, unknown> {
   const bad = (msg: string): never => {
     throw new SoccrError('INVALID_STATE', `cannot encode saved state: ${msg}`);
   };
@@ -127,8 +136,7 @@ export function encodeState(s: SavedConnection): Buffer {
       rcvWup: u32('window.rcvWup', w.rcvWup),
     };
   }
-  const out = ConnectionStateType.encode(msg).finish();
-  return Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  return msg;
 }
 
 // ---- decode ------------------------------------------------------------------------------------
@@ -150,6 +158,19 @@ export function decodeState(b: Buffer): SavedConnection {
   } catch (err) {
     bad(`corrupt or truncated encoding (${b.length} bytes): ${err instanceof Error ? err.message : String(err)}`, err);
   }
+  return stateFromObject(o);
+}
+
+/**
+ * Validates a plain soccr.v1.ConnectionState object (as protobufjs or grpc-js decode it, with numeric
+ * enums and longs as numbers) into a saved state. Throws SoccrError('INVALID_STATE').
+ */
+export function stateFromObject(input: unknown): SavedConnection {
+  const bad = (msg: string, cause?: unknown): never => {
+    throw new SoccrError('INVALID_STATE', `invalid saved state: ${msg}`, cause);
+  };
+  if (!isPlain(input)) return bad('not a message');
+  const o = input;
 
   const version = u32Of(o, 'version', bad);
   if (version !== STATE_VERSION) {

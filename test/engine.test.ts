@@ -8,125 +8,12 @@ import * as N from '../daemon/native';
 import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/acquire';
 import { FrozenSocket, RestoredSocket, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/engine';
 import { SoccrError } from '../daemon/errors';
+import { deliver } from '../daemon/delivery';
 import { SavedConnection, TcpState, stateName } from '../daemon/state';
 import { Endpoint, killAllEndpoints } from './support/endpoint';
-import { PEER_V4, PEER_V6, SERVICE_V4, SERVICE_V6, Topology, leftoverNamespaces } from './support/netns';
-import { streamHash } from './support/stream';
+import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from './support/netns';
+import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, verifyStreams } from './support/scenario';
 import type { EndpointStatus } from './fixtures/endpoint';
-
-type Flavor = 'ipv4' | 'ipv6' | 'mapped';
-const OWNER_TO_PEER = 11;
-const PEER_TO_OWNER = 22;
-const PORT = 5001;
-const KiB = 1024;
-const MiB = 1024 * 1024;
-
-const USER_OPTIONS = { noDelay: 1, keepAlive: 1, keepIdle: 33, keepIntvl: 7, keepCnt: 4, userTimeout: 30000, tos: 0x10, mark: 42, reuseAddr: 1 };
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-interface Pair {
-  topo: Topology;
-  owner: Endpoint;
-  peer: Endpoint;
-}
-
-async function connectPair(flavor: Flavor, hosts: number, ownerOptions: Record<string, number> = USER_OPTIONS): Promise<Pair> {
-  const topo = Topology.create(hosts);
-  current = topo;
-  const listenIp = flavor === 'ipv4' ? SERVICE_V4 : flavor === 'ipv6' ? SERVICE_V6 : '::';
-  const connectIp = flavor === 'ipv6' ? SERVICE_V6 : SERVICE_V4;
-  const owner = await Endpoint.start(topo.hosts[0], { mode: 'listen', ip: listenIp, port: PORT, sendSeed: OWNER_TO_PEER, recvSeed: PEER_TO_OWNER });
-  const peer = await Endpoint.start(topo.peer, { mode: 'connect', ip: connectIp, port: PORT, sendSeed: PEER_TO_OWNER, recvSeed: OWNER_TO_PEER });
-  await owner.waitEvent('connected', 10_000);
-  await owner.command('setopts', { options: ownerOptions, congestion: 'reno' });
-  // Some traffic both ways first, read by both sides.
-  await owner.command('write', { bytes: 200 * KiB });
-  await peer.command('write', { bytes: 200 * KiB });
-  await peer.until((s) => s.received === 200 * KiB, 10_000, 'warm-up bytes at the peer');
-  await owner.until((s) => s.received === 200 * KiB, 10_000, 'warm-up bytes at the owner');
-  // From now on neither side reads: queues fill.
-  await owner.command('read', { on: false });
-  await peer.command('read', { on: false });
-  return { topo, owner, peer };
-}
-
-/** What a scenario leaves in the frozen connection, checked against the saved state. */
-interface Expect {
-  state: TcpState;
-  unread: boolean;
-  unacked: boolean;
-  unsent: boolean;
-  /** the owner closed its sending side before the checkpoint: the peer will see that FIN, legitimately */
-  ownerClosed: boolean;
-  /** the peer closed its sending side before the checkpoint */
-  peerClosed: boolean;
-}
-
-/** Brings the connection into the state under test, with data in flight where the state allows. */
-async function setUp(p: Pair, state: TcpState): Promise<Expect> {
-  const { owner, peer, topo } = p;
-  const cut = (): void => topo.blackhole(0);
-  const e = (x: Omit<Expect, 'state'>): Expect => ({ state, ...x });
-  switch (state) {
-    case TcpState.ESTABLISHED:
-    case TcpState.FIN_WAIT1:
-      await peer.command('write', { bytes: 256 * KiB });
-      await owner.until((s) => s.received >= 0, 100, 'noop');
-      await sleep(100);
-      cut();
-      // Sent into a dead link: part goes out unacknowledged, the rest waits unsent.
-      await owner.command('write', { bytes: 2 * MiB });
-      await peer.command('write', { bytes: 64 * KiB });
-      if (state === TcpState.FIN_WAIT1) await owner.command('shutdown');
-      await sleep(150);
-      return e({ unread: true, unacked: true, unsent: true, ownerClosed: state === TcpState.FIN_WAIT1, peerClosed: false });
-    case TcpState.FIN_WAIT2:
-      await owner.command('write', { bytes: 60 * KiB });
-      await owner.command('shutdown');
-      await peer.command('write', { bytes: 256 * KiB });
-      await sleep(150);
-      cut();
-      await peer.command('write', { bytes: 64 * KiB });
-      await sleep(50);
-      return e({ unread: true, unacked: false, unsent: false, ownerClosed: true, peerClosed: false });
-    case TcpState.CLOSE_WAIT:
-    case TcpState.LAST_ACK:
-      await peer.command('write', { bytes: 256 * KiB });
-      await peer.command('shutdown');
-      await sleep(150);
-      cut();
-      await owner.command('write', { bytes: 2 * MiB });
-      if (state === TcpState.LAST_ACK) await owner.command('shutdown');
-      await sleep(150);
-      return e({ unread: true, unacked: true, unsent: true, ownerClosed: state === TcpState.LAST_ACK, peerClosed: true });
-    case TcpState.CLOSING:
-      // A small receive buffer at the peer keeps part of the owner's bytes unsent, its FIN behind them.
-      await peer.command('setopts', { options: { rcvBuf: 16 * KiB } });
-      await peer.command('write', { bytes: 64 * KiB });
-      await owner.command('write', { bytes: 2 * MiB });
-      await sleep(150);
-      await owner.command('shutdown'); // the FIN waits behind unsent bytes: FIN_WAIT1
-      await sleep(20);
-      await peer.command('shutdown'); // the peer's FIN arrives first: CLOSING
-      await sleep(150);
-      cut();
-      return e({ unread: true, unacked: false, unsent: true, ownerClosed: true, peerClosed: true });
-    case TcpState.CLOSE:
-      await peer.command('write', { bytes: 64 * KiB });
-      await peer.command('shutdown');
-      await owner.command('write', { bytes: 60 * KiB });
-      await sleep(100);
-      await owner.command('shutdown'); // LAST_ACK, then CLOSE once the peer acknowledges
-      await peer.command('read', { on: true });
-      await peer.until((s) => s.eof, 10_000, 'the owner FIN at the peer');
-      await sleep(100);
-      cut();
-      return e({ unread: true, unacked: false, unsent: false, ownerClosed: true, peerClosed: true });
-    default:
-      throw new Error(`no set-up for ${stateName(state)}`);
-  }
-}
 
 /** Checkpoints the owner's connection through pidfd_getfd and leaves it frozen. */
 function checkpoint(owner: Endpoint): { frozen: FrozenSocket; saved: SavedConnection } {
@@ -174,27 +61,13 @@ function assertReadsBack(r: RestoredSocket, saved: SavedConnection): void {
   }
 }
 
-/** Sends a restored socket to the adopting process over its Unix socket. */
-function deliver(fd: number, path: string): void {
-  const sock = N.socket(N.AF_UNIX, N.SOCK_STREAM | N.SOCK_CLOEXEC, 0);
-  try {
-    const a = N.pinned(110);
-    a.buf.writeUInt16LE(N.AF_UNIX, 0);
-    a.buf.write(path, 2);
-    N.connect(sock, a, 2 + Buffer.byteLength(path) + 1);
-    const msg = N.pinned(64);
-    const len = msg.buf.write('{"id":"test"}\n');
-    N.sendFds(sock, msg, len, [fd]);
-  } finally {
-    N.close(sock);
-  }
-}
-
-let current: Topology | undefined;
 let unixCounter = 0;
 
-/** Starts a new owner in `host` that adopts the connection where the old owner left it. */
-async function adopt(topo: Topology, host: number, r: RestoredSocket, ownerAt: EndpointStatus): Promise<Endpoint> {
+/**
+ * Starts a new owner in `host` that adopts the connection where the old owner left it: the rebuilt
+ * socket is handed over (docs/handover.md) and goes live once the new owner holds it.
+ */
+async function adopt(topo: Topology, host: number, r: RestoredSocket, saved: SavedConnection, ownerAt: EndpointStatus): Promise<Endpoint> {
   const path = join(tmpdir(), `soccrt-${process.pid}-${unixCounter++}.sock`);
   const receiver = await Endpoint.start(topo.hosts[host], {
     mode: 'adopt',
@@ -205,42 +78,11 @@ async function adopt(topo: Topology, host: number, r: RestoredSocket, ownerAt: E
     recvOffset: ownerAt.received,
     reading: true,
   });
-  deliver(r.fd, path);
+  const meta = { id: 'test', session: 'test', index: 0, local: saved.local, remote: saved.remote, state: stateName(saved.state) };
+  await deliver(path, [{ fd: r.fd, meta }], () => resumeRestored(r));
   N.close(r.fd);
   await receiver.waitEvent('connected', 10_000);
   return receiver;
-}
-
-/** Both streams complete, in order, exactly once; no RST; FIN only where one was sent. */
-async function verifyStreams(peer: Endpoint, receiver: Endpoint, x: Expect): Promise<void> {
-  await peer.command('read', { on: true });
-  // New traffic in every direction still open.
-  if (!x.peerClosed) await peer.command('write', { bytes: 300 * KiB });
-  if (!x.ownerClosed) await receiver.command('write', { bytes: 300 * KiB });
-  const p0 = await peer.status();
-  const r0 = await receiver.status();
-  const peerFinal = await peer.until((s) => s.received === r0.sent + r0.pending || s.error !== null, 30_000, 'all owner bytes at the peer');
-  const recvFinal = await receiver.until((s) => s.received === p0.sent + p0.pending || s.error !== null, 30_000, 'all peer bytes at the new owner');
-  assert.equal(peerFinal.error, null, 'peer saw an error (RST?)');
-  assert.equal(recvFinal.error, null, 'new owner saw an error');
-  assert.equal(peerFinal.mismatchAt, -1, 'peer received a wrong byte');
-  assert.equal(recvFinal.mismatchAt, -1, 'new owner received a wrong byte');
-  assert.equal(peerFinal.hash, streamHash(OWNER_TO_PEER, peerFinal.received), 'owner-to-peer stream hash');
-  assert.equal(recvFinal.hash, streamHash(PEER_TO_OWNER, recvFinal.received), 'peer-to-owner stream hash');
-  if (x.ownerClosed) {
-    const s = await peer.until((q) => q.eof, 10_000, 'the FIN the owner sent before the checkpoint');
-    assert.equal(s.received, r0.sent, 'FIN arrived after exactly the owner bytes');
-  } else {
-    await sleep(50);
-    assert.equal((await peer.status()).eof, false, 'peer saw a FIN nobody sent');
-    assert.equal(stateName((await peer.status()).state), x.peerClosed ? 'FIN_WAIT2' : 'ESTABLISHED', 'peer TCP state');
-  }
-  if (x.peerClosed) {
-    const s = await receiver.until((q) => q.eof, 10_000, 'the peer FIN at the new owner');
-    assert.equal(s.received, p0.sent, 'peer FIN arrived after exactly the peer bytes');
-  } else {
-    assert.equal((await receiver.status()).eof, false, 'new owner saw a FIN nobody sent');
-  }
 }
 
 async function migrate(flavor: Flavor, state: TcpState): Promise<void> {
@@ -264,8 +106,7 @@ async function migrate(flavor: Flavor, state: TcpState): Promise<void> {
 
   const r = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[1]) });
   assertReadsBack(r, saved);
-  resumeRestored(r);
-  const receiver = await adopt(p.topo, 1, r, ownerAt);
+  const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
   p.topo.routeTo(1);
   await verifyStreams(p.peer, receiver, x);
 }
@@ -277,8 +118,7 @@ describe('repair engine on the real kernel', function () {
 
   afterEach(async () => {
     await killAllEndpoints();
-    current?.destroy();
-    current = undefined;
+    destroyTopologies();
   });
 
   after(() => {
@@ -309,8 +149,7 @@ describe('repair engine on the real kernel', function () {
     silentClose(frozen);
     const r = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[1]) });
     assertReadsBack(r, saved);
-    resumeRestored(r);
-    const receiver = await adopt(p.topo, 1, r, ownerAt);
+    const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
     p.topo.routeTo(1);
     await verifyStreams(p.peer, receiver, { state: TcpState.ESTABLISHED, unread: true, unacked: true, unsent: true, ownerClosed: false, peerClosed: false });
   });
@@ -332,8 +171,7 @@ describe('repair engine on the real kernel', function () {
     // Second restore from the very same value goes live.
     const second = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[2]) });
     assertReadsBack(second, saved);
-    resumeRestored(second);
-    const receiver = await adopt(p.topo, 2, second, ownerAt);
+    const receiver = await adopt(p.topo, 2, second, saved, ownerAt);
     p.topo.routeTo(2);
     await verifyStreams(p.peer, receiver, x);
   });

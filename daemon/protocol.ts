@@ -1,0 +1,445 @@
+// The soccr.v1 protocol: typed shapes of its messages, the gRPC package definition, and the one frame
+// format shared by the Checkpoint stream, the Restore input and checkpoint files.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import * as protoLoader from '@grpc/proto-loader';
+import * as protobuf from 'protobufjs';
+import { SoccrError } from './errors';
+import { SavedConnection, TcpState } from './state';
+import { stateFromObject, stateToObject } from './wire';
+import type { SocketAddress } from './sockaddr';
+
+export const PROTO_DIR: string = (() => {
+  const candidates = [path.resolve(__dirname, '..', '..', 'protos'), path.resolve(__dirname, '..', 'protos')];
+  const found = candidates.find((p) => existsSync(path.join(p, 'soccr', 'v1', 'soccr.proto')));
+  if (!found) throw new Error(`protos/ not found; looked in ${candidates.join(', ')}`);
+  return found;
+})();
+export const SOCCR_PROTO = 'soccr/v1/soccr.proto';
+
+/** Decoding options shared by grpc-js and the file format, so both hand over the same plain objects. */
+const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: Number, defaults: true, oneofs: true } as const;
+
+export function loadPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(SOCCR_PROTO, { ...LOAD_OPTIONS, includeDirs: [PROTO_DIR] });
+}
+
+const root = new protobuf.Root();
+root.resolvePath = (_origin: string, target: string): string => (path.isAbsolute(target) ? target : path.join(PROTO_DIR, target));
+root.loadSync(SOCCR_PROTO);
+const FrameType = root.lookupType('soccr.v1.Frame');
+
+/** Version of the frame format (stream and file). */
+export const STREAM_FORMAT = 1;
+/** Largest queue chunk a frame carries. */
+export const MAX_CHUNK = 1 << 20;
+
+// ---- message shapes (as grpc-js decodes them with LOAD_OPTIONS) ------------------------------------
+
+export interface AddressMsg {
+  family: number;
+  ip: string;
+  port: number;
+}
+
+export interface RestoreOptionsMsg {
+  netns: string;
+  deliverUnixPath: string;
+  goLive: boolean;
+  transparent: boolean;
+  leaseMs: number;
+}
+
+export interface SessionHeaderMsg {
+  sessionId: string;
+  leaseExpiresUnixMs: number;
+  connectionCount: number;
+  pid: number;
+  hostname: string;
+  createdUnixMs: number;
+}
+
+export interface ConnectionHeaderMsg {
+  index: number;
+  id: string;
+  fd: number;
+  /** a plain soccr.v1.ConnectionState with empty queues */
+  state: Record<string, unknown>;
+}
+
+export enum QueueKind {
+  RECV = 1,
+  SEND = 2,
+}
+
+export interface QueueChunkMsg {
+  index: number;
+  queue: QueueKind;
+  offset: number;
+  data: Buffer;
+}
+
+export interface ConnectionEndMsg {
+  index: number;
+  recvSha256: Buffer;
+  sendSha256: Buffer;
+}
+
+export interface StreamEndMsg {
+  connectionCount: number;
+}
+
+export interface FrameMsg {
+  restoreOptions?: RestoreOptionsMsg | null;
+  session?: SessionHeaderMsg | null;
+  connection?: ConnectionHeaderMsg | null;
+  chunk?: QueueChunkMsg | null;
+  end?: ConnectionEndMsg | null;
+  streamEnd?: StreamEndMsg | null;
+  /** which member of the oneof is set (grpc-js with oneofs: true) */
+  kind?: string;
+}
+
+export function frameKind(f: FrameMsg): string {
+  if (f.kind) return f.kind;
+  for (const k of ['restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd'] as const) if (f[k]) return k;
+  return '';
+}
+
+// ---- producing frames ---------------------------------------------------------------------------
+
+/** One connection as the checkpoint stream carries it. */
+export interface StreamedConnection {
+  id: string;
+  fd: number;
+  /** the saved state; its queues may be empty if `queues` supplies them */
+  state: SavedConnection;
+  /** queue bytes read on demand, just before the connection is streamed */
+  queues?: () => { recvQueue: Buffer; sendQueue: Buffer };
+}
+
+function sha256(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+/**
+ * The frames of a session, one connection at a time: each connection's queues are read only when its
+ * turn comes and released after, so memory holds one connection's queues, not the session's.
+ */
+export function* sessionFrames(header: SessionHeaderMsg, conns: readonly StreamedConnection[]): Generator<FrameMsg> {
+  yield { session: header };
+  for (let index = 0; index < conns.length; index++) {
+    const c = conns[index];
+    const q = c.queues ? c.queues() : { recvQueue: c.state.recvQueue, sendQueue: c.state.sendQueue };
+    const headerState = stateToObject({ ...c.state, recvQueue: Buffer.alloc(0), sendQueue: Buffer.alloc(0) });
+    yield { connection: { index, id: c.id, fd: c.fd, state: headerState } };
+    for (const [queue, bytes] of [
+      [QueueKind.RECV, q.recvQueue],
+      [QueueKind.SEND, q.sendQueue],
+    ] as const) {
+      for (let off = 0; off < bytes.length; off += MAX_CHUNK) {
+        yield { chunk: { index, queue, offset: off, data: bytes.subarray(off, Math.min(off + MAX_CHUNK, bytes.length)) } };
+      }
+    }
+    yield { end: { index, recvSha256: sha256(q.recvQueue), sendSha256: sha256(q.sendQueue) } };
+  }
+  yield { streamEnd: { connectionCount: conns.length } };
+}
+
+// ---- consuming frames ---------------------------------------------------------------------------
+
+export interface AssemblyLimits {
+  /** bytes of one queue */
+  maxQueueBytes: number;
+  /** connections in one stream */
+  maxConnections: number;
+  /** queue bytes of the whole stream */
+  maxTotalBytes: number;
+}
+
+export const DEFAULT_LIMITS: AssemblyLimits = {
+  maxQueueBytes: 256 * 1024 * 1024,
+  maxConnections: 65536,
+  maxTotalBytes: 4 * 1024 * 1024 * 1024,
+};
+
+export interface AssembledConnection {
+  index: number;
+  id: string;
+  fd: number;
+  /** complete, with both queues, checksums verified */
+  state: SavedConnection;
+}
+
+const bad = (msg: string): never => {
+  throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: ${msg}`);
+};
+
+/**
+ * Checks a frame stream's order and sizes and rebuilds each connection from its header, chunks and end
+ * frame. Corrupt structure throws INVALID_STATE; a checksum mismatch throws DATA_LOSS.
+ */
+export class FrameAssembler {
+  header: SessionHeaderMsg | undefined;
+  private current: { index: number; id: string; fd: number; state: SavedConnection; recv: Buffer; send: Buffer; recvAt: number; sendAt: number } | undefined;
+  private count = 0;
+  private totalBytes = 0;
+  finished = false;
+
+  constructor(private readonly limits: AssemblyLimits = DEFAULT_LIMITS) {}
+
+  get connections(): number {
+    return this.count;
+  }
+
+  /** Feeds one frame; returns a connection when its end frame completes it. */
+  push(f: FrameMsg): AssembledConnection | undefined {
+    const kind = frameKind(f);
+    if (this.finished) bad(`${kind || 'a frame'} after the end of the stream`);
+    switch (kind) {
+      case 'session': {
+        if (this.header) bad('a second session header');
+        const h = f.session as SessionHeaderMsg;
+        if (h.connectionCount > this.limits.maxConnections) bad(`${h.connectionCount} connections, more than the limit of ${this.limits.maxConnections}`);
+        this.header = h;
+        return undefined;
+      }
+      case 'connection': {
+        if (!this.header) bad('a connection before the session header');
+        if (this.current) bad(`connection ${this.current.index} has no end frame`);
+        const c = f.connection as ConnectionHeaderMsg;
+        if (c.index !== this.count) bad(`connection index ${c.index}, expected ${this.count}`);
+        if (this.count >= (this.header as SessionHeaderMsg).connectionCount) bad('more connections than the header announced');
+        const state = stateFromObject(c.state);
+        for (const [name, len] of [
+          ['receive', state.inqLen],
+          ['send', state.outqLen],
+        ] as const) {
+          if (len > this.limits.maxQueueBytes) bad(`${name} queue of ${len} bytes, more than the limit of ${this.limits.maxQueueBytes}`);
+        }
+        this.totalBytes += state.inqLen + state.outqLen;
+        if (this.totalBytes > this.limits.maxTotalBytes) bad(`more than ${this.limits.maxTotalBytes} queue bytes in one stream`);
+        this.current = { index: c.index, id: c.id, fd: c.fd, state, recv: Buffer.allocUnsafe(state.inqLen), send: Buffer.allocUnsafe(state.outqLen), recvAt: 0, sendAt: 0 };
+        return undefined;
+      }
+      case 'chunk': {
+        const ch = f.chunk as QueueChunkMsg;
+        const cur = this.current ?? bad('a queue chunk outside a connection');
+        if (ch.index !== cur.index) bad(`chunk for connection ${ch.index} inside connection ${cur.index}`);
+        if (ch.data.length > MAX_CHUNK) bad(`chunk of ${ch.data.length} bytes, more than ${MAX_CHUNK}`);
+        if (ch.queue === QueueKind.RECV) {
+          if (ch.offset !== cur.recvAt) bad(`receive queue chunk at ${ch.offset}, expected ${cur.recvAt}`);
+          if (cur.recvAt + ch.data.length > cur.recv.length) bad('receive queue chunks longer than its length');
+          ch.data.copy(cur.recv, cur.recvAt);
+          cur.recvAt += ch.data.length;
+        } else if (ch.queue === QueueKind.SEND) {
+          if (ch.offset !== cur.sendAt) bad(`send queue chunk at ${ch.offset}, expected ${cur.sendAt}`);
+          if (cur.sendAt + ch.data.length > cur.send.length) bad('send queue chunks longer than its length');
+          ch.data.copy(cur.send, cur.sendAt);
+          cur.sendAt += ch.data.length;
+        } else {
+          bad(`chunk of unknown queue ${ch.queue}`);
+        }
+        return undefined;
+      }
+      case 'end': {
+        const e = f.end as ConnectionEndMsg;
+        const cur = this.current ?? bad('an end frame outside a connection');
+        if (e.index !== cur.index) bad(`end of connection ${e.index} inside connection ${cur.index}`);
+        if (cur.recvAt !== cur.recv.length || cur.sendAt !== cur.send.length) bad(`connection ${cur.index} ended with queue bytes missing`);
+        if (!sha256(cur.recv).equals(e.recvSha256) || !sha256(cur.send).equals(e.sendSha256)) {
+          throw new SoccrError('DATA_LOSS', `connection ${cur.index} (${cur.id}): queue checksum mismatch, the stream was corrupted`);
+        }
+        this.current = undefined;
+        this.count++;
+        return { index: cur.index, id: cur.id, fd: cur.fd, state: { ...cur.state, recvQueue: cur.recv, sendQueue: cur.send } };
+      }
+      case 'streamEnd': {
+        const se = f.streamEnd as StreamEndMsg;
+        if (this.current) bad(`stream ended inside connection ${this.current.index}`);
+        if (!this.header) bad('stream ended before the session header');
+        if (se.connectionCount !== this.count || this.count !== (this.header as SessionHeaderMsg).connectionCount) {
+          bad(`stream carried ${this.count} connections; header said ${(this.header as SessionHeaderMsg).connectionCount}, end said ${se.connectionCount}`);
+        }
+        this.finished = true;
+        return undefined;
+      }
+      case 'restoreOptions':
+        return bad('restore options in the middle of a stream');
+      default:
+        return bad('an empty frame');
+    }
+  }
+}
+
+// ---- checkpoint files ---------------------------------------------------------------------------
+
+/** "SOCCR", a format byte, then a 16-bit big-endian version; length-delimited frames follow. */
+export const FILE_MAGIC = Buffer.from('SOCCR\x01', 'latin1');
+export const FILE_HEADER_LEN = FILE_MAGIC.length + 2;
+
+export function fileHeader(): Buffer {
+  const b = Buffer.alloc(FILE_HEADER_LEN);
+  FILE_MAGIC.copy(b);
+  b.writeUInt16BE(STREAM_FORMAT, FILE_MAGIC.length);
+  return b;
+}
+
+export function checkFileHeader(b: Buffer): void {
+  if (b.length < FILE_HEADER_LEN || !b.subarray(0, FILE_MAGIC.length).equals(FILE_MAGIC)) bad('not a soccrd checkpoint file (bad magic)');
+  const v = b.readUInt16BE(FILE_MAGIC.length);
+  if (v !== STREAM_FORMAT) bad(`checkpoint file format ${v}, this build reads ${STREAM_FORMAT}`);
+}
+
+/** One frame, length-delimited (varint length, then the message), as a checkpoint file stores it. */
+export function encodeFrameDelimited(f: FrameMsg): Buffer {
+  const plain: Record<string, unknown> = {};
+  for (const k of ['restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd'] as const) if (f[k]) plain[k] = f[k];
+  const err = FrameType.verify(plain);
+  if (err) bad(err);
+  const out = FrameType.encodeDelimited(FrameType.fromObject(plain)).finish();
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/**
+ * Splits a buffer of length-delimited frames. Returns the frames found and how many bytes they used, so
+ * a reader can keep the rest for the next read.
+ */
+export function decodeFramesDelimited(b: Buffer, maxFrameBytes = MAX_CHUNK + 64 * 1024): { frames: FrameMsg[]; used: number } {
+  const frames: FrameMsg[] = [];
+  let off = 0;
+  while (off < b.length) {
+    let len = 0;
+    let shift = 0;
+    let p = off;
+    for (;;) {
+      if (p >= b.length) return { frames, used: off };
+      const byte = b[p++];
+      len += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (!(byte & 0x80)) break;
+      if (shift > 35) bad('frame length is not a varint');
+    }
+    if (len > maxFrameBytes) bad(`frame of ${len} bytes, more than ${maxFrameBytes}`);
+    if (p + len > b.length) return { frames, used: off };
+    let msg: FrameMsg;
+    try {
+      msg = FrameType.toObject(FrameType.decode(b.subarray(p, p + len)), LOAD_OPTIONS) as FrameMsg;
+    } catch (e) {
+      return bad(`corrupt frame at byte ${off}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    frames.push(msg);
+    off = p + len;
+  }
+  return { frames, used: off };
+}
+
+// ---- conversions used on both sides ----------------------------------------------------------------
+
+export function addressToMsg(a: SocketAddress): AddressMsg {
+  return { family: a.family === 'ipv4' ? 1 : 2, ip: a.ip, port: a.port };
+}
+
+export function addressFromMsg(a: AddressMsg | null | undefined): SocketAddress {
+  if (!a) return { family: 'ipv4', ip: '0.0.0.0', port: 0 };
+  return { family: a.family === 2 ? 'ipv6' : 'ipv4', ip: a.ip, port: a.port };
+}
+
+export function formatAddressMsg(a: AddressMsg | null | undefined): string {
+  if (!a) return '-';
+  return a.family === 2 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+export function tcpStateName(n: number): string {
+  return TcpState[n] ?? `STATE_${n}`;
+}
+
+// ---- request and response shapes ---------------------------------------------------------------
+
+export interface FeaturesMsg {
+  tcpRepair: boolean;
+  repairWindow: boolean;
+  pidfdGetfd: boolean;
+  bufLock: boolean;
+  rawSocket: boolean;
+  networkLock: boolean;
+}
+
+export interface GetVersionResponseMsg {
+  version: string;
+  kernelRelease: string;
+  streamFormat: number;
+  features: FeaturesMsg;
+}
+
+export interface ListSocketsRequestMsg {
+  pid: number;
+}
+
+export interface SocketEntryMsg {
+  fd: number;
+  inode: number;
+  family: number;
+  local: AddressMsg;
+  remote: AddressMsg;
+  state: number;
+  sendQueue: number;
+  recvQueue: number;
+}
+
+export interface ListSocketsResponseMsg {
+  sockets: SocketEntryMsg[];
+}
+
+export interface CheckpointRequestMsg {
+  pid: number;
+  fds: number[];
+  all: boolean;
+  options: { leaseMs: number } | null;
+}
+
+export interface ResumeRequestMsg {
+  sessionId: string;
+  deliverUnixPath: string;
+}
+
+export interface SessionRequestMsg {
+  sessionId: string;
+}
+
+/** soccr.v1.SessionKind and SessionState values. */
+export const SESSION_KIND = { source: 1, restore: 2 } as const;
+export const SESSION_STATE = { FROZEN: 1, HELD: 2, RESUMED: 3, RELEASED: 4, ABORTED: 5, EXPIRED: 6 } as const;
+
+export interface SessionConnectionMsg {
+  id: string;
+  fd: number;
+  local: AddressMsg;
+  remote: AddressMsg;
+  state: number;
+  recvQueueLen: number;
+  sendQueueLen: number;
+  delivered: boolean;
+}
+
+export interface SessionInfoMsg {
+  sessionId: string;
+  kind: number;
+  state: number;
+  pid: number;
+  createdUnixMs: number;
+  leaseExpiresUnixMs: number;
+  connections: SessionConnectionMsg[];
+  netns: string;
+  deliverUnixPath: string;
+  reason: string;
+}
+
+export interface ListSessionsResponseMsg {
+  sessions: SessionInfoMsg[];
+}
+
+export interface RestoreResponseMsg {
+  session: SessionInfoMsg;
+}

@@ -1,0 +1,330 @@
+// The gRPC service soccr.v1.SocketRepair: requests in, engine and sessions at work, frames and status
+// codes out. Every failure becomes a status code with a one-line message and, where a kernel call was
+// the cause, its errno name in the `soccr-errno` trailer.
+import * as grpc from '@grpc/grpc-js';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import { ProcessHandle, listTcpSockets } from './acquire';
+import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose, validateSaved } from './engine';
+import { ErrorKind, SoccrError } from './errors';
+import type { Logger } from './log';
+import { SyscallError } from './native';
+import {
+  AssemblyLimits,
+  CheckpointRequestMsg,
+  FeaturesMsg,
+  FrameAssembler,
+  FrameMsg,
+  GetVersionResponseMsg,
+  ListSessionsResponseMsg,
+  ListSocketsRequestMsg,
+  ListSocketsResponseMsg,
+  RestoreOptionsMsg,
+  RestoreResponseMsg,
+  ResumeRequestMsg,
+  SESSION_KIND,
+  SESSION_STATE,
+  STREAM_FORMAT,
+  SessionInfoMsg,
+  SessionRequestMsg,
+  StreamedConnection,
+  addressToMsg,
+  frameKind,
+  sessionFrames,
+} from './protocol';
+import { ConnectionSummary, Session, SessionManager } from './sessions';
+import { SUPPORTED_STATES, TcpState } from './state';
+
+export interface ServiceOptions {
+  version: string;
+  features: FeaturesMsg;
+  sessions: SessionManager;
+  log: Logger;
+  limits: AssemblyLimits;
+  /** Queues of a connection up to this many bytes are read at checkpoint time; larger ones while streaming. */
+  eagerQueueBytes: number;
+}
+
+const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
+  NO_SUCH_PROCESS: grpc.status.NOT_FOUND,
+  NO_SUCH_FD: grpc.status.NOT_FOUND,
+  NOT_A_SOCKET: grpc.status.INVALID_ARGUMENT,
+  NOT_TCP: grpc.status.INVALID_ARGUMENT,
+  LISTENING: grpc.status.FAILED_PRECONDITION,
+  UNSUPPORTED_STATE: grpc.status.FAILED_PRECONDITION,
+  PERMISSION: grpc.status.PERMISSION_DENIED,
+  INVALID_STATE: grpc.status.INVALID_ARGUMENT,
+  QUEUE_MISMATCH: grpc.status.ABORTED,
+  DATA_LOSS: grpc.status.DATA_LOSS,
+  BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
+  NO_SUCH_SESSION: grpc.status.NOT_FOUND,
+  SESSION_STATE: grpc.status.FAILED_PRECONDITION,
+  LIMIT: grpc.status.RESOURCE_EXHAUSTED,
+  DELIVERY: grpc.status.UNAVAILABLE,
+  KERNEL: grpc.status.INTERNAL,
+};
+
+/** Turns any error into a gRPC status error carrying the daemon's kind and the errno name. */
+export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (err instanceof SoccrError) {
+    metadata.set('soccr-kind', err.kind);
+    if (err.errno) metadata.set('soccr-errno', err.errno);
+    return { code: STATUS_BY_KIND[err.kind], details: err.message, metadata };
+  }
+  if (err instanceof SyscallError) {
+    metadata.set('soccr-kind', 'KERNEL');
+    metadata.set('soccr-errno', err.code);
+    const code = err.code === 'EPERM' || err.code === 'EACCES' ? grpc.status.PERMISSION_DENIED : grpc.status.INTERNAL;
+    return { code, details: err.message, metadata };
+  }
+  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err), metadata };
+}
+
+function summaryToMsg(c: ConnectionSummary): SessionInfoMsg['connections'][number] {
+  return {
+    id: c.id,
+    fd: c.fd,
+    local: addressToMsg(c.local),
+    remote: addressToMsg(c.remote),
+    state: c.state,
+    recvQueueLen: c.recvQueueLen,
+    sendQueueLen: c.sendQueueLen,
+    delivered: c.delivered,
+  };
+}
+
+export function sessionToMsg(s: Session): SessionInfoMsg {
+  return {
+    sessionId: s.id,
+    kind: SESSION_KIND[s.kind],
+    state: SESSION_STATE[s.state],
+    pid: s.pid,
+    createdUnixMs: s.createdAt,
+    leaseExpiresUnixMs: s.leaseExpiresAt,
+    connections: s.held.map((h) => summaryToMsg(h.summary)),
+    netns: s.netns,
+    deliverUnixPath: s.deliverPath,
+    reason: s.reason,
+  };
+}
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+
+export class SocketRepairService {
+  private nextCall = 1;
+  constructor(private readonly o: ServiceOptions) {}
+
+  private callLog(method: string, extra: Record<string, unknown> = {}): Logger {
+    return this.o.log.child({ method, call: this.nextCall++, ...extra });
+  }
+
+  /** Wraps a unary handler: logs, maps errors to status codes, never throws into grpc-js. */
+  private unary<Req, Res>(method: string, fn: (req: Req, log: Logger) => Res | Promise<Res>): Unary<Req, Res> {
+    return (call, callback) => {
+      const log = this.callLog(method);
+      const started = Date.now();
+      Promise.resolve()
+        .then(() => fn(call.request, log))
+        .then(
+          (res) => {
+            log.info('call done', { ms: Date.now() - started });
+            callback(null, res);
+          },
+          (err: unknown) => {
+            const st = toStatus(err);
+            log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
+            callback(st, null);
+          },
+        );
+    };
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      GetVersion: this.unary('GetVersion', (): GetVersionResponseMsg => ({
+        version: this.o.version,
+        kernelRelease: release(),
+        streamFormat: STREAM_FORMAT,
+        features: this.o.features,
+      })),
+      ListSockets: this.unary('ListSockets', (req: ListSocketsRequestMsg): ListSocketsResponseMsg => ({
+        sockets: listTcpSockets(req.pid).map((s) => ({
+          fd: s.fd,
+          inode: s.inode,
+          family: s.family === 'ipv4' ? 1 : 2,
+          local: addressToMsg(s.local),
+          remote: addressToMsg(s.remote),
+          state: s.state,
+          sendQueue: s.sendQueue,
+          recvQueue: s.recvQueue,
+        })),
+      })),
+      Checkpoint: (call: grpc.ServerWritableStream<CheckpointRequestMsg, FrameMsg>) => void this.checkpoint(call),
+      Restore: (call: grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>, cb: grpc.sendUnaryData<RestoreResponseMsg>) => void this.restore(call, cb),
+      Resume: this.unary('Resume', async (req: ResumeRequestMsg, log) => {
+        const s = this.o.sessions.get(req.sessionId);
+        await this.o.sessions.resume(s, req.deliverUnixPath);
+        log.info('session resumed', { session: s.id, kind: s.kind });
+        return sessionToMsg(s);
+      }),
+      Release: this.unary('Release', (req: SessionRequestMsg, log) => {
+        const s = this.o.sessions.get(req.sessionId);
+        this.o.sessions.release(s);
+        log.info('session released', { session: s.id });
+        return sessionToMsg(s);
+      }),
+      Abort: this.unary('Abort', (req: SessionRequestMsg, log) => {
+        const s = this.o.sessions.get(req.sessionId);
+        this.o.sessions.abort(s, 'aborted by the caller');
+        log.info('session aborted', { session: s.id, kind: s.kind });
+        return sessionToMsg(s);
+      }),
+      RenewLease: this.unary('RenewLease', (req: SessionRequestMsg) => {
+        const s = this.o.sessions.get(req.sessionId);
+        this.o.sessions.renew(s);
+        return sessionToMsg(s);
+      }),
+      GetSession: this.unary('GetSession', (req: SessionRequestMsg) => sessionToMsg(this.o.sessions.get(req.sessionId))),
+      ListSessions: this.unary('ListSessions', (): ListSessionsResponseMsg => ({ sessions: this.o.sessions.list().map(sessionToMsg) })),
+    };
+  }
+
+  /** Which fds a checkpoint takes: those named, or every connection the engine supports. */
+  private chooseFds(req: CheckpointRequestMsg): number[] {
+    if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
+    if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
+    if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
+    if (!req.all) return [...new Set(req.fds)];
+    const fds = listTcpSockets(req.pid)
+      .filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0)
+      .map((s) => s.fd);
+    if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
+    return fds;
+  }
+
+  private async checkpoint(call: grpc.ServerWritableStream<CheckpointRequestMsg, FrameMsg>): Promise<void> {
+    const req = call.request;
+    const log = this.callLog('Checkpoint', { pid: req.pid });
+    const started = Date.now();
+    let session: Session | undefined;
+    const frozen: FrozenSocket[] = [];
+    const dups: number[] = [];
+    try {
+      const leaseMs = this.o.sessions.leaseFor(req.options?.leaseMs ?? 0);
+      const fds = this.chooseFds(req);
+      // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
+      const proc = ProcessHandle.open(req.pid);
+      try {
+        for (const fd of fds) dups.push(proc.takeTcpSocket(fd));
+      } finally {
+        proc.close();
+      }
+      const freezeStart = process.hrtime.bigint();
+      for (const dup of dups) frozen.push(pause(dup));
+      const captures = frozen.map((f) => capture(f, this.o.eagerQueueBytes));
+      const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
+      const conns: StreamedConnection[] = captures.map((c, i) => ({
+        id: `${req.pid}:${fds[i]}`,
+        fd: fds[i],
+        state: c.state,
+        queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined,
+      }));
+      session = this.o.sessions.createSource(
+        req.pid,
+        leaseMs,
+        conns.map((c, i) => ({ sock: frozen[i], summary: summarize(c.id, c.fd, c.state) })),
+      );
+      const s = session;
+      s.busy = true; // the lease is renewed while the stream is open
+      log.info('connections frozen', { session: s.id, connections: conns.length, freezeUs: Math.round(freezeUs) });
+      const header = { sessionId: s.id, leaseExpiresUnixMs: s.leaseExpiresAt, connectionCount: conns.length, pid: req.pid, hostname: hostname(), createdUnixMs: s.createdAt };
+      for (const frame of sessionFrames(header, conns)) {
+        if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
+        if (!call.write(frame)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+      }
+      s.busy = false;
+      this.o.sessions.renew(s);
+      call.end();
+      log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
+    } catch (err) {
+      if (session) {
+        session.busy = false;
+        // An incomplete checkpoint is of no use: the connections go on at the source.
+        if (session.active) this.o.sessions.abort(session, `checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
+      } else {
+        for (const f of frozen) {
+          try {
+            resume(f);
+          } catch (e) {
+            log.error('resuming after a failed checkpoint failed', { error: String(e) });
+          }
+        }
+        for (const d of dups) silentClose({ fd: d, reuseAddr: false });
+      }
+      const st = toStatus(err);
+      log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
+      if (!call.cancelled) call.destroy(Object.assign(new Error(st.details), st));
+    }
+  }
+
+  private async restore(call: grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>, callback: grpc.sendUnaryData<RestoreResponseMsg>): Promise<void> {
+    let log = this.callLog('Restore');
+    let session: Session | undefined;
+    try {
+      const assembler = new FrameAssembler(this.o.limits);
+      let options: RestoreOptionsMsg | undefined;
+      for await (const raw of call) {
+        const frame = raw as FrameMsg;
+        if (!options) {
+          if (frameKind(frame) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
+          options = checkRestoreOptions(frame.restoreOptions as RestoreOptionsMsg);
+          continue;
+        }
+        const done = assembler.push(frame);
+        if (!session && assembler.header) {
+          const h = assembler.header;
+          session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
+          session.busy = true;
+          log = log.child({ session: session.id, source: h.sessionId });
+        }
+        if (done && session) {
+          // Verified (checksums included) before any socket exists; rebuilt in repair mode, not live.
+          validateSaved(done.state);
+          const r = restoreConnection(done.state, { netns: options.netns || undefined, transparent: options.transparent });
+          this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
+          log.debug('connection rebuilt', { connection: done.id });
+        }
+      }
+      if (!options) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
+      if (!assembler.finished || !session) throw new SoccrError('INVALID_STATE', 'invalid checkpoint stream: it ended before its end frame');
+      session.busy = false;
+      this.o.sessions.markHeld(session);
+      log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
+      if (options.goLive) await this.o.sessions.goLive(session, options.deliverUnixPath);
+      callback(null, { session: sessionToMsg(session) });
+    } catch (err) {
+      if (session) {
+        session.busy = false;
+        // Nothing goes live from a stream that failed: whatever was rebuilt vanishes silently.
+        if (session.active && session.state !== 'HELD') this.o.sessions.abort(session, `restore failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const st = toStatus(err);
+      if (session?.state === 'HELD') st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
+      log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
+      callback(st, null);
+    }
+  }
+}
+
+function summarize(id: string, fd: number, s: { local: ConnectionSummary['local']; remote: ConnectionSummary['remote']; state: TcpState; inqLen: number; outqLen: number }): ConnectionSummary {
+  return { id, fd, local: s.local, remote: s.remote, state: s.state, recvQueueLen: s.inqLen, sendQueueLen: s.outqLen, delivered: false };
+}
+
+function checkRestoreOptions(o: RestoreOptionsMsg): RestoreOptionsMsg {
+  if (o.netns && !existsSync(o.netns)) throw new SoccrError('BAD_REQUEST', `network namespace ${o.netns} does not exist`);
+  if (o.goLive && !o.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'going live at once needs a delivery path');
+  if (o.deliverUnixPath && Buffer.byteLength(o.deliverUnixPath) > 107) throw new SoccrError('BAD_REQUEST', 'delivery path longer than a Unix socket path can be');
+  return o;
+}

@@ -1,0 +1,264 @@
+// Sessions: what the daemon holds between calls. A source session holds sockets frozen at their owner
+// until Resume (they go on there), Release (the daemon lets go; they stay silent) or the end of its lease
+// (resumed). A restore session holds rebuilt sockets in repair mode until Resume makes them live and
+// hands them over, or Abort / the end of its lease closes them silently.
+import { randomUUID } from 'node:crypto';
+import { FrozenSocket, RestoredSocket, resume, resumeRestored, silentClose } from './engine';
+import { SoccrError } from './errors';
+import { deliver } from './delivery';
+import type { Logger } from './log';
+import type { SocketAddress } from './sockaddr';
+import { TcpState } from './state';
+
+export type SessionKind = 'source' | 'restore';
+export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
+
+export interface ConnectionSummary {
+  id: string;
+  /** source: the fd in the owner process */
+  fd: number;
+  local: SocketAddress;
+  remote: SocketAddress;
+  state: TcpState;
+  recvQueueLen: number;
+  sendQueueLen: number;
+  delivered: boolean;
+}
+
+interface HeldSocket {
+  summary: ConnectionSummary;
+  /** our descriptor: the pidfd_getfd duplicate (source) or the rebuilt socket (restore); -1 once let go */
+  sock: FrozenSocket | RestoredSocket;
+}
+
+export class Session {
+  readonly id = randomUUID();
+  readonly createdAt = Date.now();
+  state: SessionState;
+  leaseExpiresAt: number;
+  reason = '';
+  readonly held: HeldSocket[] = [];
+  timer: NodeJS.Timeout | undefined;
+  /** set while a call works on the session: the lease cannot end it meanwhile */
+  busy = false;
+
+  constructor(
+    readonly kind: SessionKind,
+    readonly pid: number,
+    readonly leaseMs: number,
+    readonly netns = '',
+    public deliverPath = '',
+  ) {
+    this.state = 'FROZEN';
+    this.leaseExpiresAt = Date.now() + leaseMs;
+  }
+
+  get active(): boolean {
+    return this.state === 'FROZEN' || this.state === 'HELD';
+  }
+}
+
+export interface SessionManagerOptions {
+  defaultLeaseMs: number;
+  maxLeaseMs: number;
+  /** ended sessions stay visible to GetSession/ListSessions this long */
+  retainEndedMs: number;
+  log: Logger;
+}
+
+export class SessionManager {
+  private readonly sessions = new Map<string, Session>();
+  private stopping = false;
+
+  constructor(private readonly opts: SessionManagerOptions) {}
+
+  leaseFor(requestedMs: number): number {
+    if (!requestedMs) return this.opts.defaultLeaseMs;
+    if (requestedMs < 100 || requestedMs > this.opts.maxLeaseMs) {
+      throw new SoccrError('BAD_REQUEST', `lease of ${requestedMs} ms is outside 100..${this.opts.maxLeaseMs} ms`);
+    }
+    return requestedMs;
+  }
+
+  private add(s: Session): Session {
+    if (this.stopping) {
+      throw new SoccrError('SESSION_STATE', 'the daemon is stopping');
+    }
+    this.sessions.set(s.id, s);
+    this.arm(s);
+    return s;
+  }
+
+  /** A source session holding `frozen` sockets of `pid`. */
+  createSource(pid: number, leaseMs: number, conns: Array<{ sock: FrozenSocket; summary: ConnectionSummary }>): Session {
+    const s = new Session('source', pid, leaseMs);
+    for (const c of conns) s.held.push({ sock: c.sock, summary: c.summary });
+    return this.add(s);
+  }
+
+  /** A restore session, FROZEN while it is being built. */
+  createRestore(pid: number, leaseMs: number, netns: string, deliverPath: string): Session {
+    return this.add(new Session('restore', pid, leaseMs, netns, deliverPath));
+  }
+
+  addRestored(s: Session, sock: RestoredSocket, summary: ConnectionSummary): void {
+    s.held.push({ sock, summary });
+  }
+
+  get(id: string): Session {
+    const s = this.sessions.get(id);
+    if (!s) throw new SoccrError('NO_SUCH_SESSION', `no session ${id}`);
+    return s;
+  }
+
+  list(): Session[] {
+    return [...this.sessions.values()].sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** Frozen and held sessions. */
+  active(): Session[] {
+    return this.list().filter((s) => s.active);
+  }
+
+  renew(s: Session): void {
+    if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}`);
+    s.leaseExpiresAt = Date.now() + s.leaseMs;
+    this.arm(s);
+  }
+
+  private arm(s: Session): void {
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = setTimeout(() => this.expire(s), Math.max(0, s.leaseExpiresAt - Date.now()));
+  }
+
+  private expire(s: Session): void {
+    s.timer = undefined;
+    if (!s.active) return;
+    if (s.busy) {
+      // A call is working on it (a stream still open): look again shortly.
+      s.leaseExpiresAt = Date.now() + 1000;
+      this.arm(s);
+      return;
+    }
+    const log = this.opts.log.child({ session: s.id });
+    try {
+      if (s.kind === 'source') this.thaw(s, 'EXPIRED', 'lease ended without Release: resumed at the source');
+      else this.closeSilently(s, 'EXPIRED', 'lease ended without Resume: closed silently');
+      log.warn('session lease ended', { kind: s.kind, state: s.state });
+    } catch (err) {
+      log.error('ending an expired session failed', { error: String(err) });
+    }
+  }
+
+  private end(s: Session, state: SessionState, reason: string): void {
+    s.state = state;
+    s.reason = reason;
+    s.leaseExpiresAt = 0;
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = setTimeout(() => this.sessions.delete(s.id), this.opts.retainEndedMs);
+    s.timer.unref();
+  }
+
+  private requireActive(s: Session, kind?: SessionKind): void {
+    if (kind && s.kind !== kind) throw new SoccrError('SESSION_STATE', `session ${s.id} is a ${s.kind} session`);
+    if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}${s.reason ? ` (${s.reason})` : ''}`);
+    if (s.busy) throw new SoccrError('SESSION_STATE', `session ${s.id} is busy with another call`);
+  }
+
+  /** Source: repair off on every socket, our copies closed. Returns the sockets that failed to resume. */
+  private thaw(s: Session, state: SessionState, reason: string): string[] {
+    const failed: string[] = [];
+    for (const h of s.held) {
+      if (h.sock.fd < 0) continue;
+      try {
+        resume(h.sock);
+      } catch (err) {
+        failed.push(`${h.summary.id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      silentClose(h.sock);
+      h.sock.fd = -1;
+    }
+    this.end(s, state, failed.length ? `${reason}; failed: ${failed.join('; ')}` : reason);
+    return failed;
+  }
+
+  private closeSilently(s: Session, state: SessionState, reason: string): void {
+    for (const h of s.held) {
+      if (h.sock.fd >= 0) silentClose(h.sock);
+      h.sock.fd = -1;
+    }
+    this.end(s, state, reason);
+  }
+
+  /** Source: the connections go on at the source. Restore: make live and deliver. */
+  async resume(s: Session, deliverPath: string): Promise<void> {
+    this.requireActive(s);
+    if (s.kind === 'source') {
+      const failed = this.thaw(s, 'RESUMED', 'resumed at the source');
+      if (failed.length) throw new SoccrError('KERNEL', `some sockets did not resume: ${failed.join('; ')}`);
+      return;
+    }
+    if (s.state !== 'HELD') throw new SoccrError('SESSION_STATE', `session ${s.id} is still being restored`);
+    await this.goLive(s, deliverPath || s.deliverPath);
+  }
+
+  /** Restore: hand every socket to the new owner, then make them live (see delivery.ts). */
+  async goLive(s: Session, path: string): Promise<void> {
+    if (!path) throw new SoccrError('BAD_REQUEST', `session ${s.id} has no delivery path: name one to resume it`);
+    s.busy = true;
+    try {
+      const items = s.held.map((h, index) => ({
+        fd: h.sock.fd,
+        meta: { id: h.summary.id, session: s.id, index, local: h.summary.local, remote: h.summary.remote, state: TcpState[h.summary.state] ?? String(h.summary.state) },
+      }));
+      await deliver(path, items, () => {
+        for (const h of s.held) resumeRestored(h.sock as RestoredSocket);
+      });
+    } finally {
+      s.busy = false;
+    }
+    s.deliverPath = path;
+    for (const h of s.held) {
+      h.summary.delivered = true;
+      silentClose(h.sock); // the new owner holds its own descriptor now
+      h.sock.fd = -1;
+    }
+    this.end(s, 'RESUMED', `live and delivered to ${path}`);
+  }
+
+  markHeld(s: Session): void {
+    s.state = 'HELD';
+    this.renew(s);
+  }
+
+  /** Source: commit; the daemon lets go and the sockets stay frozen and silent at their owner. */
+  release(s: Session): void {
+    this.requireActive(s, 'source');
+    this.closeSilently(s, 'RELEASED', 'released: the owner may be stopped without FIN or RST');
+  }
+
+  /** Restore: close silently. Source: as resume. */
+  abort(s: Session, reason = 'aborted'): void {
+    if (s.kind === 'source') {
+      this.requireActive(s);
+      this.thaw(s, 'RESUMED', `${reason}: resumed at the source`);
+    } else {
+      if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}`);
+      this.closeSilently(s, 'ABORTED', reason);
+    }
+  }
+
+  /** At shutdown: every frozen source goes on at its source, every unfinished restore vanishes. */
+  shutdown(): void {
+    this.stopping = true;
+    for (const s of this.active()) {
+      try {
+        if (s.kind === 'source') this.thaw(s, 'RESUMED', 'daemon stopping: resumed at the source');
+        else this.closeSilently(s, 'ABORTED', 'daemon stopping');
+      } catch (err) {
+        this.opts.log.error('ending a session at shutdown failed', { session: s.id, error: String(err) });
+      }
+    }
+    for (const s of this.sessions.values()) if (s.timer) clearTimeout(s.timer);
+  }
+}

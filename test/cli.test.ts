@@ -1,0 +1,668 @@
+// soccrctl and the client library without a real daemon: `show` on checkpoint files built here, usage
+// errors, an address where nothing listens, and a stand-in SocketRepair server (in this process, on a
+// Unix socket in the temp directory) that the CLI, run as a child process, checkpoints from and restores
+// to. Pure user space: needs no privileges.
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
+import { SoccrClient, describeError, readCheckpointFile } from '../client';
+import {
+  AssembledConnection,
+  FrameAssembler,
+  FrameMsg,
+  RestoreOptionsMsg,
+  SessionHeaderMsg,
+  StreamedConnection,
+  encodeFrameDelimited,
+  fileHeader,
+  frameKind,
+  loadPackageDefinition,
+  sessionFrames,
+} from '../daemon/protocol';
+import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
+
+const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
+const MiB = 1024 * 1024;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs soccrctl as a child process, asynchronously (the stand-in server answers from this process). */
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, SOCCRD_ADDRESS: '', ...env }, maxBuffer: 64 * MiB, timeout: 30000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+function conn(overrides: Partial<SavedConnection> = {}): SavedConnection {
+  return {
+    version: STATE_VERSION,
+    state: TcpState.ESTABLISHED,
+    socketFamily: 'ipv4',
+    local: { family: 'ipv4', ip: '10.1.2.3', port: 43210 },
+    remote: { family: 'ipv4', ip: '192.168.200.7', port: 443 },
+    inqSeq: 0xfffffff0,
+    outqSeq: 0x80000001,
+    inqLen: 0,
+    outqLen: 0,
+    unsentLen: 0,
+    mssClamp: 1448,
+    tcpOptions: 7,
+    sndWscale: 7,
+    rcvWscale: 9,
+    timestamp: 0xdeadbeef,
+    window: { sndWl1: 1, sndWnd: 65535 << 7, maxWindow: 4194304, rcvWnd: 65535, rcvWup: 12345 },
+    recvQueue: Buffer.alloc(0),
+    sendQueue: Buffer.alloc(0),
+    options: {
+      reuseAddr: false,
+      noDelay: true,
+      cork: false,
+      keepAlive: true,
+      keepIdle: 7200,
+      keepIntvl: 75,
+      keepCnt: 9,
+      userTimeout: 0,
+      congestion: 'cubic',
+      sndBuf: 87040,
+      rcvBuf: 131072,
+      tos: 0,
+      mark: 0,
+      bufLock: 0,
+    },
+    ...overrides,
+  };
+}
+
+function withQueues(s: SavedConnection, recv: Buffer, send: Buffer, unsent = 0): SavedConnection {
+  return { ...s, recvQueue: recv, sendQueue: send, inqLen: recv.length, outqLen: send.length, unsentLen: unsent };
+}
+
+function header(count: number, sessionId = 'src-0001'): SessionHeaderMsg {
+  return { sessionId, leaseExpiresUnixMs: Date.now() + 60000, connectionCount: count, pid: 4242, hostname: 'alpha', createdUnixMs: Date.now() };
+}
+
+function writeCheckpoint(file: string, h: SessionHeaderMsg, conns: StreamedConnection[]): Buffer {
+  const parts = [fileHeader()];
+  for (const f of sessionFrames(h, conns)) parts.push(encodeFrameDelimited(f));
+  const b = Buffer.concat(parts);
+  writeFileSync(file, b);
+  return b;
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+// ---- a stand-in daemon ----------------------------------------------------------------------------
+
+interface SessionInfoPlain {
+  sessionId: string;
+  kind: number;
+  state: number;
+  pid: number;
+  createdUnixMs: number;
+  leaseExpiresUnixMs: number;
+  connections: { id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }[];
+  netns: string;
+  deliverUnixPath: string;
+  reason: string;
+}
+
+class FakeDaemon {
+  readonly server = new grpc.Server();
+  readonly sessions = new Map<string, SessionInfoPlain>();
+  /** what the last Restore received */
+  restored: { options: RestoreOptionsMsg; header: SessionHeaderMsg; connections: AssembledConnection[] } | undefined;
+  /** frames the next Checkpoint streams */
+  checkpointConns: StreamedConnection[] = [];
+  private restores = 0;
+
+  constructor(readonly socketPath: string) {
+    const def = loadPackageDefinition()['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition;
+    const fail = (code: grpc.status, details: string, kind: string, errno?: string): Partial<grpc.StatusObject> => {
+      const metadata = new grpc.Metadata();
+      metadata.set('soccr-kind', kind);
+      if (errno) metadata.set('soccr-errno', errno);
+      return { code, details, metadata };
+    };
+    const bySession = (id: string): SessionInfoPlain | Partial<grpc.StatusObject> => this.sessions.get(id) ?? fail(grpc.status.NOT_FOUND, `no session ${id}`, 'NO_SUCH_SESSION');
+    const unary =
+      <Req>(fn: (req: Req) => object | Partial<grpc.StatusObject>) =>
+      (call: grpc.ServerUnaryCall<Req, object>, cb: grpc.sendUnaryData<object>): void => {
+        const r = fn(call.request);
+        if ('code' in r && typeof r.code === 'number') cb(r as Partial<grpc.StatusObject>, null);
+        else cb(null, r);
+      };
+    const setState =
+      (state: number) =>
+      (req: { sessionId: string; deliverUnixPath?: string }): SessionInfoPlain | Partial<grpc.StatusObject> => {
+        const s = bySession(req.sessionId);
+        if (!('sessionId' in s)) return s;
+        s.state = state;
+        if (req.deliverUnixPath) s.deliverUnixPath = req.deliverUnixPath;
+        return s;
+      };
+    this.server.addService(def, {
+      GetVersion: unary(() => ({
+        version: '9.9.9-fake',
+        kernelRelease: '6.1.0-test',
+        streamFormat: 1,
+        features: { tcpRepair: true, repairWindow: true, pidfdGetfd: true, bufLock: false, rawSocket: true, networkLock: false },
+      })),
+      ListSockets: unary((req: { pid: number }) =>
+        req.pid === 999
+          ? fail(grpc.status.NOT_FOUND, 'no process with pid 999', 'NO_SUCH_PROCESS', 'ESRCH')
+          : {
+              sockets: [
+                { fd: 3, inode: 123456, family: 1, local: { family: 1, ip: '10.1.2.3', port: 80 }, remote: { family: 1, ip: '10.9.9.9', port: 5555 }, state: 1, sendQueue: 10, recvQueue: 20 },
+                { fd: 4, inode: 123457, family: 2, local: { family: 2, ip: '::', port: 80 }, remote: { family: 2, ip: '::', port: 0 }, state: 10, sendQueue: 0, recvQueue: 0 },
+              ],
+            },
+      ),
+      Checkpoint: (call: grpc.ServerWritableStream<{ pid: number; fds: number[]; all: boolean }, FrameMsg>): void => {
+        void (async () => {
+          const h = header(this.checkpointConns.length, `src-${call.request.pid}`);
+          this.sessions.set(h.sessionId, {
+            sessionId: h.sessionId,
+            kind: 1,
+            state: 1,
+            pid: call.request.pid,
+            createdUnixMs: h.createdUnixMs,
+            leaseExpiresUnixMs: h.leaseExpiresUnixMs,
+            connections: [],
+            netns: '',
+            deliverUnixPath: '',
+            reason: '',
+          });
+          let n = 0;
+          for (const f of sessionFrames(h, this.checkpointConns)) {
+            if (call.request.pid === 13 && ++n === 5) {
+              // the owner went away mid-stream
+              call.emit('error', fail(grpc.status.ABORTED, 'connection 0 changed while frozen', 'QUEUE_MISMATCH'));
+              return;
+            }
+            if (!call.write(f)) await once(call, 'drain');
+          }
+          call.end();
+        })();
+      },
+      Restore: (call: grpc.ServerReadableStream<FrameMsg, object>, cb: grpc.sendUnaryData<object>): void => {
+        void (async () => {
+          let options: RestoreOptionsMsg | undefined;
+          const asm = new FrameAssembler();
+          const connections: AssembledConnection[] = [];
+          try {
+            for await (const f of call as AsyncIterable<FrameMsg>) {
+              // read slowly, so that the client has to respect flow control
+              await new Promise((r) => setTimeout(r, 2));
+              if (!options) {
+                if (frameKind(f) !== 'restoreOptions') throw new Error('first frame is not RestoreOptions');
+                options = f.restoreOptions as RestoreOptionsMsg;
+                continue;
+              }
+              const c = asm.push(f);
+              if (c) connections.push(c);
+            }
+            if (!asm.finished || !options) throw new Error('restore stream incomplete');
+          } catch (err) {
+            cb({ code: grpc.status.DATA_LOSS, details: err instanceof Error ? err.message : String(err) }, null);
+            return;
+          }
+          this.restored = { options, header: asm.header as SessionHeaderMsg, connections };
+          const id = `rst-${++this.restores}`;
+          const s: SessionInfoPlain = {
+            sessionId: id,
+            kind: 2,
+            state: options.goLive ? 3 : 2,
+            pid: (asm.header as SessionHeaderMsg).pid,
+            createdUnixMs: Date.now(),
+            leaseExpiresUnixMs: options.goLive ? 0 : Date.now() + 30000,
+            connections: connections.map((c) => ({
+              id: c.id,
+              fd: 0,
+              local: { family: 1, ip: c.state.local.ip, port: c.state.local.port },
+              remote: { family: 1, ip: c.state.remote.ip, port: c.state.remote.port },
+              state: c.state.state,
+              recvQueueLen: c.state.inqLen,
+              sendQueueLen: c.state.outqLen,
+              delivered: options.goLive,
+            })),
+            netns: options.netns,
+            deliverUnixPath: options.deliverUnixPath,
+            reason: '',
+          };
+          this.sessions.set(id, s);
+          cb(null, { session: s });
+        })();
+      },
+      Resume: unary(setState(3)),
+      Release: unary(setState(4)),
+      Abort: unary(setState(5)),
+      RenewLease: unary((req: { sessionId: string }) => {
+        const s = bySession(req.sessionId);
+        if ('sessionId' in s) s.leaseExpiresUnixMs = Date.now() + 60000;
+        return s;
+      }),
+      ListSessions: unary(() => ({ sessions: [...this.sessions.values()] })),
+      GetSession: unary((req: { sessionId: string }) => bySession(req.sessionId)),
+    });
+  }
+
+  get address(): string {
+    return `unix://${this.socketPath}`;
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => this.server.bindAsync(this.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+}
+
+// ---- tests ----------------------------------------------------------------------------------------
+
+describe('soccrctl', function () {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'soccrctl-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('show (offline)', function () {
+    const recv = Buffer.from('GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n');
+    const send = randomBytes(3000);
+    const big = randomBytes(MiB + 12345);
+    let file: string;
+    let bytes: Buffer;
+
+    before(() => {
+      file = path.join(dir, 'two.soccr');
+      bytes = writeCheckpoint(file, header(2), [
+        { id: '3:123456', fd: 3, state: withQueues(conn(), recv, send, 1000) },
+        {
+          id: '7:654321',
+          fd: 7,
+          state: withQueues(
+            conn({
+              state: TcpState.CLOSE_WAIT,
+              socketFamily: 'ipv6',
+              local: { family: 'ipv6', ip: '2001:db8::1', port: 8443 },
+              remote: { family: 'ipv6', ip: '2001:db8::2', port: 50000 },
+              window: undefined,
+            }),
+            big,
+            Buffer.alloc(0),
+          ),
+        },
+      ]);
+    });
+
+    it('prints the session and every connection in a table', async function () {
+      const r = await run(['show', file]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      for (const s of [
+        'src-0001',
+        'pid 4242 on alpha',
+        'verified',
+        '3:123456',
+        'ESTABLISHED',
+        '10.1.2.3:43210',
+        '192.168.200.7:443',
+        String(recv.length),
+        '3000 (1000)',
+        sha(recv).slice(0, 16),
+        sha(send).slice(0, 16),
+        '7:654321',
+        'CLOSE_WAIT',
+        '[2001:db8::1]:8443',
+        '[2001:db8::2]:50000',
+        String(big.length),
+      ]) {
+        assert.ok(r.stdout.includes(s), `missing ${JSON.stringify(s)} in:\n${r.stdout}`);
+      }
+      assert.ok(!r.stdout.includes('MISMATCH'));
+    });
+
+    it('prints one JSON document with --json', async function () {
+      const r = await run(['--json', 'show', file]);
+      assert.equal(r.code, 0, r.stderr);
+      const d = JSON.parse(r.stdout) as {
+        verified: boolean;
+        complete: boolean;
+        error: string | null;
+        session: SessionHeaderMsg;
+        queueBytes: number;
+        connections: Record<string, unknown>[];
+      };
+      assert.equal(d.verified, true);
+      assert.equal(d.complete, true);
+      assert.equal(d.error, null);
+      assert.equal(d.session.sessionId, 'src-0001');
+      assert.equal(d.session.connectionCount, 2);
+      assert.equal(d.queueBytes, recv.length + send.length + big.length);
+      assert.equal(d.connections.length, 2);
+      const [a, b] = d.connections;
+      assert.deepEqual(
+        { id: a.id, fd: a.fd, state: a.state, local: a.local, remote: a.remote, recv: a.recvQueueLen, send: a.sendQueueLen, unsent: a.unsentLen, verified: a.verified },
+        { id: '3:123456', fd: 3, state: 'ESTABLISHED', local: '10.1.2.3:43210', remote: '192.168.200.7:443', recv: recv.length, send: 3000, unsent: 1000, verified: true },
+      );
+      assert.equal(a.recvSha256, sha(recv));
+      assert.equal(a.sendSha256, sha(send));
+      assert.equal(a.actualRecvSha256, sha(recv));
+      assert.deepEqual((a.tcp as { window: unknown }).window, conn().window);
+      assert.equal((a.options as { congestion: string }).congestion, 'cubic');
+      assert.equal(b.state, 'CLOSE_WAIT');
+      assert.equal(b.local, '[2001:db8::1]:8443');
+      assert.equal(b.recvSha256, sha(big));
+      assert.equal(b.verified, true);
+      assert.equal((b.tcp as { window: unknown }).window, null);
+    });
+
+    it('reports a flipped queue byte as a checksum mismatch (DATA_LOSS, exit 1)', async function () {
+      const bad = Buffer.from(bytes);
+      const at = bad.indexOf(send.subarray(0, 64));
+      assert.ok(at > 0);
+      bad[at + 10] ^= 0x01;
+      const badFile = path.join(dir, 'flipped.soccr');
+      writeFileSync(badFile, bad);
+
+      const r = await run(['show', badFile]);
+      assert.equal(r.code, 1);
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /^soccrctl: DATA_LOSS: connection 0 \(3:123456\): queue checksum mismatch/);
+      assert.ok(r.stdout.includes('MISMATCH'), r.stdout);
+      assert.ok(r.stdout.includes('NOT VERIFIED'), r.stdout);
+
+      const j = await run(['show', '--json', badFile]);
+      assert.equal(j.code, 1);
+      assert.match(j.stderr, /DATA_LOSS/);
+      const d = JSON.parse(j.stdout) as { verified: boolean; error: string; connections: { verified: boolean; sendSha256: string; actualSendSha256: string }[] };
+      assert.equal(d.verified, false);
+      assert.match(d.error, /^DATA_LOSS: /);
+      // listing goes on past the damaged connection
+      assert.deepEqual(
+        d.connections.map((c) => c.verified),
+        [false, true],
+      );
+      assert.equal(d.connections[0].sendSha256, sha(send));
+      assert.notEqual(d.connections[0].actualSendSha256, sha(send));
+    });
+
+    it('refuses a truncated file and a file that is not a checkpoint', async function () {
+      const cut = path.join(dir, 'cut.soccr');
+      writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
+      const r = await run(['show', cut]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^soccrctl: INVALID_STATE: .*truncated/);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+
+      const junk = path.join(dir, 'junk');
+      writeFileSync(junk, 'hello world, not a checkpoint');
+      const j = await run(['show', junk]);
+      assert.equal(j.code, 1);
+      assert.match(j.stderr, /^soccrctl: INVALID_STATE: .*bad magic/);
+
+      const missing = await run(['show', path.join(dir, 'nope')]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^soccrctl: ENOENT/);
+    });
+
+    it('reads a checkpoint file frame by frame', async function () {
+      const kinds: string[] = [];
+      for await (const f of readCheckpointFile(file)) kinds.push(frameKind(f));
+      // header, 2 x (connection, chunks..., end), stream end; the big queue takes two chunks
+      assert.deepEqual(kinds, ['session', 'connection', 'chunk', 'chunk', 'end', 'connection', 'chunk', 'chunk', 'end', 'streamEnd']);
+    });
+  });
+
+  describe('usage', function () {
+    it('--help lists the commands', async function () {
+      const r = await run(['--help']);
+      assert.equal(r.code, 0);
+      for (const c of ['version', 'sockets', 'checkpoint', 'restore', 'resume', 'release', 'abort', 'renew', 'sessions', 'session', 'show', '--daemon', '--json', '--timeout']) {
+        assert.ok(r.stdout.includes(c), `--help lacks ${c}`);
+      }
+      const sub = await run(['restore', '--help']);
+      assert.equal(sub.code, 0);
+      assert.match(sub.stdout, /--deliver/);
+      assert.match(sub.stdout, /--hold/);
+    });
+
+    it('rejects bad arguments with one line and exit 1, before calling the daemon', async function () {
+      for (const args of [
+        ['restore', '--in', 'x.soccr'],
+        ['checkpoint', '--pid', '1', '--out', 'x'],
+        ['checkpoint', '--pid', 'abc', '--all', '--out', 'x'],
+        ['restore', '--in', 'x', '--deliver', 'tcp:1.2.3.4'],
+        ['frobnicate'],
+      ]) {
+        const r = await run(['--daemon', 'unix:///nonexistent/soccrd.sock', ...args]);
+        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.stdout, '');
+        assert.match(r.stderr, /^soccrctl: /);
+        assert.doesNotMatch(r.stderr, /UNAVAILABLE/);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+      }
+    });
+  });
+
+  describe('a daemon address where nothing listens', function () {
+    it('fails fast with exit 1 and one UNAVAILABLE line', async function () {
+      const sock = path.join(os.tmpdir(), `soccrctl-nothing-${process.pid}-${Date.now()}.sock`);
+      assert.ok(!existsSync(sock));
+      for (const args of [['version'], ['sessions', '--json'], ['checkpoint', '--pid', '1', '--all', '--out', path.join(dir, 'never.soccr')]]) {
+        const r = await run(['--daemon', `unix://${sock}`, '--timeout', '3000', ...args]);
+        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.stdout, '');
+        assert.match(r.stderr, /^soccrctl: UNAVAILABLE: /);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+        assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+      }
+      // no partial checkpoint file is left behind
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.includes('never')),
+        [],
+      );
+    });
+
+    it('reports UNAVAILABLE through describeError from the library too', async function () {
+      const client = new SoccrClient(`unix://${path.join(os.tmpdir(), `soccrctl-nothing-${process.pid}.sock`)}`, { timeoutMs: 2000 });
+      try {
+        await assert.rejects(client.listSessions(), (err: unknown) => {
+          assert.match(describeError(err), /^UNAVAILABLE: /);
+          return true;
+        });
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe('against a stand-in daemon', function () {
+    let fake: FakeDaemon;
+    const q = { a: randomBytes(5000), b: randomBytes(3 * MiB + 7), c: randomBytes(17 * MiB) };
+
+    before(async () => {
+      fake = new FakeDaemon(path.join(dir, 'fake.sock'));
+      await fake.start();
+      fake.checkpointConns = [
+        { id: '3:1', fd: 3, state: withQueues(conn(), q.a, q.b, 100) },
+        { id: '5:2', fd: 5, state: withQueues(conn({ local: { family: 'ipv4', ip: '10.1.2.3', port: 43211 } }), Buffer.alloc(0), q.c) },
+      ];
+    });
+    after(async () => {
+      await fake.stop();
+    });
+
+    it('version', async function () {
+      const r = await run(['--daemon', fake.address, 'version']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /soccrd\s+9\.9\.9-fake/);
+      assert.match(r.stdout, /tcp_repair\s*│\s*yes/);
+      const j = await run(['--daemon', fake.address, '--json', 'version']);
+      const d = JSON.parse(j.stdout) as { daemon: string; features: { tcpRepair: boolean; bufLock: boolean } };
+      assert.equal(d.daemon, '9.9.9-fake');
+      assert.equal(d.features.tcpRepair, true);
+      assert.equal(d.features.bufLock, false);
+    });
+
+    it('sockets, and an error with its soccr-errno', async function () {
+      const r = await run(['--daemon', fake.address, 'sockets', '--pid', '42']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /10\.1\.2\.3:80/);
+      assert.match(r.stdout, /LISTEN/);
+      const j = await run(['--daemon', fake.address, '--json', 'sockets', '--pid', '42']);
+      const d = JSON.parse(j.stdout) as { sockets: { fd: number; state: string; family: string; local: { ip: string } }[] };
+      assert.deepEqual(
+        d.sockets.map((s) => [s.fd, s.state, s.family, s.local.ip]),
+        [
+          [3, 'ESTABLISHED', 'ipv4', '10.1.2.3'],
+          [4, 'LISTEN', 'ipv6', '::'],
+        ],
+      );
+      const e = await run(['--daemon', fake.address, 'sockets', '--pid', '999']);
+      assert.equal(e.code, 1);
+      assert.equal(e.stderr, 'soccrctl: NOT_FOUND: no process with pid 999 (errno ESRCH)\n');
+    });
+
+    it('checkpoint to a file, show it, restore it held, resume it', async function () {
+      const out = path.join(dir, 'cp.soccr');
+      const c = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--all', '--out', out]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(c.stdout, 'src-77\n');
+      assert.match(c.stderr, /checkpointed 2 connection\(s\) of pid 4242/);
+
+      const shown = await run(['--json', 'show', out]);
+      assert.equal(shown.code, 0, shown.stderr);
+      const d = JSON.parse(shown.stdout) as { verified: boolean; connections: { recvSha256: string; sendSha256: string }[] };
+      assert.equal(d.verified, true);
+      assert.equal(d.connections[0].recvSha256, sha(q.a));
+      assert.equal(d.connections[1].sendSha256, sha(q.c));
+
+      const r = await run(['--daemon', fake.address, 'restore', '--in', out, '--hold', '--netns', 'blue', '--deliver', 'unix:/run/app.sock']);
+      assert.equal(r.code, 0, r.stderr);
+      const id = r.stdout.trim();
+      assert.match(id, /^rst-\d+$/);
+      const got = fake.restored;
+      assert.ok(got);
+      assert.deepEqual(got.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: false, leaseMs: 0 });
+      assert.equal(got.header.sessionId, 'src-77');
+      assert.equal(got.connections.length, 2);
+      assert.ok(got.connections[0].state.recvQueue.equals(q.a));
+      assert.ok(got.connections[0].state.sendQueue.equals(q.b));
+      assert.ok(got.connections[1].state.sendQueue.equals(q.c));
+
+      const s = await run(['--daemon', fake.address, 'session', id]);
+      assert.equal(s.code, 0, s.stderr);
+      assert.match(s.stdout, /state\s+HELD/);
+      assert.match(s.stdout, /10\.1\.2\.3:43211/);
+
+      const res = await run(['--daemon', fake.address, '--json', 'resume', id, '--deliver', 'unix:///run/other.sock']);
+      assert.equal(res.code, 0, res.stderr);
+      const rs = JSON.parse(res.stdout) as { state: string; kind: string; deliverUnixPath: string };
+      assert.deepEqual([rs.state, rs.kind, rs.deliverUnixPath], ['RESUMED', 'RESTORE', '/run/other.sock']);
+
+      const rel = await run(['--daemon', fake.address, 'release', 'src-77']);
+      assert.equal(rel.code, 0, rel.stderr);
+      assert.match(rel.stdout, /^session src-77: RELEASED/);
+
+      const list = await run(['--daemon', fake.address, 'sessions']);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /src-77.*SOURCE.*RELEASED/);
+      assert.match(list.stdout, new RegExp(`${id}.*RESTORE.*RESUMED`));
+
+      const missing = await run(['--daemon', fake.address, 'abort', 'nope']);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, 'soccrctl: NOT_FOUND: no session nope\n');
+    });
+
+    it('restore without --hold goes live at once', async function () {
+      const file = path.join(dir, 'live.soccr');
+      writeCheckpoint(file, header(1, 'src-live'), [{ id: '3:9', fd: 3, state: withQueues(conn(), q.a, Buffer.alloc(0)) }]);
+      const r = await run(['--daemon', fake.address, '--json', 'restore', '--in', file, '--deliver', `unix:${path.join(dir, 'app.sock')}`]);
+      assert.equal(r.code, 0, r.stderr);
+      const s = JSON.parse(r.stdout) as { state: string; connections: { delivered: boolean }[] };
+      assert.equal(s.state, 'RESUMED');
+      assert.deepEqual(
+        s.connections.map((c) => c.delivered),
+        [true],
+      );
+      assert.equal(fake.restored?.options.goLive, true);
+    });
+
+    it('the library restores a frame stream under flow control and reports the daemon refusing it', async function () {
+      const client = new SoccrClient(fake.address);
+      try {
+        const frames = [...sessionFrames(header(1, 'src-lib'), [{ id: '1:1', fd: 1, state: withQueues(conn(), q.c, q.b) }])];
+        assert.ok(frames.length > 16, 'more frames than the call buffers');
+        let progress = 0;
+        const s = await client.restore(
+          { goLive: false },
+          (async function* () {
+            for (const f of frames) {
+              progress++;
+              yield f;
+            }
+          })(),
+        );
+        assert.equal(progress, frames.length);
+        assert.equal(s.state, 2);
+        assert.ok(fake.restored?.connections[0].state.recvQueue.equals(q.c));
+
+        // a corrupted stream: the daemon's status is what the caller gets
+        const broken = frames.filter((f) => frameKind(f) !== 'streamEnd');
+        await assert.rejects(client.restore({}, broken), (err: unknown) => {
+          assert.match(describeError(err), /^DATA_LOSS: restore stream incomplete/);
+          return true;
+        });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('checkpointToFile reports progress and leaves no file when the stream is cut', async function () {
+      const client = new SoccrClient(fake.address);
+      try {
+        const out = path.join(dir, 'lib.soccr');
+        const seen: number[] = [];
+        const r = await client.checkpointToFile(88, { all: true }, out, (p) => seen.push(p.bytes));
+        assert.equal(r.connections, 2);
+        assert.equal(r.queueBytes, q.a.length + q.b.length + q.c.length);
+        assert.equal(r.fileBytes, readFileSync(out).length);
+        assert.ok(seen.length > 10 && seen[seen.length - 1] === r.fileBytes);
+        assert.equal(r.header.sessionId, 'src-88');
+
+        const cut = path.join(dir, 'cut-stream.soccr');
+        await assert.rejects(client.checkpointToFile(13, { all: true }, cut), (err: unknown) => {
+          assert.equal(describeError(err), 'ABORTED: connection 0 changed while frozen');
+          return true;
+        });
+        assert.deepEqual(
+          readdirSync(dir).filter((f) => f.includes('cut-stream')),
+          [],
+        );
+      } finally {
+        client.close();
+      }
+    });
+  });
+});

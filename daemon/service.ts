@@ -265,7 +265,8 @@ export class SocketRepairService {
       }
       const st = toStatus(err);
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
-      if (!call.cancelled) call.destroy(Object.assign(new Error(st.details), st));
+      // grpc-js turns an 'error' event into the call's status (destroy() would drop it).
+      if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
     }
   }
 

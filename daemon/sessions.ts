@@ -254,7 +254,8 @@ export class SessionManager {
     for (const s of this.active()) {
       try {
         if (s.kind === 'source') this.thaw(s, 'RESUMED', 'daemon stopping: resumed at the source');
-        else this.closeSilently(s, 'ABORTED', 'daemon stopping');
+        else this.closeSilently(s, 'ABORTED', 'daemon stopping: closed silently');
+        this.opts.log.info('session ended at shutdown', { session: s.id, kind: s.kind, state: s.state, reason: s.reason });
       } catch (err) {
         this.opts.log.error('ending a session at shutdown failed', { session: s.id, error: String(err) });
       }

@@ -2,8 +2,6 @@
 // through pidfd_getfd, its owner killed while it is frozen, and the connection rebuilt in another
 // network namespace and handed to a new owner process, in every supported state and address family.
 import { strict as assert } from 'node:assert';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as N from '../daemon/native';
 import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/acquire';
 import { FrozenSocket, RestoredSocket, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/engine';
@@ -12,7 +10,7 @@ import { deliver } from '../daemon/delivery';
 import { SavedConnection, TcpState, stateName } from '../daemon/state';
 import { Endpoint, killAllEndpoints } from './support/endpoint';
 import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from './support/netns';
-import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, verifyStreams } from './support/scenario';
+import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from './support/scenario';
 import type { EndpointStatus } from './fixtures/endpoint';
 
 /** Checkpoints the owner's connection through pidfd_getfd and leaves it frozen. */
@@ -61,14 +59,13 @@ function assertReadsBack(r: RestoredSocket, saved: SavedConnection): void {
   }
 }
 
-let unixCounter = 0;
 
 /**
  * Starts a new owner in `host` that adopts the connection where the old owner left it: the rebuilt
  * socket is handed over (docs/handover.md) and goes live once the new owner holds it.
  */
 async function adopt(topo: Topology, host: number, r: RestoredSocket, saved: SavedConnection, ownerAt: EndpointStatus): Promise<Endpoint> {
-  const path = join(tmpdir(), `soccrt-${process.pid}-${unixCounter++}.sock`);
+  const path = socketPath('adopt');
   const receiver = await Endpoint.start(topo.hosts[host], {
     mode: 'adopt',
     unixPath: path,
@@ -203,7 +200,7 @@ describe('repair engine on the real kernel', function () {
       assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.listening)), 'LISTENING');
       assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.unconnected)), 'UNSUPPORTED_STATE');
       assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.synSent)), 'UNSUPPORTED_STATE');
-      const gone = await Endpoint.start(p.topo.peer, { mode: 'adopt', unixPath: join(tmpdir(), `soccrt-${process.pid}-gone.sock`), sendSeed: 1, recvSeed: 1 });
+      const gone = await Endpoint.start(p.topo.peer, { mode: 'adopt', unixPath: socketPath('gone'), sendSeed: 1, recvSeed: 1 });
       const gonePid = gone.pid;
       gone.kill();
       await gone.exited();

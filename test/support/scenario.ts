@@ -2,6 +2,9 @@
 // connection with a peer process in the peer namespace, brought into a given TCP state with data in
 // flight both ways, and the end-to-end check that both streams arrive exactly once.
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Endpoint } from './endpoint';
 import { SERVICE_V4, SERVICE_V6, Topology } from './netns';
 import { streamHash } from './stream';
@@ -155,9 +158,19 @@ export async function verifyStreams(peer: Endpoint, receiver: Endpoint, x: Expec
 
 
 const topologies = new Set<Topology>();
+let socketDir: string | undefined;
+let socketCounter = 0;
 
-/** Removes every topology the scenarios created (call from afterEach). */
+/** A fresh path for a Unix socket, in a directory removed with the topologies. */
+export function socketPath(tag: string): string {
+  socketDir ??= mkdtempSync(join(tmpdir(), 'soccrt-u'));
+  return join(socketDir, `${tag}-${socketCounter++}.sock`);
+}
+
+/** Removes every topology and socket file the scenarios created (call from afterEach). */
 export function destroyTopologies(): void {
   for (const t of topologies) t.destroy();
   topologies.clear();
+  if (socketDir) rmSync(socketDir, { recursive: true, force: true });
+  socketDir = undefined;
 }

@@ -155,6 +155,19 @@ export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[]
   return owners;
 }
 
+const SIGCONT = 18;
+const SIGSTOP = 19;
+
+/** The state letter of /proc/PID/stat (R, S, T, Z, ...), or '' if the process is gone. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
+  }
+}
+
 function hasPeer(fd: number): boolean {
   try {
     peerAddress(fd, localAddress(fd).family);
@@ -226,6 +239,31 @@ export class ProcessHandle {
     } catch (err) {
       N.closeQuietly(dup);
       throw err instanceof SoccrError ? err : kernelError(`inspecting fd ${fd} of pid ${this.pid}`, err);
+    }
+  }
+
+  /** Stops the process (SIGSTOP) and waits, bounded, until the kernel reports it stopped. */
+  async stop(timeoutMs = 2000): Promise<void> {
+    try {
+      N.pidfdSendSignal(this.pidfd, SIGSTOP);
+    } catch (err) {
+      throw kernelError(`stopping pid ${this.pid}`, err);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (processState(this.pid) === 'T') return;
+      if (Date.now() > deadline) throw new SoccrError('KERNEL', `pid ${this.pid} did not stop within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Continues a stopped process (SIGCONT). Never throws: the process may be gone. */
+  cont(): boolean {
+    try {
+      N.pidfdSendSignal(this.pidfd, SIGCONT);
+      return true;
+    } catch {
+      return false;
     }
   }
 

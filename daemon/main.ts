@@ -14,6 +14,8 @@ import { createLogger, Logger } from './log';
 import { DEFAULT_LIMITS, loadPackageDefinition } from './protocol';
 import { SocketRepairService } from './service';
 import { SessionManager } from './sessions';
+import { NetworkLock } from './netlock';
+import { SOCCR_MARK } from './engine';
 
 export interface DaemonSettings {
   /** unix:///path or host:port, as many as wanted */
@@ -25,6 +27,10 @@ export interface DaemonSettings {
   logLevel: string;
   /** mode of Unix listening sockets */
   socketMode: number;
+  /** nftables table of the network lock (one per daemon and namespace) */
+  lockTable: string;
+  /** how long a released source keeps its network lock, ms */
+  lockGraceMs: number;
 }
 
 export const DEFAULTS: DaemonSettings = {
@@ -34,6 +40,8 @@ export const DEFAULTS: DaemonSettings = {
   maxLeaseMs: 3_600_000,
   logLevel: 'info',
   socketMode: 0o600,
+  lockTable: 'soccrd',
+  lockGraceMs: 10_000,
 };
 
 function packageVersion(): string {
@@ -53,9 +61,11 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--config <file>', 'read settings from a JSON file (flags take precedence)')
     .option('--lease-ms <ms>', `default session lease in milliseconds (default ${DEFAULTS.leaseMs})`)
     .option('--log-level <level>', `error, warn, info or debug (default ${DEFAULTS.logLevel})`)
+    .option('--lock-table <name>', `nftables table of the network lock (default ${DEFAULTS.lockTable})`)
+    .option('--lock-grace-ms <ms>', `how long a released source keeps its network lock (default ${DEFAULTS.lockGraceMs})`)
     .exitOverride()
     .parse(argv);
-  const flags = program.opts<{ listen?: string[]; stateDir?: string; config?: string; leaseMs?: string; logLevel?: string }>();
+  const flags = program.opts<{ listen?: string[]; stateDir?: string; config?: string; leaseMs?: string; logLevel?: string; lockTable?: string; lockGraceMs?: string }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
     try {
@@ -71,7 +81,11 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
     ...(flags.leaseMs ? { leaseMs: Number(flags.leaseMs) } : {}),
     ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
+    ...(flags.lockTable ? { lockTable: flags.lockTable } : {}),
+    ...(flags.lockGraceMs ? { lockGraceMs: Number(flags.lockGraceMs) } : {}),
   };
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable)) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
+  if (!Number.isInteger(s.lockGraceMs) || s.lockGraceMs < 0) throw new Error(`lock grace of ${s.lockGraceMs} ms: give 0 or more`);
   if (!Array.isArray(s.listen) || s.listen.length === 0) throw new Error('at least one --listen address is needed');
   if (!Number.isInteger(s.leaseMs) || s.leaseMs < 100) throw new Error(`lease of ${s.leaseMs} ms: give at least 100`);
   return s;
@@ -103,9 +117,11 @@ export interface RunningDaemon {
 export async function startDaemon(settings: DaemonSettings, log: Logger): Promise<RunningDaemon> {
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
   const version = packageVersion();
-  const features = probeFeatures();
-  const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, log });
-  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024 });
+  const netlockCandidate = new NetworkLock({ table: settings.lockTable, mark: SOCCR_MARK, log });
+  const netlock = netlockCandidate.start() ? netlockCandidate : undefined;
+  const features = { ...probeFeatures(), networkLock: netlock !== undefined };
+  const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log });
+  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024, netlock });
   const pkg = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
@@ -150,6 +166,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
         });
       });
       sessions.shutdown();
+      netlock?.stop();
       for (const addr of settings.listen) {
         if (addr.startsWith('unix://')) {
           try {

@@ -181,6 +181,7 @@ const fns = {
   setns: spec('setns', [I32, I32]),
   pidfd_open: spec('pidfd_open', [I32, I32]),
   pidfd_getfd: spec('pidfd_getfd', [I32, I32, I32]),
+  pidfd_send_signal: spec('pidfd_send_signal', [I32, I32, I64, I32]),
   getpid: spec('getpid', []),
 };
 
@@ -311,6 +312,11 @@ export function pidfdOpen(pid: number): number {
 
 export function pidfdGetfd(pidfd: number, targetFd: number): number {
   return check(invoke(fns.pidfd_getfd, [pidfd, targetFd, 0]), 'pidfd_getfd', `fd ${targetFd}`);
+}
+
+/** Sends a signal to the process behind a pidfd (no pid-reuse race). */
+export function pidfdSendSignal(pidfd: number, sig: number): void {
+  check(invoke(fns.pidfd_send_signal, [pidfd, sig, 0, 0]), 'pidfd_send_signal', `signal ${sig}`);
 }
 
 export function getpid(): number {

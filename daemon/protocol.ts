@@ -1,6 +1,6 @@
 // The soccr.v1 protocol: typed shapes of its messages, the gRPC package definition, and the one frame
 // format shared by the Checkpoint stream, the Restore input and checkpoint files.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
@@ -49,6 +49,12 @@ export interface RestoreOptionsMsg {
   goLive: boolean;
   transparent: boolean;
   leaseMs: number;
+  noNetworkLock?: boolean;
+}
+
+export interface ConnectionTupleMsg {
+  local: AddressMsg | null;
+  remote: AddressMsg | null;
 }
 
 export interface SessionHeaderMsg {
@@ -58,6 +64,8 @@ export interface SessionHeaderMsg {
   pid: number;
   hostname: string;
   createdUnixMs: number;
+  /** absent in streams from before the network lock */
+  tuples?: ConnectionTupleMsg[];
 }
 
 export interface ConnectionHeaderMsg {
@@ -172,29 +180,113 @@ export interface AssembledConnection {
   state: SavedConnection;
 }
 
+/** A connection as an assembler that does not keep queues hands it over: its header and its checksums. */
+export interface CheckedConnection {
+  index: number;
+  id: string;
+  fd: number;
+  /** the state the connection header carries: its queues are empty (inqLen and outqLen give their lengths) */
+  state: SavedConnection;
+  /** SHA-256 of each queue as the end frame states it */
+  recvSha256: Buffer;
+  sendSha256: Buffer;
+  /** SHA-256 of the queue bytes that actually came */
+  actualRecvSha256: Buffer;
+  actualSendSha256: Buffer;
+  /** both checksums match */
+  verified: boolean;
+}
+
+export interface AssemblerOptions<KeepQueues extends boolean> {
+  /**
+   * true (the default): each connection's queues are collected and handed over with it, and a checksum
+   * mismatch throws DATA_LOSS. false: queue chunks are hashed as they pass and dropped, so memory holds
+   * no queue; each connection comes back as a CheckedConnection, a mismatch included (its `verified` is
+   * false), and the stream can be followed past it.
+   */
+  keepQueues: KeepQueues;
+}
+
 const bad = (msg: string): never => {
   throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: ${msg}`);
 };
 
+/** The error of a connection whose queues do not match the checksums of its end frame. */
+export function checksumMismatch(c: { index: number; id: string }): SoccrError {
+  return new SoccrError('DATA_LOSS', `connection ${c.index} (${c.id}): queue checksum mismatch, the stream was corrupted`);
+}
+
+/** One queue of the connection being assembled: its bytes copied into place, or only hashed. */
+class QueueIn {
+  at = 0;
+  private readonly bytes: Buffer | undefined;
+  private readonly hash: Hash | undefined;
+
+  constructor(
+    readonly name: 'receive' | 'send',
+    readonly length: number,
+    keep: boolean,
+  ) {
+    if (keep) this.bytes = Buffer.allocUnsafe(length);
+    else this.hash = createHash('sha256');
+  }
+
+  add(data: Buffer): void {
+    if (this.bytes) data.copy(this.bytes, this.at);
+    else (this.hash as Hash).update(data);
+    this.at += data.length;
+  }
+
+  /** the queue's bytes (empty when they are not kept) */
+  get contents(): Buffer {
+    return this.bytes ?? Buffer.alloc(0);
+  }
+
+  digest(): Buffer {
+    return this.bytes ? sha256(this.bytes) : (this.hash as Hash).digest();
+  }
+}
+
 /**
  * Checks a frame stream's order and sizes and rebuilds each connection from its header, chunks and end
- * frame. Corrupt structure throws INVALID_STATE; a checksum mismatch throws DATA_LOSS.
+ * frame. Corrupt structure throws INVALID_STATE; a checksum mismatch throws DATA_LOSS. With
+ * `keepQueues: false` it checks the same without holding the queues (see AssemblerOptions).
  */
-export class FrameAssembler {
+export class FrameAssembler<KeepQueues extends boolean = true> {
   header: SessionHeaderMsg | undefined;
-  private current: { index: number; id: string; fd: number; state: SavedConnection; recv: Buffer; send: Buffer; recvAt: number; sendAt: number } | undefined;
+  private current: { index: number; id: string; fd: number; state: SavedConnection; recv: QueueIn; send: QueueIn } | undefined;
   private count = 0;
   private totalBytes = 0;
+  private chunkBytes = 0;
+  private readonly keepQueues: boolean;
   finished = false;
 
-  constructor(private readonly limits: AssemblyLimits = DEFAULT_LIMITS) {}
+  constructor(
+    private readonly limits: AssemblyLimits = DEFAULT_LIMITS,
+    options?: AssemblerOptions<KeepQueues>,
+  ) {
+    this.keepQueues = options?.keepQueues ?? true;
+  }
 
+  /** connections completed so far */
   get connections(): number {
     return this.count;
   }
 
+  /** queue bytes that came in chunks so far */
+  get queueBytes(): number {
+    return this.chunkBytes;
+  }
+
+  /** the connection whose end frame is still to come: its header (queues empty), or undefined */
+  get inProgress(): { index: number; id: string; fd: number; state: SavedConnection } | undefined {
+    const cur = this.current;
+    return cur && { index: cur.index, id: cur.id, fd: cur.fd, state: cur.state };
+  }
+
   /** Feeds one frame; returns a connection when its end frame completes it. */
-  push(f: FrameMsg): AssembledConnection | undefined {
+  push(f: FrameMsg): (KeepQueues extends false ? CheckedConnection : AssembledConnection) | undefined;
+  push(f: FrameMsg): AssembledConnection | CheckedConnection | undefined {
     const kind = frameKind(f);
     if (this.finished) bad(`${kind || 'a frame'} after the end of the stream`);
     switch (kind) {
@@ -220,7 +312,7 @@ export class FrameAssembler {
         }
         this.totalBytes += state.inqLen + state.outqLen;
         if (this.totalBytes > this.limits.maxTotalBytes) bad(`more than ${this.limits.maxTotalBytes} queue bytes in one stream`);
-        this.current = { index: c.index, id: c.id, fd: c.fd, state, recv: Buffer.allocUnsafe(state.inqLen), send: Buffer.allocUnsafe(state.outqLen), recvAt: 0, sendAt: 0 };
+        this.current = { index: c.index, id: c.id, fd: c.fd, state, recv: new QueueIn('receive', state.inqLen, this.keepQueues), send: new QueueIn('send', state.outqLen, this.keepQueues) };
         return undefined;
       }
       case 'chunk': {
@@ -228,32 +320,28 @@ export class FrameAssembler {
         const cur = this.current ?? bad('a queue chunk outside a connection');
         if (ch.index !== cur.index) bad(`chunk for connection ${ch.index} inside connection ${cur.index}`);
         if (ch.data.length > MAX_CHUNK) bad(`chunk of ${ch.data.length} bytes, more than ${MAX_CHUNK}`);
-        if (ch.queue === QueueKind.RECV) {
-          if (ch.offset !== cur.recvAt) bad(`receive queue chunk at ${ch.offset}, expected ${cur.recvAt}`);
-          if (cur.recvAt + ch.data.length > cur.recv.length) bad('receive queue chunks longer than its length');
-          ch.data.copy(cur.recv, cur.recvAt);
-          cur.recvAt += ch.data.length;
-        } else if (ch.queue === QueueKind.SEND) {
-          if (ch.offset !== cur.sendAt) bad(`send queue chunk at ${ch.offset}, expected ${cur.sendAt}`);
-          if (cur.sendAt + ch.data.length > cur.send.length) bad('send queue chunks longer than its length');
-          ch.data.copy(cur.send, cur.sendAt);
-          cur.sendAt += ch.data.length;
-        } else {
-          bad(`chunk of unknown queue ${ch.queue}`);
-        }
+        const q = ch.queue === QueueKind.RECV ? cur.recv : ch.queue === QueueKind.SEND ? cur.send : bad(`chunk of unknown queue ${ch.queue}`);
+        if (ch.offset !== q.at) bad(`${q.name} queue chunk at ${ch.offset}, expected ${q.at}`);
+        if (q.at + ch.data.length > q.length) bad(`${q.name} queue chunks longer than its length`);
+        q.add(ch.data);
+        this.chunkBytes += ch.data.length;
         return undefined;
       }
       case 'end': {
         const e = f.end as ConnectionEndMsg;
         const cur = this.current ?? bad('an end frame outside a connection');
         if (e.index !== cur.index) bad(`end of connection ${e.index} inside connection ${cur.index}`);
-        if (cur.recvAt !== cur.recv.length || cur.sendAt !== cur.send.length) bad(`connection ${cur.index} ended with queue bytes missing`);
-        if (!sha256(cur.recv).equals(e.recvSha256) || !sha256(cur.send).equals(e.sendSha256)) {
-          throw new SoccrError('DATA_LOSS', `connection ${cur.index} (${cur.id}): queue checksum mismatch, the stream was corrupted`);
-        }
+        if (cur.recv.at !== cur.recv.length || cur.send.at !== cur.send.length) bad(`connection ${cur.index} ended with queue bytes missing`);
+        const actualRecvSha256 = cur.recv.digest();
+        const actualSendSha256 = cur.send.digest();
+        const verified = actualRecvSha256.equals(e.recvSha256) && actualSendSha256.equals(e.sendSha256);
+        if (!verified && this.keepQueues) throw checksumMismatch(cur);
         this.current = undefined;
         this.count++;
-        return { index: cur.index, id: cur.id, fd: cur.fd, state: { ...cur.state, recvQueue: cur.recv, sendQueue: cur.send } };
+        if (!this.keepQueues) {
+          return { index: cur.index, id: cur.id, fd: cur.fd, state: cur.state, recvSha256: e.recvSha256, sendSha256: e.sendSha256, actualRecvSha256, actualSendSha256, verified };
+        }
+        return { index: cur.index, id: cur.id, fd: cur.fd, state: { ...cur.state, recvQueue: cur.recv.contents, sendQueue: cur.send.contents } };
       }
       case 'streamEnd': {
         const se = f.streamEnd as StreamEndMsg;
@@ -355,7 +443,32 @@ export function tcpStateName(n: number): string {
   return TcpState[n] ?? `STATE_${n}`;
 }
 
-// ---- request and response shapes ---------------------------------------------------------------
+// ---- request and response shapes (decoded with LOAD_OPTIONS: every scalar present, absent messages null)
+
+/** soccr.v1.SessionKind */
+export enum SessionKind {
+  UNSPECIFIED = 0,
+  SOURCE = 1,
+  RESTORE = 2,
+}
+
+/** soccr.v1.SessionState */
+export enum SessionState {
+  UNSPECIFIED = 0,
+  FROZEN = 1,
+  HELD = 2,
+  RESUMED = 3,
+  RELEASED = 4,
+  ABORTED = 5,
+  EXPIRED = 6,
+}
+
+/** soccr.v1.AddressFamily */
+export enum AddressFamily {
+  UNSPECIFIED = 0,
+  IPV4 = 1,
+  IPV6 = 2,
+}
 
 export interface FeaturesMsg {
   tcpRepair: boolean;
@@ -370,7 +483,7 @@ export interface GetVersionResponseMsg {
   version: string;
   kernelRelease: string;
   streamFormat: number;
-  features: FeaturesMsg;
+  features: FeaturesMsg | null;
 }
 
 export interface ListSocketsRequestMsg {
@@ -380,9 +493,10 @@ export interface ListSocketsRequestMsg {
 export interface SocketEntryMsg {
   fd: number;
   inode: number;
-  family: number;
-  local: AddressMsg;
-  remote: AddressMsg;
+  family: AddressFamily;
+  local: AddressMsg | null;
+  remote: AddressMsg | null;
+  /** soccr.v1.TcpState (tcpStateName() names it) */
   state: number;
   sendQueue: number;
   recvQueue: number;
@@ -396,7 +510,7 @@ export interface CheckpointRequestMsg {
   pid: number;
   fds: number[];
   all: boolean;
-  options: { leaseMs: number } | null;
+  options: { leaseMs: number; noNetworkLock: boolean; stopOwner: boolean } | null;
 }
 
 export interface ResumeRequestMsg {
@@ -408,15 +522,22 @@ export interface SessionRequestMsg {
   sessionId: string;
 }
 
-/** soccr.v1.SessionKind and SessionState values. */
-export const SESSION_KIND = { source: 1, restore: 2 } as const;
-export const SESSION_STATE = { FROZEN: 1, HELD: 2, RESUMED: 3, RELEASED: 4, ABORTED: 5, EXPIRED: 6 } as const;
+/** The soccr.v1.SessionKind and SessionState of the daemon's session kinds and states. */
+export const SESSION_KIND = { source: SessionKind.SOURCE, restore: SessionKind.RESTORE } as const;
+export const SESSION_STATE = {
+  FROZEN: SessionState.FROZEN,
+  HELD: SessionState.HELD,
+  RESUMED: SessionState.RESUMED,
+  RELEASED: SessionState.RELEASED,
+  ABORTED: SessionState.ABORTED,
+  EXPIRED: SessionState.EXPIRED,
+} as const;
 
 export interface SessionConnectionMsg {
   id: string;
   fd: number;
-  local: AddressMsg;
-  remote: AddressMsg;
+  local: AddressMsg | null;
+  remote: AddressMsg | null;
   state: number;
   recvQueueLen: number;
   sendQueueLen: number;
@@ -425,8 +546,8 @@ export interface SessionConnectionMsg {
 
 export interface SessionInfoMsg {
   sessionId: string;
-  kind: number;
-  state: number;
+  kind: SessionKind;
+  state: SessionState;
   pid: number;
   createdUnixMs: number;
   leaseExpiresUnixMs: number;
@@ -441,5 +562,5 @@ export interface ListSessionsResponseMsg {
 }
 
 export interface RestoreResponseMsg {
-  session: SessionInfoMsg;
+  session: SessionInfoMsg | null;
 }

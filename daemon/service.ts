@@ -6,6 +6,8 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { ProcessHandle, listTcpSockets } from './acquire';
+import type { LockTuple, NetworkLock } from './netlock';
+import { stateFromObject } from './wire';
 import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose, validateSaved } from './engine';
 import { ErrorKind, SoccrError } from './errors';
 import type { Logger } from './log';
@@ -29,6 +31,8 @@ import {
   SessionInfoMsg,
   SessionRequestMsg,
   StreamedConnection,
+  ConnectionHeaderMsg,
+  addressFromMsg,
   addressToMsg,
   frameKind,
   sessionFrames,
@@ -44,6 +48,8 @@ export interface ServiceOptions {
   limits: AssemblyLimits;
   /** Queues of a connection up to this many bytes are read at checkpoint time; larger ones while streaming. */
   eagerQueueBytes: number;
+  /** undefined where the network lock does not work on this host */
+  netlock: NetworkLock | undefined;
 }
 
 const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
@@ -191,17 +197,30 @@ export class SocketRepairService {
     };
   }
 
-  /** Which fds a checkpoint takes: those named, or every connection the engine supports. */
-  private chooseFds(req: CheckpointRequestMsg): number[] {
+  /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
+  private chooseFds(req: CheckpointRequestMsg): { fds: number[]; tuples: LockTuple[] } {
     if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
     if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
     if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
-    if (!req.all) return [...new Set(req.fds)];
-    const fds = listTcpSockets(req.pid)
-      .filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0)
-      .map((s) => s.fd);
+    const listed = new Map(listTcpSockets(req.pid).map((s) => [s.fd, s]));
+    const fds = req.all
+      ? [...listed.values()].filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0).map((s) => s.fd)
+      : [...new Set(req.fds)];
     if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
-    return fds;
+    // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.
+    const tuples = fds.flatMap((fd) => {
+      const e = listed.get(fd);
+      return e ? [{ local: e.local, remote: e.remote }] : [];
+    });
+    return { fds, tuples };
+  }
+
+  private lockingWanted(optOut: boolean | undefined): NetworkLock | undefined {
+    if (optOut) return undefined;
+    if (!this.o.netlock) {
+      throw new SoccrError('SESSION_STATE', 'the network lock does not work on this host (is nft installed?); lock the network yourself and pass no_network_lock');
+    }
+    return this.o.netlock;
   }
 
   private async checkpoint(call: grpc.ServerWritableStream<CheckpointRequestMsg, FrameMsg>): Promise<void> {
@@ -211,16 +230,23 @@ export class SocketRepairService {
     let session: Session | undefined;
     const frozen: FrozenSocket[] = [];
     const dups: number[] = [];
+    let proc: ProcessHandle | undefined;
+    let stopped = false;
+    let lock: { key: string; tuples: LockTuple[] } | undefined;
+    let netlock: NetworkLock | undefined;
     try {
+      netlock = this.lockingWanted(req.options?.noNetworkLock);
       const leaseMs = this.o.sessions.leaseFor(req.options?.leaseMs ?? 0);
-      const fds = this.chooseFds(req);
+      const { fds, tuples } = this.chooseFds(req);
       // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
-      const proc = ProcessHandle.open(req.pid);
-      try {
-        for (const fd of fds) dups.push(proc.takeTcpSocket(fd));
-      } finally {
-        proc.close();
+      proc = ProcessHandle.open(req.pid);
+      for (const fd of fds) dups.push(proc.takeTcpSocket(fd));
+      if (req.options?.stopOwner) {
+        await proc.stop();
+        stopped = true;
       }
+      // No packet may reach or leave the connections from before repair mode goes on.
+      if (netlock) lock = { key: netlock.lock(`/proc/${req.pid}/ns/net`, tuples), tuples };
       const freezeStart = process.hrtime.bigint();
       for (const dup of dups) frozen.push(pause(dup));
       const captures = frozen.map((f) => capture(f, this.o.eagerQueueBytes));
@@ -237,9 +263,22 @@ export class SocketRepairService {
         conns.map((c, i) => ({ sock: frozen[i], summary: summarize(c.id, c.fd, c.state) })),
       );
       const s = session;
+      s.lock = lock;
+      lock = undefined;
+      if (stopped) s.owner = proc;
+      else proc.close();
+      proc = undefined;
       s.busy = true; // the lease is renewed while the stream is open
       log.info('connections frozen', { session: s.id, connections: conns.length, freezeUs: Math.round(freezeUs) });
-      const header = { sessionId: s.id, leaseExpiresUnixMs: s.leaseExpiresAt, connectionCount: conns.length, pid: req.pid, hostname: hostname(), createdUnixMs: s.createdAt };
+      const header = {
+        sessionId: s.id,
+        leaseExpiresUnixMs: s.leaseExpiresAt,
+        connectionCount: conns.length,
+        pid: req.pid,
+        hostname: hostname(),
+        createdUnixMs: s.createdAt,
+        tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })),
+      };
       for (const frame of sessionFrames(header, conns)) {
         if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
         if (!call.write(frame)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
@@ -262,6 +301,9 @@ export class SocketRepairService {
           }
         }
         for (const d of dups) silentClose({ fd: d, reuseAddr: false });
+        if (lock && netlock) netlock.unlock(lock.key, lock.tuples);
+        if (stopped) proc?.cont();
+        proc?.close();
       }
       const st = toStatus(err);
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
@@ -276,11 +318,13 @@ export class SocketRepairService {
     try {
       const assembler = new FrameAssembler(this.o.limits);
       let options: RestoreOptionsMsg | undefined;
+      let netlock: NetworkLock | undefined;
       for await (const raw of call) {
         const frame = raw as FrameMsg;
         if (!options) {
           if (frameKind(frame) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
           options = checkRestoreOptions(frame.restoreOptions as RestoreOptionsMsg);
+          netlock = this.lockingWanted(options.noNetworkLock);
           continue;
         }
         const done = assembler.push(frame);
@@ -289,6 +333,16 @@ export class SocketRepairService {
           session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
           session.busy = true;
           log = log.child({ session: session.id, source: h.sessionId });
+          // Every connection is locked before the first socket exists (one transaction), when the
+          // header names them; a stream without tuples is locked connection by connection.
+          const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
+          if (netlock && tuples.length) session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+        }
+        if (frameKind(frame) === 'connection' && netlock && session && !session.lock?.tuples.length) {
+          const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+          const t = { local: st.local, remote: st.remote };
+          const key = netlock.lock(options.netns || undefined, [t]);
+          session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
         }
         if (done && session) {
           // Verified (checksums included) before any socket exists; rebuilt in repair mode, not live.

@@ -9,6 +9,8 @@ import { deliver } from './delivery';
 import type { Logger } from './log';
 import type { SocketAddress } from './sockaddr';
 import { TcpState } from './state';
+import type { LockTuple, NetworkLock } from './netlock';
+import type { ProcessHandle } from './acquire';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
@@ -41,6 +43,10 @@ export class Session {
   timer: NodeJS.Timeout | undefined;
   /** set while a call works on the session: the lease cannot end it meanwhile */
   busy = false;
+  /** the network lock held for the connections (namespace key and tuples) */
+  lock: { key: string; tuples: LockTuple[] } | undefined;
+  /** source with stop_owner: the stopped owner, continued when the connections go on at the source */
+  owner: ProcessHandle | undefined;
 
   constructor(
     readonly kind: SessionKind,
@@ -63,6 +69,10 @@ export interface SessionManagerOptions {
   maxLeaseMs: number;
   /** ended sessions stay visible to GetSession/ListSessions this long */
   retainEndedMs: number;
+  /** after Release, the source keeps its network lock this long (stray packets get no RST) */
+  lockGraceMs: number;
+  /** undefined where the network lock does not work on this host */
+  netlock: NetworkLock | undefined;
   log: Logger;
 }
 
@@ -165,9 +175,21 @@ export class SessionManager {
     if (s.busy) throw new SoccrError('SESSION_STATE', `session ${s.id} is busy with another call`);
   }
 
+  /** Lifts the session's network lock now, or after `delayMs`. */
+  private unlock(s: Session, delayMs = 0): void {
+    const lock = s.lock;
+    const netlock = this.opts.netlock;
+    s.lock = undefined;
+    if (!lock || !netlock) return;
+    if (delayMs <= 0) netlock.unlock(lock.key, lock.tuples);
+    else setTimeout(() => netlock.unlock(lock.key, lock.tuples), delayMs).unref();
+  }
+
   /** Source: repair off on every socket, our copies closed. Returns the sockets that failed to resume. */
   private thaw(s: Session, state: SessionState, reason: string): string[] {
     const failed: string[] = [];
+    // Packets flow again first, so the window probe that resuming sends reaches the peer.
+    this.unlock(s);
     for (const h of s.held) {
       if (h.sock.fd < 0) continue;
       try {
@@ -178,15 +200,25 @@ export class SessionManager {
       silentClose(h.sock);
       h.sock.fd = -1;
     }
+    if (s.owner) {
+      s.owner.cont();
+      s.owner.close();
+      s.owner = undefined;
+    }
     this.end(s, state, failed.length ? `${reason}; failed: ${failed.join('; ')}` : reason);
     return failed;
   }
 
-  private closeSilently(s: Session, state: SessionState, reason: string): void {
+  /** Our copies closed in repair mode; the lock lifted now or after a grace period. */
+  private closeSilently(s: Session, state: SessionState, reason: string, unlockAfterMs = 0): void {
     for (const h of s.held) {
       if (h.sock.fd >= 0) silentClose(h.sock);
       h.sock.fd = -1;
     }
+    this.unlock(s, unlockAfterMs);
+    // A released owner stays stopped: it is about to be killed, and must not run on frozen sockets.
+    s.owner?.close();
+    s.owner = undefined;
     this.end(s, state, reason);
   }
 
@@ -212,6 +244,7 @@ export class SessionManager {
         meta: { id: h.summary.id, session: s.id, index, local: h.summary.local, remote: h.summary.remote, state: TcpState[h.summary.state] ?? String(h.summary.state) },
       }));
       await deliver(path, items, () => {
+        this.unlock(s);
         for (const h of s.held) resumeRestored(h.sock as RestoredSocket);
       });
     } finally {
@@ -234,7 +267,7 @@ export class SessionManager {
   /** Source: commit; the daemon lets go and the sockets stay frozen and silent at their owner. */
   release(s: Session): void {
     this.requireActive(s, 'source');
-    this.closeSilently(s, 'RELEASED', 'released: the owner may be stopped without FIN or RST');
+    this.closeSilently(s, 'RELEASED', 'released: the owner may be stopped without FIN or RST', this.opts.lockGraceMs);
   }
 
   /** Restore: close silently. Source: as resume. */

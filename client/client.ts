@@ -1,6 +1,5 @@
 // The soccr.v1 client: typed promise methods over grpc-js for every SocketRepair call, checkpoint files
 // written and read incrementally, and an offline decoder and verifier for those files.
-import { createHash, Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -8,18 +7,14 @@ import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { SoccrError } from '../daemon/errors';
 import {
-  ConnectionEndMsg,
-  ConnectionHeaderMsg,
+  DEFAULT_LIMITS,
   FILE_HEADER_LEN,
   FrameAssembler,
-  FrameMsg,
-  QueueChunkMsg,
-  QueueKind,
-  RestoreOptionsMsg,
   STREAM_FORMAT,
-  SessionHeaderMsg,
-  StreamEndMsg,
+  SessionKind,
+  SessionState,
   checkFileHeader,
+  checksumMismatch,
   decodeFramesDelimited,
   encodeFrameDelimited,
   fileHeader,
@@ -28,11 +23,36 @@ import {
   loadPackageDefinition,
   tcpStateName,
 } from '../daemon/protocol';
-import type { AddressMsg } from '../daemon/protocol';
+import type {
+  AssemblyLimits,
+  CheckedConnection,
+  CheckpointRequestMsg,
+  FrameMsg,
+  GetVersionResponseMsg,
+  ListSessionsResponseMsg,
+  ListSocketsResponseMsg,
+  RestoreOptionsMsg,
+  RestoreResponseMsg,
+  SessionHeaderMsg,
+  SessionInfoMsg,
+  SocketEntryMsg,
+} from '../daemon/protocol';
 import type { RepairWindow, UserSocketOptions } from '../daemon/state';
-import { stateFromObject } from '../daemon/wire';
 
-export type { AddressMsg, FrameMsg, RestoreOptionsMsg, SessionHeaderMsg } from '../daemon/protocol';
+// The message shapes are daemon/protocol.ts's (proto-loader with keepCase: false, longs: Number,
+// enums: Number, defaults: true, oneofs: true: every scalar present, absent messages null).
+export { AddressFamily, SessionKind, SessionState } from '../daemon/protocol';
+export type {
+  AddressMsg,
+  FeaturesMsg,
+  FrameMsg,
+  GetVersionResponseMsg,
+  RestoreOptionsMsg,
+  SessionConnectionMsg,
+  SessionHeaderMsg,
+  SessionInfoMsg,
+  SocketEntryMsg,
+} from '../daemon/protocol';
 
 /** Where soccrd listens unless told otherwise. */
 export const DEFAULT_ADDRESS = 'unix:///run/soccrd/soccrd.sock';
@@ -40,102 +60,7 @@ export const DEFAULT_ADDRESS = 'unix:///run/soccrd/soccrd.sock';
 export const DEFAULT_TIMEOUT_MS = 5000;
 
 const SERVICE = 'soccr.v1.SocketRepair';
-
-// ---- response shapes (proto-loader with keepCase: false, longs: Number, enums: Number, defaults: true,
-// oneofs: true: every scalar present, absent messages null) ----------------------------------------
-
-/** soccr.v1.SessionKind */
-export enum SessionKind {
-  UNSPECIFIED = 0,
-  SOURCE = 1,
-  RESTORE = 2,
-}
-
-/** soccr.v1.SessionState */
-export enum SessionState {
-  UNSPECIFIED = 0,
-  FROZEN = 1,
-  HELD = 2,
-  RESUMED = 3,
-  RELEASED = 4,
-  ABORTED = 5,
-  EXPIRED = 6,
-}
-
-/** soccr.v1.AddressFamily */
-export enum AddressFamily {
-  UNSPECIFIED = 0,
-  IPV4 = 1,
-  IPV6 = 2,
-}
-
-export interface FeaturesMsg {
-  tcpRepair: boolean;
-  repairWindow: boolean;
-  pidfdGetfd: boolean;
-  bufLock: boolean;
-  rawSocket: boolean;
-  networkLock: boolean;
-}
-
-export interface GetVersionResponseMsg {
-  version: string;
-  kernelRelease: string;
-  streamFormat: number;
-  features: FeaturesMsg | null;
-}
-
-export interface SocketEntryMsg {
-  fd: number;
-  inode: number;
-  family: AddressFamily;
-  local: AddressMsg | null;
-  remote: AddressMsg | null;
-  /** soccr.v1.TcpState (tcpStateName() names it) */
-  state: number;
-  sendQueue: number;
-  recvQueue: number;
-}
-
-export interface SessionConnectionMsg {
-  id: string;
-  fd: number;
-  local: AddressMsg | null;
-  remote: AddressMsg | null;
-  state: number;
-  recvQueueLen: number;
-  sendQueueLen: number;
-  delivered: boolean;
-}
-
-export interface SessionInfoMsg {
-  sessionId: string;
-  kind: SessionKind;
-  state: SessionState;
-  pid: number;
-  createdUnixMs: number;
-  leaseExpiresUnixMs: number;
-  connections: SessionConnectionMsg[];
-  netns: string;
-  deliverUnixPath: string;
-  reason: string;
-}
-
-interface ListSocketsResponseMsg {
-  sockets: SocketEntryMsg[];
-}
-interface ListSessionsResponseMsg {
-  sessions: SessionInfoMsg[];
-}
-interface RestoreResponseMsg {
-  session: SessionInfoMsg | null;
-}
-interface CheckpointRequestMsg {
-  pid: number;
-  fds: number[];
-  all: boolean;
-  options: { leaseMs: number };
-}
+const CALL_ENDED: unique symbol = Symbol('call ended');
 
 export function sessionKindName(k: number): string {
   return SessionKind[k] ?? `KIND_${k}`;
@@ -165,6 +90,10 @@ export interface CheckpointOptions {
   all?: boolean;
   /** lease of the source session in ms; 0 or absent: the daemon's default */
   leaseMs?: number;
+  /** do not lock the network (nftables) around the frozen connections: the caller keeps packets away */
+  noNetworkLock?: boolean;
+  /** stop the owner (SIGSTOP) before freezing; continued on Resume, Abort or lease end, left stopped after Release */
+  stopOwner?: boolean;
 }
 
 /** RestoreOptions; absent fields take the proto defaults (empty, false, 0). */
@@ -277,6 +206,12 @@ function u32(name: string, v: number): number {
   return v;
 }
 
+/**
+ * What checkpointToFile checks a stream against: its order, lengths and checksums, but no size limits
+ * (a checkpoint larger than a daemon accepts may still go to a daemon configured for it).
+ */
+const NO_LIMITS: AssemblyLimits = { maxQueueBytes: Infinity, maxConnections: Infinity, maxTotalBytes: Infinity };
+
 export class SoccrClient {
   readonly address: string;
   private readonly client: grpc.Client;
@@ -346,7 +281,7 @@ export class SoccrClient {
       pid: u32('pid', pid),
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
-      options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0) },
+      options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, m.deserialize, req, new grpc.Metadata(), {});
@@ -380,7 +315,7 @@ export class SoccrClient {
       call.cancel();
       throw err;
     });
-    const checker = new StreamChecker();
+    const checker = new FrameAssembler(NO_LIMITS, { keepQueues: false });
     const out = new BatchWriter(fh);
     let header: SessionHeaderMsg | undefined;
     let ok = false;
@@ -390,7 +325,7 @@ export class SoccrClient {
         const done = checker.push(frame);
         if (done && !done.verified) throw new SoccrError('DATA_LOSS', `connection ${done.index} (${done.id}): queue checksum mismatch in the checkpoint stream`);
         await out.write(encodeFrameDelimited(frame));
-        onProgress?.({ bytes: out.bytes, connections: checker.completed, totalConnections: checker.header?.connectionCount });
+        onProgress?.({ bytes: out.bytes, connections: checker.connections, totalConnections: checker.header?.connectionCount });
       }
       if (failure !== undefined) throw failure;
       if (!checker.finished || !checker.header) throw new SoccrError('INVALID_STATE', 'checkpoint stream ended without its end frame');
@@ -406,7 +341,7 @@ export class SoccrClient {
       if (!ok && atomic) await fsp.unlink(tmp).catch(() => undefined);
     }
     if (atomic) await fsp.rename(tmp, target);
-    return { file: target, header: header as SessionHeaderMsg, connections: checker.completed, queueBytes: checker.queueBytes, fileBytes: out.bytes };
+    return { file: target, header: header as SessionHeaderMsg, connections: checker.connections, queueBytes: checker.queueBytes, fileBytes: out.bytes };
   }
 
   // -- Restore --
@@ -423,6 +358,7 @@ export class SoccrClient {
       goLive: options.goLive ?? false,
       transparent: options.transparent ?? false,
       leaseMs: u32('leaseMs', options.leaseMs ?? 0),
+      noNetworkLock: options.noNetworkLock ?? false,
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
     let ended = false;
@@ -449,6 +385,28 @@ export class SoccrClient {
     // A write after the call ended may fail; the call's status is what matters then.
     c.on('error', () => undefined);
 
+    // p, or CALL_ENDED as soon as the call ends. (Not Promise.race with `settled`: every race would add a
+    // reaction to it that keeps the race's promise, and so the frame it resolved with, until the call ends.)
+    const wakers = new Set<() => void>();
+    void settled.then(() => {
+      for (const wake of wakers) wake();
+      wakers.clear();
+    });
+    const orEnded = <T>(p: Promise<T>): Promise<T | typeof CALL_ENDED> =>
+      new Promise((resolve, reject) => {
+        const wake = (): void => resolve(CALL_ENDED);
+        wakers.add(wake);
+        p.then(
+          (v) => {
+            wakers.delete(wake);
+            resolve(v);
+          },
+          (err: unknown) => {
+            wakers.delete(wake);
+            reject(err);
+          },
+        );
+      });
     const write = async (f: FrameMsg): Promise<void> => {
       if (c.write(f)) return;
       const ac = new AbortController();
@@ -456,15 +414,30 @@ export class SoccrClient {
         () => undefined,
         () => undefined,
       );
-      await Promise.race([drained, settled]);
+      await orEnded(drained);
       ac.abort();
     };
+    // The call may end (the daemon refused) while the next frame is awaited from a slow producer, such as
+    // another daemon's Checkpoint: that wait is abandoned and the producer told to stop (return()).
+    const it: AsyncIterator<FrameMsg> = Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : (async function* () { yield* frames; })();
+    let exhausted = false;
     try {
       await write({ restoreOptions });
-      for await (const f of frames) {
-        if (ended) break;
-        if (frameKind(f) === 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'restore input carries its own restore options frame');
-        await write(f);
+      while (!ended) {
+        let r: IteratorResult<FrameMsg> | typeof CALL_ENDED;
+        try {
+          r = await orEnded(it.next());
+        } catch (err) {
+          exhausted = true;
+          throw err;
+        }
+        if (r === CALL_ENDED) break;
+        if (r.done) {
+          exhausted = true;
+          break;
+        }
+        if (frameKind(r.value) === 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'restore input carries its own restore options frame');
+        await write(r.value);
       }
       if (!ended) c.end();
     } catch (err) {
@@ -472,6 +445,8 @@ export class SoccrClient {
         c.cancel();
         throw err;
       }
+    } finally {
+      if (!exhausted) void Promise.resolve(it.return?.()).catch(() => undefined);
     }
     return result;
   }
@@ -570,131 +545,6 @@ class BatchWriter {
   }
 }
 
-// ---- checking a frame stream without holding its queues ----------------------------------------
-
-/** A connection as StreamChecker saw it: the header, and expected and actual checksums. */
-interface CheckedConnection {
-  index: number;
-  id: string;
-  fd: number;
-  header: ConnectionHeaderMsg;
-  recvSha256: Buffer | undefined;
-  sendSha256: Buffer | undefined;
-  actualRecvSha256: Buffer | undefined;
-  actualSendSha256: Buffer | undefined;
-  /** end frame seen */
-  complete: boolean;
-  /** complete, and both checksums match */
-  verified: boolean;
-}
-
-/**
- * Follows a frame stream's structure and hashes the queues as they pass, so that a checksum mismatch is
- * reported per connection and the stream can be followed past it. Structural errors throw INVALID_STATE.
- */
-class StreamChecker {
-  header: SessionHeaderMsg | undefined;
-  finished = false;
-  completed = 0;
-  queueBytes = 0;
-  current: (CheckedConnection & { recvLen: number; sendLen: number; recvAt: number; sendAt: number; recv: Hash; send: Hash }) | undefined;
-
-  push(f: FrameMsg): CheckedConnection | undefined {
-    const bad = (msg: string): never => {
-      throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: ${msg}`);
-    };
-    const kind = frameKind(f);
-    if (this.finished) bad(`${kind || 'a frame'} after the end of the stream`);
-    switch (kind) {
-      case 'session':
-        if (this.header) bad('a second session header');
-        this.header = f.session as SessionHeaderMsg;
-        return undefined;
-      case 'connection': {
-        if (!this.header) bad('a connection before the session header');
-        if (this.current) bad(`connection ${this.current.index} has no end frame`);
-        const c = f.connection as ConnectionHeaderMsg;
-        if (c.index !== this.completed) bad(`connection index ${c.index}, expected ${this.completed}`);
-        const s = stateFromObject(c.state);
-        this.current = {
-          index: c.index,
-          id: c.id,
-          fd: c.fd,
-          header: c,
-          recvSha256: undefined,
-          sendSha256: undefined,
-          actualRecvSha256: undefined,
-          actualSendSha256: undefined,
-          complete: false,
-          verified: false,
-          recvLen: s.inqLen,
-          sendLen: s.outqLen,
-          recvAt: 0,
-          sendAt: 0,
-          recv: createHash('sha256'),
-          send: createHash('sha256'),
-        };
-        return undefined;
-      }
-      case 'chunk': {
-        const ch = f.chunk as QueueChunkMsg;
-        const cur = this.current ?? bad('a queue chunk outside a connection');
-        if (ch.index !== cur.index) bad(`chunk for connection ${ch.index} inside connection ${cur.index}`);
-        if (ch.queue === QueueKind.RECV) {
-          if (ch.offset !== cur.recvAt || cur.recvAt + ch.data.length > cur.recvLen) bad(`receive queue chunk of connection ${cur.index} at ${ch.offset} out of place`);
-          cur.recv.update(ch.data);
-          cur.recvAt += ch.data.length;
-        } else if (ch.queue === QueueKind.SEND) {
-          if (ch.offset !== cur.sendAt || cur.sendAt + ch.data.length > cur.sendLen) bad(`send queue chunk of connection ${cur.index} at ${ch.offset} out of place`);
-          cur.send.update(ch.data);
-          cur.sendAt += ch.data.length;
-        } else {
-          bad(`chunk of unknown queue ${ch.queue}`);
-        }
-        this.queueBytes += ch.data.length;
-        return undefined;
-      }
-      case 'end': {
-        const e = f.end as ConnectionEndMsg;
-        const cur = this.current ?? bad('an end frame outside a connection');
-        if (e.index !== cur.index) bad(`end of connection ${e.index} inside connection ${cur.index}`);
-        if (cur.recvAt !== cur.recvLen || cur.sendAt !== cur.sendLen) bad(`connection ${cur.index} ended with queue bytes missing`);
-        const done: CheckedConnection = {
-          index: cur.index,
-          id: cur.id,
-          fd: cur.fd,
-          header: cur.header,
-          recvSha256: e.recvSha256,
-          sendSha256: e.sendSha256,
-          actualRecvSha256: cur.recv.digest(),
-          actualSendSha256: cur.send.digest(),
-          complete: true,
-          verified: false,
-        };
-        done.verified = (done.actualRecvSha256 as Buffer).equals(e.recvSha256) && (done.actualSendSha256 as Buffer).equals(e.sendSha256);
-        this.current = undefined;
-        this.completed++;
-        return done;
-      }
-      case 'streamEnd': {
-        const se = f.streamEnd as StreamEndMsg;
-        if (this.current) bad(`stream ended inside connection ${this.current.index}`);
-        if (!this.header) bad('stream ended before the session header');
-        const announced = (this.header as SessionHeaderMsg).connectionCount;
-        if (se.connectionCount !== this.completed || this.completed !== announced) {
-          bad(`stream carried ${this.completed} connections; header said ${announced}, end said ${se.connectionCount}`);
-        }
-        this.finished = true;
-        return undefined;
-      }
-      case 'restoreOptions':
-        return bad('restore options in a checkpoint stream');
-      default:
-        return bad('an empty frame');
-    }
-  }
-}
-
 // ---- checkpoint files ---------------------------------------------------------------------------
 
 const READ_CHUNK = 1 << 20;
@@ -788,8 +638,9 @@ export interface CheckpointFileDescription {
   error: string | null;
 }
 
-function describeConnection(c: CheckedConnection): ConnectionDescription {
-  const s = stateFromObject(c.header.state);
+/** A connection the assembler completed, or (without checksums) one it was inside of when the file ended. */
+function describeConnection(c: Pick<CheckedConnection, 'index' | 'id' | 'fd' | 'state'> & Partial<CheckedConnection>): ConnectionDescription {
+  const s = c.state;
   const hex = (b: Buffer | undefined): string | null => (b ? b.toString('hex') : null);
   const addr = (a: { family: 'ipv4' | 'ipv6'; ip: string; port: number }): string => formatAddressMsg({ family: a.family === 'ipv6' ? 2 : 1, ip: a.ip, port: a.port });
   return {
@@ -807,7 +658,7 @@ function describeConnection(c: CheckedConnection): ConnectionDescription {
     sendSha256: hex(c.sendSha256),
     actualRecvSha256: hex(c.actualRecvSha256),
     actualSendSha256: hex(c.actualSendSha256),
-    verified: c.verified,
+    verified: c.verified ?? false,
     tcp: {
       inqSeq: s.inqSeq,
       outqSeq: s.outqSeq,
@@ -823,39 +674,25 @@ function describeConnection(c: CheckedConnection): ConnectionDescription {
 }
 
 /**
- * Decodes and verifies a checkpoint file offline (like CRIU's crit show). FrameAssembler, the same
- * check the daemon runs on Restore, decides `verified`; alongside, each queue is hashed so that every
- * connection gets its own verdict, and listing goes on past a checksum mismatch. Structural damage stops
- * the listing there. Throws only when the file cannot be opened or is not a checkpoint file.
+ * Decodes and verifies a checkpoint file offline (like CRIU's crit show) with FrameAssembler, the same
+ * check the daemon runs on Restore, here hashing the queues instead of holding them: every connection
+ * gets its own verdict, and listing goes on past a checksum mismatch. Structural damage stops the
+ * listing there. Throws only when the file cannot be opened or is not a checkpoint file.
  */
 export async function describeCheckpointFile(file: string): Promise<CheckpointFileDescription> {
   const fileBytes = (await fsp.stat(file)).size;
-  const assembler = new FrameAssembler();
-  const checker = new StreamChecker();
+  const assembler = new FrameAssembler(DEFAULT_LIMITS, { keepQueues: false });
   const connections: ConnectionDescription[] = [];
-  let assemblerFailed = false;
   let error: unknown;
   const frames = readFileFrames(file);
   // The file header is checked on the first read: a file that is not a checkpoint throws here.
   let next = await frames.next();
   try {
     while (!next.done) {
-      const { frame } = next.value;
-      if (!assemblerFailed) {
-        try {
-          assembler.push(frame);
-        } catch (err) {
-          assemblerFailed = true;
-          error ??= err;
-          if (!(err instanceof SoccrError && err.kind === 'DATA_LOSS')) break;
-        }
-      }
-      const done = checker.push(frame);
+      const done = assembler.push(next.value.frame);
       if (done) {
         connections.push(describeConnection(done));
-        if (!done.verified && !error) {
-          error = new SoccrError('DATA_LOSS', `connection ${done.index} (${done.id}): queue checksum mismatch, the file was corrupted`);
-        }
+        if (!done.verified) error ??= checksumMismatch(done);
       }
       next = await frames.next();
     }
@@ -864,22 +701,20 @@ export async function describeCheckpointFile(file: string): Promise<CheckpointFi
   } finally {
     await frames.return(undefined);
   }
-  const cur = checker.current;
-  if (cur) {
-    // cut short inside a connection: list what its header says
-    connections.push(describeConnection({ ...cur, complete: false, verified: false }));
-  }
-  const complete = checker.finished;
+  const cur = assembler.inProgress;
+  // cut short inside a connection: list what its header says
+  if (cur) connections.push(describeConnection(cur));
+  const complete = assembler.finished;
   if (!error && !complete) error = new SoccrError('INVALID_STATE', 'invalid checkpoint stream: the file ends without the stream end frame (truncated?)');
   return {
     file: path.resolve(file),
     fileBytes,
     format: STREAM_FORMAT,
-    session: checker.header ?? null,
+    session: assembler.header ?? null,
     connections,
-    queueBytes: checker.queueBytes,
+    queueBytes: assembler.queueBytes,
     complete,
-    verified: !error && assembler.finished,
+    verified: !error && complete,
     error: error === undefined ? null : describeError(error),
   };
 }

@@ -1,5 +1,6 @@
 // The public client API of soccrd: the gRPC client (SoccrClient, describeError), checkpoint files
-// (readCheckpointFile, describeCheckpointFile) and the receiving end of a socket hand-over.
+// (readCheckpointFile, describeCheckpointFile), live migration between two daemons (migrate) and the
+// receiving end of a socket hand-over.
 export {
   SoccrClient,
   describeError,
@@ -34,4 +35,6 @@ export type {
   RestoreOptionsMsg,
   SessionHeaderMsg,
 } from './client';
+export { migrate, MigrateError, MIGRATE_PHASES, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_RELEASE_ATTEMPTS } from './migrate';
+export type { MigrateOptions, MigrateReport, MigratePhase, PhaseEvent, PhaseTiming, HookResult, MigrateConnection, MigrateAddress } from './migrate';
 export * from './receiver';

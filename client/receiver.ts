@@ -11,19 +11,12 @@ import { EventEmitter } from 'node:events';
 import { Stats, promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
+import type { DeliveryMeta } from '../daemon/delivery';
 import * as N from '../daemon/native';
 import type { SocketAddress } from '../daemon/sockaddr';
 
-/** What soccrd tells about each delivered connection. */
-export interface DeliveredMeta {
-  id: string;
-  session: string;
-  index: number;
-  local: SocketAddress;
-  remote: SocketAddress;
-  /** TCP state name: ESTABLISHED, CLOSE_WAIT, ... */
-  state: string;
-}
+/** What soccrd tells about each delivered connection (the sender's DeliveryMeta). */
+export type DeliveredMeta = DeliveryMeta;
 
 export interface DeliveredSocket {
   socket: net.Socket;

@@ -25,6 +25,7 @@ import {
   sessionKindName,
   sessionStateName,
 } from './client';
+import { DEFAULT_HOOK_TIMEOUT_MS, MigrateError, MigrateReport, PhaseEvent, migrate } from './migrate';
 
 const MiB = 1024 * 1024;
 
@@ -236,6 +237,41 @@ class TransferBar {
     this.bar?.stop();
     this.bar = undefined;
   }
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** One line per migrate phase as it completes (or fails), and the hook's output indented below it. */
+function phaseLine(e: PhaseEvent): string | undefined {
+  if (e.status === 'started') return undefined;
+  let detail: string;
+  if (e.status === 'failed') detail = `FAILED: ${e.error ?? 'unknown error'}`;
+  else if (e.name === 'checkpoint+restore') {
+    detail = `${e.connections ?? 0} connection(s), ${formatBytes(e.queueBytes ?? 0)} of queues; source session ${e.sourceSessionId ?? '?'}, destination session ${e.destinationSessionId ?? '?'} held`;
+  } else if (e.name === 'hook') detail = `exit ${e.hook?.exitCode ?? '?'}`;
+  else if (e.name === 'resume-destination') detail = 'destination live';
+  else detail = 'source released';
+  let line = `${e.name.padEnd(20)}${formatMs(e.ms ?? 0).padStart(11)}  ${detail}`;
+  const h = e.hook;
+  if (h) {
+    for (const [name, text] of [
+      ['stdout', h.stdout],
+      ['stderr', h.stderr],
+    ] as const) {
+      const lines = text.replace(/\n$/, '').split('\n');
+      if (text) line += `\n${lines.map((l) => `  ${name} | ${l}`).join('\n')}`;
+    }
+  }
+  return line;
+}
+
+function migrateSummary(r: MigrateReport): string {
+  return (
+    `migrated ${r.connections} connection(s) of pid ${r.pid} (${formatBytes(r.queueBytes)} of queues) from ${r.from} to ${r.to}: ` +
+    `frozen for ${formatMs(r.freezeMs)}, ${formatMs(r.totalMs)} in all`
+  );
 }
 
 // ---- argument parsing ----------------------------------------------------------------------------
@@ -459,6 +495,75 @@ export function buildProgram(): Command {
         else printSession(s);
       });
     });
+
+  program
+    .command('migrate')
+    .description('move the connections of a process to another daemon: checkpoint streamed into a held restore, hook, resume there, release here')
+    .requiredOption('--from <addr>', 'source daemon: unix:///path or host:port')
+    .requiredOption('--to <addr>', 'destination daemon: unix:///path or host:port')
+    .requiredOption('--pid <pid>', 'process that owns the connections, on the source host', parseUint('--pid'))
+    .option('--fd <n>', 'fd to migrate (repeatable, or comma-separated; default: every connection)', collectFds)
+    .option('--netns <path>', 'network namespace to rebuild in at the destination: /proc/PID/ns/net, /run/netns/NAME or NAME')
+    .option('--deliver <unix:path>', 'Unix socket of the process that takes the connections at the destination', parseDeliver)
+    .option(
+      '--before-resume <cmd>',
+      'shell command (sh -c) run once the destination holds the connections, before they go live; ' +
+        'env: SOCCR_SOURCE_SESSION, SOCCR_DEST_SESSION, SOCCR_PID, SOCCR_CONNECTIONS (JSON [{local, remote}]); non-zero exit rolls back',
+    )
+    .option('--hook-timeout-ms <ms>', 'how long --before-resume may run', parseUint('--hook-timeout-ms'), DEFAULT_HOOK_TIMEOUT_MS)
+    .option('--no-stop-owner', 'leave the owner running while its connections are frozen')
+    .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
+    .option('--lease-ms <ms>', "lease of both sessions (default: each daemon's)", parseUint('--lease-ms'))
+    .action(
+      async (
+        opts: {
+          from: string;
+          to: string;
+          pid: number;
+          fd?: number[];
+          netns?: string;
+          deliver?: string;
+          beforeResume?: string;
+          hookTimeoutMs: number;
+          stopOwner: boolean;
+          networkLock: boolean;
+          leaseMs?: number;
+        },
+        cmd: Command,
+      ) => {
+        if (opts.hookTimeoutMs === 0) cmd.error('--hook-timeout-ms must be positive');
+        const g = globals(cmd);
+        const show = g.json ? note : print;
+        try {
+          const r = await migrate({
+            from: opts.from,
+            to: opts.to,
+            pid: opts.pid,
+            fds: opts.fd,
+            netns: opts.netns === undefined ? undefined : parseNetns(opts.netns),
+            deliverUnixPath: opts.deliver,
+            beforeResume: opts.beforeResume,
+            hookTimeoutMs: opts.hookTimeoutMs,
+            stopOwner: opts.stopOwner,
+            networkLock: opts.networkLock,
+            leaseMs: opts.leaseMs,
+            timeoutMs: g.timeout,
+            onPhase: (e) => {
+              const line = phaseLine(e);
+              if (line) show(line);
+            },
+          });
+          if (g.json) printJson(r);
+          else print(migrateSummary(r));
+          for (const w of r.warnings) note(`soccrctl: warning: ${w}`);
+        } catch (err) {
+          if (g.json && err instanceof MigrateError) {
+            printJson({ error: { phase: err.phase, reason: err.reason, rolledBack: err.rolledBack, rollbackFailures: err.rollbackFailures }, report: err.report });
+          }
+          throw err;
+        }
+      },
+    );
 
   program
     .command('show')

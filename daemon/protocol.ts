@@ -312,7 +312,9 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
         }
         this.totalBytes += state.inqLen + state.outqLen;
         if (this.totalBytes > this.limits.maxTotalBytes) bad(`more than ${this.limits.maxTotalBytes} queue bytes in one stream`);
-        this.current = { index: c.index, id: c.id, fd: c.fd, state, recv: new QueueIn('receive', state.inqLen, this.keepQueues), send: new QueueIn('send', state.outqLen, this.keepQueues) };
+        const recv = new QueueIn('receive', state.inqLen, this.keepQueues);
+        const send = new QueueIn('send', state.outqLen, this.keepQueues);
+        this.current = { index: c.index, id: c.id, fd: c.fd, state, recv, send };
         return undefined;
       }
       case 'chunk': {

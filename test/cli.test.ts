@@ -25,7 +25,8 @@ import {
   loadPackageDefinition,
   sessionFrames,
 } from '../daemon/protocol';
-import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
+import { SavedConnection, TcpState } from '../daemon/state';
+import { savedConnection } from './support/states';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
 const MiB = 1024 * 1024;
@@ -46,46 +47,6 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
       resolve({ code, stdout, stderr, ms: Date.now() - t0 });
     });
   });
-}
-
-function conn(overrides: Partial<SavedConnection> = {}): SavedConnection {
-  return {
-    version: STATE_VERSION,
-    state: TcpState.ESTABLISHED,
-    socketFamily: 'ipv4',
-    local: { family: 'ipv4', ip: '10.1.2.3', port: 43210 },
-    remote: { family: 'ipv4', ip: '192.168.200.7', port: 443 },
-    inqSeq: 0xfffffff0,
-    outqSeq: 0x80000001,
-    inqLen: 0,
-    outqLen: 0,
-    unsentLen: 0,
-    mssClamp: 1448,
-    tcpOptions: 7,
-    sndWscale: 7,
-    rcvWscale: 9,
-    timestamp: 0xdeadbeef,
-    window: { sndWl1: 1, sndWnd: 65535 << 7, maxWindow: 4194304, rcvWnd: 65535, rcvWup: 12345 },
-    recvQueue: Buffer.alloc(0),
-    sendQueue: Buffer.alloc(0),
-    options: {
-      reuseAddr: false,
-      noDelay: true,
-      cork: false,
-      keepAlive: true,
-      keepIdle: 7200,
-      keepIntvl: 75,
-      keepCnt: 9,
-      userTimeout: 0,
-      congestion: 'cubic',
-      sndBuf: 87040,
-      rcvBuf: 131072,
-      tos: 0,
-      mark: 0,
-      bufLock: 0,
-    },
-    ...overrides,
-  };
 }
 
 function withQueues(s: SavedConnection, recv: Buffer, send: Buffer, unsent = 0): SavedConnection {
@@ -295,12 +256,12 @@ describe('soccrctl', function () {
     before(() => {
       file = path.join(dir, 'two.soccr');
       bytes = writeCheckpoint(file, header(2), [
-        { id: '3:123456', fd: 3, state: withQueues(conn(), recv, send, 1000) },
+        { id: '3:123456', fd: 3, state: withQueues(savedConnection(), recv, send, 1000) },
         {
           id: '7:654321',
           fd: 7,
           state: withQueues(
-            conn({
+            savedConnection({
               state: TcpState.CLOSE_WAIT,
               socketFamily: 'ipv6',
               local: { family: 'ipv6', ip: '2001:db8::1', port: 8443 },
@@ -367,7 +328,7 @@ describe('soccrctl', function () {
       assert.equal(a.recvSha256, sha(recv));
       assert.equal(a.sendSha256, sha(send));
       assert.equal(a.actualRecvSha256, sha(recv));
-      assert.deepEqual((a.tcp as { window: unknown }).window, conn().window);
+      assert.deepEqual((a.tcp as { window: unknown }).window, savedConnection().window);
       assert.equal((a.options as { congestion: string }).congestion, 'cubic');
       assert.equal(b.state, 'CLOSE_WAIT');
       assert.equal(b.local, '[2001:db8::1]:8443');
@@ -505,8 +466,8 @@ describe('soccrctl', function () {
       fake = new FakeDaemon(path.join(dir, 'fake.sock'));
       await fake.start();
       fake.checkpointConns = [
-        { id: '3:1', fd: 3, state: withQueues(conn(), q.a, q.b, 100) },
-        { id: '5:2', fd: 5, state: withQueues(conn({ local: { family: 'ipv4', ip: '10.1.2.3', port: 43211 } }), Buffer.alloc(0), q.c) },
+        { id: '3:1', fd: 3, state: withQueues(savedConnection(), q.a, q.b, 100) },
+        { id: '5:2', fd: 5, state: withQueues(savedConnection({ local: { family: 'ipv4', ip: '10.1.2.3', port: 43211 } }), Buffer.alloc(0), q.c) },
       ];
     });
     after(async () => {
@@ -564,7 +525,7 @@ describe('soccrctl', function () {
       assert.match(id, /^rst-\d+$/);
       const got = fake.restored;
       assert.ok(got);
-      assert.deepEqual(got.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: false, leaseMs: 0 });
+      assert.deepEqual(got.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false });
       assert.equal(got.header.sessionId, 'src-77');
       assert.equal(got.connections.length, 2);
       assert.ok(got.connections[0].state.recvQueue.equals(q.a));
@@ -597,7 +558,7 @@ describe('soccrctl', function () {
 
     it('restore without --hold goes live at once', async function () {
       const file = path.join(dir, 'live.soccr');
-      writeCheckpoint(file, header(1, 'src-live'), [{ id: '3:9', fd: 3, state: withQueues(conn(), q.a, Buffer.alloc(0)) }]);
+      writeCheckpoint(file, header(1, 'src-live'), [{ id: '3:9', fd: 3, state: withQueues(savedConnection(), q.a, Buffer.alloc(0)) }]);
       const r = await run(['--daemon', fake.address, '--json', 'restore', '--in', file, '--deliver', `unix:${path.join(dir, 'app.sock')}`]);
       assert.equal(r.code, 0, r.stderr);
       const s = JSON.parse(r.stdout) as { state: string; connections: { delivered: boolean }[] };
@@ -612,7 +573,7 @@ describe('soccrctl', function () {
     it('the library restores a frame stream under flow control and reports the daemon refusing it', async function () {
       const client = new SoccrClient(fake.address);
       try {
-        const frames = [...sessionFrames(header(1, 'src-lib'), [{ id: '1:1', fd: 1, state: withQueues(conn(), q.c, q.b) }])];
+        const frames = [...sessionFrames(header(1, 'src-lib'), [{ id: '1:1', fd: 1, state: withQueues(savedConnection(), q.c, q.b) }])];
         assert.ok(frames.length > 16, 'more frames than the call buffers');
         let progress = 0;
         const s = await client.restore(

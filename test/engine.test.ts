@@ -59,6 +59,19 @@ function assertReadsBack(r: RestoredSocket, saved: SavedConnection): void {
   }
 }
 
+/** The owner dies while its socket is frozen; our copy is the last one and closes silently. */
+async function killOwner(owner: Endpoint, frozen: FrozenSocket): Promise<void> {
+  owner.kill();
+  await owner.exited();
+  silentClose(frozen);
+}
+
+/** Rebuilds the saved connection in the namespace of `host`, in repair mode, and checks it reads back. */
+function restoreIn(topo: Topology, host: number, saved: SavedConnection): RestoredSocket {
+  const r = restore(saved, { netns: topo.nsPath(topo.hosts[host]) });
+  assertReadsBack(r, saved);
+  return r;
+}
 
 /**
  * Starts a new owner in `host` that adopts the connection where the old owner left it: the rebuilt
@@ -96,13 +109,8 @@ async function migrate(flavor: Flavor, state: TcpState): Promise<void> {
   assert.equal(saved.recvQueue.length, saved.inqLen);
   assert.equal(saved.sendQueue.length, saved.outqLen);
 
-  // The owner dies while its socket is frozen; our copy is the last one and closes silently.
-  p.owner.kill();
-  await p.owner.exited();
-  silentClose(frozen);
-
-  const r = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[1]) });
-  assertReadsBack(r, saved);
+  await killOwner(p.owner, frozen);
+  const r = restoreIn(p.topo, 1, saved);
   const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
   p.topo.routeTo(1);
   await verifyStreams(p.peer, receiver, x);
@@ -141,11 +149,8 @@ describe('repair engine on the real kernel', function () {
     const ownerAt = await p.owner.command('quiesce');
     const { frozen, saved } = checkpoint(p.owner);
     assert.ok(saved.inqLen + saved.outqLen >= 8 * MiB, `queues hold ${saved.inqLen} + ${saved.outqLen} bytes`);
-    p.owner.kill();
-    await p.owner.exited();
-    silentClose(frozen);
-    const r = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[1]) });
-    assertReadsBack(r, saved);
+    await killOwner(p.owner, frozen);
+    const r = restoreIn(p.topo, 1, saved);
     const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
     p.topo.routeTo(1);
     await verifyStreams(p.peer, receiver, { state: TcpState.ESTABLISHED, unread: true, unacked: true, unsent: true, ownerClosed: false, peerClosed: false });
@@ -157,17 +162,13 @@ describe('repair engine on the real kernel', function () {
     const ownerAt = await p.owner.command('quiesce');
     const { frozen, saved } = checkpoint(p.owner);
     const before = JSON.stringify(saved);
-    p.owner.kill();
-    await p.owner.exited();
-    silentClose(frozen);
+    await killOwner(p.owner, frozen);
     // First restore: rebuilt, checked, then dropped silently (as an aborted destination would be).
-    const first = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[1]) });
-    assertReadsBack(first, saved);
+    const first = restoreIn(p.topo, 1, saved);
     silentClose(first);
     assert.equal(JSON.stringify(saved), before, 'restore modified the saved state');
     // Second restore from the very same value goes live.
-    const second = restore(saved, { netns: p.topo.nsPath(p.topo.hosts[2]) });
-    assertReadsBack(second, saved);
+    const second = restoreIn(p.topo, 2, saved);
     const receiver = await adopt(p.topo, 2, second, saved, ownerAt);
     p.topo.routeTo(2);
     await verifyStreams(p.peer, receiver, x);

@@ -6,48 +6,9 @@ import * as protobuf from 'protobufjs';
 import { SoccrError } from '../daemon/errors';
 import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
 import { STATE_PROTO_PATH, decodeState, encodeState } from '../daemon/wire';
+import { savedConnection } from './support/states';
 
 const MiB = 1024 * 1024;
-
-function baseState(overrides: Partial<SavedConnection> = {}): SavedConnection {
-  return {
-    version: STATE_VERSION,
-    state: TcpState.ESTABLISHED,
-    socketFamily: 'ipv4',
-    local: { family: 'ipv4', ip: '10.1.2.3', port: 43210 },
-    remote: { family: 'ipv4', ip: '192.168.200.7', port: 443 },
-    inqSeq: 0xfffffff0,
-    outqSeq: 0x80000001,
-    inqLen: 0,
-    outqLen: 0,
-    unsentLen: 0,
-    mssClamp: 1448,
-    tcpOptions: 7,
-    sndWscale: 7,
-    rcvWscale: 9,
-    timestamp: 0xdeadbeef,
-    window: { sndWl1: 0xffffffff, sndWnd: 65535 << 7, maxWindow: 4194304, rcvWnd: 0, rcvWup: 12345 },
-    recvQueue: Buffer.alloc(0),
-    sendQueue: Buffer.alloc(0),
-    options: {
-      reuseAddr: true,
-      noDelay: true,
-      cork: false,
-      keepAlive: true,
-      keepIdle: 7200,
-      keepIntvl: 75,
-      keepCnt: 9,
-      userTimeout: 30000,
-      congestion: 'cubic',
-      sndBuf: 87040,
-      rcvBuf: 131072,
-      tos: 0x10,
-      mark: 0x1234,
-      bufLock: 1,
-    },
-    ...overrides,
-  };
-}
 
 /** A state with `recv`/`send` random bytes in its queues, `unsent` of the send queue never sent. */
 function withQueues(s: SavedConnection, recv: number, send: number, unsent = 0): SavedConnection {
@@ -101,15 +62,15 @@ function roundTrip(s: SavedConnection): SavedConnection {
 describe('wire: saved state encoding', () => {
   describe('round trip', () => {
     it('IPv4 with a repair window', () => {
-      roundTrip(withQueues(baseState(), 1000, 3000, 1200));
+      roundTrip(withQueues(savedConnection(), 1000, 3000, 1200));
     });
 
     it('IPv4 without a repair window', () => {
-      roundTrip(withQueues(baseState({ window: undefined }), 17, 0));
+      roundTrip(withQueues(savedConnection({ window: undefined }), 17, 0));
     });
 
     it('a state whose window key is omitted decodes with window undefined', () => {
-      const s = baseState();
+      const s = savedConnection();
       delete s.window;
       const d = decodeState(encodeState(s));
       assert.equal(d.window, undefined);
@@ -119,11 +80,11 @@ describe('wire: saved state encoding', () => {
     it('IPv6 with a repair window', () => {
       roundTrip(
         withQueues(
-          baseState({
+          savedConnection({
             socketFamily: 'ipv6',
             local: { family: 'ipv6', ip: '2001:db8::1', port: 1 },
             remote: { family: 'ipv6', ip: 'fe80::1:2:3:4', port: 65535 },
-            options: { ...baseState().options, tos: 0xb8 },
+            options: { ...savedConnection().options, tos: 0xb8 },
           }),
           4096,
           8192,
@@ -134,7 +95,7 @@ describe('wire: saved state encoding', () => {
 
     it('IPv6 without a repair window', () => {
       roundTrip(
-        baseState({
+        savedConnection({
           socketFamily: 'ipv6',
           local: { family: 'ipv6', ip: '::1', port: 5000 },
           remote: { family: 'ipv6', ip: '::1', port: 5001 },
@@ -144,7 +105,7 @@ describe('wire: saved state encoding', () => {
     });
 
     it('IPv4-mapped addresses on an IPv6 socket, with and without a window', () => {
-      const mapped = baseState({
+      const mapped = savedConnection({
         socketFamily: 'ipv6',
         local: { family: 'ipv6', ip: '::ffff:10.0.0.1', port: 8080 },
         remote: { family: 'ipv6', ip: '::ffff:172.16.254.9', port: 50000 },
@@ -155,7 +116,7 @@ describe('wire: saved state encoding', () => {
 
     it('multi-MiB queues of random bytes', function () {
       this.timeout(30000);
-      const s = withQueues(baseState(), 5 * MiB + 3, 3 * MiB + 1, MiB);
+      const s = withQueues(savedConnection(), 5 * MiB + 3, 3 * MiB + 1, MiB);
       const d = roundTrip(s);
       assert.ok(d.recvQueue.equals(s.recvQueue));
       assert.ok(d.sendQueue.equals(s.sendQueue));
@@ -163,9 +124,9 @@ describe('wire: saved state encoding', () => {
 
     it('every TCP state and the extremes of every field', () => {
       for (const state of Object.values(TcpState).filter((v): v is TcpState => typeof v === 'number')) {
-        roundTrip(baseState({ state }));
+        roundTrip(savedConnection({ state }));
       }
-      const zeros = baseState({
+      const zeros = savedConnection({
         inqSeq: 0,
         outqSeq: 0,
         mssClamp: 0,
@@ -194,7 +155,7 @@ describe('wire: saved state encoding', () => {
       roundTrip(zeros);
       const u32 = 0xffffffff;
       roundTrip(
-        baseState({
+        savedConnection({
           inqSeq: u32,
           outqSeq: u32,
           mssClamp: 65535,
@@ -203,7 +164,7 @@ describe('wire: saved state encoding', () => {
           local: { family: 'ipv4', ip: '0.0.0.0', port: 0 },
           remote: { family: 'ipv4', ip: '255.255.255.255', port: 65535 },
           options: {
-            ...baseState().options,
+            ...savedConnection().options,
             keepIdle: 0x7fffffff,
             keepIntvl: -0x80000000,
             userTimeout: -1,
@@ -217,7 +178,7 @@ describe('wire: saved state encoding', () => {
     });
 
     it('decodes to numbers and to Buffers of their own', () => {
-      const s = withQueues(baseState(), 300, 200, 0);
+      const s = withQueues(savedConnection(), 300, 200, 0);
       const enc = encodeState(s);
       const d = decodeState(enc);
       const numeric: Array<[string, unknown]> = [
@@ -239,13 +200,13 @@ describe('wire: saved state encoding', () => {
     });
 
     it('encodeState returns a Buffer', () => {
-      assert.ok(Buffer.isBuffer(encodeState(baseState())));
+      assert.ok(Buffer.isBuffer(encodeState(savedConnection())));
     });
   });
 
   describe('determinism', () => {
     it('the same state always encodes to the same bytes', () => {
-      const s = withQueues(baseState(), 2000, 1000, 10);
+      const s = withQueues(savedConnection(), 2000, 1000, 10);
       const a = encodeState(s);
       const b = encodeState(s);
       assert.ok(a.equals(b));
@@ -277,8 +238,8 @@ describe('wire: saved state encoding', () => {
     });
 
     it('an absent window and an undefined window encode alike', () => {
-      const s = baseState({ window: undefined });
-      const t = baseState();
+      const s = savedConnection({ window: undefined });
+      const t = savedConnection();
       delete t.window;
       assert.ok(encodeState(s).equals(encodeState(t)));
     });
@@ -291,7 +252,7 @@ describe('wire: saved state encoding', () => {
         Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
         Buffer.from([0x0f]),
         Buffer.from([0x08]),
-        Buffer.from(JSON.stringify(baseState())),
+        Buffer.from(JSON.stringify(savedConnection())),
         Buffer.alloc(64, 0),
         Buffer.alloc(0),
       ];
@@ -300,11 +261,11 @@ describe('wire: saved state encoding', () => {
     });
 
     it('truncated bytes, at every length', () => {
-      const small = encodeState(baseState());
+      const small = encodeState(savedConnection());
       for (let n = 0; n < small.length; n++) assertInvalid(() => decodeState(small.subarray(0, n)));
       const mapped = encodeState(
         withQueues(
-          baseState({
+          savedConnection({
             socketFamily: 'ipv6',
             local: { family: 'ipv6', ip: '::ffff:10.0.0.1', port: 8080 },
             remote: { family: 'ipv6', ip: '::ffff:10.0.0.2', port: 8081 },
@@ -319,7 +280,7 @@ describe('wire: saved state encoding', () => {
 
     it('truncated bytes of a multi-MiB state', function () {
       this.timeout(30000);
-      const big = encodeState(withQueues(baseState(), 2 * MiB, 2 * MiB));
+      const big = encodeState(withQueues(savedConnection(), 2 * MiB, 2 * MiB));
       for (const n of [1, 100, MiB, 2 * MiB + 5, 3 * MiB, big.length - 200, big.length - 1]) {
         assertInvalid(() => decodeState(big.subarray(0, n)), /corrupt or truncated|missing/);
       }
@@ -328,18 +289,18 @@ describe('wire: saved state encoding', () => {
     it('an unknown or absent version', () => {
       for (const version of [0, STATE_VERSION + 1, 2, 99, 0xffffffff]) {
         if (version === STATE_VERSION) continue;
-        assertInvalid(() => decodeState(encodeState(baseState({ version }))), /version/);
+        assertInvalid(() => decodeState(encodeState(savedConnection({ version }))), /version/);
       }
     });
 
     it('missing addresses or options', () => {
       for (const field of ['local', 'remote', 'options']) {
-        const obj = rawObject(baseState());
+        const obj = rawObject(savedConnection());
         delete obj[field];
         assertInvalid(() => decodeState(rawEncode(obj)), new RegExp(`${field}.*missing|missing.*options`));
       }
       // An address present but empty (no family, no ip).
-      const obj = rawObject(baseState());
+      const obj = rawObject(savedConnection());
       obj.local = {};
       assertInvalid(() => decodeState(rawEncode(obj)), /local/);
     });
@@ -357,7 +318,7 @@ describe('wire: saved state encoding', () => {
         (o) => (o.remote = { family: 7, ip: '10.0.0.1', port: 80 }),
       ];
       for (const mutate of cases) {
-        const obj = rawObject(baseState());
+        const obj = rawObject(savedConnection());
         mutate(obj);
         assertInvalid(() => decodeState(rawEncode(obj)));
       }
@@ -365,15 +326,15 @@ describe('wire: saved state encoding', () => {
 
     it('encodeState refuses values the format cannot carry', () => {
       const cases: SavedConnection[] = [
-        baseState({ inqSeq: -1 }),
-        baseState({ outqSeq: 0x100000000 }),
-        baseState({ timestamp: 1.5 }),
-        baseState({ inqLen: Number.NaN }),
-        baseState({ window: { sndWl1: 0, sndWnd: -5, maxWindow: 0, rcvWnd: 0, rcvWup: 0 } }),
-        baseState({ options: { ...baseState().options, mark: 0x80000000 } }),
-        baseState({ local: { family: 'ipv4', ip: '10.0.0.300', port: 1 } }),
-        baseState({ remote: { family: 'ipv4', ip: '10.0.0.1', port: 65536 } }),
-        baseState({ state: 0 as TcpState }),
+        savedConnection({ inqSeq: -1 }),
+        savedConnection({ outqSeq: 0x100000000 }),
+        savedConnection({ timestamp: 1.5 }),
+        savedConnection({ inqLen: Number.NaN }),
+        savedConnection({ window: { sndWl1: 0, sndWnd: -5, maxWindow: 0, rcvWnd: 0, rcvWup: 0 } }),
+        savedConnection({ options: { ...savedConnection().options, mark: 0x80000000 } }),
+        savedConnection({ local: { family: 'ipv4', ip: '10.0.0.300', port: 1 } }),
+        savedConnection({ remote: { family: 'ipv4', ip: '10.0.0.1', port: 65536 } }),
+        savedConnection({ state: 0 as TcpState }),
       ];
       for (const s of cases) assertInvalid(() => encodeState(s), /cannot encode/);
     });

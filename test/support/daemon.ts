@@ -1,5 +1,5 @@
 // Runs a real soccrd as a separate process for the tests, on its own Unix socket and state directory.
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,32 +8,54 @@ import * as grpc from '@grpc/grpc-js';
 const MAIN = join(__dirname, '..', '..', 'daemon', 'main.js');
 
 const running = new Set<DaemonProcess>();
+let counter = 0;
+
+export interface DaemonOptions {
+  /** Extra soccrd arguments. */
+  args?: string[];
+  /**
+   * Runs soccrd inside this network namespace (a name under /run/netns), through `ip netns exec`, which
+   * execs node in place: `pid` is still soccrd's. The Unix socket lives in the filesystem, which the
+   * namespace shares, so the tests reach the daemon from the root namespace all the same.
+   */
+  netns?: string;
+}
 
 export class DaemonProcess {
   readonly dir: string;
   readonly socketPath: string;
   readonly address: string;
+  /** the daemon's own nftables table, so that cleanup can remove exactly it */
+  readonly lockTable = `soccrt${process.pid}d${counter++}`;
   proc!: ChildProcess;
   output = '';
 
-  private constructor(readonly extraArgs: string[]) {
+  private constructor(
+    readonly extraArgs: string[],
+    readonly netns?: string,
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), 'soccrt-d'));
     this.socketPath = join(this.dir, 'soccrd.sock');
     this.address = `unix://${this.socketPath}`;
   }
 
-  /** Starts soccrd and waits until it answers health checks. */
-  static async start(extraArgs: string[] = []): Promise<DaemonProcess> {
-    const d = new DaemonProcess(extraArgs);
+  /**
+   * Starts soccrd and waits until it answers health checks. Takes the extra arguments, or options (in
+   * which `netns` starts it inside that network namespace).
+   */
+  static async start(argsOrOptions: string[] | DaemonOptions = []): Promise<DaemonProcess> {
+    const o: DaemonOptions = Array.isArray(argsOrOptions) ? { args: argsOrOptions } : argsOrOptions;
+    const d = new DaemonProcess(o.args ?? [], o.netns);
     running.add(d);
     await d.spawn();
     return d;
   }
 
   private async spawn(): Promise<void> {
-    this.proc = spawn(process.execPath, [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', ...this.extraArgs], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const argv = [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', '--lock-table', this.lockTable, ...this.extraArgs];
+    this.proc = this.netns
+      ? spawn('ip', ['netns', 'exec', this.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 15_000;
@@ -74,15 +96,20 @@ export class DaemonProcess {
     if (this.proc.exitCode === null && this.proc.signalCode === null) process.kill(this.pid, 'SIGKILL');
   }
 
+  /** Stops the daemon (SIGTERM, SIGKILL after 15 s) and removes its files and, if left, its lock table. */
   async cleanup(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      const exited = new Promise((r) => this.proc.once('exit', r));
-      this.kill();
-      await exited;
-    }
+    await this.stop();
     running.delete(this);
     rmSync(this.dir, { recursive: true, force: true });
+    // A daemon killed by a test leaves its table in its own namespace (the others die with theirs).
+    const inNs = this.netns ? ['ip', 'netns', 'exec', this.netns, 'nft'] : ['nft'];
+    spawnSync(inNs[0], [...inNs.slice(1), 'delete', 'table', 'inet', this.lockTable], { stdio: 'ignore' });
   }
+}
+
+/** The last lines of every running daemon's log, for a failed test's report. */
+export function daemonLogs(lines = 40): string {
+  return [...running].map((d) => `--- soccrd ${d.pid}${d.netns ? ` in ${d.netns}` : ''} ---\n${d.output.trim().split('\n').slice(-lines).join('\n')}`).join('\n');
 }
 
 export async function cleanupDaemons(): Promise<void> {

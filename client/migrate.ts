@@ -1,0 +1,730 @@
+// migrate(): moves a process's live TCP connections from one soccrd to another, for orchestrators.
+//
+//   1. checkpoint+restore  Checkpoint on the source, its frames piped as they come into a Restore on the
+//                          destination that holds the rebuilt sockets (go_live false, IP_TRANSPARENT):
+//                          no file, memory bounded by the two calls' flow-control windows.
+//   2. hook                optional: a shell command (typically moving the service address), both
+//                          sessions' leases renewed while it runs.
+//   3. resume-destination  the destination's sockets go live and are delivered.
+//   4. release-source      the source commits (its sockets stay frozen and silent, the owner stopped).
+//
+// Any failure before the destination is live rolls back: Abort on the destination session, Resume on
+// the source session (which continues a stopped owner), then a MigrateError says which phase failed,
+// why, and what was rolled back. Once the destination is live nothing is rolled back: a Release that
+// keeps failing is retried a few times, then reported as a warning.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { SoccrError } from '../daemon/errors';
+import { frameKind } from '../daemon/protocol';
+import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
+import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName } from './client';
+import type { SessionInfoMsg } from './client';
+
+// ---- options, events, report --------------------------------------------------------------------
+
+export type MigratePhase = 'checkpoint+restore' | 'hook' | 'resume-destination' | 'release-source';
+
+/** The phases in the order they run ('hook' only with beforeResume). */
+export const MIGRATE_PHASES: readonly MigratePhase[] = ['checkpoint+restore', 'hook', 'resume-destination', 'release-source'];
+
+/** Default time the beforeResume hook may take. */
+export const DEFAULT_HOOK_TIMEOUT_MS = 30000;
+/** How many times Release on the source is tried once the destination is live, by default. */
+export const DEFAULT_RELEASE_ATTEMPTS = 3;
+
+export interface MigrateOptions {
+  /** source daemon address (unix:///path, a bare /path, or host:port) */
+  from: string;
+  /** destination daemon address */
+  to: string;
+  /** the process that owns the connections, on the source host */
+  pid: number;
+  /** its fds to migrate; empty or absent: every connection the source daemon supports */
+  fds?: readonly number[];
+  /** network namespace to rebuild in on the destination (/proc/PID/ns/net, /run/netns/NAME); absent: the daemon's own */
+  netns?: string;
+  /** Unix socket of the process that takes the connections at the destination (README, hand-over protocol) */
+  deliverUnixPath?: string;
+  /**
+   * Shell command run with `sh -c` between the restore and the destination's Resume, typically to move
+   * the service address. Its environment: the migrator's, plus SOCCR_SOURCE_SESSION,
+   * SOCCR_DEST_SESSION, SOCCR_PID, SOCCR_FROM, SOCCR_TO, SOCCR_CONNECTIONS (a JSON array of
+   * {local, remote}, each {family: "ipv4"|"ipv6", ip, port}, in stream order; left out when over 96 KiB)
+   * and SOCCR_CONNECTIONS_FILE (a file with the same JSON, always). A non-zero exit or a timeout fails the
+   * migration; its stdout and stderr are captured into the report.
+   */
+  beforeResume?: string;
+  /** stop the owner (SIGSTOP) for the checkpoint; continued on rollback, left stopped on success. Default true. */
+  stopOwner?: boolean;
+  /** let both daemons lock the network (nftables) around the connections. Default true; false passes no_network_lock to both. */
+  networkLock?: boolean;
+  /** lease of both sessions in ms (0 or absent: each daemon's default) */
+  leaseMs?: number;
+  /** how long the hook may run, in ms. Default 30000. */
+  hookTimeoutMs?: number;
+  /** channel credentials, for both daemons or for each; insecure by default */
+  credentials?: grpc.ChannelCredentials | { from?: grpc.ChannelCredentials; to?: grpc.ChannelCredentials };
+  /** deadline of each unary call, and how long to wait for a connection to a daemon, in ms (SoccrClient's default: 5000) */
+  timeoutMs?: number;
+  /** tries of Release on the source once the destination is live (1..10). Default 3. */
+  releaseAttempts?: number;
+  /** called as each phase starts, completes or fails (exceptions it throws are ignored) */
+  onPhase?: (event: PhaseEvent) => void;
+}
+
+export interface PhaseEvent {
+  name: MigratePhase;
+  status: 'started' | 'completed' | 'failed';
+  /** Unix ms */
+  startedAt: number;
+  /** duration, once completed or failed */
+  ms?: number;
+  /** why it failed (describeError) */
+  error?: string;
+  /** checkpoint+restore, once completed: what moved */
+  connections?: number;
+  queueBytes?: number;
+  sourceSessionId?: string;
+  destinationSessionId?: string;
+  /** hook, once completed or failed */
+  hook?: HookResult;
+}
+
+export interface PhaseTiming {
+  name: MigratePhase;
+  /** Unix ms */
+  startedAt: number;
+  ms: number;
+  /** false for a phase that failed (only release-source fails without failing the migration) */
+  ok: boolean;
+}
+
+export interface MigrateAddress {
+  family: 'ipv4' | 'ipv6';
+  ip: string;
+  port: number;
+}
+
+/** A connection's addresses as its source host saw them. */
+export interface MigrateConnection {
+  local: MigrateAddress;
+  remote: MigrateAddress;
+}
+
+export interface HookResult {
+  command: string;
+  /** null when killed by a signal */
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  ms: number;
+  /** what it wrote (the last 256 KiB of each) */
+  stdout: string;
+  stderr: string;
+}
+
+export interface MigrateReport {
+  from: string;
+  to: string;
+  pid: number;
+  sourceSessionId: string;
+  destinationSessionId: string;
+  /** connections moved */
+  connections: number;
+  /** queue bytes (receive and send queues) moved */
+  queueBytes: number;
+  /** every connection's addresses, in stream order */
+  addresses: MigrateConnection[];
+  /** the phases that ran, in order */
+  phases: PhaseTiming[];
+  totalMs: number;
+  /**
+   * From just before the Checkpoint call to the completion of the destination's Resume: the time during
+   * which the connections could not move data. On failure (MigrateError.report): until the rollback
+   * completed.
+   */
+  freezeMs: number;
+  /** the hook's outcome, null without a hook */
+  hook: HookResult | null;
+  warnings: string[];
+}
+
+/** The next frame of a stream not being iterated elsewhere, or undefined at its end, error or timeout. */
+function firstFrame(stream: grpc.ClientReadableStream<FrameMsg>, timeoutMs: number): Promise<FrameMsg | undefined> {
+  return new Promise((resolve) => {
+    const done = (f: FrameMsg | undefined): void => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onEnd);
+      stream.pause();
+      resolve(f);
+    };
+    const onData = (f: FrameMsg): void => done(f);
+    const onEnd = (): void => done(undefined);
+    const timer = setTimeout(onEnd, timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onEnd);
+  });
+}
+
+/** A migration that failed before the destination went live, and was rolled back. */
+export class MigrateError extends Error {
+  readonly phase: MigratePhase;
+  /** why the phase failed, one line (describeError) */
+  readonly reason: string;
+  /** what was undone: "aborted destination session rst-1", "resumed source session src-1" */
+  readonly rolledBack: string[];
+  /** rollback steps that failed, with why */
+  readonly rollbackFailures: string[];
+  /** the report as far as the migration got */
+  readonly report: MigrateReport;
+
+  constructor(phase: MigratePhase, reason: string, rolledBack: string[], rollbackFailures: string[], report: MigrateReport, cause: unknown) {
+    let what = rolledBack.length ? rolledBack.join(', ') : 'nothing';
+    if (rollbackFailures.length) what += `; rollback failed: ${rollbackFailures.join(', ')}`;
+    super(`migrate failed in ${phase}: ${reason} (rolled back: ${what})`);
+    this.name = 'MigrateError';
+    this.phase = phase;
+    this.reason = reason;
+    this.rolledBack = rolledBack;
+    this.rollbackFailures = rollbackFailures;
+    this.report = report;
+    (this as { cause?: unknown }).cause = cause;
+  }
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+const HOOK_OUTPUT_CAP = 256 * 1024;
+const CONNECTIONS_ENV_CAP = 96 * 1024;
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function u32(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be an integer in 0..4294967295, not ${v}`);
+  return v;
+}
+
+function migrateAddress(a: AddressMsg | null | undefined): MigrateAddress {
+  if (!a) return { family: 'ipv4', ip: '0.0.0.0', port: 0 };
+  return { family: a.family === 2 ? 'ipv6' : 'ipv4', ip: a.ip, port: a.port };
+}
+
+/** A failure and the side it came from, so that the reason names it. */
+class SideError extends Error {
+  constructor(
+    readonly side: string,
+    readonly inner: unknown,
+  ) {
+    super(`${side}: ${describeError(inner)}`);
+  }
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof SideError ? err.message : describeError(err);
+}
+
+/** Keeps the last `cap` bytes written to it. */
+class Tail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private dropped = false;
+  constructor(private readonly cap: number) {}
+  push(b: Buffer): void {
+    this.chunks.push(b);
+    this.bytes += b.length;
+    while (this.bytes - this.chunks[0].length >= this.cap) {
+      this.bytes -= (this.chunks.shift() as Buffer).length;
+      this.dropped = true;
+    }
+  }
+  toString(): string {
+    let b = Buffer.concat(this.chunks);
+    if (b.length > this.cap) {
+      b = b.subarray(b.length - this.cap);
+      this.dropped = true;
+    }
+    return (this.dropped ? '[...]\n' : '') + b.toString('utf8');
+  }
+}
+
+/** Runs `command` with sh -c in a process group of its own, killed whole on timeout. */
+async function runHook(command: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<HookResult> {
+  const t0 = performance.now();
+  const child = spawn('/bin/sh', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const out = new Tail(HOOK_OUTPUT_CAP);
+  const err = new Tail(HOOK_OUTPUT_CAP);
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup('SIGTERM');
+    killTimer = setTimeout(() => killGroup('SIGKILL'), 2000);
+  }, timeoutMs);
+  try {
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (c, s) => resolve({ code: c, signal: s }));
+    });
+    // the rest of its output, unless something it started in the background keeps the pipes open
+    await Promise.race([closed, sleep(500)]);
+    return { command, exitCode: code, signal, timedOut, ms: roundMs(performance.now() - t0), stdout: out.toString(), stderr: err.toString() };
+  } finally {
+    clearTimeout(timer);
+    if (killTimer) clearTimeout(killTimer);
+    child.stdout.destroy();
+    child.stderr.destroy();
+  }
+}
+
+function hookFailure(h: HookResult, timeoutMs: number): string | undefined {
+  let why: string;
+  if (h.timedOut) why = `hook timed out after ${timeoutMs} ms`;
+  else if (h.exitCode !== null && h.exitCode !== 0) why = `hook exited with code ${h.exitCode}`;
+  else if (h.signal) why = `hook killed by ${h.signal}`;
+  else return undefined;
+  const last = h.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && l !== '[...]')
+    .pop();
+  return last ? `${why}: ${last.length > 200 ? `${last.slice(0, 200)}…` : last}` : why;
+}
+
+// ---- the migration ------------------------------------------------------------------------------
+
+/**
+ * Migrates the connections of `pid` from the daemon at `from` to the daemon at `to` (see the top of
+ * this file). Resolves with the report once the destination is live, warnings included (a source that
+ * could not be released); rejects with a MigrateError, after rolling back, when a phase failed before;
+ * throws a RangeError at once for invalid options.
+ */
+export async function migrate(opts: MigrateOptions): Promise<MigrateReport> {
+  if (!opts.from || !opts.to) throw new RangeError('migrate needs both a source (from) and a destination (to) address');
+  u32('pid', opts.pid);
+  for (const fd of opts.fds ?? []) u32('fd', fd);
+  u32('leaseMs', opts.leaseMs ?? 0);
+  const hookTimeoutMs = opts.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
+  if (!(hookTimeoutMs > 0)) throw new RangeError(`hookTimeoutMs must be positive, not ${hookTimeoutMs}`);
+  const releaseAttempts = opts.releaseAttempts ?? DEFAULT_RELEASE_ATTEMPTS;
+  if (!Number.isInteger(releaseAttempts) || releaseAttempts < 1 || releaseAttempts > 10) throw new RangeError(`releaseAttempts must be 1..10, not ${releaseAttempts}`);
+
+  const creds = opts.credentials;
+  const both = creds instanceof grpc.ChannelCredentials ? creds : undefined;
+  const each = creds instanceof grpc.ChannelCredentials ? undefined : creds;
+  const src = new SoccrClient(opts.from, { credentials: both ?? each?.from, timeoutMs: opts.timeoutMs });
+  const dst = new SoccrClient(opts.to, { credentials: both ?? each?.to, timeoutMs: opts.timeoutMs });
+  try {
+    return await new Migration(opts, src, dst, hookTimeoutMs, releaseAttempts).run();
+  } finally {
+    src.close();
+    dst.close();
+  }
+}
+
+class PhaseFailure extends Error {
+  constructor(
+    readonly phase: MigratePhase,
+    readonly inner: unknown,
+  ) {
+    super(reasonOf(inner));
+  }
+}
+
+class Migration {
+  private readonly report: MigrateReport;
+  private readonly t0 = performance.now();
+  private freezeStart: number | undefined;
+  private header: SessionHeaderMsg | undefined;
+  /** connection addresses from the connection headers, for streams whose session header has no tuples */
+  private readonly headerAddresses: MigrateConnection[] = [];
+  private sawStreamEnd = false;
+  private sourceSession: string | undefined;
+  private destinationSession: string | undefined;
+  private destinationLive = false;
+  private leaseKeeper: LeaseKeeper | undefined;
+
+  constructor(
+    private readonly opts: MigrateOptions,
+    private readonly src: SoccrClient,
+    private readonly dst: SoccrClient,
+    private readonly hookTimeoutMs: number,
+    private readonly releaseAttempts: number,
+  ) {
+    this.report = {
+      from: opts.from,
+      to: opts.to,
+      pid: opts.pid,
+      sourceSessionId: '',
+      destinationSessionId: '',
+      connections: 0,
+      queueBytes: 0,
+      addresses: [],
+      phases: [],
+      totalMs: 0,
+      freezeMs: 0,
+      hook: null,
+      warnings: [],
+    };
+  }
+
+  async run(): Promise<MigrateReport> {
+    try {
+      await this.phase('checkpoint+restore', () => this.transfer());
+      if (this.opts.beforeResume !== undefined) await this.phase('hook', () => this.hook());
+      await this.phase('resume-destination', () => this.resumeDestination());
+    } catch (err) {
+      throw await this.rollback(err);
+    }
+    this.report.freezeMs = roundMs(performance.now() - (this.freezeStart as number));
+    await this.phase('release-source', () => this.releaseSource()).catch(() => undefined);
+    this.report.totalMs = roundMs(performance.now() - this.t0);
+    return this.report;
+  }
+
+  // -- phases --
+
+  private emit(e: PhaseEvent): void {
+    try {
+      this.opts.onPhase?.(e);
+    } catch (err) {
+      this.report.warnings.push(`the onPhase callback threw: ${describeError(err)}`);
+    }
+  }
+
+  private async phase(name: MigratePhase, fn: () => Promise<Partial<PhaseEvent> | void>): Promise<void> {
+    const startedAt = Date.now();
+    const t = performance.now();
+    this.emit({ name, status: 'started', startedAt });
+    try {
+      const detail = await fn();
+      const ms = roundMs(performance.now() - t);
+      this.report.phases.push({ name, startedAt, ms, ok: true });
+      this.emit({ name, status: 'completed', startedAt, ms, ...(detail ?? {}) });
+    } catch (err) {
+      const ms = roundMs(performance.now() - t);
+      this.report.phases.push({ name, startedAt, ms, ok: false });
+      this.emit({ name, status: 'failed', startedAt, ms, error: reasonOf(err), ...(name === 'hook' && this.report.hook ? { hook: this.report.hook } : {}) });
+      throw new PhaseFailure(name, err);
+    }
+  }
+
+  /** Checkpoint on the source piped into a held Restore on the destination. */
+  private async transfer(): Promise<Partial<PhaseEvent>> {
+    const o = this.opts;
+    const fds = o.fds ?? [];
+    const noNetworkLock = o.networkLock === false;
+    this.freezeStart = performance.now();
+    const cp = this.src.checkpoint(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true });
+    // grpc-js ends the stream, then emits its error (and then its status): keep both whenever they come
+    let sourceError: unknown;
+    let cancelledHere = false;
+    cp.on('error', (err: unknown) => {
+      if (!cancelledHere) sourceError ??= err;
+    });
+    const status = new Promise<grpc.StatusObject>((resolve) => cp.once('status', resolve));
+    let complete = false;
+    let relayDone: () => void = () => undefined;
+    const relaySettled = new Promise<void>((resolve) => (relayDone = resolve));
+    const observe = (f: FrameMsg): void => this.observe(f);
+    const sawEnd = (): boolean => this.sawStreamEnd;
+    async function* relay(): AsyncGenerator<FrameMsg> {
+      try {
+        for await (const f of cp as AsyncIterable<FrameMsg>) {
+          observe(f);
+          yield f;
+        }
+        const st = await status;
+        if (st.code !== grpc.status.OK) throw sourceError ?? Object.assign(new Error(st.details), st);
+        if (!sawEnd()) throw new SoccrError('INVALID_STATE', 'the checkpoint stream ended without its end frame');
+        complete = true;
+      } catch (err) {
+        if (!cancelledHere) sourceError ??= err;
+        throw sourceError ?? err;
+      } finally {
+        // the destination stopped reading, or the stream broke: the source call ends here either way
+        if (!complete) {
+          cancelledHere = true;
+          cp.cancel();
+        }
+        relayDone();
+      }
+    }
+
+    let info: SessionInfoMsg;
+    try {
+      info = await this.dst.restore(
+        { netns: o.netns ?? '', deliverUnixPath: o.deliverUnixPath ?? '', goLive: false, transparent: true, leaseMs: o.leaseMs ?? 0, noNetworkLock },
+        relay(),
+      );
+    } catch (err) {
+      const fromSource = sourceError !== undefined && err === sourceError;
+      // The source may have frozen and streamed everything before the destination failed: learn its
+      // session from the header (buffered, or about to arrive) so that the rollback can resume it.
+      if (!this.header) {
+        const first = await firstFrame(cp, 5000);
+        if (first) this.observe(first);
+      }
+      cancelledHere = true;
+      cp.cancel();
+      throw fromSource ? new SideError('source Checkpoint', err) : new SideError('destination Restore', err);
+    }
+    this.destinationSession = info.sessionId;
+    this.report.destinationSessionId = info.sessionId;
+    // A destination that answers before its input ended leaves the relay finishing the source's stream
+    // (its status follows the end frame at once): give it a moment.
+    if (!complete) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([relaySettled, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+      clearTimeout(timer);
+    }
+    if (!complete) {
+      cancelledHere = true;
+      cp.cancel();
+      throw new SideError('destination Restore', new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the checkpoint stream was complete`));
+    }
+    if (info.state !== SessionState.HELD) {
+      throw new SideError('destination Restore', new SoccrError('SESSION_STATE', `session ${info.sessionId} is ${sessionStateName(info.state)}, expected HELD`));
+    }
+    const tuples = this.header?.tuples ?? [];
+    this.report.addresses = tuples.length > 0 ? tuples.map((t) => ({ local: migrateAddress(t.local), remote: migrateAddress(t.remote) })) : this.headerAddresses;
+    return {
+      connections: this.report.connections,
+      queueBytes: this.report.queueBytes,
+      sourceSessionId: this.report.sourceSessionId,
+      destinationSessionId: info.sessionId,
+    };
+  }
+
+  /** Follows the frames as they pass (nothing of the queues is kept). */
+  private observe(f: FrameMsg): void {
+    switch (frameKind(f)) {
+      case 'session': {
+        const h = f.session as SessionHeaderMsg;
+        this.header = h;
+        this.sourceSession = h.sessionId;
+        this.report.sourceSessionId = h.sessionId;
+        break;
+      }
+      case 'connection': {
+        const st = (f.connection?.state ?? {}) as { local?: AddressMsg | null; remote?: AddressMsg | null };
+        this.headerAddresses.push({ local: migrateAddress(st.local), remote: migrateAddress(st.remote) });
+        break;
+      }
+      case 'chunk':
+        this.report.queueBytes += f.chunk?.data.length ?? 0;
+        break;
+      case 'end':
+        this.report.connections++;
+        break;
+      case 'streamEnd':
+        this.sawStreamEnd = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async hook(): Promise<Partial<PhaseEvent>> {
+    const o = this.opts;
+    const json = JSON.stringify(this.report.addresses);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'soccr-migrate-'));
+    const file = path.join(dir, 'connections.json');
+    writeFileSync(file, json, { mode: 0o600 });
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SOCCR_SOURCE_SESSION: this.report.sourceSessionId,
+      SOCCR_DEST_SESSION: this.report.destinationSessionId,
+      SOCCR_PID: String(o.pid),
+      SOCCR_FROM: o.from,
+      SOCCR_TO: o.to,
+      SOCCR_CONNECTIONS_FILE: file,
+    };
+    if (Buffer.byteLength(json) <= CONNECTIONS_ENV_CAP) env.SOCCR_CONNECTIONS = json;
+    else {
+      delete env.SOCCR_CONNECTIONS;
+      this.report.warnings.push(`SOCCR_CONNECTIONS left out of the hook's environment (${Buffer.byteLength(json)} bytes): read SOCCR_CONNECTIONS_FILE`);
+    }
+    this.leaseKeeper = new LeaseKeeper(
+      [
+        { side: 'source', client: this.src, sessionId: this.report.sourceSessionId },
+        { side: 'destination', client: this.dst, sessionId: this.report.destinationSessionId },
+      ],
+      this.renewIntervalMs(),
+    );
+    try {
+      const h = await runHook(o.beforeResume as string, env, this.hookTimeoutMs);
+      this.report.hook = h;
+      const failed = hookFailure(h, this.hookTimeoutMs);
+      if (failed) throw new Error(failed);
+      return { hook: h };
+    } finally {
+      this.leaseKeeper.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Renewals during the hook: a quarter of the shortest lease, between 100 ms and 5 s. */
+  private renewIntervalMs(): number {
+    let lease = this.opts.leaseMs ?? 0;
+    if (!lease && this.header && this.header.leaseExpiresUnixMs > this.header.createdUnixMs) lease = this.header.leaseExpiresUnixMs - this.header.createdUnixMs;
+    if (!lease) return 1000;
+    return Math.min(5000, Math.max(100, Math.floor(lease / 4)));
+  }
+
+  private async resumeDestination(): Promise<void> {
+    const lost = this.leaseKeeper?.lost;
+    if (lost) throw new SoccrError('SESSION_STATE', lost);
+    const id = this.report.destinationSessionId;
+    let info: SessionInfoMsg;
+    try {
+      info = await this.dst.resume(id);
+    } catch (err) {
+      // The answer may have been lost after the sockets went live: then there is nothing to roll back.
+      const s = await this.dst.getSession(id).catch(() => undefined);
+      if (s?.state !== SessionState.RESUMED) throw new SideError('destination Resume', err);
+      this.report.warnings.push(`Resume on the destination reported ${describeError(err)}, but session ${id} is RESUMED: went on`);
+      info = s;
+    }
+    if (info.state !== SessionState.RESUMED) throw new SideError('destination Resume', new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(info.state)} after Resume`));
+    this.destinationLive = true;
+  }
+
+  /** Release on the source, tried up to releaseAttempts times; a failure is a warning, never a rollback. */
+  private async releaseSource(): Promise<void> {
+    const id = this.report.sourceSessionId;
+    let firstError: unknown;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.releaseAttempts; attempt++) {
+      try {
+        const info = await this.src.release(id);
+        if (info.state !== SessionState.RELEASED) {
+          lastError = new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(info.state)} after Release`);
+          break;
+        }
+        if (attempt > 1) this.report.warnings.push(`Release of source session ${id} took ${attempt} attempts (first failure: ${describeError(firstError)})`);
+        return;
+      } catch (err) {
+        firstError ??= err;
+        lastError = err;
+        const s = await this.src.getSession(id).catch(() => undefined);
+        if (s?.state === SessionState.RELEASED) {
+          this.report.warnings.push(`Release of source session ${id} reported ${describeError(err)}, but the session is RELEASED`);
+          return;
+        }
+        if (s && s.state !== SessionState.FROZEN) {
+          lastError = new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(s.state)}${s.reason ? ` (${s.reason})` : ''} (${describeError(err)})`);
+          break;
+        }
+        if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) break;
+        if (attempt < this.releaseAttempts) await sleep(200 * 2 ** (attempt - 1));
+      }
+    }
+    this.report.warnings.push(
+      `Release of source session ${id} on ${this.opts.from} failed: ${describeError(lastError)}. The destination is live, so nothing was rolled back; ` +
+        `release the source session by hand (soccrctl --daemon ${this.opts.from} release ${id}) before its lease ends, or its sockets resume at the source too`,
+    );
+    throw lastError;
+  }
+
+  // -- rollback --
+
+  private async rollback(err: unknown): Promise<MigrateError> {
+    const phase = err instanceof PhaseFailure ? err.phase : 'checkpoint+restore';
+    const inner = err instanceof PhaseFailure ? err.inner : err;
+    this.leaseKeeper?.stop();
+    const rolledBack: string[] = [];
+    const failures: string[] = [];
+    const undo = async (what: string, client: SoccrClient, id: string, call: () => Promise<SessionInfoMsg>, doneStates: SessionState[], done: string): Promise<void> => {
+      let last: unknown;
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        try {
+          await call();
+          rolledBack.push(`${done} ${id}`);
+          return;
+        } catch (e) {
+          last = e;
+          const s = await client.getSession(id).catch(() => undefined);
+          if (s && doneStates.includes(s.state)) {
+            rolledBack.push(`${what} ${id} already ${sessionStateName(s.state)}`);
+            return;
+          }
+          if (isServiceError(e) && (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.FAILED_PRECONDITION)) break;
+          if (attempt < 3) await sleep(200 * attempt);
+        }
+      }
+      failures.push(`${what} ${id}: ${describeError(last)}`);
+    };
+    const dstId = this.destinationSession;
+    if (dstId && !this.destinationLive) {
+      await undo('destination session', this.dst, dstId, () => this.dst.abort(dstId), [SessionState.ABORTED, SessionState.EXPIRED], 'aborted destination session');
+    }
+    const srcId = this.sourceSession;
+    if (srcId) {
+      await undo('source session', this.src, srcId, () => this.src.resume(srcId), [SessionState.RESUMED, SessionState.EXPIRED], 'resumed source session');
+    }
+    if (this.freezeStart !== undefined) this.report.freezeMs = roundMs(performance.now() - this.freezeStart);
+    this.report.totalMs = roundMs(performance.now() - this.t0);
+    return new MigrateError(phase, reasonOf(inner), rolledBack, failures, this.report, inner);
+  }
+}
+
+/** Renews sessions' leases on an interval; notes a session that is gone or no longer waiting. */
+class LeaseKeeper {
+  /** why a session can no longer be migrated, once a renewal showed it */
+  lost: string | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly sessions: { side: string; client: SoccrClient; sessionId: string }[],
+    intervalMs: number,
+  ) {
+    this.timer = setInterval(() => this.renew(), intervalMs);
+  }
+
+  private renew(): void {
+    for (const s of this.sessions) {
+      s.client.renewLease(s.sessionId).then(
+        (info) => {
+          if (this.stopped || this.lost) return;
+          if (info.state !== SessionState.FROZEN && info.state !== SessionState.HELD) {
+            this.lost = `${s.side} session ${s.sessionId} is ${sessionStateName(info.state)}${info.reason ? ` (${info.reason})` : ''}`;
+          }
+        },
+        (err: unknown) => {
+          if (this.stopped || this.lost) return;
+          if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) this.lost = `${s.side} session ${s.sessionId} is gone (${describeError(err)})`;
+          // other failures: the next renewal may work, and the lease has some time left
+        },
+      );
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,252 @@
+// Live migration end to end: two hosts and a client namespace on one bridge, a soccrd inside each host
+// namespace, connections whose client side never stops streaming, `soccrctl migrate` moving them from
+// A to B while its hook moves the service address and announces it. Then every abort path.
+import { strict as assert } from 'node:assert';
+import { ChildProcess, execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { MigrateError, migrate } from '../client/migrate';
+import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
+import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
+import { MultiFixture, MultiStatus, exchangeProblems, killAllMulti, untilExchanged } from './support/multi';
+import { run } from './support/netns';
+import { sleep, socketPath, destroyTopologies } from './support/scenario';
+
+const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
+const PORT = 5000;
+
+interface Bench {
+  lan: Lan;
+  a: DaemonProcess;
+  b: DaemonProcess;
+  server: MultiFixture;
+  clients: MultiFixture;
+}
+
+/** Lock entries a daemon holds in its namespace (0 when its table is gone). */
+function lockEntries(ns: string, table: string): number {
+  let n = 0;
+  for (const set of ['conn4', 'conn6']) {
+    try {
+      const out = run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'inet', table, set]);
+      const parsed = JSON.parse(out) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
+      n += parsed.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
+    } catch {
+      /* no table: nothing held */
+    }
+  }
+  return n;
+}
+
+async function bench(count: number): Promise<Bench> {
+  const lan = Lan.create();
+  const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B })]);
+  const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count });
+  const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count, bytesPerTick: 8 * 1024 });
+  await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
+  // Both ways, continuously; the server sometimes stops reading so that queues fill.
+  await server.stream(true);
+  await clients.stream(true);
+  await sleep(300);
+  await server.read(false);
+  await sleep(200);
+  await server.read(true);
+  await sleep(100);
+  return { lan, a, b, server, clients };
+}
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function soccrctl(args: string[], onSpawn?: (p: ChildProcess) => void): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const p = execFile(process.execPath, [SOCCRCTL, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as number) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    onSpawn?.(p);
+  });
+}
+
+/** The server application's own hand-over: it stops its I/O and tells how far each connection got. */
+async function handOffApplication(t: Bench): Promise<{ receiver: MultiFixture; path: string; before: MultiStatus }> {
+  const { status, offsets } = await t.server.quiesce();
+  const path = socketPath('deliver');
+  const receiver = await MultiFixture.start(t.lan.ns.B, { mode: 'adopt', unixPath: path, continueFrom: offsets, streaming: true, bytesPerTick: 8 * 1024 });
+  return { receiver, path, before: status };
+}
+
+/** After an abort: the old owner goes on, every connection carries exact bytes, no lock entry left. */
+async function assertSurvivedAtSource(t: Bench): Promise<void> {
+  await t.server.resume();
+  await sleep(500);
+  await t.clients.stream(false);
+  await t.server.stream(false);
+  const [s] = await untilExchanged(t.server, t.clients, 30_000);
+  assert.ok(s.connections.every((c) => c.error === null && !c.eof));
+  assert.equal(lockEntries(t.lan.ns.A, t.a.lockTable), 0, 'lock entries left on A');
+  assert.equal(lockEntries(t.lan.ns.B, t.b.lockTable), 0, 'lock entries left on B');
+}
+
+describe('live migration between hosts with traffic flowing', function () {
+  this.timeout(180_000);
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(`${daemonLogs()}\n`);
+    await killAllMulti();
+    await cleanupDaemons();
+    destroyLans();
+    destroyTopologies();
+  });
+
+  after(() => {
+    assert.deepEqual(leftoverLanNamespaces(), [], 'namespaces left behind');
+  });
+
+  it('soccrctl migrate moves a streaming connection from A to B; the client never notices', async () => {
+    const t = await bench(1);
+    const retransBefore = (await t.clients.status()).connections[0].totalRetrans;
+    const { receiver, path } = await handOffApplication(t);
+    const r = await soccrctl([
+      '--json',
+      'migrate',
+      '--from',
+      t.a.address,
+      '--to',
+      t.b.address,
+      '--pid',
+      String(t.server.pid),
+      '--netns',
+      t.lan.nsPath(t.lan.ns.B),
+      '--deliver',
+      `unix:${path}`,
+      '--before-resume',
+      t.lan.moveServiceCommand('A', 'B'),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { connections: number; freezeMs: number; phases: Array<{ name: string; ms: number }> };
+    assert.equal(report.connections, 1);
+    assert.deepEqual(
+      report.phases.map((p) => p.name),
+      ['checkpoint+restore', 'hook', 'resume-destination', 'release-source'],
+    );
+    process.stdout.write(`      freeze ${report.freezeMs} ms; ${report.phases.map((p) => `${p.name} ${p.ms} ms`).join(', ')}\n`);
+    await receiver.waitEvent('handover-live', 15_000);
+
+    // Traffic goes on from B, both ways.
+    const c0 = await t.clients.status();
+    await sleep(1500);
+    const c1 = await t.clients.status();
+    assert.ok(c1.totals.received > c0.totals.received, 'the client receives from B');
+    assert.ok((await receiver.status()).totals.received > 0, 'B receives from the client');
+    // A's old owner dies without effect on the connection.
+    t.server.kill();
+    await t.server.exited();
+    await sleep(300);
+    await t.clients.stream(false);
+    await receiver.stream(false);
+    const [cs] = await untilExchanged(t.clients, receiver, 30_000);
+    const conn = cs.connections[0];
+    assert.equal(conn.error, null, 'the client saw no RST');
+    assert.equal(conn.eof, false, 'the client saw no FIN');
+    assert.ok(conn.totalRetrans > retransBefore, 'what the client sent during the freeze was dropped and retransmitted');
+    assert.equal(lockEntries(t.lan.ns.B, t.b.lockTable), 0, 'B unlocked when it went live');
+  });
+
+  it('migrates 100 connections of one process in one call, all verified', async () => {
+    const t = await bench(100);
+    const { receiver, path } = await handOffApplication(t);
+    const report = await migrate({
+      from: t.a.address,
+      to: t.b.address,
+      pid: t.server.pid,
+      netns: t.lan.nsPath(t.lan.ns.B),
+      deliverUnixPath: path,
+      beforeResume: t.lan.moveServiceCommand('A', 'B'),
+    });
+    assert.equal(report.connections, 100);
+    process.stdout.write(`      100 connections: freeze ${report.freezeMs} ms, total ${report.totalMs} ms\n`);
+    await receiver.waitEvent('handover-live', 15_000);
+    await sleep(1000);
+    t.server.kill();
+    await t.clients.stream(false);
+    await receiver.stream(false);
+    const [cs, rs] = await untilExchanged(t.clients, receiver, 60_000);
+    assert.equal(cs.connections.length, 100);
+    assert.deepEqual(exchangeProblems(cs, rs), []);
+    assert.ok(rs.connections.every((c) => c.received > 0), 'every connection carried traffic after the move');
+  });
+
+  describe('aborts: the connections keep working at the source, no lock entry is left', () => {
+    it('the destination refuses the restore', async () => {
+      const t = await bench(3);
+      await handOffApplication(t);
+      await assert.rejects(
+        migrate({ from: t.a.address, to: t.b.address, pid: t.server.pid, netns: '/run/netns/no-such-namespace', deliverUnixPath: socketPath('x') }),
+        (err: unknown) => err instanceof MigrateError && err.phase === 'checkpoint+restore',
+      );
+      await assertSurvivedAtSource(t);
+    });
+
+    it('the hook fails', async () => {
+      const t = await bench(3);
+      const { path } = await handOffApplication(t);
+      const r = await soccrctl(['migrate', '--from', t.a.address, '--to', t.b.address, '--pid', String(t.server.pid), '--netns', t.lan.nsPath(t.lan.ns.B), '--deliver', `unix:${path}`, '--before-resume', 'exit 3']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /migrate failed in hook/);
+      await assertSurvivedAtSource(t);
+    });
+
+    it('the orchestrator is killed mid-stream', async () => {
+      const t = await bench(3);
+      // Fill the queues so the stream takes a moment.
+      await t.server.write(4 * 1024 * 1024);
+      await sleep(200);
+      const { path } = await handOffApplication(t);
+      let child: ChildProcess | undefined;
+      const done = soccrctl(['migrate', '--from', t.a.address, '--to', t.b.address, '--pid', String(t.server.pid), '--netns', t.lan.nsPath(t.lan.ns.B), '--deliver', `unix:${path}`, '--lease-ms', '3000', '--before-resume', 'sleep 8'], (p) => {
+        child = p;
+      });
+      // Killed once the hook runs: the checkpoint and held restore exist on both sides.
+      const deadline = Date.now() + 20_000;
+      while (!t.a.output.includes('checkpoint streamed') && Date.now() < deadline) await sleep(20);
+      process.kill(child?.pid as number, 'SIGKILL');
+      await done;
+      // Nobody releases or resumes: the leases end, the source resumes, the destination closes silently.
+      const until = Date.now() + 20_000;
+      while (Date.now() < until && !/lease ended/.test(t.a.output)) await sleep(200);
+      assert.match(t.a.output, /lease ended/, 'the source lease ended');
+      await assertSurvivedAtSource(t);
+    });
+
+    it('the destination daemon is killed', async () => {
+      const t = await bench(3);
+      const { path } = await handOffApplication(t);
+      const r = await soccrctl([
+        'migrate',
+        '--from',
+        t.a.address,
+        '--to',
+        t.b.address,
+        '--pid',
+        String(t.server.pid),
+        '--netns',
+        t.lan.nsPath(t.lan.ns.B),
+        '--deliver',
+        `unix:${path}`,
+        '--before-resume',
+        `kill -9 ${t.b.pid}`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /migrate failed in resume-destination/);
+      // The killed daemon's entries go when it starts again: it reconciles its table.
+      const b2 = await DaemonProcess.start({ netns: t.lan.ns.B, args: ['--lock-table', t.b.lockTable] });
+      assert.equal(lockEntries(t.lan.ns.B, t.b.lockTable), 0, 'a restarted daemon drops stale lock entries');
+      await b2.stop();
+      await assertSurvivedAtSource(t);
+    });
+  });
+});
+

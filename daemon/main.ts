@@ -121,7 +121,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
   const netlock = netlockCandidate.start() ? netlockCandidate : undefined;
   const features = { ...probeFeatures(), networkLock: netlock !== undefined };
   const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log });
-  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024, netlock });
+  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024, eagerSessionBytes: 16 * 1024 * 1024, netlock });
   const pkg = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });

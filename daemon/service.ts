@@ -48,6 +48,8 @@ export interface ServiceOptions {
   limits: AssemblyLimits;
   /** Queues of a connection up to this many bytes are read at checkpoint time; larger ones while streaming. */
   eagerQueueBytes: number;
+  /** ... and at most this many queue bytes of one session in all */
+  eagerSessionBytes: number;
   /** undefined where the network lock does not work on this host */
   netlock: NetworkLock | undefined;
 }
@@ -249,7 +251,14 @@ export class SocketRepairService {
       if (netlock) lock = { key: netlock.lock(`/proc/${req.pid}/ns/net`, tuples), tuples };
       const freezeStart = process.hrtime.bigint();
       for (const dup of dups) frozen.push(pause(dup));
-      const captures = frozen.map((f) => capture(f, this.o.eagerQueueBytes));
+      // Small queues are read at freeze time, within a budget for the whole session; the rest while
+      // streaming, one connection at a time, so memory never holds every queue of a large session.
+      let budget = this.o.eagerSessionBytes;
+      const captures = frozen.map((f) => {
+        const c = capture(f, Math.min(this.o.eagerQueueBytes, budget));
+        if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
+        return c;
+      });
       const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
       const conns: StreamedConnection[] = captures.map((c, i) => ({
         id: `${req.pid}:${fds[i]}`,

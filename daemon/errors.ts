@@ -38,6 +38,8 @@ export type ErrorKind =
   | 'SESSION_STATE' // the session is not in a state that allows the call
   | 'LIMIT' // a configured limit would be exceeded
   | 'DELIVERY' // the new owner's Unix socket could not take the connections
+  | 'UNAUTHENTICATED' // the caller has no identity the daemon can check
+  | 'FORBIDDEN' // the caller, or what it asks for, is outside what the operator allowed
   | 'KERNEL'; // any other failed kernel call
 
 export class SoccrError extends Error {

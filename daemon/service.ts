@@ -52,7 +52,15 @@ export interface ServiceOptions {
   eagerSessionBytes: number;
   /** undefined where the network lock does not work on this host */
   netlock: NetworkLock | undefined;
+  /**
+   * Checks the caller of every call before anything else happens; throws SoccrError UNAUTHENTICATED or
+   * FORBIDDEN. Returns a name for the caller, used in logs. Absent: every caller is allowed.
+   */
+  authorize?: (call: AuthorizableCall, method: string) => string;
 }
+
+/** What authorization may look at: the transport peer, the auth context and the metadata. */
+export type AuthorizableCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext' | 'metadata'>;
 
 const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   NO_SUCH_PROCESS: grpc.status.NOT_FOUND,
@@ -70,6 +78,8 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   SESSION_STATE: grpc.status.FAILED_PRECONDITION,
   LIMIT: grpc.status.RESOURCE_EXHAUSTED,
   DELIVERY: grpc.status.UNAVAILABLE,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  FORBIDDEN: grpc.status.PERMISSION_DENIED,
   KERNEL: grpc.status.INTERNAL,
 };
 
@@ -131,10 +141,13 @@ export class SocketRepairService {
   /** Wraps a unary handler: logs, maps errors to status codes, never throws into grpc-js. */
   private unary<Req, Res>(method: string, fn: (req: Req, log: Logger) => Res | Promise<Res>): Unary<Req, Res> {
     return (call, callback) => {
-      const log = this.callLog(method);
+      let log = this.callLog(method);
       const started = Date.now();
       Promise.resolve()
-        .then(() => fn(call.request, log))
+        .then(() => {
+          log = this.authorized(call, method, log);
+          return fn(call.request, log);
+        })
         .then(
           (res) => {
             log.info('call done', { ms: Date.now() - started });
@@ -199,6 +212,12 @@ export class SocketRepairService {
     };
   }
 
+  /** Runs the authorization hook; returns the call's logger with the caller's name. */
+  private authorized(call: AuthorizableCall, method: string, log: Logger): Logger {
+    if (!this.o.authorize) return log;
+    return log.child({ caller: this.o.authorize(call, method) });
+  }
+
   /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
   private chooseFds(req: CheckpointRequestMsg): { fds: number[]; tuples: LockTuple[] } {
     if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
@@ -227,7 +246,7 @@ export class SocketRepairService {
 
   private async checkpoint(call: grpc.ServerWritableStream<CheckpointRequestMsg, FrameMsg>): Promise<void> {
     const req = call.request;
-    const log = this.callLog('Checkpoint', { pid: req.pid });
+    let log = this.callLog('Checkpoint', { pid: req.pid });
     const started = Date.now();
     let session: Session | undefined;
     const frozen: FrozenSocket[] = [];
@@ -237,6 +256,7 @@ export class SocketRepairService {
     let lock: { key: string; tuples: LockTuple[] } | undefined;
     let netlock: NetworkLock | undefined;
     try {
+      log = this.authorized(call, 'Checkpoint', log);
       netlock = this.lockingWanted(req.options?.noNetworkLock);
       const leaseMs = this.o.sessions.leaseFor(req.options?.leaseMs ?? 0);
       const { fds, tuples } = this.chooseFds(req);
@@ -325,6 +345,7 @@ export class SocketRepairService {
     let log = this.callLog('Restore');
     let session: Session | undefined;
     try {
+      log = this.authorized(call, 'Restore', log);
       const assembler = new FrameAssembler(this.o.limits);
       let options: RestoreOptionsMsg | undefined;
       let netlock: NetworkLock | undefined;

@@ -1,7 +1,8 @@
 // The soccr.v1 client: typed promise methods over grpc-js for every SocketRepair call, checkpoint files
 // written and read incrementally, and an offline decoder and verifier for those files.
 import { once } from 'node:events';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
+import { checkServerIdentity } from 'node:tls';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
@@ -167,6 +168,37 @@ export function describeError(err: unknown): string {
 }
 
 // ---- addresses ----------------------------------------------------------------------------------
+
+/** PEM files for calling a TCP daemon over TLS with a client certificate (mTLS). */
+export interface TlsClientFiles {
+  /** CA certificates that sign the daemon's certificate; absent: the system's roots */
+  ca?: string;
+  /** the client certificate chain and its key: both or neither (the daemon refuses clients without one) */
+  cert?: string;
+  key?: string;
+  /** the name the daemon's certificate must carry, when it is not the host of the address */
+  serverName?: string;
+}
+
+/** Channel credentials for a TCP daemon with mTLS (SoccrClientOptions.credentials, MigrateOptions.credentials). */
+export function tlsCredentials(files: TlsClientFiles): grpc.ChannelCredentials {
+  if ((files.cert === undefined) !== (files.key === undefined)) throw new Error('TLS: give the client certificate and its key together');
+  const read = (what: string, f: string | undefined): Buffer | null => {
+    if (f === undefined) return null;
+    try {
+      return readFileSync(f);
+    } catch (err) {
+      throw new Error(`${what} ${f}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const name = files.serverName;
+  return grpc.credentials.createSsl(
+    read('TLS CA', files.ca),
+    read('TLS key', files.key),
+    read('TLS certificate', files.cert),
+    name ? { checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert) } : {},
+  );
+}
 
 /** unix:///abs, unix:/abs, a bare absolute path, or host:port, in the form grpc-js takes. */
 export function normalizeAddress(address: string): string {

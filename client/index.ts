@@ -8,6 +8,7 @@ export {
   describeCheckpointFile,
   isServiceError,
   normalizeAddress,
+  tlsCredentials,
   sessionKindName,
   sessionStateName,
   SessionKind,
@@ -18,6 +19,7 @@ export {
 } from './client';
 export type {
   SoccrClientOptions,
+  TlsClientFiles,
   CheckpointOptions,
   RestoreOptions,
   TransferProgress,

@@ -19,11 +19,13 @@ import {
   SessionState,
   SocketEntryMsg,
   SoccrClient,
+  SoccrClientOptions,
   TransferProgress,
   describeCheckpointFile,
   describeError,
   sessionKindName,
   sessionStateName,
+  tlsCredentials,
 } from './client';
 import { DEFAULT_HOOK_TIMEOUT_MS, MigrateError, MigrateReport, PhaseEvent, migrate } from './migrate';
 
@@ -33,6 +35,20 @@ interface GlobalOptions {
   daemon: string;
   json: boolean;
   timeout: number;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
+}
+
+/** mTLS to a TCP daemon when any --tls-* option is given; insecure otherwise (a Unix socket). */
+function connectionOptions(g: GlobalOptions): Pick<SoccrClientOptions, 'credentials' | 'channelOptions'> {
+  const given = (v: string | undefined): string | undefined => (v ? v : undefined); // an empty $SOCCRD_TLS_* is no option
+  const [ca, cert, key, serverName] = [given(g.tlsCa), given(g.tlsCert), given(g.tlsKey), given(g.tlsServerName)];
+  if (ca === undefined && cert === undefined && key === undefined && serverName === undefined) return {};
+  const credentials = tlsCredentials({ ca, cert, key, serverName });
+  // The override also sends the name in SNI (the credentials alone check it, e.g. in migrate).
+  return { credentials, channelOptions: serverName ? { 'grpc.ssl_target_name_override': serverName } : undefined };
 }
 
 /** A failure already explained on stdout (e.g. `show` of a corrupt file): only its line goes to stderr. */
@@ -328,6 +344,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--daemon <addr>', 'daemon address: unix:///path or host:port').env('SOCCRD_ADDRESS').default(DEFAULT_ADDRESS))
     .option('--json', 'print one JSON document on stdout', false)
     .option('--timeout <ms>', 'deadline of each call, and how long to wait for a connection (0: none)', parseUint('--timeout'), DEFAULT_TIMEOUT_MS)
+    .addOption(new Option('--tls-ca <file>', "TLS: CA certificates (PEM) of the daemon's certificate (TCP daemons)").env('SOCCRD_TLS_CA'))
+    .addOption(new Option('--tls-cert <file>', 'TLS: client certificate chain (PEM)').env('SOCCRD_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', "TLS: the client certificate's key (PEM)").env('SOCCRD_TLS_KEY'))
+    .addOption(new Option('--tls-server-name <name>', "TLS: the name the daemon's certificate carries, if not the address's host").env('SOCCRD_TLS_SERVER_NAME'))
     .showSuggestionAfterError()
     .configureOutput({
       outputError: (str, write) => write(`soccrctl: ${str.replace(/^error: /, '')}`),
@@ -338,7 +358,7 @@ export function buildProgram(): Command {
   /** Runs `fn` with a client, closed afterwards. */
   const withClient = async <T>(cmd: Command, fn: (client: SoccrClient, g: GlobalOptions) => Promise<T>): Promise<T> => {
     const g = globals(cmd);
-    const client = new SoccrClient(g.daemon, { timeoutMs: g.timeout });
+    const client = new SoccrClient(g.daemon, { timeoutMs: g.timeout, ...connectionOptions(g) });
     try {
       return await fn(client, g);
     } finally {
@@ -548,6 +568,7 @@ export function buildProgram(): Command {
             networkLock: opts.networkLock,
             leaseMs: opts.leaseMs,
             timeoutMs: g.timeout,
+            credentials: connectionOptions(g).credentials,
             onPhase: (e) => {
               const line = phaseLine(e);
               if (line) show(line);
@@ -590,7 +611,20 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   }
 }
 
+/**
+ * grpc-js sends the host of a TCP address as the TLS server name even when it is an IP address, which
+ * Node reports once per process (DEP0123) on stderr; soccrctl keeps stderr to its own lines.
+ */
+function quietIpServerNameWarning(): void {
+  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const code = args.find((a) => a === 'DEP0123' || (typeof a === 'object' && a !== null && (a as { code?: unknown }).code === 'DEP0123'));
+    if (code === undefined) emitWarning(...args);
+  }) as typeof process.emitWarning;
+}
+
 if (require.main === module) {
+  quietIpServerNameWarning();
   void main().then((code) => {
     process.exitCode = code;
   });

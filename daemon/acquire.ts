@@ -242,6 +242,20 @@ export class ProcessHandle {
     }
   }
 
+  /**
+   * A duplicate of the process's fd, whatever it is (recovery checks its inode itself). Throws
+   * NO_SUCH_FD or NO_SUCH_PROCESS.
+   */
+  dupFd(fd: number): number {
+    try {
+      return N.pidfdGetfd(this.pidfd, fd);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fd}`, err);
+      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+      throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fd})`, err);
+    }
+  }
+
   /** Stops the process (SIGSTOP) and waits, bounded, until the kernel reports it stopped. */
   async stop(timeoutMs = 2000): Promise<void> {
     try {

@@ -4,7 +4,7 @@ import * as N from './native';
 import { SoccrError, kernelError } from './errors';
 import { inNetns } from './netns';
 import { TH_ACK, TH_FIN, buildSegment, wireFamily } from './packet';
-import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, encodeSockaddr, isMappedIPv4 } from './sockaddr';
+import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, encodeSockaddr, formatAddress, isMappedIPv4, parseIPv6 } from './sockaddr';
 import {
   RepairWindow,
   STATE_VERSION,
@@ -310,6 +310,62 @@ export function validateSaved(s: SavedConnection): void {
   if (s.sndWscale > 14 || s.rcvWscale > 14) bad('window scale above 14');
   for (const n of [s.inqSeq, s.outqSeq, s.timestamp]) if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) bad('sequence or timestamp not a u32');
   if (s.options.congestion.length > 15 || !/^[a-z0-9_]*$/.test(s.options.congestion)) bad('congestion control name');
+  // No socket ever had these: the kernel would refuse them (EINVAL) halfway through the rebuild.
+  if (isMappedIPv4(s.local) !== isMappedIPv4(s.remote)) bad('one address IPv4-mapped and the other not');
+  for (const [end, a] of [
+    ['local', s.local],
+    ['remote', s.remote],
+  ] as const) {
+    const why = notUnicast(a);
+    if (why) bad(`${end} address ${a.ip} is ${why}`);
+  }
+  const o = s.options;
+  if (o.keepIdle < 1 || o.keepIdle > 32767 || o.keepIntvl < 1 || o.keepIntvl > 32767) bad('keepalive time or interval outside 1..32767 s');
+  if (o.keepCnt < 1 || o.keepCnt > 127) bad('keepalive count outside 1..127');
+  if (o.userTimeout < 0) bad('negative user timeout');
+  if (o.tos < 0 || o.tos > 255) bad(`TOS/traffic class ${o.tos} outside 0..255`);
+  if (o.bufLock < 0 || o.bufLock > 3) bad(`SO_BUF_LOCK ${o.bufLock} outside 0..3`);
+  if (s.window) {
+    // What TCP_REPAIR_WINDOW checks, against rcv_nxt as restore() leaves it (see there).
+    const w = s.window;
+    const fin = bit(s.state) & RECEIVED_FIN ? 1 : 0;
+    const rcvNxt = (s.inqSeq - fin) >>> 0;
+    const after = (a: number, b: number): boolean => ((b - a) | 0) < 0;
+    if (w.maxWindow < w.sndWnd) bad('window: max_window below snd_wnd');
+    if (after(w.sndWl1, (rcvNxt + w.rcvWnd + fin) >>> 0)) bad('window: snd_wl1 beyond the receive window');
+    if (after((w.rcvWup - fin) >>> 0, rcvNxt)) bad('window: rcv_wup beyond rcv_nxt');
+  }
+}
+
+/** Why an address cannot be one end of a connection (unspecified, multicast, broadcast), or undefined. */
+function notUnicast(a: SocketAddress): string | undefined {
+  let v4: number[] | undefined;
+  if (a.family === 'ipv4') v4 = a.ip.split('.').map(Number);
+  else {
+    const b = parseIPv6(a.ip);
+    if (isMappedIPv4(a)) v4 = [...b.subarray(12)];
+    else if (b.every((x) => x === 0)) return 'unspecified';
+    else if (b[0] === 0xff) return 'multicast';
+  }
+  if (v4) {
+    if (v4.every((x) => x === 0)) return 'unspecified';
+    if (v4[0] >= 224 && v4[0] <= 239) return 'multicast';
+    if (v4.every((x) => x === 255)) return 'broadcast';
+  }
+  return undefined;
+}
+
+/**
+ * A bind, connect or option the target namespace refused because of what it is (its addresses, routes,
+ * modules), not because of a fault: the connection cannot be rebuilt there as saved.
+ */
+const TARGET_ERRNOS = new Set(['EADDRINUSE', 'EADDRNOTAVAIL', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EAFNOSUPPORT', 'EINVAL']);
+
+function targetError(what: string, err: unknown): SoccrError {
+  if (err instanceof N.SyscallError && TARGET_ERRNOS.has(err.code)) {
+    return new SoccrError('TARGET_STATE', `restoring socket: ${what}: ${err.message} (the target namespace cannot take this connection)`, err);
+  }
+  return kernelError(`restoring socket: ${what}`, err);
 }
 
 /** A rebuilt socket, still in repair mode until `resumeRestored`. */
@@ -397,7 +453,14 @@ function applyUserOptions(fd: number, s: SavedConnection, d: NetnsDefaults): voi
   if (o.congestion && o.congestion !== d.congestion) {
     textBuf.buf.fill(0, 0, 16);
     textBuf.buf.write(o.congestion, 'latin1');
-    N.setsockoptBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, textBuf, o.congestion.length);
+    try {
+      N.setsockoptBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, textBuf, o.congestion.length);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'ENOENT') {
+        throw new SoccrError('TARGET_STATE', `restoring socket: congestion control ${o.congestion} is not available in the target namespace`, err);
+      }
+      throw err;
+    }
   }
 }
 
@@ -454,9 +517,17 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       else N.setsockoptInt(fd, N.SOL_IPV6, N.IPV6_TRANSPARENT, 1);
     }
     const llen = encodeSockaddr(s.local, addrBuf.buf);
-    N.bind(fd, addrBuf, llen);
+    try {
+      N.bind(fd, addrBuf, llen);
+    } catch (err) {
+      throw targetError(`binding to ${formatAddress(s.local)}`, err);
+    }
     const rlen = encodeSockaddr(s.remote, addrBuf.buf);
-    N.connect(fd, addrBuf, rlen);
+    try {
+      N.connect(fd, addrBuf, rlen);
+    } catch (err) {
+      throw targetError(`connecting to ${formatAddress(s.remote)}`, err);
+    }
 
     // Negotiated options: after connect, before any send-queue byte.
     const o = optsBuf.buf;
@@ -514,7 +585,15 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
     const ourFin = (): void => {
       // An acknowledged FIN goes in as already sent (send queue selected); otherwise as new.
       if (m & OUR_FIN_ACKED) N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, SEND_QUEUE);
-      N.shutdown(fd, N.SHUT_WR);
+      try {
+        N.shutdown(fd, N.SHUT_WR);
+      } catch (err) {
+        // The peer's FIN, injected as the saved sequence numbers place it, already closed the socket.
+        if (err instanceof N.SyscallError && err.code === 'ENOTCONN') {
+          throw new SoccrError('INVALID_STATE', `invalid saved state: the rebuilt socket reached ${stateName(readTcpInfoHead(fd).state)} before its own FIN went back: its sequence numbers do not fit ${stateName(s.state)}`, err);
+        }
+        throw err;
+      }
       if (m & OUR_FIN_ACKED) N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
     };
     if (m & OUR_FIN_FIRST) ourFin();
@@ -530,7 +609,9 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
     if (needRaw) {
       const got = readTcpInfoHead(fd).state;
       if (got !== s.state) {
-        throw new SoccrError('KERNEL', `restored socket reached ${stateName(got)}, expected ${stateName(s.state)} (injected FIN/ACK not accepted?)`);
+        // The kernel took the FINs the saved sequence numbers place, and they lead elsewhere: the state
+        // does not hold together (or something in the target namespace dropped the injected segment).
+        throw new SoccrError('INVALID_STATE', `invalid saved state: the rebuilt socket reached ${stateName(got)}, not ${stateName(s.state)}: its sequence numbers do not fit that state (or the injected FIN/ACK was dropped)`);
       }
     }
     applyUserOptions(fd, s, defaults);

@@ -36,7 +36,8 @@ export type ErrorKind =
   | 'BAD_REQUEST' // a call whose arguments make no sense
   | 'NO_SUCH_SESSION' // an unknown session id
   | 'SESSION_STATE' // the session is not in a state that allows the call
-  | 'LIMIT' // a configured limit would be exceeded
+  | 'LIMIT' // a configured limit would be exceeded (or the kernel's: no fd, no memory)
+  | 'TARGET_STATE' // the target namespace cannot take a connection as saved: its local address is not there or in use, no route to its peer, a congestion control missing
   | 'DELIVERY' // the new owner's Unix socket could not take the connections
   | 'UNAUTHENTICATED' // the caller has no identity the daemon can check
   | 'FORBIDDEN' // the caller, or what it asks for, is outside what the operator allowed
@@ -55,11 +56,14 @@ export class SoccrError extends Error {
   }
 }
 
-/** Wraps a failed kernel call: privilege errors become PERMISSION, the rest KERNEL. */
+/** errnos that say a resource ran out (descriptors, memory), not that the call was wrong */
+const EXHAUSTED = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']);
+
+/** Wraps a failed kernel call: privilege errors become PERMISSION, exhausted resources LIMIT, the rest KERNEL. */
 export function kernelError(what: string, err: unknown): SoccrError {
   if (err instanceof SoccrError) return err;
   if (err instanceof SyscallError) {
-    const kind: ErrorKind = err.code === 'EPERM' || err.code === 'EACCES' ? 'PERMISSION' : 'KERNEL';
+    const kind: ErrorKind = err.code === 'EPERM' || err.code === 'EACCES' ? 'PERMISSION' : EXHAUSTED.has(err.code) ? 'LIMIT' : 'KERNEL';
     return new SoccrError(kind, `${what}: ${err.message}`, err);
   }
   return new SoccrError('KERNEL', `${what}: ${err instanceof Error ? err.message : String(err)}`, err);

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { Command } from 'commander';
 import { HealthImplementation } from 'grpc-health-check';
-import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import * as path from 'node:path';
 import { probeFeatures } from './features';
@@ -16,6 +16,10 @@ import { SocketRepairService } from './service';
 import { SessionManager } from './sessions';
 import { NetworkLock } from './netlock';
 import { SOCCR_MARK } from './engine';
+import { Journal } from './journal';
+import { planRecovery } from './recovery';
+import { ConnectionRegistry, isLoopback, makeAuthorizer, splitHostPort } from './auth';
+import { Listener, listenInsecureTcp, listenTls, listenUnix, resolveGroup, tlsServerCredentials } from './listeners';
 
 export interface DaemonSettings {
   /** unix:///path or host:port, as many as wanted */
@@ -25,8 +29,22 @@ export interface DaemonSettings {
   leaseMs: number;
   maxLeaseMs: number;
   logLevel: string;
-  /** mode of Unix listening sockets */
+  /** mode of Unix listening sockets (default 0600, or 0660 with socketGroup) */
   socketMode: number;
+  /** group (name or number) given to Unix listening sockets */
+  socketGroup?: string;
+  /** uids that may call over a Unix socket (root always may) */
+  allowUids: number[];
+  /** gids that may call over a Unix socket: the caller's gid or one of its supplementary groups */
+  allowGids: number[];
+  /** TLS for TCP listeners: the daemon's certificate chain and key, and the CA that signs client certificates (PEM files) */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  /** client certificate identities (subject CN or a SAN) that may call over TLS; '*': any the CA signed */
+  allowIdentities: string[];
+  /** allow TCP listeners without TLS, on loopback addresses only */
+  insecure: boolean;
   /** nftables table of the network lock (one per daemon and namespace) */
   lockTable: string;
   /** how long a released source keeps its network lock, ms */
@@ -40,6 +58,10 @@ export const DEFAULTS: DaemonSettings = {
   maxLeaseMs: 3_600_000,
   logLevel: 'info',
   socketMode: 0o600,
+  allowUids: [],
+  allowGids: [],
+  allowIdentities: [],
+  insecure: false,
   lockTable: 'soccrd',
   lockGraceMs: 10_000,
 };
@@ -63,9 +85,33 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--log-level <level>', `error, warn, info or debug (default ${DEFAULTS.logLevel})`)
     .option('--lock-table <name>', `nftables table of the network lock (default ${DEFAULTS.lockTable})`)
     .option('--lock-grace-ms <ms>', `how long a released source keeps its network lock (default ${DEFAULTS.lockGraceMs})`)
+    .option('--socket-group <group>', 'give Unix sockets this group (name or gid) and mode 0660')
+    .option('--allow-uid <uid>', 'a uid that may call over Unix sockets (repeatable; root always may)', collect)
+    .option('--allow-gid <gid>', 'a gid that may call over Unix sockets: primary or supplementary group of the caller (repeatable)', collect)
+    .option('--tls-cert <file>', 'TLS certificate chain (PEM) for TCP listeners')
+    .option('--tls-key <file>', 'TLS private key (PEM) for TCP listeners')
+    .option('--tls-client-ca <file>', 'CA certificates (PEM) that sign client certificates; clients must present one')
+    .option('--allow-identity <id>', "client certificate subject CN or SAN that may call over TLS (repeatable; '*': any the CA signed)", collect)
+    .option('--insecure', 'allow TCP listeners without TLS, on loopback addresses only (every local user can call)')
     .exitOverride()
     .parse(argv);
-  const flags = program.opts<{ listen?: string[]; stateDir?: string; config?: string; leaseMs?: string; logLevel?: string; lockTable?: string; lockGraceMs?: string }>();
+  const flags = program.opts<{
+    listen?: string[];
+    stateDir?: string;
+    config?: string;
+    leaseMs?: string;
+    logLevel?: string;
+    lockTable?: string;
+    lockGraceMs?: string;
+    socketGroup?: string;
+    allowUid?: string[];
+    allowGid?: string[];
+    tlsCert?: string;
+    tlsKey?: string;
+    tlsClientCa?: string;
+    allowIdentity?: string[];
+    insecure?: boolean;
+  }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
     try {
@@ -83,12 +129,57 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
     ...(flags.lockTable ? { lockTable: flags.lockTable } : {}),
     ...(flags.lockGraceMs ? { lockGraceMs: Number(flags.lockGraceMs) } : {}),
+    ...(flags.socketGroup !== undefined ? { socketGroup: flags.socketGroup } : {}),
+    ...(flags.allowUid ? { allowUids: flags.allowUid.map((v) => idNumber('--allow-uid', v)) } : {}),
+    ...(flags.allowGid ? { allowGids: flags.allowGid.map((v) => idNumber('--allow-gid', v)) } : {}),
+    ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+    ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+    ...(flags.tlsClientCa ? { tlsClientCa: flags.tlsClientCa } : {}),
+    ...(flags.allowIdentity ? { allowIdentities: flags.allowIdentity } : {}),
+    ...(flags.insecure ? { insecure: true } : {}),
   };
+  // With a group, the socket is the group's unless the config file says otherwise.
+  if (s.socketGroup !== undefined && file.socketMode === undefined) s.socketMode = 0o660;
+  checkAccessSettings(s);
   if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable)) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
   if (!Number.isInteger(s.lockGraceMs) || s.lockGraceMs < 0) throw new Error(`lock grace of ${s.lockGraceMs} ms: give 0 or more`);
   if (!Array.isArray(s.listen) || s.listen.length === 0) throw new Error('at least one --listen address is needed');
   if (!Number.isInteger(s.leaseMs) || s.leaseMs < 100) throw new Error(`lease of ${s.leaseMs} ms: give at least 100`);
   return s;
+}
+
+function collect(v: string, acc: string[] = []): string[] {
+  return [...acc, v];
+}
+
+function idNumber(flag: string, v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 0xfffffffe) throw new Error(`${flag} ${v}: give a number`);
+  return Number(v);
+}
+
+/** Who may call, and how: a TCP listener needs TLS (or --insecure on a loopback address). */
+function checkAccessSettings(s: DaemonSettings): void {
+  if (!Number.isInteger(s.socketMode) || s.socketMode < 0 || s.socketMode > 0o777) throw new Error(`socket mode ${s.socketMode}: give 0..0o777`);
+  if (typeof s.socketGroup === 'number') s.socketGroup = String(s.socketGroup);
+  if (s.socketGroup !== undefined && (typeof s.socketGroup !== 'string' || !s.socketGroup)) throw new Error('socketGroup: give a group name or gid');
+  for (const [key, list] of [['allowUids', s.allowUids], ['allowGids', s.allowGids]] as const) {
+    if (!Array.isArray(list) || !list.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xfffffffe)) throw new Error(`${key}: give a list of numeric ids`);
+  }
+  if (!Array.isArray(s.allowIdentities) || !s.allowIdentities.every((i) => typeof i === 'string' && i.length > 0)) throw new Error('allowIdentities: give a list of names');
+  const tlsFiles = [s.tlsCert, s.tlsKey, s.tlsClientCa].filter((f) => f !== undefined && f !== '').length;
+  if (tlsFiles !== 0 && tlsFiles !== 3) throw new Error('TLS needs all of --tls-cert, --tls-key and --tls-client-ca');
+  for (const addr of s.listen) {
+    if (typeof addr !== 'string') throw new Error('listen: give a list of addresses');
+    if (addr.startsWith('unix:')) continue;
+    const { host } = splitHostPort(addr);
+    if (tlsFiles === 3) {
+      if (!s.allowIdentities.length) throw new Error(`${addr}: a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)`);
+    } else if (!s.insecure) {
+      throw new Error(`${addr}: TCP needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address`);
+    } else if (!isLoopback(host)) {
+      throw new Error(`${addr}: --insecure only on a loopback address (127.0.0.0/8 or [::1]); use TLS elsewhere`);
+    }
+  }
 }
 
 /** grpc-js wants unix:///abs/path; a stale socket file from a dead daemon is removed first. */
@@ -118,10 +209,17 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
   const version = packageVersion();
   const netlockCandidate = new NetworkLock({ table: settings.lockTable, mark: SOCCR_MARK, log });
-  const netlock = netlockCandidate.start() ? netlockCandidate : undefined;
+  // Crash safety (docs/crash-safety.md): what an earlier run left frozen or locked is taken back before
+  // the lock table is reset (entries still needed stay, without a gap) and before anything is served.
+  const journal = Journal.open(settings.stateDir, log);
+  const recovery = planRecovery(journal, log);
+  const netlock = netlockCandidate.start(recovery.keepOwn) ? netlockCandidate : undefined;
   const features = { ...probeFeatures(), networkLock: netlock !== undefined };
-  const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log });
-  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024, eagerSessionBytes: 16 * 1024 * 1024, netlock });
+  const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log, journal });
+  const registry = new ConnectionRegistry();
+  const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);
+  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024, eagerSessionBytes: 16 * 1024 * 1024, netlock, authorize, journal });
+  recovery.apply(netlock, sessions);
   const pkg = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
@@ -130,23 +228,38 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
   health.addToServer(server);
   new ReflectionService(pkg).addToServer(server);
 
+  // Unix sockets and insecure loopback TCP are accepted here (to know who connected), then injected.
+  const listeners: Listener[] = [];
+  const socketGid = settings.socketGroup !== undefined ? resolveGroup(settings.socketGroup) : undefined;
+  const tlsCredentials = settings.tlsCert && settings.tlsKey && settings.tlsClientCa ? tlsServerCredentials({ cert: settings.tlsCert, key: settings.tlsKey, clientCa: settings.tlsClientCa }) : undefined;
+  let injector: grpc.ConnectionInjector | undefined;
+  const inject = (): grpc.ConnectionInjector => (injector ??= server.createConnectionInjector(grpc.ServerCredentials.createInsecure()));
   for (const addr of settings.listen) {
-    let target = addr;
-    if (addr.startsWith('unix://')) {
-      const p = addr.slice('unix://'.length);
-      if (!path.isAbsolute(p)) throw new Error(`${addr}: a Unix socket path must be absolute (unix:///run/...)`);
-      await prepareUnixPath(p, log);
-      target = `unix://${p}`;
-    } else if (addr.startsWith('unix:')) {
-      throw new Error(`${addr}: write Unix addresses as unix:///absolute/path`);
+    try {
+      if (addr.startsWith('unix://')) {
+        const p = addr.slice('unix://'.length);
+        if (!path.isAbsolute(p)) throw new Error(`${addr}: a Unix socket path must be absolute (unix:///run/...)`);
+        await prepareUnixPath(p, log);
+        listeners.push(await listenUnix(p, { mode: settings.socketMode, gid: socketGid }, inject(), registry, log));
+      } else if (addr.startsWith('unix:')) {
+        throw new Error(`${addr}: write Unix addresses as unix:///absolute/path`);
+      } else if (tlsCredentials) {
+        listeners.push(await listenTls(server, addr, tlsCredentials));
+      } else {
+        listeners.push(await listenInsecureTcp(addr, inject(), registry, log)); // loopback only: checked by parseSettings
+        log.warn('listening on TCP without TLS: every local user can call', { address: addr });
+      }
+    } catch (err) {
+      for (const l of listeners) l.close();
+      throw new Error(`cannot listen on ${addr}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    await new Promise<void>((resolve, reject) => {
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${addr}: ${err.message}`)) : resolve()));
-    });
-    if (addr.startsWith('unix://')) chmodSync(addr.slice('unix://'.length), settings.socketMode);
-    log.info('listening', { address: addr });
+    const l = listeners[listeners.length - 1];
+    log.info('listening', { address: addr, bound: l.bound, tls: !addr.startsWith('unix:') && tlsCredentials !== undefined });
   }
-  writeFileSync(path.join(settings.stateDir, 'daemon.json'), JSON.stringify({ pid: process.pid, listen: settings.listen, version, startedAt: new Date().toISOString() }));
+  writeFileSync(
+    path.join(settings.stateDir, 'daemon.json'),
+    JSON.stringify({ pid: process.pid, listen: settings.listen, bound: listeners.map((l) => l.bound), version, startedAt: new Date().toISOString() }),
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> => {
@@ -154,6 +267,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
       log.info('stopping', { reason });
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
+      for (const l of listeners) l.close();
       // Stop taking calls; give running ones a moment, then cut them.
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -167,6 +281,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
       });
       sessions.shutdown();
       netlock?.stop();
+      journal.shutdown();
       for (const addr of settings.listen) {
         if (addr.startsWith('unix://')) {
           try {

@@ -127,6 +127,8 @@ export const SO = {
   MARK: 36,
   ACCEPTCONN: 30,
   PEERNAME: 28,
+  PEERCRED: 17,
+  PEERGROUPS: 59,
   BUF_LOCK: 72,
 } as const;
 
@@ -321,6 +323,43 @@ export function pidfdSendSignal(pidfd: number, sig: number): void {
 
 export function getpid(): number {
   return invoke(fns.getpid, []);
+}
+
+// ---- peer credentials --------------------------------------------------------------------------
+
+/** Who is at the other end of a Unix socket, as of its connect(). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+  /** supplementary groups (SO_PEERGROUPS); empty where the kernel does not report them */
+  groups: number[];
+}
+
+const ucred = pinned(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+let groupsOut = pinned(64 * 4);
+
+/** SO_PEERCRED (and SO_PEERGROUPS) of a connected Unix socket. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const n = getsockoptBytes(fd, SOL_SOCKET, SO.PEERCRED, ucred, 12);
+  if (n < 12) throw new SyscallError('getsockopt', osConstants.errno.EINVAL, `SO_PEERCRED returned ${n} bytes`);
+  const b = ucred.buf;
+  return { pid: b.readInt32LE(0), uid: b.readUInt32LE(4), gid: b.readUInt32LE(8), groups: peerGroups(fd) };
+}
+
+function peerGroups(fd: number): number[] {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const n = tryGetsockoptBytes(fd, SOL_SOCKET, SO.PEERGROUPS, groupsOut, groupsOut.buf.length);
+    if (n >= 0) {
+      const groups: number[] = [];
+      for (let off = 0; off + 4 <= n; off += 4) groups.push(groupsOut.buf.readUInt32LE(off));
+      return groups;
+    }
+    // ERANGE: the kernel wrote the length it needs into optlen
+    if (n !== -osConstants.errno.ERANGE) return [];
+    groupsOut = pinned(scratch.buf.readUInt32LE(LEN_OFF));
+  }
+  return [];
 }
 
 // ---- SCM_RIGHTS --------------------------------------------------------------------------------

@@ -92,35 +92,110 @@ export class NetworkLock {
     ].join('\n');
   }
 
-  private namespace(path: string | undefined): { key: string; ns: NamespaceLock } {
+  /** The namespace's lock state; met for the first time, its table is created, with `then` in the same transaction. */
+  private namespace(path: string | undefined, then = ''): { key: string; ns: NamespaceLock; ran: boolean } {
     const key = netnsKey(path);
     let ns = this.namespaces.get(key);
     if (!ns) {
       const fd = key === this.ownKey ? -1 : openSync(path as string, 'r');
       ns = { path, fd, held: new Map() };
       try {
-        this.run(ns, this.tableScript(), 'creating the lock table');
+        this.run(ns, `${this.tableScript()}${then}`, then ? 'creating the lock table and locking' : 'creating the lock table');
       } catch (err) {
         if (fd >= 0) closeSync(fd);
         throw err;
       }
       this.namespaces.set(key, ns);
+      return { key, ns, ran: true };
     }
-    return { key, ns };
+    return { key, ns, ran: false };
+  }
+
+  /** The table's name (family inet). */
+  get table(): string {
+    return this.o.table;
+  }
+
+  /** Flushes both sets and puts `keep` back, as one script (one transaction: no gap in between). */
+  private resetScript(keep: readonly LockTuple[]): { script: string; held: Map<string, { set: string; count: number }> } {
+    const held = new Map<string, { set: string; count: number }>();
+    for (const t of keep) {
+      const e = element(t);
+      const h = held.get(e.text);
+      if (h) h.count++;
+      else held.set(e.text, { set: e.set, count: 1 });
+    }
+    const lines = [`flush set inet ${this.o.table} conn4`, `flush set inet ${this.o.table} conn6`];
+    for (const set of ['conn4', 'conn6']) {
+      const els = [...held].filter(([, h]) => h.set === set).map(([text]) => text);
+      if (els.length) lines.push(`add element inet ${this.o.table} ${set} { ${els.join(', ')} }`);
+    }
+    return { script: `${this.tableScript()}${lines.join('\n')}\n`, held };
   }
 
   /**
    * Prepares the daemon's own namespace: the table exists, its rules are current, and entries left by an
-   * earlier run are gone (a daemon that starts holds no session yet). Returns whether locking works.
+   * earlier run are gone (a daemon that starts holds no session yet), except `keep`: the connections of
+   * sessions recovered from the crash journal, which stay locked without a gap. Returns whether locking
+   * works.
    */
-  start(): boolean {
+  start(keep: readonly LockTuple[] = []): boolean {
     try {
-      this.run(undefined, `${this.tableScript()}flush set inet ${this.o.table} conn4\nflush set inet ${this.o.table} conn6\n`, 'reconciling the lock table');
-      this.namespaces.set(this.ownKey, { path: undefined, fd: -1, held: new Map() });
+      const { script, held } = this.resetScript(keep);
+      this.run(undefined, script, 'reconciling the lock table');
+      this.namespaces.set(this.ownKey, { path: undefined, fd: -1, held });
       return true;
     } catch (err) {
       this.o.log.warn('network lock unavailable', { error: err instanceof Error ? err.message : String(err) });
       return false;
+    }
+  }
+
+  /** The key lock() and unlock() use for the namespace at `path` (the daemon's own if undefined). */
+  keyOf(path: string | undefined): string {
+    return netnsKey(path);
+  }
+
+  /**
+   * Recovery, in another namespace: what an earlier run left in its table there goes, except `keep`
+   * (which stays locked without a gap, held from now on by this run). With nothing to keep, the table
+   * goes. Returns the namespace's key.
+   */
+  reconcile(path: string, keep: readonly LockTuple[]): string {
+    const key = netnsKey(path);
+    if (key === this.ownKey) throw new SoccrError('BAD_REQUEST', 'reconcile: the daemon\'s own namespace is reconciled by start()');
+    if (keep.length === 0) {
+      const ns = this.namespaces.get(key);
+      if (ns && ns.held.size > 0) return key; // this run holds entries there already: leave them
+      const fd = ns?.fd ?? openSync(path, 'r');
+      try {
+        // `add` first: deleting a table that is not there is not an error then.
+        this.run({ path, fd }, `add table inet ${this.o.table}\ndelete table inet ${this.o.table}\n`, 'removing a stale lock table');
+      } finally {
+        if (!ns) closeSync(fd);
+      }
+      if (ns) {
+        closeSync(ns.fd);
+        this.namespaces.delete(key);
+      }
+      return key;
+    }
+    const { ns } = this.namespace(path);
+    const { script, held } = this.resetScript(keep);
+    this.run(ns, script, 'reconciling the lock table');
+    ns.held = held;
+    return key;
+  }
+
+  /** Recovery: removes a table of another name (an earlier run's --lock-table) from the namespace at `path`. */
+  dropTable(path: string | undefined, table: string): void {
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table) || table === this.o.table) return;
+    const own = netnsKey(path) === this.ownKey;
+    const fd = own ? -1 : openSync(path as string, 'r');
+    try {
+      this.run({ path, fd }, `add table inet ${table}\ndelete table inet ${table}\n`, `removing the lock table ${table}`);
+    } finally {
+      if (fd >= 0) closeSync(fd);
     }
   }
 
@@ -129,17 +204,22 @@ export class NetworkLock {
    * one transaction. Returns the namespace's key, which unlock takes (the path may be gone by then).
    */
   lock(path: string | undefined, tuples: readonly LockTuple[]): string {
-    const { key, ns } = this.namespace(path);
+    // Linear in the tuples (a session may lock tens of thousands of connections).
+    const held = this.namespaces.get(netnsKey(path))?.held;
     const add = new Map<string, string[]>();
+    const seen = new Set<string>();
     for (const t of tuples) {
       const e = element(t);
-      if (ns.held.has(e.text) || add.get(e.set)?.includes(e.text)) continue;
-      add.set(e.set, [...(add.get(e.set) ?? []), e.text]);
+      if (held?.has(e.text) || seen.has(e.text)) continue;
+      seen.add(e.text);
+      const els = add.get(e.set);
+      if (els) els.push(e.text);
+      else add.set(e.set, [e.text]);
     }
-    if (add.size) {
-      const script = [...add].map(([set, els]) => `add element inet ${this.o.table} ${set} { ${els.join(', ')} }`).join('\n');
-      this.run(ns, `${script}\n`, 'locking');
-    }
+    const script = [...add].map(([set, els]) => `add element inet ${this.o.table} ${set} { ${els.join(', ')} }\n`).join('');
+    // A namespace met for the first time gets its table in the same transaction.
+    const { key, ns, ran } = this.namespace(path, script);
+    if (!ran && script) this.run(ns, script, 'locking');
     for (const t of tuples) {
       const e = element(t);
       const h = ns.held.get(e.text);
@@ -161,15 +241,27 @@ export class NetworkLock {
       if (!h) continue;
       if (--h.count > 0) continue;
       ns.held.delete(e.text);
-      del.set(h.set, [...(del.get(h.set) ?? []), e.text]);
+      const els = del.get(h.set);
+      if (els) els.push(e.text);
+      else del.set(h.set, [e.text]);
     }
     if (!del.size) return;
-    const script = [...del].map(([set, els]) => `delete element inet ${this.o.table} ${set} { ${els.join(', ')} }`).join('\n');
+    // Another namespace where nothing is held any more is let go: its table goes in the same
+    // transaction, and its descriptor is closed (held open, it would keep every namespace the daemon
+    // ever worked in alive, and cost an fd each).
+    const release = ns.fd >= 0 && ns.held.size === 0;
+    let script = [...del].map(([set, els]) => `delete element inet ${this.o.table} ${set} { ${els.join(', ')} }\n`).join('');
+    if (release) script += `delete table inet ${this.o.table}\n`;
     try {
-      this.run(ns, `${script}\n`, 'unlocking');
+      this.run(ns, script, 'unlocking');
       this.o.log.info('network unlocked', { netns: ns.path ?? 'own', connections: tuples.length, transactions: this.transactions });
     } catch (err) {
       this.o.log.error('network unlock failed', { netns: ns.path ?? 'own', error: err instanceof Error ? err.message : String(err) });
+    } finally {
+      if (release) {
+        closeSync(ns.fd);
+        this.namespaces.delete(key);
+      }
     }
   }
 

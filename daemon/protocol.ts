@@ -2,6 +2,7 @@
 // format shared by the Checkpoint stream, the Restore input and checkpoint files.
 import { createHash, type Hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import * as path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
@@ -21,8 +22,26 @@ export const SOCCR_PROTO = 'soccr/v1/soccr.proto';
 /** Decoding options shared by grpc-js and the file format, so both hand over the same plain objects. */
 const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: Number, defaults: true, oneofs: true } as const;
 
+/** The kind of a Restore frame whose bytes did not decode (see loadPackageDefinition). */
+export const UNDECODABLE = 'undecodable';
+
 export function loadPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(SOCCR_PROTO, { ...LOAD_OPTIONS, includeDirs: [PROTO_DIR] });
+  const pkg = protoLoader.loadSync(SOCCR_PROTO, { ...LOAD_OPTIONS, includeDirs: [PROTO_DIR] });
+  // grpc-js answers a request deserializer that throws with INTERNAL. A Restore frame whose bytes do not
+  // decode is the caller's fault: it reaches the handler as a frame of kind UNDECODABLE instead, which
+  // the stream check refuses (INVALID_ARGUMENT).
+  const restore = (pkg['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition | undefined)?.Restore;
+  if (restore) {
+    const decode = restore.requestDeserialize;
+    restore.requestDeserialize = (b: Buffer): object => {
+      try {
+        return decode(b);
+      } catch (err) {
+        return { kind: UNDECODABLE, undecodable: `${b.length} bytes: ${err instanceof Error ? err.message : String(err)}` };
+      }
+    };
+  }
+  return pkg;
 }
 
 const root = new protobuf.Root();
@@ -105,8 +124,10 @@ export interface FrameMsg {
   chunk?: QueueChunkMsg | null;
   end?: ConnectionEndMsg | null;
   streamEnd?: StreamEndMsg | null;
-  /** which member of the oneof is set (grpc-js with oneofs: true) */
+  /** which member of the oneof is set (grpc-js with oneofs: true), or UNDECODABLE */
   kind?: string;
+  /** kind UNDECODABLE: why the frame's bytes did not decode */
+  undecodable?: string;
 }
 
 export function frameKind(f: FrameMsg): string {
@@ -211,6 +232,27 @@ const bad = (msg: string): never => {
   throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: ${msg}`);
 };
 
+/** A stream over one of the limits (AssemblyLimits, MAX_CHUNK): RESOURCE_EXHAUSTED, not a malformed stream. */
+const overLimit = (msg: string): never => {
+  throw new SoccrError('LIMIT', `checkpoint stream over a limit: ${msg}`);
+};
+
+/** Longest session id, hostname or connection id a stream may carry (real ones are tens of bytes). */
+export const MAX_NAME_LENGTH = 1024;
+
+/** What is wrong with an address of a session header's tuple, or undefined. */
+function tupleAddressProblem(a: AddressMsg | null | undefined): string | undefined {
+  if (!a) return 'address missing';
+  if (a.family !== 1 && a.family !== 2) return `address family ${a.family}`;
+  if (typeof a.ip !== 'string' || !(a.family === 1 ? isIPv4(a.ip) : isIPv6(a.ip)) || a.ip.includes('%')) return `ip ${JSON.stringify(String(a.ip).slice(0, 64))} is not an ${a.family === 1 ? 'IPv4' : 'IPv6'} address`;
+  if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535) return `port ${a.port} out of range`;
+  return undefined;
+}
+
+function sameAddress(t: AddressMsg | null | undefined, a: SocketAddress): boolean {
+  return !!t && t.family === (a.family === 'ipv4' ? 1 : 2) && t.port === a.port && t.ip.toLowerCase() === a.ip.toLowerCase();
+}
+
 /** The error of a connection whose queues do not match the checksums of its end frame. */
 export function checksumMismatch(c: { index: number; id: string }): SoccrError {
   return new SoccrError('DATA_LOSS', `connection ${c.index} (${c.id}): queue checksum mismatch, the stream was corrupted`);
@@ -293,7 +335,18 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
       case 'session': {
         if (this.header) bad('a second session header');
         const h = f.session as SessionHeaderMsg;
-        if (h.connectionCount > this.limits.maxConnections) bad(`${h.connectionCount} connections, more than the limit of ${this.limits.maxConnections}`);
+        if (h.connectionCount > this.limits.maxConnections) overLimit(`${h.connectionCount} connections, more than the limit of ${this.limits.maxConnections}`);
+        if ((h.sessionId ?? '').length > MAX_NAME_LENGTH || (h.hostname ?? '').length > MAX_NAME_LENGTH) bad(`session id or hostname longer than ${MAX_NAME_LENGTH}`);
+        // The tuples are what the network lock is given, before any connection arrives: one per
+        // connection, each a real address (connection i then has to match tuple i).
+        const tuples = h.tuples ?? [];
+        if (tuples.length) {
+          if (tuples.length !== h.connectionCount) bad(`${tuples.length} connection tuples for ${h.connectionCount} connections`);
+          tuples.forEach((t, i) => {
+            const why = tupleAddressProblem(t?.local) ?? tupleAddressProblem(t?.remote);
+            if (why) bad(`connection tuple ${i}: ${why}`);
+          });
+        }
         this.header = h;
         return undefined;
       }
@@ -303,15 +356,18 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
         const c = f.connection as ConnectionHeaderMsg;
         if (c.index !== this.count) bad(`connection index ${c.index}, expected ${this.count}`);
         if (this.count >= (this.header as SessionHeaderMsg).connectionCount) bad('more connections than the header announced');
+        if ((c.id ?? '').length > MAX_NAME_LENGTH) bad(`connection ${c.index}: id longer than ${MAX_NAME_LENGTH}`);
         const state = stateFromObject(c.state);
+        const tuple = (this.header as SessionHeaderMsg).tuples?.[c.index];
+        if (tuple && (!sameAddress(tuple.local, state.local) || !sameAddress(tuple.remote, state.remote))) bad(`connection ${c.index}: its addresses differ from its tuple in the session header`);
         for (const [name, len] of [
           ['receive', state.inqLen],
           ['send', state.outqLen],
         ] as const) {
-          if (len > this.limits.maxQueueBytes) bad(`${name} queue of ${len} bytes, more than the limit of ${this.limits.maxQueueBytes}`);
+          if (len > this.limits.maxQueueBytes) overLimit(`${name} queue of ${len} bytes, more than the limit of ${this.limits.maxQueueBytes}`);
         }
         this.totalBytes += state.inqLen + state.outqLen;
-        if (this.totalBytes > this.limits.maxTotalBytes) bad(`more than ${this.limits.maxTotalBytes} queue bytes in one stream`);
+        if (this.totalBytes > this.limits.maxTotalBytes) overLimit(`more than the limit of ${this.limits.maxTotalBytes} queue bytes in one stream`);
         const recv = new QueueIn('receive', state.inqLen, this.keepQueues);
         const send = new QueueIn('send', state.outqLen, this.keepQueues);
         this.current = { index: c.index, id: c.id, fd: c.fd, state, recv, send };
@@ -321,7 +377,7 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
         const ch = f.chunk as QueueChunkMsg;
         const cur = this.current ?? bad('a queue chunk outside a connection');
         if (ch.index !== cur.index) bad(`chunk for connection ${ch.index} inside connection ${cur.index}`);
-        if (ch.data.length > MAX_CHUNK) bad(`chunk of ${ch.data.length} bytes, more than ${MAX_CHUNK}`);
+        if (ch.data.length > MAX_CHUNK) overLimit(`chunk of ${ch.data.length} bytes, more than the limit of ${MAX_CHUNK}`);
         const q = ch.queue === QueueKind.RECV ? cur.recv : ch.queue === QueueKind.SEND ? cur.send : bad(`chunk of unknown queue ${ch.queue}`);
         if (ch.offset !== q.at) bad(`${q.name} queue chunk at ${ch.offset}, expected ${q.at}`);
         if (q.at + ch.data.length > q.length) bad(`${q.name} queue chunks longer than its length`);
@@ -357,6 +413,8 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
       }
       case 'restoreOptions':
         return bad('restore options in the middle of a stream');
+      case UNDECODABLE:
+        return bad(`a frame that does not decode (${f.undecodable ?? ''})`);
       default:
         return bad('an empty frame');
     }

@@ -2,13 +2,17 @@
 // codes out. Every failure becomes a status code with a one-line message and, where a kernel call was
 // the cause, its errno name in the `soccr-errno` trailer.
 import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { Stats, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { hostname, release } from 'node:os';
 import { ProcessHandle, listTcpSockets } from './acquire';
+import { Journal, crashPoint, netnsOfPath, netnsOfPid, processStartTime, reuseAddrOf, socketInode } from './journal';
 import type { LockTuple, NetworkLock } from './netlock';
 import { stateFromObject } from './wire';
 import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose, validateSaved } from './engine';
+import { inNetns } from './netns';
 import { ErrorKind, SoccrError } from './errors';
 import type { Logger } from './log';
 import { SyscallError } from './native';
@@ -57,6 +61,8 @@ export interface ServiceOptions {
    * FORBIDDEN. Returns a name for the caller, used in logs. Absent: every caller is allowed.
    */
   authorize?: (call: AuthorizableCall, method: string) => string;
+  /** the crash journal: written before each step a restarted daemon would have to undo */
+  journal?: Journal;
 }
 
 /** What authorization may look at: the transport peer, the auth context and the metadata. */
@@ -77,6 +83,7 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   NO_SUCH_SESSION: grpc.status.NOT_FOUND,
   SESSION_STATE: grpc.status.FAILED_PRECONDITION,
   LIMIT: grpc.status.RESOURCE_EXHAUSTED,
+  TARGET_STATE: grpc.status.FAILED_PRECONDITION,
   DELIVERY: grpc.status.UNAVAILABLE,
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   FORBIDDEN: grpc.status.PERMISSION_DENIED,
@@ -255,6 +262,8 @@ export class SocketRepairService {
     let stopped = false;
     let lock: { key: string; tuples: LockTuple[] } | undefined;
     let netlock: NetworkLock | undefined;
+    const id = randomUUID();
+    let journaled = false;
     try {
       log = this.authorized(call, 'Checkpoint', log);
       netlock = this.lockingWanted(req.options?.noNetworkLock);
@@ -263,12 +272,31 @@ export class SocketRepairService {
       // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
       proc = ProcessHandle.open(req.pid);
       for (const fd of fds) dups.push(proc.takeTcpSocket(fd));
+      // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
+      // whose owner, which lock entries where.
+      const journal = this.o.journal;
+      if (journal) {
+        journal.beginSource({
+          id,
+          pid: req.pid,
+          startTime: processStartTime(req.pid),
+          leaseMs,
+          expires: Date.now() + leaseMs,
+          stopOwner: req.options?.stopOwner === true,
+          conns: dups.map((d, i) => ({ fd: fds[i], inode: socketInode(d), reuseAddr: reuseAddrOf(d) })),
+        });
+        journaled = true;
+        if (netlock) journal.locked(id, 'source', netlock.table, netnsOfPid(req.pid), tuples);
+      }
+      crashPoint('checkpoint.after-journal');
       if (req.options?.stopOwner) {
+        journal?.stopping(id);
         await proc.stop();
         stopped = true;
       }
       // No packet may reach or leave the connections from before repair mode goes on.
       if (netlock) lock = { key: netlock.lock(`/proc/${req.pid}/ns/net`, tuples), tuples };
+      crashPoint('checkpoint.after-lock');
       const freezeStart = process.hrtime.bigint();
       for (const dup of dups) frozen.push(pause(dup));
       // Small queues are read at freeze time, within a budget for the whole session; the rest while
@@ -280,6 +308,7 @@ export class SocketRepairService {
         return c;
       });
       const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
+      crashPoint('checkpoint.after-freeze');
       const conns: StreamedConnection[] = captures.map((c, i) => ({
         id: `${req.pid}:${fds[i]}`,
         fd: fds[i],
@@ -290,6 +319,7 @@ export class SocketRepairService {
         req.pid,
         leaseMs,
         conns.map((c, i) => ({ sock: frozen[i], summary: summarize(c.id, c.fd, c.state) })),
+        id,
       );
       const s = session;
       s.lock = lock;
@@ -308,13 +338,18 @@ export class SocketRepairService {
         createdUnixMs: s.createdAt,
         tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })),
       };
+      let frames = 0;
       for (const frame of sessionFrames(header, conns)) {
         if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
         if (!call.write(frame)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+        if (frames++ === 0) crashPoint('checkpoint.mid-stream');
       }
       s.busy = false;
       this.o.sessions.renew(s);
+      // Whole: a restarted daemon takes the session over until its lease ends (a caller may Release it).
+      this.o.journal?.streamed(s.id, s.leaseExpiresAt);
       call.end();
+      crashPoint('checkpoint.after-stream');
       log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
     } catch (err) {
       if (session) {
@@ -333,6 +368,14 @@ export class SocketRepairService {
         if (lock && netlock) netlock.unlock(lock.key, lock.tuples);
         if (stopped) proc?.cont();
         proc?.close();
+        if (journaled) {
+          try {
+            this.o.journal?.unlocked(id);
+            this.o.journal?.ended(id, 'ABORTED');
+          } catch (e) {
+            log.error('journal: the failed checkpoint not recorded as undone', { error: String(e) });
+          }
+        }
       }
       const st = toStatus(err);
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
@@ -366,13 +409,20 @@ export class SocketRepairService {
           // Every connection is locked before the first socket exists (one transaction), when the
           // header names them; a stream without tuples is locked connection by connection.
           const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
-          if (netlock && tuples.length) session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+          if (netlock && tuples.length) {
+            // Journaled first: a restarted daemon removes what this run left in that namespace.
+            this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
+            session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+            crashPoint('restore.after-lock');
+          }
         }
-        if (frameKind(frame) === 'connection' && netlock && session && !session.lock?.tuples.length) {
+        if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
           const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
           const t = { local: st.local, remote: st.remote };
+          this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
           const key = netlock.lock(options.netns || undefined, [t]);
           session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
+          crashPoint('restore.after-lock');
         }
         if (done && session) {
           // Verified (checksums included) before any socket exists; rebuilt in repair mode, not live.
@@ -380,6 +430,7 @@ export class SocketRepairService {
           const r = restoreConnection(done.state, { netns: options.netns || undefined, transparent: options.transparent });
           this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
           log.debug('connection rebuilt', { connection: done.id });
+          if (session.held.length === 1) crashPoint('restore.after-first-socket');
         }
       }
       if (!options) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
@@ -387,6 +438,7 @@ export class SocketRepairService {
       session.busy = false;
       this.o.sessions.markHeld(session);
       log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
+      crashPoint('restore.held');
       if (options.goLive) await this.o.sessions.goLive(session, options.deliverUnixPath);
       callback(null, { session: sessionToMsg(session) });
     } catch (err) {
@@ -408,8 +460,33 @@ function summarize(id: string, fd: number, s: { local: ConnectionSummary['local'
 }
 
 function checkRestoreOptions(o: RestoreOptionsMsg): RestoreOptionsMsg {
-  if (o.netns && !existsSync(o.netns)) throw new SoccrError('BAD_REQUEST', `network namespace ${o.netns} does not exist`);
+  if (o.netns) checkNetns(o.netns);
   if (o.goLive && !o.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'going live at once needs a delivery path');
   if (o.deliverUnixPath && Buffer.byteLength(o.deliverUnixPath) > 107) throw new SoccrError('BAD_REQUEST', 'delivery path longer than a Unix socket path can be');
   return o;
+}
+
+/**
+ * That `p` names a network namespace (/proc/PID/ns/net, /run/netns/NAME): a file of nsfs (which stat shows
+ * as a regular file) that setns takes as a network namespace. Anything else would fail later as a kernel
+ * error (setns, nsenter), or block the daemon for good (opening a FIFO).
+ */
+function checkNetns(p: string): void {
+  const refuse = (why: string, cause?: unknown): never => {
+    throw new SoccrError('BAD_REQUEST', `network namespace ${p}: ${why}`, cause);
+  };
+  if (!isAbsolute(p)) refuse('not an absolute path');
+  let st: Stats | undefined;
+  try {
+    st = statSync(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    refuse(code === 'ENOENT' ? 'does not exist' : (code ?? String(err)), err);
+  }
+  if (!st?.isFile() || st.dev !== statSync('/proc/self/ns/net').dev) refuse('not a namespace');
+  try {
+    inNetns(p, () => undefined);
+  } catch (err) {
+    refuse(`not a network namespace (${err instanceof Error ? err.message : String(err)})`, err);
+  }
 }

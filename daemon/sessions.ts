@@ -11,6 +11,7 @@ import type { SocketAddress } from './sockaddr';
 import { TcpState } from './state';
 import type { LockTuple, NetworkLock } from './netlock';
 import type { ProcessHandle } from './acquire';
+import type { Journal } from './journal';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
@@ -34,7 +35,7 @@ interface HeldSocket {
 }
 
 export class Session {
-  readonly id = randomUUID();
+  readonly id: string;
   readonly createdAt = Date.now();
   state: SessionState;
   leaseExpiresAt: number;
@@ -54,7 +55,9 @@ export class Session {
     readonly leaseMs: number,
     readonly netns = '',
     public deliverPath = '',
+    id?: string,
   ) {
+    this.id = id ?? randomUUID();
     this.state = 'FROZEN';
     this.leaseExpiresAt = Date.now() + leaseMs;
   }
@@ -74,6 +77,8 @@ export interface SessionManagerOptions {
   /** undefined where the network lock does not work on this host */
   netlock: NetworkLock | undefined;
   log: Logger;
+  /** the crash journal (journal.ts): source sessions' leases and ends, lifted locks */
+  journal?: Journal;
 }
 
 export class SessionManager {
@@ -99,11 +104,44 @@ export class SessionManager {
     return s;
   }
 
-  /** A source session holding `frozen` sockets of `pid`. */
-  createSource(pid: number, leaseMs: number, conns: Array<{ sock: FrozenSocket; summary: ConnectionSummary }>): Session {
-    const s = new Session('source', pid, leaseMs);
+  /** A source session holding `frozen` sockets of `pid` (its id chosen by the caller, who journaled it). */
+  createSource(pid: number, leaseMs: number, conns: Array<{ sock: FrozenSocket; summary: ConnectionSummary }>, id?: string): Session {
+    const s = new Session('source', pid, leaseMs, '', '', id);
     for (const c of conns) s.held.push({ sock: c.sock, summary: c.summary });
     return this.add(s);
+  }
+
+  /**
+   * Recovery: a source session of an earlier run, taken over as it was (same id, FROZEN, its lease
+   * ending when it was journaled to end), so that a caller may still Release or Resume it.
+   */
+  adoptSource(
+    id: string,
+    pid: number,
+    leaseMs: number,
+    leaseExpiresAt: number,
+    conns: Array<{ sock: FrozenSocket; summary: ConnectionSummary }>,
+    lock: Session['lock'],
+    owner: ProcessHandle | undefined,
+  ): Session {
+    const s = new Session('source', pid, leaseMs, '', '', id);
+    for (const c of conns) s.held.push({ sock: c.sock, summary: c.summary });
+    s.leaseExpiresAt = leaseExpiresAt;
+    s.lock = lock;
+    s.owner = owner;
+    s.reason = 'recovered after a daemon restart';
+    return this.add(s);
+  }
+
+  /** Runs a journal write that follows a step already done: a failure is logged, not thrown. */
+  private note(what: string, fn: (j: Journal) => void): void {
+    const j = this.opts.journal;
+    if (!j) return;
+    try {
+      fn(j);
+    } catch (err) {
+      this.opts.log.error(`journal: ${what} not recorded`, { error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   /** A restore session, FROZEN while it is being built. */
@@ -134,6 +172,7 @@ export class SessionManager {
     if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}`);
     s.leaseExpiresAt = Date.now() + s.leaseMs;
     this.arm(s);
+    if (s.kind === 'source') this.note('lease', (j) => j.lease(s.id, s.leaseExpiresAt));
   }
 
   private arm(s: Session): void {
@@ -181,8 +220,12 @@ export class SessionManager {
     const netlock = this.opts.netlock;
     s.lock = undefined;
     if (!lock || !netlock) return;
-    if (delayMs <= 0) netlock.unlock(lock.key, lock.tuples);
-    else setTimeout(() => netlock.unlock(lock.key, lock.tuples), delayMs).unref();
+    const lift = (): void => {
+      netlock.unlock(lock.key, lock.tuples);
+      this.note('unlock', (j) => j.unlocked(s.id));
+    };
+    if (delayMs <= 0) lift();
+    else setTimeout(lift, delayMs).unref();
   }
 
   /** Source: repair off on every socket, our copies closed. Returns the sockets that failed to resume. */
@@ -206,6 +249,8 @@ export class SessionManager {
       s.owner = undefined;
     }
     this.end(s, state, failed.length ? `${reason}; failed: ${failed.join('; ')}` : reason);
+    // Only now: a crash before this line makes the next daemon resume them (again: harmless).
+    this.note('session end', (j) => j.ended(s.id, state === 'EXPIRED' ? 'EXPIRED' : state === 'ABORTED' ? 'ABORTED' : 'RESUMED'));
     return failed;
   }
 
@@ -267,6 +312,8 @@ export class SessionManager {
   /** Source: commit; the daemon lets go and the sockets stay frozen and silent at their owner. */
   release(s: Session): void {
     this.requireActive(s, 'source');
+    // Before letting go: a daemon that crashes from here on must never resume these sockets.
+    this.opts.journal?.ended(s.id, 'RELEASED', Date.now() + this.opts.lockGraceMs);
     this.closeSilently(s, 'RELEASED', 'released: the owner may be stopped without FIN or RST', this.opts.lockGraceMs);
   }
 

@@ -249,6 +249,8 @@ function familyOf(n: number, what: string, bad: Bad): Family {
 function addressProblem(family: Family, ip: string, port: number): string | undefined {
   if (family !== 'ipv4' && family !== 'ipv6') return `address family ${String(family)} unknown`;
   if (typeof ip !== 'string' || !(family === 'ipv4' ? isIPv4(ip) : isIPv6(ip))) return `ip ${JSON.stringify(ip)} is not an ${family} address`;
+  // isIPv6 takes a zone (fe80::1%eth0); the saved address never has one (scope ids are not carried).
+  if (ip.includes('%')) return `ip ${JSON.stringify(ip)} carries a zone`;
   if (!Number.isInteger(port) || port < 0 || port > 65535) return `port ${port} out of range`;
   return undefined;
 }

@@ -1,35 +1,20 @@
 // soccrctl and the client library without a real daemon: `show` on checkpoint files built here, usage
-// errors, an address where nothing listens, and a stand-in SocketRepair server (in this process, on a
-// Unix socket in the temp directory) that the CLI, run as a child process, checkpoints from and restores
-// to. Pure user space: needs no privileges.
+// errors, an address where nothing listens, and a stand-in SocketRepair server (test/support/standin.ts:
+// in this process, on a Unix socket in the temp directory) that the CLI, run as a child process,
+// checkpoints from and restores to. Pure user space: needs no privileges.
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import type * as protoLoader from '@grpc/proto-loader';
 import { SoccrClient, describeError, readCheckpointFile } from '../client';
-import {
-  AssembledConnection,
-  FrameAssembler,
-  FrameMsg,
-  RestoreOptionsMsg,
-  SessionHeaderMsg,
-  StreamedConnection,
-  encodeFrameDelimited,
-  fileHeader,
-  frameKind,
-  loadPackageDefinition,
-  sessionFrames,
-} from '../daemon/protocol';
-import { SavedConnection, TcpState } from '../daemon/state';
+import { SessionHeaderMsg, frameKind, sessionFrames } from '../daemon/protocol';
+import { TcpState } from '../daemon/state';
 import { savedConnection } from './support/states';
+import { MiB, StandInDaemon, header, sha, withQueues, writeCheckpoint } from './support/standin';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
-const MiB = 1024 * 1024;
 
 interface Run {
   code: number;
@@ -47,192 +32,6 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
       resolve({ code, stdout, stderr, ms: Date.now() - t0 });
     });
   });
-}
-
-function withQueues(s: SavedConnection, recv: Buffer, send: Buffer, unsent = 0): SavedConnection {
-  return { ...s, recvQueue: recv, sendQueue: send, inqLen: recv.length, outqLen: send.length, unsentLen: unsent };
-}
-
-function header(count: number, sessionId = 'src-0001'): SessionHeaderMsg {
-  return { sessionId, leaseExpiresUnixMs: Date.now() + 60000, connectionCount: count, pid: 4242, hostname: 'alpha', createdUnixMs: Date.now() };
-}
-
-function writeCheckpoint(file: string, h: SessionHeaderMsg, conns: StreamedConnection[]): Buffer {
-  const parts = [fileHeader()];
-  for (const f of sessionFrames(h, conns)) parts.push(encodeFrameDelimited(f));
-  const b = Buffer.concat(parts);
-  writeFileSync(file, b);
-  return b;
-}
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-// ---- a stand-in daemon ----------------------------------------------------------------------------
-
-interface SessionInfoPlain {
-  sessionId: string;
-  kind: number;
-  state: number;
-  pid: number;
-  createdUnixMs: number;
-  leaseExpiresUnixMs: number;
-  connections: { id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }[];
-  netns: string;
-  deliverUnixPath: string;
-  reason: string;
-}
-
-class FakeDaemon {
-  readonly server = new grpc.Server();
-  readonly sessions = new Map<string, SessionInfoPlain>();
-  /** what the last Restore received */
-  restored: { options: RestoreOptionsMsg; header: SessionHeaderMsg; connections: AssembledConnection[] } | undefined;
-  /** frames the next Checkpoint streams */
-  checkpointConns: StreamedConnection[] = [];
-  private restores = 0;
-
-  constructor(readonly socketPath: string) {
-    const def = loadPackageDefinition()['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition;
-    const fail = (code: grpc.status, details: string, kind: string, errno?: string): Partial<grpc.StatusObject> => {
-      const metadata = new grpc.Metadata();
-      metadata.set('soccr-kind', kind);
-      if (errno) metadata.set('soccr-errno', errno);
-      return { code, details, metadata };
-    };
-    const bySession = (id: string): SessionInfoPlain | Partial<grpc.StatusObject> => this.sessions.get(id) ?? fail(grpc.status.NOT_FOUND, `no session ${id}`, 'NO_SUCH_SESSION');
-    const unary =
-      <Req>(fn: (req: Req) => object | Partial<grpc.StatusObject>) =>
-      (call: grpc.ServerUnaryCall<Req, object>, cb: grpc.sendUnaryData<object>): void => {
-        const r = fn(call.request);
-        if ('code' in r && typeof r.code === 'number') cb(r as Partial<grpc.StatusObject>, null);
-        else cb(null, r);
-      };
-    const setState =
-      (state: number) =>
-      (req: { sessionId: string; deliverUnixPath?: string }): SessionInfoPlain | Partial<grpc.StatusObject> => {
-        const s = bySession(req.sessionId);
-        if (!('sessionId' in s)) return s;
-        s.state = state;
-        if (req.deliverUnixPath) s.deliverUnixPath = req.deliverUnixPath;
-        return s;
-      };
-    this.server.addService(def, {
-      GetVersion: unary(() => ({
-        version: '9.9.9-fake',
-        kernelRelease: '6.1.0-test',
-        streamFormat: 1,
-        features: { tcpRepair: true, repairWindow: true, pidfdGetfd: true, bufLock: false, rawSocket: true, networkLock: false },
-      })),
-      ListSockets: unary((req: { pid: number }) =>
-        req.pid === 999
-          ? fail(grpc.status.NOT_FOUND, 'no process with pid 999', 'NO_SUCH_PROCESS', 'ESRCH')
-          : {
-              sockets: [
-                { fd: 3, inode: 123456, family: 1, local: { family: 1, ip: '10.1.2.3', port: 80 }, remote: { family: 1, ip: '10.9.9.9', port: 5555 }, state: 1, sendQueue: 10, recvQueue: 20 },
-                { fd: 4, inode: 123457, family: 2, local: { family: 2, ip: '::', port: 80 }, remote: { family: 2, ip: '::', port: 0 }, state: 10, sendQueue: 0, recvQueue: 0 },
-              ],
-            },
-      ),
-      Checkpoint: (call: grpc.ServerWritableStream<{ pid: number; fds: number[]; all: boolean }, FrameMsg>): void => {
-        void (async () => {
-          const h = header(this.checkpointConns.length, `src-${call.request.pid}`);
-          this.sessions.set(h.sessionId, {
-            sessionId: h.sessionId,
-            kind: 1,
-            state: 1,
-            pid: call.request.pid,
-            createdUnixMs: h.createdUnixMs,
-            leaseExpiresUnixMs: h.leaseExpiresUnixMs,
-            connections: [],
-            netns: '',
-            deliverUnixPath: '',
-            reason: '',
-          });
-          let n = 0;
-          for (const f of sessionFrames(h, this.checkpointConns)) {
-            if (call.request.pid === 13 && ++n === 5) {
-              // the owner went away mid-stream
-              call.emit('error', fail(grpc.status.ABORTED, 'connection 0 changed while frozen', 'QUEUE_MISMATCH'));
-              return;
-            }
-            if (!call.write(f)) await once(call, 'drain');
-          }
-          call.end();
-        })();
-      },
-      Restore: (call: grpc.ServerReadableStream<FrameMsg, object>, cb: grpc.sendUnaryData<object>): void => {
-        void (async () => {
-          let options: RestoreOptionsMsg | undefined;
-          const asm = new FrameAssembler();
-          const connections: AssembledConnection[] = [];
-          try {
-            for await (const f of call as AsyncIterable<FrameMsg>) {
-              // read slowly, so that the client has to respect flow control
-              await new Promise((r) => setTimeout(r, 2));
-              if (!options) {
-                if (frameKind(f) !== 'restoreOptions') throw new Error('first frame is not RestoreOptions');
-                options = f.restoreOptions as RestoreOptionsMsg;
-                continue;
-              }
-              const c = asm.push(f);
-              if (c) connections.push(c);
-            }
-            if (!asm.finished || !options) throw new Error('restore stream incomplete');
-          } catch (err) {
-            cb({ code: grpc.status.DATA_LOSS, details: err instanceof Error ? err.message : String(err) }, null);
-            return;
-          }
-          this.restored = { options, header: asm.header as SessionHeaderMsg, connections };
-          const id = `rst-${++this.restores}`;
-          const s: SessionInfoPlain = {
-            sessionId: id,
-            kind: 2,
-            state: options.goLive ? 3 : 2,
-            pid: (asm.header as SessionHeaderMsg).pid,
-            createdUnixMs: Date.now(),
-            leaseExpiresUnixMs: options.goLive ? 0 : Date.now() + 30000,
-            connections: connections.map((c) => ({
-              id: c.id,
-              fd: 0,
-              local: { family: 1, ip: c.state.local.ip, port: c.state.local.port },
-              remote: { family: 1, ip: c.state.remote.ip, port: c.state.remote.port },
-              state: c.state.state,
-              recvQueueLen: c.state.inqLen,
-              sendQueueLen: c.state.outqLen,
-              delivered: options.goLive,
-            })),
-            netns: options.netns,
-            deliverUnixPath: options.deliverUnixPath,
-            reason: '',
-          };
-          this.sessions.set(id, s);
-          cb(null, { session: s });
-        })();
-      },
-      Resume: unary(setState(3)),
-      Release: unary(setState(4)),
-      Abort: unary(setState(5)),
-      RenewLease: unary((req: { sessionId: string }) => {
-        const s = bySession(req.sessionId);
-        if ('sessionId' in s) s.leaseExpiresUnixMs = Date.now() + 60000;
-        return s;
-      }),
-      ListSessions: unary(() => ({ sessions: [...this.sessions.values()] })),
-      GetSession: unary((req: { sessionId: string }) => bySession(req.sessionId)),
-    });
-  }
-
-  get address(): string {
-    return `unix://${this.socketPath}`;
-  }
-
-  start(): Promise<void> {
-    return new Promise((resolve, reject) => this.server.bindAsync(this.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
-  }
 }
 
 // ---- tests ----------------------------------------------------------------------------------------
@@ -459,11 +258,11 @@ describe('soccrctl', function () {
   });
 
   describe('against a stand-in daemon', function () {
-    let fake: FakeDaemon;
+    let fake: StandInDaemon;
     const q = { a: randomBytes(5000), b: randomBytes(3 * MiB + 7), c: randomBytes(17 * MiB) };
 
     before(async () => {
-      fake = new FakeDaemon(path.join(dir, 'fake.sock'));
+      fake = new StandInDaemon(path.join(dir, 'fake.sock'));
       await fake.start();
       fake.checkpointConns = [
         { id: '3:1', fd: 3, state: withQueues(savedConnection(), q.a, q.b, 100) },

@@ -19,6 +19,8 @@ export interface DaemonOptions {
    * namespace shares, so the tests reach the daemon from the root namespace all the same.
    */
   netns?: string;
+  /** Extra environment (e.g. SOCCRD_CRASH_AT, the test-only fault injection knob of daemon/journal.ts). */
+  env?: Record<string, string>;
 }
 
 export class DaemonProcess {
@@ -33,6 +35,7 @@ export class DaemonProcess {
   private constructor(
     readonly extraArgs: string[],
     readonly netns?: string,
+    public env: Record<string, string> = {},
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'soccrt-d'));
     this.socketPath = join(this.dir, 'soccrd.sock');
@@ -45,7 +48,7 @@ export class DaemonProcess {
    */
   static async start(argsOrOptions: string[] | DaemonOptions = []): Promise<DaemonProcess> {
     const o: DaemonOptions = Array.isArray(argsOrOptions) ? { args: argsOrOptions } : argsOrOptions;
-    const d = new DaemonProcess(o.args ?? [], o.netns);
+    const d = new DaemonProcess(o.args ?? [], o.netns, o.env);
     running.add(d);
     await d.spawn();
     return d;
@@ -53,9 +56,10 @@ export class DaemonProcess {
 
   private async spawn(): Promise<void> {
     const argv = [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', '--lock-table', this.lockTable, ...this.extraArgs];
+    const env = { ...process.env, ...this.env };
     this.proc = this.netns
-      ? spawn('ip', ['netns', 'exec', this.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawn('ip', ['netns', 'exec', this.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 15_000;
@@ -79,6 +83,37 @@ export class DaemonProcess {
 
   get pid(): number {
     return this.proc.pid as number;
+  }
+
+  /** The daemon's --state-dir. */
+  get stateDir(): string {
+    return join(this.dir, 'state');
+  }
+
+  /** Waits (bounded) until the process has exited; returns how: an exit code or a signal name. */
+  async waitExit(timeoutMs: number): Promise<number | NodeJS.Signals> {
+    const how = (): number | NodeJS.Signals | null => this.proc.signalCode ?? this.proc.exitCode;
+    if (how() === null) {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`soccrd ${this.pid} still running after ${timeoutMs} ms`)), timeoutMs);
+        this.proc.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return how() as number | NodeJS.Signals;
+  }
+
+  /**
+   * Starts soccrd again after it exited, with the same socket, --state-dir and --lock-table (and the
+   * environment given, none by default), and waits until it serves.
+   */
+  async restart(env: Record<string, string> = {}): Promise<void> {
+    await this.waitExit(15_000);
+    this.env = env;
+    this.output += `\n--- restarted ---\n`;
+    await this.spawn();
   }
 
   /** SIGTERM, then waits for the exit; returns the exit code. */

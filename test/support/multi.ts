@@ -1,11 +1,10 @@
 // Drives a multi fixture process (test/fixtures/multi.ts), which holds many TCP connections inside a
 // network namespace, each streaming deterministic bytes both ways; and the streams and keys both the
 // fixture and the tests use.
-import { ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import type { ConnStatus, MultiConfig, MultiStatus, Offsets } from '../fixtures/multi';
 import { SocketAddress, formatAddress, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../daemon/sockaddr';
+import { FixtureProcess, killAllFixtures } from './fixture-process';
 import { fillStream } from './stream';
 
 export type { ConnStatus, Continuation, MultiConfig, MultiStatus, Offsets } from '../fixtures/multi';
@@ -137,50 +136,14 @@ interface Reply {
   [k: string]: unknown;
 }
 
-const live = new Set<MultiFixture>();
-
-export class MultiFixture {
-  readonly proc: ChildProcess;
-  readonly pid: number;
+export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   readonly netns: string;
   readonly config: MultiConfig;
-  private nextId = 1;
-  private waiters = new Map<number, (r: Reply) => void>();
-  /** Every event the fixture emitted so far, in order. */
-  readonly events: Reply[] = [];
-  private eventWaiters: Array<() => void> = [];
-  stderr = '';
 
   private constructor(netns: string, cfg: MultiConfig) {
+    super(FIXTURE, netns, cfg, 50);
     this.netns = netns;
     this.config = cfg;
-    // `ip netns exec` execs node in place: the pid is the fixture's own.
-    this.proc = spawn('ip', ['netns', 'exec', netns, process.execPath, FIXTURE, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.pid = this.proc.pid as number;
-    live.add(this);
-    this.proc.stderr?.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    createInterface({ input: this.proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      let r: Reply;
-      try {
-        r = JSON.parse(line) as Reply;
-      } catch {
-        this.stderr += `(stdout) ${line}\n`;
-        return;
-      }
-      if (r.id !== undefined) {
-        this.waiters.get(r.id)?.(r);
-        this.waiters.delete(r.id);
-      } else {
-        this.events.push(r);
-        for (const w of this.eventWaiters.splice(0)) w();
-      }
-    });
-    this.proc.on('exit', () => {
-      live.delete(this);
-      for (const w of this.eventWaiters.splice(0)) w();
-    });
   }
 
   /** Starts a fixture in `netns` and waits until it listens (serve, adopt) or has connects under way (clients). */
@@ -190,28 +153,21 @@ export class MultiFixture {
     return f;
   }
 
-  private get exited_(): boolean {
-    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+  protected get label(): string {
+    return `multi ${this.pid} (${this.config.mode})`;
+  }
+
+  protected describe(s: MultiStatus): string {
+    return `totals ${JSON.stringify(s.totals)}, error ${s.error}`;
+  }
+
+  protected progress(s: MultiStatus): { sent: number; received: number } {
+    return s.totals;
   }
 
   /** Waits for an event; fails at once on an event named in `failOn`, or if the process ends. */
-  async waitEvent(name: string, timeoutMs: number, failOn: string[] = ['error']): Promise<Reply> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.events.find((e) => e.event === name);
-      if (hit) return hit;
-      const bad = this.events.find((e) => failOn.includes(e.event ?? ''));
-      if (bad) throw new Error(`multi ${this.pid} (${this.config.mode}): ${bad.event}: ${String(bad.error)}`);
-      if (this.exited_) throw new Error(`multi ${this.pid} (${this.config.mode}) exited: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`multi ${this.pid} (${this.config.mode}): no '${name}' within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 50);
-        this.eventWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitEvent(name: string, timeoutMs: number, failOn: string[] = ['error']): Promise<Reply> {
+    return this.nextEvent(name, timeoutMs, failOn, (bad) => `${bad.event}: ${String(bad.error)}`);
   }
 
   /** Waits until all the expected connections are established (accepted, connected, or live after hand-over). */
@@ -219,31 +175,8 @@ export class MultiFixture {
     await this.waitEvent('connected', timeoutMs, ['error', 'handover-failed']);
   }
 
-  private async request(cmd: string, extra: Record<string, unknown>): Promise<Reply> {
-    if (this.exited_) throw new Error(`multi ${this.pid}: '${cmd}' to a process that exited: ${this.stderr}`);
-    const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.waiters.delete(id);
-        reject(new Error(`multi ${this.pid}: '${cmd}' timed out; stderr: ${this.stderr}`));
-      }, 10_000);
-      this.waiters.set(id, (r) => {
-        clearTimeout(t);
-        resolve(r);
-      });
-    });
-    this.proc.stdin?.write(`${JSON.stringify({ id, cmd, ...extra })}\n`);
-    const r = await reply;
-    if (!r.ok || !r.status) throw new Error(`multi ${this.pid}: '${cmd}' failed: ${r.error}`);
-    return r;
-  }
-
   async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
-  }
-
-  status(): Promise<MultiStatus> {
-    return this.command('status');
   }
 
   /** Queues `bytes` more of each connection's stream on every connection. */
@@ -270,47 +203,9 @@ export class MultiFixture {
   resume(): Promise<MultiStatus> {
     return this.command('resume');
   }
-
-  /** Polls status until `pred` holds; returns the last status. */
-  async until(pred: (s: MultiStatus) => boolean, timeoutMs: number, what: string): Promise<MultiStatus> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const s = await this.status();
-      if (pred(s)) return s;
-      if (Date.now() > deadline) throw new Error(`multi ${this.pid} (${this.config.mode}): timed out waiting for ${what}: totals ${JSON.stringify(s.totals)}, error ${s.error}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  /** Waits until the totals stop moving for `quietMs` (or `timeoutMs` passes); returns the last status. */
-  async settle(quietMs: number, timeoutMs: number): Promise<MultiStatus> {
-    const deadline = Date.now() + timeoutMs;
-    let last = await this.status();
-    let since = Date.now();
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 50));
-      const s = await this.status();
-      if (s.totals.sent !== last.totals.sent || s.totals.received !== last.totals.received) {
-        last = s;
-        since = Date.now();
-      } else if (Date.now() - since >= quietMs) return s;
-      if (Date.now() > deadline) return s;
-    }
-  }
-
-  kill(): void {
-    if (!this.exited_) process.kill(this.pid, 'SIGKILL');
-  }
-
-  async exited(): Promise<void> {
-    if (this.exited_) return;
-    await new Promise((r) => this.proc.once('exit', r));
-  }
 }
 
 /** Kills every multi fixture still running (by pid) and waits for them: the tests' cleanup net. */
 export async function killAllMulti(): Promise<void> {
-  const all = [...live];
-  for (const f of all) f.kill();
-  await Promise.all(all.map((f) => f.exited()));
+  await killAllFixtures((p) => p instanceof MultiFixture);
 }

@@ -7,6 +7,7 @@ const NEEDED: Array<{ command: string; pkg: string; why: string }> = [
   { command: 'ip', pkg: 'iproute2', why: 'network namespaces and veth links for the test hosts' },
   { command: 'nft', pkg: 'nftables', why: 'cutting links in test namespaces, and the network lock' },
   { command: 'gcc', pkg: 'gcc', why: 'the no-FFI baseline of the benchmarks' },
+  { command: 'openssl', pkg: 'openssl', why: 'certificates for the mTLS tests of the daemon' },
 ];
 
 function has(command: string): boolean {

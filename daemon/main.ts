@@ -14,6 +14,7 @@ import { createLogger, Logger } from './log';
 import { DEFAULT_LIMITS, loadPackageDefinition } from './protocol';
 import { SocketRepairService } from './service';
 import { SessionManager } from './sessions';
+import { CallerGate, OPEN_POLICY, TargetPolicy } from './policy';
 import { NetworkLock } from './netlock';
 import { SOCCR_MARK } from './engine';
 import { Journal } from './journal';
@@ -49,6 +50,11 @@ export interface DaemonSettings {
   lockTable: string;
   /** how long a released source keeps its network lock, ms */
   lockGraceMs: number;
+  /** which processes may be checkpointed and which namespaces restored into (empty lists: any) */
+  policy: TargetPolicy;
+  /** calls one caller may have running at once, and sessions it may hold */
+  maxCallsPerCaller: number;
+  maxSessionsPerCaller: number;
 }
 
 export const DEFAULTS: DaemonSettings = {
@@ -64,6 +70,9 @@ export const DEFAULTS: DaemonSettings = {
   insecure: false,
   lockTable: 'soccrd',
   lockGraceMs: 10_000,
+  policy: OPEN_POLICY,
+  maxCallsPerCaller: 64,
+  maxSessionsPerCaller: 256,
 };
 
 function packageVersion(): string {
@@ -93,6 +102,12 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--tls-client-ca <file>', 'CA certificates (PEM) that sign client certificates; clients must present one')
     .option('--allow-identity <id>', "client certificate subject CN or SAN that may call over TLS (repeatable; '*': any the CA signed)", collect)
     .option('--insecure', 'allow TCP listeners without TLS, on loopback addresses only (every local user can call)')
+    .option('--checkpoint-uid <uid>', 'only processes of this uid may be checkpointed (repeatable)', collect)
+    .option('--checkpoint-cgroup <path>', 'only processes under this cgroup v2 path may be checkpointed (repeatable)', collect)
+    .option('--checkpoint-pid <pid>', 'only this pid may be checkpointed (repeatable)', collect)
+    .option('--restore-netns <path>', 'only this network namespace may be restored into (repeatable)', collect)
+    .option('--max-calls-per-caller <n>', `calls one caller may have running at once (default ${DEFAULTS.maxCallsPerCaller})`)
+    .option('--max-sessions-per-caller <n>', `active sessions one caller may hold (default ${DEFAULTS.maxSessionsPerCaller})`)
     .exitOverride()
     .parse(argv);
   const flags = program.opts<{
@@ -111,6 +126,12 @@ export function parseSettings(argv: string[]): DaemonSettings {
     tlsClientCa?: string;
     allowIdentity?: string[];
     insecure?: boolean;
+    checkpointUid?: string[];
+    checkpointCgroup?: string[];
+    checkpointPid?: string[];
+    restoreNetns?: string[];
+    maxCallsPerCaller?: string;
+    maxSessionsPerCaller?: string;
   }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
@@ -137,7 +158,19 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.tlsClientCa ? { tlsClientCa: flags.tlsClientCa } : {}),
     ...(flags.allowIdentity ? { allowIdentities: flags.allowIdentity } : {}),
     ...(flags.insecure ? { insecure: true } : {}),
+    ...(flags.maxCallsPerCaller ? { maxCallsPerCaller: Number(flags.maxCallsPerCaller) } : {}),
+    ...(flags.maxSessionsPerCaller ? { maxSessionsPerCaller: Number(flags.maxSessionsPerCaller) } : {}),
   };
+  const filePolicy: Partial<TargetPolicy> = file.policy ?? {};
+  s.policy = {
+    checkpointUids: flags.checkpointUid?.map((v) => idNumber('--checkpoint-uid', v)) ?? filePolicy.checkpointUids ?? [],
+    checkpointCgroups: flags.checkpointCgroup ?? filePolicy.checkpointCgroups ?? [],
+    checkpointPids: flags.checkpointPid?.map((v) => idNumber('--checkpoint-pid', v)) ?? filePolicy.checkpointPids ?? [],
+    restoreNetns: flags.restoreNetns ?? filePolicy.restoreNetns ?? [],
+  };
+  for (const [name, n] of [['max calls per caller', s.maxCallsPerCaller], ['max sessions per caller', s.maxSessionsPerCaller]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: give a whole number of at least 1, not ${n}`);
+  }
   // With a group, the socket is the group's unless the config file says otherwise.
   if (s.socketGroup !== undefined && file.socketMode === undefined) s.socketMode = 0o660;
   checkAccessSettings(s);
@@ -218,7 +251,21 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
   const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log, journal });
   const registry = new ConnectionRegistry();
   const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);
-  const service = new SocketRepairService({ version, features, sessions, log, limits: DEFAULT_LIMITS, eagerQueueBytes: 256 * 1024, eagerSessionBytes: 16 * 1024 * 1024, netlock, authorize, journal });
+  const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
+  const service = new SocketRepairService({
+    version,
+    features,
+    sessions,
+    log,
+    limits: DEFAULT_LIMITS,
+    eagerQueueBytes: 256 * 1024,
+    eagerSessionBytes: 16 * 1024 * 1024,
+    netlock,
+    authorize,
+    journal,
+    policy: settings.policy,
+    gate,
+  });
   recovery.apply(netlock, sessions);
   const pkg = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };

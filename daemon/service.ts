@@ -10,6 +10,7 @@ import { hostname, release } from 'node:os';
 import { ProcessHandle, listTcpSockets } from './acquire';
 import { Journal, crashPoint, netnsOfPath, netnsOfPid, processStartTime, reuseAddrOf, socketInode } from './journal';
 import type { LockTuple, NetworkLock } from './netlock';
+import { CallerGate, OPEN_POLICY, TargetPolicy, checkCheckpointTarget, checkRestoreTarget } from './policy';
 import { stateFromObject } from './wire';
 import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose, validateSaved } from './engine';
 import { inNetns } from './netns';
@@ -63,6 +64,10 @@ export interface ServiceOptions {
   authorize?: (call: AuthorizableCall, method: string) => string;
   /** the crash journal: written before each step a restarted daemon would have to undo */
   journal?: Journal;
+  /** which processes may be checkpointed and which namespaces restored into; absent: any */
+  policy?: TargetPolicy;
+  /** per-caller limits on running calls and active sessions; absent: none */
+  gate?: CallerGate;
 }
 
 /** What authorization may look at: the transport peer, the auth context and the metadata. */
@@ -149,18 +154,23 @@ export class SocketRepairService {
   private unary<Req, Res>(method: string, fn: (req: Req, log: Logger) => Res | Promise<Res>): Unary<Req, Res> {
     return (call, callback) => {
       let log = this.callLog(method);
+      let leave = (): void => undefined;
       const started = Date.now();
       Promise.resolve()
         .then(() => {
-          log = this.authorized(call, method, log);
+          const a = this.admit(call, method, log);
+          log = a.log;
+          leave = a.leave;
           return fn(call.request, log);
         })
         .then(
           (res) => {
+            leave();
             log.info('call done', { ms: Date.now() - started });
             callback(null, res);
           },
           (err: unknown) => {
+            leave();
             const st = toStatus(err);
             log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
             callback(st, null);
@@ -219,10 +229,20 @@ export class SocketRepairService {
     };
   }
 
-  /** Runs the authorization hook; returns the call's logger with the caller's name. */
-  private authorized(call: AuthorizableCall, method: string, log: Logger): Logger {
-    if (!this.o.authorize) return log;
-    return log.child({ caller: this.o.authorize(call, method) });
+  /**
+   * Lets a call in: the authorization hook names the caller (or refuses it), and the caller takes one of
+   * its call slots. Returns the call's logger with the caller's name, and the function that gives the
+   * slot back.
+   */
+  private admit(call: AuthorizableCall, method: string, log: Logger): { log: Logger; caller: string; leave: () => void } {
+    const caller = this.o.authorize ? this.o.authorize(call, method) : 'anyone';
+    const leave = this.o.gate ? this.o.gate.enter(caller) : (): void => undefined;
+    return { log: this.o.authorize ? log.child({ caller }) : log, caller, leave };
+  }
+
+  /** RESOURCE_EXHAUSTED when the caller already holds as many active sessions as it may. */
+  private checkSessionQuota(caller: string): void {
+    this.o.gate?.checkSessions(caller, this.o.sessions.active().filter((s) => s.caller === caller).length);
   }
 
   /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
@@ -264,8 +284,12 @@ export class SocketRepairService {
     let netlock: NetworkLock | undefined;
     const id = randomUUID();
     let journaled = false;
+    let leave = (): void => undefined;
+    let caller = '';
     try {
-      log = this.authorized(call, 'Checkpoint', log);
+      ({ log, leave, caller } = this.admit(call, 'Checkpoint', log));
+      checkCheckpointTarget(this.o.policy ?? OPEN_POLICY, req.pid);
+      this.checkSessionQuota(caller);
       netlock = this.lockingWanted(req.options?.noNetworkLock);
       const leaseMs = this.o.sessions.leaseFor(req.options?.leaseMs ?? 0);
       const { fds, tuples } = this.chooseFds(req);
@@ -322,6 +346,7 @@ export class SocketRepairService {
         id,
       );
       const s = session;
+      s.caller = caller;
       s.lock = lock;
       lock = undefined;
       if (stopped) s.owner = proc;
@@ -381,14 +406,19 @@ export class SocketRepairService {
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
       // grpc-js turns an 'error' event into the call's status (destroy() would drop it).
       if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
+    } finally {
+      leave();
     }
   }
 
   private async restore(call: grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>, callback: grpc.sendUnaryData<RestoreResponseMsg>): Promise<void> {
     let log = this.callLog('Restore');
     let session: Session | undefined;
+    let leave = (): void => undefined;
+    let caller = '';
     try {
-      log = this.authorized(call, 'Restore', log);
+      ({ log, leave, caller } = this.admit(call, 'Restore', log));
+      this.checkSessionQuota(caller);
       const assembler = new FrameAssembler(this.o.limits);
       let options: RestoreOptionsMsg | undefined;
       let netlock: NetworkLock | undefined;
@@ -397,6 +427,7 @@ export class SocketRepairService {
         if (!options) {
           if (frameKind(frame) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
           options = checkRestoreOptions(frame.restoreOptions as RestoreOptionsMsg);
+          checkRestoreTarget(this.o.policy ?? OPEN_POLICY, options.netns);
           netlock = this.lockingWanted(options.noNetworkLock);
           continue;
         }
@@ -405,6 +436,7 @@ export class SocketRepairService {
           const h = assembler.header;
           session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
           session.busy = true;
+          session.caller = caller;
           log = log.child({ session: session.id, source: h.sessionId });
           // Every connection is locked before the first socket exists (one transaction), when the
           // header names them; a stream without tuples is locked connection by connection.
@@ -451,6 +483,8 @@ export class SocketRepairService {
       if (session?.state === 'HELD') st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
       callback(st, null);
+    } finally {
+      leave();
     }
   }
 }

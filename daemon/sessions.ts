@@ -44,6 +44,8 @@ export class Session {
   timer: NodeJS.Timeout | undefined;
   /** set while a call works on the session: the lease cannot end it meanwhile */
   busy = false;
+  /** who created it (the authorization hook's name for the caller), for per-caller quotas */
+  caller = '';
   /** the network lock held for the connections (namespace key and tuples) */
   lock: { key: string; tuples: LockTuple[] } | undefined;
   /** source with stop_owner: the stopped owner, continued when the connections go on at the source */

@@ -56,8 +56,26 @@ function reachable(d: DaemonProcess): DaemonProcess {
 }
 
 /** The TCP address a daemon bound (port 0 resolved), from its daemon.json. */
-function boundTcp(d: DaemonProcess): string {
-  const info = JSON.parse(readFileSync(join(d.dir, 'state', 'daemon.json'), 'utf8')) as { bound?: string[] };
+/**
+ * The TCP address the daemon bound, from its daemon.json. The daemon writes that file once every listener
+ * is bound, which can be a moment after its Unix socket already answers: wait for it, bounded.
+ */
+async function boundTcp(d: DaemonProcess): Promise<string> {
+  const file = join(d.dir, 'state', 'daemon.json');
+  const read = (): { bound?: string[] } | undefined => {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as { bound?: string[] };
+    } catch {
+      return undefined; // not written yet, or being written
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  let info = read();
+  while (!info && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    info = read();
+  }
+  assert.ok(info, `${file} never appeared`);
   const tcp = (info.bound ?? []).find((a) => !a.startsWith('unix:'));
   assert.ok(tcp, `no TCP address in daemon.json: ${JSON.stringify(info)}`);
   assert.doesNotMatch(tcp, /:0$/, 'the bound port, not 0');
@@ -243,7 +261,7 @@ describe('who may call soccrd', function () {
 
     it('mTLS: an allowed certificate (by CN or by SAN) may call; one outside the allowlist gets PERMISSION_DENIED; none or a foreign CA cannot call', async () => {
       const d = await DaemonProcess.start(['--listen', '127.0.0.1:0', ...serverArgs, '--allow-identity', 'operator', '--allow-identity', 'spiffe://soccrt/robot']);
-      const addr = boundTcp(d);
+      const addr = await boundTcp(d);
       assert.ok(
         d.output.split('\n').some((l) => l.includes('"message":"listening"') && new RegExp(`"bound":"${addr.replace(/\./g, '\\.')}"`).test(l)),
         'the log says where it listens',
@@ -306,7 +324,7 @@ describe('who may call soccrd', function () {
 
     it("--allow-identity '*': any certificate the client CA signed", async () => {
       const d = await DaemonProcess.start(['--listen', '127.0.0.1:0', ...serverArgs, '--allow-identity', '*']);
-      const c = tlsClient(boundTcp(d), pki.client('intruder'));
+      const c = tlsClient(await boundTcp(d), pki.client('intruder'));
       try {
         assert.equal((await codeOf(c.getVersion())).code, 'OK');
       } finally {
@@ -321,7 +339,7 @@ describe('who may call soccrd', function () {
         JSON.stringify({ tlsCert: pki.path('server', 'crt'), tlsKey: pki.path('server', 'key'), tlsClientCa: pki.path('ca', 'crt'), allowIdentities: ['robot.soccrt'] }),
       );
       const d = await DaemonProcess.start(['--config', config, '--listen', '127.0.0.1:0']);
-      const addr = boundTcp(d);
+      const addr = await boundTcp(d);
       const robot = tlsClient(addr, pki.client('robot'));
       const op = tlsClient(addr, pki.client('operator'));
       try {
@@ -343,7 +361,7 @@ describe('who may call soccrd', function () {
 
       // --insecure on loopback: plain TCP, and the daemon says so.
       const d = await DaemonProcess.start(['--listen', '127.0.0.1:0', '--insecure']);
-      const addr = boundTcp(d);
+      const addr = await boundTcp(d);
       assert.match(d.output, /listening on TCP without TLS/);
       const c = new SoccrClient(addr, { timeoutMs: 10_000 });
       try {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { SessionInfoMsg, SessionState, SoccrClient } from '../client/client';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { MultiFixture, killAllMulti, untilExchanged } from './support/multi';
-import { SERVICE_V4, Topology, leftoverNamespaces, run } from './support/netns';
+import { SERVICE_V4, Topology, leftoverNamespaces, lockEntries, tcpSockets } from './support/netns';
 import { KiB, MiB, sleep } from './support/scenario';
 
 const OWNERS = 4;
@@ -34,27 +34,6 @@ function openFds(pid: number): number {
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
-}
-
-/** Entries in the daemon's lock sets in namespace `ns` (undefined: the root namespace); 0 when its table is gone. */
-function lockEntries(ns: string | undefined, table: string): number {
-  let n = 0;
-  for (const set of ['conn4', 'conn6']) {
-    try {
-      const out = ns ? run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'inet', table, set]) : run('nft', ['-j', 'list', 'set', 'inet', table, set]);
-      const parsed = JSON.parse(out) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-      n += parsed.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
-    } catch {
-      /* no table: nothing held */
-    }
-  }
-  return n;
-}
-
-function tcpSockets(ns: string): string[] {
-  return run('ip', ['netns', 'exec', ns, 'ss', '-tanH'])
-    .split('\n')
-    .filter((l) => l.trim() !== '');
 }
 
 async function settle(read: () => number, want: number, timeoutMs: number): Promise<number> {

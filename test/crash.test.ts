@@ -19,23 +19,8 @@ import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { killAllEndpoints } from './support/endpoint';
 import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
 import { MultiFixture, killAllMulti, untilExchanged } from './support/multi';
-import { leftoverNamespaces, run } from './support/netns';
+import { leftoverNamespaces, run, lockEntries } from './support/netns';
 import { Expect, KiB, Pair, connectPair, destroyTopologies, sleep, socketPath, verifyStreams } from './support/scenario';
-
-/** Lock entries of `table` in namespace `ns` (0 when the table is gone). */
-function lockEntries(ns: string, table: string): number {
-  let n = 0;
-  for (const set of ['conn4', 'conn6']) {
-    try {
-      const out = run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'inet', table, set]);
-      const parsed = JSON.parse(out) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-      n += parsed.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
-    } catch {
-      /* no table: nothing held */
-    }
-  }
-  return n;
-}
 
 function journal(d: DaemonProcess): unknown[] {
   return Journal.records(d.stateDir);

@@ -31,7 +31,7 @@ import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
 import { stateToObject } from '../daemon/wire';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { killAllEndpoints } from './support/endpoint';
-import { Topology, leftoverNamespaces, run } from './support/netns';
+import { Topology, leftoverNamespaces, run, lockEntries, tcpSockets } from './support/netns';
 import { KiB, MiB, Pair, connectPair, destroyTopologies, sleep } from './support/scenario';
 
 // ---- what a call may end with ----------------------------------------------------------------------
@@ -787,27 +787,6 @@ function newFds(pid: number, before: string, namespaces: string[]): string {
       return `${e} ${where.join(' | ') || '(not found by ss)'}`;
     })
     .join('\n');
-}
-
-/** Entries in a daemon's lock sets in namespace `ns` (undefined: the root namespace); 0 when its table is gone. */
-function lockEntries(ns: string | undefined, table: string): number {
-  let n = 0;
-  for (const set of ['conn4', 'conn6']) {
-    try {
-      const out = ns ? run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'inet', table, set]) : run('nft', ['-j', 'list', 'set', 'inet', table, set]);
-      const parsed = JSON.parse(out) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-      n += parsed.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
-    } catch {
-      /* no table: nothing held */
-    }
-  }
-  return n;
-}
-
-function tcpSockets(ns: string): string[] {
-  return run('ip', ['netns', 'exec', ns, 'ss', '-tanH'])
-    .split('\n')
-    .filter((l) => l.trim() !== '');
 }
 
 async function settle<T>(read: () => T | Promise<T>, want: T, timeoutMs: number): Promise<T> {

@@ -8,7 +8,7 @@ import { MigrateError, migrate } from '../client/migrate';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
 import { MultiFixture, MultiStatus, exchangeProblems, killAllMulti, untilExchanged } from './support/multi';
-import { run } from './support/netns';
+import { lockEntries } from './support/netns';
 import { sleep, socketPath, destroyTopologies } from './support/scenario';
 
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
@@ -20,21 +20,6 @@ interface Bench {
   b: DaemonProcess;
   server: MultiFixture;
   clients: MultiFixture;
-}
-
-/** Lock entries a daemon holds in its namespace (0 when its table is gone). */
-function lockEntries(ns: string, table: string): number {
-  let n = 0;
-  for (const set of ['conn4', 'conn6']) {
-    try {
-      const out = run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'inet', table, set]);
-      const parsed = JSON.parse(out) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-      n += parsed.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
-    } catch {
-      /* no table: nothing held */
-    }
-  }
-  return n;
 }
 
 async function bench(count: number): Promise<Bench> {

@@ -116,3 +116,25 @@ export function leftoverNamespaces(): string[] {
     .map((l) => l.split(' ')[0])
     .filter((n) => n.startsWith(`soccrt${process.pid}x`));
 }
+
+/** Entries in a daemon's lock sets in namespace `ns` (undefined: the root namespace); 0 when its table is gone. */
+export function lockEntries(ns: string | undefined, table: string): number {
+  let n = 0;
+  for (const set of ['conn4', 'conn6']) {
+    try {
+      const out = ns ? run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'inet', table, set]) : run('nft', ['-j', 'list', 'set', 'inet', table, set]);
+      const parsed = JSON.parse(out) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
+      n += parsed.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
+    } catch {
+      /* no table: nothing held */
+    }
+  }
+  return n;
+}
+
+/** The TCP sockets in namespace `ns`, one `ss -tanH` line each. */
+export function tcpSockets(ns: string): string[] {
+  return run('ip', ['netns', 'exec', ns, 'ss', '-tanH'])
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+}

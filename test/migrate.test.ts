@@ -55,6 +55,11 @@ function soccrctl(args: string[], onSpawn?: (p: ChildProcess) => void): Promise<
   });
 }
 
+/** `soccrctl migrate` arguments moving the bench's server from A to B, delivering to `path`, with `hook`. */
+function migrateArgs(t: Bench, path: string, hook: string, ...extra: string[]): string[] {
+  return ['migrate', '--from', t.a.address, '--to', t.b.address, '--pid', String(t.server.pid), '--netns', t.lan.nsPath(t.lan.ns.B), '--deliver', `unix:${path}`, ...extra, '--before-resume', hook];
+}
+
 /** The server application's own hand-over: it stops its I/O and tells how far each connection got. */
 async function handOffApplication(t: Bench): Promise<{ receiver: MultiFixture; path: string; before: MultiStatus }> {
   const { status, offsets } = await t.server.quiesce();
@@ -94,22 +99,7 @@ describe('live migration between hosts with traffic flowing', function () {
     const t = await bench(1);
     const retransBefore = (await t.clients.status()).connections[0].totalRetrans;
     const { receiver, path } = await handOffApplication(t);
-    const r = await soccrctl([
-      '--json',
-      'migrate',
-      '--from',
-      t.a.address,
-      '--to',
-      t.b.address,
-      '--pid',
-      String(t.server.pid),
-      '--netns',
-      t.lan.nsPath(t.lan.ns.B),
-      '--deliver',
-      `unix:${path}`,
-      '--before-resume',
-      t.lan.moveServiceCommand('A', 'B'),
-    ]);
+    const r = await soccrctl(['--json', ...migrateArgs(t, path, t.lan.moveServiceCommand('A', 'B'))]);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { connections: number; freezeMs: number; phases: Array<{ name: string; ms: number }> };
     assert.equal(report.connections, 1);
@@ -178,7 +168,7 @@ describe('live migration between hosts with traffic flowing', function () {
     it('the hook fails', async () => {
       const t = await bench(3);
       const { path } = await handOffApplication(t);
-      const r = await soccrctl(['migrate', '--from', t.a.address, '--to', t.b.address, '--pid', String(t.server.pid), '--netns', t.lan.nsPath(t.lan.ns.B), '--deliver', `unix:${path}`, '--before-resume', 'exit 3']);
+      const r = await soccrctl(migrateArgs(t, path, 'exit 3'));
       assert.equal(r.code, 1);
       assert.match(r.stderr, /migrate failed in hook/);
       await assertSurvivedAtSource(t);
@@ -191,7 +181,7 @@ describe('live migration between hosts with traffic flowing', function () {
       await sleep(200);
       const { path } = await handOffApplication(t);
       let child: ChildProcess | undefined;
-      const done = soccrctl(['migrate', '--from', t.a.address, '--to', t.b.address, '--pid', String(t.server.pid), '--netns', t.lan.nsPath(t.lan.ns.B), '--deliver', `unix:${path}`, '--lease-ms', '3000', '--before-resume', 'sleep 8'], (p) => {
+      const done = soccrctl(migrateArgs(t, path, 'sleep 8', '--lease-ms', '3000'), (p) => {
         child = p;
       });
       // Killed once the hook runs: the checkpoint and held restore exist on both sides.
@@ -209,21 +199,7 @@ describe('live migration between hosts with traffic flowing', function () {
     it('the destination daemon is killed', async () => {
       const t = await bench(3);
       const { path } = await handOffApplication(t);
-      const r = await soccrctl([
-        'migrate',
-        '--from',
-        t.a.address,
-        '--to',
-        t.b.address,
-        '--pid',
-        String(t.server.pid),
-        '--netns',
-        t.lan.nsPath(t.lan.ns.B),
-        '--deliver',
-        `unix:${path}`,
-        '--before-resume',
-        `kill -9 ${t.b.pid}`,
-      ]);
+      const r = await soccrctl(migrateArgs(t, path, `kill -9 ${t.b.pid}`));
       assert.equal(r.code, 1);
       assert.match(r.stderr, /migrate failed in resume-destination/);
       // The killed daemon's entries go when it starts again: it reconciles its table.

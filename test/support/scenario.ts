@@ -9,6 +9,7 @@ import { Endpoint } from './endpoint';
 import { SERVICE_V4, SERVICE_V6, Topology } from './netns';
 import { streamHash } from './stream';
 import { TcpState, stateName } from '../../daemon/state';
+import { listTcpSockets } from '../../daemon/acquire';
 
 export type Flavor = 'ipv4' | 'ipv6' | 'mapped';
 export const OWNER_TO_PEER = 11;
@@ -59,8 +60,29 @@ export interface Expect {
   peerClosed: boolean;
 }
 
+/** Waits (bounded) until the owner's connection is in `state`, as /proc/net/tcp shows it. */
+export async function ownerReaches(owner: Endpoint, state: TcpState, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = 'none';
+  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+    const s = listTcpSockets(owner.pid).find((x) => x.fd === owner.connectedFd);
+    seen = s ? s.stateName : 'gone';
+    if (s && s.state === state) return;
+    await sleep(10);
+  }
+  throw new Error(`owner connection is ${seen}, not ${stateName(state)}, after ${timeoutMs} ms`);
+}
+
 /** Brings the connection into the state under test, with data in flight where the state allows. */
 export async function setUp(p: Pair, state: TcpState): Promise<Expect> {
+  const x = await bringInto(p, state);
+  // Timing-based steps can lag on a loaded machine: wait for the state rather than trust a sleep.
+  // A socket in CLOSE is unhashed and absent from /proc/net/tcp: the checkpoint itself checks that one.
+  if (state !== TcpState.CLOSE) await ownerReaches(p.owner, state);
+  return x;
+}
+
+async function bringInto(p: Pair, state: TcpState): Promise<Expect> {
   const { owner, peer, topo } = p;
   const cut = (): void => topo.blackhole(0);
   const e = (x: Omit<Expect, 'state'>): Expect => ({ state, ...x });
@@ -90,7 +112,8 @@ export async function setUp(p: Pair, state: TcpState): Promise<Expect> {
     case TcpState.LAST_ACK:
       await peer.command('write', { bytes: 256 * KiB });
       await peer.command('shutdown');
-      await sleep(150);
+      await ownerReaches(owner, TcpState.CLOSE_WAIT); // the peer's FIN is in before the owner closes
+      await sleep(50);
       cut();
       await owner.command('write', { bytes: 2 * MiB });
       if (state === TcpState.LAST_ACK) await owner.command('shutdown');

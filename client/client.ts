@@ -244,6 +244,19 @@ function u32(name: string, v: number): number {
  */
 const NO_LIMITS: AssemblyLimits = { maxQueueBytes: Infinity, maxConnections: Infinity, maxTotalBytes: Infinity };
 
+/**
+ * Calls that change nothing are retried on UNAVAILABLE (a daemon restarting under systemd drops the
+ * connection a call was just sent on); the others are not, so that no step runs twice.
+ */
+const RETRY_SERVICE_CONFIG = JSON.stringify({
+  methodConfig: [
+    {
+      name: ['GetVersion', 'ListSockets', 'ListSessions', 'GetSession', 'RenewLease'].map((method) => ({ service: 'soccr.v1.SocketRepair', method })),
+      retryPolicy: { maxAttempts: 4, initialBackoff: '0.05s', maxBackoff: '0.5s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
+    },
+  ],
+});
+
 export class SoccrClient {
   readonly address: string;
   private readonly client: grpc.Client;
@@ -255,7 +268,10 @@ export class SoccrClient {
     this.address = normalizeAddress(address);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.timeoutMs;
-    this.client = new grpc.Client(this.address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
+    this.client = new grpc.Client(this.address, options.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.service_config': RETRY_SERVICE_CONFIG,
+      ...options.channelOptions,
+    });
   }
 
   // -- unary calls --

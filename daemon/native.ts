@@ -474,3 +474,73 @@ function collectRights(): number[] | null {
 // ---- sockaddr ----------------------------------------------------------------------------------
 
 export const SOCKADDR_STORAGE = 128;
+
+// ---- libnftables: nft's own library, in-process (no nft process per network-lock transaction) ----
+
+const NFT_LIB = 'libnftables';
+const AF_NETLINK = 16;
+const SOCK_RAW_NL = 3;
+const NETLINK_NETFILTER = 12;
+let nftLoaded: boolean | undefined;
+
+/** Whether libnftables.so.1 loads in this process (it ships with Debian's nftables package). */
+function nftLibrary(): boolean {
+  if (nftLoaded === undefined) {
+    try {
+      open({ library: NFT_LIB, path: 'libnftables.so.1' });
+      nftLoaded = true;
+    } catch {
+      nftLoaded = false;
+    }
+  }
+  return nftLoaded;
+}
+
+function nftCall(funcName: string, retType: DataType, paramsType: DataType[], paramsValue: unknown[]): unknown {
+  callCount++;
+  return load({ library: NFT_LIB, funcName, retType, paramsType, paramsValue } as Parameters<typeof load>[0]);
+}
+
+/**
+ * An nftables context: its netlink socket belongs to the network namespace the calling thread is in
+ * when it is created. Runs nft scripts (one transaction each) and reports their error text.
+ */
+export class NftContext {
+  private constructor(private ctx: unknown) {}
+
+  /**
+   * A context in the current network namespace, or undefined when libnftables is missing or netfilter
+   * netlink sockets cannot be opened (libnftables would exit the process on that).
+   */
+  /** Whether libnftables loads here. */
+  static available(): boolean {
+    return nftLibrary();
+  }
+
+  static create(): NftContext | undefined {
+    if (!nftLibrary()) return undefined;
+    const probe = invoke(fns.socket, [AF_NETLINK, SOCK_RAW_NL | SOCK_CLOEXEC, NETLINK_NETFILTER]);
+    if (probe < 0) return undefined;
+    invoke(fns.close, [probe]);
+    const ctx = nftCall('nft_ctx_new', DataType.External, [I32], [0]);
+    nftCall('nft_ctx_buffer_output', I32, [DataType.External], [ctx]);
+    nftCall('nft_ctx_buffer_error', I32, [DataType.External], [ctx]);
+    return new NftContext(ctx);
+  }
+
+  /** Runs `script`; returns '' on success, else nft's error text. */
+  run(script: string): string {
+    if (this.ctx === undefined) throw new Error('nft context used after free');
+    const rc = nftCall('nft_run_cmd_from_buffer', I32, [DataType.External, DataType.String], [this.ctx, script]) as number;
+    nftCall('nft_ctx_get_output_buffer', DataType.String, [DataType.External], [this.ctx]);
+    const err = nftCall('nft_ctx_get_error_buffer', DataType.String, [DataType.External], [this.ctx]) as string;
+    if (rc === 0) return '';
+    return err.trim() || `nft_run_cmd_from_buffer returned ${rc}`;
+  }
+
+  free(): void {
+    if (this.ctx === undefined) return;
+    nftCall('nft_ctx_free', DataType.Void, [DataType.External], [this.ctx]);
+    this.ctx = undefined;
+  }
+}

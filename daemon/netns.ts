@@ -13,10 +13,24 @@ function home(): number {
   return homeFd;
 }
 
+/** Calls `fn` with this thread inside the network namespace open at `nsFd`. */
+export function inNetnsFd<T>(nsFd: number, fn: () => T, what = `namespace fd ${nsFd}`): T {
+  try {
+    setns(nsFd, CLONE_NEWNET);
+  } catch (err) {
+    throw kernelError(`entering network namespace ${what}`, err);
+  }
+  try {
+    return fn();
+  } finally {
+    setns(home(), CLONE_NEWNET);
+  }
+}
+
 /** Calls `fn` with this thread inside the network namespace at `nsPath` (/proc/PID/ns/net, /run/netns/NAME). */
 export function inNetns<T>(nsPath: string | undefined, fn: () => T): T {
   if (!nsPath) return fn();
-  const back = home();
+  home(); // opened before leaving home
   let target: number;
   try {
     target = openSync(nsPath, 'r');
@@ -25,16 +39,7 @@ export function inNetns<T>(nsPath: string | undefined, fn: () => T): T {
     throw new SoccrError('INVALID_STATE', `network namespace ${nsPath}: ${code ?? String(err)}`, err);
   }
   try {
-    try {
-      setns(target, CLONE_NEWNET);
-    } catch (err) {
-      throw kernelError(`entering network namespace ${nsPath}`, err);
-    }
-    try {
-      return fn();
-    } finally {
-      setns(back, CLONE_NEWNET);
-    }
+    return inNetnsFd(target, fn, nsPath);
   } finally {
     closeSync(target);
   }

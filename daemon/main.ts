@@ -341,7 +341,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
   }
   writeFileSync(
     path.join(settings.stateDir, 'daemon.json'),
-    JSON.stringify({ pid: process.pid, listen: settings.listen, bound: listeners.map((l) => l.bound), version, startedAt: new Date().toISOString() }),
+    JSON.stringify({ pid: process.pid, listen: settings.listen, bound: listeners.map((l) => l.bound), metrics: metrics?.bound, version, startedAt: new Date().toISOString() }),
   );
 
   let stopping: Promise<void> | undefined;

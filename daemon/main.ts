@@ -21,6 +21,7 @@ import { Journal } from './journal';
 import { planRecovery } from './recovery';
 import { ConnectionRegistry, isLoopback, makeAuthorizer, splitHostPort } from './auth';
 import { Listener, listenInsecureTcp, listenTls, listenUnix, resolveGroup, tlsServerCredentials } from './listeners';
+import { closeMetrics, listenMetrics, watchSessions } from './metrics';
 
 export interface DaemonSettings {
   /** unix:///path or host:port, as many as wanted */
@@ -55,6 +56,10 @@ export interface DaemonSettings {
   /** calls one caller may have running at once, and sessions it may hold */
   maxCallsPerCaller: number;
   maxSessionsPerCaller: number;
+  /** host:port of the Prometheus endpoint (plain HTTP, GET /metrics); absent: none */
+  metricsListen?: string;
+  /** allow metricsListen on an address other than loopback (the endpoint has no authentication) */
+  metricsAllowRemote: boolean;
 }
 
 export const DEFAULTS: DaemonSettings = {
@@ -73,6 +78,7 @@ export const DEFAULTS: DaemonSettings = {
   policy: OPEN_POLICY,
   maxCallsPerCaller: 64,
   maxSessionsPerCaller: 256,
+  metricsAllowRemote: false,
 };
 
 function packageVersion(): string {
@@ -108,6 +114,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--restore-netns <path>', 'only this network namespace may be restored into (repeatable)', collect)
     .option('--max-calls-per-caller <n>', `calls one caller may have running at once (default ${DEFAULTS.maxCallsPerCaller})`)
     .option('--max-sessions-per-caller <n>', `active sessions one caller may hold (default ${DEFAULTS.maxSessionsPerCaller})`)
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (loopback only unless --metrics-allow-remote)')
+    .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
     .exitOverride()
     .parse(argv);
   const flags = program.opts<{
@@ -132,6 +140,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     restoreNetns?: string[];
     maxCallsPerCaller?: string;
     maxSessionsPerCaller?: string;
+    metricsListen?: string;
+    metricsAllowRemote?: boolean;
   }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
@@ -160,6 +170,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.insecure ? { insecure: true } : {}),
     ...(flags.maxCallsPerCaller ? { maxCallsPerCaller: Number(flags.maxCallsPerCaller) } : {}),
     ...(flags.maxSessionsPerCaller ? { maxSessionsPerCaller: Number(flags.maxSessionsPerCaller) } : {}),
+    ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
+    ...(flags.metricsAllowRemote ? { metricsAllowRemote: true } : {}),
   };
   const filePolicy: Partial<TargetPolicy> = file.policy ?? {};
   s.policy = {
@@ -174,6 +186,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
   // With a group, the socket is the group's unless the config file says otherwise.
   if (s.socketGroup !== undefined && file.socketMode === undefined) s.socketMode = 0o660;
   checkAccessSettings(s);
+  checkMetricsSettings(s);
   if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable)) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
   if (!Number.isInteger(s.lockGraceMs) || s.lockGraceMs < 0) throw new Error(`lock grace of ${s.lockGraceMs} ms: give 0 or more`);
   if (!Array.isArray(s.listen) || s.listen.length === 0) throw new Error('at least one --listen address is needed');
@@ -212,6 +225,17 @@ function checkAccessSettings(s: DaemonSettings): void {
     } else if (!isLoopback(host)) {
       throw new Error(`${addr}: --insecure only on a loopback address (127.0.0.0/8 or [::1]); use TLS elsewhere`);
     }
+  }
+}
+
+/** The metrics endpoint is unauthenticated: loopback only, unless the operator says otherwise. */
+function checkMetricsSettings(s: DaemonSettings): void {
+  if (typeof s.metricsAllowRemote !== 'boolean') throw new Error('metricsAllowRemote: give true or false');
+  if (s.metricsListen === undefined) return;
+  if (typeof s.metricsListen !== 'string') throw new Error('metricsListen: give host:port');
+  const { host } = splitHostPort(s.metricsListen);
+  if (!isLoopback(host) && !s.metricsAllowRemote) {
+    throw new Error(`metrics on ${s.metricsListen}: metrics have no authentication, so only a loopback address (127.0.0.0/8 or [::1]) unless --metrics-allow-remote`);
   }
 }
 
@@ -267,6 +291,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
     gate,
   });
   recovery.apply(netlock, sessions);
+  watchSessions(sessions);
   const pkg = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
@@ -303,9 +328,20 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
     const l = listeners[listeners.length - 1];
     log.info('listening', { address: addr, bound: l.bound, tls: !addr.startsWith('unix:') && tlsCredentials !== undefined });
   }
+  let metrics: Awaited<ReturnType<typeof listenMetrics>> | undefined;
+  if (settings.metricsListen) {
+    const { host, port } = splitHostPort(settings.metricsListen);
+    try {
+      metrics = await listenMetrics(host, port);
+    } catch (err) {
+      for (const l of listeners) l.close();
+      throw new Error(`cannot serve metrics on ${settings.metricsListen}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    log.info('serving metrics', { address: settings.metricsListen, bound: metrics.bound });
+  }
   writeFileSync(
     path.join(settings.stateDir, 'daemon.json'),
-    JSON.stringify({ pid: process.pid, listen: settings.listen, bound: listeners.map((l) => l.bound), version, startedAt: new Date().toISOString() }),
+    JSON.stringify({ pid: process.pid, listen: settings.listen, bound: listeners.map((l) => l.bound), metrics: metrics?.bound, version, startedAt: new Date().toISOString() }),
   );
 
   let stopping: Promise<void> | undefined;
@@ -315,6 +351,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
       for (const l of listeners) l.close();
+      if (metrics) closeMetrics(metrics.server);
       // Stop taking calls; give running ones a moment, then cut them.
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

@@ -12,6 +12,7 @@ import type { Logger } from './log';
 import { SocketAddress, isMappedIPv4 } from './sockaddr';
 import { NftContext } from './native';
 import { inNetnsFd } from './netns';
+import { networkLockTimed } from './metrics';
 
 export interface LockTuple {
   local: SocketAddress;
@@ -249,6 +250,7 @@ export class NetworkLock {
    * one transaction. Returns the namespace's key, which unlock takes (the path may be gone by then).
    */
   lock(path: string | undefined, tuples: readonly LockTuple[]): string {
+    const startedAt = performance.now();
     // Linear in the tuples (a session may lock tens of thousands of connections).
     const held = this.namespaces.get(netnsKey(path))?.held;
     const add = new Map<string, string[]>();
@@ -271,12 +273,14 @@ export class NetworkLock {
       if (h) h.count++;
       else ns.held.set(e.text, { set: e.set, count: 1 });
     }
+    networkLockTimed('lock', startedAt);
     this.o.log.info('network locked', { netns: ns.path ?? 'own', connections: tuples.length, transactions: this.transactions });
     return key;
   }
 
   /** Lets these connections' packets through again, in one transaction. Never throws: logs instead. */
   unlock(key: string, tuples: readonly LockTuple[]): void {
+    const startedAt = performance.now();
     const ns = this.namespaces.get(key);
     if (!ns || tuples.length === 0) return;
     const del = new Map<string, string[]>();
@@ -299,6 +303,7 @@ export class NetworkLock {
     if (release) script += `delete table inet ${this.o.table}\n`;
     try {
       this.run(ns, script, 'unlocking');
+      networkLockTimed('unlock', startedAt);
       this.o.log.info('network unlocked', { netns: ns.path ?? 'own', connections: tuples.length, transactions: this.transactions });
     } catch (err) {
       this.o.log.error('network unlock failed', { netns: ns.path ?? 'own', error: err instanceof Error ? err.message : String(err) });

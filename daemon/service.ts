@@ -17,6 +17,7 @@ import { inNetns } from './netns';
 import { ErrorKind, SoccrError } from './errors';
 import type { Logger } from './log';
 import { SyscallError } from './native';
+import { callFinished, checkpointChunkSent, countSyscallFailure, queuesRestored } from './metrics';
 import {
   AssemblyLimits,
   CheckpointRequestMsg,
@@ -97,6 +98,7 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
 
 /** Turns any error into a gRPC status error carrying the daemon's kind and the errno name. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  countSyscallFailure(err);
   const metadata = new grpc.Metadata();
   if (err instanceof SoccrError) {
     metadata.set('soccr-kind', err.kind);
@@ -156,6 +158,7 @@ export class SocketRepairService {
       let log = this.callLog(method);
       let leave = (): void => undefined;
       const started = Date.now();
+      const startedAt = performance.now();
       Promise.resolve()
         .then(() => {
           const a = this.admit(call, method, log);
@@ -167,12 +170,14 @@ export class SocketRepairService {
           (res) => {
             leave();
             log.info('call done', { ms: Date.now() - started });
+            callFinished(method, grpc.status.OK, startedAt);
             callback(null, res);
           },
           (err: unknown) => {
             leave();
             const st = toStatus(err);
             log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
+            callFinished(method, st.code, startedAt);
             callback(st, null);
           },
         );
@@ -275,6 +280,7 @@ export class SocketRepairService {
     const req = call.request;
     let log = this.callLog('Checkpoint', { pid: req.pid });
     const started = Date.now();
+    const startedAt = performance.now();
     let session: Session | undefined;
     const frozen: FrozenSocket[] = [];
     const dups: number[] = [];
@@ -322,6 +328,7 @@ export class SocketRepairService {
       if (netlock) lock = { key: netlock.lock(`/proc/${req.pid}/ns/net`, tuples), tuples };
       crashPoint('checkpoint.after-lock');
       const freezeStart = process.hrtime.bigint();
+      const frozenAt = performance.now();
       for (const dup of dups) frozen.push(pause(dup));
       // Small queues are read at freeze time, within a budget for the whole session; the rest while
       // streaming, one connection at a time, so memory never holds every queue of a large session.
@@ -346,6 +353,7 @@ export class SocketRepairService {
         id,
       );
       const s = session;
+      s.frozenAt = frozenAt;
       s.caller = caller;
       s.lock = lock;
       lock = undefined;
@@ -367,6 +375,7 @@ export class SocketRepairService {
       for (const frame of sessionFrames(header, conns)) {
         if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
         if (!call.write(frame)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+        if (frame.chunk) checkpointChunkSent(frame.chunk);
         if (frames++ === 0) crashPoint('checkpoint.mid-stream');
       }
       s.busy = false;
@@ -374,6 +383,7 @@ export class SocketRepairService {
       // Whole: a restarted daemon takes the session over until its lease ends (a caller may Release it).
       this.o.journal?.streamed(s.id, s.leaseExpiresAt);
       call.end();
+      callFinished('Checkpoint', grpc.status.OK, startedAt);
       crashPoint('checkpoint.after-stream');
       log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
     } catch (err) {
@@ -404,6 +414,7 @@ export class SocketRepairService {
       }
       const st = toStatus(err);
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
+      callFinished('Checkpoint', call.cancelled ? grpc.status.CANCELLED : st.code, startedAt);
       // grpc-js turns an 'error' event into the call's status (destroy() would drop it).
       if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
     } finally {
@@ -413,6 +424,7 @@ export class SocketRepairService {
 
   private async restore(call: grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>, callback: grpc.sendUnaryData<RestoreResponseMsg>): Promise<void> {
     let log = this.callLog('Restore');
+    const startedAt = performance.now();
     let session: Session | undefined;
     let leave = (): void => undefined;
     let caller = '';
@@ -461,6 +473,7 @@ export class SocketRepairService {
           validateSaved(done.state);
           const r = restoreConnection(done.state, { netns: options.netns || undefined, transparent: options.transparent });
           this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
+          queuesRestored(done.state.inqLen, done.state.outqLen);
           log.debug('connection rebuilt', { connection: done.id });
           if (session.held.length === 1) crashPoint('restore.after-first-socket');
         }
@@ -472,6 +485,7 @@ export class SocketRepairService {
       log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
       crashPoint('restore.held');
       if (options.goLive) await this.o.sessions.goLive(session, options.deliverUnixPath);
+      callFinished('Restore', grpc.status.OK, startedAt);
       callback(null, { session: sessionToMsg(session) });
     } catch (err) {
       if (session) {
@@ -482,6 +496,7 @@ export class SocketRepairService {
       const st = toStatus(err);
       if (session?.state === 'HELD') st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
       log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details });
+      callFinished('Restore', st.code, startedAt);
       callback(st, null);
     } finally {
       leave();

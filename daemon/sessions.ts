@@ -12,6 +12,7 @@ import { TcpState } from './state';
 import type { LockTuple, NetworkLock } from './netlock';
 import type { ProcessHandle } from './acquire';
 import type { Journal } from './journal';
+import { sessionThawed } from './metrics';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
@@ -50,6 +51,8 @@ export class Session {
   lock: { key: string; tuples: LockTuple[] } | undefined;
   /** source with stop_owner: the stopped owner, continued when the connections go on at the source */
   owner: ProcessHandle | undefined;
+  /** performance.now() when its connections froze (a checkpoint sets the moment of pause), for metrics */
+  frozenAt = performance.now();
 
   constructor(
     readonly kind: SessionKind,
@@ -202,6 +205,7 @@ export class SessionManager {
   }
 
   private end(s: Session, state: SessionState, reason: string): void {
+    sessionThawed(s.kind, state, s.frozenAt);
     s.state = state;
     s.reason = reason;
     s.leaseExpiresAt = 0;

@@ -153,7 +153,7 @@ const lockDuration = new Histogram({
   name: 'soccrd_network_lock_duration_seconds',
   help: 'Time to lock or unlock a set of connections in the network lock (one nft transaction, more the first time in a namespace)',
   labelNames: ['op'] as const,
-  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+  buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
   registers: [registry],
 });
 const lockOp = lockDuration.labels('lock');

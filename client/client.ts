@@ -274,6 +274,20 @@ export class SoccrClient {
     });
   }
 
+  /**
+   * Waits until the channel to the daemon is connected (at most connectTimeoutMs), so that a call made
+   * next starts at once: an orchestrator connects before it freezes anything.
+   */
+  connect(): Promise<void> {
+    const ms = this.connectTimeoutMs > 0 ? this.connectTimeoutMs : DEFAULT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      this.client.waitForReady(Date.now() + ms, (err) => {
+        if (err) reject(serviceError(grpc.status.UNAVAILABLE, `no connection to the daemon at ${this.address} within ${ms} ms`));
+        else resolve();
+      });
+    });
+  }
+
   // -- unary calls --
 
   getVersion(): Promise<GetVersionResponseMsg> {

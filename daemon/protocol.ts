@@ -139,14 +139,28 @@ export function frameKind(f: FrameMsg): string {
 // ---- producing frames ---------------------------------------------------------------------------
 
 /** One connection as the checkpoint stream carries it. */
-export interface StreamedConnection {
-  id: string;
-  fd: number;
+export interface QueueBytes {
+  recvQueue: Buffer;
+  sendQueue: Buffer;
+}
+
+/** A connection's state, and its queue bytes where the state does not carry them. */
+export interface LoadedConnection {
   /** the saved state; its queues may be empty if `queues` supplies them */
   state: SavedConnection;
   /** queue bytes read on demand, just before the connection is streamed */
-  queues?: () => { recvQueue: Buffer; sendQueue: Buffer };
+  queues?: () => QueueBytes;
 }
+
+/** A connection whose state is saved already. */
+export type SavedStreamedConnection = { id: string; fd: number } & LoadedConnection;
+
+export type StreamedConnection =
+  | SavedStreamedConnection
+  | ({ id: string; fd: number } & {
+      /** saved only when its turn in the stream comes (a frozen socket's state does not change meanwhile) */
+      load: () => LoadedConnection;
+    });
 
 function sha256(b: Buffer): Buffer {
   return createHash('sha256').update(b).digest();
@@ -160,8 +174,9 @@ export function* sessionFrames(header: SessionHeaderMsg, conns: readonly Streame
   yield { session: header };
   for (let index = 0; index < conns.length; index++) {
     const c = conns[index];
-    const q = c.queues ? c.queues() : { recvQueue: c.state.recvQueue, sendQueue: c.state.sendQueue };
-    const headerState = stateToObject({ ...c.state, recvQueue: Buffer.alloc(0), sendQueue: Buffer.alloc(0) });
+    const { state, queues } = 'load' in c ? c.load() : c;
+    const q = queues ? queues() : { recvQueue: state.recvQueue, sendQueue: state.sendQueue };
+    const headerState = stateToObject({ ...state, recvQueue: Buffer.alloc(0), sendQueue: Buffer.alloc(0) });
     yield { connection: { index, id: c.id, fd: c.fd, state: headerState } };
     for (const [queue, bytes] of [
       [QueueKind.RECV, q.recvQueue],

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { Stats, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { hostname, release } from 'node:os';
-import { ProcessHandle, listTcpSockets } from './acquire';
+import { ProcessHandle, TcpSocketInfo, listTcpSockets } from './acquire';
 import { Journal, crashPoint, netnsOfPath, netnsOfPid, processStartTime, reuseAddrOf, socketInode } from './journal';
 import type { LockTuple, NetworkLock } from './netlock';
 import { CallerGate, OPEN_POLICY, TargetPolicy, checkCheckpointTarget, checkRestoreTarget } from './policy';
@@ -36,6 +36,7 @@ import {
   STREAM_FORMAT,
   SessionInfoMsg,
   SessionRequestMsg,
+  LoadedConnection,
   StreamedConnection,
   ConnectionHeaderMsg,
   addressFromMsg,
@@ -251,7 +252,7 @@ export class SocketRepairService {
   }
 
   /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
-  private chooseFds(req: CheckpointRequestMsg): { fds: number[]; tuples: LockTuple[] } {
+  private chooseFds(req: CheckpointRequestMsg): { fds: number[]; tuples: LockTuple[]; listed: Map<number, TcpSocketInfo> } {
     if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
     if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
     if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
@@ -265,7 +266,7 @@ export class SocketRepairService {
       const e = listed.get(fd);
       return e ? [{ local: e.local, remote: e.remote }] : [];
     });
-    return { fds, tuples };
+    return { fds, tuples, listed };
   }
 
   private lockingWanted(optOut: boolean | undefined): NetworkLock | undefined {
@@ -298,7 +299,7 @@ export class SocketRepairService {
       this.checkSessionQuota(caller);
       netlock = this.lockingWanted(req.options?.noNetworkLock);
       const leaseMs = this.o.sessions.leaseFor(req.options?.leaseMs ?? 0);
-      const { fds, tuples } = this.chooseFds(req);
+      const { fds, tuples, listed } = this.chooseFds(req);
       // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
       proc = ProcessHandle.open(req.pid);
       for (const fd of fds) dups.push(proc.takeTcpSocket(fd));
@@ -330,26 +331,41 @@ export class SocketRepairService {
       const freezeStart = process.hrtime.bigint();
       const frozenAt = performance.now();
       for (const dup of dups) frozen.push(pause(dup));
-      // Small queues are read at freeze time, within a budget for the whole session; the rest while
-      // streaming, one connection at a time, so memory never holds every queue of a large session.
-      let budget = this.o.eagerSessionBytes;
-      const captures = frozen.map((f) => {
-        const c = capture(f, Math.min(this.o.eagerQueueBytes, budget));
-        if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
-        return c;
-      });
       const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
       crashPoint('checkpoint.after-freeze');
-      const conns: StreamedConnection[] = captures.map((c, i) => ({
-        id: `${req.pid}:${fds[i]}`,
-        fd: fds[i],
-        state: c.state,
-        queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined,
-      }));
+      // Every socket is frozen, so its state no longer changes: each one is saved when its turn in the
+      // stream comes, and the destination rebuilds one connection while this side saves the next. A
+      // socket procfs did not list (another namespace's) is saved now, for its addresses.
+      let budget = this.o.eagerSessionBytes;
+      const save = (i: number): LoadedConnection => {
+        // Small queues come with the state, within a budget for the whole session; the rest are read
+        // on their own, so memory never holds every queue of a large session.
+        const c = capture(frozen[i], Math.min(this.o.eagerQueueBytes, budget));
+        if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
+        return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };
+      };
+      const summaries: ConnectionSummary[] = [];
+      const conns: StreamedConnection[] = fds.map((fd, i) => {
+        const id = `${req.pid}:${fd}`;
+        const e = listed.get(fd);
+        if (!e) {
+          const loaded = save(i);
+          summaries.push(summarize(id, fd, loaded.state));
+          return { id, fd, ...loaded };
+        }
+        const summary = summarize(id, fd, { local: e.local, remote: e.remote, state: e.state, inqLen: e.recvQueue, outqLen: e.sendQueue });
+        summaries.push(summary);
+        const load = (): LoadedConnection => {
+          const loaded = save(i);
+          Object.assign(summary, summarize(id, fd, loaded.state));
+          return loaded;
+        };
+        return { id, fd, load };
+      });
       session = this.o.sessions.createSource(
         req.pid,
         leaseMs,
-        conns.map((c, i) => ({ sock: frozen[i], summary: summarize(c.id, c.fd, c.state) })),
+        frozen.map((sock, i) => ({ sock, summary: summaries[i] })),
         id,
       );
       const s = session;
@@ -369,7 +385,7 @@ export class SocketRepairService {
         pid: req.pid,
         hostname: hostname(),
         createdUnixMs: s.createdAt,
-        tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })),
+        tuples: summaries.map((c) => ({ local: addressToMsg(c.local), remote: addressToMsg(c.remote) })),
       };
       let frames = 0;
       for (const frame of sessionFrames(header, conns)) {

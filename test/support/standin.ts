@@ -18,7 +18,7 @@ import {
   QueueKind,
   RestoreOptionsMsg,
   SessionHeaderMsg,
-  StreamedConnection,
+  SavedStreamedConnection,
   addressToMsg,
   encodeFrameDelimited,
   fileHeader,
@@ -47,7 +47,7 @@ export function header(count: number, sessionId = 'src-0001'): SessionHeaderMsg 
   return { sessionId, leaseExpiresUnixMs: Date.now() + 60000, connectionCount: count, pid: 4242, hostname: 'alpha', createdUnixMs: Date.now() };
 }
 
-export function writeCheckpoint(file: string, h: SessionHeaderMsg, conns: StreamedConnection[]): Buffer {
+export function writeCheckpoint(file: string, h: SessionHeaderMsg, conns: SavedStreamedConnection[]): Buffer {
   const parts = [fileHeader()];
   for (const f of sessionFrames(h, conns)) parts.push(encodeFrameDelimited(f));
   const b = Buffer.concat(parts);
@@ -131,7 +131,7 @@ export class StandInDaemon {
   /** what the last Restore received (the queues only when keepQueues) */
   restored: { options: RestoreOptionsMsg; header: SessionHeaderMsg; connections: AssembledConnection[]; queueBytes: number } | undefined;
   /** the connections the next Checkpoint streams */
-  checkpointConns: StreamedConnection[] = [];
+  checkpointConns: SavedStreamedConnection[] = [];
   /** instead: connections with generated receive queues of these sizes (bulkFrames) */
   checkpointBulk: number[] | undefined;
   /** Checkpoint fails with this status once it has sent `afterFrames` frames */

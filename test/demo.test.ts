@@ -1,6 +1,7 @@
 // `npm run demo` (client/demo.ts) as a new user runs it, but with stdout a pipe: it must pass, say so
 // with its freeze time, and leave nothing behind (namespaces, processes, temporary directories); Ctrl-C
-// in the middle must clean up as well; without root it must stop at once with a clear message.
+// in the middle, or a reader that goes away, must not keep it from cleaning up; without root it must
+// stop at once with a clear message.
 import { strict as assert } from 'node:assert';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -126,6 +127,17 @@ describe('npm run demo', function () {
     assert.match(r.output(), /interrupted in step \d/);
     assert.match(r.output(), /│ result\s+│ FAIL\s+│/);
     assertNothingLeft(r);
+  });
+
+  it('a reader that goes away (`npm run demo | head`) does not stop it from finishing and cleaning up', async () => {
+    const r = startDemo(['--connections', '1']);
+    await new Promise<void>((resolve) => r.child.stdout?.once('data', () => resolve()));
+    r.child.stdout?.destroy();
+    const { code } = await exitWithin(r, 90_000);
+    assert.equal(code, 0, r.output());
+    const pid = r.child.pid as number;
+    assert.deepEqual(sessionMembers(pid), [], 'processes of the demo still running');
+    assert.deepEqual(namespacesOf(pid), [], 'namespaces of the demo left behind');
   });
 
   it('without root it stops at once and says why', async () => {

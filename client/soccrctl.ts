@@ -27,7 +27,8 @@ import {
   sessionStateName,
   tlsCredentials,
 } from './client';
-import { DEFAULT_HOOK_TIMEOUT_MS, MigrateError, MigrateReport, PhaseEvent, migrate } from './migrate';
+import { formatBytes, formatMs, phaseLine } from './format';
+import { DEFAULT_HOOK_TIMEOUT_MS, MigrateError, MigrateReport, migrate } from './migrate';
 
 const MiB = 1024 * 1024;
 
@@ -71,18 +72,6 @@ function printJson(doc: unknown): void {
 function table(head: string[]): Table.Table {
   // no colours: output is read by scripts and tests as often as by people
   return new Table({ head, style: { head: [], border: [] } });
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 function formatTime(ms: number): string {
@@ -253,34 +242,6 @@ class TransferBar {
     this.bar?.stop();
     this.bar = undefined;
   }
-}
-
-function formatMs(ms: number): string {
-  return ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`;
-}
-
-/** One line per migrate phase as it completes (or fails), and the hook's output indented below it. */
-function phaseLine(e: PhaseEvent): string | undefined {
-  if (e.status === 'started') return undefined;
-  let detail: string;
-  if (e.status === 'failed') detail = `FAILED: ${e.error ?? 'unknown error'}`;
-  else if (e.name === 'checkpoint+restore') {
-    detail = `${e.connections ?? 0} connection(s), ${formatBytes(e.queueBytes ?? 0)} of queues; source session ${e.sourceSessionId ?? '?'}, destination session ${e.destinationSessionId ?? '?'} held`;
-  } else if (e.name === 'hook') detail = `exit ${e.hook?.exitCode ?? '?'}`;
-  else if (e.name === 'resume-destination') detail = 'destination live';
-  else detail = 'source released';
-  let line = `${e.name.padEnd(20)}${formatMs(e.ms ?? 0).padStart(11)}  ${detail}`;
-  const h = e.hook;
-  if (h) {
-    for (const [name, text] of [
-      ['stdout', h.stdout],
-      ['stderr', h.stderr],
-    ] as const) {
-      const lines = text.replace(/\n$/, '').split('\n');
-      if (text) line += `\n${lines.map((l) => `  ${name} | ${l}`).join('\n')}`;
-    }
-  }
-  return line;
 }
 
 function migrateSummary(r: MigrateReport): string {

@@ -45,7 +45,8 @@ function run(cmd: string, args: string[]): string {
 /** One step of a command sequence, as argv; also rendered into a shell command. */
 type Step = string[];
 
-function shellQuote(a: string): string {
+/** One argument as a POSIX shell word (quoted only when it needs to be). */
+export function shellQuote(a: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 

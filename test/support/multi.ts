@@ -175,7 +175,7 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
     await this.waitEvent('connected', timeoutMs, ['error', 'handover-failed']);
   }
 
-  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
+  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'continue-from', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
   }
 
@@ -197,6 +197,14 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   async quiesce(): Promise<{ status: MultiStatus; offsets: Offsets }> {
     const r = await this.request('quiesce', {});
     return { status: r.status as MultiStatus, offsets: r.offsets ?? {} };
+  }
+
+  /**
+   * adopt: where to go on from, for connections not named in the config's continueFrom (so that the
+   * new owner can be started before its predecessor quiesces).
+   */
+  continueFrom(offsets: Offsets): Promise<MultiStatus> {
+    return this.command('continue-from', { offsets });
   }
 
   /** Undoes quiesce (the connections stayed here after all). */

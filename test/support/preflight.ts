@@ -1,44 +1,65 @@
 // Run by `npm test` before the suite: the tests need root, a few Debian packages and a kernel with TCP
 // repair mode. Missing packages are installed with apt-get; anything else stops the run at once with
-// a message naming what is missing.
+// a message naming what is missing. `npm run demo` (client/demo.ts) calls ensureTools for the two
+// commands it needs.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const NEEDED: Array<{ command: string; pkg: string; why: string }> = [
+export interface Tool {
+  command: string;
+  pkg: string;
+  why: string;
+}
+
+export const NEEDED: Tool[] = [
   { command: 'ip', pkg: 'iproute2', why: 'network namespaces and veth links for the test hosts' },
   { command: 'nft', pkg: 'nftables', why: 'cutting links in test namespaces, and the network lock' },
   { command: 'gcc', pkg: 'gcc', why: 'the no-FFI baseline of the benchmarks' },
   { command: 'openssl', pkg: 'openssl', why: 'certificates for the mTLS tests of the daemon' },
 ];
 
+/** What stops a run: its message says what is missing and what to do. */
+export class PreflightError extends Error {}
+
 function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
-function fail(msg: string): never {
-  process.stderr.write(`preflight: ${msg}\n`);
-  process.exit(1);
+/** Throws unless this is Linux and we are root. */
+export function requireRoot(): void {
+  if (process.platform !== 'linux') throw new PreflightError('soccrd needs Linux (TCP repair mode)');
+  if (process.getuid?.() !== 0) throw new PreflightError('root is needed (CAP_NET_ADMIN for TCP_REPAIR and namespaces, CAP_SYS_PTRACE for pidfd_getfd): run as root');
 }
 
-function main(): void {
-  if (process.platform !== 'linux') fail('soccrd needs Linux (TCP repair mode)');
-  if (process.getuid?.() !== 0) fail('the tests need root (CAP_NET_ADMIN for TCP_REPAIR and namespaces, CAP_SYS_PTRACE for pidfd_getfd): run them as root');
-  const missing = NEEDED.filter((n) => !has(n.command));
+/**
+ * Installs with apt-get (progress on `log`, apt's own output on stdio) the packages of the tools not
+ * found, then checks that `ip netns` works; throws a PreflightError otherwise.
+ */
+export function ensureTools(tools: Tool[], log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): void {
+  const missing = tools.filter((n) => !has(n.command));
   if (missing.length > 0) {
     const pkgs = missing.map((m) => m.pkg);
-    process.stdout.write(`preflight: installing ${pkgs.join(', ')} (${missing.map((m) => `${m.command}: ${m.why}`).join('; ')})\n`);
-    if (!has('apt-get')) fail(`missing ${pkgs.join(', ')} and no apt-get to install them`);
+    log(`preflight: installing ${pkgs.join(', ')} (${missing.map((m) => `${m.command}: ${m.why}`).join('; ')})`);
+    if (!has('apt-get')) throw new PreflightError(`missing ${pkgs.join(', ')} and no apt-get to install them`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     try {
       execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
       execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...pkgs], { stdio: 'inherit', env });
     } catch {
-      fail(`could not install ${pkgs.join(', ')} with apt-get; install them and run again`);
+      throw new PreflightError(`could not install ${pkgs.join(', ')} with apt-get; install them and run again`);
     }
     const still = missing.filter((m) => !has(m.command));
-    if (still.length > 0) fail(`still missing after apt-get: ${still.map((m) => `${m.command} (package ${m.pkg})`).join(', ')}`);
+    if (still.length > 0) throw new PreflightError(`still missing after apt-get: ${still.map((m) => `${m.command} (package ${m.pkg})`).join(', ')}`);
   }
   const probe = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  if (probe.status !== 0) fail(`'ip netns' does not work here: ${probe.stderr.trim()}`);
+  if (probe.status !== 0) throw new PreflightError(`'ip netns' does not work here: ${String(probe.stderr).trim()}`);
 }
 
-main();
+if (require.main === module) {
+  try {
+    requireRoot();
+    ensureTools(NEEDED);
+  } catch (err) {
+    process.stderr.write(`preflight: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,351 @@
+// `npm run demo`: live TCP connections moved from one host to another while they stream both ways.
+//
+// On a small LAN made of network namespaces (test/support/lan.ts: hosts A and B, client C, one bridge,
+// no route out) it starts a soccrd on each host, opens connections from C to a server in A on the
+// service address, streams deterministic bytes both ways, and moves the connections to a new owner
+// process in B with migrate() (client/migrate.ts), whose hook moves the service address and announces
+// it. Meanwhile a ticker shows what C receives in each 100 ms, so the freeze shows for what it is: a
+// short stall. Then it streams on from B, kills the old owner in A, checks every byte both ways, and
+// removes everything it made, also on failure or Ctrl-C. Exit code 0 only when every check passed.
+//
+// The processes are the test suite's own (soccrd as test/support/daemon.ts starts it, the streaming
+// fixture test/fixtures/multi.ts), so the demo shows exactly what the tests exercise.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Command, InvalidArgumentError } from 'commander';
+import { DaemonProcess, cleanupDaemons, daemonLogs } from '../test/support/daemon';
+import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespaces, shellQuote } from '../test/support/lan';
+import { MultiFixture, MultiStatus, Offsets, killAllMulti, untilExchanged } from '../test/support/multi';
+import { lockEntries } from '../test/support/netns';
+import { NEEDED, PreflightError, ensureTools, requireRoot } from '../test/support/preflight';
+import { Display, StreamSample } from './demo-display';
+import { formatBytes, formatMs } from './format';
+import { MigrateReport, migrate } from './migrate';
+
+const ROOT = path.join(__dirname, '..', '..');
+const SOCCRCTL = path.join(__dirname, 'soccrctl.js');
+const PORT = 5000;
+/** Per connection and direction, every 10 ms fixture tick: 800 KiB/s each way. */
+const BYTES_PER_TICK = 8 * 1024;
+const SAMPLE_MS = 100;
+const STREAM_BEFORE_MS = 3000;
+const STREAM_AFTER_MS = 2500;
+const STREAM_AFTER_KILL_MS = 1500;
+/** The whole demo, cleanup excepted: past it, it fails and cleans up. */
+const DEADLINE_MS = 120_000;
+const STEPS = 6;
+const TCP_ESTABLISHED = 1;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A command line as a user would type it: `node` for this Node, paths in the repository relative. */
+function shellLine(argv: readonly string[]): string {
+  return argv
+    .map((a) => (a === process.execPath ? 'node' : a.startsWith(`${ROOT}/`) ? path.relative(process.cwd(), a) : a))
+    .map(shellQuote)
+    .join(' ');
+}
+
+/** Rejects with `what` if `p` has not settled within `ms`. */
+async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls the peer every 100 ms: the bytes it received in each interval, and the longest stall it saw. */
+class PeerWatch {
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  last: MultiStatus | undefined;
+
+  constructor(
+    private readonly peer: MultiFixture,
+    private readonly onSample: (s: StreamSample) => void,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.poll();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  private async poll(): Promise<void> {
+    const t0 = performance.now();
+    let prev: { at: number; received: number } | undefined;
+    for (let i = 0; this.running && i < DEADLINE_MS / SAMPLE_MS; i++) {
+      const at = performance.now();
+      try {
+        this.last = await this.peer.status();
+      } catch {
+        return; // the peer is gone: the steps report why
+      }
+      const received = this.last.totals.received;
+      if (prev) {
+        const per100ms = Math.round(((received - prev.received) * SAMPLE_MS) / Math.max(1, at - prev.at));
+        this.onSample({ atMs: at - t0, per100ms, totalReceived: received, longestGapMs: longestGap(this.last) });
+      }
+      prev = { at, received };
+      await sleep(Math.max(0, SAMPLE_MS - (performance.now() - at)));
+    }
+  }
+}
+
+/** The longest stall between two reads that got bytes, over every connection of a fixture. */
+function longestGap(s: MultiStatus): number {
+  return Math.max(0, ...s.connections.map((c) => c.longestGapMs));
+}
+
+type Outcome = 'pass' | 'fail' | 'interrupted';
+
+class Demo {
+  private readonly d = new Display();
+  private readonly started = performance.now();
+  private stepNo = 0;
+  private stepTitle = '';
+  private lan: Lan | undefined;
+  private deliverDir: string | undefined;
+  private watch: PeerWatch | undefined;
+  private interrupted = false;
+  private finishing: Promise<void> | undefined;
+  /** The summary's rows, filled in as the demo gets there. */
+  private readonly rows: Array<[string, string]> = [];
+
+  constructor(private readonly connections: number) {}
+
+  /** Runs the demo, then cleans up and exits: 0 on PASS, 1 on FAIL, 130 on Ctrl-C. */
+  async main(): Promise<void> {
+    try {
+      requireRoot();
+      ensureTools(NEEDED.filter((t) => t.command === 'ip' || t.command === 'nft'));
+    } catch (err) {
+      if (!(err instanceof PreflightError)) throw err;
+      process.stderr.write(`demo: ${err.message}\n`);
+      process.exit(1);
+    }
+    // A reader that went away (`npm run demo | head`) must not stop the cleanup: lines to it are dropped.
+    process.stdout.on('error', () => undefined);
+    process.on('uncaughtException', (err) => void this.finish('fail', err));
+    process.on('unhandledRejection', (err) => void this.finish('fail', err));
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(sig, () => {
+        this.interrupted = true;
+        void this.finish('interrupted', new Error(`${sig} received`));
+      });
+    }
+    const watchdog = setTimeout(() => void this.finish('fail', new Error(`the demo did not finish within ${DEADLINE_MS / 1000} s`)), DEADLINE_MS);
+    try {
+      await this.run();
+      await this.finish('pass');
+    } catch (err) {
+      await this.finish(this.interrupted ? 'interrupted' : 'fail', err);
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  private enter(title: string): void {
+    this.stepNo++;
+    this.stepTitle = title;
+    this.d.step(this.stepNo, STEPS, title);
+  }
+
+  private async run(): Promise<void> {
+    const d = this.d;
+    d.title(`soccrd demo: ${this.connections} live TCP connection(s) moved from host A to host B while they stream`);
+
+    this.enter('a LAN in network namespaces: hosts A and B, client C, one bridge, no route out');
+    const lan = (this.lan = Lan.create());
+    d.info(`switch    ${lan.ns.S}: bridge br0, a veth port to each machine`);
+    for (const [role, what] of [
+      ['A', 'host A  '],
+      ['B', 'host B  '],
+      ['C', 'client C'],
+    ] as const) {
+      d.info(`${what}  ${lan.ns[role]}: eth0 ${LAN_NODES[role].v4}, ${LAN_NODES[role].v6}`);
+    }
+    d.info(`service address ${SERVICE_V4} and ${SERVICE_V6} on host A`);
+    d.info(`(look inside while it runs: ip netns exec ${lan.ns.C} ss -tni)`);
+
+    this.enter('a soccrd on each host, each with its own socket and state directory');
+    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B })]);
+    for (const [name, daemon] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
+      d.command(shellLine(daemon.proc.spawnargs));
+      d.ok(`soccrd on host ${name}: pid ${daemon.pid}, serving ${daemon.address}`);
+    }
+
+    this.enter(`${this.connections} connection(s) from C to a server in A, streaming both ways`);
+    const stream = { streaming: true, bytesPerTick: BYTES_PER_TICK };
+    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: this.connections, ...stream });
+    d.command(shellLine(server.proc.spawnargs));
+    const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: this.connections, ...stream });
+    d.command(shellLine(clients.proc.spawnargs));
+    await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
+    d.ok(`server pid ${server.pid} in A and client pid ${clients.pid} in C connected; each sends ${formatBytes(BYTES_PER_TICK * 100)}/s per connection and checks every byte it receives`);
+    this.deliverDir = mkdtempSync(path.join(tmpdir(), 'soccrd-demo-'));
+    const deliverPath = path.join(this.deliverDir, 'handover.sock');
+    // Started now, so that the hand-over finds it ready; it learns where to go on from at the move.
+    const receiver = await MultiFixture.start(lan.ns.B, { mode: 'adopt', unixPath: deliverPath, count: this.connections, continueFrom: {}, ...stream });
+    d.command(shellLine(receiver.proc.spawnargs));
+    d.ok(`new owner pid ${receiver.pid} in B, waiting for the hand-over on ${deliverPath}`);
+    this.watch = new PeerWatch(clients, (s) => d.sample(s));
+    d.startTicker('C receives');
+    this.watch.start();
+    await sleep(STREAM_BEFORE_MS);
+
+    this.enter('migrate() from A to B: the hook moves the service address, B delivers to the new owner');
+    const hook = lan.moveServiceCommand('A', 'B');
+    d.info('from a shell, the same migration is:');
+    d.command(`HOOK=${shellQuote(hook)}`);
+    d.command(`${shellLine([process.execPath, SOCCRCTL, 'migrate', '--from', a.address, '--to', b.address, '--pid', String(server.pid), '--netns', lan.nsPath('B'), '--deliver', `unix:${deliverPath}`])} --before-resume "$HOOK"`);
+    // The application's own part of a hand-over: the old owner stops its I/O and says how far each
+    // stream got, and the new owner goes on from there.
+    const { offsets } = await server.quiesce();
+    await receiver.continueFrom(offsets);
+    const report = await migrate({
+      from: a.address,
+      to: b.address,
+      pid: server.pid,
+      netns: lan.nsPath('B'),
+      deliverUnixPath: deliverPath,
+      beforeResume: hook,
+      hookTimeoutMs: 10_000,
+      timeoutMs: 10_000,
+      onPhase: (e) => d.phase(e),
+    });
+    this.recordMigration(report);
+    await receiver.waitEvent('handover-live', 15_000, ['error', 'handover-failed']);
+    d.ok(`${report.connections} connection(s) live in B, ${formatBytes(report.queueBytes)} of queues moved; frozen for ${d.paint('bold', formatMs(report.freezeMs))}`);
+    d.ok(`service address now on host ${lan.serviceHost() ?? '(none!)'}`);
+
+    this.enter('streaming on from B; the old owner in A is killed; every byte checked both ways');
+    await sleep(STREAM_AFTER_MS);
+    d.command(`kill -9 ${server.pid}    # the old owner, stopped since the checkpoint`);
+    server.kill();
+    await bounded(server.exited(), 5000, 'the old owner exiting');
+    d.ok('old owner killed: its sockets were released silently, the peer sees nothing');
+    await sleep(STREAM_AFTER_KILL_MS);
+    await this.watch.stop();
+    d.stopTicker();
+    const gap = longestGap(await clients.status());
+    // More than the freeze: the applications' own hand-over is in it too (the old owner stops writing
+    // before the checkpoint, the new one starts once it is live).
+    this.rows.push(["peer's longest gap", `${formatMs(gap)} without a byte on any connection: the freeze plus the applications' hand-over (old owner quiesced before the checkpoint, new owner writing after 'live')`]);
+    await clients.stream(false);
+    await receiver.stream(false);
+    const [cs, rs] = await untilExchanged(clients, receiver, 30_000);
+    this.verify(cs, rs, offsets, lockEntries(lan.ns.B, b.lockTable));
+  }
+
+  private recordMigration(r: MigrateReport): void {
+    this.rows.push(['connections', `${r.connections} × ${SERVICE_V4}:${PORT} ⇄ ${LAN_NODES.C.v4}, moved from host A to host B`]);
+    this.rows.push(['freeze', `${formatMs(r.freezeMs)} (checkpoint to destination live)`]);
+    this.rows.push(['phases', r.phases.map((p) => `${p.name} ${formatMs(p.ms)}`).join(', ')]);
+    this.rows.push(['queue bytes moved', formatBytes(r.queueBytes)]);
+  }
+
+  /** Checks the final statuses of both ends (already byte-exact both ways: untilExchanged). Throws on a failure. */
+  private verify(cs: MultiStatus, rs: MultiStatus, before: Offsets, lockLeft: number): void {
+    const failures: string[] = [];
+    const check = (ok: boolean, what: string): void => {
+      if (ok) this.d.ok(what);
+      else {
+        this.d.bad(what);
+        failures.push(what);
+      }
+    };
+    const toServer = cs.totals.sent;
+    const toClient = cs.totals.received;
+    check(true, `every byte arrived exactly once, in order, both ways: C → server ${formatBytes(toServer)}, server → C ${formatBytes(toClient)}`);
+    check(cs.connections.length === this.connections && rs.connections.length === this.connections, `${this.connections} connection(s) at both ends`);
+    check(
+      cs.connections.every((c) => c.error === null && !c.eof && c.state === TCP_ESTABLISHED),
+      'the client saw no RST and no FIN: every connection still ESTABLISHED',
+    );
+    check(
+      rs.connections.every((c) => {
+        const from = before[c.key];
+        return from !== undefined && c.received > from.received && c.sent > from.sent;
+      }),
+      'the new owner in B sent and received on every connection',
+    );
+    check(lockLeft === 0, 'the network lock on B is lifted');
+    this.rows.push(['verified', `C → server ${formatBytes(toServer)}, server → C ${formatBytes(toClient)}: byte-exact, exactly once, no RST, no FIN`]);
+    this.rows.push(['old owner', 'killed in A after the move; the peer did not notice']);
+    if (failures.length > 0) throw new Error(`checks failed: ${failures.join('; ')}`);
+  }
+
+  /** Cleans up, prints the summary and exits; the first call wins, later ones wait for it. */
+  finish(outcome: Outcome, err?: unknown): Promise<void> {
+    this.finishing ??= this.doFinish(outcome, err);
+    return this.finishing;
+  }
+
+  private async doFinish(outcome: Outcome, err?: unknown): Promise<void> {
+    const d = this.d;
+    await bounded(this.watch?.stop() ?? Promise.resolve(), 2000, 'the ticker').catch(() => undefined);
+    d.stopTicker();
+    let pass = outcome === 'pass';
+    if (!pass) {
+      const why = err instanceof Error ? err.message : String(err);
+      d.line();
+      d.bad(d.paint('red', `${outcome === 'interrupted' ? 'interrupted' : 'failed'}${this.stepNo > 0 ? ` in step ${this.stepNo} (${this.stepTitle})` : ''}: ${why}`));
+      this.rows.push([outcome === 'interrupted' ? 'interrupted' : 'failure', why]);
+      if (outcome === 'fail') {
+        const logs = daemonLogs(15);
+        if (logs) d.line(`\nthe daemons' last log lines:\n${logs}`);
+      }
+    }
+    if (this.lan || this.deliverDir) {
+      this.stepNo = STEPS - 1;
+      this.enter('cleanup: processes, daemons, namespaces, temporary files');
+      try {
+        await bounded(killAllMulti(), 10_000, 'stopping the streaming processes');
+        await bounded(cleanupDaemons(), 40_000, 'stopping the daemons');
+        d.ok('every process the demo started has exited; the daemons removed their nftables tables and state directories');
+      } catch (e) {
+        pass = false;
+        d.bad(String(e));
+      }
+      destroyLans();
+      if (this.deliverDir) rmSync(this.deliverDir, { recursive: true, force: true });
+      const left = leftoverLanNamespaces();
+      if (left.length > 0) {
+        pass = false;
+        d.bad(`namespaces left behind: ${left.join(', ')}`);
+        this.rows.push(['cleanup', `namespaces left behind: ${left.join(', ')}`]);
+      } else d.ok(`namespaces ${this.lan ? Object.values(this.lan.ns).join(', ') : ''} removed`);
+    }
+    this.rows.push(['total time', formatMs(performance.now() - this.started)]);
+    d.summary(this.rows, pass);
+    process.exit(pass ? 0 : outcome === 'interrupted' ? 130 : 1);
+  }
+}
+
+function parseCount(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 50) throw new InvalidArgumentError('a whole number from 1 to 50');
+  return Number(v);
+}
+
+const program = new Command('demo')
+  .description('Live migration of streaming TCP connections between two hosts (network namespaces), shown step by step; needs root')
+  .option('-c, --connections <n>', 'connections to stream and move', parseCount, 3)
+  .action(async (opts: { connections: number }) => {
+    await new Demo(opts.connections).main();
+  });
+void program.parseAsync(process.argv);

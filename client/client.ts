@@ -20,6 +20,7 @@ import {
   encodeFrameDelimited,
   fileHeader,
   formatAddressMsg,
+  encodedFrameKind,
   frameKind,
   loadPackageDefinition,
   tcpStateName,
@@ -339,6 +340,20 @@ export class SoccrClient {
    * 'error' event once, right after ending.
    */
   checkpoint(pid: number, opts: CheckpointOptions = {}): grpc.ClientReadableStream<FrameMsg> {
+    const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
+    return this.startCheckpoint(pid, opts, m.deserialize);
+  }
+
+  /**
+   * checkpoint() whose frames stay encoded (Buffers), for a relay into another daemon's Restore, which
+   * takes them as they are: queue bytes are then neither decoded nor encoded again on the way.
+   * encodedFrameKind and decodeFrame (daemon/protocol) read them.
+   */
+  checkpointEncoded(pid: number, opts: CheckpointOptions = {}): grpc.ClientReadableStream<Buffer> {
+    return this.startCheckpoint(pid, opts, (b: Buffer) => b);
+  }
+
+  private startCheckpoint<T>(pid: number, opts: CheckpointOptions, deserialize: (b: Buffer) => T): grpc.ClientReadableStream<T> {
     const req: CheckpointRequestMsg = {
       pid: u32('pid', pid),
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
@@ -346,7 +361,7 @@ export class SoccrClient {
       options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
-    const call = this.client.makeServerStreamRequest(m.path, m.serialize, m.deserialize, req, new grpc.Metadata(), {});
+    const call = this.client.makeServerStreamRequest(m.path, m.serialize, deserialize, req, new grpc.Metadata(), {});
     const watchdog = this.connectWatchdog(() => call.cancel());
     call.prependListener('error', (err: grpc.ServiceError) => {
       if (watchdog.fired) this.rewriteAsConnectTimeout(err);
@@ -411,9 +426,10 @@ export class SoccrClient {
   /**
    * Restores a checkpoint stream: RestoreOptions first, then every frame, respecting flow control (a
    * write that fills the call's buffer waits for 'drain'). If the daemon ends the call early, its status
-   * wins; if `frames` throws, the call is cancelled and that error is thrown.
+   * wins; if `frames` throws, the call is cancelled and that error is thrown. A frame may also be a
+   * Buffer holding an encoded Frame (as checkpointEncoded yields them): it is sent as it is.
    */
-  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg> | Iterable<FrameMsg>): Promise<SessionInfoMsg> {
+  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>): Promise<SessionInfoMsg> {
     const restoreOptions: RestoreOptionsMsg = {
       netns: options.netns ?? '',
       deliverUnixPath: options.deliverUnixPath ?? '',
@@ -423,11 +439,12 @@ export class SoccrClient {
       noNetworkLock: options.noNetworkLock ?? false,
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
+    const serialize = (f: FrameMsg | Buffer): Buffer => (Buffer.isBuffer(f) ? f : m.serialize(f));
     let ended = false;
-    let call: grpc.ClientWritableStream<FrameMsg> | undefined;
+    let call: grpc.ClientWritableStream<FrameMsg | Buffer> | undefined;
     let watchdog: { fired: boolean; clear: () => void } | undefined;
     const result = new Promise<SessionInfoMsg>((resolve, reject) => {
-      call = this.client.makeClientStreamRequest(m.path, m.serialize, m.deserialize, new grpc.Metadata(), {}, (err, res) => {
+      call = this.client.makeClientStreamRequest(m.path, serialize, m.deserialize, new grpc.Metadata(), {}, (err, res) => {
         ended = true;
         watchdog?.clear();
         if (err) {
@@ -441,7 +458,7 @@ export class SoccrClient {
       () => undefined,
       () => undefined,
     );
-    const c = call as grpc.ClientWritableStream<FrameMsg>;
+    const c = call as grpc.ClientWritableStream<FrameMsg | Buffer>;
     watchdog = this.connectWatchdog(() => c.cancel());
     c.once('metadata', watchdog.clear);
     // A write after the call ended may fail; the call's status is what matters then.
@@ -469,7 +486,7 @@ export class SoccrClient {
           },
         );
       });
-    const write = async (f: FrameMsg): Promise<void> => {
+    const write = async (f: FrameMsg | Buffer): Promise<void> => {
       if (c.write(f)) return;
       const ac = new AbortController();
       const drained = once(c, 'drain', { signal: ac.signal }).then(
@@ -481,12 +498,12 @@ export class SoccrClient {
     };
     // The call may end (the daemon refused) while the next frame is awaited from a slow producer, such as
     // another daemon's Checkpoint: that wait is abandoned and the producer told to stop (return()).
-    const it: AsyncIterator<FrameMsg> = Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : (async function* () { yield* frames; })();
+    const it: AsyncIterator<FrameMsg | Buffer> = Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : (async function* () { yield* frames; })();
     let exhausted = false;
     try {
       await write({ restoreOptions });
       while (!ended) {
-        let r: IteratorResult<FrameMsg> | typeof CALL_ENDED;
+        let r: IteratorResult<FrameMsg | Buffer> | typeof CALL_ENDED;
         try {
           r = await orEnded(it.next());
         } catch (err) {
@@ -498,7 +515,7 @@ export class SoccrClient {
           exhausted = true;
           break;
         }
-        if (frameKind(r.value) === 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'restore input carries its own restore options frame');
+        if ((Buffer.isBuffer(r.value) ? encodedFrameKind(r.value) : frameKind(r.value)) === 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'restore input carries its own restore options frame');
         await write(r.value);
       }
       if (!ended) c.end();

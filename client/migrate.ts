@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrError } from '../daemon/errors';
-import { frameKind } from '../daemon/protocol';
+import { decodeFrame, encodedFrameKind, frameKind } from '../daemon/protocol';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
 import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName } from './client';
 import type { SessionInfoMsg } from './client';
@@ -154,9 +154,9 @@ export interface MigrateReport {
 }
 
 /** The next frame of a stream not being iterated elsewhere, or undefined at its end, error or timeout. */
-function firstFrame(stream: grpc.ClientReadableStream<FrameMsg>, timeoutMs: number): Promise<FrameMsg | undefined> {
+function firstFrame<T>(stream: grpc.ClientReadableStream<T>, timeoutMs: number): Promise<T | undefined> {
   return new Promise((resolve) => {
-    const done = (f: FrameMsg | undefined): void => {
+    const done = (f: T | undefined): void => {
       clearTimeout(timer);
       stream.off('data', onData);
       stream.off('end', onEnd);
@@ -164,7 +164,7 @@ function firstFrame(stream: grpc.ClientReadableStream<FrameMsg>, timeoutMs: numb
       stream.pause();
       resolve(f);
     };
-    const onData = (f: FrameMsg): void => done(f);
+    const onData = (f: T): void => done(f);
     const onEnd = (): void => done(undefined);
     const timer = setTimeout(onEnd, timeoutMs);
     stream.on('data', onData);
@@ -392,6 +392,7 @@ class Migration {
 
   async run(): Promise<MigrateReport> {
     try {
+      await this.reachBoth();
       await this.phase('checkpoint+restore', () => this.transfer());
       if (this.opts.beforeResume !== undefined) await this.phase('hook', () => this.hook());
       await this.phase('resume-destination', () => this.resumeDestination());
@@ -431,21 +432,28 @@ class Migration {
     }
   }
 
+  /**
+   * Both channels connected and a first call made on each before anything freezes: connection set-up
+   * and a first call's one-time costs (about 20 ms) are not freeze time, and an unreachable daemon
+   * fails the migration before it touches anything.
+   */
+  private async reachBoth(): Promise<void> {
+    const reach = (c: SoccrClient, side: string): Promise<unknown> =>
+      c
+        .connect()
+        .then(() => c.getVersion())
+        .catch((e: unknown) => Promise.reject(new SideError(side, e)));
+    await Promise.all([reach(this.src, 'source'), reach(this.dst, 'destination')]);
+  }
+
   /** Checkpoint on the source piped into a held Restore on the destination. */
   private async transfer(): Promise<Partial<PhaseEvent>> {
     const o = this.opts;
     const fds = o.fds ?? [];
     const noNetworkLock = o.networkLock === false;
-    // Both channels connected and a first call made on each before anything freezes: connection
-    // set-up and the first call's one-time costs (about 20 ms) are not freeze time.
-    const warm = (c: SoccrClient, side: string): Promise<unknown> =>
-      c
-        .connect()
-        .then(() => c.getVersion())
-        .catch((e: unknown) => Promise.reject(new SideError(side, e)));
-    await Promise.all([warm(this.src, 'source'), warm(this.dst, 'destination')]);
     this.freezeStart = performance.now();
-    const cp = this.src.checkpoint(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true });
+    // Frames pass from one daemon to the other still encoded: only the small ones are decoded here.
+    const cp = this.src.checkpointEncoded(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true });
     // grpc-js ends the stream, then emits its error (and then its status): keep both whenever they come
     let sourceError: unknown;
     let cancelledHere = false;
@@ -456,11 +464,11 @@ class Migration {
     let complete = false;
     let relayDone: () => void = () => undefined;
     const relaySettled = new Promise<void>((resolve) => (relayDone = resolve));
-    const observe = (f: FrameMsg): void => this.observe(f);
+    const observe = (f: Buffer): void => this.observeEncoded(f);
     const sawEnd = (): boolean => this.sawStreamEnd;
-    async function* relay(): AsyncGenerator<FrameMsg> {
+    async function* relay(): AsyncGenerator<Buffer> {
       try {
-        for await (const f of cp as AsyncIterable<FrameMsg>) {
+        for await (const f of cp as AsyncIterable<Buffer>) {
           observe(f);
           yield f;
         }
@@ -493,7 +501,7 @@ class Migration {
       // session from the header (buffered, or about to arrive) so that the rollback can resume it.
       if (!this.header) {
         const first = await firstFrame(cp, 5000);
-        if (first) this.observe(first);
+        if (first) this.observeEncoded(first);
       }
       cancelledHere = true;
       cp.cancel();
@@ -527,6 +535,22 @@ class Migration {
   }
 
   /** Follows the frames as they pass (nothing of the queues is kept). */
+  /** observe() for an encoded frame: queue chunks are counted from the connection headers instead. */
+  private observeEncoded(b: Buffer): void {
+    if (encodedFrameKind(b) === 'chunk') return;
+    let f: FrameMsg;
+    try {
+      f = decodeFrame(b);
+    } catch {
+      return; // the destination refuses what does not decode, and says why
+    }
+    if (frameKind(f) === 'connection') {
+      const st = (f.connection?.state ?? {}) as { inqLen?: number; outqLen?: number };
+      this.report.queueBytes += (st.inqLen ?? 0) + (st.outqLen ?? 0);
+    }
+    this.observe(f);
+  }
+
   private observe(f: FrameMsg): void {
     switch (frameKind(f)) {
       case 'session': {
@@ -541,9 +565,6 @@ class Migration {
         this.headerAddresses.push({ local: migrateAddress(st.local), remote: migrateAddress(st.remote) });
         break;
       }
-      case 'chunk':
-        this.report.queueBytes += f.chunk?.data.length ?? 0;
-        break;
       case 'end':
         this.report.connections++;
         break;

@@ -136,6 +136,23 @@ export function frameKind(f: FrameMsg): string {
   return '';
 }
 
+const KIND_BY_FIELD = ['', 'restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd'];
+
+/**
+ * The kind of an encoded Frame, read from its first tag (the oneof member's field number) without
+ * decoding it: a relay passes queue chunks on untouched. '' when the first tag names no member.
+ */
+export function encodedFrameKind(b: Buffer): string {
+  if (b.length === 0) return '';
+  const tag = b[0];
+  return (tag & 7) === 2 ? (KIND_BY_FIELD[tag >> 3] ?? '') : '';
+}
+
+/** Decodes one encoded Frame into the plain object grpc-js hands over; throws if it does not decode. */
+export function decodeFrame(b: Buffer): FrameMsg {
+  return FrameType.toObject(FrameType.decode(b), LOAD_OPTIONS) as FrameMsg;
+}
+
 // ---- producing frames ---------------------------------------------------------------------------
 
 /** One connection as the checkpoint stream carries it. */

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { MigrateError, MigrateOptions, MigrateReport, migrate } from '../client';
-import { MiB, StandInDaemon, bulkLocalPort, conn, withQueues } from './support/standin';
+import { CallRecord, MiB, StandInDaemon, bulkLocalPort, conn, withQueues } from './support/standin';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
 
@@ -52,6 +52,13 @@ async function rejectsWith(p: Promise<unknown>): Promise<MigrateError> {
     return err;
   }
   assert.fail('migrate succeeded');
+}
+
+/** The stand-in source's Checkpoint call (migrate makes a GetVersion call first). */
+function checkpointCall(d: StandInDaemon): CallRecord {
+  const c = d.calls.find((r) => r.method === 'Checkpoint');
+  assert.ok(c, 'no Checkpoint call');
+  return c;
 }
 
 describe('migrate (two stand-in daemons)', function () {
@@ -99,10 +106,12 @@ describe('migrate (two stand-in daemons)', function () {
       });
 
       const calls = log.filter((l) => !l.includes('RenewLease'));
-      // the two streaming calls start together, in either order
-      assert.deepEqual(calls.slice(0, 1), ['phase checkpoint+restore started']);
-      assert.deepEqual(calls.slice(1, 3).sort(), ['dst Restore', 'src Checkpoint']);
-      assert.deepEqual(calls.slice(3), [
+      // both daemons are reached (a first call on each) before the first phase, and so before
+      // anything freezes; then the two streaming calls start together, in either order
+      assert.deepEqual(calls.slice(0, 2).sort(), ['dst GetVersion', 'src GetVersion']);
+      assert.deepEqual(calls.slice(2, 3), ['phase checkpoint+restore started']);
+      assert.deepEqual(calls.slice(3, 5).sort(), ['dst Restore', 'src Checkpoint']);
+      assert.deepEqual(calls.slice(5), [
         'phase checkpoint+restore completed',
         'phase hook started',
         'phase hook completed',
@@ -114,7 +123,7 @@ describe('migrate (two stand-in daemons)', function () {
         'phase release-source completed',
       ]);
 
-      assert.deepEqual(src.calls[0].request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true } });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true } });
       assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 20000, noNetworkLock: false });
       // the queues arrived intact
       assert.ok(dst.restored?.connections[0].state.recvQueue.equals(q.a));
@@ -161,7 +170,7 @@ describe('migrate (two stand-in daemons)', function () {
       src.checkpointBulk = [1000, 0];
       dst.keepQueues = false;
       const r = await migrate({ ...base(), networkLock: false, stopOwner: false, beforeResume: 'printf %s "$SOCCR_CONNECTIONS"' });
-      assert.deepEqual(src.calls[0].request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false } });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false } });
       assert.equal(dst.restored?.options.noNetworkLock, true);
       assert.equal(dst.restored?.options.transparent, true);
       assert.equal(r.connections, 2);
@@ -391,7 +400,7 @@ describe('migrate (two stand-in daemons)', function () {
       assert.match(lines[4], /^release-source\s+\d+\.\d+ m?s\s+source released$/);
       assert.match(lines[5], /^migrated 2 connection\(s\) of pid 77 \(5\.0 MiB of queues\) from unix:\/\/.* to unix:\/\/.*: frozen for \d+\.\d+ m?s, \d+\.\d+ m?s in all$/);
       assert.equal(lines.length, 6);
-      assert.deepEqual(src.calls[0].request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true } });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true } });
       assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 15000, noNetworkLock: false });
     });
 
@@ -411,7 +420,7 @@ describe('migrate (two stand-in daemons)', function () {
         r.stderr.trimEnd().split('\n').map((l) => l.split(/\s+/)[0]),
         ['checkpoint+restore', 'resume-destination', 'release-source'],
       );
-      assert.deepEqual(src.calls[0].request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false } });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false } });
       assert.equal(dst.restored?.options.noNetworkLock, true);
     });
 

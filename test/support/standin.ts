@@ -352,9 +352,9 @@ export class StandInDaemon {
     return `unix://${this.socketPath}`;
   }
 
-  /** The calls received, as "Method" or "Method session" strings (GetSession and RenewLease left out unless asked). */
+  /** The calls received, as "Method" or "Method session" strings (GetSession, RenewLease and GetVersion left out unless asked). */
   callNames(all = false): string[] {
-    return this.calls.filter((c) => all || (c.method !== 'GetSession' && c.method !== 'RenewLease')).map((c) => (c.sessionId ? `${c.method} ${c.sessionId}` : c.method));
+    return this.calls.filter((c) => all || (c.method !== 'GetSession' && c.method !== 'RenewLease' && c.method !== 'GetVersion')).map((c) => (c.sessionId ? `${c.method} ${c.sessionId}` : c.method));
   }
 
   /** Forgets the calls, sessions and injected failures of earlier tests. */

@@ -8,6 +8,7 @@ const NEEDED: Array<{ command: string; pkg: string; why: string }> = [
   { command: 'nft', pkg: 'nftables', why: 'cutting links in test namespaces, and the network lock' },
   { command: 'gcc', pkg: 'gcc', why: 'the no-FFI baseline of the benchmarks' },
   { command: 'openssl', pkg: 'openssl', why: 'certificates for the mTLS tests of the daemon' },
+  { command: 'systemd-analyze', pkg: 'systemd', why: 'verifying the unit files and their security exposure' },
 ];
 
 function has(command: string): boolean {

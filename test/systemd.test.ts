@@ -15,6 +15,7 @@ import * as N from '../daemon/native';
 import { SOCKADDR_IN_LEN, decodeSockaddr, encodeSockaddr } from '../daemon/sockaddr';
 import { Notifier, inheritedSockets } from '../daemon/systemd';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
+import { Pki, tlsClient } from './support/pki';
 import type { CallOutcome } from './fixtures/auth-caller';
 
 const MAIN = join(__dirname, '..', 'daemon', 'main.js');
@@ -103,6 +104,16 @@ function listeningTcpSocket(): { fd: number; port: number } {
   N.listen(fd, 16);
   const len = N.getsockname(fd, addr);
   return { fd, port: decodeSockaddr(addr.buf, len).port };
+}
+
+/** The status a call ends with: 'OK' or the code's name. */
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (err) {
+    return isServiceError(err) ? grpc.status[err.code] : String(err);
+  }
 }
 
 function callAsNobody(address: string): Promise<{ uid?: number; GetVersion: CallOutcome }> {
@@ -271,17 +282,41 @@ describe('systemd service', function () {
       assert.ok(!existsSync(d.socketPath), 'its own socket file is removed');
     });
 
-    it('an inherited TCP socket needs TLS or --insecure on loopback', async () => {
+    it('an inherited TCP socket: refused without TLS or --insecure; plain with --insecure on loopback; else mTLS with the allowlist', async () => {
       const tcp = listeningTcpSocket();
       openFds.push(tcp.fd);
-      await assert.rejects(DaemonProcess.start({ listenFds: [{ fd: tcp.fd, name: 'tcp' }] }), /cannot listen on socket-activation fd 3 \(tcp\): 127\.0\.0\.1:\d+: an inherited TCP socket needs TLS/);
+      const listenFds = [{ fd: tcp.fd, name: 'tcp' }];
+      const address = `127.0.0.1:${tcp.port}`;
+      await assert.rejects(DaemonProcess.start({ listenFds }), /cannot listen on socket-activation fd 3 \(tcp\): 127\.0\.0\.1:\d+: an inherited TCP socket needs TLS/);
       await cleanupDaemons();
-      await DaemonProcess.start({ listenFds: [{ fd: tcp.fd, name: 'tcp' }], args: ['--insecure'] });
-      const client = new SoccrClient(`127.0.0.1:${tcp.port}`, { timeoutMs: 5000 });
+
+      await DaemonProcess.start({ listenFds, args: ['--insecure'] });
+      const plain = new SoccrClient(address, { timeoutMs: 5000 });
       try {
-        assert.match((await client.getVersion()).version, /^\d/);
+        assert.match((await plain.getVersion()).version, /^\d/);
       } finally {
-        client.close();
+        plain.close();
+      }
+      await cleanupDaemons();
+
+      const pki = new Pki(mkdtempSync(join(dir, 'pki-')));
+      pki.ca('ca');
+      pki.leaf('ca', 'server', 'soccrd.test', ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth']);
+      pki.leaf('ca', 'operator', 'operator', ['extendedKeyUsage=clientAuth']);
+      pki.leaf('ca', 'intruder', 'intruder', ['extendedKeyUsage=clientAuth']);
+      const tls = ['--tls-cert', pki.path('server', 'crt'), '--tls-key', pki.path('server', 'key'), '--tls-client-ca', pki.path('ca', 'crt')];
+      await assert.rejects(DaemonProcess.start({ listenFds, args: tls }), /a TLS listener needs --allow-identity/);
+      await cleanupDaemons();
+      const d = await DaemonProcess.start({ listenFds, args: [...tls, '--allow-identity', 'operator'] });
+      const clients = [tlsClient(address, pki.client('operator')), tlsClient(address, pki.client('intruder')), new SoccrClient(address, { timeoutMs: 3000 })];
+      try {
+        const [operator, intruder, plaintext] = await Promise.all(clients.map((c) => codeOf(c.getVersion())));
+        assert.equal(operator, 'OK');
+        assert.match(d.output, /"caller":"cert operator from 127\.0\.0\.1:\d+"/);
+        assert.equal(intruder, 'PERMISSION_DENIED');
+        assert.equal(plaintext, 'UNAVAILABLE', 'no TLS: no call');
+      } finally {
+        for (const c of clients) c.close();
       }
     });
   });

@@ -99,10 +99,18 @@ export function uninstallUnits(unitDir: string): string[] {
 }
 
 function reload(unitDir: string): string[] {
+  if (!systemdRunning()) return [`not reloading systemd: it is not the init system here (no /run/systemd/system; PID 1 is ${initName()})`];
   if (path.resolve(unitDir) !== SYSTEM_UNIT_DIR) return [`not reloading systemd: ${unitDir} is not ${SYSTEM_UNIT_DIR}`];
-  if (!systemdRunning()) return ['not reloading systemd: systemd is not the init system here (no /run/systemd/system; PID 1 is something else)'];
   const err = systemctl(['daemon-reload']);
   return [err ? `warning: ${err}` : 'systemctl daemon-reload: done'];
+}
+
+function initName(): string {
+  try {
+    return readFileSync('/proc/1/comm', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
 }
 
 function unitDirOf(o: { unitDir?: string; prefix?: string }): string {

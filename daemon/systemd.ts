@@ -149,6 +149,7 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, pid = pro
     const what = `socket-activation fd ${fd} (${name})`;
     let domain: number;
     try {
+      // As sd_listen_fds does (Node 20 was seen to mark them already at start; this does not rely on it).
       N.fcntl(fd, N.F_SETFD, N.FD_CLOEXEC);
       domain = N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.DOMAIN);
       if (N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.TYPE) !== N.SOCK_STREAM) throw new Error('not a stream socket (give the .socket unit ListenStream=)');

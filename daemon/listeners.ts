@@ -26,7 +26,7 @@ function socketFd(s: Socket): number | undefined {
 }
 
 /** Starts listening (synchronously: a Unix socket file exists when this returns) and resolves once it does. */
-function listenNet(server: NetServer, options: { path: string } | { host: string; port: number }): Promise<void> {
+function listenNet(server: NetServer, options: { path: string } | { host: string; port: number } | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options, () => {
@@ -37,18 +37,11 @@ function listenNet(server: NetServer, options: { path: string } | { host: string
 }
 
 /**
- * A Unix socket at `path` (absent: the caller removed any stale file), created 0600 and then given
- * `gid` and `mode`, so it is never reachable more widely than configured. Every connection carries its
- * peer's credentials into `registry`; one whose credentials cannot be read is still served, and each of
- * its calls refused as UNAUTHENTICATED.
+ * A server for Unix socket connections: every connection carries its peer's credentials into
+ * `registry`; one whose credentials cannot be read is still served, and each of its calls refused as
+ * UNAUTHENTICATED.
  */
-export async function listenUnix(
-  path: string,
-  opts: { mode: number; gid?: number },
-  injector: grpc.ConnectionInjector,
-  registry: ConnectionRegistry,
-  log: Logger,
-): Promise<Listener> {
+function unixServer(path: string, injector: grpc.ConnectionInjector, registry: ConnectionRegistry, log: Logger): NetServer {
   const server = createServer((sock) => {
     let cred: PeerCredentials | undefined;
     const fd = socketFd(sock);
@@ -63,6 +56,21 @@ export async function listenUnix(
     injector.injectConnection(sock);
   });
   server.on('error', (err) => log.error('Unix listener failed', { path, error: err.message }));
+  return server;
+}
+
+/**
+ * A Unix socket at `path` (absent: the caller removed any stale file), created 0600 and then given
+ * `gid` and `mode`, so it is never reachable more widely than configured (see unixServer for who calls).
+ */
+export async function listenUnix(
+  path: string,
+  opts: { mode: number; gid?: number },
+  injector: grpc.ConnectionInjector,
+  registry: ConnectionRegistry,
+  log: Logger,
+): Promise<Listener> {
+  const server = unixServer(path, injector, registry, log);
   // Created 0600 (node binds within listen()); the umask is the process's, so it is put back at once.
   const umask = process.umask(0o177);
   let listening: Promise<void>;
@@ -82,18 +90,72 @@ export async function listenUnix(
   return { address: `unix://${path}`, bound: `unix://${path}`, close: () => server.close() };
 }
 
+/** A server for plain TCP connections, each tagged as insecure loopback TCP in `registry`. */
+function insecureTcpServer(address: string, injector: grpc.ConnectionInjector, registry: ConnectionRegistry, log: Logger): NetServer {
+  const server = createServer((sock) => injectInsecure(sock, injector, registry));
+  server.on('error', (err) => log.error('TCP listener failed', { address, error: err.message }));
+  return server;
+}
+
+function injectInsecure(sock: Socket, injector: grpc.ConnectionInjector, registry: ConnectionRegistry): void {
+  registry.tag(sock, { transport: 'insecure-tcp', remote: `${sock.remoteAddress}:${sock.remotePort}` });
+  injector.injectConnection(sock);
+}
+
 /** Plain TCP (only ever on a loopback address: settings refuse anything else). */
 export async function listenInsecureTcp(address: string, injector: grpc.ConnectionInjector, registry: ConnectionRegistry, log: Logger): Promise<Listener> {
   const { host, port } = splitHostPort(address);
-  const server = createServer((sock) => {
-    registry.tag(sock, { transport: 'insecure-tcp', remote: `${sock.remoteAddress}:${sock.remotePort}` });
-    injector.injectConnection(sock);
-  });
-  server.on('error', (err) => log.error('TCP listener failed', { address, error: err.message }));
+  const server = insecureTcpServer(address, injector, registry, log);
   await listenNet(server, { host, port });
   const a = server.address();
   const boundPort = a && typeof a === 'object' ? a.port : port;
   return { address, bound: hostPort(host, boundPort), close: () => server.close() };
+}
+
+// ---- sockets passed by systemd (socket activation) ----------------------------------------------
+
+/**
+ * An inherited listening Unix socket (`path` as getsockname gives it), served exactly like one of
+ * listenUnix: peer credentials and the same authorization. Its mode and group are the .socket unit's
+ * (SocketMode=, SocketGroup=).
+ */
+export async function listenInheritedUnix(fd: number, path: string, injector: grpc.ConnectionInjector, registry: ConnectionRegistry, log: Logger): Promise<Listener> {
+  const label = path || `fd ${fd}`;
+  const server = unixServer(label, injector, registry, log);
+  await listenNet(server, { fd });
+  return { address: `fd://${fd}`, bound: path ? `unix://${path}` : `unix:fd${fd}`, close: () => server.close() };
+}
+
+/** How an inherited TCP socket is served, from the daemon's settings and the address it is bound to. */
+export type InheritedTcpAccess =
+  | { kind: 'tls'; injector: grpc.ConnectionInjector }
+  | { kind: 'insecure'; injector: grpc.ConnectionInjector; registry: ConnectionRegistry }
+  | { kind: 'refused'; reason: string };
+
+/**
+ * An inherited listening TCP socket. The same rules as a configured TCP address: with TLS settings,
+ * mTLS (the handshake is done by grpc-js on the injected connection, which is never tagged, so calls are
+ * authorized by the client certificate like those of listenTls); without them, plain TCP only with
+ * --insecure and only on a loopback address; otherwise it is refused (the error says why).
+ */
+export async function listenInheritedTcp(fd: number, access: (host: string) => InheritedTcpAccess, log: Logger): Promise<Listener> {
+  let serve: (sock: Socket) => void = (sock) => sock.destroy();
+  const server = createServer((sock) => serve(sock));
+  server.on('error', (err) => log.error('TCP listener failed', { fd, error: err.message }));
+  await listenNet(server, { fd });
+  const a = server.address();
+  if (!a || typeof a !== 'object') {
+    server.close();
+    throw new Error(`fd ${fd}: not a bound TCP socket`);
+  }
+  const bound = hostPort(a.address, a.port);
+  const how = access(a.address);
+  if (how.kind === 'refused') {
+    server.close();
+    throw new Error(`${bound}: ${how.reason}`);
+  }
+  serve = how.kind === 'tls' ? (sock) => how.injector.injectConnection(sock) : (sock) => injectInsecure(sock, how.injector, how.registry);
+  return { address: `fd://${fd}`, bound, close: () => server.close() };
 }
 
 /** A grpc-js TLS listener requiring a verified client certificate. */
@@ -128,7 +190,7 @@ export function tlsServerCredentials(files: { cert: string; key: string; clientC
   return grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], true);
 }
 
-function hostPort(host: string, port: number): string {
+export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 

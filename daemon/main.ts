@@ -20,8 +20,10 @@ import { SOCCR_MARK } from './engine';
 import { Journal } from './journal';
 import { planRecovery } from './recovery';
 import { ConnectionRegistry, isLoopback, makeAuthorizer, splitHostPort } from './auth';
-import { Listener, listenInsecureTcp, listenTls, listenUnix, resolveGroup, tlsServerCredentials } from './listeners';
+import { InheritedTcpAccess, Listener, hostPort, listenInheritedTcp, listenInheritedUnix, listenInsecureTcp, listenTls, listenUnix, resolveGroup, tlsServerCredentials } from './listeners';
 import { closeMetrics, listenMetrics, watchSessions } from './metrics';
+import { InheritedSocket, Notifier, inheritedSockets } from './systemd';
+import { runServiceCommand } from './install';
 
 export interface DaemonSettings {
   /** unix:///path or host:port, as many as wanted */
@@ -116,6 +118,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--max-sessions-per-caller <n>', `active sessions one caller may hold (default ${DEFAULTS.maxSessionsPerCaller})`)
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (loopback only unless --metrics-allow-remote)')
     .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
+    .addHelpText('after', '\nCommands:\n  install-service [--socket] [--unit-dir DIR | --prefix DIR] [-- FLAGS...]   install the systemd units\n  uninstall-service [--unit-dir DIR | --prefix DIR]                          remove them\n')
     .exitOverride()
     .parse(argv);
   const flags = program.opts<{
@@ -239,6 +242,12 @@ function checkMetricsSettings(s: DaemonSettings): void {
   }
 }
 
+/** host:port as a listener reports it bound ([v6]:port), to match it against an inherited socket. */
+function canonicalHostPort(addr: string): string {
+  const { host, port } = splitHostPort(addr);
+  return hostPort(host, port);
+}
+
 /** grpc-js wants unix:///abs/path; a stale socket file from a dead daemon is removed first. */
 async function prepareUnixPath(p: string, log: Logger): Promise<void> {
   mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
@@ -258,11 +267,17 @@ async function prepareUnixPath(p: string, log: Logger): Promise<void> {
 
 export interface RunningDaemon {
   server: grpc.Server;
+  /** where it listens (inherited sockets included) */
+  bound: string[];
   sessions: SessionManager;
   stop(reason: string): Promise<void>;
 }
 
-export async function startDaemon(settings: DaemonSettings, log: Logger): Promise<RunningDaemon> {
+/**
+ * Starts serving. `inherited`: listening sockets passed by socket activation; a configured address
+ * that one of them is bound to is served by it (the .socket unit owns that socket file).
+ */
+export async function startDaemon(settings: DaemonSettings, log: Logger, inherited: InheritedSocket[] = []): Promise<RunningDaemon> {
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
   const version = packageVersion();
   const netlockCandidate = new NetworkLock({ table: settings.lockTable, mark: SOCCR_MARK, log });
@@ -306,13 +321,44 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
   const tlsCredentials = settings.tlsCert && settings.tlsKey && settings.tlsClientCa ? tlsServerCredentials({ cert: settings.tlsCert, key: settings.tlsKey, clientCa: settings.tlsClientCa }) : undefined;
   let injector: grpc.ConnectionInjector | undefined;
   const inject = (): grpc.ConnectionInjector => (injector ??= server.createConnectionInjector(grpc.ServerCredentials.createInsecure()));
+  let tlsInjector: grpc.ConnectionInjector | undefined;
+  // An inherited TCP socket follows the rules of a configured TCP address (checkAccessSettings).
+  const inheritedTcpAccess = (host: string): InheritedTcpAccess => {
+    if (tlsCredentials) {
+      if (!settings.allowIdentities.length) return { kind: 'refused', reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)" };
+      return { kind: 'tls', injector: (tlsInjector ??= server.createConnectionInjector(tlsCredentials)) };
+    }
+    if (!settings.insecure) return { kind: 'refused', reason: 'an inherited TCP socket needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address' };
+    if (!isLoopback(host)) return { kind: 'refused', reason: '--insecure only on a loopback address (127.0.0.0/8 or [::1]); use TLS elsewhere' };
+    return { kind: 'insecure', injector: inject(), registry };
+  };
+  const failed = (what: string, err: unknown): Error => {
+    for (const l of listeners) l.close();
+    return new Error(`cannot listen on ${what}: ${err instanceof Error ? err.message : String(err)}`);
+  };
+  for (const s of inherited) {
+    try {
+      listeners.push(s.kind === 'unix' ? await listenInheritedUnix(s.fd, s.path, inject(), registry, log) : await listenInheritedTcp(s.fd, inheritedTcpAccess, log));
+    } catch (err) {
+      throw failed(`socket-activation fd ${s.fd} (${s.name})`, err);
+    }
+    log.info('listening on an inherited socket', { fd: s.fd, name: s.name, bound: listeners[listeners.length - 1].bound });
+  }
+  const inheritedBound = new Set(listeners.map((l) => l.bound));
+  // Unix socket files this daemon made (and removes when it stops).
+  const ownedPaths: string[] = [];
   for (const addr of settings.listen) {
+    if (inheritedBound.has(addr) || (!addr.startsWith('unix:') && inheritedBound.has(canonicalHostPort(addr)))) {
+      log.info('served by an inherited socket', { address: addr });
+      continue;
+    }
     try {
       if (addr.startsWith('unix://')) {
         const p = addr.slice('unix://'.length);
         if (!path.isAbsolute(p)) throw new Error(`${addr}: a Unix socket path must be absolute (unix:///run/...)`);
         await prepareUnixPath(p, log);
         listeners.push(await listenUnix(p, { mode: settings.socketMode, gid: socketGid }, inject(), registry, log));
+        ownedPaths.push(p);
       } else if (addr.startsWith('unix:')) {
         throw new Error(`${addr}: write Unix addresses as unix:///absolute/path`);
       } else if (tlsCredentials) {
@@ -322,8 +368,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
         log.warn('listening on TCP without TLS: every local user can call', { address: addr });
       }
     } catch (err) {
-      for (const l of listeners) l.close();
-      throw new Error(`cannot listen on ${addr}: ${err instanceof Error ? err.message : String(err)}`);
+      throw failed(addr, err);
     }
     const l = listeners[listeners.length - 1];
     log.info('listening', { address: addr, bound: l.bound, tls: !addr.startsWith('unix:') && tlsCredentials !== undefined });
@@ -366,13 +411,11 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
       sessions.shutdown();
       netlock?.stop();
       journal.shutdown();
-      for (const addr of settings.listen) {
-        if (addr.startsWith('unix://')) {
-          try {
-            unlinkSync(addr.slice('unix://'.length));
-          } catch {
-            /* already gone */
-          }
+      for (const p of ownedPaths) {
+        try {
+          unlinkSync(p);
+        } catch {
+          /* already gone */
         }
       }
       log.info('stopped');
@@ -380,10 +423,20 @@ export async function startDaemon(settings: DaemonSettings, log: Logger): Promis
     return stopping;
   };
   log.info('soccrd ready', { version, features });
-  return { server, sessions, stop };
+  return { server, bound: listeners.map((l) => l.bound), sessions, stop };
+}
+
+/** The STATUS= line systemd shows for the daemon. */
+function statusLine(d: RunningDaemon): string {
+  const n = d.sessions.active().length;
+  return `serving on ${d.bound.join(', ')}, ${n} active session${n === 1 ? '' : 's'}`;
 }
 
 async function main(): Promise<void> {
+  if (await runServiceCommand(process.argv)) return;
+  // Read (and removed from the environment) first, before anything could run a child process.
+  const notifier = Notifier.fromEnvironment();
+  notifier.startWatchdog();
   let settings: DaemonSettings;
   try {
     settings = parseSettings(process.argv);
@@ -391,19 +444,31 @@ async function main(): Promise<void> {
     const e = err as { code?: string; message?: string };
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') process.exit(0);
     process.stderr.write(`soccrd: ${e.message ?? String(err)}\n`);
+    notifier.send({ STATUS: `bad settings: ${e.message ?? String(err)}` });
     process.exit(2);
   }
   const log = createLogger(settings.logLevel);
+  if (notifier.enabled) log.info('notifying the service manager', { socket: notifier.socketPath, watchdogIntervalMs: notifier.watchdogIntervalMs });
   let daemon: RunningDaemon;
   try {
-    daemon = await startDaemon(settings, log);
+    daemon = await startDaemon(settings, log, inheritedSockets());
   } catch (err) {
-    log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
+    const message = err instanceof Error ? err.message : String(err);
+    log.error('cannot start', { error: message });
+    notifier.send({ STATUS: `cannot start: ${message}` });
     process.exit(1);
   }
+  // Every listener accepts calls now.
+  if (notifier.enabled && !notifier.ready(statusLine(daemon))) log.warn('cannot notify the service manager', { socket: notifier.socketPath, errno: notifier.lastError });
+  const statusTimer = notifier.enabled ? setInterval(() => notifier.status(statusLine(daemon)), 5000).unref() : undefined;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
-      void daemon.stop(sig).then(() => process.exit(0));
+      if (statusTimer) clearInterval(statusTimer);
+      notifier.stopping(`stopping (${sig})`);
+      void daemon.stop(sig).then(() => {
+        notifier.close();
+        process.exit(0);
+      });
     });
   }
 }

@@ -90,6 +90,7 @@ export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
@@ -275,6 +276,12 @@ export function send(fd: number, src: PinnedBuffer, offset: number, len: number,
 /** send that returns -errno instead of throwing. */
 export function trySend(fd: number, src: PinnedBuffer, offset: number, len: number, flags: number): number {
   const r = invoke(fns.send, [fd, src.addr + offset, len, flags | MSG_NOSIGNAL]);
+  return r < 0 ? -lastErrno() : r;
+}
+
+/** sendto that returns -errno instead of throwing: `dest` a sockaddr (e.g. from unixSockaddr). */
+export function trySendTo(fd: number, data: PinnedBuffer, len: number, dest: PinnedBuffer, destLen: number, flags = 0): number {
+  const r = invoke(fns.sendto, [fd, data.addr, len, flags | MSG_NOSIGNAL, dest.addr, destLen]);
   return r < 0 ? -lastErrno() : r;
 }
 
@@ -472,6 +479,34 @@ function collectRights(): number[] | null {
 }
 
 // ---- sockaddr ----------------------------------------------------------------------------------
+
+const SUN_PATH_LEN = 108;
+
+/**
+ * A sockaddr_un for `path` and its length. A leading '@' names an abstract socket: the '@' becomes the
+ * NUL byte that marks the abstract namespace, and the name is exactly its bytes (no terminating NUL).
+ */
+export function unixSockaddr(path: string): { addr: PinnedBuffer; len: number } {
+  const name = Buffer.from(path, 'utf8');
+  const abstract = path.startsWith('@');
+  if (name.length < (abstract ? 2 : 1) || name.length > SUN_PATH_LEN - (abstract ? 0 : 1)) throw new RangeError(`Unix socket address of ${name.length} bytes: ${path}`);
+  const addr = pinned(2 + SUN_PATH_LEN);
+  addr.buf.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr.buf, 2);
+  if (abstract) addr.buf[2] = 0;
+  return { addr, len: 2 + name.length + (abstract ? 0 : 1) };
+}
+
+/** The path of a bound Unix socket (abstract names as '@name'), or '' if it has none. */
+export function unixSocketName(fd: number): string {
+  const out = pinned(2 + SUN_PATH_LEN);
+  const len = getsockname(fd, out);
+  if (len <= 2 || out.buf.readUInt16LE(0) !== AF_UNIX) return '';
+  const name = out.buf.subarray(2, len);
+  if (name[0] === 0) return `@${name.subarray(1).toString('utf8')}`;
+  const nul = name.indexOf(0);
+  return name.subarray(0, nul < 0 ? name.length : nul).toString('utf8');
+}
 
 export const SOCKADDR_STORAGE = 128;
 

@@ -21,6 +21,12 @@ export interface DaemonOptions {
   netns?: string;
   /** Extra environment (e.g. SOCCRD_CRASH_AT, the test-only fault injection knob of daemon/journal.ts). */
   env?: Record<string, string>;
+  /**
+   * Socket activation as systemd does it: these listening sockets become the daemon's fds 3, 4, ...
+   * with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (the daemon's own pid: sh sets it to $$ and execs
+   * node in place). The caller keeps its copies and closes them.
+   */
+  listenFds?: Array<{ fd: number; name: string }>;
 }
 
 export class DaemonProcess {
@@ -36,6 +42,7 @@ export class DaemonProcess {
     readonly extraArgs: string[],
     readonly netns?: string,
     public env: Record<string, string> = {},
+    readonly listenFds: Array<{ fd: number; name: string }> = [],
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'soccrt-d'));
     this.socketPath = join(this.dir, 'soccrd.sock');
@@ -48,7 +55,7 @@ export class DaemonProcess {
    */
   static async start(argsOrOptions: string[] | DaemonOptions = []): Promise<DaemonProcess> {
     const o: DaemonOptions = Array.isArray(argsOrOptions) ? { args: argsOrOptions } : argsOrOptions;
-    const d = new DaemonProcess(o.args ?? [], o.netns, o.env);
+    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds);
     running.add(d);
     await d.spawn();
     return d;
@@ -57,9 +64,10 @@ export class DaemonProcess {
   private async spawn(): Promise<void> {
     const argv = [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', '--lock-table', this.lockTable, ...this.extraArgs];
     const env = { ...process.env, ...this.env };
-    this.proc = this.netns
-      ? spawn('ip', ['netns', 'exec', this.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env })
-      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const fds = this.listenFds.map((l) => l.fd);
+    if (fds.length) Object.assign(env, { LISTEN_FDS: String(fds.length), LISTEN_FDNAMES: this.listenFds.map((l) => l.name).join(':') });
+    const command = [...(this.netns ? ['ip', 'netns', 'exec', this.netns] : []), ...(fds.length ? ['sh', '-c', 'LISTEN_PID=$$ exec "$@"', 'sh'] : []), process.execPath, ...argv];
+    this.proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...fds], env });
     this.proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 15_000;

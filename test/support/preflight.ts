@@ -15,6 +15,7 @@ export const NEEDED: Tool[] = [
   { command: 'nft', pkg: 'nftables', why: 'cutting links in test namespaces, and the network lock' },
   { command: 'gcc', pkg: 'gcc', why: 'the no-FFI baseline of the benchmarks' },
   { command: 'openssl', pkg: 'openssl', why: 'certificates for the mTLS tests of the daemon' },
+  { command: 'systemd-analyze', pkg: 'systemd', why: 'verifying the unit files and their security exposure' },
 ];
 
 /** What stops a run: its message says what is missing and what to do. */

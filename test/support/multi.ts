@@ -175,7 +175,7 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
     await this.waitEvent('connected', timeoutMs, ['error', 'handover-failed']);
   }
 
-  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
+  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
   }
 
@@ -202,6 +202,16 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   /** Undoes quiesce (the connections stayed here after all). */
   resume(): Promise<MultiStatus> {
     return this.command('resume');
+  }
+
+  /** Starts a new window for each connection's maxGapMs (the longest pause between received bytes). */
+  resetGaps(): Promise<MultiStatus> {
+    return this.command('gaps');
+  }
+
+  /** adopt: the offsets to go on from, when they come after the start (from a predecessor's quiesce). */
+  continueFrom(offsets: Offsets): Promise<MultiStatus> {
+    return this.command('continue-from', { offsets });
   }
 }
 

@@ -18,9 +18,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { migrate, MigrateReport } from '../client/migrate';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from '../test/support/daemon';
-import { Lan, SERVICE_V4, destroyLans } from '../test/support/lan';
-import { MultiFixture, MultiStatus, exchangeProblems, killAllMulti, untilExchanged } from '../test/support/multi';
+import { DaemonProcess } from '../test/support/daemon';
+import { Lan, SERVICE_V4 } from '../test/support/lan';
+import { MultiFixture, MultiStatus, exchangeProblems, untilExchanged } from '../test/support/multi';
+import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
 import { BenchSetupError, failBench, machine, median, quantile, reexecWithFdLimit, requireRoot, sleep, softFdLimit } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -87,10 +88,10 @@ function gapsOf(s: MultiStatus, stride: number): number[] {
   return s.connections.filter((c) => c.index % stride === 0).map((c) => Math.max(c.maxGapMs, c.sinceRecvMs));
 }
 
-async function runOnce(n: number, dir: string): Promise<RunResult> {
-  const t0 = performance.now();
-  const lan = Lan.create();
-  try {
+function runOnce(n: number, dir: string): Promise<RunResult> {
+  return measured(async () => {
+    const t0 = performance.now();
+    const lan = Lan.create();
     for (const role of ['A', 'B', 'C'] as const) tuneNamespace(lan.ns[role]);
     const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'] }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'] })]);
     const stride = Math.max(1, Math.ceil(n / SAMPLE));
@@ -159,19 +160,7 @@ async function runOnce(n: number, dir: string): Promise<RunResult> {
       verifiedConnections: n,
       setupMs,
     };
-  } catch (err) {
-    process.stderr.write(`${daemonLogs(20)}\n`);
-    throw err;
-  } finally {
-    await cleanupAll();
-  }
-}
-
-/** Everything a run started, by pid and by name: fixtures, daemons (and their lock tables), namespaces. */
-async function cleanupAll(): Promise<void> {
-  await killAllMulti();
-  await cleanupDaemons();
-  destroyLans();
+  });
 }
 
 // ---- CRIU ----------------------------------------------------------------------------------------
@@ -386,12 +375,7 @@ function printTable(r: MigrationResults): void {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-// Cleanup on Ctrl-C as well: the namespaces, daemons and fixtures are ours to remove.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    cleanupAll().finally(() => process.exit(130));
-  });
-}
+cleanupOnSignals();
 
 if (require.main === module) {
   let status: number | undefined;

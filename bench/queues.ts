@@ -20,9 +20,9 @@ import type { FrameMsg } from '../client/client';
 import { frameKind } from '../daemon/protocol';
 import { listTcpSockets } from '../daemon/acquire';
 import { TcpState } from '../daemon/state';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from '../test/support/daemon';
-import { killAllEndpoints } from '../test/support/endpoint';
-import { MiB, connectPair, destroyTopologies, verifyStreams } from '../test/support/scenario';
+import { DaemonProcess } from '../test/support/daemon';
+import { MiB, connectPair, verifyStreams } from '../test/support/scenario';
+import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
 import { failBench, machine, median, requireRoot, withTimeout } from './common';
 import { PIPE_MESSAGE_LIMITS, PIPE_SERVICE } from './grpc-pipe';
 
@@ -134,10 +134,9 @@ function grpcUp(p: Pipe, sizes: number[]): Promise<number> {
 
 // ---- one round ------------------------------------------------------------------------------------
 
-async function round(pipe: Pipe): Promise<QueueRound> {
-  const pair = await connectPair('ipv4', 2, { sndBuf: BUFFER_BYTES, rcvBuf: BUFFER_BYTES });
-  const { topo, owner, peer } = pair;
-  try {
+function round(pipe: Pipe): Promise<QueueRound> {
+  return measured(async () => {
+    const { topo, owner, peer } = await connectPair('ipv4', 2, { sndBuf: BUFFER_BYTES, rcvBuf: BUFFER_BYTES });
     await peer.command('setopts', { options: { sndBuf: BUFFER_BYTES, rcvBuf: BUFFER_BYTES } });
     const [a, b] = await Promise.all([DaemonProcess.start({ netns: topo.hosts[0], args: ['--log-level', 'info'] }), DaemonProcess.start({ netns: topo.hosts[1], args: ['--log-level', 'info'] })]);
     // The owner's receive queue: the peer writes, nobody reads.
@@ -182,18 +181,7 @@ async function round(pipe: Pipe): Promise<QueueRound> {
       src.close();
       dst.close();
     }
-  } catch (err) {
-    process.stderr.write(`${daemonLogs(20)}\n`);
-    throw err;
-  } finally {
-    await cleanupAll();
-  }
-}
-
-async function cleanupAll(): Promise<void> {
-  await killAllEndpoints();
-  await cleanupDaemons();
-  destroyTopologies();
+  });
 }
 
 const mibps = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000);
@@ -248,10 +236,6 @@ async function main(): Promise<void> {
   );
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    cleanupAll().finally(() => process.exit(130));
-  });
-}
+cleanupOnSignals();
 
 if (require.main === module) main().then(() => process.exit(0), (err: unknown) => cleanupAll().finally(() => failBench('bench:queues', err)));

@@ -78,6 +78,8 @@ export interface Machine {
   cpu: string;
   cores: number;
   memoryGiB: number;
+  /** 1-minute load average when the bench started: other work on the machine skews the figures */
+  loadAverage: number;
   node: string;
   date: string;
 }
@@ -89,6 +91,7 @@ export function machine(): Machine {
     cpu: cpus[0]?.model.trim() ?? 'unknown',
     cores: cpus.length,
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    loadAverage: Math.round(os.loadavg()[0] * 100) / 100,
     node: process.version,
     date: new Date().toISOString(),
   };

@@ -298,6 +298,7 @@ async function main(): Promise<void> {
   const forcedRuns = parseRuns();
   if (softFdLimit() < Math.max(...counts) + 2048) throw new BenchSetupError(`the open-file limit ${softFdLimit()} is too low for ${Math.max(...counts)} connections`);
   const started = Date.now();
+  const host = machine();
   const criu = criuStatus();
   process.stdout.write(criu.usable ? `CRIU: ${criu.version}, check passed: compared\n` : `CRIU: ${criu.version}: ${criu.reason}; the CRIU column is skipped\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'soccrd-bench-'));
@@ -346,7 +347,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const results: MigrationResults = {
-    machine: machine(),
+    machine: host,
     command: `node dist/bench/migration.js${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
     criu,
     sample: SAMPLE,

@@ -190,6 +190,7 @@ const fmt = (x: number, d = 1): string => x.toFixed(d);
 async function main(): Promise<void> {
   requireRoot();
   const started = Date.now();
+  const host = machine();
   const pipe = await startPipe();
   const rounds: QueueRound[] = [];
   try {
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
   }
   const med = (f: (q: QueueRound) => number): number => median(rounds.map(f));
   const res: QueueResults = {
-    machine: machine(),
+    machine: host,
     command: 'node dist/bench/queues.js',
     rounds,
     queueBytes: med((q) => q.queueBytes),

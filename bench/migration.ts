@@ -47,6 +47,12 @@ const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 
 const runsFor = (n: number): number => (n >= 10_000 ? 1 : 3);
 
+/** `--profile DIR`: the daemons write V8 CPU profiles there (bench/cpu-profile.ts), one per daemon and run. */
+const profileDir = ((): string | undefined => {
+  const i = process.argv.indexOf('--profile');
+  return i >= 0 ? path.resolve(process.argv[i + 1] ?? 'bench/profiles') : undefined;
+})();
+
 // ---- one run -------------------------------------------------------------------------------------
 
 export interface RunResult {
@@ -93,7 +99,8 @@ function runOnce(n: number, dir: string): Promise<RunResult> {
     const t0 = performance.now();
     const lan = Lan.create();
     for (const role of ['A', 'B', 'C'] as const) tuneNamespace(lan.ns[role]);
-    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'] }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'] })]);
+    const env = profileDir ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-profile.js')}`, SOCCRD_CPU_PROFILE_DIR: profileDir } : undefined;
+    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'], env })]);
     const stride = Math.max(1, Math.ceil(n / SAMPLE));
     const common = { sampleStride: stride, tickMs: TICK_MS, bytesPerTick: TICK_BYTES };
     const connectMs = 30_000 + 10 * n;

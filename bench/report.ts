@@ -182,6 +182,7 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   for (const r of m.rows) r.perRun.forEach((x, i) => out.push(`| ${x.n} | ${i + 1} | ${ms(x.freezeMs)} | ${ms(x.peerGapMaxMs)} | ${f(x.connectionsPerSecond, 0)} | ${x.queueBytes} | ${x.peerRetrans} |`));
   out.push('');
   out.push('![freeze time against N](freeze.svg)', '');
+  out.push('To see where the time goes: `node dist/bench/migration.js --counts 1000 --runs 1 --profile /tmp/prof` writes a V8 CPU profile of each daemon (open in Chrome DevTools or speedscope); `node --cpu-prof dist/bench/migration.js ...` profiles the orchestrator (migrate() runs in the bench process).', '');
   out.push('### CRIU', '');
   if (m.criu.usable) {
     out.push(`${m.criu.version}: \`criu dump --tcp-established --network-lock nftables -t PID\` and \`criu restore --tcp-established --network-lock nftables -d\` of one process holding the same N connections (in namespace A, peers in C), in the same run. Ratio = CRIU dump + restore / soccrd freeze.`, '');

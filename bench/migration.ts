@@ -207,17 +207,19 @@ async function runCriu(n: number, dir: string): Promise<CriuResult> {
   const lan = Lan.create();
   let holder: ChildProcess | undefined;
   let restoredPid = 0;
+  let holderPid = 0;
   const images = mkdtempSync(path.join(dir, 'criu-'));
   try {
     tuneNamespace(lan.ns.A);
     tuneNamespace(lan.ns.C);
     const ready = path.join(images, 'holder.ready');
-    holder = spawn('ip', ['netns', 'exec', lan.ns.A, 'setsid', process.execPath, HOLDER_JS, SERVICE_V4, String(PORT), String(n), ready], { stdio: 'ignore', detached: true });
+    // detached: a session of its own (setsid), as criu wants the tree it dumps; `ip netns exec` execs node.
+    holder = spawn('ip', ['netns', 'exec', lan.ns.A, process.execPath, HOLDER_JS, SERVICE_V4, String(PORT), String(n), ready], { stdio: 'ignore', detached: true });
     for (let i = 0; i < 200 && !existsSync(ready); i++) await sleep(50);
     const connectMs = 30_000 + 10 * n;
     const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, reading: true });
     await clients.waitConnected(connectMs);
-    const holderPid = Number(readFileSync(ready, 'utf8'));
+    holderPid = Number(readFileSync(ready, 'utf8'));
     for (let i = 0; i < 400; i++) {
       const accepted = spawnSync('ip', ['netns', 'exec', lan.ns.A, 'ss', '-tnH', 'state', 'established', 'src', `${SERVICE_V4}:${PORT}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
       if (accepted.stdout.split('\n').filter((l) => l.trim()).length >= n) break;
@@ -226,7 +228,12 @@ async function runCriu(n: number, dir: string): Promise<CriuResult> {
     const criu = (args: string[], log: string): number => {
       const t = performance.now();
       const r = spawnSync('ip', ['netns', 'exec', lan.ns.A, 'criu', ...args, '-o', log], { encoding: 'utf8', timeout: 300_000 });
-      if (r.status !== 0) throw new Error(`criu ${args[0]} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+      if (r.status !== 0) {
+        // criu writes its errors to the log file (-o, in the images directory).
+        const logged = existsSync(path.join(images, log)) ? readFileSync(path.join(images, log), 'utf8') : '';
+        const errors = `${logged}\n${r.stderr ?? ''}`.split('\n').filter((l) => /Error/.test(l));
+        throw new Error(`criu ${args[0]} failed (exit ${r.status ?? r.signal}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
+      }
       return performance.now() - t;
     };
     const lock = ['--tcp-established', '--network-lock', 'nftables', '-D', images];
@@ -239,7 +246,7 @@ async function runCriu(n: number, dir: string): Promise<CriuResult> {
     if (s.totals.errors > 0 || s.totals.eofs > 0) throw new Error(`criu: ${s.totals.errors} peers saw errors, ${s.totals.eofs} EOF after the restore`);
     return { n, dumpMs, restoreMs, totalMs: dumpMs + restoreMs };
   } finally {
-    for (const pid of [restoredPid, holder?.pid ?? 0]) {
+    for (const pid of new Set([restoredPid, holderPid, holder?.pid ?? 0])) {
       try {
         if (pid > 0) process.kill(pid, 'SIGKILL');
       } catch {

@@ -53,10 +53,10 @@ interface Series {
 
 /** A small log-log plot of freeze time against N, hand-written SVG. */
 export function freezeSvg(rows: MigrationRow[]): string {
-  const W = 560;
+  const W = 640;
   const H = 340;
   const L = 64;
-  const R = 150;
+  const R = 210;
   const T = 28;
   const B = 44;
   const series: Series[] = [
@@ -135,7 +135,13 @@ function engineSection(e: EngineResults | undefined): string[] {
     out.push(`| ${r.n}${r.reps > 1 ? ` (median of ${r.reps})` : ` (median of ${r.rounds} runs)`} | ${f(r.checkpoint.soccrdUsPerConn)} | ${f(r.checkpoint.baselineUsPerConn)} | ${f(r.checkpoint.ratio, 1)}x | ${f(r.restore.soccrdUsPerConn)} | ${f(r.restore.baselineUsPerConn)} | ${f(r.restore.ratio, 1)}x | ${f(r.checkpoint.ffiCallsPerConn, 0)} + ${f(r.restore.ffiCallsPerConn, 0)} |`);
   }
   out.push('');
-  out.push(`One FFI call costs ${f(e.ffiCost.soccrdNsPerCall / 1000, 2)} µs through ffi-rs against ${f(e.ffiCost.baselineNsPerCall / 1000, 2)} µs in C: an overhead of ${f(e.ffiCost.overheadUsPerCall, 2)} µs per kernel call, which accounts for the whole gap. Kernel call sequence against the baseline: ${e.callSequence.status}.`, '');
+  const big = e.rows[e.rows.length - 1];
+  const share = (p: EnginePhase): string => f((100 * p.ffiCallsPerConn * e.ffiCost.overheadUsPerCall) / Math.max(1e-9, p.soccrdUsPerConn - p.baselineUsPerConn), 0);
+  out.push(
+    `One FFI call costs ${f(e.ffiCost.soccrdNsPerCall / 1000, 2)} µs through ffi-rs against ${f(e.ffiCost.baselineNsPerCall / 1000, 2)} µs in C: an overhead of ${f(e.ffiCost.overheadUsPerCall, 2)} µs per kernel call. ` +
+      `At N=${big.n}, FFI calls × that overhead come to ${share(big.checkpoint)}% of the checkpoint's gap to C and ${share(big.restore)}% of the restore's (over 100%: the loop measure and the bench's calls differ in cost). Kernel call sequence against the baseline: ${e.callSequence.status}.`,
+    '',
+  );
   return out;
 }
 
@@ -189,8 +195,8 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   } else {
     out.push(`Not compared in this run: ${m.criu.version}; ${m.criu.reason}.`, '');
     out.push(
-      'The bench uses CRIU by itself when `criu check` passes: install a CRIU that supports this kernel (Debian\'s 3.17.1 does not: its vDSO check fails on 6.x kernels; CRIU 4.x from https://criu.org or built from source does), ' +
-        'check with `criu check`, then run `npm run bench:migration` (or `npm run bench`) again: a CRIU column appears in the table above and in the plot.',
+      'The bench uses CRIU by itself whenever `criu check` passes: install a CRIU release that passes `criu check` on this kernel (Debian\'s 3.17.1 fails it here, as above; newer releases are at https://criu.org, or build it from source), ' +
+        'then run `npm run bench:migration` (or `npm run bench`) again: the CRIU columns of the table above fill in (dump + restore of one process holding the same N connections, in the same run) and the plot gets a CRIU line.',
       '',
     );
   }
@@ -217,6 +223,14 @@ function goalsSection(m: MigrationResults | undefined): string[] {
   return out;
 }
 
+/** The commands a full run is made of, for the report. */
+export const BENCH_COMMANDS = [
+  'npm run bench                   # all of the below in sequence, then this file and freeze.svg',
+  'node dist/bench/engine.js       # npm run bench:engine',
+  'node dist/bench/queues.js       # npm run bench:queues',
+  'node dist/bench/migration.js    # npm run bench:migration [-- --counts 1,100,1000,10000] [--runs K] [--profile DIR]',
+];
+
 export interface RunInfo {
   commands: string[];
   failures: string[];
@@ -240,6 +254,6 @@ export function writeReport(info: RunInfo): void {
 }
 
 if (require.main === module) {
-  writeReport({ commands: ['npm run bench'], failures: [] });
+  writeReport({ commands: BENCH_COMMANDS, failures: [] });
   process.stdout.write(`wrote ${path.relative(process.cwd(), RESULTS_MD)} and ${path.relative(process.cwd(), FREEZE_SVG)}\n`);
 }

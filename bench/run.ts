@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { RAW, writeReport } from './report';
+import { BENCH_COMMANDS, RAW, writeReport } from './report';
 
 /** Each bench's bound; the whole run stays under about 10 minutes on 2 cores. */
 const BENCHES: Array<{ name: string; script: string; args: string[]; timeoutMs: number; raw: string }> = [
@@ -17,11 +17,11 @@ const BENCHES: Array<{ name: string; script: string; args: string[]; timeoutMs: 
 function main(): number {
   const started = Date.now();
   const failures: string[] = [];
-  const commands = ['npm run bench            # all of the below, then this file and freeze.svg'];
+  const commands = [...BENCH_COMMANDS];
   for (const b of BENCHES) {
     rmSync(b.raw, { force: true });
     const argv = [path.join(__dirname, b.script), ...b.args];
-    commands.push(`node dist/bench/${b.script}${b.args.length ? ` ${b.args.join(' ')}` : ''}${b.name === 'engine' ? '        # npm run bench:engine' : b.name === 'queues' ? '        # npm run bench:queues' : '     # npm run bench:migration [-- --counts 1,100,1000,10000] [--runs K]'}`);
+    if (b.args.length) commands.push(`# this run: node dist/bench/${b.script} ${b.args.join(' ')}`);
     process.stdout.write(`\n=== bench ${b.name} ===\n`);
     // SIGTERM first on timeout: the benches clean up their namespaces and processes on it.
     const r = spawnSync(process.execPath, argv, { stdio: 'inherit', timeout: b.timeoutMs, killSignal: 'SIGTERM' });

@@ -67,6 +67,12 @@ export interface RunResult {
   peerGapMedianMs: number;
   peerGapP99Ms: number;
   sampled: number;
+  /**
+   * Where the stall lies against the freeze (medians over the sample): from the stall's start to the
+   * Checkpoint call, and from the destination going live to the stall's end (the peer's recovery).
+   */
+  peerGapBeforeFreezeMs: number;
+  peerGapAfterLiveMs: number;
   /** the same statistic in a window without migration: the stream's own cadence */
   baselineGapMs: number;
   /** the peers' retransmission timeout (ss -ti rto, median over the sample), ms */
@@ -136,12 +142,21 @@ function runOnce(n: number, dir: string): Promise<RunResult> {
     await sleep(AFTER_MS);
     const after = await clients.status();
     const gaps = gapsOf(after, stride);
+    const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
+    const freezeStartUnix = phase('checkpoint+restore').startedAt;
+    const liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
+    const sampled = after.connections.filter((c) => c.index % stride === 0 && c.maxGapEndUnixMs > 0);
+    const beforeFreeze = sampled.map((c) => freezeStartUnix - (c.maxGapEndUnixMs - c.maxGapMs));
+    const afterLive = sampled.map((c) => c.maxGapEndUnixMs - liveUnix);
 
     // Exactness: the old owner gone, fresh bytes both ways on every connection, then all exchanged.
     server.kill();
     await server.exited();
     await Promise.all([clients.stream(false), receiver.stream(false)]);
     await Promise.all([clients.write(EXPLICIT_BYTES), receiver.write(EXPLICIT_BYTES)]);
+    // Exchanged only counts what was sent: first every byte written must have left.
+    const sentAll = (s: MultiStatus): boolean => s.totals.pending === 0;
+    await Promise.all([clients.until(sentAll, 30_000 + 10 * n, 'the fresh bytes sent'), receiver.until(sentAll, 30_000 + 10 * n, 'the fresh bytes sent')]);
     const [cs, rs] = await untilExchanged(clients, receiver, 60_000 + 10 * n);
     const problems = exchangeProblems(cs, rs);
     const moved = rs.connections.filter((c) => c.received > (offsets[c.key]?.received ?? Infinity) && c.sent > (offsets[c.key]?.sent ?? Infinity)).length;
@@ -161,6 +176,8 @@ function runOnce(n: number, dir: string): Promise<RunResult> {
       peerGapMedianMs: median(gaps),
       peerGapP99Ms: quantile(gaps, 0.99),
       sampled: gaps.length,
+      peerGapBeforeFreezeMs: median(beforeFreeze),
+      peerGapAfterLiveMs: median(afterLive),
       baselineGapMs: Math.max(...baseline),
       peerRtoMs: rto,
       peerRetrans: cs.totals.totalRetrans - before.totals.totalRetrans,
@@ -269,6 +286,8 @@ export interface MigrationRow {
   connectionsPerSecond: number;
   peerGapMaxMs: number;
   peerGapMedianMs: number;
+  peerGapBeforeFreezeMs: number;
+  peerGapAfterLiveMs: number;
   baselineGapMs: number;
   peerRtoMs: number;
   criu?: CriuResult & { ratio: number };
@@ -326,7 +345,7 @@ async function main(): Promise<void> {
         perRun.push(res);
         process.stdout.write(
           `N=${n} run ${r + 1}/${runs}: freeze ${fmt(res.freezeMs)} ms (${Object.entries(res.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}), ` +
-            `peer gap max ${fmt(res.peerGapMaxMs)} ms (baseline ${fmt(res.baselineGapMs)}), ${fmt(res.connectionsPerSecond, 0)} conn/s, all ${res.verifiedConnections} exact\n`,
+            `peer gap max ${fmt(res.peerGapMaxMs)} ms (baseline ${fmt(res.baselineGapMs)}; ${fmt(res.peerGapBeforeFreezeMs)} before the freeze, ${fmt(res.peerGapAfterLiveMs)} after live), ${fmt(res.connectionsPerSecond, 0)} conn/s, all ${res.verifiedConnections} exact\n`,
         );
       }
       const med = (f: (r: RunResult) => number): number => median(perRun.map(f));
@@ -341,6 +360,8 @@ async function main(): Promise<void> {
         connectionsPerSecond: med((r) => r.connectionsPerSecond),
         peerGapMaxMs: med((r) => r.peerGapMaxMs),
         peerGapMedianMs: med((r) => r.peerGapMedianMs),
+        peerGapBeforeFreezeMs: med((r) => r.peerGapBeforeFreezeMs),
+        peerGapAfterLiveMs: med((r) => r.peerGapAfterLiveMs),
         baselineGapMs: med((r) => r.baselineGapMs),
         peerRtoMs: med((r) => r.peerRtoMs),
         perRun,

@@ -174,13 +174,14 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   );
   out.push('- **freeze**: `MigrateReport.freezeMs`, from the Checkpoint call to the destination live (phases below; release-source runs after the freeze).');
   out.push('- **peer stall**: the longest pause between received bytes at the clients, over the streaming sample, around the migration: what the peer sees. "cadence" is the same statistic over 1 s without migration (the fixtures\' own jitter); "rto" the peers\' retransmission timeout (`ss -ti`).');
+  out.push('- **stall before / after**: where the stall lies against the freeze (medians over the sample): from the last bytes before it to the Checkpoint call (the old owner\'s last send and the application\'s hand-off), and from the destination going live to the first bytes after it (the peer\'s recovery).');
   out.push('- **conn/s**: N / the whole migrate() call (release included).', '');
-  out.push('| N | runs | freeze ms | checkpoint+restore | hook | resume-destination | release-source | peer stall ms (max) | median | cadence | rto | conn/s | CRIU ms | CRIU / soccrd |');
-  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| N | runs | freeze ms | checkpoint+restore | hook | resume-destination | release-source | peer stall ms (max) | median | stall before freeze | stall after live | cadence | rto | conn/s | CRIU ms | CRIU / soccrd |');
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of m.rows) {
     const p = (k: string): string => ms(r.phases[k]);
     out.push(
-      `| ${r.n} | ${r.runs} | **${ms(r.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${p('release-source')} | **${ms(r.peerGapMaxMs)}** | ${ms(r.peerGapMedianMs)} | ${ms(r.baselineGapMs)} | ${f(r.peerRtoMs, 0)} | ${f(r.connectionsPerSecond, 0)} | ${r.criu ? ms(r.criu.totalMs) : '–'} | ${r.criu ? `${f(r.criu.ratio, 2)}x` : '–'} |`,
+      `| ${r.n} | ${r.runs} | **${ms(r.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${p('release-source')} | **${ms(r.peerGapMaxMs)}** | ${ms(r.peerGapMedianMs)} | ${ms(r.peerGapBeforeFreezeMs)} | ${ms(r.peerGapAfterLiveMs)} | ${ms(r.baselineGapMs)} | ${f(r.peerRtoMs, 0)} | ${f(r.connectionsPerSecond, 0)} | ${r.criu ? ms(r.criu.totalMs) : '–'} | ${r.criu ? `${f(r.criu.ratio, 2)}x` : '–'} |`,
     );
   }
   out.push('', 'Medians over the runs; every run:', '');

@@ -115,8 +115,11 @@ export async function untilExchanged(a: MultiFixture, b: MultiFixture, timeoutMs
   for (;;) {
     const [sa, sb] = await Promise.all([a.status(), b.status()]);
     const problems = exchangeProblems(sa, sb);
-    if (problems.length === 0) return [sa, sb];
+    // Bytes written and not yet taken by the kernel are not in `sent` yet: not exchanged until they are.
+    const unsent = [sa, sb].filter((s) => s.totals.pending > 0).map((s) => `${s.mode}: ${s.totals.pending} bytes written and not sent yet`);
+    if (problems.length === 0 && unsent.length === 0) return [sa, sb];
     const hard = problems.filter((p) => !/sent \d+, other end received \d+$/.test(p));
+    problems.push(...unsent);
     if (hard.length > 0 || Date.now() > deadline) {
       throw new Error(`${hard.length > 0 ? 'streams broken' : `not exchanged within ${timeoutMs} ms`}: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}`);
     }

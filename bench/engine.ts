@@ -17,6 +17,7 @@ import * as N from '../daemon/native';
 import * as E from '../daemon/engine';
 import { ProcessHandle, listTcpSockets } from '../daemon/acquire';
 import { SavedConnection, TcpState } from '../daemon/state';
+import { BenchSetupError, failBench, fdLimitError as commonFdLimitError, median, reexecWithFdLimit as reexecCommon, requireRoot, sleep, softFdLimit, withTimeout } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BASELINE_SRC = path.join(ROOT, 'bench', 'baseline.c');
@@ -33,53 +34,11 @@ const LOOP_ROUNDS = 5;
 const PEER_BATCH = 200;
 const FD_HEADROOM = 4 * Math.max(SINGLE_REPS, ...BATCH_SIZES) + 512;
 const REEXEC_ENV = 'SOCCRD_BENCH_FD_RAISED';
-const EAGAIN = os.constants.errno.EAGAIN;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const nowNs = (): bigint => process.hrtime.bigint();
 const usSince = (t0: bigint): number => Number(nowNs() - t0) / 1000;
-
-function median(values: number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
-// ---- file descriptor limit -----------------------------------------------------------------------
-
-function softFdLimit(): number {
-  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
-  if (!m) return 0;
-  return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
-}
-
-/** A failure of the environment, reported without a stack trace. */
-class BenchSetupError extends Error {}
-
-const FD_LIMIT_REFUSED = 97;
-const fdLimitError = (): BenchSetupError =>
-  new BenchSetupError(`the open-file limit (${softFdLimit()}) is below the ${FD_HEADROOM} this bench needs, and \`ulimit -n 65536\` was refused: raise it and run again`);
-
-/** Re-runs this script under `ulimit -n 65536` when the limit is too low; returns the exit code if it did. */
-function reexecWithFdLimit(): number | undefined {
-  if (softFdLimit() >= FD_HEADROOM || process.env[REEXEC_ENV]) return undefined;
-  const script = `ulimit -n 65536 2>/dev/null || exit ${FD_LIMIT_REFUSED}; exec "$@"`;
-  const r = spawnSync('bash', ['-c', script, 'bench-engine', process.execPath, __filename], {
-    stdio: 'inherit',
-    env: { ...process.env, [REEXEC_ENV]: '1' },
-  });
-  if (r.error) throw r.error;
-  if (r.status === FD_LIMIT_REFUSED) throw fdLimitError();
-  return r.status ?? 1;
-}
+const fdLimitError = (): BenchSetupError => commonFdLimitError(FD_HEADROOM);
+const reexecWithFdLimit = (): number | undefined => reexecCommon(__filename, FD_HEADROOM, REEXEC_ENV);
+const EAGAIN = os.constants.errno.EAGAIN;
 
 // ---- baseline ------------------------------------------------------------------------------------
 
@@ -550,7 +509,7 @@ function printTable(rows: Row[], loop: { soccrdNs: number; baselineNs: number; o
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new BenchSetupError('run as root: pidfd_getfd needs CAP_SYS_PTRACE and TCP_REPAIR needs CAP_NET_ADMIN');
+  requireRoot();
   if (softFdLimit() < FD_HEADROOM) throw fdLimitError();
   buildBaseline();
   const started = Date.now();
@@ -621,11 +580,7 @@ async function traceOne(): Promise<void> {
   if (m.verified !== m.checks) throw new Error('traced restore failed verification');
 }
 
-const fail = (err: unknown): void => {
-  const text = err instanceof BenchSetupError ? err.message : err instanceof Error ? err.stack ?? err.message : String(err);
-  process.stderr.write(`bench:engine failed: ${text}\n`);
-  process.exit(1);
-};
+const fail = (err: unknown): void => failBench('bench:engine', err);
 let reexecStatus: number | undefined;
 try {
   reexecStatus = process.argv.includes(TRACE_ARG) ? undefined : reexecWithFdLimit();

@@ -105,7 +105,7 @@ class PeerWatch {
 
 /** The longest stall between two reads that got bytes, over every connection of a fixture. */
 function longestGap(s: MultiStatus): number {
-  return Math.max(0, ...s.connections.map((c) => c.longestGapMs));
+  return Math.max(0, ...s.connections.map((c) => c.maxGapMs));
 }
 
 type Outcome = 'pass' | 'fail' | 'interrupted';

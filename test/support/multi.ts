@@ -115,8 +115,11 @@ export async function untilExchanged(a: MultiFixture, b: MultiFixture, timeoutMs
   for (;;) {
     const [sa, sb] = await Promise.all([a.status(), b.status()]);
     const problems = exchangeProblems(sa, sb);
-    if (problems.length === 0) return [sa, sb];
+    // Bytes written and not yet taken by the kernel are not in `sent` yet: not exchanged until they are.
+    const unsent = [sa, sb].filter((s) => s.totals.pending > 0).map((s) => `${s.mode}: ${s.totals.pending} bytes written and not sent yet`);
+    if (problems.length === 0 && unsent.length === 0) return [sa, sb];
     const hard = problems.filter((p) => !/sent \d+, other end received \d+$/.test(p));
+    problems.push(...unsent);
     if (hard.length > 0 || Date.now() > deadline) {
       throw new Error(`${hard.length > 0 ? 'streams broken' : `not exchanged within ${timeoutMs} ms`}: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}`);
     }
@@ -175,7 +178,7 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
     await this.waitEvent('connected', timeoutMs, ['error', 'handover-failed']);
   }
 
-  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'continue-from', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
+  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
   }
 
@@ -210,6 +213,11 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   /** Undoes quiesce (the connections stayed here after all). */
   resume(): Promise<MultiStatus> {
     return this.command('resume');
+  }
+
+  /** Starts a new window for each connection's maxGapMs (the longest pause between received bytes). */
+  resetGaps(): Promise<MultiStatus> {
+    return this.command('gaps');
   }
 }
 

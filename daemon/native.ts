@@ -186,6 +186,7 @@ const fns = {
   pidfd_getfd: spec('pidfd_getfd', [I32, I32, I32]),
   pidfd_send_signal: spec('pidfd_send_signal', [I32, I32, I64, I32]),
   getpid: spec('getpid', []),
+  pthread_sigmask: spec('pthread_sigmask', [I32, I64, I64]),
 };
 
 export function socket(domain: number, type: number, protocol: number): number {
@@ -513,6 +514,11 @@ export const SOCKADDR_STORAGE = 128;
 // ---- libnftables: nft's own library, in-process (no nft process per network-lock transaction) ----
 
 const NFT_LIB = 'libnftables';
+const SIG_SETMASK = 2;
+/** sigset_t (glibc: 1024 bits) with every signal, and room for the mask it replaces. */
+const allSignals = pinned(128);
+allSignals.buf.fill(0xff);
+const savedSignals = pinned(128);
 const AF_NETLINK = 16;
 const SOCK_RAW_NL = 3;
 const NETLINK_NETFILTER = 12;
@@ -563,10 +569,20 @@ export class NftContext {
     return new NftContext(ctx);
   }
 
-  /** Runs `script`; returns '' on success, else nft's error text. */
+  /**
+   * Runs `script`; returns '' on success, else nft's error text. Signals are blocked meanwhile:
+   * libnftables gives up on a netlink read that a signal interrupts (EINTR), and V8's profiler and
+   * child processes send them at any time; they are delivered once the transaction is done.
+   */
   run(script: string): string {
     if (this.ctx === undefined) throw new Error('nft context used after free');
-    const rc = nftCall('nft_run_cmd_from_buffer', I32, [DataType.External, DataType.String], [this.ctx, script]) as number;
+    let rc: number;
+    invoke(fns.pthread_sigmask, [SIG_SETMASK, allSignals.addr, savedSignals.addr]);
+    try {
+      rc = nftCall('nft_run_cmd_from_buffer', I32, [DataType.External, DataType.String], [this.ctx, script]) as number;
+    } finally {
+      invoke(fns.pthread_sigmask, [SIG_SETMASK, savedSignals.addr, 0]);
+    }
     nftCall('nft_ctx_get_output_buffer', DataType.String, [DataType.External], [this.ctx]);
     const err = nftCall('nft_ctx_get_error_buffer', DataType.String, [DataType.External], [this.ctx]) as string;
     if (rc === 0) return '';

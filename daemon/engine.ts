@@ -2,7 +2,7 @@
 // rebuild it from that saved state in a new socket, in the order the kernel accepts.
 import * as N from './native';
 import { SoccrError, kernelError } from './errors';
-import { inNetns } from './netns';
+import { NetnsHandle, inNetns } from './netns';
 import { TH_ACK, TH_FIN, buildSegment, wireFamily } from './packet';
 import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, encodeSockaddr, formatAddress, isMappedIPv4, parseIPv6 } from './sockaddr';
 import {
@@ -286,6 +286,8 @@ export function capture(sock: FrozenSocket, eagerLimit: number): Capture {
 export interface RestoreOptions {
   /** Network namespace to create the socket in: /proc/PID/ns/net, /run/netns/NAME. */
   netns?: string;
+  /** The same namespace held open (a caller restoring many sockets into it); wins over `netns`. */
+  netnsHandle?: NetnsHandle;
   /**
    * Set IP_TRANSPARENT/IPV6_TRANSPARENT (needs CAP_NET_ADMIN) so the connection can be rebuilt before its
    * local address has moved to this host.
@@ -485,14 +487,17 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
   let fd = -1;
   let rawFd = -1;
   try {
-    inNetns(opts.netns, () => {
+    // Only the sockets are made inside the namespace: they stay in it, whichever thread uses them.
+    const make = (): void => {
       fd = N.socket(domain, N.SOCK_STREAM | N.SOCK_CLOEXEC, N.IPPROTO_TCP);
       if (needRaw) {
         rawFd = N.socket(wireFamily(s.local) === 4 ? N.AF_INET : N.AF_INET6, N.SOCK_RAW | N.SOCK_CLOEXEC, N.IPPROTO_RAW);
       }
-    });
+    };
+    if (opts.netnsHandle) opts.netnsHandle.run(make);
+    else inNetns(opts.netns, make);
     N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
-    const defaults = defaultsFor(fd, opts.netns);
+    const defaults = defaultsFor(fd, opts.netnsHandle?.path ?? opts.netns);
     // Buffer sizes as saved, or larger where the queues need room; a size the user set goes back to
     // exactly its value once the bytes are in.
     const lock = s.options.bufLock;

@@ -1,7 +1,7 @@
 // Running a few synchronous kernel calls inside another network namespace. Namespaces belong to
 // threads: the calling (main) thread enters the target, does its work and always comes back. Only
 // synchronous code may run inside, so nothing else on this thread can observe the switch.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { CLONE_NEWNET, setns } from './native';
 import { SoccrError, kernelError } from './errors';
 
@@ -42,5 +42,41 @@ export function inNetns<T>(nsPath: string | undefined, fn: () => T): T {
     return inNetnsFd(target, fn, nsPath);
   } finally {
     closeSync(target);
+  }
+}
+
+/**
+ * A network namespace held open for a series of calls (the sockets of one restore): opened once, and
+ * not entered at all when it is the one this thread is in already.
+ */
+export class NetnsHandle {
+  private constructor(
+    private fd: number,
+    readonly path: string,
+    /** the namespace this thread runs in: nothing to enter */
+    readonly isHome: boolean,
+  ) {}
+
+  static open(nsPath: string): NetnsHandle {
+    let fd: number;
+    try {
+      fd = openSync(nsPath, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new SoccrError('INVALID_STATE', `network namespace ${nsPath}: ${code ?? String(err)}`, err);
+    }
+    const a = fstatSync(fd);
+    const b = fstatSync(home());
+    return new NetnsHandle(fd, nsPath, a.dev === b.dev && a.ino === b.ino);
+  }
+
+  run<T>(fn: () => T): T {
+    if (this.fd < 0) throw new Error(`network namespace ${this.path} used after close`);
+    return this.isHome ? fn() : inNetnsFd(this.fd, fn, this.path);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 }

@@ -12,8 +12,8 @@ import { Journal, crashPoint, netnsOfPath, netnsOfPid, processStartTime, reuseAd
 import type { LockTuple, NetworkLock } from './netlock';
 import { CallerGate, OPEN_POLICY, TargetPolicy, checkCheckpointTarget, checkRestoreTarget } from './policy';
 import { stateFromObject } from './wire';
-import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose, validateSaved } from './engine';
-import { inNetns } from './netns';
+import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose } from './engine';
+import { NetnsHandle, inNetns } from './netns';
 import { ErrorKind, SoccrError } from './errors';
 import type { Logger } from './log';
 import { SyscallError } from './native';
@@ -444,6 +444,7 @@ export class SocketRepairService {
     let session: Session | undefined;
     let leave = (): void => undefined;
     let caller = '';
+    let netns: NetnsHandle | undefined;
     try {
       ({ log, leave, caller } = this.admit(call, 'Restore', log));
       this.checkSessionQuota(caller);
@@ -457,6 +458,8 @@ export class SocketRepairService {
           options = checkRestoreOptions(frame.restoreOptions as RestoreOptionsMsg);
           checkRestoreTarget(this.o.policy ?? OPEN_POLICY, options.netns);
           netlock = this.lockingWanted(options.noNetworkLock);
+          // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
+          if (options.netns) netns = NetnsHandle.open(options.netns);
           continue;
         }
         const done = assembler.push(frame);
@@ -485,12 +488,11 @@ export class SocketRepairService {
           crashPoint('restore.after-lock');
         }
         if (done && session) {
-          // Verified (checksums included) before any socket exists; rebuilt in repair mode, not live.
-          validateSaved(done.state);
-          const r = restoreConnection(done.state, { netns: options.netns || undefined, transparent: options.transparent });
+          // Verified (checksums by the assembler, the state by restore) before its socket exists;
+          // rebuilt in repair mode, not live.
+          const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
           this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
           queuesRestored(done.state.inqLen, done.state.outqLen);
-          log.debug('connection rebuilt', { connection: done.id });
           if (session.held.length === 1) crashPoint('restore.after-first-socket');
         }
       }
@@ -515,6 +517,7 @@ export class SocketRepairService {
       callFinished('Restore', st.code, startedAt);
       callback(st, null);
     } finally {
+      netns?.close();
       leave();
     }
   }

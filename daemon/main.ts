@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import * as path from 'node:path';
 import { probeFeatures } from './features';
 import { createLogger, Logger } from './log';
-import { DEFAULT_LIMITS, loadPackageDefinition } from './protocol';
+import { DEFAULT_LIMITS, encodeFrame, loadPackageDefinition } from './protocol';
 import { SocketRepairService } from './service';
 import { SessionManager } from './sessions';
 import { CallerGate, OPEN_POLICY, TargetPolicy } from './policy';
@@ -310,7 +310,10 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   const pkg = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
-  server.addService(proto.soccr.v1.SocketRepair.service, service.handlers());
+  const definition = proto.soccr.v1.SocketRepair.service;
+  // The daemon's own frames have the proto's types already: encoded without proto-loader's fromObject.
+  definition.Checkpoint.responseSerialize = encodeFrame as (value: unknown) => Buffer;
+  server.addService(definition, service.handlers());
   const health = new HealthImplementation({ '': 'SERVING', 'soccr.v1.SocketRepair': 'SERVING' });
   health.addToServer(server);
   new ReflectionService(pkg).addToServer(server);

@@ -148,6 +148,15 @@ export function encodedFrameKind(b: Buffer): string {
   return (tag & 7) === 2 ? (KIND_BY_FIELD[tag >> 3] ?? '') : '';
 }
 
+/**
+ * Encodes a Frame the daemon built itself (sessionFrames: plain objects with the proto's types already),
+ * without the fromObject conversion proto-loader's serializer makes first.
+ */
+export function encodeFrame(f: FrameMsg): Buffer {
+  const u = FrameType.encode(f as unknown as protobuf.Message).finish();
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
 /** Decodes one encoded Frame into the plain object grpc-js hands over; throws if it does not decode. */
 export function decodeFrame(b: Buffer): FrameMsg {
   return FrameType.toObject(FrameType.decode(b), LOAD_OPTIONS) as FrameMsg;

@@ -7,6 +7,8 @@ import { SoccrError } from '../daemon/errors';
 import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
 import { STATE_PROTO_PATH, decodeState, encodeState } from '../daemon/wire';
 import { savedConnection } from './support/states';
+import { addressToMsg, encodeFrame, frameKind, loadPackageDefinition, sessionFrames } from '../daemon/protocol';
+import type { ServiceDefinition } from '@grpc/proto-loader';
 
 const MiB = 1024 * 1024;
 
@@ -338,5 +340,20 @@ describe('wire: saved state encoding', () => {
       ];
       for (const s of cases) assertInvalid(() => encodeState(s), /cannot encode/);
     });
+  });
+});
+
+describe('checkpoint frames: the daemon encodes them as proto-loader would', () => {
+  it('encodeFrame gives the same bytes as the generic serializer, for every kind of frame a session streams', () => {
+    const serialize = (loadPackageDefinition()['soccr.v1.SocketRepair'] as ServiceDefinition).Checkpoint.responseSerialize;
+    const v6 = savedConnection({ socketFamily: 'ipv6', local: { family: 'ipv6', ip: 'fd00::1', port: 443 }, remote: { family: 'ipv6', ip: 'fd00::2', port: 50000 }, window: undefined });
+    const conns = [withQueues(savedConnection(), 3 * MiB, 1500, 700), withQueues(v6, 0, 0), savedConnection({ state: TcpState.FIN_WAIT2 })].map((state, i) => ({ id: `7:${i}`, fd: 10 + i, state }));
+    const header = { sessionId: 'src-1', leaseExpiresUnixMs: 1_800_000_000_123, connectionCount: 3, pid: 7, hostname: 'a', createdUnixMs: 1_700_000_000_456, tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })) };
+    const kinds = new Set<string>();
+    for (const f of sessionFrames(header, conns)) {
+      kinds.add(frameKind(f));
+      assert.ok(encodeFrame(f).equals(serialize(f)), `${frameKind(f)} frame encodes differently`);
+    }
+    assert.deepEqual([...kinds].sort(), ['chunk', 'connection', 'end', 'session', 'streamEnd']);
   });
 });

@@ -388,9 +388,18 @@ export class SocketRepairService {
         tuples: summaries.map((c) => ({ local: addressToMsg(c.local), remote: addressToMsg(c.remote) })),
       };
       let frames = 0;
+      let lastFlush = performance.now();
       for (const frame of sessionFrames(header, conns)) {
         if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
-        if (!call.write(frame)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+        if (!call.write(frame)) {
+          await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+          lastFlush = performance.now();
+        } else if (frames === 0 || performance.now() - lastFlush > FLUSH_EVERY_MS) {
+          // Written frames leave only when the event loop runs: let them go now and then (the header
+          // at once), so that the destination locks and rebuilds while this side saves the rest.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastFlush = performance.now();
+        }
         if (frame.chunk) checkpointChunkSent(frame.chunk);
         if (frames++ === 0) crashPoint('checkpoint.mid-stream');
       }
@@ -522,6 +531,9 @@ export class SocketRepairService {
     }
   }
 }
+
+/** Longest a Checkpoint stream goes on saving sockets without letting its written frames leave, ms. */
+const FLUSH_EVERY_MS = 2;
 
 function summarize(id: string, fd: number, s: { local: ConnectionSummary['local']; remote: ConnectionSummary['remote']; state: TcpState; inqLen: number; outqLen: number }): ConnectionSummary {
   return { id, fd, local: s.local, remote: s.remote, state: s.state, recvQueueLen: s.inqLen, sendQueueLen: s.outqLen, delivered: false };

@@ -338,8 +338,8 @@ export class SocketRepairService {
       // socket procfs did not list (another namespace's) is saved now, for its addresses.
       let budget = this.o.eagerSessionBytes;
       const save = (i: number): LoadedConnection => {
-        // Small queues come with the state, within a budget for the whole session; the rest are read
-        // on their own, so memory never holds every queue of a large session.
+        // Small queues come with the state (within a budget for the session); larger ones are read
+        // on their own as their chunks are written. Either way one connection's queues at a time.
         const c = capture(frozen[i], Math.min(this.o.eagerQueueBytes, budget));
         if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
         return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };

@@ -549,15 +549,15 @@ function nftCall(funcName: string, retType: DataType, paramsType: DataType[], pa
 export class NftContext {
   private constructor(private ctx: unknown) {}
 
-  /**
-   * A context in the current network namespace, or undefined when libnftables is missing or netfilter
-   * netlink sockets cannot be opened (libnftables would exit the process on that).
-   */
   /** Whether libnftables loads here. */
   static available(): boolean {
     return nftLibrary();
   }
 
+  /**
+   * A context in the current network namespace, or undefined when libnftables is missing or netfilter
+   * netlink sockets cannot be opened (libnftables would exit the process on that).
+   */
   static create(): NftContext | undefined {
     if (!nftLibrary()) return undefined;
     const probe = invoke(fns.socket, [AF_NETLINK, SOCK_RAW_NL | SOCK_CLOEXEC, NETLINK_NETFILTER]);

@@ -377,14 +377,21 @@ export function buildProgram(): Command {
     .option('--fd <n>', 'fd to checkpoint (repeatable, or comma-separated)', collectFds)
     .option('--all', 'every connection the process holds', false)
     .option('--lease-ms <ms>', "how long the sockets stay frozen without release or resume (default: the daemon's)", parseUint('--lease-ms'))
+    .option('--stop-owner', 'stop the owner (SIGSTOP) while its connections are frozen; continued on resume, left stopped on release', false)
+    .option('--no-network-lock', 'do not lock the network around the connections (the caller keeps packets away from them)')
     .requiredOption('--out <file>', 'checkpoint file to write')
-    .action(async (opts: { pid: number; fd?: number[]; all: boolean; leaseMs?: number; out: string }, cmd: Command) => {
+    .action(async (opts: { pid: number; fd?: number[]; all: boolean; leaseMs?: number; stopOwner: boolean; networkLock: boolean; out: string }, cmd: Command) => {
       if (!opts.all && !opts.fd?.length) cmd.error('checkpoint needs --fd N or --all');
       if (opts.all && opts.fd?.length) cmd.error('--fd and --all exclude each other');
       await withClient(cmd, async (client, g) => {
         const bar = new TransferBar('checkpoint');
         try {
-          const r = await client.checkpointToFile(opts.pid, { fds: opts.fd, all: opts.all, leaseMs: opts.leaseMs }, opts.out, (p) => bar.update(p));
+          const r = await client.checkpointToFile(
+            opts.pid,
+            { fds: opts.fd, all: opts.all, leaseMs: opts.leaseMs, stopOwner: opts.stopOwner, noNetworkLock: !opts.networkLock },
+            opts.out,
+            (p) => bar.update(p),
+          );
           bar.stop();
           if (g.json) {
             printJson({ sessionId: r.header.sessionId, file: r.file, header: r.header, connections: r.connections, queueBytes: r.queueBytes, fileBytes: r.fileBytes });
@@ -410,7 +417,8 @@ export function buildProgram(): Command {
     .option('--hold', 'keep the rebuilt sockets in repair mode until `resume`', false)
     .option('--transparent', 'rebuild before the local address has moved here (IP_TRANSPARENT)', false)
     .option('--lease-ms <ms>', "how long a held session waits for resume (default: the daemon's)", parseUint('--lease-ms'))
-    .action(async (opts: { in: string; netns?: string; deliver?: string; hold: boolean; transparent: boolean; leaseMs?: number }, cmd: Command) => {
+    .option('--no-network-lock', 'do not lock the network around the rebuilt connections (the caller keeps packets away from them)')
+    .action(async (opts: { in: string; netns?: string; deliver?: string; hold: boolean; transparent: boolean; leaseMs?: number; networkLock: boolean }, cmd: Command) => {
       if (!opts.hold && !opts.deliver) cmd.error('restore needs --deliver unix:PATH to go live, or --hold to wait for `resume`');
       const netns = opts.netns === undefined ? undefined : parseNetns(opts.netns);
       await withClient(cmd, async (client, g) => {
@@ -418,7 +426,7 @@ export function buildProgram(): Command {
         try {
           const s = await client.restoreFromFile(
             opts.in,
-            { netns, deliverUnixPath: opts.deliver, goLive: !opts.hold, transparent: opts.transparent, leaseMs: opts.leaseMs },
+            { netns, deliverUnixPath: opts.deliver, goLive: !opts.hold, transparent: opts.transparent, leaseMs: opts.leaseMs, noNetworkLock: !opts.networkLock },
             (p) => bar.update(p),
           );
           bar.stop();

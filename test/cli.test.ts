@@ -12,7 +12,7 @@ import { SoccrClient, describeError, readCheckpointFile } from '../client';
 import { SessionHeaderMsg, frameKind, sessionFrames } from '../daemon/protocol';
 import { TcpState } from '../daemon/state';
 import { savedConnection } from './support/states';
-import { MiB, StandInDaemon, header, sha, withQueues, writeCheckpoint } from './support/standin';
+import { CheckpointRequestPlain, MiB, StandInDaemon, header, sha, withQueues, writeCheckpoint } from './support/standin';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
 
@@ -353,6 +353,20 @@ describe('soccrctl', function () {
       const missing = await run(['--daemon', fake.address, 'abort', 'nope']);
       assert.equal(missing.code, 1);
       assert.equal(missing.stderr, 'soccrctl: NOT_FOUND: no session nope\n');
+    });
+
+    it('checkpoint --stop-owner --no-network-lock and restore --no-network-lock pass the options on', async function () {
+      const out = path.join(dir, 'opts.soccr');
+      const c = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--fd', '3,5', '--stop-owner', '--no-network-lock', '--lease-ms', '9000', '--out', out]);
+      assert.equal(c.code, 0, c.stderr);
+      const lastCheckpoint = (): CheckpointRequestPlain | undefined => fake.calls.filter((x) => x.method === 'Checkpoint').pop()?.request as CheckpointRequestPlain | undefined;
+      assert.deepEqual(lastCheckpoint(), { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true } });
+      const plain = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--all', '--out', out]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.deepEqual(lastCheckpoint()?.options, { leaseMs: 0, noNetworkLock: false, stopOwner: false });
+      const r = await run(['--daemon', fake.address, 'restore', '--in', out, '--hold', '--no-network-lock']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fake.restored?.options.noNetworkLock, true);
     });
 
     it('restore without --hold goes live at once', async function () {

@@ -24,6 +24,7 @@ import {
   frameKind,
   loadPackageDefinition,
   tcpStateName,
+  unpackFrames,
 } from '../daemon/protocol';
 import type {
   AssemblyLimits,
@@ -398,10 +399,13 @@ export class SoccrClient {
     let ok = false;
     try {
       await out.write(fileHeader());
-      for await (const frame of call as AsyncIterable<FrameMsg>) {
-        const done = checker.push(frame);
-        if (done && !done.verified) throw new SoccrError('DATA_LOSS', `connection ${done.index} (${done.id}): queue checksum mismatch in the checkpoint stream`);
-        await out.write(encodeFrameDelimited(frame));
+      for await (const message of call as AsyncIterable<FrameMsg>) {
+        // The file holds frames one by one, whatever batches the daemon packed them in.
+        for (const frame of unpackFrames(message)) {
+          const done = checker.push(frame);
+          if (done && !done.verified) throw new SoccrError('DATA_LOSS', `connection ${done.index} (${done.id}): queue checksum mismatch in the checkpoint stream`);
+          await out.write(encodeFrameDelimited(frame));
+        }
         onProgress?.({ bytes: out.bytes, connections: checker.connections, totalConnections: checker.header?.connectionCount });
       }
       if (failure !== undefined) throw failure;
@@ -647,7 +651,7 @@ async function* readFileFrames(file: string): AsyncGenerator<{ frame: FrameMsg; 
       const { frames, used } = decodeFramesDelimited(rest);
       rest = rest.subarray(used);
       offset += used;
-      for (const frame of frames) yield { frame, offset };
+      for (const frame of frames) for (const f of unpackFrames(frame)) yield { frame: f, offset };
     }
     if (!sawHeader) checkFileHeader(rest);
     if (rest.length > 0) throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: file truncated (${rest.length} bytes of an incomplete frame at byte ${offset})`);

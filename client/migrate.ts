@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrError } from '../daemon/errors';
-import { decodeFrame, encodedFrameKind, frameKind } from '../daemon/protocol';
+import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../daemon/protocol';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
 import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName } from './client';
 import type { SessionInfoMsg } from './client';
@@ -535,7 +535,10 @@ class Migration {
   }
 
   /** Follows the frames as they pass (nothing of the queues is kept). */
-  /** observe() for an encoded frame: queue chunks are counted from the connection headers instead. */
+  /**
+   * observe() for an encoded message (a frame or a batch of frames): queue chunks are not decoded, the
+   * connection headers give the queue bytes instead.
+   */
   private observeEncoded(b: Buffer): void {
     if (encodedFrameKind(b) === 'chunk') return;
     let f: FrameMsg;
@@ -544,11 +547,19 @@ class Migration {
     } catch {
       return; // the destination refuses what does not decode, and says why
     }
-    if (frameKind(f) === 'connection') {
-      const st = (f.connection?.state ?? {}) as { inqLen?: number; outqLen?: number };
-      this.report.queueBytes += (st.inqLen ?? 0) + (st.outqLen ?? 0);
+    let frames: FrameMsg[];
+    try {
+      frames = unpackFrames(f);
+    } catch {
+      return; // the destination refuses a malformed batch, and says why
     }
-    this.observe(f);
+    for (const x of frames) {
+      if (frameKind(x) === 'connection') {
+        const st = (x.connection?.state ?? {}) as { inqLen?: number; outqLen?: number };
+        this.report.queueBytes += (st.inqLen ?? 0) + (st.outqLen ?? 0);
+      }
+      this.observe(x);
+    }
   }
 
   private observe(f: FrameMsg): void {

@@ -124,6 +124,7 @@ export interface FrameMsg {
   chunk?: QueueChunkMsg | null;
   end?: ConnectionEndMsg | null;
   streamEnd?: StreamEndMsg | null;
+  batch?: { frames: FrameMsg[] } | null;
   /** which member of the oneof is set (grpc-js with oneofs: true), or UNDECODABLE */
   kind?: string;
   /** kind UNDECODABLE: why the frame's bytes did not decode */
@@ -132,11 +133,11 @@ export interface FrameMsg {
 
 export function frameKind(f: FrameMsg): string {
   if (f.kind) return f.kind;
-  for (const k of ['restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd'] as const) if (f[k]) return k;
+  for (const k of ['restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd', 'batch'] as const) if (f[k]) return k;
   return '';
 }
 
-const KIND_BY_FIELD = ['', 'restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd'];
+const KIND_BY_FIELD = ['', 'restoreOptions', 'session', 'connection', 'chunk', 'end', 'streamEnd', 'batch'];
 
 /**
  * The kind of an encoded Frame, read from its first tag (the oneof member's field number) without
@@ -160,6 +161,55 @@ export function encodeFrame(f: FrameMsg): Buffer {
 /** Decodes one encoded Frame into the plain object grpc-js hands over; throws if it does not decode. */
 export function decodeFrame(b: Buffer): FrameMsg {
   return FrameType.toObject(FrameType.decode(b), LOAD_OPTIONS) as FrameMsg;
+}
+
+/**
+ * The frames one message carries, in order: a batch's, or the frame itself. A batch inside a batch,
+ * restore options inside a batch or an empty batch is a malformed stream.
+ */
+export function unpackFrames(f: FrameMsg): FrameMsg[] {
+  if (frameKind(f) !== 'batch') return [f];
+  const inner = f.batch?.frames ?? [];
+  if (inner.length === 0) throw new SoccrError('BAD_REQUEST', 'invalid checkpoint stream: an empty frame batch');
+  for (const x of inner) {
+    const k = frameKind(x);
+    if (k === 'batch' || k === 'restoreOptions' || k === '' || k === UNDECODABLE) throw new SoccrError('BAD_REQUEST', `invalid checkpoint stream: a frame batch holding ${k || 'an empty frame'}`);
+  }
+  return inner;
+}
+
+/** Frames per batch, and bytes: small enough that the destination starts on a batch within milliseconds. */
+const BATCH_FRAMES = 64;
+const BATCH_BYTES = 256 * 1024;
+/** A chunk this large goes in a message of its own. */
+const BATCH_CHUNK_BYTES = 16 * 1024;
+
+/**
+ * Packs consecutive small frames into batches (at most BATCH_FRAMES frames or BATCH_BYTES of queue
+ * bytes each); the session header and large chunks go alone, the header first so that a destination can
+ * lock every connection before the first is saved. Lazy: a frame is taken only when its batch is due.
+ */
+export function* batchFrames(frames: Iterable<FrameMsg>): Generator<FrameMsg> {
+  let batch: FrameMsg[] = [];
+  let bytes = 0;
+  const packed = (): FrameMsg => {
+    const out: FrameMsg = batch.length === 1 ? batch[0] : { batch: { frames: batch } };
+    batch = [];
+    bytes = 0;
+    return out;
+  };
+  for (const f of frames) {
+    const size = f.chunk ? f.chunk.data.length : 0;
+    if (f.session || size >= BATCH_CHUNK_BYTES) {
+      if (batch.length) yield packed();
+      yield f;
+      continue;
+    }
+    batch.push(f);
+    bytes += size;
+    if (batch.length >= BATCH_FRAMES || bytes >= BATCH_BYTES) yield packed();
+  }
+  if (batch.length) yield packed();
 }
 
 // ---- producing frames ---------------------------------------------------------------------------

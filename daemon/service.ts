@@ -43,6 +43,8 @@ import {
   addressToMsg,
   frameKind,
   sessionFrames,
+  batchFrames,
+  unpackFrames,
 } from './protocol';
 import { ConnectionSummary, Session, SessionManager } from './sessions';
 import { SUPPORTED_STATES, TcpState } from './state';
@@ -389,7 +391,7 @@ export class SocketRepairService {
       };
       let frames = 0;
       let lastFlush = performance.now();
-      for (const frame of sessionFrames(header, conns)) {
+      for (const frame of batchFrames(sessionFrames(header, conns))) {
         if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
         if (!call.write(frame)) {
           await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
@@ -400,7 +402,7 @@ export class SocketRepairService {
           await new Promise<void>((resolve) => setImmediate(resolve));
           lastFlush = performance.now();
         }
-        if (frame.chunk) checkpointChunkSent(frame.chunk);
+        for (const f of unpackFrames(frame)) if (f.chunk) checkpointChunkSent(f.chunk);
         if (frames++ === 0) crashPoint('checkpoint.mid-stream');
       }
       s.busy = false;
@@ -461,8 +463,8 @@ export class SocketRepairService {
       let options: RestoreOptionsMsg | undefined;
       let netlock: NetworkLock | undefined;
       for await (const raw of call) {
-        const frame = raw as FrameMsg;
         if (!options) {
+          const frame = raw as FrameMsg;
           if (frameKind(frame) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
           options = checkRestoreOptions(frame.restoreOptions as RestoreOptionsMsg);
           checkRestoreTarget(this.o.policy ?? OPEN_POLICY, options.netns);
@@ -471,38 +473,41 @@ export class SocketRepairService {
           if (options.netns) netns = NetnsHandle.open(options.netns);
           continue;
         }
-        const done = assembler.push(frame);
-        if (!session && assembler.header) {
-          const h = assembler.header;
-          session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
-          session.busy = true;
-          session.caller = caller;
-          log = log.child({ session: session.id, source: h.sessionId });
-          // Every connection is locked before the first socket exists (one transaction), when the
-          // header names them; a stream without tuples is locked connection by connection.
-          const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
-          if (netlock && tuples.length) {
-            // Journaled first: a restarted daemon removes what this run left in that namespace.
-            this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
-            session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+        // A batch is its frames, one by one.
+        for (const frame of unpackFrames(raw as FrameMsg)) {
+          const done = assembler.push(frame);
+          if (!session && assembler.header) {
+            const h = assembler.header;
+            session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
+            session.busy = true;
+            session.caller = caller;
+            log = log.child({ session: session.id, source: h.sessionId });
+            // Every connection is locked before the first socket exists (one transaction), when the
+            // header names them; a stream without tuples is locked connection by connection.
+            const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
+            if (netlock && tuples.length) {
+              // Journaled first: a restarted daemon removes what this run left in that namespace.
+              this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
+              session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+              crashPoint('restore.after-lock');
+            }
+          }
+          if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
+            const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+            const t = { local: st.local, remote: st.remote };
+            this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
+            const key = netlock.lock(options.netns || undefined, [t]);
+            session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
             crashPoint('restore.after-lock');
           }
-        }
-        if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
-          const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
-          const t = { local: st.local, remote: st.remote };
-          this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
-          const key = netlock.lock(options.netns || undefined, [t]);
-          session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
-          crashPoint('restore.after-lock');
-        }
-        if (done && session) {
-          // Verified (checksums by the assembler, the state by restore) before its socket exists;
-          // rebuilt in repair mode, not live.
-          const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
-          this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
-          queuesRestored(done.state.inqLen, done.state.outqLen);
-          if (session.held.length === 1) crashPoint('restore.after-first-socket');
+          if (done && session) {
+            // Verified (checksums by the assembler, the state by restore) before its socket exists;
+            // rebuilt in repair mode, not live.
+            const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
+            this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
+            queuesRestored(done.state.inqLen, done.state.outqLen);
+            if (session.held.length === 1) crashPoint('restore.after-first-socket');
+          }
         }
       }
       if (!options) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');

@@ -24,7 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { FrameMsg, RestoreOptions, SessionInfoMsg, SessionState, SoccrClient, isServiceError } from '../client/client';
 import { silentLogger } from '../daemon/log';
-import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, frameKind, loadPackageDefinition } from '../daemon/protocol';
+import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, frameKind, loadPackageDefinition, unpackFrames } from '../daemon/protocol';
 import { SocketRepairService } from '../daemon/service';
 import { SessionManager } from '../daemon/sessions';
 import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
@@ -973,7 +973,7 @@ describe('Restore fuzzing against a running soccrd', function () {
       await sleep(100);
       await p.owner.command('quiesce');
       const frames: FrameMsg[] = [];
-      for await (const f of client.checkpoint(p.owner.pid, { fds: [p.owner.connectedFd], leaseMs: 120_000 }) as AsyncIterable<FrameMsg>) frames.push(f);
+      for await (const f of client.checkpoint(p.owner.pid, { fds: [p.owner.connectedFd], leaseMs: 120_000 }) as AsyncIterable<FrameMsg>) frames.push(...unpackFrames(f));
       const header = frames[0].session as SessionHeaderMsg;
       assert.equal(frameKind(frames[frames.length - 1]), 'streamEnd', 'a complete checkpoint');
       assert.ok(frames.some((f) => (f.chunk?.data.length ?? 0) > 0), 'the checkpoint carries queue bytes');

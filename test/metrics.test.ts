@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient, isServiceError } from '../client/client';
 import { parseSettings } from '../daemon/main';
 import { listTcpSockets } from '../daemon/acquire';
-import { FrameMsg, QueueKind } from '../daemon/protocol';
+import { FrameMsg, QueueKind, unpackFrames } from '../daemon/protocol';
 import { TcpState } from '../daemon/state';
 import { DaemonProcess, cleanupDaemons } from './support/daemon';
 import { killAllEndpoints } from './support/endpoint';
@@ -102,10 +102,11 @@ async function checkpointFrames(client: SoccrClient, pid: number, fd: number): P
   let recv = 0;
   let send = 0;
   for await (const f of client.checkpoint(pid, { fds: [fd] })) {
-    const frame = f as FrameMsg;
-    frames.push(frame);
-    if (frame.chunk?.queue === QueueKind.RECV) recv += frame.chunk.data.length;
-    if (frame.chunk?.queue === QueueKind.SEND) send += frame.chunk.data.length;
+    for (const frame of unpackFrames(f as FrameMsg)) {
+      frames.push(frame);
+      if (frame.chunk?.queue === QueueKind.RECV) recv += frame.chunk.data.length;
+      if (frame.chunk?.queue === QueueKind.SEND) send += frame.chunk.data.length;
+    }
   }
   const sessionId = frames[0]?.session?.sessionId;
   assert.ok(sessionId, 'the stream starts with its session header');

@@ -7,7 +7,7 @@ import { SoccrError } from '../daemon/errors';
 import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
 import { STATE_PROTO_PATH, decodeState, encodeState } from '../daemon/wire';
 import { savedConnection } from './support/states';
-import { addressToMsg, encodeFrame, frameKind, loadPackageDefinition, sessionFrames } from '../daemon/protocol';
+import { FrameMsg, addressToMsg, batchFrames, encodeFrame, frameKind, loadPackageDefinition, sessionFrames, unpackFrames } from '../daemon/protocol';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 
 const MiB = 1024 * 1024;
@@ -350,10 +350,39 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
     const conns = [withQueues(savedConnection(), 3 * MiB, 1500, 700), withQueues(v6, 0, 0), savedConnection({ state: TcpState.FIN_WAIT2 })].map((state, i) => ({ id: `7:${i}`, fd: 10 + i, state }));
     const header = { sessionId: 'src-1', leaseExpiresUnixMs: 1_800_000_000_123, connectionCount: 3, pid: 7, hostname: 'a', createdUnixMs: 1_700_000_000_456, tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })) };
     const kinds = new Set<string>();
-    for (const f of sessionFrames(header, conns)) {
+    for (const f of [...sessionFrames(header, conns), ...batchFrames(sessionFrames(header, conns))]) {
       kinds.add(frameKind(f));
       assert.ok(encodeFrame(f).equals(serialize(f)), `${frameKind(f)} frame encodes differently`);
     }
-    assert.deepEqual([...kinds].sort(), ['chunk', 'connection', 'end', 'session', 'streamEnd']);
+    assert.deepEqual([...kinds].sort(), ['batch', 'chunk', 'connection', 'end', 'session', 'streamEnd']);
+  });
+
+  it('batches: the header alone and first, large chunks alone, the rest packed in order; unpacked they are the stream', () => {
+    const conns = Array.from({ length: 40 }, (_, i) => ({ id: `7:${i}`, fd: i, state: withQueues(savedConnection(), i === 5 ? 64 * 1024 : 100, 200) }));
+    const header = { sessionId: 'src-1', leaseExpiresUnixMs: 1, connectionCount: conns.length, pid: 7, hostname: 'a', createdUnixMs: 1, tuples: [] };
+    const plain = [...sessionFrames(header, conns)];
+    const packed = [...batchFrames(plain)];
+    assert.equal(frameKind(packed[0]), 'session', 'the header goes first, alone');
+    assert.ok(packed.some((f) => frameKind(f) === 'chunk' && (f.chunk?.data.length ?? 0) === 64 * 1024), 'a large chunk goes alone');
+    assert.ok(packed.length < plain.length / 10, `${packed.length} messages for ${plain.length} frames`);
+    for (const f of packed) if (f.batch) assert.ok(f.batch.frames.length <= 64);
+    assert.deepEqual(packed.flatMap(unpackFrames), plain);
+  });
+
+  it('a malformed batch is refused: nested, holding restore options, empty', () => {
+    const end = { end: { index: 0, recvSha256: Buffer.alloc(32), sendSha256: Buffer.alloc(32) } };
+    const cases: FrameMsg[] = [
+      { batch: { frames: [end, { batch: { frames: [end] } }] } },
+      { batch: { frames: [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0 } }] } },
+      { batch: { frames: [] } },
+      { batch: { frames: [end, {}] } },
+    ];
+    for (const f of cases) {
+      assert.throws(
+        () => unpackFrames(f),
+        (err: unknown) => err instanceof SoccrError && err.kind === 'BAD_REQUEST' && /frame batch/.test(err.message),
+      );
+    }
+    assert.deepEqual(unpackFrames(end), [end]);
   });
 });

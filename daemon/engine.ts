@@ -87,9 +87,10 @@ export function localAddress(fd: number): SocketAddress {
 }
 
 /** Repair mode on: the socket stops sending and its owner's reads and writes fail. */
-export function pause(fd: number): FrozenSocket {
+export function pause(fd: number, knownReuseAddr?: boolean): FrozenSocket {
   try {
-    const reuseAddr = N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.REUSEADDR) !== 0;
+    // The caller may have read SO_REUSEADDR already (the crash journal needs it): one call less in the freeze.
+    const reuseAddr = knownReuseAddr ?? N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.REUSEADDR) !== 0;
     N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
     return { fd, reuseAddr };
   } catch (err) {

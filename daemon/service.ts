@@ -308,6 +308,7 @@ export class SocketRepairService {
       // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
       // whose owner, which lock entries where.
       const journal = this.o.journal;
+      const reuse: Array<boolean | undefined> = [];
       if (journal) {
         journal.beginSource({
           id,
@@ -316,7 +317,7 @@ export class SocketRepairService {
           leaseMs,
           expires: Date.now() + leaseMs,
           stopOwner: req.options?.stopOwner === true,
-          conns: dups.map((d, i) => ({ fd: fds[i], inode: socketInode(d), reuseAddr: reuseAddrOf(d) })),
+          conns: dups.map((d, i) => ({ fd: fds[i], inode: socketInode(d), reuseAddr: (reuse[i] = reuseAddrOf(d)) })),
         });
         journaled = true;
         if (netlock) journal.locked(id, 'source', netlock.table, netnsOfPid(req.pid), tuples);
@@ -332,7 +333,7 @@ export class SocketRepairService {
       crashPoint('checkpoint.after-lock');
       const freezeStart = process.hrtime.bigint();
       const frozenAt = performance.now();
-      for (const dup of dups) frozen.push(pause(dup));
+      dups.forEach((dup, i) => frozen.push(pause(dup, reuse[i])));
       const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
       crashPoint('checkpoint.after-freeze');
       // Every socket is frozen, so its state no longer changes: each one is saved when its turn in the

@@ -241,8 +241,8 @@ function boundsSection(e: EngineResults | undefined, m: MigrationResults | undef
     );
   }
   out.push(
-    '- **One machine, two cores.** Here both daemons, the orchestrator relaying the stream and the client and server fixtures (hundreds of connections streaming every 5 ms) share two cores: under that contention a single FFI call measured about 15 µs inside the source daemon (against 5 µs in the quiet engine bench). Each daemon used about 0.8-0.9 s of CPU for 1000 connections (V8 profiles: `--profile DIR`).',
-    '- **Per connection besides the engine:** four frames (state, queue chunks, end with SHA-256 of each queue) encoded on A, relayed as they are by the orchestrator, decoded and verified on B; the hand-over of every descriptor to the new owner (SCM_RIGHTS, one message each, then the acknowledgement): the resume-destination phase.',
+    '- **One machine, two cores.** Here both daemons, the orchestrator relaying the stream and the client and server fixtures (hundreds of connections streaming every 5 ms) share two cores: under that contention a single FFI call measured about 15 µs inside the source daemon (against 5 µs in the quiet engine bench). In V8 profiles of a 1000-connection run (`--profile DIR`) the source spent about 0.6 s of CPU in its Checkpoint call and the destination 0.5 s in its Restore, two thirds of it in FFI calls.',
+    '- **Per connection besides the engine:** its frames (state, queue chunks, end with SHA-256 of each queue), packed 64 to a gRPC message, encoded on A, relayed still encoded by the orchestrator, decoded and verified on B; the hand-over of every descriptor to the new owner (SCM_RIGHTS, one message each, then the acknowledgement): the resume-destination phase.',
     '- **Per migration:** listing the owner\'s sockets in procfs and taking each with pidfd_getfd before the lock; journal writes (fsync) on both daemons; one network-lock transaction per side (in-process libnftables, about 1 ms for one connection and 11 ms for 1000); the hook.',
   );
   if (atGoal) {

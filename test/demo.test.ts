@@ -1,4 +1,4 @@
-// `npm run demo` (client/demo.ts) as a new user runs it, but with stdout a pipe: it must pass, say so
+// `npm run demo` (demo/demo.ts) as a new user runs it, but with stdout a pipe: it must pass, say so
 // with its freeze time, and leave nothing behind (namespaces, processes, temporary directories); Ctrl-C
 // in the middle, or a reader that goes away, must not keep it from cleaning up; without root it must
 // stop at once with a clear message.
@@ -7,7 +7,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const DEMO = join(__dirname, '..', 'client', 'demo.js');
+const DEMO = join(__dirname, '..', 'demo', 'demo.js');
 
 interface Run {
   child: ChildProcess;

@@ -1,6 +1,6 @@
 // Run by `npm test` before the suite: the tests need root, a few Debian packages and a kernel with TCP
 // repair mode. Missing packages are installed with apt-get; anything else stops the run at once with
-// a message naming what is missing. `npm run demo` (client/demo.ts) calls ensureTools for the two
+// a message naming what is missing. `npm run demo` (demo/demo.ts) calls ensureTools for the two
 // commands it needs.
 import { execFileSync, spawnSync } from 'node:child_process';
 

@@ -8,8 +8,9 @@
 // short stall. Then it streams on from B, kills the old owner in A, checks every byte both ways, and
 // removes everything it made, also on failure or Ctrl-C. Exit code 0 only when every check passed.
 //
-// The processes are the test suite's own (soccrd as test/support/daemon.ts starts it, the streaming
-// fixture test/fixtures/multi.ts), so the demo shows exactly what the tests exercise.
+// It is a lab program, not part of the client library: the processes are the test suite's own (soccrd
+// as test/support/daemon.ts starts it, the streaming fixture test/fixtures/multi.ts), so the demo shows
+// exactly what the tests exercise; the orchestration is the library's migrate().
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -20,12 +21,12 @@ import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespa
 import { MultiFixture, MultiStatus, Offsets, killAllMulti, untilExchanged } from '../test/support/multi';
 import { lockEntries } from '../test/support/netns';
 import { NEEDED, PreflightError, ensureTools, requireRoot } from '../test/support/preflight';
-import { Display, StreamSample } from './demo-display';
-import { formatBytes, formatMs } from './format';
-import { MigrateReport, migrate } from './migrate';
+import { Display, StreamSample } from './display';
+import { formatBytes, formatMs } from '../client/format';
+import { MigrateReport, migrate } from '../client/migrate';
 
 const ROOT = path.join(__dirname, '..', '..');
-const SOCCRCTL = path.join(__dirname, 'soccrctl.js');
+const SOCCRCTL = path.join(__dirname, '..', 'client', 'soccrctl.js');
 const PORT = 5000;
 /** Per connection and direction, every 10 ms fixture tick: 800 KiB/s each way. */
 const BYTES_PER_TICK = 8 * 1024;

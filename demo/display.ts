@@ -5,8 +5,8 @@
 import { styleText } from 'node:util';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
-import { formatBytes, formatMs, phaseLine } from './format';
-import type { PhaseEvent } from './migrate';
+import { formatBytes, formatMs, phaseLine } from '../client/format';
+import type { PhaseEvent } from '../client/migrate';
 
 /** What the peer received in one interval of about 100 ms. */
 export interface StreamSample {

@@ -24,7 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { FrameMsg, RestoreOptions, SessionInfoMsg, SessionState, SoccrClient, isServiceError } from '../client/client';
 import { silentLogger } from '../daemon/log';
-import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, frameKind, loadPackageDefinition, unpackFrames } from '../daemon/protocol';
+import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, batchFrames, frameKind, loadPackageDefinition, unpackFrames } from '../daemon/protocol';
 import { SocketRepairService } from '../daemon/service';
 import { SessionManager } from '../daemon/sessions';
 import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
@@ -1066,6 +1066,13 @@ describe('Restore fuzzing against a running soccrd', function () {
       yield { label: 'options last', options: {}, raw: true, frames: [good(true), ...b, good(true)] };
       yield { label: 'an empty frame first', options: {}, raw: true, frames: [{}, ...b] };
       yield { label: 'an empty options frame', options: {}, raw: true, frames: [{ restoreOptions: {} as never }, ...b] };
+      const packed = [...batchFrames(b)];
+      yield { label: 'a batch as the first frame', options: {}, raw: true, frames: packed };
+      yield { label: 'options inside a batch', options: {}, raw: true, frames: [good(true), { batch: { frames: [good(true), b[0]] } }, ...b.slice(1)] };
+      yield { label: 'a batch inside a batch', options: {}, raw: true, frames: [good(true), { batch: { frames: [{ batch: { frames: b.slice(0, 2) } }] } }, ...b.slice(2)] };
+      yield { label: 'an empty batch', options: {}, raw: true, frames: [good(true), b[0], { batch: { frames: [] } }, ...b.slice(1)] };
+      yield { label: 'the whole stream in one batch', options: {}, raw: true, frames: [good(true), { batch: { frames: b } }] };
+      yield { label: 'a stream packed in batches', options: {}, raw: true, frames: [good(true), ...packed] };
       for (let k = 0; k < 3; k++) {
         yield { label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${k > 0})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))) };
         yield { label: `a gRPC message of 9 MiB (lock ${k > 0})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))) };
@@ -1103,6 +1110,9 @@ describe('Restore fuzzing against a running soccrd', function () {
           items[i + 1] = item;
           labels.push(`frame ${i} sent as ${how} bytes`);
           yield { label: `#${n} ${base.name}: ${labels.join('; ')}`, options, raw: true, frames: items };
+        } else if (r.chance(0.2)) {
+          // As a daemon sends them: small frames packed into batches, mutated frames inside.
+          yield { label: `#${n} ${base.name}: ${labels.join('; ') || 'unchanged'}; packed in batches`, options, frames: [...batchFrames(frames)] };
         } else yield { label: `#${n} ${base.name}: ${labels.join('; ') || 'unchanged'}`, options, frames };
       }
     };

@@ -3,6 +3,7 @@
 import * as N from './native';
 import { SoccrError, kernelError } from './errors';
 import { NetnsHandle, inNetns } from './netns';
+import type { SocketDiag } from './sockdiag';
 import { TH_ACK, TH_FIN, buildSegment, wireFamily } from './packet';
 import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, encodeSockaddr, formatAddress, isMappedIPv4, parseIPv6 } from './sockaddr';
 import {
@@ -164,12 +165,16 @@ function readBufLock(fd: number): number {
   return n === 4 ? textBuf.buf.readInt32LE(0) & BUF_LOCK_BOTH : BUF_LOCK_BOTH;
 }
 
-function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: boolean): UserSocketOptions {
-  const tcpInt = (name: number): number => N.getsockoptInt(fd, N.SOL_TCP, name);
-  const sockInt = (name: number): number => N.getsockoptInt(fd, N.SOL_SOCKET, name);
+function readCongestion(fd: number): string {
   const clen = N.getsockoptBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, textBuf, 16);
   const raw = textBuf.buf.subarray(0, clen);
   const nul = raw.indexOf(0);
+  return raw.subarray(0, nul < 0 ? raw.length : nul).toString('latin1');
+}
+
+function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: boolean, diag?: SocketDiag): UserSocketOptions {
+  const tcpInt = (name: number): number => N.getsockoptInt(fd, N.SOL_TCP, name);
+  const sockInt = (name: number): number => N.getsockoptInt(fd, N.SOL_SOCKET, name);
   return {
     reuseAddr,
     noDelay: tcpInt(N.TCP.NODELAY) !== 0,
@@ -179,11 +184,11 @@ function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: b
     keepIntvl: tcpInt(N.TCP.KEEPINTVL),
     keepCnt: tcpInt(N.TCP.KEEPCNT),
     userTimeout: tcpInt(N.TCP.USER_TIMEOUT),
-    congestion: raw.subarray(0, nul < 0 ? raw.length : nul).toString('latin1'),
-    sndBuf: sockInt(N.SO.SNDBUF),
-    rcvBuf: sockInt(N.SO.RCVBUF),
-    tos: socketFamily === 'ipv4' ? N.getsockoptInt(fd, N.SOL_IP, N.IP_TOS) : N.getsockoptInt(fd, N.SOL_IPV6, N.IPV6_TCLASS),
-    mark: sockInt(N.SO.MARK),
+    congestion: diag?.congestion ?? readCongestion(fd),
+    sndBuf: diag?.sndBuf ?? sockInt(N.SO.SNDBUF),
+    rcvBuf: diag?.rcvBuf ?? sockInt(N.SO.RCVBUF),
+    tos: diag?.tos ?? (socketFamily === 'ipv4' ? N.getsockoptInt(fd, N.SOL_IP, N.IP_TOS) : N.getsockoptInt(fd, N.SOL_IPV6, N.IPV6_TCLASS)),
+    mark: diag?.mark ?? sockInt(N.SO.MARK),
     bufLock: readBufLock(fd),
   };
 }
@@ -209,18 +214,20 @@ export interface Capture {
  * Saves a paused socket, taking its queue bytes only if both together fit in `eagerLimit` bytes, so that
  * a caller streaming many connections never holds every queue in memory at once.
  */
-export function capture(sock: FrozenSocket, eagerLimit: number): Capture {
+export function capture(sock: FrozenSocket, eagerLimit: number, diag?: SocketDiag): Capture {
   const fd = sock.fd;
   try {
-    const head = readTcpInfoHead(fd);
+    // What socket diagnostics reported for this (frozen) socket spares the calls that read the same.
+    const head = diag ?? readTcpInfoHead(fd);
     if (!SUPPORTED_STATES.has(head.state)) {
       throw new SoccrError('UNSUPPORTED_STATE', `connection is in state ${stateName(head.state)}, which cannot be checkpointed`);
     }
     const state = head.state as TcpState;
     const m = bit(state);
-    let outqLen = N.ioctlInt(fd, N.SIOCOUTQ);
-    let unsentLen = N.ioctlInt(fd, N.SIOCOUTQNSD);
-    const inqLen = N.ioctlInt(fd, N.SIOCINQ);
+    let outqLen = diag ? diag.wqueue : N.ioctlInt(fd, N.SIOCOUTQ);
+    let unsentLen = diag ? diag.notsent : N.ioctlInt(fd, N.SIOCOUTQNSD);
+    // SIOCINQ leaves out the peer's FIN, which the diagnostics count in.
+    const inqLen = diag ? Math.max(0, diag.rqueue - (m & RECEIVED_FIN && diag.rqueue > 0 ? 1 : 0)) : N.ioctlInt(fd, N.SIOCINQ);
     if (state === TcpState.CLOSE) {
       // A closed connection keeps nothing the peer could still acknowledge.
       outqLen = 0;
@@ -246,8 +253,8 @@ export function capture(sock: FrozenSocket, eagerLimit: number): Capture {
     const outqSeq = queueSeq(fd, SEND_QUEUE);
     const sendQueue = eager ? peekSelected(fd, outqLen, 'send') : EMPTY;
     N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
-    const local = localAddress(fd);
-    const remote = peerAddress(fd, local.family);
+    const local = diag?.local ?? localAddress(fd);
+    const remote = diag?.remote ?? peerAddress(fd, local.family);
     const socketFamily = local.family;
     const saved: SavedConnection = {
       version: STATE_VERSION,
@@ -268,7 +275,7 @@ export function capture(sock: FrozenSocket, eagerLimit: number): Capture {
       window,
       recvQueue,
       sendQueue,
-      options: readUserOptions(fd, socketFamily, sock.reuseAddr),
+      options: readUserOptions(fd, socketFamily, sock.reuseAddr, diag),
     };
     return { state: saved, queuesPending: !eager };
   } catch (err) {

@@ -4,7 +4,9 @@
 import { strict as assert } from 'node:assert';
 import * as N from '../daemon/native';
 import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/acquire';
-import { FrozenSocket, RestoredSocket, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/engine';
+import { FrozenSocket, RestoredSocket, capture, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/engine';
+import { NetnsHandle } from '../daemon/netns';
+import { diagnose } from '../daemon/sockdiag';
 import { SoccrError } from '../daemon/errors';
 import { deliver } from '../daemon/delivery';
 import { SavedConnection, TcpState, stateName } from '../daemon/state';
@@ -13,13 +15,26 @@ import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from './support/netns'
 import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from './support/scenario';
 import type { EndpointStatus } from './fixtures/endpoint';
 
-/** Checkpoints the owner's connection through pidfd_getfd and leaves it frozen. */
+/**
+ * Checkpoints the owner's connection through pidfd_getfd and leaves it frozen. It is saved twice: call
+ * by call, and with what socket diagnostics report (as the daemon saves); both must agree.
+ */
 function checkpoint(owner: Endpoint): { frozen: FrozenSocket; saved: SavedConnection } {
   const h = ProcessHandle.open(owner.pid);
+  const ns = NetnsHandle.open(`/proc/${owner.pid}/ns/net`);
   try {
     const frozen = pause(h.takeTcpSocket(owner.connectedFd));
-    return { frozen, saved: save(frozen) };
+    const saved = save(frozen);
+    const [diag] = diagnose(ns, [{ local: saved.local, remote: saved.remote }]);
+    // A connection in CLOSE is no longer hashed: the kernel does not find it by its addresses.
+    assert.equal(diag === undefined, saved.state === TcpState.CLOSE, 'socket diagnostics found the connection');
+    if (diag) {
+      const viaDiag = capture(frozen, Infinity, diag).state;
+      assert.deepEqual({ ...viaDiag, timestamp: 0 }, { ...saved, timestamp: 0 }, 'saved with socket diagnostics');
+    }
+    return { frozen, saved };
   } finally {
+    ns.close();
     h.close();
   }
 }

@@ -16,6 +16,8 @@ import * as path from 'node:path';
 import * as N from '../daemon/native';
 import * as E from '../daemon/engine';
 import { ProcessHandle, listTcpSockets } from '../daemon/acquire';
+import { NetnsHandle } from '../daemon/netns';
+import { diagnose } from '../daemon/sockdiag';
 import { SavedConnection, TcpState } from '../daemon/state';
 import { BenchSetupError, failBench, fdLimitError as commonFdLimitError, median, reexecWithFdLimit as reexecCommon, requireRoot, sleep, softFdLimit, withTimeout } from './common';
 
@@ -226,7 +228,11 @@ function mark(id: number, on: boolean): void {
   if (on) N.tryGetsockoptBytes(MARKER_FD + id, N.SOL_SOCKET, N.SO.REUSEADDR, markerBuf, 4);
 }
 
-async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = false): Promise<Measured> {
+/**
+ * `diag`: the daemon's way in batch mode: every socket taken and frozen first, then one socket-diagnostics
+ * lookup for all of them (daemon/sockdiag.ts), then each saved with its answer (eleven calls fewer).
+ */
+async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = false, diag = false): Promise<Measured> {
   let owner: Owner | undefined;
   const peers: net.Socket[] = [];
   const dups: number[] = [];
@@ -258,6 +264,25 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
         }
         cpTimes.push(usSince(t0));
       }
+    } else if (diag) {
+      // The daemon lists the owner's sockets (procfs) before it freezes anything: not timed here either.
+      const listed = new Map(listTcpSockets(pid).map((e) => [e.fd, e]));
+      const ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
+      const t0 = nowNs();
+      const h = ProcessHandle.open(pid);
+      try {
+        for (const fd of fds) {
+          const dup = h.takeTcpSocket(fd);
+          dups.push(dup);
+          frozen.push(E.pause(dup));
+        }
+        const answers = diagnose(ns, fds.map((fd) => listed.get(fd)));
+        frozen.forEach((fz, i) => states.push(E.capture(fz, Infinity, answers[i]).state));
+      } finally {
+        h.close();
+        ns.close();
+      }
+      cpTimes.push(usSince(t0) / n);
     } else {
       const t0 = nowNs();
       const h = ProcessHandle.open(pid);
@@ -560,6 +585,16 @@ async function main(): Promise<void> {
     });
   }
 
+  // The daemon's checkpoint path (with socket diagnostics) at the largest batch size, soccrd only.
+  const nDiag = BATCH_SIZES[BATCH_SIZES.length - 1];
+  const ds: Measured[] = [];
+  for (let round = 0; round < BATCH_ROUNDS; round++) {
+    const d = await measureSoccrd('batch', nDiag, false, true);
+    if (d.expectedQueues !== nDiag || d.verified !== d.checks) throw new Error(`N=${nDiag} with socket diagnostics: ${nDiag - d.expectedQueues} states without the expected queues, ${d.checks - d.verified} restored connections failed verification`);
+    ds.push(d);
+  }
+  const diagCheckpoint = { n: nDiag, rounds: BATCH_ROUNDS, usPerConn: median(ds.map((d) => d.checkpointUs)), ffiCallsPerConn: median(ds.map((d) => d.checkpointFfi)) };
+
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -568,10 +603,12 @@ async function main(): Promise<void> {
     ffiCost: { calls: LOOP_CALLS, rounds: LOOP_ROUNDS, soccrdNsPerCall: soccrdNs, baselineNsPerCall: baselineNs, overheadUsPerCall: overheadUs },
     callSequence: sequence,
     rows,
+    diagCheckpoint,
     elapsedSeconds: (Date.now() - started) / 1000,
   };
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   printTable(rows, { soccrdNs, baselineNs, overheadUs }, sequence);
+  process.stdout.write(`checkpoint as the daemon does it (socket diagnostics), N=${nDiag}: ${diagCheckpoint.usPerConn.toFixed(1)} µs/conn, ${diagCheckpoint.ffiCallsPerConn.toFixed(1)} FFI calls/conn (median of ${BATCH_ROUNDS} runs)\n`);
 }
 
 /** Run under strace by checkCallSequence: one connection, with markers around each phase. */

@@ -175,6 +175,7 @@ function readCongestion(fd: number): string {
 function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: boolean, diag?: SocketDiag): UserSocketOptions {
   const tcpInt = (name: number): number => N.getsockoptInt(fd, N.SOL_TCP, name);
   const sockInt = (name: number): number => N.getsockoptInt(fd, N.SOL_SOCKET, name);
+  const congestion = diag?.congestion ?? readCongestion(fd);
   return {
     reuseAddr,
     noDelay: tcpInt(N.TCP.NODELAY) !== 0,
@@ -184,7 +185,7 @@ function readUserOptions(fd: number, socketFamily: 'ipv4' | 'ipv6', reuseAddr: b
     keepIntvl: tcpInt(N.TCP.KEEPINTVL),
     keepCnt: tcpInt(N.TCP.KEEPCNT),
     userTimeout: tcpInt(N.TCP.USER_TIMEOUT),
-    congestion: diag?.congestion ?? readCongestion(fd),
+    congestion,
     sndBuf: diag?.sndBuf ?? sockInt(N.SO.SNDBUF),
     rcvBuf: diag?.rcvBuf ?? sockInt(N.SO.RCVBUF),
     tos: diag?.tos ?? (socketFamily === 'ipv4' ? N.getsockoptInt(fd, N.SOL_IP, N.IP_TOS) : N.getsockoptInt(fd, N.SOL_IPV6, N.IPV6_TCLASS)),

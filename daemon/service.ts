@@ -14,6 +14,7 @@ import { CallerGate, OPEN_POLICY, TargetPolicy, checkCheckpointTarget, checkRest
 import { stateFromObject } from './wire';
 import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose } from './engine';
 import { NetnsHandle, inNetns } from './netns';
+import { SocketDiag, diagnose } from './sockdiag';
 import { ErrorKind, SoccrError } from './errors';
 import type { Logger } from './log';
 import { SyscallError } from './native';
@@ -271,6 +272,25 @@ export class SocketRepairService {
     return { fds, tuples, listed };
   }
 
+  /**
+   * Socket diagnostics for the frozen sockets procfs listed, looked up in the owner's namespace by their
+   * addresses: each answer is used only if it names the same socket (inode). Missing ones are read call
+   * by call.
+   */
+  private diagnoseFrozen(pid: number, fds: readonly number[], listed: Map<number, TcpSocketInfo>): Array<SocketDiag | undefined> {
+    const entries = fds.map((fd) => listed.get(fd));
+    let ns: NetnsHandle | undefined;
+    try {
+      ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
+      const found = diagnose(ns, entries);
+      return found.map((d, i) => (d && entries[i] && d.inode === entries[i]?.inode ? d : undefined));
+    } catch {
+      return [];
+    } finally {
+      ns?.close();
+    }
+  }
+
   private lockingWanted(optOut: boolean | undefined): NetworkLock | undefined {
     if (optOut) return undefined;
     if (!this.o.netlock) {
@@ -340,10 +360,11 @@ export class SocketRepairService {
       // stream comes, and the destination rebuilds one connection while this side saves the next. A
       // socket procfs did not list (another namespace's) is saved now, for its addresses.
       let budget = this.o.eagerSessionBytes;
+      const diags = this.diagnoseFrozen(req.pid, fds, listed);
       const save = (i: number): LoadedConnection => {
         // Small queues come with the state (within a budget for the session); larger ones are read
         // on their own as their chunks are written. Either way one connection's queues at a time.
-        const c = capture(frozen[i], Math.min(this.o.eagerQueueBytes, budget));
+        const c = capture(frozen[i], Math.min(this.o.eagerQueueBytes, budget), diags[i]);
         if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
         return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };
       };
@@ -380,7 +401,7 @@ export class SocketRepairService {
       else proc.close();
       proc = undefined;
       s.busy = true; // the lease is renewed while the stream is open
-      log.info('connections frozen', { session: s.id, connections: conns.length, freezeUs: Math.round(freezeUs) });
+      log.info('connections frozen', { session: s.id, connections: conns.length, diagnosed: diags.filter((d) => d !== undefined).length, freezeUs: Math.round(freezeUs) });
       const header = {
         sessionId: s.id,
         leaseExpiresUnixMs: s.leaseExpiresAt,

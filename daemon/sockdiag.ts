@@ -26,6 +26,8 @@ export interface SocketDiag {
   notsent: number;
   local: SocketAddress;
   remote: SocketAddress;
+  /** the socket's inode: which socket the kernel found */
+  inode: number;
   congestion?: string;
   /** IP_TOS (IPv4 sockets) or IPV6_TCLASS (IPv6 sockets) */
   tos?: number;
@@ -111,6 +113,7 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
     remote: address(b, family, m + 6, m + 24),
     rqueue: b.readUInt32LE(m + 56),
     wqueue: b.readUInt32LE(m + 60),
+    inode: b.readUInt32LE(m + 68),
   };
   let tos: number | undefined;
   let tclass: number | undefined;
@@ -145,10 +148,10 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
 
 /**
  * Looks up each connection in the network namespace `netns` (the daemon's own if undefined). Returns,
- * in the same order, what the kernel reports of it, or undefined where it found none. Never throws:
- * whatever fails is left to the slow path.
+ * in the same order, what the kernel reports of it, or undefined where it found none (or was given no
+ * tuple). Never throws: whatever fails is left to the slow path.
  */
-export function diagnose(netns: NetnsHandle | undefined, tuples: readonly DiagTuple[]): Array<SocketDiag | undefined> {
+export function diagnose(netns: NetnsHandle | undefined, tuples: ReadonlyArray<DiagTuple | undefined>): Array<SocketDiag | undefined> {
   const out: Array<SocketDiag | undefined> = new Array(tuples.length).fill(undefined);
   if (tuples.length === 0) return out;
   let fd = -1;
@@ -159,11 +162,11 @@ export function diagnose(netns: NetnsHandle | undefined, tuples: readonly DiagTu
     // Only tuples a connection can have (both ends of one family, IPv4-mapped both or neither).
     const wanted: number[] = [];
     tuples.forEach((t, i) => {
-      if (t.local.family === t.remote.family && isMappedIPv4(t.local) === isMappedIPv4(t.remote)) wanted.push(i);
+      if (t && t.local.family === t.remote.family && isMappedIPv4(t.local) === isMappedIPv4(t.remote)) wanted.push(i);
     });
     for (let start = 0; start < wanted.length; start += LOOKUPS_PER_SEND) {
       const batch = wanted.slice(start, start + LOOKUPS_PER_SEND);
-      batch.forEach((i, k) => writeRequest(reqBuf.buf, k * REQ_LEN, i + 1, tuples[i]));
+      batch.forEach((i, k) => writeRequest(reqBuf.buf, k * REQ_LEN, i + 1, tuples[i] as DiagTuple));
       N.send(fd, reqBuf, 0, batch.length * REQ_LEN, 0);
       // One answer per lookup: a socket, or an error (ENOENT: not found).
       let answered = 0;

@@ -264,26 +264,11 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
         }
         cpTimes.push(usSince(t0));
       }
-    } else if (diag) {
-      // The daemon lists the owner's sockets (procfs) before it freezes anything: not timed here either.
-      const listed = new Map(listTcpSockets(pid).map((e) => [e.fd, e]));
-      const ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
-      const t0 = nowNs();
-      const h = ProcessHandle.open(pid);
-      try {
-        for (const fd of fds) {
-          const dup = h.takeTcpSocket(fd);
-          dups.push(dup);
-          frozen.push(E.pause(dup));
-        }
-        const answers = diagnose(ns, fds.map((fd) => listed.get(fd)));
-        frozen.forEach((fz, i) => states.push(E.capture(fz, Infinity, answers[i]).state));
-      } finally {
-        h.close();
-        ns.close();
-      }
-      cpTimes.push(usSince(t0) / n);
     } else {
+      // With diag, the daemon's way: it lists the owner's sockets (procfs) before it freezes anything
+      // (not timed here either), freezes them all, then looks them all up at once.
+      const listed = diag ? new Map(listTcpSockets(pid).map((e) => [e.fd, e])) : undefined;
+      const ns = diag ? NetnsHandle.open(`/proc/${pid}/ns/net`) : undefined;
       const t0 = nowNs();
       const h = ProcessHandle.open(pid);
       try {
@@ -292,10 +277,15 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
           dups.push(dup);
           const fz = E.pause(dup);
           frozen.push(fz);
-          states.push(E.save(fz));
+          if (!listed) states.push(E.save(fz));
+        }
+        if (listed) {
+          const answers = diagnose(ns, fds.map((fd) => listed.get(fd)));
+          frozen.forEach((fz, i) => states.push(E.capture(fz, Infinity, answers[i]).state));
         }
       } finally {
         h.close();
+        ns?.close();
       }
       cpTimes.push(usSince(t0) / n);
     }

@@ -25,6 +25,7 @@ import {
   loadPackageDefinition,
   tcpStateName,
   unpackFrames,
+  warmFrameCodecs,
 } from '../daemon/protocol';
 import type {
   AssemblyLimits,
@@ -215,6 +216,15 @@ let packageDefinition: protoLoader.PackageDefinition | undefined;
 function serviceDefinition(): protoLoader.ServiceDefinition {
   packageDefinition ??= loadPackageDefinition();
   return packageDefinition[SERVICE] as protoLoader.ServiceDefinition;
+}
+
+let codecsWarm = false;
+/** Generates the frame codecs now (once per process) rather than during a first freeze (migrate). */
+export function warmCodecs(): void {
+  if (codecsWarm) return;
+  serviceDefinition();
+  warmFrameCodecs(packageDefinition);
+  codecsWarm = true;
 }
 
 type MethodName =

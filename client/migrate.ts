@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SoccrError } from '../daemon/errors';
 import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../daemon/protocol';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
-import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName } from './client';
+import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName, warmCodecs } from './client';
 import type { SessionInfoMsg } from './client';
 
 // ---- options, events, report --------------------------------------------------------------------
@@ -433,11 +433,12 @@ class Migration {
   }
 
   /**
-   * Both channels connected and a first call made on each before anything freezes: connection set-up
-   * and a first call's one-time costs (about 20 ms) are not freeze time, and an unreachable daemon
-   * fails the migration before it touches anything.
+   * Both channels connected, a first call made on each and the frame codecs generated before anything
+   * freezes: connection set-up and first-use costs (about 20 ms each) are not freeze time, and an
+   * unreachable daemon fails the migration before it touches anything.
    */
   private async reachBoth(): Promise<void> {
+    warmCodecs();
     const reach = (c: SoccrClient, side: string): Promise<unknown> =>
       c
         .connect()

@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import * as path from 'node:path';
 import { probeFeatures } from './features';
 import { createLogger, Logger } from './log';
-import { DEFAULT_LIMITS, encodeFrame, loadPackageDefinition } from './protocol';
+import { DEFAULT_LIMITS, encodeFrame, loadPackageDefinition, warmFrameCodecs } from './protocol';
 import { SocketRepairService } from './service';
 import { SessionManager } from './sessions';
 import { CallerGate, OPEN_POLICY, TargetPolicy } from './policy';
@@ -308,6 +308,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   recovery.apply(netlock, sessions);
   watchSessions(sessions);
   const pkg = loadPackageDefinition();
+  warmFrameCodecs(pkg);
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
   const definition = proto.soccr.v1.SocketRepair.service;

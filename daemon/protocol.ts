@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
 import { SoccrError } from './errors';
-import { SavedConnection, TcpState } from './state';
+import { STATE_VERSION, SavedConnection, TcpState } from './state';
 import { stateFromObject, stateToObject } from './wire';
 import type { SocketAddress } from './sockaddr';
 
@@ -210,6 +210,48 @@ export function* batchFrames(frames: Iterable<FrameMsg>): Generator<FrameMsg> {
     if (batch.length >= BATCH_FRAMES || bytes >= BATCH_BYTES) yield packed();
   }
   if (batch.length) yield packed();
+}
+
+/**
+ * Runs every frame type through encoding and decoding once. protobufjs generates each type's encoder
+ * and decoder on first use (milliseconds each): done at start, that cost stays out of the first freeze.
+ */
+export function warmFrameCodecs(pkg?: protoLoader.PackageDefinition): void {
+  const sample: SavedConnection = {
+    version: STATE_VERSION,
+    state: TcpState.ESTABLISHED,
+    socketFamily: 'ipv6',
+    local: { family: 'ipv6', ip: 'fd00::1', port: 1 },
+    remote: { family: 'ipv6', ip: 'fd00::2', port: 2 },
+    inqSeq: 1,
+    outqSeq: 1,
+    inqLen: 1,
+    outqLen: 1,
+    unsentLen: 0,
+    mssClamp: 1460,
+    tcpOptions: 7,
+    sndWscale: 7,
+    rcvWscale: 7,
+    timestamp: 1,
+    window: { sndWl1: 1, sndWnd: 1, maxWindow: 1, rcvWnd: 1, rcvWup: 1 },
+    recvQueue: Buffer.from([1]),
+    sendQueue: Buffer.from([2]),
+    options: { reuseAddr: false, noDelay: false, cork: false, keepAlive: false, keepIdle: 7200, keepIntvl: 75, keepCnt: 9, userTimeout: 0, congestion: 'cubic', sndBuf: 1, rcvBuf: 1, tos: 0, mark: 0, bufLock: 0 },
+  };
+  const header = { sessionId: 'warm', leaseExpiresUnixMs: 0, connectionCount: 1, pid: 1, hostname: '', createdUnixMs: 0, tuples: [{ local: addressToMsg(sample.local), remote: addressToMsg(sample.remote) }] };
+  const frames: FrameMsg[] = [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0 } }, ...batchFrames(sessionFrames(header, [{ id: 'w', fd: 0, state: sample }]))];
+  const methods = pkg ? (pkg['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition | undefined) : undefined;
+  for (const f of frames) {
+    const bytes = encodeFrame(f);
+    decodeFrame(bytes);
+    methods?.Restore.requestDeserialize(bytes);
+    methods?.Checkpoint.responseDeserialize(bytes);
+  }
+  for (const m of Object.values(methods ?? {})) {
+    // Every request and response type, from an empty message.
+    m.requestSerialize(m.requestDeserialize(Buffer.alloc(0)));
+    m.responseSerialize(m.responseDeserialize(Buffer.alloc(0)));
+  }
 }
 
 // ---- producing frames ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 // set through it applies to the target's socket too.
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import * as N from './native';
+import { NetnsHandle } from './netns';
+import { dumpTcpSockets } from './sockdiag';
 import { SoccrError, kernelError } from './errors';
 import { localAddress, peerAddress, readTcpInfoHead } from './engine';
 import { SocketAddress, formatIPv4, formatIPv6 } from './sockaddr';
@@ -67,7 +69,22 @@ function parseProcNet(text: string, family: 'ipv4' | 'ipv6'): ProcNetEntry[] {
   return out;
 }
 
+/** The TCP table of the process's namespace: a socket-diagnostics dump, or procfs where that fails. */
 function readProcNet(pid: number): ProcNetEntry[] {
+  let ns: NetnsHandle | undefined;
+  try {
+    ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
+    const dumped = dumpTcpSockets(ns);
+    if (dumped) return dumped;
+  } catch {
+    // no such process, or no way into its namespace: procfs says which
+  } finally {
+    ns?.close();
+  }
+  return readProcNetFiles(pid);
+}
+
+function readProcNetFiles(pid: number): ProcNetEntry[] {
   const read = (name: string): string => {
     try {
       return readFileSync(`/proc/${pid}/net/${name}`, 'latin1');

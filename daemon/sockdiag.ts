@@ -191,3 +191,80 @@ export function diagnose(netns: NetnsHandle | undefined, tuples: ReadonlyArray<D
     if (fd >= 0) N.closeQuietly(fd);
   }
 }
+
+/** A TCP socket of a namespace as a socket-diagnostics dump lists it (what /proc/net/tcp shows). */
+export interface DumpedSocket {
+  family: 'ipv4' | 'ipv6';
+  local: SocketAddress;
+  remote: SocketAddress;
+  state: number;
+  /** rx_queue and tx_queue of /proc/net/tcp */
+  recvQueue: number;
+  sendQueue: number;
+  inode: number;
+}
+
+const NLM_F_DUMP = 0x300;
+
+/**
+ * Every TCP socket of the namespace (the daemon's own if undefined), both families: the same table
+ * /proc/PID/net/tcp and tcp6 print, a few times faster (no text, no walk restarted per page).
+ * Undefined if the dump fails: the caller reads procfs then.
+ */
+export function dumpTcpSockets(netns: NetnsHandle | undefined): DumpedSocket[] | undefined {
+  let fd = -1;
+  try {
+    const open = (): number => N.socket(16 /* AF_NETLINK */, N.SOCK_RAW | N.SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    fd = netns ? netns.run(open) : open();
+    const out: DumpedSocket[] = [];
+    for (const family of [N.AF_INET, N.AF_INET6]) {
+      const b = reqBuf.buf;
+      b.fill(0, 0, REQ_LEN);
+      b.writeUInt32LE(REQ_LEN, 0);
+      b.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
+      b.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
+      b.writeUInt32LE(family, 8);
+      b[NLMSG_HDR] = family;
+      b[NLMSG_HDR + 1] = N.IPPROTO_TCP;
+      b.writeUInt32LE(0xffffffff, NLMSG_HDR + 4);
+      N.send(fd, reqBuf, 0, REQ_LEN, 0);
+      let done = false;
+      // Bounded: a dump of a million sockets is ~1500 reads of 64 KiB.
+      for (let reads = 0; !done && reads < 100_000; reads++) {
+        const n = N.recv(fd, respBuf, 0, respBuf.buf.length, 0);
+        if (n <= 0) return undefined;
+        for (let off = 0; off + NLMSG_HDR <= n; ) {
+          const r = respBuf.buf;
+          const len = r.readUInt32LE(off);
+          if (len < NLMSG_HDR || off + len > n) return undefined;
+          const type = r.readUInt16LE(off + 4);
+          if (type === NLMSG_DONE) {
+            done = true;
+            break;
+          }
+          if (type === NLMSG_ERROR) return undefined;
+          if (type === SOCK_DIAG_BY_FAMILY && len >= NLMSG_HDR + MSG_LEN) {
+            const m = off + NLMSG_HDR;
+            const fam = r[m];
+            out.push({
+              family: fam === N.AF_INET6 ? 'ipv6' : 'ipv4',
+              local: address(r, fam, m + 4, m + 8),
+              remote: address(r, fam, m + 6, m + 24),
+              state: r[m + 1],
+              recvQueue: r.readUInt32LE(m + 56),
+              sendQueue: r.readUInt32LE(m + 60),
+              inode: r.readUInt32LE(m + 68),
+            });
+          }
+          off += (len + 3) & ~3;
+        }
+      }
+      if (!done) return undefined;
+    }
+    return out;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd >= 0) N.closeQuietly(fd);
+  }
+}

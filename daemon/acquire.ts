@@ -1,7 +1,7 @@
 // Acquisition: finding a process's TCP sockets through procfs and taking one out of it with
 // pidfd_open + pidfd_getfd. The duplicate shares the target's open file description, so repair mode
 // set through it applies to the target's socket too.
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import * as N from './native';
 import { NetnsHandle } from './netns';
 import { dumpTcpSockets } from './sockdiag';
@@ -257,6 +257,24 @@ export class ProcessHandle {
       N.closeQuietly(dup);
       throw err instanceof SoccrError ? err : kernelError(`inspecting fd ${fd} of pid ${this.pid}`, err);
     }
+  }
+
+  /**
+   * takeTcpSocket for an fd the process's TCP table listed as a connection in a supported state: when
+   * the duplicate is that very socket (same inode) its kind and state are known, and two calls per
+   * socket are spared; otherwise (the fd changed since the listing) the full checks run.
+   */
+  takeListedTcpSocket(fd: number, inode: number): number {
+    const dup = this.dupFd(fd);
+    let same = false;
+    try {
+      same = fstatSync(dup).ino === inode;
+    } catch {
+      same = false;
+    }
+    if (same) return dup;
+    N.closeQuietly(dup);
+    return this.takeTcpSocket(fd);
   }
 
   /**

@@ -324,7 +324,11 @@ export class SocketRepairService {
       const { fds, tuples, listed } = this.chooseFds(req);
       // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
       proc = ProcessHandle.open(req.pid);
-      for (const fd of fds) dups.push(proc.takeTcpSocket(fd));
+      for (const fd of fds) {
+        const e = listed.get(fd);
+        const known = e !== undefined && SUPPORTED_STATES.has(e.state) && e.remote.port !== 0;
+        dups.push(known ? proc.takeListedTcpSocket(fd, e.inode) : proc.takeTcpSocket(fd));
+      }
       // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
       // whose owner, which lock entries where.
       const journal = this.o.journal;

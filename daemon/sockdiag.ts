@@ -6,7 +6,11 @@
 // microseconds through ffi-rs; this turns eleven of them per socket into a few per hundred sockets.
 //
 // A socket the kernel does not find by its tuple (a connection in CLOSE is no longer hashed) gets no
-// answer; its caller reads it the slow way.
+// answer; its caller reads it the slow way. A dump of a whole namespace's TCP table (dumpTcpSockets)
+// stands in for /proc/PID/net/tcp and tcp6, which the kernel renders as text a page at a time.
+//
+// Everything goes through daemon/native.ts; the netlink socket is made inside the target namespace
+// (NetnsHandle) and used from the daemon's own.
 import * as N from './native';
 import { NetnsHandle } from './netns';
 import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, isMappedIPv4, parseIPv4, parseIPv6 } from './sockaddr';

@@ -222,19 +222,15 @@ export class ProcessHandle {
 
   /**
    * Takes a duplicate of the process's fd after checking that it is a connected TCP socket in a state
-   * the engine supports. On refusal nothing of the target's socket has been changed.
+   * the engine supports. On refusal nothing of the target's socket has been changed. `listedInode`: the
+   * inode the process's TCP table gave a connection in a supported state on this fd; if the duplicate is
+   * that very socket, its kind and state are known and their checks (two calls) are skipped.
    */
-  takeTcpSocket(fd: number): number {
+  takeTcpSocket(fd: number, listedInode?: number): number {
     if (!Number.isInteger(fd) || fd < 0) throw new SoccrError('NO_SUCH_FD', `invalid fd ${fd}`);
-    let dup: number;
+    const dup = this.dupFd(fd);
     try {
-      dup = N.pidfdGetfd(this.pidfd, fd);
-    } catch (err) {
-      if (err instanceof N.SyscallError && err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fd}`, err);
-      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
-      throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fd})`, err);
-    }
-    try {
+      if (listedInode !== undefined && fstatSync(dup).ino === listedInode) return dup;
       let protocol: number;
       try {
         protocol = N.getsockoptInt(dup, N.SOL_SOCKET, N.SO.PROTOCOL);
@@ -257,24 +253,6 @@ export class ProcessHandle {
       N.closeQuietly(dup);
       throw err instanceof SoccrError ? err : kernelError(`inspecting fd ${fd} of pid ${this.pid}`, err);
     }
-  }
-
-  /**
-   * takeTcpSocket for an fd the process's TCP table listed as a connection in a supported state: when
-   * the duplicate is that very socket (same inode) its kind and state are known, and two calls per
-   * socket are spared; otherwise (the fd changed since the listing) the full checks run.
-   */
-  takeListedTcpSocket(fd: number, inode: number): number {
-    const dup = this.dupFd(fd);
-    let same = false;
-    try {
-      same = fstatSync(dup).ino === inode;
-    } catch {
-      same = false;
-    }
-    if (same) return dup;
-    N.closeQuietly(dup);
-    return this.takeTcpSocket(fd);
   }
 
   /**

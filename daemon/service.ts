@@ -327,7 +327,7 @@ export class SocketRepairService {
       for (const fd of fds) {
         const e = listed.get(fd);
         const known = e !== undefined && SUPPORTED_STATES.has(e.state) && e.remote.port !== 0;
-        dups.push(known ? proc.takeListedTcpSocket(fd, e.inode) : proc.takeTcpSocket(fd));
+        dups.push(proc.takeTcpSocket(fd, known ? e.inode : undefined));
       }
       // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
       // whose owner, which lock entries where.

@@ -43,6 +43,7 @@ export interface SocketDiag {
 const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
 const NLM_F_REQUEST = 0x1;
+const NLM_F_DUMP = 0x300;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLMSG_HDR = 16;
@@ -73,25 +74,56 @@ export interface DiagTuple {
   remote: SocketAddress;
 }
 
-function writeRequest(b: Buffer, off: number, seq: number, t: DiagTuple): void {
+/**
+ * One SOCK_DIAG_BY_FAMILY request for TCP at `off`: an exact lookup of `t` (with the extensions a
+ * checkpoint reads), or, without `t`, a dump of `family`.
+ */
+function writeRequest(b: Buffer, off: number, seq: number, family: number, t?: DiagTuple): void {
   b.fill(0, off, off + REQ_LEN);
   b.writeUInt32LE(REQ_LEN, off);
   b.writeUInt16LE(SOCK_DIAG_BY_FAMILY, off + 4);
-  b.writeUInt16LE(NLM_F_REQUEST, off + 6);
+  b.writeUInt16LE(t ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_DUMP, off + 6);
   b.writeUInt32LE(seq, off + 8);
   const r = off + NLMSG_HDR;
-  const v6 = t.local.family === 'ipv6';
-  b[r] = v6 ? N.AF_INET6 : N.AF_INET;
+  b[r] = family;
   b[r + 1] = N.IPPROTO_TCP;
-  b[r + 2] = EXTENSIONS;
   b.writeUInt32LE(0xffffffff, r + 4); // every state
+  if (!t) return;
+  b[r + 2] = EXTENSIONS;
   // inet_diag_sockid: ports and addresses in network order, no interface, no cookie
+  const v6 = family === N.AF_INET6;
   b.writeUInt16BE(t.local.port, r + 8);
   b.writeUInt16BE(t.remote.port, r + 10);
   (v6 ? parseIPv6(t.local.ip) : parseIPv4(t.local.ip)).copy(b, r + 12);
   (v6 ? parseIPv6(t.remote.ip) : parseIPv4(t.remote.ip)).copy(b, r + 28);
   b.writeUInt32LE(0xffffffff, r + 48);
   b.writeUInt32LE(0xffffffff, r + 52);
+}
+
+/** A NETLINK_SOCK_DIAG socket of the namespace (the daemon's own if undefined). */
+function openDiagSocket(netns: NetnsHandle | undefined): number {
+  const open = (): number => N.socket(16 /* AF_NETLINK */, N.SOCK_RAW | N.SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  return netns ? netns.run(open) : open();
+}
+
+/**
+ * Reads answers (at most `maxReads` recvs) and hands each message to `visit` (its type, sequence
+ * number, offset and length in respBuf) until `visit` returns true. False if the socket or a message
+ * failed first.
+ */
+function readUntil(fd: number, maxReads: number, visit: (type: number, seq: number, off: number, len: number) => boolean): boolean {
+  const b = respBuf.buf;
+  for (let reads = 0; reads < maxReads; reads++) {
+    const n = N.recv(fd, respBuf, 0, b.length, 0);
+    if (n <= 0) return false;
+    for (let off = 0; off + NLMSG_HDR <= n; ) {
+      const len = b.readUInt32LE(off);
+      if (len < NLMSG_HDR || off + len > n) return false;
+      if (visit(b.readUInt16LE(off + 4), b.readUInt32LE(off + 8), off, len)) return true;
+      off += (len + 3) & ~3;
+    }
+  }
+  return false;
 }
 
 /** An address of inet_diag_sockid, formatted as getsockname would give it. */
@@ -160,8 +192,7 @@ export function diagnose(netns: NetnsHandle | undefined, tuples: ReadonlyArray<D
   if (tuples.length === 0) return out;
   let fd = -1;
   try {
-    const open = (): number => N.socket(16 /* AF_NETLINK */, N.SOCK_RAW | N.SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    fd = netns ? netns.run(open) : open();
+    fd = openDiagSocket(netns);
     N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.RCVBUFFORCE, RCVBUF);
     // Only tuples a connection can have (both ends of one family, IPv4-mapped both or neither).
     const wanted: number[] = [];
@@ -170,23 +201,19 @@ export function diagnose(netns: NetnsHandle | undefined, tuples: ReadonlyArray<D
     });
     for (let start = 0; start < wanted.length; start += LOOKUPS_PER_SEND) {
       const batch = wanted.slice(start, start + LOOKUPS_PER_SEND);
-      batch.forEach((i, k) => writeRequest(reqBuf.buf, k * REQ_LEN, i + 1, tuples[i] as DiagTuple));
+      batch.forEach((i, k) => {
+        const t = tuples[i] as DiagTuple;
+        writeRequest(reqBuf.buf, k * REQ_LEN, i + 1, t.local.family === 'ipv6' ? N.AF_INET6 : N.AF_INET, t);
+      });
       N.send(fd, reqBuf, 0, batch.length * REQ_LEN, 0);
       // One answer per lookup: a socket, or an error (ENOENT: not found).
       let answered = 0;
-      for (let reads = 0; answered < batch.length && reads < 4 * LOOKUPS_PER_SEND; reads++) {
-        const n = N.recv(fd, respBuf, 0, respBuf.buf.length, 0);
-        if (n <= 0) return out;
-        for (let off = 0; off + NLMSG_HDR <= n; ) {
-          const len = respBuf.buf.readUInt32LE(off);
-          if (len < NLMSG_HDR || off + len > n) break;
-          const type = respBuf.buf.readUInt16LE(off + 4);
-          const seq = respBuf.buf.readUInt32LE(off + 8);
-          if (type === SOCK_DIAG_BY_FAMILY || type === NLMSG_ERROR || type === NLMSG_DONE) answered++;
-          if (type === SOCK_DIAG_BY_FAMILY && seq >= 1 && seq <= tuples.length) out[seq - 1] = parseAnswer(respBuf.buf, off, len);
-          off += (len + 3) & ~3;
-        }
-      }
+      const complete = readUntil(fd, 4 * LOOKUPS_PER_SEND, (type, seq, off, len) => {
+        if (type === SOCK_DIAG_BY_FAMILY || type === NLMSG_ERROR || type === NLMSG_DONE) answered++;
+        if (type === SOCK_DIAG_BY_FAMILY && seq >= 1 && seq <= tuples.length) out[seq - 1] = parseAnswer(respBuf.buf, off, len);
+        return answered >= batch.length;
+      });
+      if (!complete) return out;
     }
     return out;
   } catch {
@@ -208,7 +235,6 @@ export interface DumpedSocket {
   inode: number;
 }
 
-const NLM_F_DUMP = 0x300;
 
 /**
  * Every TCP socket of the namespace (the daemon's own if undefined), both families: the same table
@@ -218,52 +244,33 @@ const NLM_F_DUMP = 0x300;
 export function dumpTcpSockets(netns: NetnsHandle | undefined): DumpedSocket[] | undefined {
   let fd = -1;
   try {
-    const open = (): number => N.socket(16 /* AF_NETLINK */, N.SOCK_RAW | N.SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    fd = netns ? netns.run(open) : open();
+    fd = openDiagSocket(netns);
     const out: DumpedSocket[] = [];
     for (const family of [N.AF_INET, N.AF_INET6]) {
-      const b = reqBuf.buf;
-      b.fill(0, 0, REQ_LEN);
-      b.writeUInt32LE(REQ_LEN, 0);
-      b.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
-      b.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-      b.writeUInt32LE(family, 8);
-      b[NLMSG_HDR] = family;
-      b[NLMSG_HDR + 1] = N.IPPROTO_TCP;
-      b.writeUInt32LE(0xffffffff, NLMSG_HDR + 4);
+      writeRequest(reqBuf.buf, 0, family, family);
       N.send(fd, reqBuf, 0, REQ_LEN, 0);
-      let done = false;
+      let failed = false;
       // Bounded: a dump of a million sockets is ~1500 reads of 64 KiB.
-      for (let reads = 0; !done && reads < 100_000; reads++) {
-        const n = N.recv(fd, respBuf, 0, respBuf.buf.length, 0);
-        if (n <= 0) return undefined;
-        for (let off = 0; off + NLMSG_HDR <= n; ) {
+      const done = readUntil(fd, 100_000, (type, _seq, off, len) => {
+        if (type === NLMSG_DONE) return true;
+        if (type === NLMSG_ERROR) return (failed = true);
+        if (type === SOCK_DIAG_BY_FAMILY && len >= NLMSG_HDR + MSG_LEN) {
           const r = respBuf.buf;
-          const len = r.readUInt32LE(off);
-          if (len < NLMSG_HDR || off + len > n) return undefined;
-          const type = r.readUInt16LE(off + 4);
-          if (type === NLMSG_DONE) {
-            done = true;
-            break;
-          }
-          if (type === NLMSG_ERROR) return undefined;
-          if (type === SOCK_DIAG_BY_FAMILY && len >= NLMSG_HDR + MSG_LEN) {
-            const m = off + NLMSG_HDR;
-            const fam = r[m];
-            out.push({
-              family: fam === N.AF_INET6 ? 'ipv6' : 'ipv4',
-              local: address(r, fam, m + 4, m + 8),
-              remote: address(r, fam, m + 6, m + 24),
-              state: r[m + 1],
-              recvQueue: r.readUInt32LE(m + 56),
-              sendQueue: r.readUInt32LE(m + 60),
-              inode: r.readUInt32LE(m + 68),
-            });
-          }
-          off += (len + 3) & ~3;
+          const m = off + NLMSG_HDR;
+          const fam = r[m];
+          out.push({
+            family: fam === N.AF_INET6 ? 'ipv6' : 'ipv4',
+            local: address(r, fam, m + 4, m + 8),
+            remote: address(r, fam, m + 6, m + 24),
+            state: r[m + 1],
+            recvQueue: r.readUInt32LE(m + 56),
+            sendQueue: r.readUInt32LE(m + 60),
+            inode: r.readUInt32LE(m + 68),
+          });
         }
-      }
-      if (!done) return undefined;
+        return false;
+      });
+      if (!done || failed) return undefined;
     }
     return out;
   } catch {

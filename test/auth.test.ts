@@ -14,30 +14,10 @@ import { SoccrError } from '../daemon/errors';
 import type { AuthorizableCall } from '../daemon/service';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { Pki, tlsClient } from './support/pki';
-import type { CallOutcome } from './fixtures/auth-caller';
+import { callAsNobody, nobodyCaller } from './support/nobody-caller';
+import { NOBODY } from './support/other-user';
 
-const CALLER = join(__dirname, 'fixtures', 'auth-caller.js');
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
-const NOBODY = 65534;
-
-interface CallerResult {
-  uid?: number;
-  GetVersion: CallOutcome;
-  ListSockets: CallOutcome;
-}
-
-/** Runs the caller fixture as uid/gid 65534 (or under `wrapper`, e.g. setpriv) against `address`. */
-function callAsNobody(address: string, wrapper?: string[]): Promise<CallerResult> {
-  return new Promise((resolve, reject) => {
-    const [cmd, args, opts] = wrapper
-      ? [wrapper[0], [...wrapper.slice(1), process.execPath, CALLER, address], {}]
-      : [process.execPath, [CALLER, address], { uid: NOBODY, gid: NOBODY }];
-    execFile(cmd, args, { ...opts, cwd: '/', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`caller failed: ${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout) as CallerResult);
-    });
-  });
-}
 
 /** The code a call ends with: 'OK' or the status name. */
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; err?: grpc.ServiceError }> {
@@ -137,13 +117,14 @@ describe('who may call soccrd', function () {
       assert.match(d.output, /"caller":"uid=0 gid=0 pid=\d+"/, 'the log names the caller');
     });
 
-    it('--socket-group: mode 0660 and that group; a caller outside the allowlist gets PERMISSION_DENIED, root is allowed', async () => {
+    it('--socket-group: mode 0660 and that group; a caller outside the allowlist gets PERMISSION_DENIED, root is allowed', async function () {
+      const caller = nobodyCaller(this);
       const d = reachable(await DaemonProcess.start(['--socket-group', 'nogroup']));
       const st = statSync(d.socketPath);
       assert.equal((st.mode & 0o777).toString(8), '660');
       assert.equal(st.gid, NOBODY);
 
-      const r = await callAsNobody(d.address);
+      const r = await callAsNobody(caller, d.address);
       assert.equal(r.uid, NOBODY);
       for (const call of [r.GetVersion, r.ListSockets]) {
         assert.equal(call.code, 'PERMISSION_DENIED', JSON.stringify(call));
@@ -158,9 +139,10 @@ describe('who may call soccrd', function () {
       }
     });
 
-    it('--allow-uid 65534: that uid may call, and root still may', async () => {
+    it('--allow-uid 65534: that uid may call, and root still may', async function () {
+      const caller = nobodyCaller(this);
       const d = reachable(await DaemonProcess.start(['--socket-group', 'nogroup', '--allow-uid', String(NOBODY)]));
-      const r = await callAsNobody(d.address);
+      const r = await callAsNobody(caller, d.address);
       assert.equal(r.GetVersion.code, 'OK', JSON.stringify(r.GetVersion));
       assert.equal(r.ListSockets.code, 'OK', JSON.stringify(r.ListSockets));
       assert.match(d.output, /"caller":"uid=65534 gid=65534 pid=\d+"/);
@@ -173,27 +155,29 @@ describe('who may call soccrd', function () {
     });
 
     it("--allow-gid: the caller's primary group or a supplementary one (SO_PEERGROUPS) admits it", async function () {
+      const caller = nobodyCaller(this);
       const d = reachable(await DaemonProcess.start(['--socket-group', 'nogroup', '--allow-gid', '4242', '--allow-uid', '1234']));
-      const outside = await callAsNobody(d.address);
+      const outside = await callAsNobody(caller, d.address);
       assert.equal(outside.GetVersion.code, 'PERMISSION_DENIED', 'uid and gid 65534: neither allowed');
       if (spawnSync('setpriv', ['--version']).status !== 0) this.skip();
       // (the socket's group, nogroup, lets each of them connect)
-      const primary = await callAsNobody(d.address, ['setpriv', `--reuid=${NOBODY}`, '--regid=4242', `--groups=${NOBODY}`]);
+      const primary = await callAsNobody(caller, d.address, ['setpriv', `--reuid=${NOBODY}`, '--regid=4242', `--groups=${NOBODY}`]);
       assert.equal(primary.GetVersion.code, 'OK', `primary gid 4242: ${JSON.stringify(primary.GetVersion)}`);
-      const supplementary = await callAsNobody(d.address, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--groups=4242']);
+      const supplementary = await callAsNobody(caller, d.address, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--groups=4242']);
       assert.equal(supplementary.GetVersion.code, 'OK', `supplementary group 4242: ${JSON.stringify(supplementary.GetVersion)}`);
       // More groups than the daemon's first buffer holds (SO_PEERGROUPS answers ERANGE, then the rest).
       const many = [...Array.from({ length: 150 }, (_, i) => 5000 + i), 4242].join(',');
-      const last = await callAsNobody(d.address, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, `--groups=${many}`]);
+      const last = await callAsNobody(caller, d.address, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, `--groups=${many}`]);
       assert.equal(last.GetVersion.code, 'OK', `151 groups, 4242 the last: ${JSON.stringify(last.GetVersion)}`);
     });
 
-    it('the same settings from the --config file', async () => {
+    it('the same settings from the --config file', async function () {
+      const caller = nobodyCaller(this);
       const config = join(tmp, 'unix.json');
       writeFileSync(config, JSON.stringify({ socketGroup: 'nogroup', allowUids: [NOBODY] }));
       const d = reachable(await DaemonProcess.start(['--config', config]));
       assert.equal((statSync(d.socketPath).mode & 0o777).toString(8), '660');
-      assert.equal((await callAsNobody(d.address)).GetVersion.code, 'OK');
+      assert.equal((await callAsNobody(caller, d.address)).GetVersion.code, 'OK');
     });
   });
 

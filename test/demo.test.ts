@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { NOBODY, OtherUserCopy } from './support/other-user';
 
 const DEMO = join(__dirname, '..', 'demo', 'demo.js');
 
@@ -17,9 +18,12 @@ interface Run {
 
 const started: ChildProcess[] = [];
 
-/** Starts the demo in a session of its own (so that its descendants can be found by session id). */
-function startDemo(args: string[] = [], prefix: string[] = []): Run {
-  const argv = [...prefix, process.execPath, DEMO, ...args];
+/**
+ * Starts the demo (`demo`: its path, the checkout's by default) in a session of its own (so that its
+ * descendants can be found by session id).
+ */
+function startDemo(args: string[] = [], prefix: string[] = [], demo = DEMO): Run {
+  const argv = [...prefix, process.execPath, demo, ...args];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   started.push(child);
   let out = '';
@@ -140,8 +144,10 @@ describe('npm run demo', function () {
     assert.deepEqual(namespacesOf(pid), [], 'namespaces of the demo left behind');
   });
 
-  it('without root it stops at once and says why', async () => {
-    const r = startDemo([], ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups']);
+  it('without root it stops at once and says why', async function () {
+    // Run as uid 65534, which may not be able to enter this checkout: from a copy it can read.
+    const demo = OtherUserCopy.of(NOBODY, NOBODY).program(this, 'demo/demo.js');
+    const r = startDemo([], ['setpriv', '--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'], demo);
     const { code } = await exitWithin(r, 20_000);
     assert.equal(code, 1);
     assert.match(r.output(), /^demo: root is needed .*run as root\n$/);

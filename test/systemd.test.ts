@@ -5,7 +5,7 @@
 // passed as systemd passes them (LISTEN_FDS from fd 3), with the same peer-credential authorization
 // on a Unix socket, and an inherited TCP socket only under the rules of TCP listeners.
 import { strict as assert } from 'node:assert';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,11 +16,10 @@ import { SOCKADDR_IN_LEN, decodeSockaddr, encodeSockaddr } from '../daemon/socka
 import { Notifier, inheritedSockets } from '../daemon/systemd';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { Pki, tlsClient } from './support/pki';
-import type { CallOutcome } from './fixtures/auth-caller';
+import { callAsNobody, nobodyCaller } from './support/nobody-caller';
+import { NOBODY } from './support/other-user';
 
 const MAIN = join(__dirname, '..', 'daemon', 'main.js');
-const CALLER = join(__dirname, 'fixtures', 'auth-caller.js');
-const NOBODY = 65534;
 
 function run(cmd: string, args: string[]): { status: number | null; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
@@ -114,15 +113,6 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   } catch (err) {
     return isServiceError(err) ? grpc.status[err.code] : String(err);
   }
-}
-
-function callAsNobody(address: string): Promise<{ uid?: number; GetVersion: CallOutcome }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CALLER, address], { uid: NOBODY, gid: NOBODY, cwd: '/', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`caller failed: ${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout) as { uid?: number; GetVersion: CallOutcome });
-    });
-  });
 }
 
 describe('systemd service', function () {
@@ -256,7 +246,8 @@ describe('systemd service', function () {
   });
 
   describe('socket activation', () => {
-    it('serves gRPC on an inherited Unix socket, with the same peer-credential authorization, and leaves its file', async () => {
+    it('serves gRPC on an inherited Unix socket, with the same peer-credential authorization, and leaves its file', async function () {
+      const caller = nobodyCaller(this);
       const path = join(dir, 'activated.sock');
       const fd = listeningUnixSocket(path);
       openFds.push(fd);
@@ -275,7 +266,7 @@ describe('systemd service', function () {
         client.close();
       }
       assert.match(d.output, /"caller":"uid=0 gid=0 pid=\d+"/, 'root called over the inherited socket');
-      const nobody = await callAsNobody(`unix://${path}`);
+      const nobody = await callAsNobody(caller, `unix://${path}`);
       assert.equal(nobody.uid, NOBODY);
       assert.equal(nobody.GetVersion.code, 'PERMISSION_DENIED', JSON.stringify(nobody));
       assert.match(nobody.GetVersion.details ?? '', /uid 65534/);

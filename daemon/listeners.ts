@@ -4,11 +4,13 @@
 // a client certificate signed by the configured CA).
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { Server as NetServer, Socket, createServer } from 'node:net';
+import { dirname } from 'node:path';
 import { ConnectionRegistry, splitHostPort } from './auth';
 import type { Logger } from './log';
 import { PeerCredentials, peerCredentials } from './native';
+import { claimSocketPath, restrictSocketFile } from './socket-file';
 
 export interface Listener {
   /** the address as configured */
@@ -60,8 +62,9 @@ function unixServer(path: string, injector: grpc.ConnectionInjector, registry: C
 }
 
 /**
- * A Unix socket at `path` (absent: the caller removed any stale file), created 0600 and then given
- * `gid` and `mode`, so it is never reachable more widely than configured (see unixServer for who calls).
+ * A Unix socket at `path` (its directory created if missing), created 0600 and then given `gid` and
+ * `mode`, so it is never reachable more widely than configured (see unixServer for who calls). A socket
+ * file whose listener is gone is replaced; anything else at the path is an error (claimSocketPath).
  */
 export async function listenUnix(
   path: string,
@@ -70,6 +73,8 @@ export async function listenUnix(
   registry: ConnectionRegistry,
   log: Logger,
 ): Promise<Listener> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (await claimSocketPath(path)) log.info('removed a stale socket file', { path });
   const server = unixServer(path, injector, registry, log);
   // Created 0600 (node binds within listen()); the umask is the process's, so it is put back at once.
   const umask = process.umask(0o177);
@@ -81,8 +86,7 @@ export async function listenUnix(
   }
   await listening;
   try {
-    if (opts.gid !== undefined) chownSync(path, -1, opts.gid);
-    chmodSync(path, opts.mode);
+    restrictSocketFile(path, opts.mode, opts.gid);
   } catch (err) {
     server.close();
     throw err;

@@ -6,8 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { Command } from 'commander';
 import { HealthImplementation } from 'grpc-health-check';
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { probeFeatures } from './features';
 import { createLogger, Logger } from './log';
@@ -24,6 +23,7 @@ import { InheritedTcpAccess, Listener, hostPort, listenInheritedTcp, listenInher
 import { closeMetrics, listenMetrics, watchSessions } from './metrics';
 import { InheritedSocket, Notifier, inheritedSockets } from './systemd';
 import { runServiceCommand } from './install';
+import { removeSocketFile } from './socket-file';
 
 export interface DaemonSettings {
   /** unix:///path or host:port, as many as wanted */
@@ -248,23 +248,6 @@ function canonicalHostPort(addr: string): string {
   return hostPort(host, port);
 }
 
-/** grpc-js wants unix:///abs/path; a stale socket file from a dead daemon is removed first. */
-async function prepareUnixPath(p: string, log: Logger): Promise<void> {
-  mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
-  if (!existsSync(p)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = connect(p);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another daemon is listening on ${p}`);
-  log.info('removing stale socket file', { path: p });
-  unlinkSync(p);
-}
-
 export interface RunningDaemon {
   server: grpc.Server;
   /** where it listens (inherited sockets included) */
@@ -360,7 +343,6 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
       if (addr.startsWith('unix://')) {
         const p = addr.slice('unix://'.length);
         if (!path.isAbsolute(p)) throw new Error(`${addr}: a Unix socket path must be absolute (unix:///run/...)`);
-        await prepareUnixPath(p, log);
         listeners.push(await listenUnix(p, { mode: settings.socketMode, gid: socketGid }, inject(), registry, log));
         ownedPaths.push(p);
       } else if (addr.startsWith('unix:')) {
@@ -415,13 +397,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
       sessions.shutdown();
       netlock?.stop();
       journal.shutdown();
-      for (const p of ownedPaths) {
-        try {
-          unlinkSync(p);
-        } catch {
-          /* already gone */
-        }
-      }
+      for (const p of ownedPaths) removeSocketFile(p);
       log.info('stopped');
     })();
     return stopping;

@@ -18,6 +18,7 @@ import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { Pki, tlsClient } from './support/pki';
 import { callAsNobody, nobodyCaller } from './support/nobody-caller';
 import { NOBODY } from './support/other-user';
+import { unixSocketAt } from './support/unix-socket';
 
 const MAIN = join(__dirname, '..', 'daemon', 'main.js');
 
@@ -83,15 +84,6 @@ class NotifyReceiver {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** A listening Unix stream socket at `path` made with raw calls (no libuv handle: only the daemon accepts). */
-function listeningUnixSocket(path: string): number {
-  const fd = N.socket(N.AF_UNIX, N.SOCK_STREAM | N.SOCK_CLOEXEC, 0);
-  const { addr, len } = N.unixSockaddr(path);
-  N.bind(fd, addr, len);
-  N.listen(fd, 16);
-  return fd;
 }
 
 /** A listening TCP socket on 127.0.0.1 with a port the kernel picks. */
@@ -249,7 +241,7 @@ describe('systemd service', function () {
     it('serves gRPC on an inherited Unix socket, with the same peer-credential authorization, and leaves its file', async function () {
       const caller = nobodyCaller(this);
       const path = join(dir, 'activated.sock');
-      const fd = listeningUnixSocket(path);
+      const fd = unixSocketAt(path, 16); // only the daemon accepts on it
       openFds.push(fd);
       chmodSync(dir, 0o711);
       chmodSync(path, 0o666); // anyone may connect: the daemon decides by SO_PEERCRED

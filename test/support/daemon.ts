@@ -72,7 +72,7 @@ export class DaemonProcess {
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (this.proc.exitCode !== null) throw new Error(`soccrd exited at start: ${this.output}`);
+      if (this.proc.exitCode !== null) throw new Error(`soccrd exited at start (code ${this.proc.exitCode}): ${this.output}`);
       if (await this.healthy()) return;
       if (Date.now() > deadline) throw new Error(`soccrd not serving within 15 s: ${this.output}`);
       await new Promise((r) => setTimeout(r, 100));

@@ -8,11 +8,12 @@
 // SCM_RIGHTS on a stream socket); the connection is accepted paused so that Node never reads from it,
 // and is polled with MSG_DONTWAIT on a short timer, so the event loop is never blocked.
 import { EventEmitter } from 'node:events';
-import { Stats, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { DeliveryMeta } from '../daemon/delivery';
 import * as N from '../daemon/native';
+import { claimSocketPath, restrictSocketFile } from '../daemon/socket-file';
 import type { SocketAddress } from '../daemon/sockaddr';
 
 /** What soccrd tells about each delivered connection (the sender's DeliveryMeta). */
@@ -346,7 +347,7 @@ export class SocketReceiver extends EventEmitter {
     const len = Buffer.byteLength(path);
     if (len === 0 || len > MAX_UNIX_PATH) throw new RangeError(`a Unix socket path must be 1 to ${MAX_UNIX_PATH} bytes: ${path}`);
     const r = new SocketReceiver(path, opts.timeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS);
-    await removeStale(path);
+    await claimSocketPath(path);
     await new Promise<void>((resolve, reject) => {
       r.server.once('error', reject);
       r.server.listen(path, () => {
@@ -356,7 +357,7 @@ export class SocketReceiver extends EventEmitter {
     });
     r.server.on('error', (err) => r.emit('error', err));
     try {
-      await fsp.chmod(path, opts.mode ?? 0o600);
+      restrictSocketFile(path, opts.mode ?? 0o600);
       r.inode = (await fsp.lstat(path)).ino;
     } catch (err) {
       await r.close();
@@ -401,30 +402,6 @@ export class SocketReceiver extends EventEmitter {
     })();
     return this.closing;
   }
-}
-
-/** Removes a socket file nobody listens on; refuses a live one or anything that is not a socket. */
-async function removeStale(path: string): Promise<void> {
-  let st: Stats;
-  try {
-    st = await fsp.lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (alive) throw Object.assign(new Error(`another process listens on ${path}`), { code: 'EADDRINUSE' });
-  await fsp.unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
 }
 
 /**

@@ -55,15 +55,19 @@ function probeListener(path: string): Promise<'listening' | 'backlog full' | 'no
 /**
  * Makes `path` free for a listener to bind: nothing is there, or a socket file whose listener is gone,
  * which is removed (resolves true then). Anything else is an error naming the path: a live listener
- * (also one whose backlog is full), or a regular file, FIFO, symbolic link, directory or device.
+ * (also one whose backlog is full; code EADDRINUSE), or a regular file, FIFO, symbolic link, directory
+ * or device (code EEXIST).
  */
 export async function claimSocketPath(path: string): Promise<boolean> {
   const before = lstatOrUndefined(path);
   if (!before) return false;
-  if (!before.isSocket()) throw new Error(`${path} is ${fileKind(before)}, not a socket: remove it or listen elsewhere`);
+  if (!before.isSocket()) throw Object.assign(new Error(`${path} is ${fileKind(before)}, not a socket: remove it or listen elsewhere`), { code: 'EEXIST' });
   const how = await probeListener(path);
   if (how === 'gone') return false;
-  if (how !== 'refused') throw new Error(`another process is listening on ${path} (${how === 'listening' ? 'it accepted a connection' : how === 'backlog full' ? 'its backlog is full' : `no answer within ${PROBE_TIMEOUT_MS} ms`})`);
+  if (how !== 'refused') {
+    const why = how === 'listening' ? 'it accepted a connection' : how === 'backlog full' ? 'its backlog is full' : `no answer within ${PROBE_TIMEOUT_MS} ms`;
+    throw Object.assign(new Error(`another process is listening on ${path} (${why})`), { code: 'EADDRINUSE' });
+  }
   // Only the very file found stale: not one that replaced it meanwhile.
   const now = lstatOrUndefined(path);
   if (!now) return false;

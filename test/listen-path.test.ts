@@ -1,14 +1,18 @@
-// What a real soccrd does with the file it finds at a `--listen unix:///PATH` before it binds there
-// (issue 9): a socket file whose listener is gone is replaced; anything else stays untouched and the
-// daemon refuses to start, naming the path: a regular file, a FIFO, a symbolic link, a directory, and a
-// live listener, also one whose backlog is full (connect answers EAGAIN, not ECONNREFUSED).
+// What a listener does with the file it finds at its Unix socket path (issue 9). A real soccrd started
+// with `--listen unix:///PATH`: a socket file whose listener is gone is replaced; anything else stays
+// untouched and the daemon refuses to start, naming the path: a regular file, a FIFO, a symbolic link,
+// a directory, and a live listener, also one whose backlog is full (connect answers EAGAIN, not
+// ECONNREFUSED). The hand-over receiver (client/receiver.ts) follows the same rules, and neither
+// changes a socket file's mode or group through a symbolic link.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { Stats, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Stats, chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SoccrClient } from '../client/client';
+import { SocketReceiver } from '../client/receiver';
+import { restrictSocketFile } from '../daemon/socket-file';
 import * as N from '../daemon/native';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { unixSocketAt } from './support/unix-socket';
@@ -135,5 +139,55 @@ describe('the listen path at start', function () {
     } finally {
       client.close();
     }
+  });
+
+  it('the hand-over receiver: a live listener with a full backlog is refused (EADDRINUSE) and its file stays; a stale socket is replaced', async () => {
+    const busy = join(dir, 'busy.sock');
+    fds.push(unixSocketAt(busy, 0));
+    await fillBacklog(busy, sockets);
+    const before = fingerprint(busy);
+    await assert.rejects(SocketReceiver.listen(busy), (err: NodeJS.ErrnoException) => {
+      assert.equal(err.code, 'EADDRINUSE');
+      assert.ok(err.message.includes(busy), err.message);
+      return true;
+    });
+    assert.deepEqual(fingerprint(busy), before);
+
+    const stale = join(dir, 'stale.sock');
+    N.close(unixSocketAt(stale));
+    const r = await SocketReceiver.listen(stale);
+    try {
+      assert.ok(lstatSync(stale).isSocket());
+      assert.equal((lstatSync(stale).mode & 0o777).toString(8), '600');
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('the hand-over receiver: a symbolic link at its path is refused (EEXIST), and the link and its target stay', async () => {
+    const target = join(dir, 'precious');
+    writeFileSync(target, 'keep me\n', { mode: 0o600 });
+    const path = join(dir, 'handover.sock');
+    symlinkSync(target, path);
+    const [link, file] = [fingerprint(path), fingerprint(target)];
+    await assert.rejects(SocketReceiver.listen(path), (err: NodeJS.ErrnoException) => {
+      assert.equal(err.code, 'EEXIST');
+      assert.match(err.message, /is a symbolic link, not a socket/);
+      return true;
+    });
+    assert.deepEqual(fingerprint(path), link);
+    assert.deepEqual(fingerprint(target), file);
+  });
+
+  it("setting a socket file's mode and group never follows a symbolic link", () => {
+    const target = join(dir, 'precious');
+    writeFileSync(target, 'keep me\n');
+    chmodSync(target, 0o600);
+    const path = join(dir, 'soccrd.sock');
+    symlinkSync(target, path);
+    assert.throws(() => restrictSocketFile(path, 0o666, 65534), new RegExp(`${path} is a symbolic link now, not the socket just bound there`));
+    const st = lstatSync(target);
+    assert.equal((st.mode & 0o777).toString(8), '600');
+    assert.equal(st.gid, 0);
   });
 });

@@ -4,8 +4,11 @@
 // entries, and a table of the lock's name that soccrd did not make is refused and left as it is.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrClient } from '../client/client';
+import { JOURNAL_FILE } from '../daemon/journal';
 import { NetworkLock, LockTuple } from '../daemon/netlock';
 import { silentLogger } from '../daemon/log';
 import { listTcpSockets } from '../daemon/acquire';
@@ -208,6 +211,32 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     await verifyStreams(p.peer, p.owner, ESTABLISHED);
     await q.owner.command('read', { on: true });
     await verifyStreams(q.peer, q.owner, ESTABLISHED);
+  });
+
+  it("a daemon restarted on a journal that names another daemon's table leaves that table and its entries alone", async () => {
+    const p = await connectPair('ipv4', 1);
+    const host = p.topo.hosts[0];
+    const a = await DaemonProcess.start({ netns: host, defaultLockTable: true });
+    const ca = clientOf(a);
+    const held = await ca.checkpointToFile(p.owner.pid, { all: true, leaseMs: 60_000 }, socketPath('a'));
+    assert.equal(lockEntries(host, a.lockTable), 1, 'the first daemon locked its connection');
+    // The other daemon's journal says it locked in this namespace, in the first one's table (as it would
+    // after an earlier run with that --lock-table): recovery must find that table not its own.
+    const b = await DaemonProcess.start({ netns: host, defaultLockTable: true });
+    assert.equal(await b.stop(), 0);
+    const [dev, ino] = run('stat', ['-L', '-c', '%d %i', p.topo.nsPath(host)]).trim().split(' ').map(Number);
+    const tuple = listTcpSockets(p.owner.pid).find((s) => s.fd === p.owner.connectedFd);
+    assert.ok(tuple);
+    const record = { v: 1, t: 'lock', id: 'an-earlier-run', kind: 'restore', table: a.lockTable, ns: { dev, ino, path: '' }, tuples: [{ local: tuple.local, remote: tuple.remote }] };
+    writeFileSync(join(b.stateDir, JOURNAL_FILE), `${JSON.stringify(record)}\n`);
+    await b.restart();
+    assert.match(b.output, new RegExp(`the nftables table inet ${a.lockTable} is another soccrd's`));
+    assert.equal(lockEntries(host, a.lockTable), 1, "the restarted daemon removed the first one's entries");
+
+    await ca.resume(held.header.sessionId);
+    assert.equal(lockEntries(host, a.lockTable), 0, 'the first daemon unlocked its connection');
+    await p.owner.command('read', { on: true });
+    await verifyStreams(p.peer, p.owner, ESTABLISHED);
   });
 
   it("a table of its name that is not soccrd's: the daemon refuses to start, says why, and leaves the table as it was", async () => {

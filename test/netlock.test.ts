@@ -17,7 +17,7 @@ import { TcpState } from '../daemon/state';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { Endpoint, killAllEndpoints } from './support/endpoint';
 import { leftoverNamespaces, lockEntries, run } from './support/netns';
-import { Expect, KiB, addPair, connectPair, destroyTopologies, sleep, socketPath, verifyStreams } from './support/scenario';
+import { Expect, KiB, Pair, addPair, connectPair, destroyTopologies, sleep, socketPath, verifyStreams } from './support/scenario';
 
 const TABLE = `soccrt${process.pid}`;
 /** the instance the test's tables belong to */
@@ -183,13 +183,27 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     assert.deepEqual(leftoverNamespaces(), [], 'network namespaces left behind');
   });
 
+  /** A daemon in the pair's host namespace, named after its instance, holding the pair's connection frozen and locked. */
+  async function holder(p: Pair): Promise<{ d: DaemonProcess; resume(): Promise<void> }> {
+    const host = p.topo.hosts[0];
+    const d = await DaemonProcess.start({ netns: host, defaultLockTable: true });
+    const client = clientOf(d);
+    const held = await client.checkpointToFile(p.owner.pid, { all: true, leaseMs: 60_000 }, socketPath('held'));
+    assert.equal(lockEntries(host, d.lockTable), 1, 'the first daemon locked its connection');
+    /** The holder resumes: its entries go, and the connection carries exact bytes both ways again. */
+    const resume = async (): Promise<void> => {
+      await client.resume(held.header.sessionId);
+      assert.equal(lockEntries(host, d.lockTable), 0, 'the first daemon unlocked its connection');
+      await p.owner.command('read', { on: true });
+      await verifyStreams(p.peer, p.owner, ESTABLISHED);
+    };
+    return { d, resume };
+  }
+
   it('two daemons in one namespace, each on its own --state-dir: the second starts, checkpoints and stops, and the first keeps its entries until it unlocks them', async () => {
     const p = await connectPair('ipv4', 1);
     const host = p.topo.hosts[0];
-    const a = await DaemonProcess.start({ netns: host, defaultLockTable: true });
-    const ca = clientOf(a);
-    const held = await ca.checkpointToFile(p.owner.pid, { all: true, leaseMs: 60_000 }, socketPath('a'));
-    assert.equal(lockEntries(host, a.lockTable), 1, 'the first daemon locked its connection');
+    const { d: a, resume } = await holder(p);
 
     const q = await addPair(p.topo, 'ipv4', 5002);
     const b = await DaemonProcess.start({ netns: host, defaultLockTable: true });
@@ -205,10 +219,7 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     assert.equal(lockEntries(host, a.lockTable), 1, "the second daemon's exit left the first one's entries");
     assert.equal(repairMode(p.owner), 1, 'the first connection is still frozen');
 
-    await ca.resume(held.header.sessionId);
-    assert.equal(lockEntries(host, a.lockTable), 0, 'the first daemon unlocked its connection');
-    await p.owner.command('read', { on: true });
-    await verifyStreams(p.peer, p.owner, ESTABLISHED);
+    await resume();
     await q.owner.command('read', { on: true });
     await verifyStreams(q.peer, q.owner, ESTABLISHED);
   });
@@ -216,10 +227,7 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
   it("a daemon restarted on a journal that names another daemon's table leaves that table and its entries alone", async () => {
     const p = await connectPair('ipv4', 1);
     const host = p.topo.hosts[0];
-    const a = await DaemonProcess.start({ netns: host, defaultLockTable: true });
-    const ca = clientOf(a);
-    const held = await ca.checkpointToFile(p.owner.pid, { all: true, leaseMs: 60_000 }, socketPath('a'));
-    assert.equal(lockEntries(host, a.lockTable), 1, 'the first daemon locked its connection');
+    const { d: a, resume } = await holder(p);
     // The other daemon's journal says it locked in this namespace, in the first one's table (as it would
     // after an earlier run with that --lock-table): recovery must find that table not its own.
     const b = await DaemonProcess.start({ netns: host, defaultLockTable: true });
@@ -232,11 +240,7 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     await b.restart();
     assert.match(b.output, new RegExp(`the nftables table inet ${a.lockTable} is another soccrd's`));
     assert.equal(lockEntries(host, a.lockTable), 1, "the restarted daemon removed the first one's entries");
-
-    await ca.resume(held.header.sessionId);
-    assert.equal(lockEntries(host, a.lockTable), 0, 'the first daemon unlocked its connection');
-    await p.owner.command('read', { on: true });
-    await verifyStreams(p.peer, p.owner, ESTABLISHED);
+    await resume();
   });
 
   it("a table of its name that is not soccrd's: the daemon refuses to start, says why, and leaves the table as it was", async () => {

@@ -238,8 +238,8 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     const record = { v: 1, t: 'lock', id: 'an-earlier-run', kind: 'restore', table: a.lockTable, ns: { dev, ino, path: '' }, tuples: [{ local: tuple.local, remote: tuple.remote }] };
     writeFileSync(join(b.stateDir, JOURNAL_FILE), `${JSON.stringify(record)}\n`);
     await b.restart();
-    assert.match(b.output, new RegExp(`the nftables table inet ${a.lockTable} is another soccrd's`));
     assert.equal(lockEntries(host, a.lockTable), 1, "the restarted daemon removed the first one's entries");
+    assert.match(b.output, new RegExp(`the nftables table inet ${a.lockTable} is another soccrd's`));
     await resume();
   });
 

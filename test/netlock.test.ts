@@ -271,25 +271,41 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     assert.match(listTable(host, a.lockTable), /comment "soccrd instance/, "the first daemon's table is still there");
   });
 
-  it("locking in a namespace where a table of its name is not soccrd's: FAILED_PRECONDITION, nothing frozen, the table as it was", async () => {
-    const p = await connectPair('ipv4', 2);
-    const [h0, h1] = p.topo.hosts;
-    const d = await DaemonProcess.start({ netns: h1, defaultLockTable: true });
-    foreign.push({ ns: h0, table: d.lockTable });
-    const before = foreignTable(h0, d.lockTable);
-    const err = await clientOf(d)
-      .checkpointToFile(p.owner.pid, { all: true, stopOwner: true }, socketPath('ck'))
-      .then(
+  it("locking in a namespace where a table of its name is not soccrd's: Checkpoint and Restore fail with FAILED_PRECONDITION, nothing frozen or rebuilt, the table as it was", async () => {
+    const p = await connectPair('ipv4', 3);
+    const [h0, h1, h2] = p.topo.hosts;
+    const d = await DaemonProcess.start({ netns: h2, defaultLockTable: true });
+    const client = clientOf(d);
+    const expectTaken = async (call: Promise<unknown>, where: string): Promise<void> => {
+      const err = await call.then(
         () => undefined,
         (e: unknown) => e as grpc.ServiceError,
       );
-    assert.ok(err, 'the checkpoint went through');
-    assert.equal(grpc.status[err.code], 'FAILED_PRECONDITION', err.details);
-    assert.equal(String(err.metadata.get('soccr-kind')[0]), 'LOCK_TABLE_TAKEN');
-    assert.match(err.details, new RegExp(`the nftables table inet ${d.lockTable} in /proc/${p.owner.pid}/ns/net is not soccrd's`));
+      assert.ok(err, `the call went through (${where})`);
+      assert.equal(grpc.status[err.code], 'FAILED_PRECONDITION', err.details);
+      assert.equal(String(err.metadata.get('soccr-kind')[0]), 'LOCK_TABLE_TAKEN');
+      assert.match(err.details, new RegExp(`the nftables table inet ${d.lockTable} in ${where} is not soccrd's`));
+    };
+
+    // Checkpoint: the owner's namespace holds another program's table of the lock's name.
+    foreign.push({ ns: h0, table: d.lockTable });
+    const before = foreignTable(h0, d.lockTable);
+    await expectTaken(client.checkpointToFile(p.owner.pid, { all: true, stopOwner: true }, socketPath('ck')), `/proc/${p.owner.pid}/ns/net`);
     assert.equal(listTable(h0, d.lockTable), before, 'the foreign table was changed');
     assert.equal(repairMode(p.owner), 0, 'the connection was left frozen');
     assert.doesNotMatch(run('ps', ['-o', 'stat=', '-p', String(p.owner.pid)]), /T/, 'the owner was left stopped');
+
+    // Restore: the target namespace holds one.
+    spawnNft(h0, ['delete', 'table', 'inet', d.lockTable]);
+    const file = socketPath('ck');
+    const ck = await client.checkpointToFile(p.owner.pid, { all: true }, file);
+    foreign.push({ ns: h1, table: d.lockTable });
+    const beforeTarget = foreignTable(h1, d.lockTable);
+    await expectTaken(client.restoreFromFile(file, { netns: p.topo.nsPath(h1), goLive: false }), p.topo.nsPath(h1));
+    assert.equal(listTable(h1, d.lockTable), beforeTarget, 'the foreign table in the target was changed');
+    assert.deepEqual(run('ip', ['netns', 'exec', h1, 'ss', '-tanH']).split('\n').filter((l) => l.trim()), [], 'a socket was rebuilt');
+
+    await client.resume(ck.header.sessionId);
     await p.owner.command('read', { on: true });
     await verifyStreams(p.peer, p.owner, ESTABLISHED);
   });

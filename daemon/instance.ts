@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
-export const INSTANCE_FILE = 'instance-id';
+const INSTANCE_FILE = 'instance-id';
 
 export interface DaemonInstance {
   /** 12 hex digits */
@@ -28,7 +28,10 @@ export function readInstanceId(stateDir: string): string | undefined {
   return id;
 }
 
-/** The instance whose state is in `stateDir`: its id is made (written whole, then renamed) the first time. */
+/**
+ * The instance whose state is in `stateDir`: its id is made (written whole, then renamed) the first
+ * time. The directory itself is not synced: a power cut that loses the id also took the tables.
+ */
 export function instanceOf(stateDir: string): DaemonInstance {
   const existing = readInstanceId(stateDir);
   if (existing) return { id: existing, stateDir };

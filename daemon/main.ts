@@ -14,7 +14,8 @@ import { DEFAULT_LIMITS, encodeFrame, loadPackageDefinition, warmFrameCodecs } f
 import { SocketRepairService } from './service';
 import { SessionManager } from './sessions';
 import { CallerGate, OPEN_POLICY, TargetPolicy } from './policy';
-import { NetworkLock } from './netlock';
+import { instanceOf } from './instance';
+import { NetworkLock, lockTableOf } from './netlock';
 import { SOCCR_MARK } from './engine';
 import { Journal } from './journal';
 import { planRecovery } from './recovery';
@@ -49,8 +50,11 @@ export interface DaemonSettings {
   allowIdentities: string[];
   /** allow TCP listeners without TLS, on loopback addresses only */
   insecure: boolean;
-  /** nftables table of the network lock (one per daemon and namespace) */
-  lockTable: string;
+  /**
+   * nftables table of the network lock, in every namespace the daemon locks in; by default
+   * `soccrd_<instance id>` (instance.ts), so that every daemon has its own
+   */
+  lockTable?: string;
   /** how long a released source keeps its network lock, ms */
   lockGraceMs: number;
   /** which processes may be checkpointed and which namespaces restored into (empty lists: any) */
@@ -75,7 +79,6 @@ export const DEFAULTS: DaemonSettings = {
   allowGids: [],
   allowIdentities: [],
   insecure: false,
-  lockTable: 'soccrd',
   lockGraceMs: 10_000,
   policy: OPEN_POLICY,
   maxCallsPerCaller: 64,
@@ -100,7 +103,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--config <file>', 'read settings from a JSON file (flags take precedence)')
     .option('--lease-ms <ms>', `default session lease in milliseconds (default ${DEFAULTS.leaseMs})`)
     .option('--log-level <level>', `error, warn, info or debug (default ${DEFAULTS.logLevel})`)
-    .option('--lock-table <name>', `nftables table of the network lock (default ${DEFAULTS.lockTable})`)
+    .option('--lock-table <name>', 'nftables table of the network lock (default soccrd_ and the instance id kept in the state dir)')
     .option('--lock-grace-ms <ms>', `how long a released source keeps its network lock (default ${DEFAULTS.lockGraceMs})`)
     .option('--socket-group <group>', 'give Unix sockets this group (name or gid) and mode 0660')
     .option('--allow-uid <uid>', 'a uid that may call over Unix sockets (repeatable; root always may)', collect)
@@ -190,7 +193,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
   if (s.socketGroup !== undefined && file.socketMode === undefined) s.socketMode = 0o660;
   checkAccessSettings(s);
   checkMetricsSettings(s);
-  if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable)) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
+  if (s.lockTable !== undefined && (typeof s.lockTable !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable))) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
   if (!Number.isInteger(s.lockGraceMs) || s.lockGraceMs < 0) throw new Error(`lock grace of ${s.lockGraceMs} ms: give 0 or more`);
   if (!Array.isArray(s.listen) || s.listen.length === 0) throw new Error('at least one --listen address is needed');
   if (!Number.isInteger(s.leaseMs) || s.leaseMs < 100) throw new Error(`lease of ${s.leaseMs} ms: give at least 100`);
@@ -263,10 +266,13 @@ export interface RunningDaemon {
 export async function startDaemon(settings: DaemonSettings, log: Logger, inherited: InheritedSocket[] = []): Promise<RunningDaemon> {
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
   const version = packageVersion();
-  const netlockCandidate = new NetworkLock({ table: settings.lockTable, mark: SOCCR_MARK, log });
   // Crash safety (docs/crash-safety.md): what an earlier run left frozen or locked is taken back before
   // the lock table is reset (entries still needed stay, without a gap) and before anything is served.
+  // The journal first: it refuses a state directory another running daemon uses, before any table is touched.
   const journal = Journal.open(settings.stateDir, log);
+  const instance = instanceOf(settings.stateDir);
+  const lockTable = settings.lockTable ?? lockTableOf(instance);
+  const netlockCandidate = new NetworkLock({ table: lockTable, owner: instance, mark: SOCCR_MARK, log });
   const recovery = planRecovery(journal, log);
   const netlock = netlockCandidate.start(recovery.keepOwn) ? netlockCandidate : undefined;
   const features = { ...probeFeatures(), networkLock: netlock !== undefined };
@@ -402,7 +408,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     })();
     return stopping;
   };
-  log.info('soccrd ready', { version, features });
+  log.info('soccrd ready', { version, features, instance: instance.id, lockTable });
   return { server, bound: listeners.map((l) => l.bound), sessions, stop };
 }
 

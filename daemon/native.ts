@@ -575,6 +575,11 @@ export class NftContext {
    * child processes send them at any time; they are delivered once the transaction is done.
    */
   run(script: string): string {
+    return this.query(script).error;
+  }
+
+  /** Runs `script` and returns what it printed (a listing), and '' or nft's error text. */
+  query(script: string): { output: string; error: string } {
     if (this.ctx === undefined) throw new Error('nft context used after free');
     let rc: number;
     invoke(fns.pthread_sigmask, [SIG_SETMASK, allSignals.addr, savedSignals.addr]);
@@ -583,10 +588,10 @@ export class NftContext {
     } finally {
       invoke(fns.pthread_sigmask, [SIG_SETMASK, savedSignals.addr, 0]);
     }
-    nftCall('nft_ctx_get_output_buffer', DataType.String, [DataType.External], [this.ctx]);
+    const output = nftCall('nft_ctx_get_output_buffer', DataType.String, [DataType.External], [this.ctx]) as string;
     const err = nftCall('nft_ctx_get_error_buffer', DataType.String, [DataType.External], [this.ctx]) as string;
-    if (rc === 0) return '';
-    return err.trim() || `nft_run_cmd_from_buffer returned ${rc}`;
+    if (rc === 0) return { output, error: '' };
+    return { output, error: err.trim() || `nft_run_cmd_from_buffer returned ${rc}` };
   }
 
   free(): void {

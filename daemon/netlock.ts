@@ -5,9 +5,14 @@
 // one call go in or out in one transaction, so 1000 cost about as much as one. Transactions run through
 // libnftables in-process (under a millisecond: spawning nft costs 5-10 ms on the freeze path), with one
 // context per namespace; without the library, through the nft program.
+//
+// Each daemon instance has its own table (named after its instance id, instance.ts) and marks the
+// tables it creates with a comment naming itself. It touches only tables that carry its mark: a table of
+// that name without it (another program's, or another daemon's) is never flushed, filled or deleted.
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { SoccrError } from './errors';
+import type { DaemonInstance } from './instance';
 import type { Logger } from './log';
 import { SocketAddress, isMappedIPv4 } from './sockaddr';
 import { NftContext } from './native';
@@ -20,11 +25,37 @@ export interface LockTuple {
 }
 
 export interface NetworkLockOptions {
-  /** nftables table name (family inet) */
+  /** nftables table name (family inet); lockTableOf(owner) unless the operator chose one */
   table: string;
+  /** the daemon instance the tables belong to: the comment of every table it creates names it */
+  owner: DaemonInstance;
   /** packets with this mark are let through */
   mark: number;
   log: Logger;
+}
+
+/** The lock table of an instance that was given none: two daemons, two tables. */
+export function lockTableOf(owner: DaemonInstance): string {
+  return `soccrd_${owner.id}`;
+}
+
+/** nft keeps at most 128 bytes of a comment; the instance id comes first so that it always fits. */
+const COMMENT_MAX = 127;
+
+/** The comment that marks a table as `owner`'s: its id, then its state directory for people. */
+function ownerMark(owner: DaemonInstance): string {
+  const dir = owner.stateDir.replace(/[^\w./@:+-]/g, '_');
+  return `soccrd instance ${owner.id} state-dir ${dir}`.slice(0, COMMENT_MAX);
+}
+
+/** The instance id a table's comment names, if it is a soccrd mark. */
+function markedInstance(comment: string): string | undefined {
+  return /^soccrd instance ([0-9a-f]+)(?: |$)/.exec(comment)?.[1];
+}
+
+/** The comment of a table in `nft list table` output ('' without one). */
+function tableComment(listing: string): string {
+  return /^table inet \S+ \{\n\tcomment "([^"\n]*)"$/m.exec(listing)?.[1] ?? '';
 }
 
 /** One tuple as an nftables set element, and the set it belongs to. */
@@ -34,6 +65,11 @@ function element(t: LockTuple): { set: 'conn4' | 'conn6'; text: string } {
   const r4 = v4(t.remote);
   if (l4 !== undefined && r4 !== undefined) return { set: 'conn4', text: `${l4} . ${t.local.port} . ${r4} . ${t.remote.port}` };
   return { set: 'conn6', text: `${t.local.ip} . ${t.local.port} . ${t.remote.ip} . ${t.remote.port}` };
+}
+
+/** A failed nft call, saying which step failed and where. */
+function failure(ns: NamespaceRef | undefined, what: string, why: string): SoccrError {
+  return new SoccrError('KERNEL', `network lock: ${what} failed${ns?.path ? ` in ${ns.path}` : ''}: ${why.split('\n')[0]}`);
 }
 
 /** A namespace's identity: its nsfs inode, so two paths to one namespace share their lock state. */
@@ -73,15 +109,25 @@ export class NetworkLock {
     this.viaLibrary = NftContext.available();
   }
 
-  private run(ns: NamespaceRef | undefined, script: string, what: string): void {
+  /** Runs `script` in the namespace (the daemon's own if undefined): what it printed, and '' or nft's error text. */
+  private nft(ns: NamespaceRef | undefined, script: string): { output: string; error: string } {
     const own = !ns || ns.fd < 0;
-    this.transactions++;
-    const why = this.viaLibrary ? this.runInProcess(ns, own, script) : this.runProgram(ns, own, script);
-    if (why) throw new SoccrError('KERNEL', `network lock: ${what} failed${ns?.path ? ` in ${ns.path}` : ''}: ${why.split('\n')[0]}`);
+    return this.viaLibrary ? this.runInProcess(ns, own, script) : this.runProgram(ns, own, script);
   }
 
-  /** Through libnftables: the context is made, and used, inside the namespace. Returns the error text. */
-  private runInProcess(ns: NamespaceRef | undefined, own: boolean, script: string): string {
+  /** Runs one transaction; returns '' or nft's error text. */
+  private attempt(ns: NamespaceRef | undefined, script: string): string {
+    this.transactions++;
+    return this.nft(ns, script).error;
+  }
+
+  private run(ns: NamespaceRef | undefined, script: string, what: string): void {
+    const why = this.attempt(ns, script);
+    if (why) throw failure(ns, what, why);
+  }
+
+  /** Through libnftables: the context is made, and used, inside the namespace. */
+  private runInProcess(ns: NamespaceRef | undefined, own: boolean, script: string): { output: string; error: string } {
     const inside = <T>(fn: () => T): T => (own ? fn() : inNetnsFd((ns as NamespaceRef).fd, fn, ns?.path ?? 'of the lock'));
     // The daemon's own namespace and the namespaces it holds locks in keep their context; a namespace
     // met only by recovery gets one for this call.
@@ -89,24 +135,55 @@ export class NetworkLock {
     let ctx = own ? this.ownNft : ns?.nft;
     if (!ctx) {
       ctx = inside(() => NftContext.create());
-      if (!ctx) return 'libnftables cannot open a netfilter netlink socket';
+      if (!ctx) return { output: '', error: 'libnftables cannot open a netfilter netlink socket' };
       if (own) this.ownNft = ctx;
       else if (keep) (ns as NamespaceRef).nft = ctx;
     }
     try {
-      return inside(() => (ctx as NftContext).run(script));
+      return inside(() => (ctx as NftContext).query(script));
     } finally {
       if (!keep) ctx.free();
     }
   }
 
-  /** Through the nft program (where libnftables is missing). Returns the error text. */
-  private runProgram(ns: NamespaceRef | undefined, own: boolean, script: string): string {
+  /** Through the nft program (where libnftables is missing). */
+  private runProgram(ns: NamespaceRef | undefined, own: boolean, script: string): { output: string; error: string } {
     const r = own
       ? spawnSync('nft', ['-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000 })
       : spawnSync('nsenter', ['--net=/proc/self/fd/3', 'nft', '-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000, stdio: ['pipe', 'pipe', 'pipe', (ns as NamespaceRef).fd] });
-    if (r.error) return r.error.message;
-    return r.status === 0 ? '' : (r.stderr || '').trim() || `nft exited with ${r.status}`;
+    if (r.error) return { output: '', error: r.error.message };
+    return { output: r.stdout ?? '', error: r.status === 0 ? '' : (r.stderr || '').trim() || `nft exited with ${r.status}` };
+  }
+
+  /**
+   * Whether the namespace holds a table `table` of this instance: 'absent' or 'ours'. One of that name
+   * without this instance's mark is refused (LOCK_TABLE_TAKEN), and left as it is.
+   */
+  private ownership(ns: NamespaceRef | undefined, table = this.o.table): 'absent' | 'ours' {
+    const r = this.nft(ns, `list table inet ${table}\n`);
+    if (r.error) {
+      if (/No such file or directory/.test(r.error)) return 'absent';
+      throw failure(ns, `reading the table ${table}`, r.error);
+    }
+    const comment = tableComment(r.output);
+    const id = markedInstance(comment);
+    if (id === this.o.owner.id) return 'ours';
+    const whose = id
+      ? `another soccrd's (its comment: "${comment}"): give each daemon its own --state-dir and no --lock-table, or distinct ones`
+      : `not soccrd's (${comment ? `its comment "${comment}" is` : 'it has'} no soccrd mark): choose another --lock-table, or delete that table if it is a leftover`;
+    throw new SoccrError('LOCK_TABLE_TAKEN', `network lock: the nftables table inet ${table}${ns?.path ? ` in ${ns.path}` : ''} is ${whose}; soccrd leaves it untouched`);
+  }
+
+  /**
+   * Makes the table this instance's in the namespace, with its sets, chains and rules current, and runs
+   * `then` in the same transaction. Created here, it gets the instance's mark (`create` fails when a table
+   * of that name exists); found there, it must carry the mark already.
+   */
+  private claim(ns: NamespaceRef | undefined, then: string, what: string): void {
+    const created = this.attempt(ns, `create table inet ${this.o.table} { comment "${ownerMark(this.o.owner)}"; }\n${this.tableScript()}${then}`);
+    if (!created) return;
+    if (this.ownership(ns) === 'absent') throw failure(ns, what, created);
+    this.run(ns, `${this.tableScript()}${then}`, what);
   }
 
   /** Frees a namespace's context and closes its descriptor, when the daemon lets it go. */
@@ -119,9 +196,8 @@ export class NetworkLock {
   private tableScript(): string {
     const t = `inet ${this.o.table}`;
     const mark = `0x${this.o.mark.toString(16)}`;
-    // `add` is idempotent for tables, sets and chains; rules are rewritten, set elements kept.
+    // `add` is idempotent for sets and chains; rules are rewritten, set elements kept.
     return [
-      `add table ${t}`,
       `add set ${t} conn4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }`,
       `add set ${t} conn6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }`,
       `add chain ${t} input { type filter hook input priority -300; policy accept; }`,
@@ -146,7 +222,7 @@ export class NetworkLock {
       const fd = key === this.ownKey ? -1 : openSync(path as string, 'r');
       ns = { path, fd, held: new Map() };
       try {
-        this.run(ns, `${this.tableScript()}${then}`, then ? 'creating the lock table and locking' : 'creating the lock table');
+        this.claim(ns, then, then ? 'creating the lock table and locking' : 'creating the lock table');
       } catch (err) {
         this.forget(ns);
         throw err;
@@ -162,7 +238,7 @@ export class NetworkLock {
     return this.o.table;
   }
 
-  /** Flushes both sets and puts `keep` back, as one script (one transaction: no gap in between). */
+  /** Flushes both sets and puts `keep` back, as one script (to run as one transaction: no gap in between). */
   private resetScript(keep: readonly LockTuple[]): { script: string; held: Map<string, { set: string; count: number }> } {
     const held = new Map<string, { set: string; count: number }>();
     for (const t of keep) {
@@ -176,22 +252,24 @@ export class NetworkLock {
       const els = [...held].filter(([, h]) => h.set === set).map(([text]) => text);
       if (els.length) lines.push(`add element inet ${this.o.table} ${set} { ${els.join(', ')} }`);
     }
-    return { script: `${this.tableScript()}${lines.join('\n')}\n`, held };
+    return { script: `${lines.join('\n')}\n`, held };
   }
 
   /**
    * Prepares the daemon's own namespace: the table exists, its rules are current, and entries left by an
    * earlier run are gone (a daemon that starts holds no session yet), except `keep`: the connections of
    * sessions recovered from the crash journal, which stay locked without a gap. Returns whether locking
-   * works.
+   * works; throws when a table of its name is not this instance's (LOCK_TABLE_TAKEN): the daemon must not
+   * start then.
    */
   start(keep: readonly LockTuple[] = []): boolean {
     try {
       const { script, held } = this.resetScript(keep);
-      this.run(undefined, script, 'reconciling the lock table');
+      this.claim(undefined, script, 'reconciling the lock table');
       this.namespaces.set(this.ownKey, { path: undefined, fd: -1, held });
       return true;
     } catch (err) {
+      if (err instanceof SoccrError && err.kind === 'LOCK_TABLE_TAKEN') throw err;
       this.o.log.warn('network lock unavailable', { error: err instanceof Error ? err.message : String(err) });
       return false;
     }
@@ -205,7 +283,7 @@ export class NetworkLock {
   /**
    * Recovery, in another namespace: what an earlier run left in its table there goes, except `keep`
    * (which stays locked without a gap, held from now on by this run). With nothing to keep, the table
-   * goes. Returns the namespace's key.
+   * goes. Only a table of this instance is touched (LOCK_TABLE_TAKEN otherwise). Returns the namespace's key.
    */
   reconcile(path: string, keep: readonly LockTuple[]): string {
     const key = netnsKey(path);
@@ -215,8 +293,7 @@ export class NetworkLock {
       if (ns && ns.held.size > 0) return key; // this run holds entries there already: leave them
       const fd = ns?.fd ?? openSync(path, 'r');
       try {
-        // `add` first: deleting a table that is not there is not an error then.
-        this.run({ path, fd }, `add table inet ${this.o.table}\ndelete table inet ${this.o.table}\n`, 'removing a stale lock table');
+        if (this.ownership({ path, fd }) === 'ours') this.run({ path, fd }, `delete table inet ${this.o.table}\n`, 'removing a stale lock table');
       } finally {
         if (!ns) closeSync(fd);
       }
@@ -226,20 +303,23 @@ export class NetworkLock {
       }
       return key;
     }
-    const { ns } = this.namespace(path);
     const { script, held } = this.resetScript(keep);
-    this.run(ns, script, 'reconciling the lock table');
+    const { ns, ran } = this.namespace(path, script);
+    if (!ran) this.run(ns, script, 'reconciling the lock table');
     ns.held = held;
     return key;
   }
 
-  /** Recovery: removes a table of another name (an earlier run's --lock-table) from the namespace at `path`. */
+  /**
+   * Recovery: removes a table of another name (an earlier run's --lock-table) from the namespace at
+   * `path`, if it carries this instance's mark (LOCK_TABLE_TAKEN otherwise).
+   */
   dropTable(path: string | undefined, table: string): void {
     if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table) || table === this.o.table) return;
     const own = netnsKey(path) === this.ownKey;
     const fd = own ? -1 : openSync(path as string, 'r');
     try {
-      this.run({ path, fd }, `add table inet ${table}\ndelete table inet ${table}\n`, `removing the lock table ${table}`);
+      if (this.ownership({ path, fd }, table) === 'ours') this.run({ path, fd }, `delete table inet ${table}\n`, `removing the lock table ${table}`);
     } finally {
       if (fd >= 0) closeSync(fd);
     }

@@ -95,6 +95,7 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   LIMIT: grpc.status.RESOURCE_EXHAUSTED,
   TARGET_STATE: grpc.status.FAILED_PRECONDITION,
   DELIVERY: grpc.status.UNAVAILABLE,
+  LOCK_TABLE_TAKEN: grpc.status.FAILED_PRECONDITION,
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   FORBIDDEN: grpc.status.PERMISSION_DENIED,
   KERNEL: grpc.status.INTERNAL,

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { MigrateError, migrate } from '../client/migrate';
 import { SessionState, SoccrClient } from '../client/client';
 import { listTcpSockets } from '../daemon/acquire';
+import { instanceOf } from '../daemon/instance';
 import { JOURNAL_FILE, Journal } from '../daemon/journal';
 import { silentLogger } from '../daemon/log';
 import * as N from '../daemon/native';
@@ -203,7 +204,8 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     const sock = listTcpSockets(p.owner.pid).find((s) => s.fd === fd);
     assert.ok(sock);
     // A stale lock entry in the owner's namespace, with its drop rules: the connection is cut until removed.
-    const lock = new NetworkLock({ table: d.lockTable, mark: 0x50cc, log: silentLogger() });
+    // Marked as the daemon's own (its instance), as its earlier run would have left it.
+    const lock = new NetworkLock({ table: d.lockTable, owner: instanceOf(d.stateDir), mark: 0x50cc, log: silentLogger() });
     lock.lock(p.topo.nsPath(host), [{ local: sock.local, remote: sock.remote }]);
     const ns = (pid: number): object => {
       const st = spawnSync('stat', ['-L', '-c', '%d %i', `/proc/${pid}/ns/net`], { encoding: 'utf8' }).stdout.trim().split(' ');

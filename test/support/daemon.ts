@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { readInstanceId } from '../../daemon/instance';
+import { lockTableOf } from '../../daemon/netlock';
 
 const MAIN = join(__dirname, '..', '..', 'daemon', 'main.js');
 
@@ -27,14 +29,20 @@ export interface DaemonOptions {
    * node in place). The caller keeps its copies and closes them.
    */
   listenFds?: Array<{ fd: number; name: string }>;
+  /**
+   * soccrd names its lock table itself, as it does without --lock-table (from its instance id). By
+   * default each test daemon gets a --lock-table of the test run's, so that cleanup finds it even when
+   * the state directory is gone.
+   */
+  defaultLockTable?: boolean;
 }
 
 export class DaemonProcess {
   readonly dir: string;
   readonly socketPath: string;
   readonly address: string;
-  /** the daemon's own nftables table, so that cleanup can remove exactly it */
-  readonly lockTable = `soccrt${process.pid}d${counter++}`;
+  /** the --lock-table given, so that cleanup can remove exactly it (undefined: soccrd names it) */
+  private readonly givenLockTable: string | undefined;
   proc!: ChildProcess;
   output = '';
 
@@ -43,7 +51,9 @@ export class DaemonProcess {
     readonly netns?: string,
     public env: Record<string, string> = {},
     readonly listenFds: Array<{ fd: number; name: string }> = [],
+    defaultLockTable = false,
   ) {
+    this.givenLockTable = defaultLockTable ? undefined : `soccrt${process.pid}d${counter++}`;
     this.dir = mkdtempSync(join(tmpdir(), 'soccrt-d'));
     this.socketPath = join(this.dir, 'soccrd.sock');
     this.address = `unix://${this.socketPath}`;
@@ -55,14 +65,15 @@ export class DaemonProcess {
    */
   static async start(argsOrOptions: string[] | DaemonOptions = []): Promise<DaemonProcess> {
     const o: DaemonOptions = Array.isArray(argsOrOptions) ? { args: argsOrOptions } : argsOrOptions;
-    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds);
+    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds, o.defaultLockTable);
     running.add(d);
     await d.spawn();
     return d;
   }
 
   private async spawn(): Promise<void> {
-    const argv = [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', '--lock-table', this.lockTable, ...this.extraArgs];
+    const lockTable = this.givenLockTable ? ['--lock-table', this.givenLockTable] : [];
+    const argv = [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', ...lockTable, ...this.extraArgs];
     const env = { ...process.env, ...this.env };
     const fds = this.listenFds.map((l) => l.fd);
     if (fds.length) Object.assign(env, { LISTEN_FDS: String(fds.length), LISTEN_FDNAMES: this.listenFds.map((l) => l.name).join(':') });
@@ -91,6 +102,14 @@ export class DaemonProcess {
 
   get pid(): number {
     return this.proc.pid as number;
+  }
+
+  /** The daemon's nftables table: the --lock-table given, or the one it named after its instance id (once started). */
+  get lockTable(): string {
+    if (this.givenLockTable) return this.givenLockTable;
+    const id = readInstanceId(this.stateDir);
+    if (!id) throw new Error(`soccrd ${this.pid} has no instance id yet in ${this.stateDir}`);
+    return lockTableOf({ id, stateDir: this.stateDir });
   }
 
   /** The daemon's --state-dir. */
@@ -143,10 +162,16 @@ export class DaemonProcess {
   async cleanup(): Promise<void> {
     await this.stop();
     running.delete(this);
+    let table: string | undefined;
+    try {
+      table = this.lockTable;
+    } catch {
+      /* it never named one: it did not get that far */
+    }
     rmSync(this.dir, { recursive: true, force: true });
     // A daemon killed by a test leaves its table in its own namespace (the others die with theirs).
     const inNs = this.netns ? ['ip', 'netns', 'exec', this.netns, 'nft'] : ['nft'];
-    spawnSync(inNs[0], [...inNs.slice(1), 'delete', 'table', 'inet', this.lockTable], { stdio: 'ignore' });
+    if (table) spawnSync(inNs[0], [...inNs.slice(1), 'delete', 'table', 'inet', table], { stdio: 'ignore' });
   }
 }
 

@@ -31,10 +31,15 @@ export interface Pair {
 export async function connectPair(flavor: Flavor, hosts: number, ownerOptions: Record<string, number> = USER_OPTIONS): Promise<Pair> {
   const topo = Topology.create(hosts);
   topologies.add(topo);
+  return addPair(topo, flavor, PORT, ownerOptions);
+}
+
+/** Another connection in the topology, between new processes: an owner in its first host listening on `port`, and a peer. */
+export async function addPair(topo: Topology, flavor: Flavor, port: number, ownerOptions: Record<string, number> = USER_OPTIONS): Promise<Pair> {
   const listenIp = flavor === 'ipv4' ? SERVICE_V4 : flavor === 'ipv6' ? SERVICE_V6 : '::';
   const connectIp = flavor === 'ipv6' ? SERVICE_V6 : SERVICE_V4;
-  const owner = await Endpoint.start(topo.hosts[0], { mode: 'listen', ip: listenIp, port: PORT, sendSeed: OWNER_TO_PEER, recvSeed: PEER_TO_OWNER });
-  const peer = await Endpoint.start(topo.peer, { mode: 'connect', ip: connectIp, port: PORT, sendSeed: PEER_TO_OWNER, recvSeed: OWNER_TO_PEER });
+  const owner = await Endpoint.start(topo.hosts[0], { mode: 'listen', ip: listenIp, port, sendSeed: OWNER_TO_PEER, recvSeed: PEER_TO_OWNER });
+  const peer = await Endpoint.start(topo.peer, { mode: 'connect', ip: connectIp, port, sendSeed: PEER_TO_OWNER, recvSeed: OWNER_TO_PEER });
   await owner.waitEvent('connected', 10_000);
   await owner.command('setopts', { options: ownerOptions, congestion: 'reno' });
   // Some traffic both ways first, read by both sides.

@@ -4,13 +4,14 @@
 // RenewLease of that session, and calls that open fds in the daemon (new gRPC connections, ListSockets).
 // Those four must get FAILED_PRECONDITION, and every fd the receiver gets must be one of the connections
 // (a TCP socket with the expected addresses), never a descriptor the daemon opened after a premature
-// close. (2) An Abort while the session's Restore stream is still coming in ends it for good.
+// close. (2) An Abort while the session's Restore stream is still coming in ends it for good. (3) The
+// client's Resume outlasts a hand-over that takes longer than its other calls' deadline.
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SessionKind, SessionState, SoccrClient, readCheckpointFile } from '../client/client';
+import { DEFAULT_TIMEOUT_MS, SessionKind, SessionState, SoccrClient, readCheckpointFile } from '../client/client';
 import type { FrameMsg } from '../daemon/protocol';
 import { frameKind } from '../daemon/protocol';
 import { localAddress, peerAddress } from '../daemon/engine';
@@ -151,7 +152,7 @@ describe('a session busy with another call (issue 9)', function () {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'soccrt-busy'));
-    topo = Topology.create(2);
+    topo = Topology.create(3);
     daemon = await DaemonProcess.start(['--lease-ms', '60000', '--log-level', 'warn', '--lock-grace-ms', '0', '--max-calls-per-caller', '512']);
     client = new SoccrClient(daemon.address, { timeoutMs: 30_000 });
     // The connections: served in host 0, their clients in the peer namespace; checkpointed to a file, the
@@ -280,5 +281,30 @@ describe('a session busy with another call (issue 9)', function () {
       'no rebuilt socket left',
     );
     assert.equal(lockEntries(target, daemon.lockTable), 0, 'no lock entry left');
+  });
+
+  it("Resume with the client library's default deadline outlasts a hand-over that takes longer than that deadline", async () => {
+    const target = topo.hosts[2];
+    const held = await client.restoreFromFile(file, { netns: topo.nsPath(target), goLive: false, leaseMs: 60_000 });
+    const receiver = new StallingReceiver(join(dir, 'handover-slow.sock'));
+    receivers.push(receiver);
+    const plain = new SoccrClient(daemon.address); // every other call's deadline: DEFAULT_TIMEOUT_MS
+    extraClients.push(plain);
+    await plain.getVersion();
+    const t0 = Date.now();
+    const resumed = plain.resume(held.sessionId, receiver.path);
+    resumed.catch(() => undefined);
+    await receiver.accept(10_000);
+    // The receiver acknowledges only after the default deadline, well within the daemon's hand-over bound.
+    await sleep(DEFAULT_TIMEOUT_MS + 2000);
+    const want = new Map(expected.map((k) => [k, true as const]));
+    await receiver.readBatch(want, 20_000);
+    assert.deepEqual(receiver.problems, []);
+    assert.equal(want.size, 0, 'every connection arrived');
+    receiver.send({ type: 'ack', count: CONNECTIONS });
+    const info = await resumed;
+    assert.equal(info.state, SessionState.RESUMED);
+    assert.ok(Date.now() - t0 > DEFAULT_TIMEOUT_MS, 'the hand-over took longer than the default deadline');
+    receiver.close();
   });
 });

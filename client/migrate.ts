@@ -16,9 +16,10 @@
 // A destination Resume without an answer (deadline exceeded, connection lost) may have gone live, or
 // its hand-over may still run: the destination is asked (GetSession, and Abort, which the daemon refuses
 // with SESSION_BUSY while a hand-over is in flight) until it says, for as long as a hand-over can last
-// (RESUME_DEADLINE_MS). Live: the migration goes on (the source is released). Not live: rolled back. No
-// answer at all: the source is left frozen (never resumed while the destination may be live) and the
-// MigrateError says so.
+// (RESUME_DEADLINE_MS from the Resume). Live: the migration goes on (the source is released). Not live:
+// rolled back. No answer for all that time (its daemon gone or cut off): rolled back too, and the
+// MigrateError says that the destination was taken as not live (leaving the source frozen would not
+// help: the end of its lease resumes it anyway).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -657,8 +658,9 @@ class Migration {
     try {
       info = await this.dst.resume(id);
     } catch (err) {
-      // Without the daemon's own answer the hand-over may have gone live, or may still be running.
-      if (!daemonAnswered(err)) this.resumeInDoubtSince = sentAt;
+      // Without the daemon's own answer the hand-over may have gone live, or may still be running
+      // (unless the call never left: no connection to send it on).
+      if (!daemonAnswered(err) && !neverSent(err)) this.resumeInDoubtSince = sentAt;
       // Either way the destination says what became of the session; it is ended there unless live.
       this.destinationOutcome = await this.settleDestination(id);
       if (this.destinationOutcome.state !== 'live') throw new SideError('destination Resume', err);
@@ -718,12 +720,12 @@ class Migration {
     let destination = this.destinationOutcome;
     if (dstId && !this.destinationLive && !destination) destination = await this.settleDestination(dstId);
     const srcId = this.sourceSession;
-    if (srcId && (destination?.state === 'unknown' || destination?.state === 'live')) {
-      // Resuming the source while the destination may be live would run the connections twice.
-      failures.push(
-        `source session ${srcId} left frozen: destination session ${dstId ?? ''} ${destination.state === 'live' ? 'is live' : 'may be live'}; ` +
-          `release the source if the destination is RESUMED, else resume it (its lease ends in a resume at the source)`,
-      );
+    if (destination?.state === 'unreachable') {
+      failures.push(`destination session ${dstId ?? ''} did not answer for as long as its hand-over could last: taken as not live`);
+    }
+    if (srcId && destination?.state === 'live') {
+      // Resuming the source while the destination is live would run the connections twice.
+      failures.push(`source session ${srcId} left frozen: destination session ${dstId ?? ''} is live; release the source`);
     } else if (srcId) {
       await this.undo('source session', this.src, srcId, () => this.src.resume(srcId), [SessionState.RESUMED, SessionState.EXPIRED], 'resumed source session');
     }
@@ -759,7 +761,7 @@ class Migration {
    * GetSession. While the daemon says a hand-over is in flight (SESSION_BUSY), or while a Resume whose
    * outcome is unknown could still be handing over (RESUME_DEADLINE_MS from when it was sent), it asks
    * again; otherwise it tries three times. 'held': not live, and no hand-over can make it live any more
-   * (its lease closes it). 'unknown': no answer while a Resume's outcome is unknown.
+   * (its lease closes it). 'unreachable': no answer since a Resume whose outcome is unknown.
    */
   private async settleDestination(id: string): Promise<DestinationOutcome> {
     const started = performance.now();
@@ -785,7 +787,7 @@ class Migration {
         return { state: 'ended', info: s };
       }
       const busy = soccrKind(last) === 'SESSION_BUSY';
-      if ((busy && now < busyUntil) || (s && now < inDoubtUntil)) {
+      if ((busy && now < busyUntil) || now < inDoubtUntil) {
         await sleep(SETTLE_POLL_MS);
         continue;
       }
@@ -794,13 +796,12 @@ class Migration {
       await sleep(200 * (attempt - 1));
     }
     this.rollbackFailures.push(`destination session ${id}: ${describeError(last)}`);
-    // Not heard from since a Resume of it may have gone live: nothing can be said.
-    return heldForGood ? { state: 'held' } : { state: 'unknown' };
+    return heldForGood ? { state: 'held' } : { state: 'unreachable' };
   }
 }
 
 /** What became of the destination session when the migration could not complete as planned. */
-type DestinationOutcome = { state: 'live'; info: SessionInfoMsg } | { state: 'ended'; info: SessionInfoMsg } | { state: 'held' } | { state: 'unknown' };
+type DestinationOutcome = { state: 'live'; info: SessionInfoMsg } | { state: 'ended'; info: SessionInfoMsg } | { state: 'held' } | { state: 'unreachable' };
 
 /** Interval between two questions to a destination whose hand-over is in flight. */
 const SETTLE_POLL_MS = 250;
@@ -815,6 +816,11 @@ function soccrKind(err: unknown): string | undefined {
 /** Whether a failed call was answered by the daemon (its errors carry `soccr-kind`): its outcome is known. */
 function daemonAnswered(err: unknown): boolean {
   return soccrKind(err) !== undefined;
+}
+
+/** Whether a failed call never left this process: grpc-js had no connection to the daemon to send it on. */
+function neverSent(err: unknown): boolean {
+  return isServiceError(err) && err.code === grpc.status.UNAVAILABLE && err.details.startsWith('No connection established');
 }
 
 /** Renews sessions' leases on an interval; notes a session that is gone or no longer waiting. */

@@ -11,6 +11,7 @@ import {
   DEFAULT_LIMITS,
   FILE_HEADER_LEN,
   FrameAssembler,
+  RESUME_DEADLINE_MS,
   STREAM_FORMAT,
   SessionKind,
   SessionState,
@@ -79,7 +80,10 @@ export function sessionStateName(s: number): string {
 export interface SoccrClientOptions {
   /** Channel credentials; insecure by default (a Unix socket, or a trusted network). */
   credentials?: grpc.ChannelCredentials;
-  /** Deadline of unary calls in ms (0: none). Default 5000. */
+  /**
+   * Deadline of unary calls in ms (0: none). Default 5000. Resume waits at least RESUME_DEADLINE_MS
+   * (15 s): longer than the daemon's bound on a hand-over, so that its answer is not cut off.
+   */
   timeoutMs?: number;
   /** How long Checkpoint and Restore wait for a connection to the daemon, in ms (0: no limit). Default: timeoutMs. */
   connectTimeoutMs?: number;
@@ -311,9 +315,12 @@ export class SoccrClient {
     return r.sockets;
   }
 
-  /** Source session: thaw. Held restore session: go live and deliver (to `deliverUnixPath` if given). */
+  /**
+   * Source session: thaw. Held restore session: go live and deliver (to `deliverUnixPath` if given).
+   * Its deadline outlasts the daemon's hand-over (RESUME_DEADLINE_MS at least).
+   */
   resume(sessionId: string, deliverUnixPath?: string): Promise<SessionInfoMsg> {
-    return this.unary('Resume', { sessionId, deliverUnixPath: deliverUnixPath ?? '' });
+    return this.unary('Resume', { sessionId, deliverUnixPath: deliverUnixPath ?? '' }, this.timeoutMs > 0 ? Math.max(this.timeoutMs, RESUME_DEADLINE_MS) : 0);
   }
 
   /** Source session: commit (the daemon drops its copies; the sockets stay frozen and silent). */
@@ -573,15 +580,15 @@ export class SoccrClient {
     };
   }
 
-  private unary<Req, Res>(name: MethodName, req: Req): Promise<Res> {
+  private unary<Req, Res>(name: MethodName, req: Req, timeoutMs = this.timeoutMs): Promise<Res> {
     const m = this.method<Req, Res>(name);
-    const options: grpc.CallOptions = this.timeoutMs > 0 ? { deadline: Date.now() + this.timeoutMs } : {};
+    const options: grpc.CallOptions = timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
     return new Promise<Res>((resolve, reject) => {
       this.client.makeUnaryRequest(m.path, m.serialize, m.deserialize, req, new grpc.Metadata(), options, (err, res) => {
         if (err) {
           // a deadline that passed before the daemon was even reached says so plainly
           if (err.code === grpc.status.DEADLINE_EXCEEDED && this.client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY) {
-            this.rewriteAsConnectTimeout(err, this.timeoutMs);
+            this.rewriteAsConnectTimeout(err, timeoutMs);
           }
           reject(err);
         }

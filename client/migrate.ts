@@ -12,6 +12,14 @@
 // the source session (which continues a stopped owner), then a MigrateError says which phase failed,
 // why, and what was rolled back. Once the destination is live nothing is rolled back: a Release that
 // keeps failing is retried a few times, then reported as a warning.
+//
+// A destination Resume without an answer (deadline exceeded, connection lost) may have gone live, or
+// its hand-over may still run: the destination is asked (GetSession, and Abort, which the daemon refuses
+// with SESSION_BUSY while a hand-over is in flight) until it says, for as long as a hand-over can last
+// (RESUME_DEADLINE_MS from the Resume). Live: the migration goes on (the source is released). Not live:
+// rolled back. No answer for all that time (its daemon gone or cut off): rolled back too, and the
+// MigrateError says that the destination was taken as not live (leaving the source frozen would not
+// help: the end of its lease resumes it anyway).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -19,7 +27,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrError } from '../daemon/errors';
-import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../daemon/protocol';
+import { RESUME_DEADLINE_MS, decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../daemon/protocol';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
 import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName, warmCodecs } from './client';
 import type { SessionInfoMsg } from './client';
@@ -364,6 +372,12 @@ class Migration {
   private sourceSession: string | undefined;
   private destinationSession: string | undefined;
   private destinationLive = false;
+  /** performance.now() when a destination Resume was sent whose outcome is not known (no answer from the daemon) */
+  private resumeInDoubtSince: number | undefined;
+  /** what asking the destination after a failed Resume found (settleDestination) */
+  private destinationOutcome: DestinationOutcome | undefined;
+  private readonly rolledBack: string[] = [];
+  private readonly rollbackFailures: string[] = [];
   private leaseKeeper: LeaseKeeper | undefined;
 
   constructor(
@@ -639,15 +653,19 @@ class Migration {
     const lost = this.leaseKeeper?.lost;
     if (lost) throw new SoccrError('SESSION_STATE', lost);
     const id = this.report.destinationSessionId;
+    const sentAt = performance.now();
     let info: SessionInfoMsg;
     try {
       info = await this.dst.resume(id);
     } catch (err) {
-      // The answer may have been lost after the sockets went live: then there is nothing to roll back.
-      const s = await this.dst.getSession(id).catch(() => undefined);
-      if (s?.state !== SessionState.RESUMED) throw new SideError('destination Resume', err);
+      // Without the daemon's own answer the hand-over may have gone live, or may still be running
+      // (unless the call never left: no connection to send it on).
+      if (!daemonAnswered(err) && !neverSent(err)) this.resumeInDoubtSince = sentAt;
+      // Either way the destination says what became of the session; it is ended there unless live.
+      this.destinationOutcome = await this.settleDestination(id);
+      if (this.destinationOutcome.state !== 'live') throw new SideError('destination Resume', err);
       this.report.warnings.push(`Resume on the destination reported ${describeError(err)}, but session ${id} is RESUMED: went on`);
-      info = s;
+      info = this.destinationOutcome.info;
     }
     if (info.state !== SessionState.RESUMED) throw new SideError('destination Resume', new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(info.state)} after Resume`));
     this.destinationLive = true;
@@ -696,40 +714,113 @@ class Migration {
     const phase = err instanceof PhaseFailure ? err.phase : 'checkpoint+restore';
     const inner = err instanceof PhaseFailure ? err.inner : err;
     this.leaseKeeper?.stop();
-    const rolledBack: string[] = [];
-    const failures: string[] = [];
-    const undo = async (what: string, client: SoccrClient, id: string, call: () => Promise<SessionInfoMsg>, doneStates: SessionState[], done: string): Promise<void> => {
-      let last: unknown;
-      for (let attempt = 1; attempt <= 3; attempt++) {
-        try {
-          await call();
-          rolledBack.push(`${done} ${id}`);
-          return;
-        } catch (e) {
-          last = e;
-          const s = await client.getSession(id).catch(() => undefined);
-          if (s && doneStates.includes(s.state)) {
-            rolledBack.push(`${what} ${id} already ${sessionStateName(s.state)}`);
-            return;
-          }
-          if (isServiceError(e) && (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.FAILED_PRECONDITION)) break;
-          if (attempt < 3) await sleep(200 * attempt);
-        }
-      }
-      failures.push(`${what} ${id}: ${describeError(last)}`);
-    };
+    const rolledBack = this.rolledBack;
+    const failures = this.rollbackFailures;
     const dstId = this.destinationSession;
-    if (dstId && !this.destinationLive) {
-      await undo('destination session', this.dst, dstId, () => this.dst.abort(dstId), [SessionState.ABORTED, SessionState.EXPIRED], 'aborted destination session');
-    }
+    let destination = this.destinationOutcome;
+    if (dstId && !this.destinationLive && !destination) destination = await this.settleDestination(dstId);
     const srcId = this.sourceSession;
-    if (srcId) {
-      await undo('source session', this.src, srcId, () => this.src.resume(srcId), [SessionState.RESUMED, SessionState.EXPIRED], 'resumed source session');
+    if (destination?.state === 'unreachable') {
+      failures.push(`destination session ${dstId ?? ''} did not answer for as long as its hand-over could last: taken as not live`);
+    }
+    if (srcId && destination?.state === 'live') {
+      // Resuming the source while the destination is live would run the connections twice.
+      failures.push(`source session ${srcId} left frozen: destination session ${dstId ?? ''} is live; release the source`);
+    } else if (srcId) {
+      await this.undo('source session', this.src, srcId, () => this.src.resume(srcId), [SessionState.RESUMED, SessionState.EXPIRED], 'resumed source session');
     }
     if (this.freezeStart !== undefined) this.report.freezeMs = roundMs(performance.now() - this.freezeStart);
     this.report.totalMs = roundMs(performance.now() - this.t0);
     return new MigrateError(phase, reasonOf(inner), rolledBack, failures, this.report, inner);
   }
+
+  /** A rollback step, tried up to three times; a step found already done (by its session's state) counts as done. */
+  private async undo(what: string, client: SoccrClient, id: string, call: () => Promise<SessionInfoMsg>, doneStates: SessionState[], done: string): Promise<void> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await call();
+        this.rolledBack.push(`${done} ${id}`);
+        return;
+      } catch (e) {
+        last = e;
+        const s = await client.getSession(id).catch(() => undefined);
+        if (s && doneStates.includes(s.state)) {
+          this.rolledBack.push(`${what} ${id} already ${sessionStateName(s.state)}`);
+          return;
+        }
+        if (isServiceError(e) && (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.FAILED_PRECONDITION)) break;
+        if (attempt < 3) await sleep(200 * attempt);
+      }
+    }
+    this.rollbackFailures.push(`${what} ${id}: ${describeError(last)}`);
+  }
+
+  /**
+   * Ends the destination session unless it went live, and says which: Abort, and whenever that fails,
+   * GetSession. While the daemon says a hand-over is in flight (SESSION_BUSY), or while a Resume whose
+   * outcome is unknown could still be handing over (RESUME_DEADLINE_MS from when it was sent), it asks
+   * again; otherwise it tries three times. 'held': not live, and no hand-over can make it live any more
+   * (its lease closes it). 'unreachable': no answer since a Resume whose outcome is unknown.
+   */
+  private async settleDestination(id: string): Promise<DestinationOutcome> {
+    const started = performance.now();
+    const inDoubtUntil = this.resumeInDoubtSince === undefined ? 0 : this.resumeInDoubtSince + RESUME_DEADLINE_MS;
+    const busyUntil = started + RESUME_DEADLINE_MS;
+    let last: unknown;
+    /** seen not live once no hand-over of a Resume in doubt could still run */
+    let heldForGood = this.resumeInDoubtSince === undefined;
+    for (let attempt = 1; ; ) {
+      try {
+        const info = await this.dst.abort(id);
+        this.rolledBack.push(`aborted destination session ${id}`);
+        return { state: 'ended', info };
+      } catch (e) {
+        last = e;
+      }
+      const s = await this.dst.getSession(id).catch(() => undefined);
+      const now = performance.now();
+      if (s && now >= inDoubtUntil) heldForGood = true;
+      if (s?.state === SessionState.RESUMED) return { state: 'live', info: s };
+      if (s && (s.state === SessionState.ABORTED || s.state === SessionState.EXPIRED)) {
+        this.rolledBack.push(`destination session ${id} already ${sessionStateName(s.state)}`);
+        return { state: 'ended', info: s };
+      }
+      const busy = soccrKind(last) === 'SESSION_BUSY';
+      if ((busy && now < busyUntil) || now < inDoubtUntil) {
+        await sleep(SETTLE_POLL_MS);
+        continue;
+      }
+      if (!busy && isServiceError(last) && (last.code === grpc.status.NOT_FOUND || last.code === grpc.status.FAILED_PRECONDITION)) break;
+      if (attempt++ >= 3) break;
+      await sleep(200 * (attempt - 1));
+    }
+    this.rollbackFailures.push(`destination session ${id}: ${describeError(last)}`);
+    return heldForGood ? { state: 'held' } : { state: 'unreachable' };
+  }
+}
+
+/** What became of the destination session when the migration could not complete as planned. */
+type DestinationOutcome = { state: 'live'; info: SessionInfoMsg } | { state: 'ended'; info: SessionInfoMsg } | { state: 'held' } | { state: 'unreachable' };
+
+/** Interval between two questions to a destination whose hand-over is in flight. */
+const SETTLE_POLL_MS = 250;
+
+/** The daemon's error kind (the `soccr-kind` trailer), if the daemon itself answered. */
+function soccrKind(err: unknown): string | undefined {
+  if (!isServiceError(err)) return undefined;
+  const k = err.metadata.get('soccr-kind')[0];
+  return k === undefined ? undefined : String(k);
+}
+
+/** Whether a failed call was answered by the daemon (its errors carry `soccr-kind`): its outcome is known. */
+function daemonAnswered(err: unknown): boolean {
+  return soccrKind(err) !== undefined;
+}
+
+/** Whether a failed call never left this process: grpc-js had no connection to the daemon to send it on. */
+function neverSent(err: unknown): boolean {
+  return isServiceError(err) && err.code === grpc.status.UNAVAILABLE && err.details.startsWith('No connection established');
 }
 
 /** Renews sessions' leases on an interval; notes a session that is gone or no longer waiting. */

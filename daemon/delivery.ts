@@ -18,6 +18,7 @@ import { constants as osConstants } from 'node:os';
 import * as N from './native';
 import { SoccrError, kernelError } from './errors';
 import { SocketAddress } from './sockaddr';
+import { HANDOVER_ACK_TIMEOUT_MS, HANDOVER_LIVE_LINE_MS } from './protocol';
 
 /** What the receiver learns about one connection, besides its fd. */
 export interface DeliveryMeta {
@@ -42,12 +43,15 @@ export interface DeliveryItem {
 export interface DeliveryOptions {
   /**
    * Bound on the whole hand-over up to the receiver's acknowledgement (connecting, sending, waiting for
-   * the ack), in milliseconds. Default 10 000.
+   * the ack), in milliseconds. Default HANDOVER_ACK_TIMEOUT_MS (10 000, daemon/protocol.ts: clients
+   * derive their Resume deadline from it).
    */
   timeoutMs?: number;
+  /** Aborted: the hand-over stops at its next wait, as if it had timed out (the daemon is stopping). */
+  signal?: AbortSignal;
 }
 
-export const DEFAULT_DELIVERY_TIMEOUT_MS = 10_000;
+export const DEFAULT_DELIVERY_TIMEOUT_MS = HANDOVER_ACK_TIMEOUT_MS;
 /** Longest path a sockaddr_un takes, terminating NUL excluded. */
 export const MAX_UNIX_PATH = 107;
 /** Longest line accepted from the receiver. */
@@ -57,7 +61,7 @@ const MAX_REASON = 400;
 /** Interval between two polls of a socket that would block. */
 const POLL_MS = 1;
 /** Time allowed for the "live" line once the sockets are live, whatever is left of the deadline. */
-const LIVE_LINE_GRACE_MS = 1000;
+const LIVE_LINE_GRACE_MS = HANDOVER_LIVE_LINE_MS;
 
 const { EAGAIN, EINTR, ENOENT, ECONNREFUSED } = osConstants.errno;
 
@@ -122,6 +126,8 @@ class HandoverConn {
   private readonly out: N.PinnedBuffer;
   private readonly inBuf: N.PinnedBuffer;
   private pending: Buffer = Buffer.alloc(0);
+  /** aborted: every wait ends at once (dropped once the sockets are live: the "live" line still goes) */
+  stopSignal: AbortSignal | undefined;
 
   constructor(fd: number, maxLine: number) {
     this.fd = fd;
@@ -150,7 +156,7 @@ class HandoverConn {
         }
         // EAGAIN: the receiver's accept backlog is full.
         if (Date.now() >= deadline) throw new SoccrError('DELIVERY', `connecting to ${path}: the receiver accepts nothing (backlog full) within the timeout`, err);
-        await sleep(POLL_MS);
+        await this.pause(`connecting to ${path}`);
       }
     }
   }
@@ -174,7 +180,7 @@ class HandoverConn {
         throw new SoccrError('DELIVERY', `${what}: ${errnoName(errno)} (the receiver went away?)`, new N.SyscallError(fd >= 0 && off === 0 ? 'sendmsg' : 'send', errno));
       }
       if (Date.now() >= deadline) throw new SoccrError('DELIVERY', `${what}: the receiver takes no data (timed out)`);
-      await sleep(POLL_MS);
+      await this.pause(what);
     }
   }
 
@@ -198,8 +204,14 @@ class HandoverConn {
         throw new SoccrError('DELIVERY', `${what}: ${errnoName(-n)} (the receiver went away?)`, new N.SyscallError('recv', -n));
       }
       if (Date.now() >= deadline) throw new SoccrError('DELIVERY', `${what}: timed out`);
-      await sleep(POLL_MS);
+      await this.pause(what);
     }
+  }
+
+  /** One poll interval, unless the hand-over was told to stop. */
+  private async pause(what: string): Promise<void> {
+    if (this.stopSignal?.aborted) throw new SoccrError('DELIVERY', `${what}: stopped (the daemon is stopping)`);
+    await sleep(POLL_MS);
   }
 
   /** Best effort, never waits: sends the abort line if it fits at once, then closes. */
@@ -260,6 +272,7 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     throw kernelError('creating the hand-over socket', err);
   }
   const conn = new HandoverConn(fd, maxLine);
+  conn.stopSignal = opts.signal;
   try {
     await conn.connect(path, pathBytes, deadline);
     for (let i = 0; i < items.length; i++) {
@@ -281,6 +294,7 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     throw err;
   }
 
+  conn.stopSignal = undefined;
   try {
     await conn.sendLine(liveLine, -1, Math.max(deadline, Date.now() + LIVE_LINE_GRACE_MS), `telling ${path} the connections are live`);
   } catch (err) {

@@ -36,6 +36,7 @@ export type ErrorKind =
   | 'BAD_REQUEST' // a call whose arguments make no sense
   | 'NO_SUCH_SESSION' // an unknown session id
   | 'SESSION_STATE' // the session is not in a state that allows the call
+  | 'SESSION_BUSY' // another call in flight uses the session's sockets (a Checkpoint stream, a hand-over): ask again once it ended
   | 'LIMIT' // a configured limit would be exceeded (or the kernel's: no fd, no memory)
   | 'TARGET_STATE' // the target namespace cannot take a connection as saved: its local address is not there or in use, no route to its peer, a congestion control missing
   | 'DELIVERY' // the new owner's Unix socket could not take the connections

@@ -400,7 +400,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
           resolve();
         });
       });
-      sessions.shutdown();
+      await sessions.shutdown();
       netlock?.stop();
       journal.shutdown();
       for (const p of ownedPaths) removeSocketFile(p);

@@ -92,6 +92,7 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
   NO_SUCH_SESSION: grpc.status.NOT_FOUND,
   SESSION_STATE: grpc.status.FAILED_PRECONDITION,
+  SESSION_BUSY: grpc.status.FAILED_PRECONDITION,
   LIMIT: grpc.status.RESOURCE_EXHAUSTED,
   TARGET_STATE: grpc.status.FAILED_PRECONDITION,
   DELIVERY: grpc.status.UNAVAILABLE,
@@ -405,7 +406,7 @@ export class SocketRepairService {
       if (stopped) s.owner = proc;
       else proc.close();
       proc = undefined;
-      s.busy = true; // the lease is renewed while the stream is open
+      s.busy = 'checkpoint'; // the lease is renewed while the stream is open
       log.info('connections frozen', { session: s.id, connections: conns.length, diagnosed: diags.filter((d) => d !== undefined).length, freezeUs: Math.round(freezeUs) });
       const header = {
         sessionId: s.id,
@@ -432,7 +433,7 @@ export class SocketRepairService {
         for (const f of unpackFrames(frame)) if (f.chunk) checkpointChunkSent(f.chunk);
         if (frames++ === 0) crashPoint('checkpoint.mid-stream');
       }
-      s.busy = false;
+      s.busy = undefined;
       this.o.sessions.renew(s);
       // Whole: a restarted daemon takes the session over until its lease ends (a caller may Release it).
       this.o.journal?.streamed(s.id, s.leaseExpiresAt);
@@ -442,7 +443,7 @@ export class SocketRepairService {
       log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
     } catch (err) {
       if (session) {
-        session.busy = false;
+        session.busy = undefined;
         // An incomplete checkpoint is of no use: the connections go on at the source.
         if (session.active) this.o.sessions.abort(session, `checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
       } else {
@@ -490,6 +491,8 @@ export class SocketRepairService {
       let options: RestoreOptionsMsg | undefined;
       let netlock: NetworkLock | undefined;
       for await (const raw of call) {
+        // An Abort may have ended the session between two frames: nothing more is built for it.
+        if (session && !session.active) throw endedMidStream(session);
         if (!options) {
           const frame = raw as FrameMsg;
           if (frameKind(frame) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
@@ -506,7 +509,7 @@ export class SocketRepairService {
           if (!session && assembler.header) {
             const h = assembler.header;
             session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
-            session.busy = true;
+            session.busy = 'restore';
             session.caller = caller;
             log = log.child({ session: session.id, source: h.sessionId });
             // Every connection is locked before the first socket exists (one transaction), when the
@@ -538,8 +541,8 @@ export class SocketRepairService {
         }
       }
       if (!options) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
+      if (session && !session.active) throw endedMidStream(session);
       if (!assembler.finished || !session) throw new SoccrError('INVALID_STATE', 'invalid checkpoint stream: it ended before its end frame');
-      session.busy = false;
       this.o.sessions.markHeld(session);
       log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
       crashPoint('restore.held');
@@ -548,7 +551,7 @@ export class SocketRepairService {
       callback(null, { session: sessionToMsg(session) });
     } catch (err) {
       if (session) {
-        session.busy = false;
+        session.busy = undefined;
         // Nothing goes live from a stream that failed: whatever was rebuilt vanishes silently.
         if (session.active && session.state !== 'HELD') this.o.sessions.abort(session, `restore failed: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -562,6 +565,10 @@ export class SocketRepairService {
       leave();
     }
   }
+}
+
+function endedMidStream(s: Session): SoccrError {
+  return new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state} (${s.reason}): its Restore stream is not taken further`);
 }
 
 /** Longest a Checkpoint stream goes on saving sockets without letting its written frames leave, ms. */

@@ -2,10 +2,18 @@
 // until Resume (they go on there), Release (the daemon lets go; they stay silent) or the end of its lease
 // (resumed). A restore session holds rebuilt sockets in repair mode until Resume makes them live and
 // hands them over, or Abort / the end of its lease closes them silently.
+//
+// A call that works on a session across awaits marks it busy (Session.busy). While a Checkpoint stream
+// reads a source session's sockets or a hand-over sends a restore session's fds, no other call may touch
+// them: Resume, Release, Abort and RenewLease fail with SESSION_BUSY (FAILED_PRECONDITION), the lease
+// waits, and shutdown waits for the hand-over (which it cuts short). A Restore stream holds no socket in
+// use between two frames: Abort ends its session at once, and the stream stops at its next frame. A
+// session that ended never becomes active again.
 import { randomUUID } from 'node:crypto';
 import { FrozenSocket, RestoredSocket, resume, resumeRestored, silentClose } from './engine';
 import { SoccrError } from './errors';
 import { deliver } from './delivery';
+import { HANDOVER_MAX_MS } from './protocol';
 import type { Logger } from './log';
 import type { SocketAddress } from './sockaddr';
 import { TcpState } from './state';
@@ -16,6 +24,12 @@ import { sessionThawed } from './metrics';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
+/**
+ * What a call in flight does with a session: 'checkpoint' (its stream reads the frozen sockets) and
+ * 'handover' (Resume or Restore with go_live sends the rebuilt sockets' fds) use the sockets across
+ * awaits; 'restore' (the Restore stream adds sockets) uses none between two frames.
+ */
+export type SessionWork = 'checkpoint' | 'restore' | 'handover';
 
 export interface ConnectionSummary {
   id: string;
@@ -43,8 +57,8 @@ export class Session {
   reason = '';
   readonly held: HeldSocket[] = [];
   timer: NodeJS.Timeout | undefined;
-  /** set while a call works on the session: the lease cannot end it meanwhile */
-  busy = false;
+  /** set while a call works on the session across awaits: the lease cannot end it meanwhile (see the top) */
+  busy: SessionWork | undefined;
   /** who created it (the authorization hook's name for the caller), for per-caller quotas */
   caller = '';
   /** the network lock held for the connections (namespace key and tuples) */
@@ -89,6 +103,8 @@ export interface SessionManagerOptions {
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   private stopping = false;
+  /** aborted at shutdown: hand-overs in flight stop at their next wait */
+  private readonly stopSignal = new AbortController();
 
   constructor(private readonly opts: SessionManagerOptions) {}
 
@@ -173,8 +189,14 @@ export class SessionManager {
     return this.list().filter((s) => s.active);
   }
 
+  /** RenewLease: FAILED_PRECONDITION while a call uses the session's sockets (its lease cannot end then). */
   renew(s: Session): void {
-    if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}`);
+    this.requireActive(s);
+    this.extendLease(s);
+  }
+
+  /** The lease starts over (the calls that made the session busy do this when they finish with it). */
+  private extendLease(s: Session): void {
     s.leaseExpiresAt = Date.now() + s.leaseMs;
     this.arm(s);
     if (s.kind === 'source') this.note('lease', (j) => j.lease(s.id, s.leaseExpiresAt));
@@ -217,7 +239,7 @@ export class SessionManager {
   private requireActive(s: Session, kind?: SessionKind): void {
     if (kind && s.kind !== kind) throw new SoccrError('SESSION_STATE', `session ${s.id} is a ${s.kind} session`);
     if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}${s.reason ? ` (${s.reason})` : ''}`);
-    if (s.busy) throw new SoccrError('SESSION_STATE', `session ${s.id} is busy with another call`);
+    if (s.busy) throw busyError(s);
   }
 
   /** Lifts the session's network lock now, or after `delayMs`. */
@@ -281,38 +303,62 @@ export class SessionManager {
       if (failed.length) throw new SoccrError('KERNEL', `some sockets did not resume: ${failed.join('; ')}`);
       return;
     }
-    if (s.state !== 'HELD') throw new SoccrError('SESSION_STATE', `session ${s.id} is still being restored`);
     await this.goLive(s, deliverPath || s.deliverPath);
   }
 
-  /** Restore: hand every socket to the new owner, then make them live (see delivery.ts). */
+  /**
+   * Restore: hand every socket to the new owner, then make them live (see delivery.ts). The session is
+   * busy meanwhile: nothing else closes the fds being sent. A failed hand-over leaves it HELD with its
+   * lease started over, for a Resume with another path or an Abort.
+   */
   async goLive(s: Session, path: string): Promise<void> {
+    this.requireActive(s, 'restore');
+    if (s.state !== 'HELD') throw new SoccrError('SESSION_STATE', `session ${s.id} is still being restored`);
     if (!path) throw new SoccrError('BAD_REQUEST', `session ${s.id} has no delivery path: name one to resume it`);
-    s.busy = true;
+    s.busy = 'handover';
+    let live = false;
     try {
       const items = s.held.map((h, index) => ({
         fd: h.sock.fd,
         meta: { id: h.summary.id, session: s.id, index, local: h.summary.local, remote: h.summary.remote, state: TcpState[h.summary.state] ?? String(h.summary.state) },
       }));
-      await deliver(path, items, () => {
-        this.unlock(s);
-        for (const h of s.held) resumeRestored(h.sock as RestoredSocket);
-      });
-    } finally {
-      s.busy = false;
+      await deliver(
+        path,
+        items,
+        () => {
+          this.unlock(s);
+          for (const h of s.held) resumeRestored(h.sock as RestoredSocket);
+          live = true;
+        },
+        { signal: this.stopSignal.signal },
+      );
+    } catch (err) {
+      s.busy = undefined;
+      // Live, but the receiver was not told: the session is over all the same (its sockets are the new owner's).
+      if (live) this.delivered(s, path, `live and delivered to ${path}, but ${err instanceof Error ? err.message : String(err)}`);
+      else if (s.active) this.extendLease(s);
+      throw err;
     }
+    s.busy = undefined;
+    this.delivered(s, path, `live and delivered to ${path}`);
+  }
+
+  private delivered(s: Session, path: string, reason: string): void {
     s.deliverPath = path;
     for (const h of s.held) {
       h.summary.delivered = true;
       silentClose(h.sock); // the new owner holds its own descriptor now
       h.sock.fd = -1;
     }
-    this.end(s, 'RESUMED', `live and delivered to ${path}`);
+    this.end(s, 'RESUMED', reason);
   }
 
+  /** Restore: the stream is complete, the session holds its sockets. Never revives a session that ended meanwhile. */
   markHeld(s: Session): void {
+    if (s.state !== 'FROZEN') throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}${s.reason ? ` (${s.reason})` : ''}`);
+    s.busy = undefined;
     s.state = 'HELD';
-    this.renew(s);
+    this.extendLease(s);
   }
 
   /** Source: commit; the daemon lets go and the sockets stay frozen and silent at their owner. */
@@ -323,21 +369,39 @@ export class SessionManager {
     this.closeSilently(s, 'RELEASED', 'released: the owner may be stopped without FIN or RST', this.opts.lockGraceMs);
   }
 
-  /** Restore: close silently. Source: as resume. */
+  /**
+   * Restore: close silently. Source: as resume. FAILED_PRECONDITION (SESSION_BUSY) while a Checkpoint
+   * stream or a hand-over uses the sockets; a restore still being streamed in ends at once (its stream
+   * holds no socket between frames, and fails at its next one).
+   */
   abort(s: Session, reason = 'aborted'): void {
     if (s.kind === 'source') {
       this.requireActive(s);
       this.thaw(s, 'RESUMED', `${reason}: resumed at the source`);
     } else {
-      if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}`);
+      if (s.busy !== 'restore') this.requireActive(s);
+      else if (!s.active) throw new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state}${s.reason ? ` (${s.reason})` : ''}`);
       this.closeSilently(s, 'ABORTED', reason);
     }
   }
 
-  /** At shutdown: every frozen source goes on at its source, every unfinished restore vanishes. */
-  shutdown(): void {
+  /**
+   * At shutdown: every frozen source goes on at its source, every unfinished restore vanishes. A hand-over
+   * in flight is told to stop and waited for (it ends within HANDOVER_MAX_MS in any case); sockets a call
+   * still uses after that are left to the process's exit rather than closed under it.
+   */
+  async shutdown(): Promise<void> {
     this.stopping = true;
+    this.stopSignal.abort();
+    // A Restore stream uses no socket between frames (see the top): only the other calls are waited for.
+    const inUse = (s: Session): boolean => s.busy !== undefined && s.busy !== 'restore';
+    const deadline = Date.now() + HANDOVER_MAX_MS + SHUTDOWN_SLACK_MS;
+    while (this.active().some(inUse) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     for (const s of this.active()) {
+      if (inUse(s)) {
+        this.opts.log.error('session still busy at shutdown: left to the exit', { session: s.id, kind: s.kind, busy: s.busy });
+        continue;
+      }
       try {
         if (s.kind === 'source') this.thaw(s, 'RESUMED', 'daemon stopping: resumed at the source');
         else this.closeSilently(s, 'ABORTED', 'daemon stopping: closed silently');
@@ -348,4 +412,12 @@ export class SessionManager {
     }
     for (const s of this.sessions.values()) if (s.timer) clearTimeout(s.timer);
   }
+}
+
+/** How long shutdown waits beyond a hand-over's own bound for calls to let go of their sessions. */
+const SHUTDOWN_SLACK_MS = 1000;
+
+function busyError(s: Session): SoccrError {
+  const what = s.busy === 'handover' ? 'a hand-over of its sockets is in flight' : s.busy === 'checkpoint' ? 'its Checkpoint stream is still open' : 'its Restore stream is still open';
+  return new SoccrError('SESSION_BUSY', `session ${s.id} is busy: ${what}; ask again once that call has ended`);
 }

@@ -6,8 +6,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SessionState, SoccrClient, isServiceError, readCheckpointFile } from '../client/client';
-import { DaemonProcess, cleanupDaemons } from './support/daemon';
+import { SessionState, SoccrClient, readCheckpointFile } from '../client/client';
+import { DaemonProcess, cleanupDaemons, expectStatus } from './support/daemon';
 import { Endpoint, killAllEndpoints } from './support/endpoint';
 import { leftoverNamespaces, run } from './support/netns';
 import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, Pair, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from './support/scenario';
@@ -29,17 +29,6 @@ function soccrctl(daemon: DaemonProcess, args: string[]): Promise<CliResult> {
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-async function expectStatus(p: Promise<unknown>, code: grpc.status, what: string): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(isServiceError(err), `${what}: not a gRPC error: ${String(err)}`);
-    assert.equal(grpc.status[err.code], grpc.status[code], `${what}: ${err.details}`);
-    return err;
-  }
-  throw new assert.AssertionError({ message: `${what}: succeeded, expected ${grpc.status[code]}` });
 }
 
 /** A new owner in host `host` that takes the connection over the hand-over socket and goes on from `at`. */

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { MigrateError, MigrateOptions, MigrateReport, migrate } from '../client';
+import { MigrateError, MigrateOptions, MigrateReport, RESUME_DEADLINE_MS, migrate } from '../client';
 import { CallRecord, MiB, StandInDaemon, bulkLocalPort, conn, withQueues } from './support/standin';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
@@ -318,13 +318,70 @@ describe('migrate (two stand-in daemons)', function () {
     });
 
     it('a rollback step that fails is reported, and the others still run', async function () {
-      dst.failUnary.Resume = { code: grpc.status.INTERNAL, details: 'delivery failed' };
+      // (the daemon answered the Resume: its outcome is known, the destination is not live)
+      dst.failUnary.Resume = { code: grpc.status.INTERNAL, details: 'delivery failed', kind: 'DELIVERY' };
       dst.failUnary.Abort = { code: grpc.status.UNAVAILABLE, details: 'daemon restarting' };
       const err = await rejectsWith(migrate(base()));
       assert.deepEqual(err.rolledBack, ['resumed source session src-77']);
       assert.deepEqual(err.rollbackFailures, ['destination session rst-1: UNAVAILABLE: daemon restarting']);
       assert.match(err.message, /\(rolled back: resumed source session src-77; rollback failed: destination session rst-1: UNAVAILABLE: daemon restarting\)$/);
       assert.deepEqual(src.callNames(), ['Checkpoint', 'Resume src-77']);
+    });
+
+    it('a destination Resume without an answer: waits out the hand-over the destination still runs, then acts on its outcome', async function () {
+      // Live after all: the source is released, never resumed.
+      dst.failUnary.Resume = { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', times: 1 };
+      dst.failUnary.Abort = { code: grpc.status.FAILED_PRECONDITION, details: 'session rst-1 is busy: a hand-over of its sockets is in flight', kind: 'SESSION_BUSY' };
+      const goLiveLater = (e: { name: string; status: string }): void => {
+        if (e.name !== 'resume-destination' || e.status !== 'started') return;
+        setTimeout(() => {
+          const s = dst.sessions.get('rst-1');
+          if (s) s.state = 3;
+        }, 800);
+      };
+      const r = await migrate({ ...base(), onPhase: goLiveLater });
+      assert.deepEqual(src.callNames(), ['Checkpoint', 'Release src-77']);
+      assert.equal(sessionState(dst, 'rst-1'), 3);
+      assert.ok(dst.callNames().filter((c) => c === 'Abort rst-1').length >= 2, 'asked again while the hand-over ran');
+      assert.match(r.warnings[0], /^Resume on the destination reported DEADLINE_EXCEEDED: Deadline exceeded, but session rst-1 is RESUMED: went on$/);
+
+      // The hand-over failed in the end: aborted there once it let go, and the source resumed.
+      src.reset();
+      dst.reset();
+      src.checkpointConns = [{ id: '3:1', fd: 3, state: withQueues(conn(), q.a, q.b) }];
+      dst.failUnary.Resume = { code: grpc.status.UNAVAILABLE, details: 'Connection dropped', times: 1 };
+      dst.failUnary.Abort = { code: grpc.status.FAILED_PRECONDITION, details: 'session rst-1 is busy', kind: 'SESSION_BUSY', times: 2 };
+      const err = await rejectsWith(migrate(base()));
+      assert.equal(err.phase, 'resume-destination');
+      assert.deepEqual(err.rolledBack, ['aborted destination session rst-1', 'resumed source session src-77']);
+      assert.deepEqual(err.rollbackFailures, []);
+      assert.deepEqual(dst.callNames(), ['Restore', 'Resume rst-1', 'Abort rst-1', 'Abort rst-1', 'Abort rst-1']);
+    });
+
+    it('a destination Resume without an answer, and no answer from the destination since: asked for as long as a hand-over can last, then rolled back', async function () {
+      this.timeout(RESUME_DEADLINE_MS + 30_000);
+      dst.failUnary.Resume = { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' };
+      dst.failUnary.Abort = { code: grpc.status.UNAVAILABLE, details: 'connection refused' };
+      dst.failUnary.GetSession = { code: grpc.status.UNAVAILABLE, details: 'connection refused' };
+      let resumeSentAt = 0;
+      const err = await rejectsWith(
+        migrate({
+          ...base(),
+          onPhase: (e) => {
+            if (e.name === 'resume-destination' && e.status === 'started') resumeSentAt = Date.now();
+          },
+        }),
+      );
+      const askedFor = Date.now() - resumeSentAt;
+      assert.equal(err.phase, 'resume-destination');
+      // the source resumed only once no hand-over could still make the destination live
+      assert.ok(askedFor >= RESUME_DEADLINE_MS, `the destination was asked for ${askedFor} ms`);
+      assert.deepEqual(src.callNames(), ['Checkpoint', 'Resume src-77']);
+      assert.deepEqual(err.rolledBack, ['resumed source session src-77']);
+      assert.deepEqual(err.rollbackFailures, [
+        'destination session rst-1: UNAVAILABLE: connection refused',
+        'destination session rst-1 did not answer for as long as its hand-over could last: taken as not live',
+      ]);
     });
 
     it('a source Release that fails once the destination is live is retried, then only reported', async function () {

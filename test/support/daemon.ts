@@ -1,9 +1,11 @@
 // Runs a real soccrd as a separate process for the tests, on its own Unix socket and state directory.
+import { strict as assert } from 'node:assert';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { isServiceError } from '../../client/client';
 import { readInstanceId } from '../../daemon/instance';
 import { lockTableOf } from '../../daemon/netlock';
 
@@ -182,4 +184,16 @@ export function daemonLogs(lines = 40): string {
 
 export async function cleanupDaemons(): Promise<void> {
   for (const d of [...running]) await d.cleanup();
+}
+
+/** Awaits `p` and checks that it failed with the gRPC status `code`; returns the error. */
+export async function expectStatus(p: Promise<unknown>, code: grpc.status, what: string): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(isServiceError(err), `${what}: not a gRPC error: ${String(err)}`);
+    assert.equal(grpc.status[err.code], grpc.status[code], `${what}: ${err.details}`);
+    return err;
+  }
+  throw new assert.AssertionError({ message: `${what}: succeeded, expected ${grpc.status[code]}` });
 }

@@ -252,6 +252,10 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
     const frozen: E.FrozenSocket[] = [];
     const states: SavedConnection[] = [];
     const cpTimes: number[] = [];
+    // With diag, the daemon's way: it lists the owner's sockets (procfs) before it freezes anything
+    // (neither timed nor counted here), freezes them all, then looks them all up at once.
+    const listed = diag ? new Map(listTcpSockets(pid).map((e) => [e.fd, e])) : undefined;
+    const ns = diag ? NetnsHandle.open(`/proc/${pid}/ns/net`) : undefined;
     mark(1, markers);
     const c0 = N.ffiCalls();
     const k0 = N.batchedKernelCalls();
@@ -271,10 +275,6 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
         cpTimes.push(usSince(t0));
       }
     } else {
-      // With diag, the daemon's way: it lists the owner's sockets (procfs) before it freezes anything
-      // (not timed here either), freezes them all, then looks them all up at once.
-      const listed = diag ? new Map(listTcpSockets(pid).map((e) => [e.fd, e])) : undefined;
-      const ns = diag ? NetnsHandle.open(`/proc/${pid}/ns/net`) : undefined;
       const t0 = nowNs();
       const h = ProcessHandle.open(pid);
       try {

@@ -181,6 +181,10 @@ static void save(int fd, int reuse, struct saved *s) {
   int outq = ioctl_int(fd, SIOCOUTQ_);
   int unsent = ioctl_int(fd, SIOCOUTQNSD_);
   int inq = ioctl_int(fd, SIOCINQ_);
+  // engine.ts reads the local address with the queue lengths: the peer's must be asked for at its size.
+  socklen_t l = sizeof s->local;
+  if (K(getsockname(fd, (struct sockaddr *)&s->local, &l)) < 0) die("getsockname");
+  if (s->local.ss_family != AF_INET) fail("baseline handles IPv4 only");
   if (s->state == CLOSE) {
     outq = 0;
     unsent = 0;
@@ -196,9 +200,6 @@ static void save(int fd, int reuse, struct saved *s) {
   s->inq_seq = peek_queue(fd, RECV_QUEUE, inq, &s->recvq);
   s->outq_seq = peek_queue(fd, SEND_QUEUE, s->state == CLOSE ? 0 : outq, &s->sendq);
   ss_int(fd, SOL_TCP_, TCP_REPAIR_QUEUE_, NO_QUEUE);
-  socklen_t l = sizeof s->local;
-  if (K(getsockname(fd, (struct sockaddr *)&s->local, &l)) < 0) die("getsockname");
-  if (s->local.ss_family != AF_INET) fail("baseline handles IPv4 only");
   // engine.ts peerAddress: SO_PEERNAME with exactly the address's size (getpeername refuses in CLOSE).
   l = sizeof(struct sockaddr_in);
   if (K(getsockopt(fd, SOL_SOCKET, SO_PEERNAME_, &s->remote, &l)) < 0) die("getsockopt SO_PEERNAME");

@@ -4,10 +4,12 @@
 //
 // soccrd side: an owner process (bench/owner.ts) accepts N connections from peers opened here with
 // node:net; both sides write 100 bytes that the other never reads. Checkpoint = ProcessHandle.open once,
-// then takeTcpSocket + pause + save per connection. The owner's sockets then vanish silently (our
-// duplicates closed, owner SIGKILLed) and restore = restore + resumeRestored per saved state, in this
-// network namespace. A few restored connections are checked both ways. N=1 is the median of 200
-// connections, each checkpointed with its own ProcessHandle and restored alone.
+// then, as the daemon does it, takeTcpSockets + pauseAll + captureAll for all N (their kernel calls in a
+// few batches). The owner's sockets then vanish silently (our duplicates closed, owner SIGKILLed) and
+// restore = restore per saved state (one batch each), then resumeAll, in this network namespace. A few
+// restored connections are checked both ways. N=1 is the median of 200 connections, each checkpointed
+// with its own ProcessHandle and restored alone. The kernel calls run batched through
+// build/libsoccr_batch.so, or one FFI call each with SOCCRD_NATIVE_BATCH=0 (the daemon's fallback).
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -184,6 +186,9 @@ interface Measured {
   restoreUs: number;
   checkpointFfi: number;
   restoreFfi: number;
+  /** kernel calls made through batches (not counting the few made directly) */
+  checkpointKernel: number;
+  restoreKernel: number;
   expectedQueues: number;
   verified: number;
   checks: number;
@@ -247,14 +252,19 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
     const frozen: E.FrozenSocket[] = [];
     const states: SavedConnection[] = [];
     const cpTimes: number[] = [];
+    // With diag, the daemon's way: it lists the owner's sockets (procfs) before it freezes anything
+    // (neither timed nor counted here), freezes them all, then looks them all up at once.
+    const listed = diag ? new Map(listTcpSockets(pid).map((e) => [e.fd, e])) : undefined;
+    const ns = diag ? NetnsHandle.open(`/proc/${pid}/ns/net`) : undefined;
     mark(1, markers);
     const c0 = N.ffiCalls();
+    const k0 = N.batchedKernelCalls();
     if (mode === 'single') {
       for (const fd of fds) {
         const t0 = nowNs();
         const h = ProcessHandle.open(pid);
         try {
-          const dup = h.takeTcpSocket(fd);
+          const dup = h.takeTcpSockets([fd])[0];
           dups.push(dup);
           const fz = E.pause(dup);
           frozen.push(fz);
@@ -265,24 +275,13 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
         cpTimes.push(usSince(t0));
       }
     } else {
-      // With diag, the daemon's way: it lists the owner's sockets (procfs) before it freezes anything
-      // (not timed here either), freezes them all, then looks them all up at once.
-      const listed = diag ? new Map(listTcpSockets(pid).map((e) => [e.fd, e])) : undefined;
-      const ns = diag ? NetnsHandle.open(`/proc/${pid}/ns/net`) : undefined;
       const t0 = nowNs();
       const h = ProcessHandle.open(pid);
       try {
-        for (const fd of fds) {
-          const dup = h.takeTcpSocket(fd);
-          dups.push(dup);
-          const fz = E.pause(dup);
-          frozen.push(fz);
-          if (!listed) states.push(E.save(fz));
-        }
-        if (listed) {
-          const answers = diagnose(ns, fds.map((fd) => listed.get(fd)));
-          frozen.forEach((fz, i) => states.push(E.capture(fz, Infinity, answers[i]).state));
-        }
+        dups.push(...h.takeTcpSockets(fds));
+        frozen.push(...E.pauseAll(dups));
+        const answers = listed ? diagnose(ns, fds.map((fd) => listed.get(fd))) : [];
+        states.push(...E.captureAll(frozen, Infinity, answers).map((c) => c.state));
       } finally {
         h.close();
         ns?.close();
@@ -290,6 +289,7 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
       cpTimes.push(usSince(t0) / n);
     }
     const checkpointFfi = (N.ffiCalls() - c0) / n;
+    const checkpointKernel = (N.batchedKernelCalls() - k0) / n;
     mark(2, markers);
     const expectedQueues = states.filter((s) => s.inqLen === QUEUE_BYTES && s.outqLen === 0).length;
 
@@ -302,6 +302,7 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
     const rsTimes: number[] = [];
     mark(3, markers);
     const c1 = N.ffiCalls();
+    const k1 = N.batchedKernelCalls();
     if (mode === 'single') {
       for (const s of states) {
         const t0 = nowNs();
@@ -312,14 +313,14 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
       }
     } else {
       const t0 = nowNs();
-      for (const s of states) {
-        const r = E.restore(s);
-        restored.push(r.fd);
-        E.resumeRestored(r);
-      }
+      const rebuilt = states.map((s) => E.restore(s));
+      restored.push(...rebuilt.map((r) => r.fd));
+      const failed = E.resumeAll(rebuilt).find((err) => err !== undefined);
+      if (failed) throw failed;
       rsTimes.push(usSince(t0) / n);
     }
     const restoreFfi = (N.ffiCalls() - c1) / n;
+    const restoreKernel = (N.batchedKernelCalls() - k1) / n;
     mark(4, markers);
 
     const byPort = new Map(peers.map((p) => [p.localPort ?? -1, p]));
@@ -336,6 +337,8 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
       restoreUs: median(rsTimes),
       checkpointFfi,
       restoreFfi,
+      checkpointKernel,
+      restoreKernel,
       expectedQueues,
       verified,
       checks: picks.length,
@@ -448,6 +451,8 @@ interface PhaseRow {
   baselineUsPerConn: number;
   ratio: number;
   ffiCallsPerConn: number;
+  /** kernel calls soccrd made inside batches (several per FFI call with the batch library) */
+  batchedKernelCallsPerConn: number;
   baselineSyscallsPerConn: number;
   gapUsPerConn: number;
   ffiOverheadUsPerConn: number;
@@ -464,12 +469,13 @@ interface Row {
   perRound: Array<{ soccrdCheckpointUs: number; baselineCheckpointUs: number; soccrdRestoreUs: number; baselineRestoreUs: number }>;
 }
 
-function phase(soccrdUs: number, baseUs: number, ffi: number, syscalls: number, overheadUs: number): PhaseRow {
+function phase(soccrdUs: number, baseUs: number, ffi: number, batched: number, syscalls: number, overheadUs: number): PhaseRow {
   return {
     soccrdUsPerConn: soccrdUs,
     baselineUsPerConn: baseUs,
     ratio: soccrdUs / baseUs,
     ffiCallsPerConn: ffi,
+    batchedKernelCallsPerConn: batched,
     baselineSyscallsPerConn: syscalls,
     gapUsPerConn: soccrdUs - baseUs,
     ffiOverheadUsPerConn: ffi * overheadUs,
@@ -484,13 +490,14 @@ function printTable(rows: Row[], loop: { soccrdNs: number; baselineNs: number; o
   const out: string[] = [];
   out.push(`soccrd engine bench: 127.0.0.1 loopback, ${QUEUE_BYTES} unread bytes queued each way per connection`);
   out.push(`node ${process.version}, kernel ${os.release()}, baseline = bench/baseline.c (gcc -O2), same kernel calls without FFI`);
+  out.push(`soccrd kernel calls: ${N.batchPath().native ? 'batched' : 'one FFI call each'} (${N.batchPath().reason})`);
   for (const which of ['checkpoint', 'restore'] as const) {
     out.push('');
     out.push(which === 'checkpoint' ? 'checkpoint: ProcessHandle.open (once) + takeTcpSocket + pause + save' : 'restore: restore + resumeRestored');
-    out.push(`${'N'.padEnd(26)}${pad('soccrd µs/conn', 16)}${pad('baseline µs/conn', 18)}${pad('ratio', 8)}${pad('FFI calls/conn', 16)}${pad('C syscalls/conn', 17)}`);
+    out.push(`${'N'.padEnd(26)}${pad('soccrd µs/conn', 16)}${pad('baseline µs/conn', 18)}${pad('ratio', 8)}${pad('FFI calls/conn', 16)}${pad('batched/conn', 14)}${pad('C syscalls/conn', 17)}`);
     for (const r of rows) {
       const p = r[which];
-      out.push(`${label(r).padEnd(26)}${pad(f(p.soccrdUsPerConn), 16)}${pad(f(p.baselineUsPerConn), 18)}${pad(f(p.ratio, 2) + 'x', 8)}${pad(f(p.ffiCallsPerConn, 2), 16)}${pad(f(p.baselineSyscallsPerConn, 2), 17)}`);
+      out.push(`${label(r).padEnd(26)}${pad(f(p.soccrdUsPerConn), 16)}${pad(f(p.baselineUsPerConn), 18)}${pad(f(p.ratio, 2) + 'x', 8)}${pad(f(p.ffiCallsPerConn, 2), 16)}${pad(f(p.batchedKernelCallsPerConn, 2), 14)}${pad(f(p.baselineSyscallsPerConn, 2), 17)}`);
     }
   }
   out.push('');
@@ -563,8 +570,8 @@ async function main(): Promise<void> {
       reps: ss[0].reps,
       rounds,
       statistic: mode === 'single' ? `median of ${n} single-connection runs` : `median over ${rounds} runs of the mean over ${n} connections`,
-      checkpoint: phase(med(ss, (s) => s.checkpointUs), med(bs, (b) => b.checkpoint_us_per_conn), med(ss, (s) => s.checkpointFfi), med(bs, (b) => b.checkpoint_syscalls_per_conn), overheadUs),
-      restore: phase(med(ss, (s) => s.restoreUs), med(bs, (b) => b.restore_us_per_conn), med(ss, (s) => s.restoreFfi), med(bs, (b) => b.restore_syscalls_per_conn), overheadUs),
+      checkpoint: phase(med(ss, (s) => s.checkpointUs), med(bs, (b) => b.checkpoint_us_per_conn), med(ss, (s) => s.checkpointFfi), med(ss, (s) => s.checkpointKernel), med(bs, (b) => b.checkpoint_syscalls_per_conn), overheadUs),
+      restore: phase(med(ss, (s) => s.restoreUs), med(bs, (b) => b.restore_us_per_conn), med(ss, (s) => s.restoreFfi), med(ss, (s) => s.restoreKernel), med(bs, (b) => b.restore_syscalls_per_conn), overheadUs),
       verified: `${verified}/${checks} soccrd, ${bVerified}/${bChecks} baseline`,
       perRound: ss.map((s, i) => ({
         soccrdCheckpointUs: s.checkpointUs,
@@ -590,6 +597,7 @@ async function main(): Promise<void> {
     node: process.version,
     kernel: os.release(),
     queueBytesEachWay: QUEUE_BYTES,
+    kernelCallPath: N.batchPath(),
     ffiCost: { calls: LOOP_CALLS, rounds: LOOP_ROUNDS, soccrdNsPerCall: soccrdNs, baselineNsPerCall: baselineNs, overheadUsPerCall: overheadUs },
     callSequence: sequence,
     rows,

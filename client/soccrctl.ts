@@ -166,6 +166,7 @@ function printVersion(clientVersion: string, v: GetVersionResponseMsg): void {
     ['buf_lock', f.bufLock],
     ['raw_socket', f.rawSocket],
     ['network_lock', f.networkLock],
+    ['native_batch', f.nativeBatch],
   ];
   for (const [name, ok] of rows) t.push([name, ok ? 'yes' : 'no']);
   print(t.toString());

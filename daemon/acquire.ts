@@ -172,6 +172,8 @@ export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[]
   return owners;
 }
 
+const takeBatch = new N.KernelBatch(64);
+
 const SIGCONT = 18;
 const SIGSTOP = 19;
 
@@ -252,6 +254,46 @@ export class ProcessHandle {
     } catch (err) {
       N.closeQuietly(dup);
       throw err instanceof SoccrError ? err : kernelError(`inspecting fd ${fd} of pid ${this.pid}`, err);
+    }
+  }
+
+  /**
+   * takeTcpSocket for many fds, with their kernel calls in one batch: duplicates in the same order. An
+   * fd the batch cannot accept as it is (an error, another kind or state, a closed socket whose peer
+   * must be checked) goes through takeTcpSocket for its precise answer. On the first refusal every
+   * duplicate taken is closed and the refusal thrown.
+   */
+  takeTcpSockets(fds: readonly number[]): number[] {
+    const b = takeBatch.reset();
+    const ops = fds.map((fd, i) => {
+      b.group = i;
+      const dup = b.pidfdGetfd(this.pidfd, fd);
+      const protocol = b.getInt({ op: dup }, N.SOL_SOCKET, N.SO.PROTOCOL);
+      const info = b.getBytes({ op: dup }, N.SOL_TCP, N.TCP.INFO, 8);
+      return { dup, protocol, info };
+    });
+    b.run();
+    const dups: number[] = [];
+    try {
+      fds.forEach((fd, i) => {
+        const { dup, protocol, info } = ops[i];
+        const state = b.ok(info) ? b.bytes(info)[0] : -1;
+        const fits = b.ok(info) && b.int(protocol) === N.IPPROTO_TCP && state !== TcpState.CLOSE && SUPPORTED_STATES.has(state);
+        if (fits) {
+          dups.push(b.result(dup));
+          return;
+        }
+        if (b.ok(dup)) N.closeQuietly(b.result(dup));
+        dups.push(this.takeTcpSocket(fd));
+      });
+      return dups;
+    } catch (err) {
+      for (const d of dups) N.closeQuietly(d);
+      // The refused fd's own duplicate is closed already; those after it are still open.
+      fds.forEach((_, i) => {
+        if (i > dups.length && b.ok(ops[i].dup)) N.closeQuietly(b.result(ops[i].dup));
+      });
+      throw err;
     }
   }
 

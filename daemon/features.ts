@@ -48,5 +48,6 @@ export function probeFeatures(): FeaturesMsg {
     }),
     rawSocket: withSocket(N.AF_INET, N.SOCK_RAW, N.IPPROTO_RAW, () => undefined),
     networkLock: false,
+    nativeBatch: N.batchPath().native,
   };
 }

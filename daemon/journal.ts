@@ -8,7 +8,6 @@ import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSyn
 import * as path from 'node:path';
 import { SoccrError } from './errors';
 import type { Logger } from './log';
-import * as N from './native';
 import type { LockTuple } from './netlock';
 
 export const JOURNAL_FILE = 'journal.jsonl';
@@ -102,11 +101,6 @@ export function netnsOfPath(p: string | undefined): NetnsRef {
 /** The inode of the socket behind a descriptor we hold. */
 export function socketInode(fd: number): number {
   return fstatSync(fd).ino;
-}
-
-/** The user's SO_REUSEADDR on a socket we hold. */
-export function reuseAddrOf(fd: number): boolean {
-  return N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.REUSEADDR) !== 0;
 }
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or -1 if the process is gone. */

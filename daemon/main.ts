@@ -9,6 +9,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { probeFeatures } from './features';
+import { batchPath } from './native';
 import { createLogger, Logger } from './log';
 import { DEFAULT_LIMITS, encodeFrame, loadPackageDefinition, warmFrameCodecs } from './protocol';
 import { SocketRepairService } from './service';
@@ -276,6 +277,9 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   const recovery = planRecovery(journal, log);
   const netlock = netlockCandidate.start(recovery.keepOwn) ? netlockCandidate : undefined;
   const features = { ...probeFeatures(), networkLock: netlock !== undefined };
+  const kernelCalls = batchPath();
+  if (kernelCalls.native) log.info('kernel calls: batched, one FFI call per engine step', { library: kernelCalls.reason });
+  else log.warn('kernel calls: one FFI call each (slower per connection)', { reason: kernelCalls.reason });
   const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log, journal });
   const registry = new ConnectionRegistry();
   const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);

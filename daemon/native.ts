@@ -1,8 +1,12 @@
 // The native layer: every libc call soccrd makes goes through here, and this is the only module that
 // imports ffi-rs. Each ffi-rs call costs microseconds, so the hot paths pass raw addresses of
 // long-lived Buffers (ffi-rs converts a plain number argument far faster than a Buffer) and read
-// errno from a view of glibc's thread-local errno only after a call has reported failure.
+// errno from a view of glibc's thread-local errno only after a call has reported failure. Hot paths
+// go further: a KernelBatch holds many kernel calls and runs them in one FFI call through the small C
+// library native/soccr_batch.c (built at install), or one FFI call each where that library is missing.
 import { constants as osConstants } from 'node:os';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
 import { SyscallError } from './errors';
 
@@ -27,10 +31,16 @@ interface CallSpec {
 }
 
 let callCount = 0;
+let kernelCallCount = 0;
 
 /** Number of FFI calls made so far by this process (for per-operation accounting). */
 export function ffiCalls(): number {
   return callCount;
+}
+
+/** Number of kernel calls made so far through batches (each op of a KernelBatch counts one). */
+export function batchedKernelCalls(): number {
+  return kernelCallCount;
 }
 
 function spec(funcName: string, paramsType: DataType[], retType: DataType = I32): CallSpec {
@@ -62,7 +72,45 @@ export interface PinnedBuffer {
 }
 export function pinned(size: number): PinnedBuffer {
   const buf = Buffer.alloc(Math.max(size, 1));
-  return { buf, addr: addressOf(buf) };
+  const addr = addressOf(buf);
+  knownAddresses.set(buf.buffer, addr - buf.byteOffset);
+  return { buf, addr };
+}
+
+// The memory of every pinned buffer by its ArrayBuffer: any view of it has a known address, and a
+// batch can hand it to the kernel as it is (no copy, no FFI call to learn where it is).
+const knownAddresses = new WeakMap<ArrayBufferLike, number>();
+
+/** The address of `buf`'s first byte if it is a view of pinned memory, else undefined. */
+export function knownAddress(buf: Buffer): number | undefined {
+  const base = knownAddresses.get(buf.buffer);
+  return base === undefined ? undefined : base + buf.byteOffset;
+}
+
+// Small pinned buffers are cut from slabs (as Node cuts small Buffers from its pool): one FFI call per
+// slab for its address instead of one per buffer. A slab lives while any buffer cut from it does.
+const SLAB_SIZE = 256 * 1024;
+let slab: Buffer | undefined;
+let slabUsed = 0;
+
+/**
+ * A Buffer of `size` bytes with a known address (knownAddress), not zero-filled: for kernel calls that
+ * fill it, such as a queue peek, whose bytes are then used as they are.
+ */
+export function allocPinned(size: number): Buffer {
+  if (size > SLAB_SIZE / 4) {
+    const own = Buffer.allocUnsafeSlow(size);
+    knownAddresses.set(own.buffer, addressOf(own) - own.byteOffset);
+    return own;
+  }
+  if (!slab || slabUsed + size > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    knownAddresses.set(slab.buffer, addressOf(slab) - slab.byteOffset);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + size);
+  slabUsed += (size + 7) & ~7;
+  return out;
 }
 
 // glibc's errno for this thread. All calls run on the main JS thread, so the address is stable.
@@ -331,6 +379,555 @@ export function pidfdSendSignal(pidfd: number, sig: number): void {
 
 export function getpid(): number {
   return invoke(fns.getpid, []);
+}
+
+// ---- batches: many kernel calls in one FFI call ------------------------------------------------
+
+// Op codes, flags and record layout shared with native/soccr_batch.c.
+const OP = {
+  SETSOCKOPT: 1,
+  GETSOCKOPT: 2,
+  IOCTL: 3,
+  RECV: 4,
+  SEND: 5,
+  SOCKET: 6,
+  BIND: 7,
+  CONNECT: 8,
+  SHUTDOWN: 9,
+  SENDTO: 10,
+  CLOSE: 11,
+  GETSOCKNAME: 12,
+  SETNS: 13,
+  PIDFD_GETFD: 14,
+  FSTAT_INO: 15,
+} as const;
+const OP_NAMES = ['', 'setsockopt', 'getsockopt', 'ioctl', 'recv', 'send', 'socket', 'bind', 'connect', 'shutdown', 'sendto', 'close', 'getsockname', 'setns', 'pidfd_getfd', 'fstat'];
+
+/** Op flags. */
+export const ALWAYS = 1; // runs even when its group stopped earlier (cleanup)
+export const NOSTOP = 2; // a failure is recorded but does not stop the group
+const SEND_ALL = 4;
+
+const ST_OK = 1;
+const ST_FAILED = 2;
+const ST_SKIPPED = 3;
+const BASE_INLINE = -1;
+const BASE_ABSOLUTE = 0;
+
+const REC = 128; // bytes per record; the batch's first record is its header (the op count)
+const W = REC / 4; // int32 words per record
+/** Word (int32) offsets of a record's fields. */
+const F = {
+  CODE: 0,
+  FD: 1,
+  A1: 2,
+  A2: 3,
+  A3: 4,
+  LEN: 5,
+  ADDR: 6, // u64: words 6, 7
+  BASE: 8,
+  EXPECT: 9,
+  GROUP: 10,
+  FLAGS: 11,
+  FD_FROM: 12,
+  STATUS: 13,
+  RESULT: 14, // i64: words 14, 15
+  ERR: 16,
+  OUT_LEN: 17,
+} as const;
+const DATA_OFF = 72; // bytes: inline memory for small values
+export const INLINE_BYTES = 56;
+const ABI = 1;
+
+/** Where an op's fd comes from: a number, or the result of an earlier op of the same batch (a new socket). */
+export type FdArg = number | { op: number };
+
+const BATCH_LIB = 'soccr_batch';
+const BATCH_LIB_PATH = path.resolve(__dirname, '..', '..', 'build', 'libsoccr_batch.so');
+
+function loadBatchLibrary(): { loaded: boolean; reason: string } {
+  if (process.env.SOCCRD_NATIVE_BATCH === '0') return { loaded: false, reason: 'SOCCRD_NATIVE_BATCH=0' };
+  if (!existsSync(BATCH_LIB_PATH)) return { loaded: false, reason: `${BATCH_LIB_PATH} missing (no C compiler at npm install?)` };
+  try {
+    open({ library: BATCH_LIB, path: BATCH_LIB_PATH });
+    const abi = load({ library: BATCH_LIB, funcName: 'soccr_batch_abi', retType: I32, paramsType: [], paramsValue: [] }) as unknown as number;
+    if (abi !== ABI) return { loaded: false, reason: `${BATCH_LIB_PATH} is of another version (ABI ${abi}, want ${ABI}): run npm install` };
+    return { loaded: true, reason: BATCH_LIB_PATH };
+  } catch (err) {
+    return { loaded: false, reason: `${BATCH_LIB_PATH}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+const batchLibrary = loadBatchLibrary();
+let batchEnabled = batchLibrary.loaded;
+
+/**
+ * Which path batches take: `native` (one FFI call per batch, native/soccr_batch.c) or the per-call
+ * fallback (one FFI call per kernel call), and why.
+ */
+export function batchPath(): { native: boolean; reason: string } {
+  if (batchEnabled) return { native: true, reason: `batch library ${batchLibrary.reason}` };
+  return { native: false, reason: `one FFI call per kernel call: ${batchLibrary.loaded ? 'batch library switched off' : batchLibrary.reason}` };
+}
+
+/** Switches between the two paths (tests run both); native only where the library loaded. Returns the path in use. */
+export function useNativeBatch(on: boolean): boolean {
+  batchEnabled = on && batchLibrary.loaded;
+  return batchEnabled;
+}
+
+const runSpec = { library: BATCH_LIB, funcName: 'soccr_batch_run', retType: I32, paramsType: [I64], paramsValue: [0] as unknown[], freeResultMemory: false };
+const runWithSpec = {
+  library: BATCH_LIB,
+  funcName: 'soccr_batch_run_with',
+  retType: I32,
+  paramsType: [I64, DataType.U8Array, DataType.U8Array],
+  paramsValue: [0] as unknown[],
+  freeResultMemory: false,
+};
+// The fallback's calls on memory it has no address for (a big queue handed in as a Buffer).
+const recvU8 = spec('recv', [I32, DataType.U8Array, I64, I32], I64);
+const sendU8 = spec('send', [I32, DataType.U8Array, I64, I32], I64);
+const fstatSpec = spec('fstat', [I32, I64]);
+const ONE_BYTE = Buffer.alloc(1);
+// Bytes without a known address up to this size are copied into the batch's own pinned memory: a
+// Buffer argument costs ffi-rs about as much as copying 30-40 KiB (measured on this machine).
+const STAGE_LIMIT = 32 * 1024;
+const STAGE_SIZE = 64 * 1024;
+
+/**
+ * Kernel calls prepared in order and run together: in one FFI call through native/soccr_batch.c, or
+ * (without that library, or with SOCCRD_NATIVE_BATCH=0) one FFI call each, with the same semantics.
+ * Each op belongs to a group (`group`, set before adding ops; a group's ops are contiguous): when an op
+ * fails, the rest of its group is skipped except ALWAYS ops; NOSTOP ops fail without stopping it. After
+ * `run`, each op's outcome is read by its index: ok, result, errno, the int or bytes it read.
+ */
+export class KernelBatch {
+  private mem: PinnedBuffer;
+  private words: Int32Array;
+  private count = 0;
+  private stage: PinnedBuffer | undefined;
+  private staged = 0;
+  private args: Buffer[] = [];
+  /** The group of the ops added next. */
+  group = 0;
+
+  constructor(capacity = 64) {
+    this.mem = pinned(REC * (capacity + 1));
+    this.words = new Int32Array(this.mem.buf.buffer, this.mem.buf.byteOffset, this.mem.buf.length / 4);
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Empties the batch for new ops (outcomes of the last run are gone). */
+  reset(): this {
+    this.count = 0;
+    this.staged = 0;
+    this.args = [];
+    this.group = 0;
+    return this;
+  }
+
+  private add(code: number, fd: FdArg, a1: number, a2: number, a3: number, flags: number): number {
+    if ((this.count + 2) * REC > this.mem.buf.length) this.grow();
+    const i = this.count++;
+    const w = this.words;
+    const o = (i + 1) * W;
+    w[o + F.CODE] = code;
+    if (typeof fd === 'number') {
+      w[o + F.FD] = fd;
+      w[o + F.FD_FROM] = -1;
+    } else {
+      w[o + F.FD] = -1;
+      w[o + F.FD_FROM] = fd.op;
+    }
+    w[o + F.A1] = a1;
+    w[o + F.A2] = a2;
+    w[o + F.A3] = a3;
+    w[o + F.LEN] = 0;
+    w[o + F.ADDR] = 0;
+    w[o + F.ADDR + 1] = 0;
+    w[o + F.BASE] = BASE_INLINE;
+    w[o + F.EXPECT] = -1;
+    w[o + F.GROUP] = this.group;
+    w[o + F.FLAGS] = flags;
+    w[o + F.STATUS] = 0;
+    return i;
+  }
+
+  private grow(): void {
+    const old = this.mem.buf;
+    this.mem = pinned(old.length * 2);
+    old.copy(this.mem.buf);
+    this.words = new Int32Array(this.mem.buf.buffer, this.mem.buf.byteOffset, this.mem.buf.length / 4);
+  }
+
+  private word(i: number, field: number): number {
+    return this.words[(i + 1) * W + field];
+  }
+
+  private dataOff(i: number): number {
+    return (i + 1) * REC + DATA_OFF;
+  }
+
+  /** Points op i at `len` bytes of its inline memory. */
+  private inline(i: number, len: number): number {
+    if (len > INLINE_BYTES) throw new RangeError(`${len} bytes do not fit an op's inline memory`);
+    this.words[(i + 1) * W + F.LEN] = len;
+    return i;
+  }
+
+  /** Points op i at `len` bytes from `buf[start]`: by address when known, copied when small, else as a call argument. */
+  private memory(i: number, buf: Buffer, start: number, len: number, copyIn: boolean): void {
+    const o = (i + 1) * W;
+    this.words[o + F.LEN] = len;
+    let addr = knownAddress(buf);
+    if (addr === undefined && copyIn && len <= STAGE_LIMIT) {
+      if (!this.stage) this.stage = pinned(STAGE_SIZE);
+      if (this.staged + len <= STAGE_SIZE) {
+        buf.copy(this.stage.buf, this.staged, start, start + len);
+        addr = this.stage.addr + this.staged - start;
+        this.staged += (len + 7) & ~7;
+      }
+    }
+    if (addr !== undefined) {
+      this.setAddr(o, addr + start);
+      this.words[o + F.BASE] = BASE_ABSOLUTE;
+      return;
+    }
+    let slot = this.args.indexOf(buf);
+    if (slot < 0) {
+      if (this.args.length >= 2) throw new RangeError('a batch takes at most two buffers without a known address');
+      slot = this.args.push(buf) - 1;
+    }
+    this.setAddr(o, start);
+    this.words[o + F.BASE] = slot + 1;
+  }
+
+  private setAddr(o: number, addr: number): void {
+    this.words[o + F.ADDR] = addr % 0x100000000 | 0;
+    this.words[o + F.ADDR + 1] = Math.floor(addr / 0x100000000);
+  }
+
+  setInt(fd: FdArg, level: number, name: number, value: number, flags = 0): number {
+    const i = this.inline(this.add(OP.SETSOCKOPT, fd, level, name, 0, flags), 4);
+    this.mem.buf.writeInt32LE(value | 0, this.dataOff(i));
+    return i;
+  }
+
+  /** setsockopt with up to INLINE_BYTES bytes of value. */
+  setBytes(fd: FdArg, level: number, name: number, value: Buffer, len = value.length, flags = 0): number {
+    const i = this.inline(this.add(OP.SETSOCKOPT, fd, level, name, 0, flags), len);
+    value.copy(this.mem.buf, this.dataOff(i), 0, len);
+    return i;
+  }
+
+  getInt(fd: FdArg, level: number, name: number, flags = 0): number {
+    return this.inline(this.add(OP.GETSOCKOPT, fd, level, name, 0, flags), 4);
+  }
+
+  /** getsockopt of up to INLINE_BYTES bytes: read them with bytes(i) (outLen(i) long). */
+  getBytes(fd: FdArg, level: number, name: number, len: number, flags = 0): number {
+    return this.inline(this.add(OP.GETSOCKOPT, fd, level, name, 0, flags), len);
+  }
+
+  /** An ioctl whose result is an int (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD): read it with int(i). */
+  ioctlInt(fd: FdArg, request: number, flags = 0): number {
+    return this.inline(this.add(OP.IOCTL, fd, request, 0, 0, flags), 4);
+  }
+
+  /** recv into `into[start..start+len)`; with `expect`, any other byte count is a failure. */
+  recv(fd: FdArg, into: Buffer, start: number, len: number, recvFlags: number, expect = -1, flags = 0): number {
+    const i = this.add(OP.RECV, fd, recvFlags, 0, 0, flags);
+    this.memory(i, into, start, len, false);
+    this.words[(i + 1) * W + F.EXPECT] = expect;
+    return i;
+  }
+
+  /**
+   * Sends every byte of `src[start..end)`: the kernel may take less than asked or refuse a chunk it
+   * cannot allocate at once, so it goes on, halving the chunk on refusal. result(i) is the bytes sent.
+   */
+  sendAll(fd: FdArg, src: Buffer, start: number, end: number, sendFlags: number, flags = 0): number {
+    const i = this.add(OP.SEND, fd, sendFlags | MSG_NOSIGNAL, 0, 0, flags | SEND_ALL);
+    this.memory(i, src, start, end - start, true);
+    return i;
+  }
+
+  socket(domain: number, type: number, protocol: number, flags = 0): number {
+    return this.add(OP.SOCKET, -1, domain, type, protocol, flags);
+  }
+
+  bind(fd: FdArg, addr: Buffer, len: number, flags = 0): number {
+    return this.sockaddrOp(OP.BIND, fd, addr, len, flags);
+  }
+
+  connect(fd: FdArg, addr: Buffer, len: number, flags = 0): number {
+    return this.sockaddrOp(OP.CONNECT, fd, addr, len, flags);
+  }
+
+  private sockaddrOp(code: number, fd: FdArg, addr: Buffer, len: number, flags: number): number {
+    const i = this.inline(this.add(code, fd, 0, 0, 0, flags), len);
+    addr.copy(this.mem.buf, this.dataOff(i), 0, len);
+    return i;
+  }
+
+  shutdown(fd: FdArg, how: number, flags = 0): number {
+    return this.add(OP.SHUTDOWN, fd, how, 0, 0, flags);
+  }
+
+  /** sendto of `packet` (pinned) to the sockaddr `dest` (its first destLen bytes). */
+  sendTo(fd: FdArg, packet: PinnedBuffer, len: number, dest: Buffer, destLen: number, sendFlags = 0, flags = 0): number {
+    const i = this.add(OP.SENDTO, fd, sendFlags, destLen, 0, flags);
+    const o = (i + 1) * W;
+    this.words[o + F.LEN] = len;
+    this.setAddr(o, packet.addr);
+    this.words[o + F.BASE] = BASE_ABSOLUTE;
+    dest.copy(this.mem.buf, this.dataOff(i), 0, destLen);
+    return i;
+  }
+
+  close(fd: FdArg, flags = 0): number {
+    return this.add(OP.CLOSE, fd, 0, 0, 0, flags);
+  }
+
+  /** getsockname of up to INLINE_BYTES bytes (a sockaddr_in6 is 28): bytes(i) */
+  getsockname(fd: FdArg, len: number, flags = 0): number {
+    return this.inline(this.add(OP.GETSOCKNAME, fd, 0, 0, 0, flags), len);
+  }
+
+  setns(nsFd: number, nstype: number, flags = 0): number {
+    return this.add(OP.SETNS, nsFd, nstype, 0, 0, flags);
+  }
+
+  pidfdGetfd(pidfd: number, targetFd: number, flags = 0): number {
+    return this.add(OP.PIDFD_GETFD, pidfd, targetFd, 0, 0, flags);
+  }
+
+  /** The fd's inode (st_ino): inode(i). */
+  fstatIno(fd: FdArg, flags = 0): number {
+    return this.inline(this.add(OP.FSTAT_INO, fd, 0, 0, 0, flags), 8);
+  }
+
+  /** Runs every op; returns how many failed (skipped ones not counted). */
+  run(): number {
+    const n = this.count;
+    if (n === 0) return 0;
+    this.words[0] = n;
+    kernelCallCount += n;
+    if (!batchEnabled) return this.runEach();
+    callCount++;
+    if (this.args.length === 0) {
+      runSpec.paramsValue = [this.mem.addr];
+      return load(runSpec as unknown as Parameters<typeof load>[0]) as unknown as number;
+    }
+    runWithSpec.paramsValue = [this.mem.addr, this.args[0], this.args[1] ?? ONE_BYTE];
+    return load(runWithSpec as unknown as Parameters<typeof load>[0]) as unknown as number;
+  }
+
+  /** The fallback: each op as its own FFI call, with the library's semantics. */
+  private runEach(): number {
+    const w = this.words;
+    let failed = 0;
+    let stopped: number | undefined;
+    for (let i = 0; i < this.count; i++) {
+      const o = (i + 1) * W;
+      if (stopped !== undefined && w[o + F.GROUP] !== stopped) stopped = undefined;
+      w[o + F.ERR] = 0;
+      w[o + F.OUT_LEN] = 0;
+      const flags = w[o + F.FLAGS];
+      if (stopped !== undefined && !(flags & ALWAYS)) {
+        w[o + F.STATUS] = ST_SKIPPED;
+        this.setResult(o, -1);
+        continue;
+      }
+      let fd = w[o + F.FD];
+      const from = w[o + F.FD_FROM];
+      let r: number;
+      let err = 0;
+      if (from >= 0 && (from >= i || this.word(from, F.STATUS) !== ST_OK)) {
+        r = -1;
+        err = osConstants.errno.EBADF;
+        this.setResult(o, -1);
+      } else {
+        if (from >= 0) fd = this.result(from);
+        [r, err] = this.callOne(i, o, fd);
+      }
+      const expect = w[o + F.EXPECT];
+      if (r >= 0 && (expect < 0 || r === expect)) {
+        w[o + F.STATUS] = ST_OK;
+        continue;
+      }
+      w[o + F.STATUS] = ST_FAILED;
+      w[o + F.ERR] = err;
+      failed++;
+      if (!(flags & NOSTOP)) stopped = w[o + F.GROUP];
+    }
+    return failed;
+  }
+
+  /** One op through the per-call bindings: [return value, errno]. Sets the op's result and out_len. */
+  private callOne(i: number, o: number, fd: number): [number, number] {
+    const w = this.words;
+    const code = w[o + F.CODE];
+    const a1 = w[o + F.A1];
+    const a2 = w[o + F.A2];
+    const len = w[o + F.LEN] >>> 0;
+    const base = w[o + F.BASE];
+    const inlineAddr = this.mem.addr + this.dataOff(i);
+    const lenAddr = this.mem.addr + (i + 1) * REC + F.OUT_LEN * 4;
+    const addr = base === BASE_INLINE ? inlineAddr : base === BASE_ABSOLUTE ? w[o + F.ADDR + 1] * 0x100000000 + (w[o + F.ADDR] >>> 0) : -1;
+    const u8 = base > 0 ? this.args[base - 1].subarray(w[o + F.ADDR] >>> 0) : undefined;
+    let r: number;
+    switch (code) {
+      case OP.SETSOCKOPT:
+        r = invoke(fns.setsockopt, [fd, a1, a2, addr, len]);
+        break;
+      case OP.GETSOCKOPT:
+      case OP.GETSOCKNAME:
+        w[o + F.OUT_LEN] = len;
+        r = code === OP.GETSOCKOPT ? invoke(fns.getsockopt, [fd, a1, a2, addr, lenAddr]) : invoke(fns.getsockname, [fd, addr, lenAddr]);
+        break;
+      case OP.IOCTL:
+        r = invoke(fns.ioctl, [fd, a1 >>> 0, addr]);
+        break;
+      case OP.RECV:
+        r = u8 ? invokeU8(recvU8, [fd, u8, len, a1]) : invoke(fns.recv, [fd, addr, len, a1]);
+        break;
+      case OP.SEND:
+        return this.sendAllEach(o, fd, addr, u8, len, a1);
+      case OP.SOCKET:
+        r = invoke(fns.socket, [a1, a2, w[o + F.A3]]);
+        break;
+      case OP.BIND:
+        r = invoke(fns.bind, [fd, addr, len]);
+        break;
+      case OP.CONNECT:
+        r = invoke(fns.connect, [fd, addr, len]);
+        break;
+      case OP.SHUTDOWN:
+        r = invoke(fns.shutdown, [fd, a1]);
+        break;
+      case OP.SENDTO:
+        r = invoke(fns.sendto, [fd, addr, len, a1, inlineAddr, a2]);
+        break;
+      case OP.CLOSE:
+        r = invoke(fns.close, [fd]);
+        break;
+      case OP.SETNS:
+        r = invoke(fns.setns, [fd, a1]);
+        break;
+      case OP.PIDFD_GETFD:
+        r = invoke(fns.pidfd_getfd, [fd, a1, a2]);
+        break;
+      case OP.FSTAT_INO:
+        r = this.fstatIno1(fd, inlineAddr);
+        break;
+      default:
+        throw new RangeError(`unknown batch op ${code}`);
+    }
+    this.setResult(o, r);
+    return [r, r < 0 ? lastErrno() : 0];
+  }
+
+  /** SEND_ALL through single sends: the loop native/soccr_batch.c runs. */
+  private sendAllEach(o: number, fd: number, addr: number, u8: Buffer | undefined, len: number, flags: number): [number, number] {
+    let off = 0;
+    let chunk = len;
+    let err = 0;
+    for (let attempts = 0; off < len && attempts <= 1_000_000; attempts++) {
+      const want = Math.min(chunk, len - off);
+      const n = u8 ? invokeU8(sendU8, [fd, u8.subarray(off), want, flags]) : invoke(fns.send, [fd, addr + off, want, flags]);
+      if (n > 0) {
+        off += n;
+        continue;
+      }
+      if (chunk > 1024) {
+        chunk = Math.floor(chunk / 2);
+        continue;
+      }
+      err = n < 0 ? lastErrno() : 0;
+      break;
+    }
+    this.setResult(o, off);
+    return off === len ? [off, 0] : [-2, err];
+  }
+
+  private fstatIno1(fd: number, inlineAddr: number): number {
+    // struct stat on x86-64 and arm64 alike holds st_ino at offset 8; fstat writes 144 bytes.
+    const st = this.statBuf ?? (this.statBuf = pinned(256));
+    const r = invoke(fstatSpec, [fd, st.addr]);
+    if (r === 0) st.buf.copy(this.mem.buf, inlineAddr - this.mem.addr, 8, 16);
+    return r;
+  }
+  private statBuf: PinnedBuffer | undefined;
+
+  private setResult(o: number, r: number): void {
+    this.words[o + F.RESULT] = r % 0x100000000 | 0;
+    this.words[o + F.RESULT + 1] = Math.floor(r / 0x100000000);
+  }
+
+  // ---- outcomes ----
+
+  ok(i: number): boolean {
+    return this.word(i, F.STATUS) === ST_OK;
+  }
+
+  failed(i: number): boolean {
+    return this.word(i, F.STATUS) === ST_FAILED;
+  }
+
+  /** The first op in [from, to) that failed, or -1. */
+  firstFailure(from = 0, to = this.count): number {
+    for (let i = from; i < to; i++) if (this.word(i, F.STATUS) === ST_FAILED) return i;
+    return -1;
+  }
+
+  /** The call's return value (bytes sent, for sendAll). */
+  result(i: number): number {
+    return this.word(i, F.RESULT + 1) * 0x100000000 + (this.word(i, F.RESULT) >>> 0);
+  }
+
+  errno(i: number): number {
+    return this.word(i, F.ERR);
+  }
+
+  /** The int an op read (getInt, ioctlInt). */
+  int(i: number): number {
+    return this.mem.buf.readInt32LE(this.dataOff(i));
+  }
+
+  /** The bytes an op read (getBytes, getsockname), as the kernel's length says: a view, valid until the next reset. */
+  bytes(i: number): Buffer {
+    const off = this.dataOff(i);
+    return this.mem.buf.subarray(off, off + Math.min(this.word(i, F.OUT_LEN) >>> 0, INLINE_BYTES));
+  }
+
+  inode(i: number): number {
+    return Number(this.mem.buf.readBigUInt64LE(this.dataOff(i)));
+  }
+
+  /** A failed op as the per-call bindings would have thrown it. */
+  error(i: number, context?: string): SyscallError {
+    const code = this.word(i, F.CODE);
+    const a1 = this.word(i, F.A1);
+    const a2 = this.word(i, F.A2);
+    const ctx = context ?? (code === OP.SETSOCKOPT || code === OP.GETSOCKOPT ? `${a1}/${a2}` : code === OP.IOCTL ? `0x${(a1 >>> 0).toString(16)}` : undefined);
+    return new SyscallError(OP_NAMES[code] ?? `op ${code}`, this.word(i, F.ERR), ctx);
+  }
+
+  /** Skipped because an earlier op of its group failed. */
+  skipped(i: number): boolean {
+    return this.word(i, F.STATUS) === ST_SKIPPED;
+  }
+}
+
+function invokeU8(s: CallSpec, args: unknown[]): number {
+  (s as unknown as { paramsValue: unknown[] }).paramsValue = args;
+  callCount++;
+  return load(s as unknown as Parameters<typeof load>[0]) as unknown as number;
 }
 
 // ---- peer credentials --------------------------------------------------------------------------

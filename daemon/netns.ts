@@ -71,6 +71,15 @@ export class NetnsHandle {
     return new NetnsHandle(fd, nsPath, a.dev === b.dev && a.ino === b.ino);
   }
 
+  /**
+   * For a caller that enters the namespace within a batch of kernel calls: its fd and the fd of this
+   * thread's own namespace to come back to; undefined when there is nothing to enter.
+   */
+  enterFds(): { target: number; home: number } | undefined {
+    if (this.fd < 0) throw new Error(`network namespace ${this.path} used after close`);
+    return this.isHome ? undefined : { target: this.fd, home: home() };
+  }
+
   run<T>(fn: () => T): T {
     if (this.fd < 0) throw new Error(`network namespace ${this.path} used after close`);
     return this.isHome ? fn() : inNetnsFd(this.fd, fn, this.path);

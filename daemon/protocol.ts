@@ -683,6 +683,7 @@ export interface FeaturesMsg {
   bufLock: boolean;
   rawSocket: boolean;
   networkLock: boolean;
+  nativeBatch: boolean;
 }
 
 export interface GetVersionResponseMsg {

@@ -8,11 +8,11 @@ import { Stats, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { hostname, release } from 'node:os';
 import { ProcessHandle, TcpSocketInfo, listTcpSockets } from './acquire';
-import { Journal, crashPoint, netnsOfPath, netnsOfPid, processStartTime, reuseAddrOf, socketInode } from './journal';
+import { Journal, crashPoint, netnsOfPath, netnsOfPid, processStartTime, socketInode } from './journal';
 import type { LockTuple, NetworkLock } from './netlock';
 import { CallerGate, OPEN_POLICY, TargetPolicy, checkCheckpointTarget, checkRestoreTarget } from './policy';
 import { stateFromObject } from './wire';
-import { FrozenSocket, capture, pause, readQueues, restore as restoreConnection, resume, silentClose } from './engine';
+import { FrozenSocket, capture, pauseAll, readQueues, restore as restoreConnection, resume, reuseAddrs, silentClose } from './engine';
 import { NetnsHandle, inNetns } from './netns';
 import { SocketDiag, diagnose } from './sockdiag';
 import { ErrorKind, SoccrError } from './errors';
@@ -326,11 +326,7 @@ export class SocketRepairService {
       const { fds, tuples, listed } = this.chooseFds(req);
       // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
       proc = ProcessHandle.open(req.pid);
-      for (const fd of fds) {
-        const e = listed.get(fd);
-        const known = e !== undefined && SUPPORTED_STATES.has(e.state) && e.remote.port !== 0;
-        dups.push(proc.takeTcpSocket(fd, known ? e.inode : undefined));
-      }
+      dups.push(...proc.takeTcpSockets(fds));
       // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
       // whose owner, which lock entries where.
       const journal = this.o.journal;
@@ -343,7 +339,7 @@ export class SocketRepairService {
           leaseMs,
           expires: Date.now() + leaseMs,
           stopOwner: req.options?.stopOwner === true,
-          conns: dups.map((d, i) => ({ fd: fds[i], inode: socketInode(d), reuseAddr: (reuse[i] = reuseAddrOf(d)) })),
+          conns: reuseAddrs(dups).map((reuseAddr, i) => ({ fd: fds[i], inode: socketInode(dups[i]), reuseAddr: (reuse[i] = reuseAddr) })),
         });
         journaled = true;
         if (netlock) journal.locked(id, 'source', netlock.table, netnsOfPid(req.pid), tuples);
@@ -359,7 +355,7 @@ export class SocketRepairService {
       crashPoint('checkpoint.after-lock');
       const freezeStart = process.hrtime.bigint();
       const frozenAt = performance.now();
-      dups.forEach((dup, i) => frozen.push(pause(dup, reuse[i])));
+      frozen.push(...pauseAll(dups, reuse));
       const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
       crashPoint('checkpoint.after-freeze');
       // Every socket is frozen, so its state no longer changes: each one is saved when its turn in the

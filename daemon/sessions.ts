@@ -10,7 +10,7 @@
 // use between two frames: Abort ends its session at once, and the stream stops at its next frame. A
 // session that ended never becomes active again.
 import { randomUUID } from 'node:crypto';
-import { FrozenSocket, RestoredSocket, resume, resumeRestored, silentClose } from './engine';
+import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from './engine';
 import { SoccrError } from './errors';
 import { deliver } from './delivery';
 import { HANDOVER_MAX_MS } from './protocol';
@@ -261,16 +261,13 @@ export class SessionManager {
     const failed: string[] = [];
     // Packets flow again first, so the window probe that resuming sends reaches the peer.
     this.unlock(s);
-    for (const h of s.held) {
-      if (h.sock.fd < 0) continue;
-      try {
-        resume(h.sock);
-      } catch (err) {
-        failed.push(`${h.summary.id}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      silentClose(h.sock);
-      h.sock.fd = -1;
-    }
+    // All of them in one batch of kernel calls, each tried whatever happens to the others.
+    const held = s.held.filter((h) => h.sock.fd >= 0);
+    resumeAll(held.map((h) => h.sock)).forEach((err, i) => {
+      if (err) failed.push(`${held[i].summary.id}: ${err.message}`);
+    });
+    silentCloseAll(held.map((h) => h.sock));
+    for (const h of held) h.sock.fd = -1;
     if (s.owner) {
       s.owner.cont();
       s.owner.close();
@@ -284,10 +281,8 @@ export class SessionManager {
 
   /** Our copies closed in repair mode; the lock lifted now or after a grace period. */
   private closeSilently(s: Session, state: SessionState, reason: string, unlockAfterMs = 0): void {
-    for (const h of s.held) {
-      if (h.sock.fd >= 0) silentClose(h.sock);
-      h.sock.fd = -1;
-    }
+    silentCloseAll(s.held.filter((h) => h.sock.fd >= 0).map((h) => h.sock));
+    for (const h of s.held) h.sock.fd = -1;
     this.unlock(s, unlockAfterMs);
     // A released owner stays stopped: it is about to be killed, and must not run on frozen sockets.
     s.owner?.close();
@@ -327,7 +322,8 @@ export class SessionManager {
         items,
         () => {
           this.unlock(s);
-          for (const h of s.held) resumeRestored(h.sock as RestoredSocket);
+          const failed = resumeAll(s.held.map((h) => h.sock as RestoredSocket)).find((err) => err !== undefined);
+          if (failed) throw failed;
           live = true;
         },
         { signal: this.stopSignal.signal },
@@ -345,9 +341,10 @@ export class SessionManager {
 
   private delivered(s: Session, path: string, reason: string): void {
     s.deliverPath = path;
+    // The new owner holds its own descriptors now.
+    silentCloseAll(s.held.map((h) => h.sock));
     for (const h of s.held) {
       h.summary.delivered = true;
-      silentClose(h.sock); // the new owner holds its own descriptor now
       h.sock.fd = -1;
     }
     this.end(s, 'RESUMED', reason);

@@ -1,6 +1,8 @@
 // The repair engine against the real kernel: a connection owned by a separate process is checkpointed
 // through pidfd_getfd, its owner killed while it is frozen, and the connection rebuilt in another
 // network namespace and handed to a new owner process, in every supported state and address family.
+// All of it twice: with the kernel calls batched (native/soccr_batch.c) and one FFI call each (the
+// fallback); each checkpoint is also read by the other path, which must save the very same state.
 import { strict as assert } from 'node:assert';
 import * as N from '../daemon/native';
 import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/acquire';
@@ -14,6 +16,22 @@ import { Endpoint, killAllEndpoints } from './support/endpoint';
 import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from './support/netns';
 import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from './support/scenario';
 import type { EndpointStatus } from './fixtures/endpoint';
+import { DaemonProcess, cleanupDaemons } from './support/daemon';
+import { SoccrClient } from '../client';
+
+/** The path the process started with (the library loaded, unless SOCCRD_NATIVE_BATCH=0). */
+const DEFAULT_NATIVE = N.batchPath().native;
+
+/** `fn` with the kernel calls on the other path. */
+function onOtherPath<T>(fn: () => T): T {
+  const native = N.batchPath().native;
+  N.useNativeBatch(!native);
+  try {
+    return fn();
+  } finally {
+    N.useNativeBatch(native);
+  }
+}
 
 /**
  * Checkpoints the owner's connection through pidfd_getfd and leaves it frozen. It is saved twice: call
@@ -25,6 +43,10 @@ function checkpoint(owner: Endpoint): { frozen: FrozenSocket; saved: SavedConnec
   try {
     const frozen = pause(h.takeTcpSocket(owner.connectedFd));
     const saved = save(frozen);
+    if (N.batchPath().native || DEFAULT_NATIVE) {
+      const other = onOtherPath(() => save(frozen));
+      assert.deepEqual({ ...other, timestamp: 0 }, { ...saved, timestamp: 0 }, 'saved by the other kernel-call path');
+    }
     const [diag] = diagnose(ns, [{ local: saved.local, remote: saved.remote }]);
     // A connection in CLOSE is no longer hashed: the kernel does not find it by its addresses.
     assert.equal(diag === undefined, saved.state === TcpState.CLOSE, 'socket diagnostics found the connection');
@@ -133,8 +155,22 @@ async function migrate(flavor: Flavor, state: TcpState): Promise<void> {
 
 const STATES = [TcpState.ESTABLISHED, TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.CLOSE_WAIT, TcpState.LAST_ACK, TcpState.CLOSING, TcpState.CLOSE];
 
-describe('repair engine on the real kernel', function () {
+const PATHS = [
+  { name: 'kernel calls batched', native: true },
+  { name: 'one FFI call per kernel call', native: false },
+];
+
+for (const path of PATHS) describe(`repair engine on the real kernel (${path.name})`, function () {
   this.timeout(90_000);
+
+  before(function () {
+    if (path.native && process.env.SOCCRD_NATIVE_BATCH === '0') this.skip(); // forced off for this run
+    assert.equal(N.useNativeBatch(path.native), path.native, `the batch library did not load (${N.batchPath().reason}): npm install builds it`);
+  });
+
+  after(() => {
+    N.useNativeBatch(DEFAULT_NATIVE);
+  });
 
   afterEach(async () => {
     await killAllEndpoints();
@@ -257,5 +293,28 @@ describe('repair engine on the real kernel', function () {
       assert.equal(reuse, 1, 'SO_REUSEADDR back after resume');
       N.close(frozen.fd);
     });
+  });
+});
+
+describe('kernel-call path of the daemon', function () {
+  this.timeout(60_000);
+
+  afterEach(async () => {
+    await cleanupDaemons();
+  });
+
+  it('GetVersion says which path the daemon uses; SOCCRD_NATIVE_BATCH=0 forces the per-call one', async function () {
+    if (!DEFAULT_NATIVE) this.skip(); // no batch library in this run: nothing to tell apart
+    for (const [env, native] of [[{}, true], [{ SOCCRD_NATIVE_BATCH: '0' }, false]] as const) {
+      const daemon = await DaemonProcess.start({ env });
+      const client = new SoccrClient(daemon.address);
+      try {
+        assert.equal((await client.getVersion()).features?.nativeBatch, native, `GetVersion with ${JSON.stringify(env)}`);
+        assert.match(daemon.output, native ? /kernel calls: batched/ : /kernel calls: one FFI call each/, 'the start log names the path');
+      } finally {
+        client.close();
+        await daemon.stop();
+      }
+    }
   });
 });

@@ -31,6 +31,7 @@ import type {
   AssemblyLimits,
   CheckedConnection,
   CheckpointRequestMsg,
+  DataTransferMsg,
   FrameMsg,
   GetVersionResponseMsg,
   ListSessionsResponseMsg,
@@ -99,10 +100,35 @@ export interface CheckpointOptions {
   noNetworkLock?: boolean;
   /** stop the owner (SIGSTOP) before freezing; continued on Resume, Abort or lease end, left stopped after Release */
   stopOwner?: boolean;
+  /**
+   * Send the frames straight to another daemon's data endpoint (see DataTransfer in the proto); the
+   * stream then carries only the session header and the stream end.
+   */
+  dataTransfer?: DataTransfer;
+}
+
+/** A direct daemon-to-daemon transfer: the same id and key go to the Checkpoint and to the Restore. */
+export interface DataTransfer {
+  /** Checkpoint: the destination's data endpoint (GetVersion's dataEndpoint); Restore: absent */
+  endpoint?: string;
+  /** 16 random bytes */
+  transferId: Buffer;
+  /** 32 random bytes */
+  key: Buffer;
+  /** connect / wait timeout in ms; absent: the daemon's default (10 s) */
+  timeoutMs?: number;
+}
+
+function dataTransferMsg(t: DataTransfer | undefined): DataTransferMsg | null {
+  if (!t) return null;
+  return { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) };
 }
 
 /** RestoreOptions; absent fields take the proto defaults (empty, false, 0). */
-export type RestoreOptions = Partial<RestoreOptionsMsg>;
+export type RestoreOptions = Partial<Omit<RestoreOptionsMsg, 'dataTransfer'>> & {
+  /** take the frames from a direct data connection (see CheckpointOptions.dataTransfer) */
+  dataTransfer?: DataTransfer;
+};
 
 export interface TransferProgress {
   /** bytes of the checkpoint file written (checkpoint) or consumed (restore) so far */
@@ -373,6 +399,7 @@ export class SoccrClient {
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
       options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
+      dataTransfer: dataTransferMsg(opts.dataTransfer),
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, deserialize, req, new grpc.Metadata(), {});
@@ -444,9 +471,10 @@ export class SoccrClient {
    * Restores a checkpoint stream: RestoreOptions first, then every frame, respecting flow control (a
    * write that fills the call's buffer waits for 'drain'). If the daemon ends the call early, its status
    * wins; if `frames` throws, the call is cancelled and that error is thrown. A frame may also be a
-   * Buffer holding an encoded Frame (as checkpointEncoded yields them): it is sent as it is.
+   * Buffer holding an encoded Frame (as checkpointEncoded yields them): it is sent as it is. With
+   * options.dataTransfer the frames come over the data connection: give none. `signal` cancels the call.
    */
-  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>): Promise<SessionInfoMsg> {
+  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>, signal?: AbortSignal): Promise<SessionInfoMsg> {
     const restoreOptions: RestoreOptionsMsg = {
       netns: options.netns ?? '',
       deliverUnixPath: options.deliverUnixPath ?? '',
@@ -454,6 +482,7 @@ export class SoccrClient {
       transparent: options.transparent ?? false,
       leaseMs: u32('leaseMs', options.leaseMs ?? 0),
       noNetworkLock: options.noNetworkLock ?? false,
+      dataTransfer: dataTransferMsg(options.dataTransfer),
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
     const serialize = (f: FrameMsg | Buffer): Buffer => (Buffer.isBuffer(f) ? f : m.serialize(f));
@@ -478,6 +507,8 @@ export class SoccrClient {
     const c = call as grpc.ClientWritableStream<FrameMsg | Buffer>;
     watchdog = this.connectWatchdog(() => c.cancel());
     c.once('metadata', watchdog.clear);
+    if (signal?.aborted) c.cancel();
+    else signal?.addEventListener('abort', () => c.cancel(), { once: true });
     // A write after the call ended may fail; the call's status is what matters then.
     c.on('error', () => undefined);
 

@@ -39,6 +39,7 @@ export type ErrorKind =
   | 'LIMIT' // a configured limit would be exceeded (or the kernel's: no fd, no memory)
   | 'TARGET_STATE' // the target namespace cannot take a connection as saved: its local address is not there or in use, no route to its peer, a congestion control missing
   | 'DELIVERY' // the new owner's Unix socket could not take the connections
+  | 'DATA_PATH' // a direct data connection between daemons could not be made, did not come, or broke
   | 'UNAUTHENTICATED' // the caller has no identity the daemon can check
   | 'FORBIDDEN' // the caller, or what it asks for, is outside what the operator allowed
   | 'KERNEL'; // any other failed kernel call

@@ -1,23 +1,22 @@
 // The records of a direct data connection between two daemons (soccr.v1.DataTransfer in the proto):
-// a cleartext preamble naming the transfer, then records sealed with AES-256-GCM under the transfer's
-// key, numbered by a counter in their nonce so that none can be dropped, repeated or reordered unseen.
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+// a cleartext preamble naming the transfer, then records sealed with ChaCha20-Poly1305 (daemon/aead.ts)
+// under the transfer's key, numbered by a counter in their nonce so that none can be dropped, repeated
+// or reordered unseen.
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, openInPlace, sealInPlace } from './aead';
 import { SoccrError } from './errors';
 import { MAX_CHUNK } from './protocol';
 
 export const DATA_MAGIC = Buffer.from('SOCCRDP1', 'latin1');
 export const TRANSFER_ID_BYTES = 16;
-export const DATA_KEY_BYTES = 32;
+export const DATA_KEY_BYTES = AEAD_KEY_BYTES;
 export const PREAMBLE_BYTES = DATA_MAGIC.length + TRANSFER_ID_BYTES;
 export const LENGTH_BYTES = 4;
-export const TAG_BYTES = 16;
+export const TAG_BYTES = AEAD_TAG_BYTES;
 /** Largest record plaintext: one whole queue chunk frame, or small frames packed together. */
 export const MAX_RECORD = MAX_CHUNK + 64 * 1024;
 
-const CIPHER = 'aes-256-gcm';
-
 function nonce(counter: number): Buffer {
-  const n = Buffer.alloc(12);
+  const n = Buffer.alloc(AEAD_NONCE_BYTES);
   n.writeBigUInt64BE(BigInt(counter), 4);
   return n;
 }
@@ -54,7 +53,8 @@ export class RecordSealer {
 
   /**
    * Seals the concatenation of `pieces` (at most MAX_RECORD bytes) as the next record: the buffers to
-   * write, in order. The pieces are read, not kept (the cipher writes its own output).
+   * write, in order. The pieces are copied once, into the record that is then encrypted in place, and
+   * left as they were (a queue's bytes are hashed after their chunks went).
    */
   seal(pieces: readonly Buffer[], extraAad?: Buffer): Buffer[] {
     let len = 0;
@@ -62,13 +62,9 @@ export class RecordSealer {
     if (len > MAX_RECORD) throw new SoccrError('LIMIT', `data record of ${len} bytes, more than ${MAX_RECORD}`);
     const head = Buffer.alloc(LENGTH_BYTES);
     head.writeUInt32BE(len);
-    const cipher = createCipheriv(CIPHER, this.key, nonce(this.counter++), { authTagLength: TAG_BYTES });
-    cipher.setAAD(extraAad ? Buffer.concat([extraAad, head]) : head);
-    const out = [head];
-    for (const p of pieces) if (p.length) out.push(cipher.update(p));
-    cipher.final();
-    out.push(cipher.getAuthTag());
-    return out;
+    const body = Buffer.concat(pieces, len);
+    const tag = sealInPlace(this.key, nonce(this.counter++), extraAad ? Buffer.concat([extraAad, head]) : head, body);
+    return [head, body, tag];
   }
 }
 
@@ -81,14 +77,14 @@ export class RecordOpener {
     private readonly transferId: Buffer,
   ) {}
 
-  /** The plaintext of the next record, given its length field and its ciphertext with the tag at the end. */
+  /**
+   * The plaintext of the next record, given its length field and its ciphertext with the tag at the
+   * end: decrypted in place (`sealed` is the reader's own buffer). Throws when it does not open.
+   */
   open(head: Buffer, sealed: Buffer, extraAad?: Buffer): Buffer {
-    const decipher = createDecipheriv(CIPHER, this.key, nonce(this.counter++), { authTagLength: TAG_BYTES });
-    decipher.setAAD(extraAad ? Buffer.concat([extraAad, head]) : head);
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
-    decipher.final(); // throws when the tag does not match
-    return plain;
+    const body = sealed.subarray(0, sealed.length - TAG_BYTES);
+    openInPlace(this.key, nonce(this.counter++), extraAad ? Buffer.concat([extraAad, head]) : head, body, sealed.subarray(sealed.length - TAG_BYTES));
+    return body;
   }
 
   /** Whether the hello (record 0, after `pre`) opens under the key and names this transfer. */

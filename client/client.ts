@@ -119,9 +119,10 @@ export interface DataTransfer {
   timeoutMs?: number;
 }
 
-function dataTransferMsg(t: DataTransfer | undefined): DataTransferMsg | null {
-  if (!t) return null;
-  return { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) };
+/** The request field for a transfer, absent without one (as the message was before the data path). */
+function dataTransferField(t: DataTransfer | undefined): { dataTransfer?: DataTransferMsg } {
+  if (!t) return {};
+  return { dataTransfer: { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) } };
 }
 
 /** RestoreOptions; absent fields take the proto defaults (empty, false, 0). */
@@ -399,7 +400,7 @@ export class SoccrClient {
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
       options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
-      dataTransfer: dataTransferMsg(opts.dataTransfer),
+      ...dataTransferField(opts.dataTransfer),
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, deserialize, req, new grpc.Metadata(), {});
@@ -482,7 +483,7 @@ export class SoccrClient {
       transparent: options.transparent ?? false,
       leaseMs: u32('leaseMs', options.leaseMs ?? 0),
       noNetworkLock: options.noNetworkLock ?? false,
-      dataTransfer: dataTransferMsg(options.dataTransfer),
+      ...dataTransferField(options.dataTransfer),
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
     const serialize = (f: FrameMsg | Buffer): Buffer => (Buffer.isBuffer(f) ? f : m.serialize(f));

@@ -32,6 +32,7 @@ import type {
   AssemblyLimits,
   CheckedConnection,
   CheckpointRequestMsg,
+  DataTransferMsg,
   FrameMsg,
   GetVersionResponseMsg,
   ListSessionsResponseMsg,
@@ -43,6 +44,7 @@ import type {
   SocketEntryMsg,
 } from '../daemon/protocol';
 import type { RepairWindow, UserSocketOptions } from '../daemon/state';
+import { BULK_CHANNEL_OPTIONS } from '../daemon/bulk-windows';
 
 // The message shapes are daemon/protocol.ts's (proto-loader with keepCase: false, longs: Number,
 // enums: Number, defaults: true, oneofs: true: every scalar present, absent messages null).
@@ -102,10 +104,36 @@ export interface CheckpointOptions {
   noNetworkLock?: boolean;
   /** stop the owner (SIGSTOP) before freezing; continued on Resume, Abort or lease end, left stopped after Release */
   stopOwner?: boolean;
+  /**
+   * Send the frames straight to another daemon's data endpoint (see DataTransfer in the proto); the
+   * stream then carries only the session header and the stream end.
+   */
+  dataTransfer?: DataTransfer;
+}
+
+/** A direct daemon-to-daemon transfer: the same id and key go to the Checkpoint and to the Restore. */
+export interface DataTransfer {
+  /** Checkpoint: the destination's data endpoint (GetVersion's dataEndpoint); Restore: absent */
+  endpoint?: string;
+  /** 16 random bytes */
+  transferId: Buffer;
+  /** 32 random bytes */
+  key: Buffer;
+  /** connect / wait timeout in ms; absent: the daemon's default (10 s) */
+  timeoutMs?: number;
+}
+
+/** The request field for a transfer, absent without one (as the message was before the data path). */
+function dataTransferField(t: DataTransfer | undefined): { dataTransfer?: DataTransferMsg } {
+  if (!t) return {};
+  return { dataTransfer: { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) } };
 }
 
 /** RestoreOptions; absent fields take the proto defaults (empty, false, 0). */
-export type RestoreOptions = Partial<RestoreOptionsMsg>;
+export type RestoreOptions = Partial<Omit<RestoreOptionsMsg, 'dataTransfer'>> & {
+  /** take the frames from a direct data connection (see CheckpointOptions.dataTransfer) */
+  dataTransfer?: DataTransfer;
+};
 
 export interface TransferProgress {
   /** bytes of the checkpoint file written (checkpoint) or consumed (restore) so far */
@@ -286,6 +314,8 @@ export class SoccrClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.timeoutMs;
     this.client = new grpc.Client(this.address, options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.service_config': RETRY_SERVICE_CONFIG,
+      // Checkpoint streams queue bytes to this side: a large receive window keeps them flowing.
+      ...BULK_CHANNEL_OPTIONS,
       ...options.channelOptions,
     });
   }
@@ -377,6 +407,7 @@ export class SoccrClient {
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
       options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
+      ...dataTransferField(opts.dataTransfer),
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, deserialize, req, new grpc.Metadata(), {});
@@ -448,9 +479,10 @@ export class SoccrClient {
    * Restores a checkpoint stream: RestoreOptions first, then every frame, respecting flow control (a
    * write that fills the call's buffer waits for 'drain'). If the daemon ends the call early, its status
    * wins; if `frames` throws, the call is cancelled and that error is thrown. A frame may also be a
-   * Buffer holding an encoded Frame (as checkpointEncoded yields them): it is sent as it is.
+   * Buffer holding an encoded Frame (as checkpointEncoded yields them): it is sent as it is. With
+   * options.dataTransfer the frames come over the data connection: give none. `signal` cancels the call.
    */
-  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>): Promise<SessionInfoMsg> {
+  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>, signal?: AbortSignal): Promise<SessionInfoMsg> {
     const restoreOptions: RestoreOptionsMsg = {
       netns: options.netns ?? '',
       deliverUnixPath: options.deliverUnixPath ?? '',
@@ -458,6 +490,7 @@ export class SoccrClient {
       transparent: options.transparent ?? false,
       leaseMs: u32('leaseMs', options.leaseMs ?? 0),
       noNetworkLock: options.noNetworkLock ?? false,
+      ...dataTransferField(options.dataTransfer),
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
     const serialize = (f: FrameMsg | Buffer): Buffer => (Buffer.isBuffer(f) ? f : m.serialize(f));
@@ -482,6 +515,8 @@ export class SoccrClient {
     const c = call as grpc.ClientWritableStream<FrameMsg | Buffer>;
     watchdog = this.connectWatchdog(() => c.cancel());
     c.once('metadata', watchdog.clear);
+    if (signal?.aborted) c.cancel();
+    else signal?.addEventListener('abort', () => c.cancel(), { once: true });
     // A write after the call ended may fail; the call's status is what matters then.
     c.on('error', () => undefined);
 

@@ -21,6 +21,7 @@
 // MigrateError says that the destination was taken as not live (leaving the source frozen would not
 // help: the end of its lease resumes it anyway).
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,9 +29,10 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrError } from '../daemon/errors';
 import { RESUME_DEADLINE_MS, decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../daemon/protocol';
+import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../daemon/sealed-records';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
 import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName, warmCodecs } from './client';
-import type { SessionInfoMsg } from './client';
+import type { GetVersionResponseMsg, SessionInfoMsg } from './client';
 
 // ---- options, events, report --------------------------------------------------------------------
 
@@ -82,6 +84,12 @@ export interface MigrateOptions {
   releaseAttempts?: number;
   /** called as each phase starts, completes or fails (exceptions it throws are ignored) */
   onPhase?: (event: PhaseEvent) => void;
+  /**
+   * Let the source send the frames straight to the destination's data endpoint when the destination
+   * advertises one (soccrd --data-listen), under a key minted for this migration. Default true; false
+   * relays them through this process, as with a destination that advertises none.
+   */
+  directData?: boolean;
 }
 
 export interface PhaseEvent {
@@ -158,6 +166,8 @@ export interface MigrateReport {
   freezeMs: number;
   /** the hook's outcome, null without a hook */
   hook: HookResult | null;
+  /** how the frames went: 'direct' from daemon to daemon, or 'relay' through the orchestrator */
+  transport: 'direct' | 'relay';
   warnings: string[];
 }
 
@@ -379,6 +389,8 @@ class Migration {
   private readonly rolledBack: string[] = [];
   private readonly rollbackFailures: string[] = [];
   private leaseKeeper: LeaseKeeper | undefined;
+  /** where the destination takes direct transfers (GetVersion), '' if nowhere */
+  private dataEndpoint = '';
 
   constructor(
     private readonly opts: MigrateOptions,
@@ -400,6 +412,7 @@ class Migration {
       totalMs: 0,
       freezeMs: 0,
       hook: null,
+      transport: 'relay',
       warnings: [],
     };
   }
@@ -453,16 +466,94 @@ class Migration {
    */
   private async reachBoth(): Promise<void> {
     warmCodecs();
-    const reach = (c: SoccrClient, side: string): Promise<unknown> =>
+    const reach = (c: SoccrClient, side: string): Promise<GetVersionResponseMsg> =>
       c
         .connect()
         .then(() => c.getVersion())
         .catch((e: unknown) => Promise.reject(new SideError(side, e)));
-    await Promise.all([reach(this.src, 'source'), reach(this.dst, 'destination')]);
+    const [, dst] = await Promise.all([reach(this.src, 'source'), reach(this.dst, 'destination')]);
+    this.dataEndpoint = dst.dataEndpoint ?? '';
   }
 
-  /** Checkpoint on the source piped into a held Restore on the destination. */
+  /** Checkpoint on the source into a held Restore on the destination, directly or relayed. */
   private async transfer(): Promise<Partial<PhaseEvent>> {
+    if (this.dataEndpoint && this.opts.directData !== false) await this.transferDirect(this.dataEndpoint);
+    else await this.transferRelayed();
+    const tuples = this.header?.tuples ?? [];
+    this.report.addresses = tuples.length > 0 ? tuples.map((t) => ({ local: migrateAddress(t.local), remote: migrateAddress(t.remote) })) : this.headerAddresses;
+    return {
+      connections: this.report.connections,
+      queueBytes: this.report.queueBytes,
+      sourceSessionId: this.report.sourceSessionId,
+      destinationSessionId: this.report.destinationSessionId,
+    };
+  }
+
+  /**
+   * The source writes the frames straight to the destination's data endpoint, sealed under a key minted
+   * here and given to both over their gRPC channels; the Checkpoint stream brings the session header
+   * (for a rollback) and the stream end, the Restore's answer what was rebuilt.
+   */
+  private async transferDirect(endpoint: string): Promise<void> {
+    const o = this.opts;
+    const fds = o.fds ?? [];
+    const noNetworkLock = o.networkLock === false;
+    const transfer = { transferId: randomBytes(TRANSFER_ID_BYTES), key: randomBytes(DATA_KEY_BYTES) };
+    this.report.transport = 'direct';
+    this.freezeStart = performance.now();
+    const cancelRestore = new AbortController();
+    // The Restore first, so that the destination awaits the transfer when the source connects.
+    const restored = this.dst.restore(
+      { netns: o.netns ?? '', deliverUnixPath: o.deliverUnixPath ?? '', goLive: false, transparent: true, leaseMs: o.leaseMs ?? 0, noNetworkLock, dataTransfer: transfer },
+      [],
+      cancelRestore.signal,
+    );
+    const cp = this.src.checkpoint(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true, dataTransfer: { ...transfer, endpoint } });
+    let sourceError: unknown;
+    let sourceDone = false;
+    // Whichever side fails first ends the other's call.
+    const streamed = (async (): Promise<void> => {
+      for await (const f of cp as AsyncIterable<FrameMsg>) for (const x of unpackFrames(f)) this.observe(x);
+      if (!this.sawStreamEnd) throw new SoccrError('INVALID_STATE', 'the checkpoint stream ended without its end frame');
+      sourceDone = true;
+    })().catch((err: unknown) => {
+      sourceError ??= err;
+      cancelRestore.abort();
+    });
+    const settledWithin = async (ms: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([streamed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
+    };
+    let info: SessionInfoMsg;
+    try {
+      info = await restored;
+    } catch (err) {
+      const sourceFirst = sourceError !== undefined;
+      // The source ends by itself once the destination closed the data connection, after its session
+      // header (which tells the rollback what to resume) if it froze anything.
+      if (!sourceFirst) await settledWithin(5000);
+      cp.cancel();
+      throw sourceFirst ? new SideError('source Checkpoint', sourceError) : new SideError('destination Restore', err);
+    }
+    this.destinationSession = info.sessionId;
+    this.report.destinationSessionId = info.sessionId;
+    // The destination answers once it has the stream end; the source's own end follows at once.
+    if (!sourceDone) await settledWithin(2000);
+    if (sourceError !== undefined) throw new SideError('source Checkpoint', sourceError);
+    if (!sourceDone) {
+      cp.cancel();
+      throw new SideError('destination Restore', new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the source's checkpoint stream was complete`));
+    }
+    if (info.state !== SessionState.HELD) {
+      throw new SideError('destination Restore', new SoccrError('SESSION_STATE', `session ${info.sessionId} is ${sessionStateName(info.state)}, expected HELD`));
+    }
+    this.report.connections = info.connections.length;
+    this.report.queueBytes = info.connections.reduce((n, c) => n + c.recvQueueLen + c.sendQueueLen, 0);
+  }
+
+  /** Checkpoint on the source piped into a held Restore on the destination, through this process. */
+  private async transferRelayed(): Promise<void> {
     const o = this.opts;
     const fds = o.fds ?? [];
     const noNetworkLock = o.networkLock === false;
@@ -539,14 +630,6 @@ class Migration {
     if (info.state !== SessionState.HELD) {
       throw new SideError('destination Restore', new SoccrError('SESSION_STATE', `session ${info.sessionId} is ${sessionStateName(info.state)}, expected HELD`));
     }
-    const tuples = this.header?.tuples ?? [];
-    this.report.addresses = tuples.length > 0 ? tuples.map((t) => ({ local: migrateAddress(t.local), remote: migrateAddress(t.remote) })) : this.headerAddresses;
-    return {
-      connections: this.report.connections,
-      queueBytes: this.report.queueBytes,
-      sourceSessionId: this.report.sourceSessionId,
-      destinationSessionId: info.sessionId,
-    };
   }
 
   /** Follows the frames as they pass (nothing of the queues is kept). */

@@ -151,6 +151,7 @@ function printVersion(clientVersion: string, v: GetVersionResponseMsg): void {
       ['soccrctl', clientVersion],
       ['soccrd', v.version],
       ['kernel', v.kernelRelease],
+      ['data path', v.dataEndpoint || '-'],
       ['format', String(v.streamFormat)],
     ]
       .map(([k, val]) => `${k.padEnd(12)}${val}`)
@@ -503,6 +504,7 @@ export function buildProgram(): Command {
     .option('--hook-timeout-ms <ms>', 'how long --before-resume may run', parseUint('--hook-timeout-ms'), DEFAULT_HOOK_TIMEOUT_MS)
     .option('--no-stop-owner', 'leave the owner running while its connections are frozen')
     .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
+    .option('--no-direct-data', "relay the frames through this process even when the destination takes direct transfers")
     .option('--lease-ms <ms>', "lease of both sessions (default: each daemon's)", parseUint('--lease-ms'))
     .action(
       async (
@@ -517,6 +519,7 @@ export function buildProgram(): Command {
           hookTimeoutMs: number;
           stopOwner: boolean;
           networkLock: boolean;
+          directData: boolean;
           leaseMs?: number;
         },
         cmd: Command,
@@ -536,6 +539,7 @@ export function buildProgram(): Command {
             hookTimeoutMs: opts.hookTimeoutMs,
             stopOwner: opts.stopOwner,
             networkLock: opts.networkLock,
+            directData: opts.directData,
             leaseMs: opts.leaseMs,
             timeoutMs: g.timeout,
             credentials: connectionOptions(g).credentials,

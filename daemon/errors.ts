@@ -41,6 +41,7 @@ export type ErrorKind =
   | 'TARGET_STATE' // the target namespace cannot take a connection as saved: its local address is not there or in use, no route to its peer, a congestion control missing
   | 'DELIVERY' // the new owner's Unix socket could not take the connections
   | 'LOCK_TABLE_TAKEN' // a table of the network lock's name exists in a namespace and is not this daemon's (netlock.ts): it is left untouched
+  | 'DATA_PATH' // a direct data connection between daemons could not be made, did not come, or broke
   | 'UNAUTHENTICATED' // the caller has no identity the daemon can check
   | 'FORBIDDEN' // the caller, or what it asks for, is outside what the operator allowed
   | 'KERNEL'; // any other failed kernel call

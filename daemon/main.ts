@@ -7,7 +7,10 @@ import { ReflectionService } from '@grpc/reflection';
 import { Command } from 'commander';
 import { HealthImplementation } from 'grpc-health-check';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import * as path from 'node:path';
+import { widenServerWindows } from './bulk-windows';
+import { DataListener } from './data-path';
 import { probeFeatures } from './features';
 import { batchPath } from './native';
 import { createLogger, Logger } from './log';
@@ -67,6 +70,8 @@ export interface DaemonSettings {
   metricsListen?: string;
   /** allow metricsListen on an address other than loopback (the endpoint has no authentication) */
   metricsAllowRemote: boolean;
+  /** host:port where other daemons send direct transfers (port 0: any free one); absent: none */
+  dataListen?: string;
 }
 
 export const DEFAULTS: DaemonSettings = {
@@ -122,6 +127,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--max-sessions-per-caller <n>', `active sessions one caller may hold (default ${DEFAULTS.maxSessionsPerCaller})`)
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (loopback only unless --metrics-allow-remote)')
     .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
+    .option('--data-listen <host:port>', 'take direct transfers from other daemons here (the address they reach this host at; port 0: any free one)')
     .addHelpText('after', '\nCommands:\n  install-service [--socket] [--unit-dir DIR | --prefix DIR] [-- FLAGS...]   install the systemd units\n  uninstall-service [--unit-dir DIR | --prefix DIR]                          remove them\n')
     .exitOverride()
     .parse(argv);
@@ -149,6 +155,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     maxSessionsPerCaller?: string;
     metricsListen?: string;
     metricsAllowRemote?: boolean;
+    dataListen?: string;
   }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
@@ -179,6 +186,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.maxSessionsPerCaller ? { maxSessionsPerCaller: Number(flags.maxSessionsPerCaller) } : {}),
     ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
     ...(flags.metricsAllowRemote ? { metricsAllowRemote: true } : {}),
+    ...(flags.dataListen ? { dataListen: flags.dataListen } : {}),
   };
   const filePolicy: Partial<TargetPolicy> = file.policy ?? {};
   s.policy = {
@@ -194,6 +202,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
   if (s.socketGroup !== undefined && file.socketMode === undefined) s.socketMode = 0o660;
   checkAccessSettings(s);
   checkMetricsSettings(s);
+  checkDataListen(s.dataListen);
   if (s.lockTable !== undefined && (typeof s.lockTable !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable))) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
   if (!Number.isInteger(s.lockGraceMs) || s.lockGraceMs < 0) throw new Error(`lock grace of ${s.lockGraceMs} ms: give 0 or more`);
   if (!Array.isArray(s.listen) || s.listen.length === 0) throw new Error('at least one --listen address is needed');
@@ -246,6 +255,17 @@ function checkMetricsSettings(s: DaemonSettings): void {
   }
 }
 
+/**
+ * The data endpoint is advertised as bound (GetVersion) and dialled by other daemons as it is: a
+ * wildcard address would name no host they can reach.
+ */
+function checkDataListen(addr: unknown): void {
+  if (addr === undefined) return;
+  if (typeof addr !== 'string') throw new Error('dataListen: give host:port');
+  const { host } = splitHostPort(addr);
+  if (!isIP(host) || host === '0.0.0.0' || host === '::') throw new Error(`data listener on ${addr}: give the IP address other daemons reach this host at, not a name or a wildcard`);
+}
+
 /** host:port as a listener reports it bound ([v6]:port), to match it against an inherited socket. */
 function canonicalHostPort(addr: string): string {
   const { host, port } = splitHostPort(addr);
@@ -284,7 +304,18 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   const registry = new ConnectionRegistry();
   const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);
   const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
+  let dataListener: DataListener | undefined;
+  if (settings.dataListen) {
+    const { host, port } = splitHostPort(settings.dataListen);
+    try {
+      dataListener = await DataListener.listen(host, port, log.child({ component: 'data-path' }));
+    } catch (err) {
+      throw new Error(`cannot take direct transfers on ${settings.dataListen}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    log.info('taking direct transfers', { address: settings.dataListen, endpoint: dataListener.endpoint });
+  }
   const service = new SocketRepairService({
+    dataListener,
     version,
     features,
     sessions,
@@ -304,6 +335,8 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   warmFrameCodecs(pkg);
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+  // Restore streams queue bytes in: large HTTP/2 receive windows (grpc-js has no option for them).
+  if (!widenServerWindows(server)) log.warn('HTTP/2 receive windows left at their defaults (grpc-js internals not found)');
   const definition = proto.soccr.v1.SocketRepair.service;
   // The daemon's own frames have the proto's types already: encoded without proto-loader's fromObject.
   definition.Checkpoint.responseSerialize = encodeFrame as (value: unknown) => Buffer;
@@ -393,6 +426,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
       health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
       for (const l of listeners) l.close();
       if (metrics) closeMetrics(metrics.server);
+      void dataListener?.close();
       // Stop taking calls; give running ones a moment, then cut them.
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

@@ -82,6 +82,17 @@ export interface RestoreOptionsMsg {
   transparent: boolean;
   leaseMs: number;
   noNetworkLock?: boolean;
+  /** frames from a direct data connection instead of the Restore stream */
+  dataTransfer?: DataTransferMsg | null;
+}
+
+/** soccr.v1.DataTransfer: one direct daemon-to-daemon transfer (see the proto). */
+export interface DataTransferMsg {
+  /** Checkpoint only: the destination's data endpoint */
+  endpoint: string;
+  transferId: Buffer;
+  key: Buffer;
+  timeoutMs: number;
 }
 
 export interface ConnectionTupleMsg {
@@ -596,6 +607,49 @@ export function encodeFrameDelimited(f: FrameMsg): Buffer {
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** Field tags of Frame.chunk and of QueueChunk's fields (field number << 3 | wire type). */
+const CHUNK_FRAME_TAG = (4 << 3) | 2;
+const CHUNK_INDEX_TAG = (1 << 3) | 0;
+const CHUNK_QUEUE_TAG = (2 << 3) | 0;
+const CHUNK_OFFSET_TAG = (3 << 3) | 0;
+const CHUNK_DATA_TAG = (4 << 3) | 2;
+
+/**
+ * One frame length-delimited as encodeFrameDelimited writes it, in pieces to be written one after the
+ * other: a queue chunk's bytes are the last piece as they are, not copied into an encoded message.
+ * For frames the daemon built itself (sessionFrames).
+ */
+export function frameDelimitedPieces(f: FrameMsg): Buffer[] {
+  const ch = f.chunk;
+  if (!ch) {
+    const body = encodeFrame(f);
+    return [varint(body.length), body];
+  }
+  const inner = Buffer.concat([
+    Buffer.from([CHUNK_INDEX_TAG]),
+    varint(ch.index),
+    Buffer.from([CHUNK_QUEUE_TAG]),
+    varint(ch.queue),
+    Buffer.from([CHUNK_OFFSET_TAG]),
+    varint(ch.offset),
+    Buffer.from([CHUNK_DATA_TAG]),
+    varint(ch.data.length),
+  ]);
+  const chunkLen = inner.length + ch.data.length;
+  const outer = Buffer.concat([Buffer.from([CHUNK_FRAME_TAG]), varint(chunkLen)]);
+  return [varint(outer.length + chunkLen), outer, inner, ch.data];
+}
+
 /**
  * Splits a buffer of length-delimited frames. Returns the frames found and how many bytes they used, so
  * a reader can keep the rest for the next read.
@@ -691,6 +745,8 @@ export interface GetVersionResponseMsg {
   kernelRelease: string;
   streamFormat: number;
   features: FeaturesMsg | null;
+  /** where the daemon takes direct transfers, "host:port"; empty when it does not */
+  dataEndpoint: string;
 }
 
 export interface ListSocketsRequestMsg {
@@ -718,6 +774,8 @@ export interface CheckpointRequestMsg {
   fds: number[];
   all: boolean;
   options: { leaseMs: number; noNetworkLock: boolean; stopOwner: boolean } | null;
+  /** send the frames to another daemon's data endpoint instead of the stream */
+  dataTransfer?: DataTransferMsg | null;
 }
 
 export interface ResumeRequestMsg {

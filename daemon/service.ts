@@ -15,6 +15,7 @@ import { stateFromObject } from './wire';
 import { FrozenSocket, capture, pauseAll, readQueues, restore as restoreConnection, resume, reuseAddrs, silentClose } from './engine';
 import { NetnsHandle, inNetns } from './netns';
 import { SocketDiag, diagnose } from './sockdiag';
+import { DEFAULT_DATA_TIMEOUT_MS, DataListener, DataSender } from './data-path';
 import { ErrorKind, SoccrError } from './errors';
 import type { Logger } from './log';
 import { SyscallError } from './native';
@@ -40,6 +41,8 @@ import {
   LoadedConnection,
   StreamedConnection,
   ConnectionHeaderMsg,
+  DataTransferMsg,
+  SessionHeaderMsg,
   addressFromMsg,
   addressToMsg,
   frameKind,
@@ -73,6 +76,8 @@ export interface ServiceOptions {
   policy?: TargetPolicy;
   /** per-caller limits on running calls and active sessions; absent: none */
   gate?: CallerGate;
+  /** where direct transfers from other daemons come in (--data-listen); absent: none */
+  dataListener?: DataListener;
 }
 
 /** What authorization may look at: the transport peer, the auth context and the metadata. */
@@ -97,6 +102,7 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   TARGET_STATE: grpc.status.FAILED_PRECONDITION,
   DELIVERY: grpc.status.UNAVAILABLE,
   LOCK_TABLE_TAKEN: grpc.status.FAILED_PRECONDITION,
+  DATA_PATH: grpc.status.UNAVAILABLE,
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   FORBIDDEN: grpc.status.PERMISSION_DENIED,
   KERNEL: grpc.status.INTERNAL,
@@ -197,6 +203,7 @@ export class SocketRepairService {
         kernelRelease: release(),
         streamFormat: STREAM_FORMAT,
         features: this.o.features,
+        dataEndpoint: this.o.dataListener?.endpoint ?? '',
       })),
       ListSockets: this.unary('ListSockets', (req: ListSocketsRequestMsg): ListSocketsResponseMsg => ({
         sockets: listTcpSockets(req.pid).map((s) => ({
@@ -317,6 +324,7 @@ export class SocketRepairService {
     let journaled = false;
     let leave = (): void => undefined;
     let caller = '';
+    let data: DataSender | undefined;
     try {
       ({ log, leave, caller } = this.admit(call, 'Checkpoint', log));
       checkCheckpointTarget(this.o.policy ?? OPEN_POLICY, req.pid);
@@ -324,6 +332,9 @@ export class SocketRepairService {
       netlock = this.lockingWanted(req.options?.noNetworkLock);
       const leaseMs = this.o.sessions.leaseFor(req.options?.leaseMs ?? 0);
       const { fds, tuples, listed } = this.chooseFds(req);
+      // The data connection is made before anything freezes: its set-up is not freeze time, and an
+      // endpoint that cannot be reached fails the call with nothing touched.
+      if (req.dataTransfer) data = await connectDataPath(req.dataTransfer);
       // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
       proc = ProcessHandle.open(req.pid);
       dups.push(...proc.takeTcpSockets(fds));
@@ -413,22 +424,9 @@ export class SocketRepairService {
         createdUnixMs: s.createdAt,
         tuples: summaries.map((c) => ({ local: addressToMsg(c.local), remote: addressToMsg(c.remote) })),
       };
-      let frames = 0;
-      let lastFlush = performance.now();
-      for (const frame of batchFrames(sessionFrames(header, conns))) {
-        if (call.cancelled) throw new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
-        if (!call.write(frame)) {
-          await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
-          lastFlush = performance.now();
-        } else if (frames === 0 || performance.now() - lastFlush > FLUSH_EVERY_MS) {
-          // Written frames leave only when the event loop runs: let them go now and then (the header
-          // at once), so that the destination locks and rebuilds while this side saves the rest.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          lastFlush = performance.now();
-        }
-        for (const f of unpackFrames(frame)) if (f.chunk) checkpointChunkSent(f.chunk);
-        if (frames++ === 0) crashPoint('checkpoint.mid-stream');
-      }
+      if (data) await streamOverDataPath(call, data, header, conns);
+      else await streamOverCall(call, header, conns);
+      data = undefined;
       s.busy = undefined;
       this.o.sessions.renew(s);
       // Whole: a restarted daemon takes the session over until its lease ends (a caller may Release it).
@@ -438,6 +436,7 @@ export class SocketRepairService {
       crashPoint('checkpoint.after-stream');
       log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
     } catch (err) {
+      data?.destroy();
       if (session) {
         session.busy = undefined;
         // An incomplete checkpoint is of no use: the connections go on at the source.
@@ -473,6 +472,14 @@ export class SocketRepairService {
     }
   }
 
+  /** The frames of a Restore that takes them from a direct data connection (RestoreOptions.data_transfer). */
+  private dataPathFrames(t: DataTransferMsg, signal: AbortSignal): AsyncGenerator<FrameMsg> {
+    if (!this.o.dataListener) throw new SoccrError('SESSION_STATE', 'this daemon takes no direct transfers (start it with --data-listen)');
+    if (t.endpoint) throw new SoccrError('BAD_REQUEST', "a restore's data transfer names no endpoint (the source connects to this daemon's)");
+    const { transferId, key, timeoutMs } = checkDataTransfer(t);
+    return this.o.dataListener.receive(transferId, key, timeoutMs, signal);
+  }
+
   private async restore(call: grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>, callback: grpc.sendUnaryData<RestoreResponseMsg>): Promise<void> {
     let log = this.callLog('Restore');
     const startedAt = performance.now();
@@ -484,59 +491,55 @@ export class SocketRepairService {
       ({ log, leave, caller } = this.admit(call, 'Restore', log));
       this.checkSessionQuota(caller);
       const assembler = new FrameAssembler(this.o.limits);
-      let options: RestoreOptionsMsg | undefined;
-      let netlock: NetworkLock | undefined;
-      for await (const raw of call) {
+      const input = (call as AsyncIterable<FrameMsg>)[Symbol.asyncIterator]();
+      const first = await input.next();
+      if (first.done) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
+      if (frameKind(first.value) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
+      const options = checkRestoreOptions(first.value.restoreOptions as RestoreOptionsMsg);
+      checkRestoreTarget(this.o.policy ?? OPEN_POLICY, options.netns);
+      const netlock = this.lockingWanted(options.noNetworkLock);
+      // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
+      if (options.netns) netns = NetnsHandle.open(options.netns);
+      const cancelled = new AbortController();
+      call.on('cancelled', () => cancelled.abort());
+      const frames = options.dataTransfer ? this.dataPathFrames(options.dataTransfer, cancelled.signal) : callFrames(input);
+      for await (const frame of frames) {
         // An Abort may have ended the session between two frames: nothing more is built for it.
         if (session && !session.active) throw endedMidStream(session);
-        if (!options) {
-          const frame = raw as FrameMsg;
-          if (frameKind(frame) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
-          options = checkRestoreOptions(frame.restoreOptions as RestoreOptionsMsg);
-          checkRestoreTarget(this.o.policy ?? OPEN_POLICY, options.netns);
-          netlock = this.lockingWanted(options.noNetworkLock);
-          // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
-          if (options.netns) netns = NetnsHandle.open(options.netns);
-          continue;
-        }
-        // A batch is its frames, one by one.
-        for (const frame of unpackFrames(raw as FrameMsg)) {
-          const done = assembler.push(frame);
-          if (!session && assembler.header) {
-            const h = assembler.header;
-            session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
-            session.busy = 'restore';
-            session.caller = caller;
-            log = log.child({ session: session.id, source: h.sessionId });
-            // Every connection is locked before the first socket exists (one transaction), when the
-            // header names them; a stream without tuples is locked connection by connection.
-            const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
-            if (netlock && tuples.length) {
-              // Journaled first: a restarted daemon removes what this run left in that namespace.
-              this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
-              session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
-              crashPoint('restore.after-lock');
-            }
-          }
-          if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
-            const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
-            const t = { local: st.local, remote: st.remote };
-            this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
-            const key = netlock.lock(options.netns || undefined, [t]);
-            session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
+        const done = assembler.push(frame);
+        if (!session && assembler.header) {
+          const h = assembler.header;
+          session = this.o.sessions.createRestore(h.pid, this.o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
+          session.busy = 'restore';
+          session.caller = caller;
+          log = log.child({ session: session.id, source: h.sessionId });
+          // Every connection is locked before the first socket exists (one transaction), when the
+          // header names them; a stream without tuples is locked connection by connection.
+          const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
+          if (netlock && tuples.length) {
+            // Journaled first: a restarted daemon removes what this run left in that namespace.
+            this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
+            session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
             crashPoint('restore.after-lock');
           }
-          if (done && session) {
-            // Verified (checksums by the assembler, the state by restore) before its socket exists;
-            // rebuilt in repair mode, not live.
-            const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
-            this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
-            queuesRestored(done.state.inqLen, done.state.outqLen);
-            if (session.held.length === 1) crashPoint('restore.after-first-socket');
-          }
+        }
+        if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
+          const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+          const t = { local: st.local, remote: st.remote };
+          this.o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
+          const key = netlock.lock(options.netns || undefined, [t]);
+          session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
+          crashPoint('restore.after-lock');
+        }
+        if (done && session) {
+          // Verified (checksums by the assembler, the state by restore) before its socket exists;
+          // rebuilt in repair mode, not live.
+          const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
+          this.o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
+          queuesRestored(done.state.inqLen, done.state.outqLen);
+          if (session.held.length === 1) crashPoint('restore.after-first-socket');
         }
       }
-      if (!options) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
       if (session && !session.active) throw endedMidStream(session);
       if (!assembler.finished || !session) throw new SoccrError('INVALID_STATE', 'invalid checkpoint stream: it ended before its end frame');
       this.o.sessions.markHeld(session);
@@ -567,8 +570,83 @@ function endedMidStream(s: Session): SoccrError {
   return new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state} (${s.reason}): its Restore stream is not taken further`);
 }
 
+/** The frames a Restore stream carries after its options, a batch's one by one. */
+async function* callFrames(input: AsyncIterator<FrameMsg>): AsyncGenerator<FrameMsg> {
+  for (;;) {
+    const r = await input.next();
+    if (r.done) return;
+    yield* unpackFrames(r.value);
+  }
+}
+
 /** Longest a Checkpoint stream goes on saving sockets without letting its written frames leave, ms. */
 const FLUSH_EVERY_MS = 2;
+
+type CheckpointCall = grpc.ServerWritableStream<CheckpointRequestMsg, FrameMsg>;
+
+const callerGone = (): SoccrError => new SoccrError('SESSION_STATE', 'the caller went away mid-stream');
+
+/** The session's frames on the Checkpoint stream itself, batched, honouring its flow control. */
+async function streamOverCall(call: CheckpointCall, header: SessionHeaderMsg, conns: readonly StreamedConnection[]): Promise<void> {
+  let frames = 0;
+  let lastFlush = performance.now();
+  for (const frame of batchFrames(sessionFrames(header, conns))) {
+    if (call.cancelled) throw callerGone();
+    if (!call.write(frame)) {
+      await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+      lastFlush = performance.now();
+    } else if (frames === 0 || performance.now() - lastFlush > FLUSH_EVERY_MS) {
+      // Written frames leave only when the event loop runs: let them go now and then (the header
+      // at once), so that the destination locks and rebuilds while this side saves the rest.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastFlush = performance.now();
+    }
+    for (const f of unpackFrames(frame)) if (f.chunk) checkpointChunkSent(f.chunk);
+    if (frames++ === 0) crashPoint('checkpoint.mid-stream');
+  }
+}
+
+/**
+ * The session's frames on a direct data connection; the Checkpoint stream carries the session header
+ * (the orchestrator learns the session at once) and, once the data connection took every byte, the
+ * stream end.
+ */
+async function streamOverDataPath(call: CheckpointCall, data: DataSender, header: SessionHeaderMsg, conns: readonly StreamedConnection[]): Promise<void> {
+  let frames = 0;
+  let lastFlush = performance.now();
+  for (const frame of sessionFrames(header, conns)) {
+    if (call.cancelled) throw callerGone();
+    const more = data.push(frame);
+    if (frame.streamEnd) {
+      await data.finish();
+      call.write(frame);
+      return;
+    }
+    if (frame.session) {
+      // Sealed and sent at once, so that the destination locks every connection while this side saves.
+      data.flush();
+      call.write(frame);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastFlush = performance.now();
+    } else if (performance.now() - lastFlush > FLUSH_EVERY_MS) {
+      data.flush();
+      lastFlush = performance.now();
+    }
+    if (!more) await data.drained();
+    if (frame.chunk) checkpointChunkSent(frame.chunk);
+    if (frames++ === 0) crashPoint('checkpoint.mid-stream');
+  }
+}
+
+function checkDataTransfer(t: DataTransferMsg): { transferId: Buffer; key: Buffer; timeoutMs: number } {
+  return { transferId: Buffer.from(t.transferId ?? []), key: Buffer.from(t.key ?? []), timeoutMs: t.timeoutMs || DEFAULT_DATA_TIMEOUT_MS };
+}
+
+async function connectDataPath(t: DataTransferMsg): Promise<DataSender> {
+  if (!t.endpoint) throw new SoccrError('BAD_REQUEST', "a checkpoint's data transfer needs the destination's endpoint");
+  const { transferId, key, timeoutMs } = checkDataTransfer(t);
+  return DataSender.connect(t.endpoint, transferId, key, timeoutMs);
+}
 
 function summarize(id: string, fd: number, s: { local: ConnectionSummary['local']; remote: ConnectionSummary['remote']; state: TcpState; inqLen: number; outqLen: number }): ConnectionSummary {
   return { id, fd, local: s.local, remote: s.remote, state: s.state, recvQueueLen: s.inqLen, sendQueueLen: s.outqLen, delivered: false };

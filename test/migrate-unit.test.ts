@@ -123,8 +123,8 @@ describe('migrate (two stand-in daemons)', function () {
         'phase release-source completed',
       ]);
 
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true } });
-      assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 20000, noNetworkLock: false });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true }, dataTransfer: null });
+      assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 20000, noNetworkLock: false, dataTransfer: null });
       // the queues arrived intact
       assert.ok(dst.restored?.connections[0].state.recvQueue.equals(q.a));
       assert.ok(dst.restored?.connections[0].state.sendQueue.equals(q.b));
@@ -170,7 +170,7 @@ describe('migrate (two stand-in daemons)', function () {
       src.checkpointBulk = [1000, 0];
       dst.keepQueues = false;
       const r = await migrate({ ...base(), networkLock: false, stopOwner: false, beforeResume: 'printf %s "$SOCCR_CONNECTIONS"' });
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false } });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false }, dataTransfer: null });
       assert.equal(dst.restored?.options.noNetworkLock, true);
       assert.equal(dst.restored?.options.transparent, true);
       assert.equal(r.connections, 2);
@@ -457,8 +457,8 @@ describe('migrate (two stand-in daemons)', function () {
       assert.match(lines[4], /^release-source\s+\d+\.\d+ m?s\s+source released$/);
       assert.match(lines[5], /^migrated 2 connection\(s\) of pid 77 \(5\.0 MiB of queues\) from unix:\/\/.* to unix:\/\/.*: frozen for \d+\.\d+ m?s, \d+\.\d+ m?s in all$/);
       assert.equal(lines.length, 6);
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true } });
-      assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 15000, noNetworkLock: false });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true }, dataTransfer: null });
+      assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 15000, noNetworkLock: false, dataTransfer: null });
     });
 
     it('--json prints the report, the phases on stderr', async function () {
@@ -477,7 +477,7 @@ describe('migrate (two stand-in daemons)', function () {
         r.stderr.trimEnd().split('\n').map((l) => l.split(/\s+/)[0]),
         ['checkpoint+restore', 'resume-destination', 'release-source'],
       );
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false } });
+      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false }, dataTransfer: null });
       assert.equal(dst.restored?.options.noNetworkLock, true);
     });
 

@@ -38,8 +38,8 @@ export function criuStatus(): CriuStatus {
     const first = lines.find((l) => !/exited, status/.test(l)) ?? lines[0] ?? `exit status ${c.status}`;
     return { usable: false, version, reason: `criu check failed: ${first.trim()}` };
   }
-  const lock = spawnSync('criu', ['check', '--feature', 'network-lock-nftables'], { encoding: 'utf8', timeout: 60_000 });
-  if (lock.status !== 0) return { usable: false, version, reason: 'criu check --feature network-lock-nftables failed: this criu was built without libnftables' };
+  const lock = spawnSync('criu', ['check', '--feature', 'nftables'], { encoding: 'utf8', timeout: 60_000 });
+  if (lock.status !== 0) return { usable: false, version, reason: 'criu check --feature nftables failed: this criu was built without libnftables, which --network-lock nftables needs' };
   return { usable: true, version };
 }
 

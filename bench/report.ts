@@ -269,7 +269,7 @@ function criuSection(m: MigrationResults): string[] {
     out.push(`Not compared in this run: ${m.criu.version}; ${m.criu.reason}.`, '');
   }
   out.push(
-    '**Setting CRIU up.** The bench uses whatever `criu` is on PATH (nothing else), and compares it when `criu check` and `criu check --feature network-lock-nftables` pass. ' +
+    '**Setting CRIU up.** The bench uses whatever `criu` is on PATH (nothing else), and compares it when `criu check` and `criu check --feature nftables` pass. ' +
       'On kernels 6.16 and newer it needs **CRIU 4.2.1** or later: 3.17 (Debian 12) fails `criu check` from kernel 6.13 on ("vdso: Unexpected rt vDSO area bounds": the vDSO data was split in two areas; fixed in 4.1); ' +
       '4.1.x passes `criu check` but cannot dump any TCP socket on 6.16+ ("sockets: Can\'t get 1:16 opt": getsockopt(SO_PASSCRED) now fails with EOPNOTSUPP on non-Unix sockets; fixed in 4.2). ' +
       'With the nftables lock and more than about 250 connections it also needs a libnftables newer than Debian 12\'s 1.0.6, which aborts once criu holds descriptors above 1024 (select()). ' +

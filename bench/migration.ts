@@ -47,7 +47,8 @@ const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 /** Bound on one run, setup and check included: a run that hangs fails, and its processes are killed. */
 const runBoundMs = (n: number): number => 180_000 + 30 * n;
 
-const runsFor = (n: number, series: SeriesName): number => (n >= 10_000 ? 1 : series === 'queues' ? 2 : 3);
+/** Runs per row (each mover): fewer where one run moves hundreds of MiB. */
+const runsFor = (n: number, series: SeriesName): number => (n >= 10_000 || series === 'queues' ? 1 : series === 'full' && n >= 1000 ? 2 : 3);
 
 /** `--profile DIR`: the daemons write V8 CPU profiles there (bench/cpu-profile.ts), one per daemon and run. */
 const profileDir = ((): string | undefined => {
@@ -111,14 +112,34 @@ function peakRssKiB(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/**
+ * A run that failed before anything moved (a daemon or fixture slow to start on a loaded machine): it
+ * says nothing about the migration, and is tried again.
+ */
+class SetupFailure extends Error {}
+
+/** `fn`'s failure as a SetupFailure. */
+async function setup<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new SetupFailure(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** How often a run whose set-up failed is tried again. */
+const SETUP_ATTEMPTS = 3;
+
 function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise<RunResult> {
   return measured(async () => {
     const t0 = performance.now();
     const lan = Lan.create();
     const env = profileDir ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-profile.js')}`, SOCCRD_CPU_PROFILE_DIR: profileDir } : undefined;
     const daemons =
-      mover === 'soccrd' ? await Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'], env })]) : undefined;
-    const w = await Workload.start(lan, n, fill, dir);
+      mover === 'soccrd'
+        ? await setup(() => Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'], env })]))
+        : undefined;
+    const w = await setup(() => Workload.start(lan, n, fill, dir));
     const light = fill === 'light';
     let rto = NaN;
     let baseline: number[] = [];
@@ -132,7 +153,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise
       baseline = gapsOf(await w.clients.status(), w.stride);
       queued = queueBytesIn(lan.ns.A);
     } else {
-      queued = await w.fillQueues();
+      queued = await setup(() => w.fillQueues());
     }
     const setupMs = performance.now() - t0;
 
@@ -316,7 +337,15 @@ async function measureRow(series: SeriesName, n: number, fill: QueueFill, runs: 
   for (let r = 0; r < runs; r++) {
     for (const mover of movers) {
       try {
-        const res = await withTimeout(runOnce(mover, n, fill, dir), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
+        let res: RunResult | undefined;
+        for (let attempt = 1; !res; attempt++) {
+          try {
+            res = await withTimeout(runOnce(mover, n, fill, dir), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
+          } catch (err) {
+            if (!(err instanceof SetupFailure) || attempt >= SETUP_ATTEMPTS) throw err;
+            process.stdout.write(`${label} ${mover} run ${r + 1}: set-up failed (${err.message.split('\n')[0].slice(0, 200)}), trying again\n`);
+          }
+        }
         perRun.push(res);
         process.stdout.write(`${label} ${mover} run ${r + 1}/${runs}: ${describeRun(res)}\n`);
       } catch (err) {

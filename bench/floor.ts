@@ -56,6 +56,11 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
   let live = false;
   const locks: Array<{ key: string; tuples: LockTuple[] }> = [];
   try {
+    // The lock tables and libnftables contexts exist before the freeze, as a daemon's do from its start.
+    // (Made after a thousand sockets are taken, a context's netlink socket gets an fd above 1023, and
+    // Debian 12's libnftables 1.0.6 aborts the process in select(): "bit out of range 0 - FD_SETSIZE".)
+    netlock.lock(`/proc/${o.pid}/ns/net`, []);
+    netlock.lock(o.destNetns, []);
     const t0 = performance.now();
     const listed = listTcpSockets(o.pid).filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0);
     proc = ProcessHandle.open(o.pid);

@@ -138,23 +138,34 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
     await clients.read(false, { stride: SEND_FULL_STRIDE });
     const q = await untilQueuesFull(lan.ns.A);
 
-    const criu = (args: string[], log: string): number => {
+    // Asynchronous, so that SIGINT or SIGTERM still cleans up while criu runs (it is killed with the rest).
+    const criu = async (args: string[], log: string): Promise<number> => {
       const t = performance.now();
-      const r = spawnSync('nsenter', [`--net=${netns}`, 'criu', ...args, '-o', log], { encoding: 'utf8', timeout: CRIU_TIMEOUT_MS });
-      if (r.status !== 0) {
+      const p = spawn('nsenter', [`--net=${netns}`, 'criu', ...args, '-o', log], { stdio: ['ignore', 'ignore', 'pipe'] });
+      trackPid(p.pid ?? 0);
+      let stderr = '';
+      p.stderr?.on('data', (d: Buffer) => {
+        stderr = `${stderr}${d.toString()}`.slice(-4096);
+      });
+      const timer = setTimeout(() => p.kill('SIGKILL'), CRIU_TIMEOUT_MS);
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => p.once('exit', (c, sig) => resolve([c, sig])));
+      clearTimeout(timer);
+      untrackPid(p.pid ?? 0);
+      const ms = performance.now() - t;
+      if (code !== 0) {
         // criu writes its errors to the log file (-o, in the images directory).
         const logged = existsSync(path.join(images, log)) ? readFileSync(path.join(images, log), 'utf8') : '';
-        const errors = criuErrors(`${logged}\n${r.stderr ?? ''}`);
-        throw new Error(`criu ${args[0]} failed (exit ${r.status ?? r.signal}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
+        const errors = criuErrors(`${logged}\n${stderr}`);
+        throw new Error(`criu ${args[0]} failed (${code ?? signal}${signal === 'SIGKILL' ? `, killed after ${CRIU_TIMEOUT_MS / 1000} s` : ''}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
       }
-      return performance.now() - t;
+      return ms;
     };
     const common = ['--tcp-established', '--network-lock', 'nftables', '-D', images];
-    const dumpMs = criu(['dump', '-t', String(holderPid), ...common], 'dump.log');
+    const dumpMs = await criu(['dump', '-t', String(holderPid), ...common], 'dump.log');
     // criu killed the holder; its pid is free for the restore once this process has reaped it.
     await Promise.race([holderGone, sleep(10_000)]);
     const pidfile = path.join(images, 'restored.pid');
-    const restoreMs = criu(['restore', '-d', '--pidfile', pidfile, ...common], 'restore.log');
+    const restoreMs = await criu(['restore', '-d', '--pidfile', pidfile, ...common], 'restore.log');
     restoredPid = Number(readFileSync(pidfile, 'utf8'));
     trackPid(restoredPid);
 

@@ -357,7 +357,7 @@ export const BENCH_COMMANDS = [
   'npm run bench                   # all of the below in sequence, then this file and freeze.svg',
   'node dist/bench/engine.js       # npm run bench:engine',
   'node dist/bench/queues.js       # npm run bench:queues',
-  'node dist/bench/migration.js    # npm run bench:migration [-- --counts 1,100,1000,10000] [--runs K] [--profile DIR]',
+  'node dist/bench/migration.js    # npm run bench:migration [-- --series full,queues,light] [--counts 1,100,1000,10000] [--runs K] [--profile DIR]',
 ];
 
 export interface RunInfo {

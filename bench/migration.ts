@@ -277,6 +277,8 @@ export interface MigrationResults {
   rows: MigrationRow[];
   /** runs that were not exact (or failed otherwise): the bench exits non-zero when there are any */
   failures: string[];
+  /** false while rows are still to come (a bench stopped by its time bound leaves it so) */
+  complete: boolean;
   elapsedSeconds: number;
 }
 
@@ -413,27 +415,35 @@ async function main(): Promise<void> {
       for (const fill of QUEUE_SERIES_FILLS) if (!(fill === 'full' && series.includes('full') && counts.includes(QUEUE_SERIES_N))) plan.push({ series: s, n: QUEUE_SERIES_N, fill });
     } else for (const n of counts) plan.push({ series: s, n, fill: s === 'full' ? 'full' : 'light' });
   }
+  // Written after every row, so that a bench stopped by its time bound still reports what it measured.
+  const save = (complete: boolean): MigrationResults => {
+    const results: MigrationResults = {
+      machine: host,
+      command: `node dist/bench/migration.js${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+      criu,
+      sample: SAMPLE,
+      tickMs: TICK_MS,
+      tickBytes: TICK_BYTES,
+      rows,
+      failures,
+      complete,
+      elapsedSeconds: (Date.now() - started) / 1000,
+    };
+    writeFileSync(MIGRATION_RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    return results;
+  };
+  let results: MigrationResults;
   try {
     for (const p of plan) {
       const row = await measureRow(p.series, p.n, p.fill, forcedRuns ?? runsFor(p.n, p.series), dir, criu, failures);
       if (row) rows.push(row);
+      save(false);
     }
+    results = save(true);
   } finally {
     await cleanupAll();
     rmSync(dir, { recursive: true, force: true });
   }
-  const results: MigrationResults = {
-    machine: host,
-    command: `node dist/bench/migration.js${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
-    criu,
-    sample: SAMPLE,
-    tickMs: TICK_MS,
-    tickBytes: TICK_BYTES,
-    rows,
-    failures,
-    elapsedSeconds: (Date.now() - started) / 1000,
-  };
-  writeFileSync(MIGRATION_RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   printTable(results);
   if (failures.length) throw new Error(`${failures.length} runs failed or were not exact:\n  ${failures.join('\n  ')}`);
 }

@@ -247,6 +247,7 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   for (const r of m.rows) for (const x of r.perRun) out.push(`| ${r.series} | ${x.n} | ${fillName(x.fill)} | ${x.mover} | ${ms(x.freezeMs)} | ${x.queueBytes} | ${x.ownerRecvQueue} / ${x.ownerSendQueue} | ${x.peerRetrans} |`);
   out.push('');
   if (m.failures.length) out.push('**Runs that failed or were not exact:**', '', ...m.failures.map((x) => `- ${x}`), '');
+  if (!m.complete) out.push('**Incomplete:** the migration bench stopped (its time bound, or a signal) before every series was measured; the rows above are those it finished.', '');
   out.push('![freeze time against N](freeze.svg)', '');
   out.push('To see where the time goes: `node dist/bench/migration.js --series full --counts 1000 --runs 1 --profile /tmp/prof` writes a V8 CPU profile of each daemon (open in Chrome DevTools or speedscope); `node --cpu-prof dist/bench/migration.js ...` profiles the orchestrator and the floor (both run in the bench process).', '');
   out.push(...criuSection(m));

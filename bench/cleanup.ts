@@ -1,13 +1,43 @@
 // Cleanup for the benches that build namespaces: every fixture process (by pid), every daemon (by pid,
-// with its state directory and lock table), every namespace (by name) this process made, also on
-// failure and on Ctrl-C.
+// with its state directory and lock table), every namespace (by name) this process made, and the
+// processes and directories a bench registered itself (CRIU's holder, its images), also on failure and
+// on Ctrl-C or SIGTERM.
+import { rmSync } from 'node:fs';
 import { cleanupDaemons, daemonLogs } from '../test/support/daemon';
 import { killAllEndpoints } from '../test/support/endpoint';
 import { destroyLans } from '../test/support/lan';
 import { killAllMulti } from '../test/support/multi';
 import { destroyTopologies } from '../test/support/scenario';
 
+const ownPids = new Set<number>();
+const ownPaths = new Set<string>();
+
+/** A process of the bench's own (not a test fixture) that cleanup must kill, by pid. */
+export function trackPid(pid: number): void {
+  if (pid > 0) ownPids.add(pid);
+}
+
+/** The process ended (and was reaped): its pid may be reused, and must not be killed. */
+export function untrackPid(pid: number): void {
+  ownPids.delete(pid);
+}
+
+/** A directory (or file) cleanup must remove. */
+export function trackPath(p: string): void {
+  ownPaths.add(p);
+}
+
 export async function cleanupAll(): Promise<void> {
+  for (const pid of ownPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+  ownPids.clear();
+  for (const p of ownPaths) rmSync(p, { recursive: true, force: true });
+  ownPaths.clear();
   await killAllMulti();
   await killAllEndpoints();
   await cleanupDaemons();

@@ -1,51 +1,54 @@
-// Migration bench (`npm run bench:migration [-- --counts 1,100,1000,10000]`): N live connections of one
-// process moved from one soccrd to another with migrate() (client/migrate.ts), on the test LAN
-// (test/support/lan.ts: hosts A and B, clients in C, the service address moved by the hook), N = 1,
-// 100, 1000 and 10 000 by default, each N run a few times (the median is reported).
+// Migration bench (`npm run bench:migration [-- --counts 1,100,1000,10000] [--series full,queues,light]`):
+// N live connections of one process moved from one soccrd to another with migrate() (client/migrate.ts)
+// on the test LAN (test/support/lan.ts: hosts A and B, peers in C, the service address moved by the
+// hook), against the floor (bench/floor.ts: the same migration in one process, engine imported
+// directly) and CRIU (dump + restore of the same connections), all in the same run. Three series
+// (bench/workload.ts describes the workloads):
 //
-// Per run: a serve fixture in A holds N connections with a clients fixture in C (test/fixtures/multi.ts).
-// Every connection carries bytes both ways; a sample of at most SAMPLE connections streams steadily
-// (TICK_BYTES every TICK_MS each way), and the clients record per connection the longest pause between
-// received bytes: the stall the peer sees. The new owner (an adopt fixture in B) starts before the
-// migration, so its start-up is not counted. After the move, every connection must carry exact bytes
-// both ways (exchangeProblems), or the run fails: a benchmark of a broken migration is worthless.
+//  - full: freeze against N (1, 100, 1000, 10 000) with full queues, peers sending through the freeze;
+//  - queues: freeze against queue bytes at 1000 connections (0, 16 KiB, 256 KiB in every receive queue,
+//    and full);
+//  - light: freeze against N with near-empty queues and a sample of connections streaming slowly, where
+//    the stall the peers see is measured too.
 //
-// With criu installed and `criu check` passing, the same N connections held by one process are also
-// dumped and restored by CRIU (--tcp-established, nftables network lock), for the ratio.
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Every run ends with every connection checked exact both ways, or the bench fails: a benchmark of a
+// broken migration is worthless. soccrd and floor runs alternate, so load on the machine hits both alike.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { migrate, MigrateReport } from '../client/migrate';
 import { DaemonProcess } from '../test/support/daemon';
 import { Lan, SERVICE_V4 } from '../test/support/lan';
-import { MultiFixture, MultiStatus, exchangeProblems, untilExchanged } from '../test/support/multi';
+import type { MultiStatus } from '../test/support/multi';
 import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
-import { BenchSetupError, failBench, machine, median, quantile, reexecWithFdLimit, requireRoot, sleep, softFdLimit } from './common';
+import { BenchSetupError, failBench, machine, median, quantile, reexecWithFdLimit, requireRoot, sleep, softFdLimit, withTimeout } from './common';
+import { CriuResult, CriuStatus, criuStatus, runCriu } from './criu';
+import { floorMigrate } from './floor';
+import { PORT, QueueFill, SAMPLE, TICK_BYTES, TICK_MS, Workload, fillName, queueBytesIn } from './workload';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 export const MIGRATION_RESULTS = path.join(ROOT, 'bench', 'results-migration.json');
-const HOLDER_JS = path.join(__dirname, 'holder.js');
 
 const DEFAULT_COUNTS = [1, 100, 1000, 10_000];
-const PORT = 5000;
-/** Connections that stream steadily (the rest carry bytes before and after, and idle in between). */
-const SAMPLE = 100;
-const TICK_MS = 5;
-const TICK_BYTES = 256;
-/** Bytes every connection sends each way before the move, and again after it. */
-const EXPLICIT_BYTES = 2048;
-/** How long the steady stream runs before measuring, and the window of the cadence baseline. */
+/** The queue series: 1000 connections with these queues. */
+const QUEUE_SERIES_N = 1000;
+const QUEUE_SERIES_FILLS: QueueFill[] = [0, 16 * 1024, 256 * 1024, 'full'];
+/** Light mode: how long the steady stream runs before measuring, and the window of the cadence baseline. */
 const SETTLE_MS = 500;
 const BASELINE_MS = 1000;
-/** How long the stream runs after the destination is live before the gaps are read. */
+/** Light mode: how long the stream runs after the destination is live before the gaps are read. */
 const AFTER_MS = 1500;
 /** Open files each process needs at most (one end of every connection, plus a margin): per process. */
 const FD_NEED = 10_000 + 2048;
 const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 
-const runsFor = (n: number): number => (n >= 10_000 ? 1 : 3);
+/** Bound on one run, setup and check included: a run that hangs fails, and its processes are killed. */
+const runBoundMs = (n: number): number => 180_000 + 30 * n;
+
+/** Runs per row (each mover): fewer where one run moves hundreds of MiB. */
+const runsFor = (n: number, series: SeriesName): number => (n >= 10_000 || series === 'queues' ? 1 : series === 'full' && n >= 1000 ? 2 : 3);
 
 /** `--profile DIR`: the daemons write V8 CPU profiles there (bench/cpu-profile.ts), one per daemon and run. */
 const profileDir = ((): string | undefined => {
@@ -53,39 +56,42 @@ const profileDir = ((): string | undefined => {
   return i >= 0 ? path.resolve(process.argv[i + 1] ?? 'bench/profiles') : undefined;
 })();
 
+export type SeriesName = 'full' | 'queues' | 'light';
+const SERIES: SeriesName[] = ['full', 'queues', 'light'];
+export type Mover = 'soccrd' | 'floor';
+
 // ---- one run -------------------------------------------------------------------------------------
 
 export interface RunResult {
+  mover: Mover;
   n: number;
+  fill: QueueFill;
   freezeMs: number;
   totalMs: number;
   phases: Record<string, number>;
-  connectionsPerSecond: number;
+  /** queue bytes moved (the migrate report's, or the floor's own count) */
   queueBytes: number;
-  /** longest pause between received bytes at the clients, over the sampled connections (ms) */
-  peerGapMaxMs: number;
-  peerGapMedianMs: number;
-  peerGapP99Ms: number;
-  sampled: number;
-  /**
-   * Where the stall lies against the freeze (medians over the sample): from the stall's start to the
-   * Checkpoint call, and from the destination going live to the stall's end (the peer's recovery).
-   */
-  peerGapBeforeFreezeMs: number;
-  peerGapAfterLiveMs: number;
-  /** the same statistic in a window without migration: the stream's own cadence */
-  baselineGapMs: number;
-  /** the peers' retransmission timeout (ss -ti rto, median over the sample), ms */
-  peerRtoMs: number;
+  /** the owner's receive and send queue bytes just before the hand-off (ss) */
+  ownerRecvQueue: number;
+  ownerSendQueue: number;
+  /** soccrd runs with full queues: peak RSS (VmHWM) of the source and destination daemons right after the migration, KiB */
+  peakRssKiB?: { source: number; destination: number };
+  /** light mode, soccrd: the longest pause between received bytes at the clients, over the sampled connections (ms) */
+  peerGapMaxMs?: number;
+  peerGapMedianMs?: number;
+  peerGapP99Ms?: number;
+  sampled?: number;
+  /** light: where the stall lies against the freeze (medians over the sample) */
+  peerGapBeforeFreezeMs?: number;
+  peerGapAfterLiveMs?: number;
+  /** light: the same statistic in a window without migration: the stream's own cadence */
+  baselineGapMs?: number;
+  /** light: the peers' retransmission timeout (ss -ti rto, median over the sample), ms */
+  peerRtoMs?: number;
   /** retransmissions by the peers during the run */
   peerRetrans: number;
   verifiedConnections: number;
   setupMs: number;
-}
-
-/** Per-namespace sysctls for 10 000 connections: accept backlog and SYN queue. */
-function tuneNamespace(ns: string): void {
-  spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.core.somaxconn=65535', 'net.ipv4.tcp_max_syn_backlog=65535'], { stdio: 'ignore' });
 }
 
 /** Median of the `rto:` values `ss -ti` shows for connections to the service port in namespace `ns`. */
@@ -100,83 +106,126 @@ function gapsOf(s: MultiStatus, stride: number): number[] {
   return s.connections.filter((c) => c.index % stride === 0).map((c) => Math.max(c.maxGapMs, c.sinceRecvMs));
 }
 
-function runOnce(n: number, dir: string): Promise<RunResult> {
+/** Peak resident set (VmHWM) of a process, KiB. */
+function peakRssKiB(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/**
+ * A run that failed before anything moved (a daemon or fixture slow to start on a loaded machine): it
+ * says nothing about the migration, and is tried again.
+ */
+class SetupFailure extends Error {}
+
+/** `fn`'s failure as a SetupFailure. */
+async function setup<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new SetupFailure(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** How often a run whose set-up failed is tried again. */
+const SETUP_ATTEMPTS = 3;
+
+function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise<RunResult> {
   return measured(async () => {
     const t0 = performance.now();
     const lan = Lan.create();
-    for (const role of ['A', 'B', 'C'] as const) tuneNamespace(lan.ns[role]);
     const env = profileDir ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-profile.js')}`, SOCCRD_CPU_PROFILE_DIR: profileDir } : undefined;
-    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'], env })]);
-    const stride = Math.max(1, Math.ceil(n / SAMPLE));
-    const common = { sampleStride: stride, tickMs: TICK_MS, bytesPerTick: TICK_BYTES };
-    const connectMs = 30_000 + 10 * n;
-    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: n, ...common });
-    const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, ...common });
-    await Promise.all([server.waitConnected(connectMs), clients.waitConnected(connectMs)]);
-    const deliverPath = path.join(dir, `deliver-${n}-${Date.now()}.sock`);
-    const receiver = await MultiFixture.start(lan.ns.B, { mode: 'adopt', unixPath: deliverPath, count: n, continueFrom: {}, streaming: true, ...common, tickMs: 1 });
-
-    await Promise.all([server.write(EXPLICIT_BYTES), clients.write(EXPLICIT_BYTES)]);
-    await Promise.all([server.stream(true), clients.stream(true)]);
-    await sleep(SETTLE_MS);
-    const rto = peerRtoMs(lan.ns.C);
-    await clients.resetGaps();
-    await sleep(BASELINE_MS);
-    const baseline = gapsOf(await clients.status(), stride);
+    const daemons =
+      mover === 'soccrd'
+        ? await setup(() => Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'], env })]))
+        : undefined;
+    const w = await setup(() => Workload.start(lan, n, fill, dir));
+    const light = fill === 'light';
+    let rto = NaN;
+    let baseline: number[] = [];
+    let queued = { recv: 0, send: 0 };
+    if (light) {
+      await w.startLight();
+      await sleep(SETTLE_MS);
+      rto = peerRtoMs(lan.ns.C);
+      await w.clients.resetGaps();
+      await sleep(BASELINE_MS);
+      baseline = gapsOf(await w.clients.status(), w.stride);
+      queued = queueBytesIn(lan.ns.A);
+    } else {
+      queued = await setup(() => w.fillQueues());
+    }
     const setupMs = performance.now() - t0;
 
-    const before = await clients.resetGaps();
-    // The application's own hand-off: the old owner stops its I/O and the new one learns the offsets.
-    const { offsets } = await server.quiesce();
-    await receiver.continueFrom(offsets);
-    const report: MigrateReport = await migrate({
-      from: a.address,
-      to: b.address,
-      pid: server.pid,
-      netns: lan.nsPath(lan.ns.B),
-      deliverUnixPath: deliverPath,
-      beforeResume: lan.moveServiceCommand('A', 'B'),
-      timeoutMs: 60_000,
-    });
-    await receiver.waitEvent('handover-live', 60_000);
-    await sleep(AFTER_MS);
-    const after = await clients.status();
-    const gaps = gapsOf(after, stride);
-    const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
-    const freezeStartUnix = phase('checkpoint+restore').startedAt;
-    const liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
-    const sampled = after.connections.filter((c) => c.index % stride === 0 && c.maxGapEndUnixMs > 0);
-    const beforeFreeze = sampled.map((c) => freezeStartUnix - (c.maxGapEndUnixMs - c.maxGapMs));
-    const afterLive = sampled.map((c) => c.maxGapEndUnixMs - liveUnix);
-
-    // Exactness: the old owner gone, fresh bytes both ways on every connection, then all exchanged.
-    server.kill();
-    await server.exited();
-    await Promise.all([clients.stream(false), receiver.stream(false)]);
-    await Promise.all([clients.write(EXPLICIT_BYTES), receiver.write(EXPLICIT_BYTES)]);
-    const [cs, rs] = await untilExchanged(clients, receiver, 60_000 + 10 * n);
-    const problems = exchangeProblems(cs, rs);
-    const moved = rs.connections.filter((c) => c.received > (offsets[c.key]?.received ?? Infinity) && c.sent > (offsets[c.key]?.sent ?? Infinity)).length;
-    if (report.connections !== n || cs.connections.length !== n || rs.connections.length !== n || problems.length > 0 || moved !== n) {
-      throw new Error(`N=${n}: migration not exact: report ${report.connections}, clients ${cs.connections.length}, new owner ${rs.connections.length}, carried traffic after the move ${moved}; ${problems.slice(0, 5).join('; ')}`);
+    const before = await w.clients.resetGaps();
+    await w.handOff();
+    let freezeMs: number;
+    let totalMs: number;
+    let queueBytes: number;
+    let phases: Record<string, number> = {};
+    let freezeStartUnix = NaN;
+    let liveUnix = NaN;
+    let peakRss: RunResult['peakRssKiB'];
+    if (daemons) {
+      const [a, b] = daemons;
+      const report: MigrateReport = await migrate({
+        from: a.address,
+        to: b.address,
+        pid: w.server.pid,
+        netns: lan.nsPath(lan.ns.B),
+        deliverUnixPath: w.deliverPath,
+        beforeResume: lan.moveServiceCommand('A', 'B'),
+        timeoutMs: 120_000,
+      });
+      if (report.connections !== n) throw new Error(`N=${n}: migrate moved ${report.connections} connections`);
+      ({ freezeMs, totalMs, queueBytes } = report);
+      for (const p of report.phases) phases[p.name] = p.ms;
+      const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
+      freezeStartUnix = phase('checkpoint+restore').startedAt;
+      liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
+      if (fill === 'full') peakRss = { source: peakRssKiB(a.pid), destination: peakRssKiB(b.pid) };
+    } else {
+      const startUnix = Date.now();
+      const f = await floorMigrate({ pid: w.server.pid, destNetns: lan.nsPath(lan.ns.B), deliverPath: w.deliverPath, hook: lan.moveServiceCommand('A', 'B'), lockTable: `soccrfloor${process.pid}` });
+      if (f.connections !== n) throw new Error(`N=${n}: the floor moved ${f.connections} connections`);
+      ({ freezeMs, queueBytes } = f);
+      totalMs = freezeMs;
+      phases = { ...f.phases };
+      freezeStartUnix = startUnix;
+      liveUnix = startUnix + freezeMs;
     }
-    const phases: Record<string, number> = {};
-    for (const p of report.phases) phases[p.name] = p.ms;
+    await w.receiver.waitEvent('handover-live', 60_000);
+    let gaps: Partial<RunResult> = {};
+    if (light) {
+      await sleep(AFTER_MS);
+      const after = await w.clients.status();
+      const g = gapsOf(after, w.stride);
+      const sampled = after.connections.filter((c) => c.index % w.stride === 0 && c.maxGapEndUnixMs > 0);
+      gaps = {
+        peerGapMaxMs: Math.max(...g),
+        peerGapMedianMs: median(g),
+        peerGapP99Ms: quantile(g, 0.99),
+        sampled: g.length,
+        peerGapBeforeFreezeMs: median(sampled.map((c) => freezeStartUnix - (c.maxGapEndUnixMs - c.maxGapMs))),
+        peerGapAfterLiveMs: median(sampled.map((c) => c.maxGapEndUnixMs - liveUnix)),
+        baselineGapMs: Math.max(...baseline),
+        peerRtoMs: rto,
+      };
+    }
+    // Exactness: everything read on both sides, fresh bytes both ways, every connection checked.
+    const { clients: cs } = await w.verify(60_000 + 10 * n + queueBytes / 20_000);
     return {
+      mover,
       n,
-      freezeMs: report.freezeMs,
-      totalMs: report.totalMs,
+      fill,
+      freezeMs,
+      totalMs,
       phases,
-      connectionsPerSecond: (n * 1000) / report.totalMs,
-      queueBytes: report.queueBytes,
-      peerGapMaxMs: Math.max(...gaps),
-      peerGapMedianMs: median(gaps),
-      peerGapP99Ms: quantile(gaps, 0.99),
-      sampled: gaps.length,
-      peerGapBeforeFreezeMs: median(beforeFreeze),
-      peerGapAfterLiveMs: median(afterLive),
-      baselineGapMs: Math.max(...baseline),
-      peerRtoMs: rto,
+      queueBytes,
+      ownerRecvQueue: queued.recv,
+      ownerSendQueue: queued.send,
+      peakRssKiB: peakRss,
+      ...gaps,
       peerRetrans: cs.totals.totalRetrans - before.totals.totalRetrans,
       verifiedConnections: n,
       setupMs,
@@ -184,110 +233,37 @@ function runOnce(n: number, dir: string): Promise<RunResult> {
   });
 }
 
-// ---- CRIU ----------------------------------------------------------------------------------------
-
-export interface CriuStatus {
-  usable: boolean;
-  /** `criu --version`'s first line, or why criu is not there */
-  version: string;
-  /** why it is not usable: criu's own error line */
-  reason?: string;
-}
-
-export function criuStatus(): CriuStatus {
-  const v = spawnSync('criu', ['--version'], { encoding: 'utf8' });
-  if (v.error) return { usable: false, version: 'not installed', reason: 'criu is not installed (Debian package criu)' };
-  const version = (v.stdout.split('\n')[0] ?? '').replace(/^Version:\s*/, 'criu ');
-  const c = spawnSync('criu', ['check'], { encoding: 'utf8', timeout: 60_000 });
-  if (c.status === 0) return { usable: true, version };
-  const lines = `${c.stderr}\n${c.stdout}`.split('\n').filter((l) => /Error/.test(l));
-  const first = lines.find((l) => !/exited, status/.test(l)) ?? lines[0] ?? `exit status ${c.status}`;
-  return { usable: false, version, reason: `criu check failed: ${first.trim()}` };
-}
-
-export interface CriuResult {
-  n: number;
-  dumpMs: number;
-  restoreMs: number;
-  totalMs: number;
-}
-
-/**
- * CRIU's time for the same N connections: a holder process in A (bench/holder.ts) with N connections
- * from a clients fixture in C, dumped with --tcp-established and the nftables network lock, then
- * restored in the same namespace. The peers must see no error afterwards.
- */
-async function runCriu(n: number, dir: string): Promise<CriuResult> {
-  const lan = Lan.create();
-  let holder: ChildProcess | undefined;
-  let restoredPid = 0;
-  let holderPid = 0;
-  const images = mkdtempSync(path.join(dir, 'criu-'));
-  try {
-    tuneNamespace(lan.ns.A);
-    tuneNamespace(lan.ns.C);
-    const ready = path.join(images, 'holder.ready');
-    // detached: a session of its own (setsid), as criu wants the tree it dumps; `ip netns exec` execs node.
-    holder = spawn('ip', ['netns', 'exec', lan.ns.A, process.execPath, HOLDER_JS, SERVICE_V4, String(PORT), String(n), ready], { stdio: 'ignore', detached: true });
-    for (let i = 0; i < 200 && !existsSync(ready); i++) await sleep(50);
-    const connectMs = 30_000 + 10 * n;
-    const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, reading: true });
-    await clients.waitConnected(connectMs);
-    holderPid = Number(readFileSync(ready, 'utf8'));
-    for (let i = 0; i < 400; i++) {
-      const accepted = spawnSync('ip', ['netns', 'exec', lan.ns.A, 'ss', '-tnH', 'state', 'established', 'src', `${SERVICE_V4}:${PORT}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
-      if (accepted.stdout.split('\n').filter((l) => l.trim()).length >= n) break;
-      await sleep(50);
-    }
-    const criu = (args: string[], log: string): number => {
-      const t = performance.now();
-      const r = spawnSync('ip', ['netns', 'exec', lan.ns.A, 'criu', ...args, '-o', log], { encoding: 'utf8', timeout: 300_000 });
-      if (r.status !== 0) {
-        // criu writes its errors to the log file (-o, in the images directory).
-        const logged = existsSync(path.join(images, log)) ? readFileSync(path.join(images, log), 'utf8') : '';
-        const errors = `${logged}\n${r.stderr ?? ''}`.split('\n').filter((l) => /Error/.test(l));
-        throw new Error(`criu ${args[0]} failed (exit ${r.status ?? r.signal}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
-      }
-      return performance.now() - t;
-    };
-    const lock = ['--tcp-established', '--network-lock', 'nftables', '-D', images];
-    const dumpMs = criu(['dump', '-t', String(holderPid), ...lock], 'dump.log');
-    const pidfile = path.join(images, 'restored.pid');
-    const restoreMs = criu(['restore', '-d', '--pidfile', pidfile, ...lock], 'restore.log');
-    restoredPid = Number(readFileSync(pidfile, 'utf8'));
-    await sleep(500);
-    const s = await clients.status();
-    if (s.totals.errors > 0 || s.totals.eofs > 0) throw new Error(`criu: ${s.totals.errors} peers saw errors, ${s.totals.eofs} EOF after the restore`);
-    return { n, dumpMs, restoreMs, totalMs: dumpMs + restoreMs };
-  } finally {
-    for (const pid of new Set([restoredPid, holderPid, holder?.pid ?? 0])) {
-      try {
-        if (pid > 0) process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    await cleanupAll();
-    rmSync(images, { recursive: true, force: true });
-  }
-}
-
 // ---- driver --------------------------------------------------------------------------------------
 
-export interface MigrationRow {
-  n: number;
+/** Medians over a mover's runs. */
+export interface MoverSummary {
   runs: number;
   freezeMs: number;
   totalMs: number;
   phases: Record<string, number>;
-  connectionsPerSecond: number;
-  peerGapMaxMs: number;
-  peerGapMedianMs: number;
-  peerGapBeforeFreezeMs: number;
-  peerGapAfterLiveMs: number;
-  baselineGapMs: number;
-  peerRtoMs: number;
-  criu?: CriuResult & { ratio: number };
+  queueBytes: number;
+}
+
+export interface MigrationRow {
+  series: SeriesName;
+  n: number;
+  fill: QueueFill;
+  soccrd: MoverSummary;
+  floor?: MoverSummary;
+  /** soccrd's freeze / the floor's (medians) */
+  floorRatio?: number;
+  criu?: CriuResult & { ratio: number; problems: string[] };
+  /** why CRIU has no figure here, when it was tried */
+  criuError?: string;
+  /** full queues: peak RSS of the daemons (largest over the runs), KiB */
+  peakRssKiB?: { source: number; destination: number };
+  /** light mode: medians of the peer-side figures */
+  peerGapMaxMs?: number;
+  peerGapMedianMs?: number;
+  peerGapBeforeFreezeMs?: number;
+  peerGapAfterLiveMs?: number;
+  baselineGapMs?: number;
+  peerRtoMs?: number;
   perRun: RunResult[];
 }
 
@@ -299,17 +275,35 @@ export interface MigrationResults {
   tickMs: number;
   tickBytes: number;
   rows: MigrationRow[];
+  /** runs that were not exact (or failed otherwise): the bench exits non-zero when there are any */
+  failures: string[];
+  /** false while rows are still to come (a bench stopped by its time bound leaves it so) */
+  complete: boolean;
   elapsedSeconds: number;
 }
 
+function parseList(flag: string): string[] | undefined {
+  const i = process.argv.indexOf(flag);
+  if (i < 0) return undefined;
+  return (process.argv[i + 1] ?? '').split(',').map((x) => x.trim()).filter((x) => x);
+}
+
 function parseCounts(): number[] {
-  const i = process.argv.indexOf('--counts');
-  if (i < 0) return DEFAULT_COUNTS;
-  const counts = (process.argv[i + 1] ?? '').split(',').map((x) => Number(x.trim()));
+  const given = parseList('--counts');
+  if (!given) return DEFAULT_COUNTS;
+  const counts = given.map(Number);
   if (counts.length === 0 || counts.some((c) => !Number.isInteger(c) || c < 1 || c > 30_000)) {
-    throw new BenchSetupError(`--counts takes a comma-separated list of connection counts from 1 to 30000, not ${process.argv[i + 1]}`);
+    throw new BenchSetupError(`--counts takes a comma-separated list of connection counts from 1 to 30000, not ${given.join(',')}`);
   }
   return counts;
+}
+
+function parseSeries(): SeriesName[] {
+  const given = parseList('--series');
+  if (!given) return SERIES;
+  const bad = given.filter((x) => !(SERIES as string[]).includes(x));
+  if (bad.length || given.length === 0) throw new BenchSetupError(`--series takes a comma-separated list of ${SERIES.join(', ')}, not ${given.join(',')}`);
+  return given as SeriesName[];
 }
 
 function parseRuns(): number | undefined {
@@ -320,11 +314,92 @@ function parseRuns(): number | undefined {
   return r;
 }
 
-const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const fmt = (x: number | undefined, d = 1): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '-');
+const mib = (b: number): string => fmt(b / 2 ** 20, 1);
+
+function summarize(runs: RunResult[]): MoverSummary {
+  const med = (f: (r: RunResult) => number): number => median(runs.map(f));
+  const phases: Record<string, number> = {};
+  for (const name of Object.keys(runs[0].phases)) phases[name] = med((r) => r.phases[name] ?? NaN);
+  return { runs: runs.length, freezeMs: med((r) => r.freezeMs), totalMs: med((r) => r.totalMs), phases, queueBytes: med((r) => r.queueBytes) };
+}
+
+function describeRun(r: RunResult): string {
+  const phases = Object.entries(r.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+  const rss = r.peakRssKiB ? `, peak RSS ${fmt(r.peakRssKiB.source / 1024, 0)}/${fmt(r.peakRssKiB.destination / 1024, 0)} MiB` : '';
+  const gap = r.peerGapMaxMs !== undefined ? `, peer gap max ${fmt(r.peerGapMaxMs)} ms (cadence ${fmt(r.baselineGapMs)})` : '';
+  return `freeze ${fmt(r.freezeMs)} ms (${phases}), ${mib(r.queueBytes)} MiB queued (owner recv ${mib(r.ownerRecvQueue)}, send ${mib(r.ownerSendQueue)})${rss}${gap}, all ${r.verifiedConnections} exact`;
+}
+
+/** Runs one row: soccrd and floor runs alternating (light: soccrd only), then CRIU where wanted. */
+async function measureRow(series: SeriesName, n: number, fill: QueueFill, runs: number, dir: string, criu: CriuStatus, failures: string[]): Promise<MigrationRow | undefined> {
+  const label = `${series} N=${n} ${fillName(fill)}`;
+  const movers: Mover[] = fill === 'light' ? ['soccrd'] : ['soccrd', 'floor'];
+  const perRun: RunResult[] = [];
+  for (let r = 0; r < runs; r++) {
+    for (const mover of movers) {
+      try {
+        let res: RunResult | undefined;
+        for (let attempt = 1; !res; attempt++) {
+          try {
+            res = await withTimeout(runOnce(mover, n, fill, dir), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
+          } catch (err) {
+            if (!(err instanceof SetupFailure) || attempt >= SETUP_ATTEMPTS) throw err;
+            process.stdout.write(`${label} ${mover} run ${r + 1}: set-up failed (${err.message.split('\n')[0].slice(0, 200)}), trying again\n`);
+          }
+        }
+        perRun.push(res);
+        process.stdout.write(`${label} ${mover} run ${r + 1}/${runs}: ${describeRun(res)}\n`);
+      } catch (err) {
+        const msg = `${label} ${mover} run ${r + 1}: ${err instanceof Error ? err.message : String(err)}`;
+        failures.push(msg);
+        process.stdout.write(`FAILED ${msg}\n`);
+        await cleanupAll(); // a run that timed out still has its processes
+      }
+    }
+  }
+  const soccrdRuns = perRun.filter((r) => r.mover === 'soccrd');
+  const floorRuns = perRun.filter((r) => r.mover === 'floor');
+  if (soccrdRuns.length === 0) return undefined;
+  const row: MigrationRow = { series, n, fill, soccrd: summarize(soccrdRuns), perRun };
+  if (floorRuns.length) {
+    row.floor = summarize(floorRuns);
+    row.floorRatio = row.soccrd.freezeMs / row.floor.freezeMs;
+  }
+  const rss = soccrdRuns.filter((r) => r.peakRssKiB).map((r) => r.peakRssKiB as { source: number; destination: number });
+  if (rss.length) row.peakRssKiB = { source: Math.max(...rss.map((x) => x.source)), destination: Math.max(...rss.map((x) => x.destination)) };
+  if (fill === 'light') {
+    const med = (f: (r: RunResult) => number | undefined): number => median(soccrdRuns.map((r) => f(r) ?? NaN));
+    Object.assign(row, {
+      peerGapMaxMs: med((r) => r.peerGapMaxMs),
+      peerGapMedianMs: med((r) => r.peerGapMedianMs),
+      peerGapBeforeFreezeMs: med((r) => r.peerGapBeforeFreezeMs),
+      peerGapAfterLiveMs: med((r) => r.peerGapAfterLiveMs),
+      baselineGapMs: med((r) => r.baselineGapMs),
+      peerRtoMs: med((r) => r.peerRtoMs),
+    });
+  }
+  process.stdout.write(`${label}: soccrd freeze ${fmt(row.soccrd.freezeMs)} ms${row.floor ? `, floor ${fmt(row.floor.freezeMs)} ms: ${fmt(row.floorRatio, 2)}x the floor` : ''}\n`);
+  if (series === 'full' && criu.usable) {
+    try {
+      const c = await withTimeout(runCriu(n, dir), 2 * runBoundMs(n), `${label} CRIU`);
+      row.criu = { ...c, ratio: c.totalMs / row.soccrd.freezeMs };
+      process.stdout.write(
+        `${label} CRIU: dump ${fmt(c.dumpMs)} ms + restore ${fmt(c.restoreMs)} ms = ${fmt(c.totalMs)} ms (${mib(c.queueBytes)} MiB queued), ${fmt(row.criu.ratio, 2)}x soccrd's freeze, ${c.exact ? 'exact' : `NOT exact: ${c.problems.slice(0, 3).join('; ')}`}\n`,
+      );
+    } catch (err) {
+      row.criuError = err instanceof Error ? err.message : String(err);
+      await cleanupAll();
+      process.stdout.write(`${label} CRIU failed: ${row.criuError}\n`);
+    }
+  }
+  return row;
+}
 
 async function main(): Promise<void> {
   requireRoot();
   const counts = parseCounts();
+  const series = parseSeries();
   const forcedRuns = parseRuns();
   if (softFdLimit() < Math.max(...counts) + 2048) throw new BenchSetupError(`the open-file limit ${softFdLimit()} is too low for ${Math.max(...counts)} connections`);
   const started = Date.now();
@@ -333,74 +408,55 @@ async function main(): Promise<void> {
   process.stdout.write(criu.usable ? `CRIU: ${criu.version}, check passed: compared\n` : `CRIU: ${criu.version}: ${criu.reason}; the CRIU column is skipped\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'soccrd-bench-'));
   const rows: MigrationRow[] = [];
+  const failures: string[] = [];
+  const plan: Array<{ series: SeriesName; n: number; fill: QueueFill }> = [];
+  for (const s of series) {
+    if (s === 'queues') {
+      for (const fill of QUEUE_SERIES_FILLS) if (!(fill === 'full' && series.includes('full') && counts.includes(QUEUE_SERIES_N))) plan.push({ series: s, n: QUEUE_SERIES_N, fill });
+    } else for (const n of counts) plan.push({ series: s, n, fill: s === 'full' ? 'full' : 'light' });
+  }
+  // Written after every row, so that a bench stopped by its time bound still reports what it measured.
+  const save = (complete: boolean): MigrationResults => {
+    const results: MigrationResults = {
+      machine: host,
+      command: `node dist/bench/migration.js${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+      criu,
+      sample: SAMPLE,
+      tickMs: TICK_MS,
+      tickBytes: TICK_BYTES,
+      rows,
+      failures,
+      complete,
+      elapsedSeconds: (Date.now() - started) / 1000,
+    };
+    writeFileSync(MIGRATION_RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    return results;
+  };
+  let results: MigrationResults;
   try {
-    for (const n of counts) {
-      const runs = forcedRuns ?? runsFor(n);
-      const perRun: RunResult[] = [];
-      for (let r = 0; r < runs; r++) {
-        const res = await runOnce(n, dir);
-        perRun.push(res);
-        process.stdout.write(
-          `N=${n} run ${r + 1}/${runs}: freeze ${fmt(res.freezeMs)} ms (${Object.entries(res.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}), ` +
-            `peer gap max ${fmt(res.peerGapMaxMs)} ms (baseline ${fmt(res.baselineGapMs)}; ${fmt(res.peerGapBeforeFreezeMs)} before the freeze, ${fmt(res.peerGapAfterLiveMs)} after live), ${fmt(res.connectionsPerSecond, 0)} conn/s, all ${res.verifiedConnections} exact\n`,
-        );
-      }
-      const med = (f: (r: RunResult) => number): number => median(perRun.map(f));
-      const phases: Record<string, number> = {};
-      for (const name of Object.keys(perRun[0].phases)) phases[name] = med((r) => r.phases[name] ?? NaN);
-      const row: MigrationRow = {
-        n,
-        runs,
-        freezeMs: med((r) => r.freezeMs),
-        totalMs: med((r) => r.totalMs),
-        phases,
-        connectionsPerSecond: med((r) => r.connectionsPerSecond),
-        peerGapMaxMs: med((r) => r.peerGapMaxMs),
-        peerGapMedianMs: med((r) => r.peerGapMedianMs),
-        peerGapBeforeFreezeMs: med((r) => r.peerGapBeforeFreezeMs),
-        peerGapAfterLiveMs: med((r) => r.peerGapAfterLiveMs),
-        baselineGapMs: med((r) => r.baselineGapMs),
-        peerRtoMs: med((r) => r.peerRtoMs),
-        perRun,
-      };
-      if (criu.usable) {
-        try {
-          const c = await runCriu(n, dir);
-          row.criu = { ...c, ratio: c.totalMs / row.freezeMs };
-          process.stdout.write(`N=${n} CRIU: dump ${fmt(c.dumpMs)} ms + restore ${fmt(c.restoreMs)} ms = ${fmt(c.totalMs)} ms, ${fmt(row.criu.ratio, 2)}x soccrd's freeze\n`);
-        } catch (err) {
-          process.stdout.write(`N=${n} CRIU failed: ${err instanceof Error ? err.message : String(err)}\n`);
-        }
-      }
-      rows.push(row);
+    for (const p of plan) {
+      const row = await measureRow(p.series, p.n, p.fill, forcedRuns ?? runsFor(p.n, p.series), dir, criu, failures);
+      if (row) rows.push(row);
+      save(false);
     }
+    results = save(true);
   } finally {
     await cleanupAll();
     rmSync(dir, { recursive: true, force: true });
   }
-  const results: MigrationResults = {
-    machine: host,
-    command: `node dist/bench/migration.js${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
-    criu,
-    sample: SAMPLE,
-    tickMs: TICK_MS,
-    tickBytes: TICK_BYTES,
-    rows,
-    elapsedSeconds: (Date.now() - started) / 1000,
-  };
-  writeFileSync(MIGRATION_RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   printTable(results);
+  if (failures.length) throw new Error(`${failures.length} runs failed or were not exact:\n  ${failures.join('\n  ')}`);
 }
 
 function printTable(r: MigrationResults): void {
   const out: string[] = [''];
-  out.push(`migration: median of runs; peer gap = longest pause between received bytes at the clients (sample of <= ${r.sample} connections streaming ${r.tickBytes} B every ${r.tickMs} ms)`);
-  out.push(`${'N'.padStart(6)}${'runs'.padStart(6)}${'freeze ms'.padStart(11)}${'cp+restore'.padStart(12)}${'hook'.padStart(8)}${'resume'.padStart(8)}${'release'.padStart(9)}${'peer gap'.padStart(10)}${'rto'.padStart(7)}${'conn/s'.padStart(10)}${'CRIU ms'.padStart(10)}${'CRIU/soccrd'.padStart(13)}`);
+  out.push('migration: medians of runs; ratio = soccrd freeze / floor freeze (same workload, same run)');
+  out.push(`${'series'.padEnd(8)}${'N'.padStart(6)}${'queues'.padStart(9)}${'MiB'.padStart(8)}${'runs'.padStart(6)}${'freeze ms'.padStart(11)}${'floor ms'.padStart(10)}${'ratio'.padStart(8)}${'CRIU ms'.padStart(10)}${'CRIU/soccrd'.padStart(13)}${'RSS src/dst MiB'.padStart(17)}`);
   for (const row of r.rows) {
-    const p = (k: string): string => fmt(row.phases[k] ?? NaN);
+    const rss = row.peakRssKiB ? `${fmt(row.peakRssKiB.source / 1024, 0)}/${fmt(row.peakRssKiB.destination / 1024, 0)}` : '-';
     out.push(
-      `${String(row.n).padStart(6)}${String(row.runs).padStart(6)}${fmt(row.freezeMs).padStart(11)}${p('checkpoint+restore').padStart(12)}${p('hook').padStart(8)}${p('resume-destination').padStart(8)}${p('release-source').padStart(9)}` +
-        `${fmt(row.peerGapMaxMs).padStart(10)}${fmt(row.peerRtoMs, 0).padStart(7)}${fmt(row.connectionsPerSecond, 0).padStart(10)}${(row.criu ? fmt(row.criu.totalMs) : '-').padStart(10)}${(row.criu ? `${fmt(row.criu.ratio, 2)}x` : '-').padStart(13)}`,
+      `${row.series.padEnd(8)}${String(row.n).padStart(6)}${fillName(row.fill).padStart(9)}${mib(row.soccrd.queueBytes).padStart(8)}${String(row.soccrd.runs).padStart(6)}${fmt(row.soccrd.freezeMs).padStart(11)}${fmt(row.floor?.freezeMs).padStart(10)}` +
+        `${(row.floorRatio ? `${fmt(row.floorRatio, 2)}x` : '-').padStart(8)}${(row.criu ? fmt(row.criu.totalMs) : '-').padStart(10)}${(row.criu ? `${fmt(row.criu.ratio, 2)}x` : '-').padStart(13)}${rss.padStart(17)}`,
     );
   }
   if (!r.criu.usable) out.push(`CRIU not compared: ${r.criu.reason}`);

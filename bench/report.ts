@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Machine } from './common';
 import type { MigrationResults, MigrationRow } from './migration';
+import { fillName } from './workload';
 import type { QueueResults } from './queues';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -16,10 +17,14 @@ export const RAW = {
   migration: path.join(ROOT, 'bench', 'results-migration.json'),
 };
 
-/** The goals the project set itself (README of the lead). */
-const GOAL_N = 1000;
+/** The goals of issue 10 (freeze time at scale). */
+const GOAL_FLOOR_FACTOR = 1.5;
+const GOAL_FLOOR_NS = [100, 1000];
+const GOAL_LIGHT_N = 1000;
 const GOAL_FREEZE_MS = 200;
-const GOAL_CRIU_FACTOR = 3;
+const GOAL_ENGINE_FACTOR = 3;
+const GOAL_STREAM_FACTOR = 0.8;
+const GOAL_RSS_N = 1000;
 const GOAL_STALL_MS = 50;
 
 interface EnginePhase {
@@ -61,12 +66,16 @@ export function freezeSvg(rows: MigrationRow[]): string {
   const R = 210;
   const T = 28;
   const B = 44;
-  const series: Series[] = [
-    { name: 'total freeze (migrate report)', color: '#1f77b4', points: rows.map((r) => [r.n, r.freezeMs]) },
-    { name: 'peer-observed stall (max gap)', color: '#d62728', points: rows.map((r) => [r.n, r.peerGapMaxMs]) },
+  const full = rows.filter((r) => r.series === 'full');
+  const light = rows.filter((r) => r.series === 'light');
+  const all: Series[] = [
+    { name: 'soccrd freeze, full queues', color: '#1f77b4', points: full.map((r) => [r.n, r.soccrd.freezeMs]) },
+    { name: 'floor (one process), full queues', color: '#9467bd', dash: '5 3', points: full.filter((r) => r.floor).map((r) => [r.n, r.floor?.freezeMs ?? NaN]) },
+    { name: 'CRIU dump + restore, full queues', color: '#2ca02c', points: full.filter((r) => r.criu).map((r) => [r.n, r.criu?.totalMs ?? NaN]) },
+    { name: 'soccrd freeze, light load', color: '#ff7f0e', points: light.map((r) => [r.n, r.soccrd.freezeMs]) },
+    { name: 'peer stall, light load', color: '#d62728', dash: '2 2', points: light.map((r) => [r.n, r.peerGapMaxMs ?? NaN]) },
   ];
-  const criu = rows.filter((r) => r.criu);
-  if (criu.length) series.push({ name: 'CRIU dump + restore', color: '#2ca02c', points: criu.map((r) => [r.n, r.criu?.totalMs ?? NaN]) });
+  const series = all.filter((x) => x.points.length > 0);
   const xs = rows.map((r) => r.n);
   const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => y > 0 && Number.isFinite(y));
   const xMin = 1;
@@ -94,18 +103,18 @@ export function freezeSvg(rows: MigrationRow[]): string {
   out.push(`<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">connections migrated (N, log scale)</text>`);
   out.push(`<text transform="translate(14 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">time (log scale)</text>`);
   // The goal: GOAL_FREEZE_MS at GOAL_N.
-  const gx = px(GOAL_N);
+  const gx = px(GOAL_LIGHT_N);
   const gy = py(GOAL_FREEZE_MS);
   out.push(`<path d="M ${(gx - 6).toFixed(1)} ${(gy - 6).toFixed(1)} L ${(gx + 6).toFixed(1)} ${(gy + 6).toFixed(1)} M ${(gx - 6).toFixed(1)} ${(gy + 6).toFixed(1)} L ${(gx + 6).toFixed(1)} ${(gy - 6).toFixed(1)}" stroke="#555" stroke-width="2"/>`);
-  out.push(`<text x="${(gx + 8).toFixed(1)}" y="${(gy + 14).toFixed(1)}" fill="#555">goal ${GOAL_FREEZE_MS} ms</text>`);
+  out.push(`<text x="${(gx + 8).toFixed(1)}" y="${(gy + 14).toFixed(1)}" fill="#555">goal ${GOAL_FREEZE_MS} ms (light)</text>`);
   series.forEach((s, i) => {
     const pts = s.points.filter((p) => p[1] > 0 && Number.isFinite(p[1]));
     if (pts.length) {
-      out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(' ')}"/>`);
+      out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${pts.map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(' ')}"/>`);
       for (const p of pts) out.push(`<circle cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`);
     }
     const ly = T + 10 + 16 * i;
-    out.push(`<line x1="${W - R + 10}" y1="${ly}" x2="${W - R + 26}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
+    out.push(`<line x1="${W - R + 10}" y1="${ly}" x2="${W - R + 26}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
     out.push(`<text x="${W - R + 30}" y="${ly + 4}" font-size="10">${s.name}</text>`);
   });
   out.push('</svg>');
@@ -172,63 +181,145 @@ function queuesSection(q: QueueResults | undefined): string[] {
   return out;
 }
 
-function migrationSection(m: MigrationResults | undefined): string[] {
-  const out = ['## Live migration of N connections (bench/migration.ts)', ''];
-  if (!m) return [...out, 'Not run (or failed) in this run.', ''];
-  out.push(
-    'Two soccrd daemons in network namespaces A and B of a test LAN (a bridge; clients in namespace C; the service address moved from A to B by the hook, with gratuitous ARP), ' +
-      '`migrate()` from client/migrate.ts moving every connection of one process in A to a new owner process in B. ' +
-      `Every connection carries bytes both ways before and after the move; a sample of ${m.sample} connections (all when N ≤ ${m.sample}) streams ${m.tickBytes} bytes every ${m.tickMs} ms each way without pause. ` +
-      'After every run all N connections are checked exact both ways (every byte, no loss, no duplicate, no RST/FIN); a run that is not exact fails the bench.',
-    '',
-  );
-  out.push('- **freeze**: `MigrateReport.freezeMs`, from the Checkpoint call to the destination live (phases below; release-source runs after the freeze).');
-  out.push('- **peer stall**: the longest pause between received bytes at the clients, over the streaming sample, around the migration: what the peer sees. "cadence" is the same statistic over 1 s without migration (the fixtures\' own jitter); "rto" the peers\' retransmission timeout (`ss -ti`).');
-  out.push('- **stall before / after**: where the stall lies against the freeze (medians over the sample): from the last bytes before it to the Checkpoint call (the old owner\'s last send and the application\'s hand-off), and from the destination going live to the first bytes after it (the peer\'s recovery).');
-  out.push('- **conn/s**: N / the whole migrate() call (release included).', '');
-  out.push('| N | runs | freeze ms | checkpoint+restore | hook | resume-destination | release-source | peer stall ms (max) | median | stall before freeze | stall after live | cadence | rto | conn/s | CRIU ms | CRIU / soccrd |');
-  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of m.rows) {
-    const p = (k: string): string => ms(r.phases[k]);
+const mib = (b: number | undefined): string => (b === undefined ? '–' : f(b / 2 ** 20, b >= 10 * 2 ** 20 ? 0 : 1));
+const ratio = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) ? `${f(x, 2)}x` : '–');
+
+function rowTable(rows: MigrationRow[], withCriu: boolean): string[] {
+  const out: string[] = [];
+  out.push(`| N | queues | queue MiB moved | runs | soccrd freeze ms | checkpoint+restore | hook | resume-destination | floor freeze ms | floor save+rebuild | **soccrd / floor** |${withCriu ? ' CRIU dump + restore ms | **CRIU / soccrd** |' : ''}`);
+  out.push(`| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${withCriu ? ' ---: | ---: |' : ''}`);
+  for (const r of rows) {
+    const p = (k: string): string => ms(r.soccrd.phases[k]);
+    const criu = r.criu ? `${ms(r.criu.totalMs)} (${ms(r.criu.dumpMs)} + ${ms(r.criu.restoreMs)})${r.criu.exact ? '' : ', not exact'} | ${ratio(r.criu.ratio)}` : `${r.criuError ? 'failed' : '–'} | –`;
     out.push(
-      `| ${r.n} | ${r.runs} | **${ms(r.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${p('release-source')} | **${ms(r.peerGapMaxMs)}** | ${ms(r.peerGapMedianMs)} | ${ms(r.peerGapBeforeFreezeMs)} | ${ms(r.peerGapAfterLiveMs)} | ${ms(r.baselineGapMs)} | ${f(r.peerRtoMs, 0)} | ${f(r.connectionsPerSecond, 0)} | ${r.criu ? ms(r.criu.totalMs) : '–'} | ${r.criu ? `${f(r.criu.ratio, 2)}x` : '–'} |`,
-    );
-  }
-  out.push('', 'Medians over the runs; every run:', '');
-  out.push('| N | run | freeze ms | peer stall ms | conn/s | queue bytes moved | peer retransmissions |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of m.rows) r.perRun.forEach((x, i) => out.push(`| ${x.n} | ${i + 1} | ${ms(x.freezeMs)} | ${ms(x.peerGapMaxMs)} | ${f(x.connectionsPerSecond, 0)} | ${x.queueBytes} | ${x.peerRetrans} |`));
-  out.push('');
-  out.push('![freeze time against N](freeze.svg)', '');
-  out.push('To see where the time goes: `node dist/bench/migration.js --counts 1000 --runs 1 --profile /tmp/prof` writes a V8 CPU profile of each daemon (open in Chrome DevTools or speedscope); `node --cpu-prof dist/bench/migration.js ...` profiles the orchestrator (migrate() runs in the bench process).', '');
-  out.push('### CRIU', '');
-  if (m.criu.usable) {
-    out.push(`${m.criu.version}: \`criu dump --tcp-established --network-lock nftables -t PID\` and \`criu restore --tcp-established --network-lock nftables -d\` of one process holding the same N connections (in namespace A, peers in C), in the same run. Ratio = CRIU dump + restore / soccrd freeze.`, '');
-  } else {
-    out.push(`Not compared in this run: ${m.criu.version}; ${m.criu.reason}.`, '');
-    out.push(
-      'The bench uses CRIU by itself whenever `criu check` passes: install a CRIU release that passes `criu check` on this kernel (Debian\'s 3.17.1 fails it here, as above; newer releases are at https://criu.org, or build it from source), ' +
-        'then run `npm run bench:migration` (or `npm run bench`) again: the CRIU columns of the table above fill in (dump + restore of one process holding the same N connections, in the same run) and the plot gets a CRIU line.',
-      '',
+      `| ${r.n} | ${fillName(r.fill)} | ${mib(r.soccrd.queueBytes)} | ${r.soccrd.runs} | **${ms(r.soccrd.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${ms(r.floor?.freezeMs)} | ${ms(r.floor?.phases['save+rebuild'])} | **${ratio(r.floorRatio)}** |${withCriu ? ` ${criu} |` : ''}`,
     );
   }
   return out;
 }
 
-function goalsSection(m: MigrationResults | undefined): string[] {
-  const out = ['## Goals', ''];
-  if (!m) return [...out, 'Not assessed: the migration bench did not run.', ''];
-  const atGoal = m.rows.find((r) => r.n === GOAL_N);
-  const one = m.rows.find((r) => r.n === 1);
-  const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**');
-  out.push('| goal | measured | verdict |', '| --- | --- | --- |');
-  out.push(`| ${GOAL_N} connections migrated with a total freeze ≤ ${GOAL_FREEZE_MS} ms | ${atGoal ? `${ms(atGoal.freezeMs)} ms (${f(atGoal.freezeMs / GOAL_FREEZE_MS, 1)}x the goal)` : 'N=1000 not run'} | ${verdict(atGoal ? atGoal.freezeMs <= GOAL_FREEZE_MS : undefined)} |`);
-  const criuText = atGoal?.criu ? `CRIU ${ms(atGoal.criu.totalMs)} ms = ${f(atGoal.criu.ratio, 2)}x soccrd's freeze` : m.criu.usable ? 'CRIU failed at N=1000 (see the bench output)' : `CRIU not usable here (${m.criu.reason})`;
-  out.push(`| ... at least ${GOAL_CRIU_FACTOR}x less than CRIU | ${criuText} | ${verdict(atGoal?.criu ? atGoal.criu.ratio >= GOAL_CRIU_FACTOR : undefined)} |`);
-  if (one) {
-    const bound = GOAL_STALL_MS + one.peerRtoMs;
-    out.push(`| peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO (${f(one.peerRtoMs, 0)} ms here: ${f(bound, 0)} ms) | ${ms(one.peerGapMaxMs)} ms (freeze ${ms(one.freezeMs)} ms) | ${verdict(one.peerGapMaxMs < bound)} |`);
+function migrationSection(m: MigrationResults | undefined): string[] {
+  const out = ['## Live migration of N connections (bench/migration.ts)', ''];
+  if (!m) return [...out, 'Not run (or failed) in this run.', ''];
+  out.push(
+    'Two soccrd daemons in network namespaces A and B of a test LAN (a bridge; the peers in namespace C; the service address moved from A to B by the hook, with gratuitous ARP), ' +
+      '`migrate()` from client/migrate.ts moving every connection of one process in A to a new owner process in B (bench/workload.ts). ' +
+      'After every run all N connections are checked exact both ways: the new owner and the peers read everything that was queued, fresh bytes go both ways, every byte is checked against deterministic streams (no loss, no duplicate, no corruption, no RST, no FIN); a run that is not exact fails the bench.',
+    '',
+  );
+  out.push('- **soccrd freeze**: `MigrateReport.freezeMs`, from the Checkpoint call to the destination live (its phases follow; release-source runs after the freeze).');
+  out.push(
+    '- **floor**: the same migration of the same workload in one process (bench/floor.ts): the engine (daemon/engine.ts) imported directly takes the sockets, the same network-lock transactions (daemon/netlock.ts) lock both sides, every connection is saved and rebuilt at once in B with its queues passed in memory, the same hook moves the address and the same hand-over delivers the sockets to the same kind of new owner. No gRPC, no second daemon, no frames or checksums. soccrd and floor runs alternate; **soccrd / floor** is the ratio of their medians.',
+  );
+  out.push('- **queue MiB moved**: receive and send queue bytes of all N connections at the freeze (median over soccrd runs; every run below).', '');
+  const full = m.rows.filter((r) => r.series === 'full');
+  const queues = m.rows.filter((r) => r.series === 'queues' || (r.series === 'full' && r.n === 1000));
+  const light = m.rows.filter((r) => r.series === 'light');
+  out.push('### Freeze against N, full queues', '');
+  out.push(
+    'Every peer streams without pause, through the freeze. The owner read for 1.5 s while they streamed (receive buffers autotune), then stopped reading: its receive queues are full. On a third of the connections it also streamed while those peers stopped reading: their send queues are full too. Buffers autotune up to 256 KiB (tcp_rmem/tcp_wmem max in A and C; 256 MiB / N at most, at least 32 KiB, so the kernel\'s TCP memory stays bounded at 10 000 connections).',
+    '',
+  );
+  out.push(...rowTable(full, true), '');
+  const rss = full.find((r) => r.n === GOAL_RSS_N)?.peakRssKiB;
+  if (rss) out.push(`Peak RSS (VmHWM, read right after the migration, largest over the runs) at ${GOAL_RSS_N} connections with full queues: source daemon ${f(rss.source / 1024, 0)} MiB, destination daemon ${f(rss.destination / 1024, 0)} MiB.`, '');
+  for (const r of full.filter((x) => x.peakRssKiB && x.n !== GOAL_RSS_N)) out.push(`- N=${r.n}: peak RSS source ${f((r.peakRssKiB?.source ?? NaN) / 1024, 0)} MiB, destination ${f((r.peakRssKiB?.destination ?? NaN) / 1024, 0)} MiB`);
+  out.push('');
+  out.push('### Freeze against queue bytes, 1000 connections', '');
+  out.push('0, 16 KiB and 256 KiB: exactly that many unread bytes in every receive queue of the owner (its receive buffer set to hold them), send queues empty, peers quiet during the freeze. full: as above.', '');
+  out.push(...rowTable(queues, false), '');
+  out.push('### Light load (near-empty queues), freeze and peer stall against N', '');
+  out.push(
+    `Every connection carries ${'2 KiB'} each way before the move; a sample of ${m.sample} connections (all when N ≤ ${m.sample}) streams ${m.tickBytes} bytes every ${m.tickMs} ms each way without pause. ` +
+      '**peer stall**: the longest pause between received bytes at the peers over the sample, around the migration; "cadence" the same statistic over 1 s without migration; "rto" the peers\' retransmission timeout (`ss -ti`).',
+    '',
+  );
+  out.push('| N | runs | freeze ms | checkpoint+restore | hook | resume-destination | release-source | peer stall ms (max) | stall before freeze | stall after live | cadence | rto |');
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of light) {
+    const p = (k: string): string => ms(r.soccrd.phases[k]);
+    out.push(
+      `| ${r.n} | ${r.soccrd.runs} | **${ms(r.soccrd.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${p('release-source')} | **${ms(r.peerGapMaxMs)}** | ${ms(r.peerGapBeforeFreezeMs)} | ${ms(r.peerGapAfterLiveMs)} | ${ms(r.baselineGapMs)} | ${f(r.peerRtoMs, 0)} |`,
+    );
+  }
+  out.push('', '### Every run', '');
+  out.push('| series | N | queues | mover | freeze ms | queue bytes moved | owner receive / send queues before (ss) | peer retransmissions |', '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |');
+  for (const r of m.rows) for (const x of r.perRun) out.push(`| ${r.series} | ${x.n} | ${fillName(x.fill)} | ${x.mover} | ${ms(x.freezeMs)} | ${x.queueBytes} | ${x.ownerRecvQueue} / ${x.ownerSendQueue} | ${x.peerRetrans} |`);
+  out.push('');
+  if (m.failures.length) out.push('**Runs that failed or were not exact:**', '', ...m.failures.map((x) => `- ${x}`), '');
+  if (!m.complete) out.push('**Incomplete:** the migration bench stopped (its time bound, or a signal) before every series was measured; the rows above are those it finished.', '');
+  out.push('![freeze time against N](freeze.svg)', '');
+  out.push('To see where the time goes: `node dist/bench/migration.js --series full --counts 1000 --runs 1 --profile /tmp/prof` writes a V8 CPU profile of each daemon (open in Chrome DevTools or speedscope); `node --cpu-prof dist/bench/migration.js ...` profiles the orchestrator and the floor (both run in the bench process).', '');
+  out.push(...criuSection(m));
+  return out;
+}
+
+function criuSection(m: MigrationResults): string[] {
+  const out = ['### CRIU', ''];
+  if (m.criu.usable) {
+    out.push(
+      `${m.criu.version}, in the same run, for every N of the full-queue series: one process (bench/holder.ts) holds the same N connections with the same workload (peers streaming, its receive queues full, a third of its send queues full), ` +
+        'and is dumped with `criu dump --tcp-established --network-lock nftables` and restored with `criu restore --tcp-established --network-lock nftables -d` in the same namespace; the time is the two commands\' wall time. ' +
+        'Afterwards the restored process reads everything and every connection is checked exact both ways like soccrd\'s. Ratio = CRIU dump + restore / soccrd freeze.',
+      '',
+    );
+    const failed = m.rows.filter((r) => r.criuError);
+    for (const r of failed) out.push(`- CRIU failed at N=${r.n}: ${r.criuError}`);
+    if (failed.length) out.push('');
   } else {
-    out.push(`| peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO | N=1 not run | not measured |`);
+    out.push(`Not compared in this run: ${m.criu.version}; ${m.criu.reason}.`, '');
+  }
+  out.push(
+    '**Setting CRIU up.** The bench uses whatever `criu` is on PATH (nothing else), and compares it when `criu check` and `criu check --feature nftables` pass. ' +
+      'On kernels 6.16 and newer it needs **CRIU 4.2.1** or later: 3.17 (Debian 12) fails `criu check` from kernel 6.13 on ("vdso: Unexpected rt vDSO area bounds": the vDSO data was split in two areas; fixed in 4.1); ' +
+      '4.1.x passes `criu check` but cannot dump any TCP socket on 6.16+ ("sockets: Can\'t get 1:16 opt": getsockopt(SO_PASSCRED) now fails with EOPNOTSUPP on non-Unix sockets; fixed in 4.2). ' +
+      'With the nftables lock and more than about 250 connections it also needs a libnftables newer than Debian 12\'s 1.0.6, which aborts once criu holds descriptors above 1024 (select()). ' +
+      'To install: a distribution package of 4.2.1 or later where there is one (Debian sid, Ubuntu 25.10, Fedora 42), or from source as root: install the build dependencies (Debian names: `build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libnftables-dev libbsd-dev libgnutls28-dev libaio-dev uuid-dev`), ' +
+      'then `curl -LO https://github.com/checkpoint-restore/criu/archive/refs/tags/v4.2.1.tar.gz && tar xf v4.2.1.tar.gz && make -C criu-4.2.1 -j$(nproc) && make -C criu-4.2.1 install-criu PREFIX=/usr/local`; `criu --version` must then say 4.2.1 and `criu check` "Looks good.". ' +
+      'CRIU must run inside the connections\' network namespace with `nsenter --net=/run/netns/NAME criu ...`, not `ip netns exec NAME criu ...`: `ip netns exec` also unshares the mount namespace, and criu then fails on mount sharing ("has unreachable sharing"); the process it dumps must be started the same way (bench/criu.ts does both).',
+    '',
+  );
+  return out;
+}
+
+function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefined, q: QueueResults | undefined): string[] {
+  const out = ['## Goals (issue 10)', ''];
+  const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**');
+  out.push('| goal | measured (this run) | verdict |', '| --- | --- | --- |');
+  const full = m?.rows.filter((r) => r.series === 'full') ?? [];
+  for (const n of GOAL_FLOOR_NS) {
+    const r = full.find((x) => x.n === n);
+    const text = r?.floorRatio !== undefined ? `${ms(r.soccrd.freezeMs)} ms against ${ms(r.floor?.freezeMs)} ms: ${ratio(r.floorRatio)} (${mib(r.soccrd.queueBytes)} MiB queued)` : `N=${n} not measured`;
+    out.push(`| freeze ≤ ${GOAL_FLOOR_FACTOR}x the in-process floor, ${n} connections, full queues | ${text} | ${verdict(r?.floorRatio !== undefined ? r.floorRatio <= GOAL_FLOOR_FACTOR : undefined)} |`);
+  }
+  const criuRows = full.filter((r) => r.criu);
+  const criuText = criuRows.length
+    ? criuRows.map((r) => `N=${r.n}: CRIU ${ms(r.criu?.totalMs)} ms, soccrd ${ms(r.soccrd.freezeMs)} ms`).join('; ')
+    : m?.criu.usable
+      ? 'CRIU failed (see the CRIU section)'
+      : `CRIU not usable here (${m?.criu.reason ?? 'not run'})`;
+  out.push(`| freeze below CRIU's dump + restore of the same connections (full queues) | ${criuText} | ${verdict(criuRows.length ? criuRows.every((r) => (r.criu?.totalMs ?? 0) > r.soccrd.freezeMs) : undefined)} |`);
+  const light = m?.rows.find((r) => r.series === 'light' && r.n === GOAL_LIGHT_N);
+  out.push(`| ${GOAL_LIGHT_N} connections, near-empty queues: freeze ≤ ${GOAL_FREEZE_MS} ms | ${light ? `${ms(light.soccrd.freezeMs)} ms` : 'not measured'} | ${verdict(light ? light.soccrd.freezeMs <= GOAL_FREEZE_MS : undefined)} |`);
+  const big = e?.rows[e.rows.length - 1];
+  if (big) {
+    const cp = e?.diagCheckpoint ? e.diagCheckpoint.usPerConn / big.checkpoint.baselineUsPerConn : big.checkpoint.ratio;
+    out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c (N=${big.n}) | checkpoint ${f(cp, 1)}x (the daemon's path), restore ${f(big.restore.ratio, 1)}x | ${verdict(cp <= GOAL_ENGINE_FACTOR && big.restore.ratio <= GOAL_ENGINE_FACTOR)} |`);
+  } else out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c | engine bench not run | not measured |`);
+  if (q) {
+    out.push(`| one connection, ${f(q.queueBytes / 2 ** 20, 0)} MiB of queues: Checkpoint and Restore streams ≥ ${GOAL_STREAM_FACTOR}x plain grpc-js | Checkpoint ${f(q.checkpointRatio, 2)}x, Restore ${f(q.restoreRatio, 2)}x | ${verdict(q.checkpointRatio >= GOAL_STREAM_FACTOR && q.restoreRatio >= GOAL_STREAM_FACTOR)} |`);
+  } else out.push(`| one connection with 40 MiB of queues: streams ≥ ${GOAL_STREAM_FACTOR}x plain grpc-js | queue bench not run | not measured |`);
+  if (m) {
+    const runs = m.rows.reduce((a, r) => a + r.perRun.length, 0);
+    const rss = full.find((r) => r.n === GOAL_RSS_N)?.peakRssKiB;
+    out.push(
+      `| every run byte-exact both ways, no RST, no FIN; memory bounded (peak RSS at ${GOAL_RSS_N} full-queue connections) | ${runs} runs exact, ${m.failures.length} failed${rss ? `; peak RSS source ${f(rss.source / 1024, 0)} MiB, destination ${f(rss.destination / 1024, 0)} MiB` : ''} | ${verdict(m.failures.length === 0)} |`,
+    );
+  }
+  const one = m?.rows.find((r) => r.series === 'light' && r.n === 1);
+  if (one && one.peerRtoMs !== undefined && one.peerGapMaxMs !== undefined) {
+    const bound = GOAL_STALL_MS + one.peerRtoMs;
+    out.push(`| (earlier goal) peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO (${f(bound, 0)} ms here) | ${ms(one.peerGapMaxMs)} ms (freeze ${ms(one.soccrd.freezeMs)} ms) | ${verdict(one.peerGapMaxMs < bound)} |`);
   }
   out.push('');
   return out;
@@ -238,30 +329,27 @@ function goalsSection(m: MigrationResults | undefined): string[] {
 function boundsSection(e: EngineResults | undefined, m: MigrationResults | undefined): string[] {
   const out = ['## What bounds the freeze', ''];
   const big = e?.rows[e.rows.length - 1];
-  const atGoal = m?.rows.find((r) => r.n === GOAL_N);
   if (e && big) {
-    const cp = (big.checkpoint.soccrdUsPerConn * GOAL_N) / 1000;
-    const rs = (big.restore.soccrdUsPerConn * GOAL_N) / 1000;
     const dc = e.diagCheckpoint;
     const saveCalls = dc ? dc.ffiCallsPerConn : big.checkpoint.ffiCallsPerConn;
-    const cpAll = dc ? (dc.usPerConn * GOAL_N) / 1000 : cp;
+    const cpAll = dc ? (dc.usPerConn * GOAL_LIGHT_N) / 1000 : (big.checkpoint.soccrdUsPerConn * GOAL_LIGHT_N) / 1000;
+    const rs = (big.restore.soccrdUsPerConn * GOAL_LIGHT_N) / 1000;
     out.push(
-      `- **The FFI floor.** Saving one socket takes ${f(saveCalls, 0)} kernel calls the way the daemon does it (socket diagnostics included) and rebuilding it ${f(big.restore.ffiCallsPerConn, 0)}, each ${f(e.ffiCost.soccrdNsPerCall / 1000, 1)} µs through ffi-rs (${f(e.ffiCost.baselineNsPerCall / 1000, 1)} µs in C). ` +
-        `For ${GOAL_N} connections the engine alone takes ${ms(cpAll)} ms to save and ${ms(rs)} ms to rebuild (engine bench, this run, a quiet machine). ` +
-        (Math.max(cpAll, rs) >= GOAL_FREEZE_MS
-          ? `Even with saving and rebuilding overlapped perfectly (two hosts), the slower of them exceeds the ${GOAL_FREEZE_MS} ms goal: it cannot be met while every kernel call crosses ffi-rs.`
-          : `Even with saving and rebuilding overlapped perfectly (two hosts), the slower of them takes ${f((100 * Math.max(cpAll, rs)) / GOAL_FREEZE_MS, 0)}% of the ${GOAL_FREEZE_MS} ms goal, leaving ${ms(GOAL_FREEZE_MS - Math.max(cpAll, rs))} ms for the stream, the last rebuild, the hand-over, two lock transactions and the hook.`),
+      `- **Per connection.** Saving one socket takes ${f(saveCalls, 0)} FFI calls the way the daemon does it and rebuilding it ${f(big.restore.ffiCallsPerConn, 0)}, each ${f(e.ffiCost.soccrdNsPerCall / 1000, 1)} µs through ffi-rs (${f(e.ffiCost.baselineNsPerCall / 1000, 1)} µs in C): ` +
+        `for ${GOAL_LIGHT_N} connections the engine alone takes ${ms(cpAll)} ms to save and ${ms(rs)} ms to rebuild (engine bench, this run).`,
+    );
+  }
+  const full = m?.rows.find((r) => r.series === 'full' && r.n === 1000 && r.floor);
+  if (full?.floor) {
+    const perMiB = (x: number): string => f(x / (full.soccrd.queueBytes / 2 ** 20), 1);
+    out.push(
+      `- **Per byte.** At 1000 connections with full queues (${mib(full.soccrd.queueBytes)} MiB) soccrd's freeze comes to ${perMiB(full.soccrd.freezeMs)} ms per MiB queued, the floor's to ${perMiB(full.floor.freezeMs)} ms per MiB: the queue bytes cross the source daemon, the orchestrator and the destination daemon (frames, checksums, gRPC), where the floor copies them once from one socket into the other.`,
     );
   }
   out.push(
-    '- **One machine, two cores.** Here both daemons, the orchestrator relaying the stream and the client and server fixtures (hundreds of connections streaming every 5 ms) share two cores: under that contention a single FFI call measured about 15 µs inside the source daemon (against 5 µs in the quiet engine bench). In V8 profiles of a 1000-connection run (`--profile DIR`) the source spent about 0.6 s of CPU in its Checkpoint call and the destination 0.5 s in its Restore, two thirds of it in FFI calls.',
-    '- **Per connection besides the engine:** its frames (state, queue chunks, end with SHA-256 of each queue), packed 64 to a gRPC message, encoded on A, relayed still encoded by the orchestrator, decoded and verified on B; the hand-over of every descriptor to the new owner (SCM_RIGHTS, one message each, then the acknowledgement): the resume-destination phase.',
-    '- **Per migration:** listing the owner\'s sockets in procfs and taking each with pidfd_getfd before the lock; journal writes (fsync) on both daemons; one network-lock transaction per side (in-process libnftables, about 1 ms for one connection and 11 ms for 1000); the hook.',
+    '- **One machine, two cores.** Both daemons, the orchestrator relaying the stream, and the owner, the peers and the new owner (all streaming) share two cores: every copy, hash, (de)serialization and FFI call adds to the freeze. The floor shares the machine with the same fixtures, in the same run.',
+    '',
   );
-  if (atGoal) {
-    out.push(`- **After live:** the peer's first bytes came ${ms(atGoal.peerGapAfterLiveMs)} ms after the destination went live at N=${GOAL_N}: the new owner taking ${GOAL_N} sockets and starting to write, and the peer's retransmission of what the lock dropped.`);
-  }
-  out.push('');
   return out;
 }
 
@@ -270,7 +358,7 @@ export const BENCH_COMMANDS = [
   'npm run bench                   # all of the below in sequence, then this file and freeze.svg',
   'node dist/bench/engine.js       # npm run bench:engine',
   'node dist/bench/queues.js       # npm run bench:queues',
-  'node dist/bench/migration.js    # npm run bench:migration [-- --counts 1,100,1000,10000] [--runs K] [--profile DIR]',
+  'node dist/bench/migration.js    # npm run bench:migration [-- --series full,queues,light] [--counts 1,100,1000,10000] [--runs K] [--profile DIR]',
 ];
 
 export interface RunInfo {
@@ -286,7 +374,7 @@ export function writeReport(info: RunInfo): void {
   const out: string[] = ['# soccrd benchmark results', ''];
   out.push(`Generated by \`npm run bench\` (bench/run.ts, bench/report.ts)${info.elapsedSeconds ? ` in ${f(info.elapsedSeconds / 60, 1)} minutes` : ''}; every ratio is against a baseline measured in the same run. Raw results: bench/results-*.json (not committed).`, '');
   if (info.failures.length) out.push(`**Failed in this run:** ${info.failures.join('; ')}`, '');
-  out.push(...goalsSection(migration));
+  out.push(...goalsSection(migration, engine, queues));
   out.push(...boundsSection(engine, migration));
   out.push(...machineSection(migration?.machine ?? queues?.machine, info.commands));
   out.push(...migrationSection(migration));

@@ -2,12 +2,12 @@
 // network namespace, each streaming deterministic bytes both ways; and the streams and keys both the
 // fixture and the tests use.
 import { join } from 'node:path';
-import type { ConnStatus, MultiConfig, MultiStatus, Offsets } from '../fixtures/multi';
+import type { ConnSelection, ConnStatus, MultiConfig, MultiStatus, Offsets } from '../fixtures/multi';
 import { SocketAddress, formatAddress, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../daemon/sockaddr';
 import { FixtureProcess, killAllFixtures } from './fixture-process';
 import { fillStream } from './stream';
 
-export type { ConnStatus, Continuation, MultiConfig, MultiStatus, Offsets } from '../fixtures/multi';
+export type { ConnSelection, ConnStatus, Continuation, MultiConfig, MultiStatus, Offsets } from '../fixtures/multi';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'multi.js');
 
@@ -182,18 +182,22 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
     return (await this.request(cmd, extra)).status as MultiStatus;
   }
 
-  /** Queues `bytes` more of each connection's stream on every connection. */
-  write(bytes: number): Promise<MultiStatus> {
-    return this.command('write', { bytes });
+  /** Queues `bytes` more of each connection's stream on every connection (or on those `select` names). */
+  write(bytes: number, select?: ConnSelection): Promise<MultiStatus> {
+    return this.command('write', { bytes, select });
   }
 
-  read(on: boolean): Promise<MultiStatus> {
-    return this.command('read', { on });
+  /** Reading on or off: on those `select` names, or on every connection (which also forgets earlier selections). */
+  read(on: boolean, select?: ConnSelection): Promise<MultiStatus> {
+    return this.command('read', { on, select });
   }
 
-  /** Continuous sending on every connection, `bytesPerTick` (at most 64 KiB) each tick. */
-  stream(on: boolean, bytesPerTick?: number): Promise<MultiStatus> {
-    return this.command('stream', { on, bytesPerTick });
+  /**
+   * Continuous sending, `bytesPerTick` (at most 64 KiB) each tick: on every connection of the sample
+   * (see sampleStride), or on exactly those `select` names.
+   */
+  stream(on: boolean, bytesPerTick?: number, select?: ConnSelection): Promise<MultiStatus> {
+    return this.command('stream', { on, bytesPerTick, select });
   }
 
   /** Stops every read and write for good; returns each connection's offsets by its key (see connKey). */

@@ -10,6 +10,7 @@
 // the source); the hook moves the service address; the hand-over delivers the sockets to the new
 // owner, whose acknowledgement makes them live (destination unlocked, repair off). The freeze ends
 // there, as MigrateReport.freezeMs does; the source's sockets are then closed silently and unlocked.
+import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { ProcessHandle, listTcpSockets } from '../daemon/acquire';
@@ -46,7 +47,8 @@ export interface FloorReport {
 
 /** Moves every connection of `pid` to the new owner in `destNetns`, in this process. */
 export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
-  const netlock = new NetworkLock({ table: o.lockTable, mark: SOCCR_MARK, log: silentLogger() });
+  // An instance of its own, as a daemon has: its tables carry its mark and no daemon's are touched.
+  const netlock = new NetworkLock({ table: o.lockTable, owner: { id: randomBytes(6).toString('hex'), stateDir: '(bench floor)' }, mark: SOCCR_MARK, log: silentLogger() });
   const dups: number[] = [];
   const frozen: FrozenSocket[] = [];
   const rebuilt: RestoredSocket[] = [];

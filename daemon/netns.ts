@@ -15,8 +15,6 @@ function home(): number {
 
 /** Calls `fn` with this thread inside the network namespace open at `nsFd`. */
 export function inNetnsFd<T>(nsFd: number, fn: () => T, what = `namespace fd ${nsFd}`): T {
-  // Home is opened before leaving it: opened inside the target, it would be the target.
-  const back = home();
   try {
     setns(nsFd, CLONE_NEWNET);
   } catch (err) {
@@ -25,13 +23,14 @@ export function inNetnsFd<T>(nsFd: number, fn: () => T, what = `namespace fd ${n
   try {
     return fn();
   } finally {
-    setns(back, CLONE_NEWNET);
+    setns(home(), CLONE_NEWNET);
   }
 }
 
 /** Calls `fn` with this thread inside the network namespace at `nsPath` (/proc/PID/ns/net, /run/netns/NAME). */
 export function inNetns<T>(nsPath: string | undefined, fn: () => T): T {
   if (!nsPath) return fn();
+  home(); // opened before leaving home
   let target: number;
   try {
     target = openSync(nsPath, 'r');

@@ -2,8 +2,9 @@
 // calls per socket (TCP_INFO, SIOCINQ/SIOCOUTQ/SIOCOUTQNSD, getsockname, SO_PEERNAME, TCP_CONGESTION,
 // SO_SNDBUF/SO_RCVBUF, IP_TOS or IPV6_TCLASS, SO_MARK), for many sockets at once: one exact lookup per
 // connection (by its 4-tuple, so the cost does not grow with the other sockets of the namespace), up
-// to LOOKUPS_PER_SEND lookups in one sendmsg, the answers read back in a few recvs. Every call costs
-// microseconds through ffi-rs; this turns eleven of them per socket into a few per hundred sockets.
+// to LOOKUPS_PER_SEND lookups in one sendmsg, the answers (one datagram each) read back in the same
+// batch of kernel calls. Every call costs microseconds through ffi-rs; this turns eleven of them per
+// socket into about one per hundred sockets.
 //
 // A socket the kernel does not find by its tuple (a connection in CLOSE is no longer hashed) gets no
 // answer; its caller reads it the slow way. A dump of a whole namespace's TCP table (dumpTcpSockets)
@@ -66,6 +67,13 @@ const RCVBUF = 1 << 20;
 
 const reqBuf = N.pinned(REQ_LEN * LOOKUPS_PER_SEND);
 const respBuf = N.pinned(64 * 1024);
+/**
+ * The kernel answers lookups while sendmsg runs, one datagram each: the send and one recv per answer go
+ * in one batch of kernel calls, each answer into its own slot (an answer is about 450 bytes).
+ */
+const ANSWER_SLOT = 2048;
+let answerSlots: N.PinnedBuffer | undefined;
+const lookupBatch = new N.KernelBatch(LOOKUPS_PER_SEND + 1);
 const sockaddrBuf = Buffer.alloc(SOCKADDR_IN6_LEN);
 
 /** A connection to look up: its addresses as its own host sees them. */
@@ -111,19 +119,27 @@ function openDiagSocket(netns: NetnsHandle | undefined): number {
  * number, offset and length in respBuf) until `visit` returns true. False if the socket or a message
  * failed first.
  */
-function readUntil(fd: number, maxReads: number, visit: (type: number, seq: number, off: number, len: number) => boolean): boolean {
-  const b = respBuf.buf;
+function readUntil(fd: number, maxReads: number, visit: Visitor): boolean {
   for (let reads = 0; reads < maxReads; reads++) {
-    const n = N.recv(fd, respBuf, 0, b.length, 0);
+    const n = N.recv(fd, respBuf, 0, respBuf.buf.length, 0);
     if (n <= 0) return false;
-    for (let off = 0; off + NLMSG_HDR <= n; ) {
-      const len = b.readUInt32LE(off);
-      if (len < NLMSG_HDR || off + len > n) return false;
-      if (visit(b.readUInt16LE(off + 4), b.readUInt32LE(off + 8), off, len)) return true;
-      off += (len + 3) & ~3;
-    }
+    const done = visitMessages(respBuf.buf, 0, n, visit);
+    if (done !== undefined) return done;
   }
   return false;
+}
+
+type Visitor = (type: number, seq: number, off: number, len: number) => boolean;
+
+/** Hands each netlink message in b[start, start+n) to `visit`: true once it says done, false if one is malformed, else undefined. */
+function visitMessages(b: Buffer, start: number, n: number, visit: Visitor): boolean | undefined {
+  for (let off = start; off + NLMSG_HDR <= start + n; ) {
+    const len = b.readUInt32LE(off);
+    if (len < NLMSG_HDR || off + len > start + n) return false;
+    if (visit(b.readUInt16LE(off + 4), b.readUInt32LE(off + 8), off, len)) return true;
+    off += (len + 3) & ~3;
+  }
+  return undefined;
 }
 
 /** An address of inet_diag_sockid, formatted as getsockname would give it. */
@@ -205,15 +221,30 @@ export function diagnose(netns: NetnsHandle | undefined, tuples: ReadonlyArray<D
         const t = tuples[i] as DiagTuple;
         writeRequest(reqBuf.buf, k * REQ_LEN, i + 1, t.local.family === 'ipv6' ? N.AF_INET6 : N.AF_INET, t);
       });
-      N.send(fd, reqBuf, 0, batch.length * REQ_LEN, 0);
       // One answer per lookup: a socket, or an error (ENOENT: not found).
       let answered = 0;
-      const complete = readUntil(fd, 4 * LOOKUPS_PER_SEND, (type, seq, off, len) => {
-        if (type === SOCK_DIAG_BY_FAMILY || type === NLMSG_ERROR || type === NLMSG_DONE) answered++;
-        if (type === SOCK_DIAG_BY_FAMILY && seq >= 1 && seq <= tuples.length) out[seq - 1] = parseAnswer(respBuf.buf, off, len);
-        return answered >= batch.length;
-      });
-      if (!complete) return out;
+      const visitIn =
+        (b: Buffer): Visitor =>
+        (type, seq, off, len) => {
+          if (type === SOCK_DIAG_BY_FAMILY || type === NLMSG_ERROR || type === NLMSG_DONE) answered++;
+          if (type === SOCK_DIAG_BY_FAMILY && seq >= 1 && seq <= tuples.length) out[seq - 1] = parseAnswer(b, off, len);
+          return answered >= batch.length;
+        };
+      const slots = answerSlots ?? (answerSlots = N.pinned(ANSWER_SLOT * LOOKUPS_PER_SEND));
+      const lb = lookupBatch.reset();
+      const sent = lb.sendAll(fd, reqBuf.buf, 0, batch.length * REQ_LEN, 0);
+      const reads = batch.map((_, k) => lb.recv(fd, slots.buf, k * ANSWER_SLOT, ANSWER_SLOT, N.MSG_DONTWAIT));
+      lb.run();
+      if (!lb.ok(sent)) throw lb.error(sent);
+      let complete = false;
+      const visitSlot = visitIn(slots.buf);
+      for (let k = 0; k < reads.length && !complete && lb.ok(reads[k]); k++) {
+        const v = visitMessages(slots.buf, k * ANSWER_SLOT, lb.result(reads[k]), visitSlot);
+        if (v === false) return out;
+        complete = v === true;
+      }
+      // Answers the batch did not get (more than one datagram each, or not queued yet) are read call by call.
+      if (!complete && !readUntil(fd, 4 * LOOKUPS_PER_SEND, visitIn(respBuf.buf))) return out;
     }
     return out;
   } catch {

@@ -415,24 +415,30 @@ export function checksumMismatch(c: { index: number; id: string }): SoccrError {
   return new SoccrError('DATA_LOSS', `connection ${c.index} (${c.id}): queue checksum mismatch, the stream was corrupted`);
 }
 
-/** One queue of the connection being assembled: its bytes copied into place, or only hashed. */
+/**
+ * One queue of the connection being assembled: its bytes, or only their hash. A queue that comes in one
+ * chunk is kept as that chunk (a view of the message it came in); a longer one is copied into place.
+ */
 class QueueIn {
   at = 0;
-  private readonly bytes: Buffer | undefined;
+  private bytes: Buffer | undefined;
   private readonly hash: Hash | undefined;
 
   constructor(
     readonly name: 'receive' | 'send',
     readonly length: number,
-    keep: boolean,
+    private readonly keep: boolean,
   ) {
-    if (keep) this.bytes = Buffer.allocUnsafe(length);
-    else this.hash = createHash('sha256');
+    if (!keep) this.hash = createHash('sha256');
   }
 
   add(data: Buffer): void {
-    if (this.bytes) data.copy(this.bytes, this.at);
-    else (this.hash as Hash).update(data);
+    if (!this.keep) (this.hash as Hash).update(data);
+    else if (this.at === 0 && data.length === this.length) this.bytes = data;
+    else {
+      this.bytes ??= Buffer.allocUnsafe(this.length);
+      data.copy(this.bytes, this.at);
+    }
     this.at += data.length;
   }
 
@@ -442,7 +448,7 @@ class QueueIn {
   }
 
   digest(): Buffer {
-    return this.bytes ? sha256(this.bytes) : (this.hash as Hash).digest();
+    return this.keep ? sha256(this.contents) : (this.hash as Hash).digest();
   }
 }
 

@@ -324,7 +324,7 @@ describe('soccrctl', function () {
       assert.match(id, /^rst-\d+$/);
       const got = fake.restored;
       assert.ok(got);
-      assert.deepEqual(got.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false });
+      assert.deepEqual(got.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null });
       assert.equal(got.header.sessionId, 'src-77');
       assert.equal(got.connections.length, 2);
       assert.ok(got.connections[0].state.recvQueue.equals(q.a));
@@ -360,7 +360,7 @@ describe('soccrctl', function () {
       const c = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--fd', '3,5', '--stop-owner', '--no-network-lock', '--lease-ms', '9000', '--out', out]);
       assert.equal(c.code, 0, c.stderr);
       const lastCheckpoint = (): CheckpointRequestPlain | undefined => fake.calls.filter((x) => x.method === 'Checkpoint').pop()?.request as CheckpointRequestPlain | undefined;
-      assert.deepEqual(lastCheckpoint(), { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true } });
+      assert.deepEqual(lastCheckpoint(), { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true }, dataTransfer: null });
       const plain = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--all', '--out', out]);
       assert.equal(plain.code, 0, plain.stderr);
       assert.deepEqual(lastCheckpoint()?.options, { leaseMs: 0, noNetworkLock: false, stopOwner: false });

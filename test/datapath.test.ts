@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { MigrateError, migrate } from '../client/migrate';
 import { SessionState, SoccrClient } from '../client/client';
+import type { RestoreOptions } from '../client/client';
 import type { DataSenderAction } from './fixtures/data-sender';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
 import { LAN_NODES, Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
@@ -108,6 +109,48 @@ async function checkpointToFramesFile(t: Setup, dir: string): Promise<{ file: st
 
 const hex = (n: number): string => randomBytes(n).toString('hex');
 
+interface FrozenSource {
+  t: Setup;
+  /** B's data endpoint */
+  endpoint: string;
+  /** the frames of the source's checkpoint, as a checkpoint file */
+  file: string;
+  dst: SoccrClient;
+  /** held Restore options into B taking the frames from transfer `id` (hex) with `key` (hex) */
+  restoreOptions: (id: string, key: string, timeoutMs?: number) => RestoreOptions;
+}
+
+/**
+ * Three connections streaming both ways, checkpointed on A (frozen, their frames in a file) for `fn`
+ * to feed to B as a source would; then the source session is resumed and the connections must go on
+ * there with nothing left on either side.
+ */
+async function withFrozenSource(fn: (s: FrozenSource) => Promise<void>): Promise<void> {
+  const t = await setup(3);
+  await t.server.quiesce();
+  const endpoint = await dataEndpoint(t.b);
+  const dir = mkdtempSync(join(tmpdir(), 'soccrt-dp'));
+  const dst = new SoccrClient(t.b.address);
+  const src = new SoccrClient(t.a.address);
+  try {
+    const { file, sourceId } = await checkpointToFramesFile(t, dir);
+    const restoreOptions = (id: string, key: string, timeoutMs = 0): RestoreOptions => ({
+      netns: t.lan.nsPath(t.lan.ns.B),
+      transparent: true,
+      leaseMs: 60_000,
+      dataTransfer: { transferId: Buffer.from(id, 'hex'), key: Buffer.from(key, 'hex'), timeoutMs },
+    });
+    await fn({ t, endpoint, file, dst, restoreOptions });
+    await src.resume(sourceId);
+  } finally {
+    dst.close();
+    src.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await assertSurvivedAtSource(t);
+}
+
+
 describe('direct data path between daemons', function () {
   this.timeout(180_000);
 
@@ -151,19 +194,11 @@ describe('direct data path between daemons', function () {
   });
 
   it('refuses data connections with a wrong key or transfer id, and a second one with the right key; the real one completes', async () => {
-    const t = await setup(3);
-    await t.server.quiesce();
-    const endpoint = await dataEndpoint(t.b);
-    const dir = mkdtempSync(join(tmpdir(), 'soccrt-dp'));
-    const dst = new SoccrClient(t.b.address);
-    const src = new SoccrClient(t.a.address);
-    try {
-      const { file, sourceId } = await checkpointToFramesFile(t, dir);
+    await withFrozenSource(async ({ t, endpoint, file, dst, restoreOptions }) => {
       const transferId = hex(16);
       const key = hex(32);
       // Long enough for the impostors to be refused first (a transfer id nobody awaits is held 5 s).
-      const timeoutMs = 30_000;
-      const restored = dst.restore({ netns: t.lan.nsPath(t.lan.ns.B), transparent: true, leaseMs: 60_000, dataTransfer: { transferId: Buffer.from(transferId, 'hex'), key: Buffer.from(key, 'hex'), timeoutMs } }, []);
+      const restored = dst.restore(restoreOptions(transferId, key, 30_000), []);
       const base = { endpoint, transferId, key };
       const [wrongKey, wrongId] = await Promise.all([
         dataSender(t.lan.ns.A, { ...base, action: 'impostor', key: hex(32) }),
@@ -182,53 +217,31 @@ describe('direct data path between daemons', function () {
       assert.equal(held.state, SessionState.HELD);
       assert.equal(held.connections.length, 3);
       await dst.abort(held.sessionId);
-      await src.resume(sourceId);
-    } finally {
-      dst.close();
-      src.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-    assert.match(t.b.output, /data connection refused/);
-    await assertSurvivedAtSource(t);
+      assert.match(t.b.output, /data connection refused/);
+    });
   });
 
   it('a tampered record ends the restore with DATA_LOSS, a source gone mid-stream and a connection that never comes with UNAVAILABLE', async () => {
-    const t = await setup(3);
-    await t.server.quiesce();
-    const endpoint = await dataEndpoint(t.b);
-    const dir = mkdtempSync(join(tmpdir(), 'soccrt-dp'));
-    const dst = new SoccrClient(t.b.address);
-    const src = new SoccrClient(t.a.address);
-    const opts = { netns: t.lan.nsPath(t.lan.ns.B), transparent: true, leaseMs: 60_000 };
-    const code = (p: Promise<unknown>): Promise<number> => p.then(() => grpc.status.OK, (err: grpc.ServiceError) => err.code);
-    const restoreFrom = (transferId: string, key: string, timeoutMs = 0): Promise<unknown> =>
-      dst.restore({ ...opts, dataTransfer: { transferId: Buffer.from(transferId, 'hex'), key: Buffer.from(key, 'hex'), timeoutMs } }, []);
-    try {
-      const { file, sourceId } = await checkpointToFramesFile(t, dir);
+    await withFrozenSource(async ({ t, endpoint, file, dst, restoreOptions }) => {
+      const code = (p: Promise<unknown>): Promise<number> => p.then(() => grpc.status.OK, (err: grpc.ServiceError) => err.code);
       // A record whose ciphertext was changed on the way.
       let id = hex(16);
       let key = hex(32);
-      let restored = restoreFrom(id, key);
+      let restored = dst.restore(restoreOptions(id, key), []);
       const tamper = dataSender(t.lan.ns.A, { action: 'tamper', endpoint, transferId: id, key });
       assert.equal(await code(restored), grpc.status.DATA_LOSS);
       assert.deepEqual(await tamper, { closed: true });
       // The source goes away after the session header and the first connection's header.
       id = hex(16);
       key = hex(32);
-      restored = restoreFrom(id, key);
+      restored = dst.restore(restoreOptions(id, key), []);
       await dataSender(t.lan.ns.A, { action: 'partial', endpoint, transferId: id, key, framesFile: file });
       assert.equal(await code(restored), grpc.status.UNAVAILABLE);
       // Nobody connects.
       const started = Date.now();
-      assert.equal(await code(restoreFrom(hex(16), hex(32), 500)), grpc.status.UNAVAILABLE);
+      assert.equal(await code(dst.restore(restoreOptions(hex(16), hex(32), 500), [])), grpc.status.UNAVAILABLE);
       assert.ok(Date.now() - started < 5000, 'the wait for the data connection is bounded');
-      await src.resume(sourceId);
-    } finally {
-      dst.close();
-      src.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-    await assertSurvivedAtSource(t);
+    });
   });
 
   it('a source that cannot reach the endpoint fails the migration cleanly: nothing frozen, locked or held', async () => {

@@ -40,8 +40,8 @@ const SETTLE_MS = 500;
 const BASELINE_MS = 1000;
 /** Light mode: how long the stream runs after the destination is live before the gaps are read. */
 const AFTER_MS = 1500;
-/** Open files each process needs at most (one end of every connection, plus a margin): per process. */
-const FD_NEED = 10_000 + 2048;
+/** Open files a process needs at most: the floor holds both the taken and the rebuilt socket of every connection. */
+const FD_NEED = 2 * 10_000 + 2048;
 const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 
 /** Bound on one run, setup and check included: a run that hangs fails, and its processes are killed. */
@@ -401,7 +401,7 @@ async function main(): Promise<void> {
   const counts = parseCounts();
   const series = parseSeries();
   const forcedRuns = parseRuns();
-  if (softFdLimit() < Math.max(...counts) + 2048) throw new BenchSetupError(`the open-file limit ${softFdLimit()} is too low for ${Math.max(...counts)} connections`);
+  if (softFdLimit() < 2 * Math.max(...counts) + 2048) throw new BenchSetupError(`the open-file limit ${softFdLimit()} is too low for ${Math.max(...counts)} connections`);
   const started = Date.now();
   const host = machine();
   const criu = criuStatus();

@@ -13,7 +13,7 @@ import { MultiFixture, MultiStatus } from '../test/support/multi';
 import { cleanupAll, trackPath, trackPid, untrackPid } from './cleanup';
 import { sleep } from './common';
 import type { HolderConfig, HolderStatus } from './holder';
-import { EXPLICIT_BYTES, FULL_TICK_BYTES, PORT, SAMPLE, SEND_FULL_STRIDE, TICK_MS, WARM_MS, bufferMaxFor, queueBytesIn, tuneNamespace, untilQueuesFull } from './workload';
+import { EXPLICIT_BYTES, FULL_TICK_BYTES, PORT, SAMPLE, SEND_FULL_STRIDE, TICK_MS, WARM_MS, bufferMaxFor, idlePollTicksFor, queueBytesIn, tuneNamespace, untilQueuesFull } from './workload';
 
 const HOLDER_JS = path.join(__dirname, 'holder.js');
 const CLIENT_PORT_BASE = 40_000;
@@ -126,7 +126,7 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
     const holderPid = Number(readFileSync(cfg.readyFile, 'utf8'));
     const connectMs = 30_000 + 10 * n;
     const stride = Math.max(1, Math.ceil(n / SAMPLE));
-    const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, sampleStride: stride, tickMs: TICK_MS, bytesPerTick: FULL_TICK_BYTES, clientPortBase: CLIENT_PORT_BASE });
+    const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, sampleStride: stride, idlePollTicks: idlePollTicksFor(n), tickMs: TICK_MS, bytesPerTick: FULL_TICK_BYTES, clientPortBase: CLIENT_PORT_BASE });
     await clients.waitConnected(connectMs);
     for (let i = 0; i < 400 && queueBytesIn(lan.ns.A).connections < n; i++) await sleep(50);
 

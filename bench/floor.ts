@@ -9,7 +9,9 @@
 // diagnostics, then per connection save and rebuild (IP_TRANSPARENT: the service address is still at
 // the source); the hook moves the service address; the hand-over delivers the sockets to the new
 // owner, whose acknowledgement makes them live (destination unlocked, repair off). The freeze ends
-// there, as MigrateReport.freezeMs does; the source's sockets are then closed silently and unlocked.
+// there, as MigrateReport.freezeMs does; the source is then unlocked. The source's duplicates are closed
+// as each connection is saved (its owner, stopped, still holds it frozen), so that the bench process
+// needs one descriptor per connection.
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -81,6 +83,11 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     let queueBytes = 0;
     const items = frozen.map((sock, i) => {
       const { state } = capture(sock, Infinity, diags[i]);
+      // The owner holds the socket (stopped, in repair mode): the duplicate can go, so that 10 000
+      // connections need 10 000 descriptors here, not 20 000. (A failure from here on leaves the
+      // sockets frozen at the owner, which the bench then kills.)
+      N.closeQuietly(sock.fd);
+      sock.fd = -1;
       queueBytes += state.inqLen + state.outqLen;
       const r = restore(state, { netnsHandle: dest, transparent: true });
       rebuilt.push(r);
@@ -110,6 +117,7 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     // the source goes on (repair off, owner continued) and the rebuilt sockets vanish.
     for (const r of rebuilt) N.closeQuietly(r.fd);
     for (const f of frozen) {
+      if (f.fd < 0) continue;
       if (live) silentClose(f);
       else {
         try {

@@ -40,8 +40,8 @@ const SETTLE_MS = 500;
 const BASELINE_MS = 1000;
 /** Light mode: how long the stream runs after the destination is live before the gaps are read. */
 const AFTER_MS = 1500;
-/** Open files each process needs at most (one end of every connection, plus a margin): per process. */
-const FD_NEED = 10_000 + 2048;
+/** Open files a process needs at most: one per connection (the floor's rebuilt sockets), plus a margin. */
+const fdNeed = (): number => Math.max(...parseCounts()) + 4096;
 const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 
 /** Bound on one run, setup and check included: a run that hangs fails, and its processes are killed. */
@@ -401,7 +401,7 @@ async function main(): Promise<void> {
   const counts = parseCounts();
   const series = parseSeries();
   const forcedRuns = parseRuns();
-  if (softFdLimit() < Math.max(...counts) + 2048) throw new BenchSetupError(`the open-file limit ${softFdLimit()} is too low for ${Math.max(...counts)} connections`);
+  if (softFdLimit() < fdNeed()) throw new BenchSetupError(`the open-file limit ${softFdLimit()} is too low for ${Math.max(...counts)} connections`);
   const started = Date.now();
   const host = machine();
   const criu = criuStatus();
@@ -469,7 +469,7 @@ cleanupOnSignals();
 if (require.main === module) {
   let status: number | undefined;
   try {
-    status = reexecWithFdLimit(__filename, FD_NEED, REEXEC_ENV);
+    status = reexecWithFdLimit(__filename, fdNeed(), REEXEC_ENV);
   } catch (err) {
     failBench('bench:migration', err);
   }

@@ -89,6 +89,9 @@ export async function untilQueuesFull(ns: string): Promise<{ recv: number; send:
   return last;
 }
 
+/** Ticks between two pumps of a connection outside the sample (test/fixtures/multi.ts): 100 pumps a tick. */
+export const idlePollTicksFor = (n: number): number => Math.max(10, Math.ceil(n / 100));
+
 /** The connections of one run, held by their owner in A, waiting to move to the new owner in B. */
 export class Workload {
   /** the owner's offsets at its hand-off (after prepare) */
@@ -111,7 +114,9 @@ export class Workload {
     for (const role of ['A', 'B', 'C'] as const) tuneNamespace(lan.ns[role], role === 'B' ? undefined : bufferMaxFor(n));
     const stride = Math.max(1, Math.ceil(n / SAMPLE));
     const rate = fill === 'light' ? TICK_BYTES : FULL_TICK_BYTES;
-    const common = { sampleStride: stride, tickMs: TICK_MS, bytesPerTick: rate };
+    // Outside the sample, about 100 connections are pumped per tick: at 10 000 a tick of 1000 pumps takes
+    // longer than the tick, and commands starve on a loaded machine.
+    const common = { sampleStride: stride, tickMs: TICK_MS, bytesPerTick: rate, idlePollTicks: idlePollTicksFor(n) };
     const connectMs = 30_000 + 10 * n;
     // A fixed receive queue needs a receive buffer that holds it (a set size, so no autotuning).
     const buffers = typeof fill === 'number' && fill > 32 * 1024 ? { rcvBuf: 2 * fill + 128 * 1024 } : {};

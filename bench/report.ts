@@ -213,7 +213,7 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   );
   out.push('- **queue MiB moved**: receive and send queue bytes of all N connections at the freeze (median over soccrd runs; every run below).', '');
   const full = m.rows.filter((r) => r.series === 'full');
-  const queues = m.rows.filter((r) => r.series === 'queues' || (r.series === 'full' && r.n === 1000));
+  const queues = m.rows.filter((r) => r.series === 'queues' || (r.series === 'full' && r.n === 1000)).sort((a, b) => a.soccrd.queueBytes - b.soccrd.queueBytes);
   const light = m.rows.filter((r) => r.series === 'light');
   out.push('### Freeze against N, full queues', '');
   out.push(

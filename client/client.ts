@@ -44,7 +44,6 @@ import type {
   SocketEntryMsg,
 } from '../daemon/protocol';
 import type { RepairWindow, UserSocketOptions } from '../daemon/state';
-import { BULK_CHANNEL_OPTIONS } from '../daemon/bulk-windows';
 
 // The message shapes are daemon/protocol.ts's (proto-loader with keepCase: false, longs: Number,
 // enums: Number, defaults: true, oneofs: true: every scalar present, absent messages null).
@@ -314,8 +313,6 @@ export class SoccrClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.timeoutMs;
     this.client = new grpc.Client(this.address, options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.service_config': RETRY_SERVICE_CONFIG,
-      // Checkpoint streams queue bytes to this side: a large receive window keeps them flowing.
-      ...BULK_CHANNEL_OPTIONS,
       ...options.channelOptions,
     });
   }

@@ -9,7 +9,6 @@ import { HealthImplementation } from 'grpc-health-check';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
-import { widenServerWindows } from './bulk-windows';
 import { DataListener } from './data-path';
 import { probeFeatures } from './features';
 import { batchPath } from './native';
@@ -335,8 +334,6 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   warmFrameCodecs(pkg);
   const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
-  // Restore streams queue bytes in: large HTTP/2 receive windows (grpc-js has no option for them).
-  if (!widenServerWindows(server)) log.warn('HTTP/2 receive windows left at their defaults (grpc-js internals not found)');
   const definition = proto.soccr.v1.SocketRepair.service;
   // The daemon's own frames have the proto's types already: encoded without proto-loader's fromObject.
   definition.Checkpoint.responseSerialize = encodeFrame as (value: unknown) => Buffer;

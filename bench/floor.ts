@@ -9,8 +9,9 @@
 // diagnostics, save them all, then rebuild each (IP_TRANSPARENT: the service address is still at the
 // source). Kernel calls go in the engine's batches wherever it offers them (takeTcpSockets, pauseAll,
 // captureAll, resumeAll, silentCloseAll; restore is one batch per socket), as the daemons make them, so
-// that the floor is the fastest the engine can do; the hook moves the service address; the hand-over delivers the sockets to the new
-// owner, whose acknowledgement makes them live (destination unlocked, repair off). The freeze ends
+// that the floor is the fastest the engine can do. The hook moves the service address; the hand-over
+// delivers the sockets to the new owner, whose acknowledgement makes them live (destination unlocked,
+// repair off). The freeze ends
 // there, as MigrateReport.freezeMs does; the source is then unlocked. The source's duplicates are closed
 // once every connection is saved, before any is rebuilt (the owner, stopped, still holds them frozen),
 // so that the bench process needs one descriptor per connection.

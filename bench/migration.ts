@@ -2,16 +2,18 @@
 // N live connections of one process moved from one soccrd to another with migrate() (client/migrate.ts)
 // on the test LAN (test/support/lan.ts: hosts A and B, peers in C, the service address moved by the
 // hook), against the floor (bench/floor.ts: the same migration in one process, engine imported
-// directly) and CRIU (dump + restore of the same connections), all in the same run. Three series
+// directly) and CRIU (dump + restore of the same connections), all in the same run. Four series
 // (bench/workload.ts describes the workloads):
 //
-//  - full: freeze against N (1, 100, 1000 by default; 10 000 with --counts) with full queues, peers sending through the freeze;
+//  - full: freeze against N (1, 100, 1000 by default; 10 000 with --counts) with full queues, peers
+//    sending through the freeze;
 //  - queues: freeze against queue bytes at 1000 connections (0, 16 KiB, 256 KiB in every receive queue,
 //    and full);
 //  - light: freeze against N with near-empty queues and a sample of connections streaming slowly, where
 //    the stall the peers see is measured too;
-//  - relay: 1000 connections (or the largest of --counts) with full queues once more, the destination daemon without --data-listen,
-//    so the frames go through the orchestrator: the relay's cost, next to the direct path of `full`.
+//  - relay: 1000 connections (or the largest of --counts) with full queues once more, the destination
+//    daemon without --data-listen, so the frames go through the orchestrator: the relay's cost, next to
+//    the direct path of `full`.
 //
 // In every other series the destination daemon listens for direct transfers (`--data-listen`), as a
 // user who configured it runs it: migrate() then sends the frames straight from daemon to daemon. The
@@ -289,7 +291,6 @@ export interface MoverSummary {
   kernelCalls: KernelCalls;
 }
 
-
 export interface MigrationRow {
   series: SeriesName;
   n: number;
@@ -377,7 +378,7 @@ function describeRun(r: RunResult): string {
   const phases = Object.entries(r.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
   const rss = r.peakRssKiB ? `, peak RSS ${fmt(r.peakRssKiB.source / 1024, 0)}/${fmt(r.peakRssKiB.destination / 1024, 0)} MiB` : '';
   const gap = r.peerGapMaxMs !== undefined ? `, peer gap max ${fmt(r.peerGapMaxMs)} ms (cadence ${fmt(r.baselineGapMs)})` : '';
-  const how = `${r.transport ? `${r.transport}, ` : ''}${r.nativeBatch.source && r.nativeBatch.destination ? 'batched' : r.nativeBatch.source || r.nativeBatch.destination ? 'partly batched' : 'per-call'} kernel calls`;
+  const how = `${r.transport ? `${r.transport}, ` : ''}${kernelCallsOf([r])} kernel calls`;
   return `${how}: freeze ${fmt(r.freezeMs)} ms (${phases}), ${mib(r.queueBytes)} MiB queued (owner recv ${mib(r.ownerRecvQueue)}, send ${mib(r.ownerSendQueue)})${rss}${gap}, all ${r.verifiedConnections} exact`;
 }
 

@@ -416,7 +416,7 @@ function boundsSection(e: EngineResults | undefined, m: MigrationResults | undef
   // The largest full-queue row with a floor: where the per-byte cost shows most.
   const full = m?.rows.filter((r) => r.series === 'full' && r.floor).sort((a, b) => b.n - a.n)[0];
   if (full?.floor) {
-    const perMiB = (x: number): string => f(x / (full.soccrd.queueBytes / 2 ** 20), 1);
+    const perMiB = (x: number, bytes: number): string => f(x / (bytes / 2 ** 20), 1);
     const transports = full.soccrd.transports;
     const path =
       transports.length === 1 && transports[0] === 'direct'
@@ -425,7 +425,7 @@ function boundsSection(e: EngineResults | undefined, m: MigrationResults | undef
           ? 'the queue bytes cross the source daemon, the orchestrator and the destination daemon (frames, checksums, two gRPC hops)'
           : `the runs used the ${transports.join(' and ')} transports`;
     out.push(
-      `- **Per byte.** At ${full.n} connections with full queues (${mib(full.soccrd.queueBytes)} MiB) soccrd's freeze comes to ${perMiB(full.soccrd.freezeMs)} ms per MiB queued, the floor's to ${perMiB(full.floor.freezeMs)} ms per MiB: ${path}, where the floor copies them once from one socket into the other in one process.`,
+      `- **Per byte.** At ${full.n} connections with full queues (${mib(full.soccrd.queueBytes)} MiB) soccrd's freeze comes to ${perMiB(full.soccrd.freezeMs, full.soccrd.queueBytes)} ms per MiB queued, the floor's to ${perMiB(full.floor.freezeMs, full.floor.queueBytes)} ms per MiB (its runs: ${mib(full.floor.queueBytes)} MiB): ${path}, where the floor copies them once from one socket into the other in one process.`,
     );
   }
   const relay = m?.rows.find((r) => r.series === 'relay');

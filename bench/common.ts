@@ -96,3 +96,17 @@ export function machine(): Machine {
     date: new Date().toISOString(),
   };
 }
+
+/** Whether a run's processes made their kernel calls in batches (native/soccr_batch.c): source and destination side. */
+export interface NativeBatchUse {
+  source: boolean;
+  destination: boolean;
+}
+
+export type KernelCalls = 'batched' | 'per-call' | 'mixed';
+
+/** The kernel-call path of a set of runs, from each run's processes. */
+export function kernelCallsOf(runs: ReadonlyArray<{ nativeBatch: NativeBatchUse }>): KernelCalls {
+  const all = runs.flatMap((r) => [r.nativeBatch.source, r.nativeBatch.destination]);
+  return all.every((x) => x) ? 'batched' : all.every((x) => !x) ? 'per-call' : 'mixed';
+}

@@ -6,18 +6,21 @@
 //
 // The sequence follows the daemons': list the owner's sockets and take them (pidfd_getfd), stop the
 // owner, lock the source, lock the destination, freeze every socket, look them up with socket
-// diagnostics, then per connection save and rebuild (IP_TRANSPARENT: the service address is still at
-// the source); the hook moves the service address; the hand-over delivers the sockets to the new
-// owner, whose acknowledgement makes them live (destination unlocked, repair off). The freeze ends
+// diagnostics, save them all, then rebuild each (IP_TRANSPARENT: the service address is still at the
+// source). Kernel calls go in the engine's batches wherever it offers them (takeTcpSockets, pauseAll,
+// captureAll, resumeAll, silentCloseAll; restore is one batch per socket), as the daemons make them, so
+// that the floor is the fastest the engine can do. The hook moves the service address; the hand-over
+// delivers the sockets to the new owner, whose acknowledgement makes them live (destination unlocked,
+// repair off). The freeze ends
 // there, as MigrateReport.freezeMs does; the source is then unlocked. The source's duplicates are closed
-// as each connection is saved (its owner, stopped, still holds it frozen), so that the bench process
-// needs one descriptor per connection.
+// once every connection is saved, before any is rebuilt (the owner, stopped, still holds them frozen),
+// so that the bench process needs one descriptor per connection.
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { ProcessHandle, listTcpSockets } from '../daemon/acquire';
 import { deliver } from '../daemon/delivery';
-import { FrozenSocket, RestoredSocket, SOCCR_MARK, capture, pause, restore, resume, resumeRestored, silentClose } from '../daemon/engine';
+import { FrozenSocket, RestoredSocket, SOCCR_MARK, captureAll, pauseAll, restore, resumeAll, silentCloseAll } from '../daemon/engine';
 import { silentLogger } from '../daemon/log';
 import * as N from '../daemon/native';
 import { LockTuple, NetworkLock } from '../daemon/netlock';
@@ -68,26 +71,27 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     const t0 = performance.now();
     const listed = listTcpSockets(o.pid).filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0);
     proc = ProcessHandle.open(o.pid);
-    for (const e of listed) dups.push(proc.takeTcpSocket(e.fd, e.inode));
+    dups.push(...proc.takeTcpSockets(listed.map((e) => e.fd)));
     await proc.stop();
     const tuples = listed.map((e) => ({ local: e.local, remote: e.remote }));
     locks.push({ key: netlock.lock(`/proc/${o.pid}/ns/net`, tuples), tuples });
     const destKey = netlock.lock(o.destNetns, tuples);
     locks.push({ key: destKey, tuples });
-    for (const d of dups) frozen.push(pause(d));
+    frozen.push(...pauseAll(dups));
     source = NetnsHandle.open(`/proc/${o.pid}/ns/net`);
     const diags = diagnose(source, listed).map((d, i) => (d && d.inode === listed[i].inode ? d : undefined));
     const t1 = performance.now();
 
     dest = NetnsHandle.open(o.destNetns);
     let queueBytes = 0;
-    const items = frozen.map((sock, i) => {
-      const { state } = capture(sock, Infinity, diags[i]);
-      // The owner holds the socket (stopped, in repair mode): the duplicate can go, so that 10 000
-      // connections need 10 000 descriptors here, not 20 000. (A failure from here on leaves the
-      // sockets frozen at the owner, which the bench then kills.)
-      N.closeQuietly(sock.fd);
-      sock.fd = -1;
+    // Saved in batches of kernel calls (the engine's fastest path), queues and all.
+    const saved = captureAll(frozen, Infinity, diags).map((c) => c.state);
+    // The owner holds the sockets (stopped, in repair mode): the duplicates can go before anything is
+    // rebuilt, so that 10 000 connections need 10 000 descriptors here, not 20 000. (A failure from
+    // here on leaves the sockets frozen at the owner, which the bench then kills.)
+    silentCloseAll(frozen);
+    for (const sock of frozen) sock.fd = -1;
+    const items = saved.map((state, i) => {
       queueBytes += state.inqLen + state.outqLen;
       const r = restore(state, { netnsHandle: dest, transparent: true });
       rebuilt.push(r);
@@ -102,7 +106,8 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     await deliver(o.deliverPath, items, () => {
       netlock.unlock(destKey, tuples);
       locks.pop();
-      for (const r of rebuilt) resumeRestored(r);
+      const failed = resumeAll(rebuilt).find((err) => err !== undefined);
+      if (failed) throw failed;
       live = true;
     });
     const t4 = performance.now();
@@ -116,18 +121,9 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     // Live: the new owner holds its own descriptors, the source's sockets vanish silently. Otherwise
     // the source goes on (repair off, owner continued) and the rebuilt sockets vanish.
     for (const r of rebuilt) N.closeQuietly(r.fd);
-    for (const f of frozen) {
-      if (f.fd < 0) continue;
-      if (live) silentClose(f);
-      else {
-        try {
-          resume(f);
-        } catch {
-          /* reported by the check of the run */
-        }
-        N.closeQuietly(f.fd);
-      }
-    }
+    const held = frozen.filter((f) => f.fd >= 0);
+    if (!live) resumeAll(held); // errors: reported by the check of the run
+    silentCloseAll(held);
     for (const d of dups.slice(frozen.length)) N.closeQuietly(d);
     if (!live) proc?.cont();
     proc?.close();

@@ -2,14 +2,23 @@
 // N live connections of one process moved from one soccrd to another with migrate() (client/migrate.ts)
 // on the test LAN (test/support/lan.ts: hosts A and B, peers in C, the service address moved by the
 // hook), against the floor (bench/floor.ts: the same migration in one process, engine imported
-// directly) and CRIU (dump + restore of the same connections), all in the same run. Three series
+// directly) and CRIU (dump + restore of the same connections), all in the same run. Four series
 // (bench/workload.ts describes the workloads):
 //
-//  - full: freeze against N (1, 100, 1000, 10 000) with full queues, peers sending through the freeze;
+//  - full: freeze against N (1, 100, 1000 by default; 10 000 with --counts) with full queues, peers
+//    sending through the freeze;
 //  - queues: freeze against queue bytes at 1000 connections (0, 16 KiB, 256 KiB in every receive queue,
 //    and full);
 //  - light: freeze against N with near-empty queues and a sample of connections streaming slowly, where
-//    the stall the peers see is measured too.
+//    the stall the peers see is measured too;
+//  - relay: 1000 connections (or the largest of --counts) with full queues once more, the destination
+//    daemon without --data-listen, so the frames go through the orchestrator: the relay's cost, next to
+//    the direct path of `full`.
+//
+// In every other series the destination daemon listens for direct transfers (`--data-listen`), as a
+// user who configured it runs it: migrate() then sends the frames straight from daemon to daemon. The
+// transport each run used (MigrateReport.transport) and whether each daemon makes its kernel calls in
+// batches (GetVersion features.nativeBatch) are recorded per run.
 //
 // Every run ends with every connection checked exact both ways, or the bench fails: a benchmark of a
 // broken migration is worthless. soccrd and floor runs alternate, so load on the machine hits both alike.
@@ -18,22 +27,28 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { SoccrClient } from '../client/client';
 import { migrate, MigrateReport } from '../client/migrate';
+import * as N from '../daemon/native';
 import { DaemonProcess } from '../test/support/daemon';
-import { Lan, SERVICE_V4 } from '../test/support/lan';
+import { LAN_NODES, Lan, SERVICE_V4 } from '../test/support/lan';
 import type { MultiStatus } from '../test/support/multi';
 import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
-import { BenchSetupError, failBench, machine, median, quantile, reexecWithFdLimit, requireRoot, sleep, softFdLimit, withTimeout } from './common';
+import { BenchSetupError, KernelCalls, NativeBatchUse, failBench, kernelCallsOf, machine, median, quantile, reexecWithFdLimit, requireRoot, sleep, softFdLimit, withTimeout } from './common';
 import { CriuResult, CriuStatus, criuStatus, runCriu } from './criu';
 import { floorMigrate } from './floor';
-import { PORT, QueueFill, SAMPLE, TICK_BYTES, TICK_MS, Workload, fillName, queueBytesIn } from './workload';
+import { DEFAULT_COUNTS, PORT, QueueFill, SAMPLE, TICK_BYTES, TICK_MS, Workload, fillName, queueBytesIn } from './workload';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 export const MIGRATION_RESULTS = path.join(ROOT, 'bench', 'results-migration.json');
 
-const DEFAULT_COUNTS = [1, 100, 1000, 10_000];
 /** The queue series: 1000 connections with these queues. */
 const QUEUE_SERIES_N = 1000;
+/**
+ * The relay series: this many connections with full queues, relayed by the orchestrator (the largest of
+ * --counts instead when they do not include it, so that the row has its direct twin in the full series).
+ */
+const RELAY_SERIES_N = 1000;
 const QUEUE_SERIES_FILLS: QueueFill[] = [0, 16 * 1024, 256 * 1024, 'full'];
 /** Light mode: how long the steady stream runs before measuring, and the window of the cadence baseline. */
 const SETTLE_MS = 500;
@@ -48,7 +63,7 @@ const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 const runBoundMs = (n: number): number => 180_000 + 30 * n;
 
 /** Runs per row (each mover): fewer where one run moves hundreds of MiB. */
-const runsFor = (n: number, series: SeriesName): number => (n >= 10_000 || series === 'queues' ? 1 : series === 'full' && n >= 1000 ? 2 : 3);
+const runsFor = (n: number, series: SeriesName): number => (n >= 10_000 || series === 'queues' || series === 'relay' ? 1 : series === 'full' && n >= 1000 ? 2 : 3);
 
 /** `--profile DIR`: the daemons write V8 CPU profiles there (bench/cpu-profile.ts), one per daemon and run. */
 const profileDir = ((): string | undefined => {
@@ -56,8 +71,19 @@ const profileDir = ((): string | undefined => {
   return i >= 0 ? path.resolve(process.argv[i + 1] ?? 'bench/profiles') : undefined;
 })();
 
-export type SeriesName = 'full' | 'queues' | 'light';
-const SERIES: SeriesName[] = ['full', 'queues', 'light'];
+export type SeriesName = 'full' | 'queues' | 'light' | 'relay';
+const SERIES: SeriesName[] = ['full', 'queues', 'light', 'relay'];
+export type Transport = MigrateReport['transport'];
+
+/** Whether the daemon at `address` makes its kernel calls in batches (GetVersion features.nativeBatch). */
+async function daemonNativeBatch(address: string): Promise<boolean> {
+  const client = new SoccrClient(address, { timeoutMs: 10_000 });
+  try {
+    return (await client.getVersion()).features?.nativeBatch === true;
+  } finally {
+    client.close();
+  }
+}
 export type Mover = 'soccrd' | 'floor';
 
 // ---- one run -------------------------------------------------------------------------------------
@@ -92,6 +118,10 @@ export interface RunResult {
   peerRetrans: number;
   verifiedConnections: number;
   setupMs: number;
+  /** soccrd runs: how the frames went (MigrateReport.transport) */
+  transport?: Transport;
+  /** whether the kernel calls went in batches through native/soccr_batch.c: each daemon's, or the floor's own process */
+  nativeBatch: NativeBatchUse;
 }
 
 /** Median of the `rto:` values `ss -ti` shows for connections to the service port in namespace `ns`. */
@@ -130,15 +160,24 @@ async function setup<T>(fn: () => Promise<T>): Promise<T> {
 /** How often a run whose set-up failed is tried again. */
 const SETUP_ATTEMPTS = 3;
 
-function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise<RunResult> {
+/** `direct`: the destination daemon takes direct transfers (--data-listen on its LAN address). */
+function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: boolean): Promise<RunResult> {
   return measured(async () => {
     const t0 = performance.now();
     const lan = Lan.create();
     const env = profileDir ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-profile.js')}`, SOCCRD_CPU_PROFILE_DIR: profileDir } : undefined;
     const daemons =
       mover === 'soccrd'
-        ? await setup(() => Promise.all([DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }), DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info'], env })]))
+        ? await setup(() =>
+            Promise.all([
+              DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }),
+              DaemonProcess.start({ netns: lan.ns.B, args: ['--log-level', 'info', ...(direct ? ['--data-listen', `${LAN_NODES.B.v4}:0`] : [])], env }),
+            ]),
+          )
         : undefined;
+    const nativeBatch = daemons
+      ? { source: await setup(() => daemonNativeBatch(daemons[0].address)), destination: await setup(() => daemonNativeBatch(daemons[1].address)) }
+      : { source: N.batchPath().native, destination: N.batchPath().native };
     const w = await setup(() => Workload.start(lan, n, fill, dir));
     const light = fill === 'light';
     let rto = NaN;
@@ -166,6 +205,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise
     let freezeStartUnix = NaN;
     let liveUnix = NaN;
     let peakRss: RunResult['peakRssKiB'];
+    let transport: Transport | undefined;
     if (daemons) {
       const [a, b] = daemons;
       const report: MigrateReport = await migrate({
@@ -178,7 +218,8 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise
         timeoutMs: 120_000,
       });
       if (report.connections !== n) throw new Error(`N=${n}: migrate moved ${report.connections} connections`);
-      ({ freezeMs, totalMs, queueBytes } = report);
+      if (report.transport !== (direct ? 'direct' : 'relay')) throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${direct ? 'direct' : 'relay'} was set up`);
+      ({ freezeMs, totalMs, queueBytes, transport } = report);
       for (const p of report.phases) phases[p.name] = p.ms;
       const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
       freezeStartUnix = phase('checkpoint+restore').startedAt;
@@ -229,6 +270,8 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string): Promise
       peerRetrans: cs.totals.totalRetrans - before.totals.totalRetrans,
       verifiedConnections: n,
       setupMs,
+      transport,
+      nativeBatch,
     };
   });
 }
@@ -242,6 +285,10 @@ export interface MoverSummary {
   totalMs: number;
   phases: Record<string, number>;
   queueBytes: number;
+  /** the transports the runs used ('direct', 'relay'; the floor: none) */
+  transports: Transport[];
+  /** the kernel-call path of the runs: batched (native/soccr_batch.c), per-call, or mixed */
+  kernelCalls: KernelCalls;
 }
 
 export interface MigrationRow {
@@ -280,6 +327,8 @@ export interface MigrationResults {
   /** false while rows are still to come (a bench stopped by its time bound leaves it so) */
   complete: boolean;
   elapsedSeconds: number;
+  /** 1-minute load average when the results were last written (machine.loadAverage: at the start) */
+  loadAverageEnd: number;
 }
 
 function parseList(flag: string): string[] | undefined {
@@ -321,20 +370,23 @@ function summarize(runs: RunResult[]): MoverSummary {
   const med = (f: (r: RunResult) => number): number => median(runs.map(f));
   const phases: Record<string, number> = {};
   for (const name of Object.keys(runs[0].phases)) phases[name] = med((r) => r.phases[name] ?? NaN);
-  return { runs: runs.length, freezeMs: med((r) => r.freezeMs), totalMs: med((r) => r.totalMs), phases, queueBytes: med((r) => r.queueBytes) };
+  const transports = [...new Set(runs.flatMap((r) => (r.transport ? [r.transport] : [])))];
+  return { runs: runs.length, freezeMs: med((r) => r.freezeMs), totalMs: med((r) => r.totalMs), phases, queueBytes: med((r) => r.queueBytes), transports, kernelCalls: kernelCallsOf(runs) };
 }
 
 function describeRun(r: RunResult): string {
   const phases = Object.entries(r.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
   const rss = r.peakRssKiB ? `, peak RSS ${fmt(r.peakRssKiB.source / 1024, 0)}/${fmt(r.peakRssKiB.destination / 1024, 0)} MiB` : '';
   const gap = r.peerGapMaxMs !== undefined ? `, peer gap max ${fmt(r.peerGapMaxMs)} ms (cadence ${fmt(r.baselineGapMs)})` : '';
-  return `freeze ${fmt(r.freezeMs)} ms (${phases}), ${mib(r.queueBytes)} MiB queued (owner recv ${mib(r.ownerRecvQueue)}, send ${mib(r.ownerSendQueue)})${rss}${gap}, all ${r.verifiedConnections} exact`;
+  const how = `${r.transport ? `${r.transport}, ` : ''}${kernelCallsOf([r])} kernel calls`;
+  return `${how}: freeze ${fmt(r.freezeMs)} ms (${phases}), ${mib(r.queueBytes)} MiB queued (owner recv ${mib(r.ownerRecvQueue)}, send ${mib(r.ownerSendQueue)})${rss}${gap}, all ${r.verifiedConnections} exact`;
 }
 
 /** Runs one row: soccrd and floor runs alternating (light: soccrd only), then CRIU where wanted. */
 async function measureRow(series: SeriesName, n: number, fill: QueueFill, runs: number, dir: string, criu: CriuStatus, failures: string[]): Promise<MigrationRow | undefined> {
   const label = `${series} N=${n} ${fillName(fill)}`;
-  const movers: Mover[] = fill === 'light' ? ['soccrd'] : ['soccrd', 'floor'];
+  const movers: Mover[] = fill === 'light' || series === 'relay' ? ['soccrd'] : ['soccrd', 'floor'];
+  const direct = series !== 'relay';
   const perRun: RunResult[] = [];
   for (let r = 0; r < runs; r++) {
     for (const mover of movers) {
@@ -342,7 +394,7 @@ async function measureRow(series: SeriesName, n: number, fill: QueueFill, runs: 
         let res: RunResult | undefined;
         for (let attempt = 1; !res; attempt++) {
           try {
-            res = await withTimeout(runOnce(mover, n, fill, dir), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
+            res = await withTimeout(runOnce(mover, n, fill, dir, direct), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
           } catch (err) {
             if (!(err instanceof SetupFailure) || attempt >= SETUP_ATTEMPTS) throw err;
             process.stdout.write(`${label} ${mover} run ${r + 1}: set-up failed (${err.message.split('\n')[0].slice(0, 200)}), trying again\n`);
@@ -413,7 +465,8 @@ async function main(): Promise<void> {
   for (const s of series) {
     if (s === 'queues') {
       for (const fill of QUEUE_SERIES_FILLS) if (!(fill === 'full' && series.includes('full') && counts.includes(QUEUE_SERIES_N))) plan.push({ series: s, n: QUEUE_SERIES_N, fill });
-    } else for (const n of counts) plan.push({ series: s, n, fill: s === 'full' ? 'full' : 'light' });
+    } else if (s === 'relay') plan.push({ series: s, n: counts.includes(RELAY_SERIES_N) ? RELAY_SERIES_N : Math.max(...counts), fill: 'full' });
+    else for (const n of counts) plan.push({ series: s, n, fill: s === 'full' ? 'full' : 'light' });
   }
   // Written after every row, so that a bench stopped by its time bound still reports what it measured.
   const save = (complete: boolean): MigrationResults => {
@@ -428,6 +481,7 @@ async function main(): Promise<void> {
       failures,
       complete,
       elapsedSeconds: (Date.now() - started) / 1000,
+      loadAverageEnd: Math.round(os.loadavg()[0] * 100) / 100,
     };
     writeFileSync(MIGRATION_RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     return results;
@@ -451,14 +505,19 @@ async function main(): Promise<void> {
 function printTable(r: MigrationResults): void {
   const out: string[] = [''];
   out.push('migration: medians of runs; ratio = soccrd freeze / floor freeze (same workload, same run)');
-  out.push(`${'series'.padEnd(8)}${'N'.padStart(6)}${'queues'.padStart(9)}${'MiB'.padStart(8)}${'runs'.padStart(6)}${'freeze ms'.padStart(11)}${'floor ms'.padStart(10)}${'ratio'.padStart(8)}${'CRIU ms'.padStart(10)}${'CRIU/soccrd'.padStart(13)}${'RSS src/dst MiB'.padStart(17)}`);
+  out.push(`${'series'.padEnd(8)}${'path'.padStart(8)}${'N'.padStart(6)}${'queues'.padStart(9)}${'MiB'.padStart(8)}${'runs'.padStart(6)}${'freeze ms'.padStart(11)}${'floor ms'.padStart(10)}${'ratio'.padStart(8)}${'CRIU ms'.padStart(10)}${'CRIU/soccrd'.padStart(13)}${'RSS src/dst MiB'.padStart(17)}`);
   for (const row of r.rows) {
     const rss = row.peakRssKiB ? `${fmt(row.peakRssKiB.source / 1024, 0)}/${fmt(row.peakRssKiB.destination / 1024, 0)}` : '-';
     out.push(
-      `${row.series.padEnd(8)}${String(row.n).padStart(6)}${fillName(row.fill).padStart(9)}${mib(row.soccrd.queueBytes).padStart(8)}${String(row.soccrd.runs).padStart(6)}${fmt(row.soccrd.freezeMs).padStart(11)}${fmt(row.floor?.freezeMs).padStart(10)}` +
+      `${row.series.padEnd(8)}${(row.soccrd.transports.join('+') || '-').padStart(8)}${String(row.n).padStart(6)}${fillName(row.fill).padStart(9)}${mib(row.soccrd.queueBytes).padStart(8)}${String(row.soccrd.runs).padStart(6)}${fmt(row.soccrd.freezeMs).padStart(11)}${fmt(row.floor?.freezeMs).padStart(10)}` +
         `${(row.floorRatio ? `${fmt(row.floorRatio, 2)}x` : '-').padStart(8)}${(row.criu ? fmt(row.criu.totalMs) : '-').padStart(10)}${(row.criu ? `${fmt(row.criu.ratio, 2)}x` : '-').padStart(13)}${rss.padStart(17)}`,
     );
   }
+  const callsOf = (mover: Mover): string => {
+    const runs = r.rows.flatMap((x) => x.perRun.filter((p) => p.mover === mover));
+    return runs.length ? kernelCallsOf(runs) : '-';
+  };
+  out.push(`kernel calls: soccrd daemons ${callsOf('soccrd')}, floor ${callsOf('floor')}; load average ${r.machine.loadAverage} at the start, ${r.loadAverageEnd} at the end`);
   if (!r.criu.usable) out.push(`CRIU not compared: ${r.criu.reason}`);
   out.push(`results written to ${path.relative(process.cwd(), MIGRATION_RESULTS) || MIGRATION_RESULTS}`);
   process.stdout.write(`${out.join('\n')}\n`);

@@ -4,8 +4,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Machine } from './common';
+import { kernelCallsOf } from './common';
+import type { NativeBatchUse } from './common';
 import type { MigrationResults, MigrationRow } from './migration';
-import { fillName } from './workload';
+import { DEFAULT_COUNTS, fillName } from './workload';
 import type { QueueResults } from './queues';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -32,9 +34,13 @@ interface EnginePhase {
   baselineUsPerConn: number;
   ratio: number;
   ffiCallsPerConn: number;
+  /** kernel calls made inside batches (several per FFI call with the batch library) */
+  batchedKernelCallsPerConn?: number;
 }
 interface EngineResults {
   date: string;
+  /** which path the engine's kernel calls took (daemon/native.ts batchPath()) */
+  kernelCallPath?: { native: boolean; reason: string };
   ffiCost: { soccrdNsPerCall: number; baselineNsPerCall: number; overheadUsPerCall: number };
   callSequence: { status: string };
   rows: Array<{ n: number; reps: number; rounds: number; checkpoint: EnginePhase; restore: EnginePhase; verified: string }>;
@@ -47,6 +53,30 @@ function load<T>(file: string): T | undefined {
 }
 
 const f = (x: number | undefined, d = 1): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
+/** A count per connection: whole numbers as such, fractions (a batch shared by many connections) to two significant digits. */
+function calls(x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x) || Math.abs(x - Math.round(x)) < 0.005) return f(x, 0);
+  return x >= 1 ? x.toFixed(2) : String(Number(x.toPrecision(2)));
+}
+
+/** The engine bench's kernel-call path, in words. */
+function engineCallPath(e: EngineResults): string {
+  if (!e.kernelCallPath) return 'path not recorded';
+  return e.kernelCallPath.native ? `batched (native/soccr_batch.c: ${e.kernelCallPath.reason})` : `one FFI call each (${e.kernelCallPath.reason})`;
+}
+
+/** A kernel-call path of runs, in words. */
+function callPathWords(runs: ReadonlyArray<{ nativeBatch: NativeBatchUse }>): string {
+  if (runs.length === 0) return 'no runs';
+  const k = kernelCallsOf(runs);
+  return k === 'batched' ? 'batched (native/soccr_batch.c)' : k === 'per-call' ? 'one FFI call per kernel call (the fallback)' : 'mixed: batched in some processes, per call in others';
+}
+
+/** The transports a set of rows used, in words. */
+function transportWords(rows: readonly MigrationRow[]): string {
+  const t = [...new Set(rows.flatMap((r) => r.perRun.flatMap((x) => (x.transport ? [x.transport] : []))))];
+  return t.length ? t.join(' and ') : 'not recorded';
+}
 const ms = (x: number | undefined): string => f(x, x !== undefined && x >= 100 ? 0 : 1);
 
 // ---- the plot ------------------------------------------------------------------------------------
@@ -123,14 +153,29 @@ export function freezeSvg(rows: MigrationRow[]): string {
 
 // ---- RESULTS.md ----------------------------------------------------------------------------------
 
-function machineSection(m: Machine | undefined, commands: string[]): string[] {
+function machineSection(mig: MigrationResults | undefined, q: QueueResults | undefined, e: EngineResults | undefined, commands: string[]): string[] {
   const out = ['## Machine', ''];
+  const m: Machine | undefined = mig?.machine ?? q?.machine;
   if (m) {
     out.push(`- Kernel: ${m.kernel}`);
     out.push(`- CPU: ${m.cpu}, ${m.cores} cores; ${m.memoryGiB} GiB memory`);
     out.push(`- Node.js: ${m.node}`);
     out.push(`- Date: ${m.date}`);
-    out.push(`- Load average (1 min) when the migration bench started: ${m.loadAverage} (other work on the machine shows in every figure)`);
+  }
+  const loads = [
+    q ? `${q.machine.loadAverage} when the queue bench started` : undefined,
+    mig ? `${mig.machine.loadAverage} when the migration bench started${mig.loadAverageEnd !== undefined ? `, ${mig.loadAverageEnd} when it ended` : ''}` : undefined,
+  ].filter((x): x is string => x !== undefined);
+  if (loads.length) out.push(`- Machine load (1-minute load average): ${loads.join('; ')}. Other work on the machine shows in every figure; on ${m?.cores ?? 2} cores a load near or above ${m?.cores ?? 2} means the figures are not those of a quiet machine.`);
+  if (e) out.push(`- Kernel calls, engine bench: ${engineCallPath(e)}`);
+  if (mig) {
+    const runs = mig.rows.flatMap((r) => r.perRun);
+    out.push(`- Kernel calls, migration bench (GetVersion features.nativeBatch of both daemons, every run): the daemons ${callPathWords(runs.filter((r) => r.mover === 'soccrd' && r.nativeBatch))}; the floor ${callPathWords(runs.filter((r) => r.mover === 'floor' && r.nativeBatch))}`);
+    const main = mig.rows.filter((r) => r.series !== 'relay');
+    const relayRows = mig.rows.filter((r) => r.series === 'relay');
+    out.push(
+      `- Transport of the migrations' frames (MigrateReport.transport): ${transportWords(main)} in the ${[...new Set(main.map((r) => r.series))].join(', ')} series${relayRows.length ? `; ${transportWords(relayRows)} in the relay series` : ''}`,
+    );
   }
   out.push('', '## Commands', '', '```sh', ...commands, '```', '');
   return out;
@@ -139,25 +184,30 @@ function machineSection(m: Machine | undefined, commands: string[]): string[] {
 function engineSection(e: EngineResults | undefined): string[] {
   const out = ['## Engine: checkpoint and restore per connection (bench/engine.ts)', ''];
   if (!e) return [...out, 'Not run (or failed) in this run.', ''];
-  out.push('Loopback connections with 100 unread bytes each way; soccrd\'s engine through ffi-rs against `bench/baseline.c`, the same kernel calls in C (ratio = soccrd / C, lower is better).', '');
-  out.push('| N | checkpoint µs/conn | C µs/conn | ratio | restore µs/conn | C µs/conn | ratio | FFI calls/conn (cp + rs) |');
-  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push(
+    `Loopback connections with 100 unread bytes each way; soccrd's engine through ffi-rs against \`bench/baseline.c\`, the same kernel calls in C (ratio = soccrd / C, lower is better). Kernel calls in this run: ${engineCallPath(e)}.`,
+    '',
+  );
+  out.push('| N | checkpoint µs/conn | C µs/conn | ratio | restore µs/conn | C µs/conn | ratio | FFI calls/conn (cp + rs) | kernel calls in batches/conn (cp + rs) |');
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of e.rows) {
-    out.push(`| ${r.n}${r.reps > 1 ? ` (median of ${r.reps})` : ` (median of ${r.rounds} runs)`} | ${f(r.checkpoint.soccrdUsPerConn)} | ${f(r.checkpoint.baselineUsPerConn)} | ${f(r.checkpoint.ratio, 1)}x | ${f(r.restore.soccrdUsPerConn)} | ${f(r.restore.baselineUsPerConn)} | ${f(r.restore.ratio, 1)}x | ${f(r.checkpoint.ffiCallsPerConn, 0)} + ${f(r.restore.ffiCallsPerConn, 0)} |`);
+    out.push(
+      `| ${r.n}${r.reps > 1 ? ` (median of ${r.reps})` : ` (median of ${r.rounds} runs)`} | ${f(r.checkpoint.soccrdUsPerConn)} | ${f(r.checkpoint.baselineUsPerConn)} | ${f(r.checkpoint.ratio, 1)}x | ${f(r.restore.soccrdUsPerConn)} | ${f(r.restore.baselineUsPerConn)} | ${f(r.restore.ratio, 1)}x | ${calls(r.checkpoint.ffiCallsPerConn)} + ${calls(r.restore.ffiCallsPerConn)} | ${calls(r.checkpoint.batchedKernelCallsPerConn)} + ${calls(r.restore.batchedKernelCallsPerConn)} |`,
+    );
   }
   out.push('');
   const big = e.rows[e.rows.length - 1];
   const share = (p: EnginePhase): string => f((100 * p.ffiCallsPerConn * e.ffiCost.overheadUsPerCall) / Math.max(1e-9, p.soccrdUsPerConn - p.baselineUsPerConn), 0);
   out.push(
-    `One FFI call costs ${f(e.ffiCost.soccrdNsPerCall / 1000, 2)} µs through ffi-rs against ${f(e.ffiCost.baselineNsPerCall / 1000, 2)} µs in C: an overhead of ${f(e.ffiCost.overheadUsPerCall, 2)} µs per kernel call. ` +
-      `At N=${big.n}, FFI calls × that overhead come to ${share(big.checkpoint)}% of the checkpoint's gap to C and ${share(big.restore)}% of the restore's (over 100%: the loop measure and the bench's calls differ in cost). Kernel call sequence against the baseline: ${e.callSequence.status}.`,
+    `A plain kernel call costs ${f(e.ffiCost.soccrdNsPerCall / 1000, 2)} µs as one FFI call through ffi-rs against ${f(e.ffiCost.baselineNsPerCall / 1000, 2)} µs in C: an overhead of ${f(e.ffiCost.overheadUsPerCall, 2)} µs per FFI call (a batch pays it once for all its kernel calls). ` +
+      `At N=${big.n}, FFI calls × that overhead come to ${share(big.checkpoint)}% of the checkpoint's gap to C and ${share(big.restore)}% of the restore's${Number(share(big.checkpoint)) > 100 || Number(share(big.restore)) > 100 ? ' (over 100%: the loop measure and the bench\'s calls differ in cost)' : ''}. Kernel call sequence against the baseline: ${e.callSequence.status}.`,
     '',
   );
   const d = e.diagCheckpoint;
   if (d) {
     out.push(
-      `The daemon saves its sockets differently from the table's engine calls: it freezes them all, looks them all up at once with socket diagnostics (daemon/sockdiag.ts: state, queue lengths, addresses, congestion control, buffer sizes, TOS and mark for many sockets per netlink round trip), and saves each with that answer. ` +
-        `At N=${d.n}: ${f(d.usPerConn)} µs and ${f(d.ffiCallsPerConn, 1)} FFI calls per connection (median of ${d.rounds} runs), against ${f(big.checkpoint.soccrdUsPerConn)} µs and ${f(big.checkpoint.ffiCallsPerConn, 0)} calls above: ${f(d.usPerConn / big.checkpoint.baselineUsPerConn, 1)}x the C baseline.`,
+      `With socket diagnostics, as the daemon saves: every socket frozen, all looked up at once (daemon/sockdiag.ts: state, queue lengths, addresses, congestion control, buffer sizes, TOS and mark for many sockets per netlink round trip), and saved with that answer (here all in one batch; the daemon saves each socket in a batch of its own as its turn in the stream comes, one or two FFI calls more per connection). ` +
+        `At N=${d.n}: ${f(d.usPerConn)} µs and ${calls(d.ffiCallsPerConn)} FFI calls per connection (median of ${d.rounds} runs), against ${f(big.checkpoint.soccrdUsPerConn)} µs and ${calls(big.checkpoint.ffiCallsPerConn)} FFI calls above: ${f(d.usPerConn / big.checkpoint.baselineUsPerConn, 1)}x the C baseline.`,
       '',
     );
   }
@@ -209,7 +259,11 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   );
   out.push('- **soccrd freeze**: `MigrateReport.freezeMs`, from the Checkpoint call to the destination live (its phases follow; release-source runs after the freeze).');
   out.push(
-    '- **floor**: the same migration of the same workload in one process (bench/floor.ts): the engine (daemon/engine.ts) imported directly takes the sockets, the same network-lock transactions (daemon/netlock.ts) lock both sides, every connection is saved and rebuilt at once in B with its queues passed in memory, the same hook moves the address and the same hand-over delivers the sockets to the same kind of new owner. No gRPC, no second daemon, no frames or checksums. soccrd and floor runs alternate; **soccrd / floor** is the ratio of their medians.',
+    `- **transport**: the destination daemon is started with \`--data-listen\` on its LAN address, as a user who configured direct transfers runs it, so \`migrate()\` sends the frames from daemon to daemon; this run's migrations used: ${transportWords(m.rows.filter((r) => r.series !== 'relay'))}.${m.rows.some((r) => r.series === 'relay') ? ' The relay series repeats one full-queue row with the frames relayed through the orchestrator (destination without `--data-listen`).' : ''}`,
+  );
+  out.push(`- **kernel calls**: the daemons' ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'soccrd' && x.nativeBatch)))}; the floor's ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'floor' && x.nativeBatch)))}.`);
+  out.push(
+    '- **floor**: the same migration of the same workload in one process (bench/floor.ts): the engine (daemon/engine.ts) imported directly takes the sockets, the same network-lock transactions (daemon/netlock.ts) lock both sides, every connection is saved (its kernel calls in batches, as the daemon makes them) and rebuilt at once in B with its queues passed in memory, the same hook moves the address and the same hand-over delivers the sockets to the same kind of new owner. No gRPC, no second daemon, no frames or checksums. soccrd and floor runs alternate; **soccrd / floor** is the ratio of their medians.',
   );
   out.push('- **queue MiB moved**: receive and send queue bytes of all N connections at the freeze (median over soccrd runs; every run below).', '');
   const full = m.rows.filter((r) => r.series === 'full');
@@ -242,9 +296,26 @@ function migrationSection(m: MigrationResults | undefined): string[] {
       `| ${r.n} | ${r.soccrd.runs} | **${ms(r.soccrd.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${p('release-source')} | **${ms(r.peerGapMaxMs)}** | ${ms(r.peerGapBeforeFreezeMs)} | ${ms(r.peerGapAfterLiveMs)} | ${ms(r.baselineGapMs)} | ${f(r.peerRtoMs, 0)} |`,
     );
   }
+  const relay = m.rows.filter((r) => r.series === 'relay');
+  if (relay.length) {
+    out.push('', '### Relay through the orchestrator, for comparison', '');
+    out.push('The same workload with the destination daemon started without `--data-listen`: `migrate()` relays the frames (Checkpoint stream out of A, Restore stream into B). ratio = relay freeze / direct freeze of the full series at the same N, same run.', '');
+    out.push('| N | queues | queue MiB moved | runs | transport | relay freeze ms | checkpoint+restore | direct freeze ms (full series) | **relay / direct** |', '| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
+    for (const r of relay) {
+      const twin = full.find((x) => x.n === r.n);
+      out.push(
+        `| ${r.n} | ${fillName(r.fill)} | ${mib(r.soccrd.queueBytes)} | ${r.soccrd.runs} | ${transportWords([r])} | **${ms(r.soccrd.freezeMs)}** | ${ms(r.soccrd.phases['checkpoint+restore'])} | ${ms(twin?.soccrd.freezeMs)} | **${ratio(twin ? r.soccrd.freezeMs / twin.soccrd.freezeMs : undefined)}** |`,
+      );
+    }
+  }
   out.push('', '### Every run', '');
-  out.push('| series | N | queues | mover | freeze ms | queue bytes moved | owner receive / send queues before (ss) | peer retransmissions |', '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |');
-  for (const r of m.rows) for (const x of r.perRun) out.push(`| ${r.series} | ${x.n} | ${fillName(x.fill)} | ${x.mover} | ${ms(x.freezeMs)} | ${x.queueBytes} | ${x.ownerRecvQueue} / ${x.ownerSendQueue} | ${x.peerRetrans} |`);
+  out.push('| series | N | queues | mover | transport | kernel calls | freeze ms | queue bytes moved | owner receive / send queues before (ss) | peer retransmissions |', '| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: |');
+  for (const r of m.rows) {
+    for (const x of r.perRun) {
+      const kc = x.nativeBatch ? kernelCallsOf([x]) : 'not recorded';
+      out.push(`| ${r.series} | ${x.n} | ${fillName(x.fill)} | ${x.mover} | ${x.transport ?? '–'} | ${kc} | ${ms(x.freezeMs)} | ${x.queueBytes} | ${x.ownerRecvQueue} / ${x.ownerSendQueue} | ${x.peerRetrans} |`);
+    }
+  }
   out.push('');
   if (m.failures.length) out.push('**Runs that failed or were not exact:**', '', ...m.failures.map((x) => `- ${x}`), '');
   if (!m.complete) out.push('**Incomplete:** the migration bench stopped (its time bound, or a signal) before every series was measured; the rows above are those it finished.', '');
@@ -289,7 +360,7 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
   const full = m?.rows.filter((r) => r.series === 'full') ?? [];
   for (const n of GOAL_FLOOR_NS) {
     const r = full.find((x) => x.n === n);
-    const text = r?.floorRatio !== undefined ? `${ms(r.soccrd.freezeMs)} ms against ${ms(r.floor?.freezeMs)} ms: ${ratio(r.floorRatio)} (${mib(r.soccrd.queueBytes)} MiB queued)` : `N=${n} not measured`;
+    const text = r?.floorRatio !== undefined ? `${ms(r.soccrd.freezeMs)} ms against ${ms(r.floor?.freezeMs)} ms: ${ratio(r.floorRatio)} (${mib(r.soccrd.queueBytes)} MiB queued; transport ${transportWords([r])})` : `N=${n} not measured`;
     out.push(`| freeze ≤ ${GOAL_FLOOR_FACTOR}x the in-process floor, ${n} connections, full queues | ${text} | ${verdict(r?.floorRatio !== undefined ? r.floorRatio <= GOAL_FLOOR_FACTOR : undefined)} |`);
   }
   const criuRows = full.filter((r) => r.criu);
@@ -299,12 +370,13 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
       ? 'CRIU failed (see the CRIU section)'
       : `CRIU not usable here (${m?.criu.reason ?? 'not run'})`;
   out.push(`| freeze below CRIU's dump + restore of the same connections (full queues) | ${criuText} | ${verdict(criuRows.length ? criuRows.every((r) => (r.criu?.totalMs ?? 0) > r.soccrd.freezeMs) : undefined)} |`);
-  const light = m?.rows.find((r) => r.series === 'light' && r.n === GOAL_LIGHT_N);
+  // Light rows by their workload (fill), whatever series label the results carry.
+  const light = m?.rows.find((r) => (r.fill === 'light' || r.series === 'light') && r.n === GOAL_LIGHT_N);
   out.push(`| ${GOAL_LIGHT_N} connections, near-empty queues: freeze ≤ ${GOAL_FREEZE_MS} ms | ${light ? `${ms(light.soccrd.freezeMs)} ms` : 'not measured'} | ${verdict(light ? light.soccrd.freezeMs <= GOAL_FREEZE_MS : undefined)} |`);
   const big = e?.rows[e.rows.length - 1];
   if (big) {
     const cp = e?.diagCheckpoint ? e.diagCheckpoint.usPerConn / big.checkpoint.baselineUsPerConn : big.checkpoint.ratio;
-    out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c (N=${big.n}) | checkpoint ${f(cp, 1)}x (the daemon's path), restore ${f(big.restore.ratio, 1)}x | ${verdict(cp <= GOAL_ENGINE_FACTOR && big.restore.ratio <= GOAL_ENGINE_FACTOR)} |`);
+    out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c (N=${big.n}) | checkpoint ${f(cp, 1)}x${e?.diagCheckpoint ? ' (with socket diagnostics)' : ''}, restore ${f(big.restore.ratio, 1)}x | ${verdict(cp <= GOAL_ENGINE_FACTOR && big.restore.ratio <= GOAL_ENGINE_FACTOR)} |`);
   } else out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c | engine bench not run | not measured |`);
   if (q) {
     out.push(`| one connection, ${f(q.queueBytes / 2 ** 20, 0)} MiB of queues: Checkpoint and Restore streams ≥ ${GOAL_STREAM_FACTOR}x plain grpc-js | Checkpoint ${f(q.checkpointRatio, 2)}x, Restore ${f(q.restoreRatio, 2)}x | ${verdict(q.checkpointRatio >= GOAL_STREAM_FACTOR && q.restoreRatio >= GOAL_STREAM_FACTOR)} |`);
@@ -316,7 +388,7 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
       `| every run byte-exact both ways, no RST, no FIN; memory bounded (peak RSS at ${GOAL_RSS_N} full-queue connections) | ${runs} runs exact, ${m.failures.length} failed${rss ? `; peak RSS source ${f(rss.source / 1024, 0)} MiB, destination ${f(rss.destination / 1024, 0)} MiB` : ''} | ${verdict(m.failures.length === 0)} |`,
     );
   }
-  const one = m?.rows.find((r) => r.series === 'light' && r.n === 1);
+  const one = m?.rows.find((r) => (r.fill === 'light' || r.series === 'light') && r.n === 1);
   if (one && one.peerRtoMs !== undefined && one.peerGapMaxMs !== undefined) {
     const bound = GOAL_STALL_MS + one.peerRtoMs;
     out.push(`| (earlier goal) peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO (${f(bound, 0)} ms here) | ${ms(one.peerGapMaxMs)} ms (freeze ${ms(one.soccrd.freezeMs)} ms) | ${verdict(one.peerGapMaxMs < bound)} |`);
@@ -332,22 +404,40 @@ function boundsSection(e: EngineResults | undefined, m: MigrationResults | undef
   if (e && big) {
     const dc = e.diagCheckpoint;
     const saveCalls = dc ? dc.ffiCallsPerConn : big.checkpoint.ffiCallsPerConn;
-    const cpAll = dc ? (dc.usPerConn * GOAL_LIGHT_N) / 1000 : (big.checkpoint.soccrdUsPerConn * GOAL_LIGHT_N) / 1000;
-    const rs = (big.restore.soccrdUsPerConn * GOAL_LIGHT_N) / 1000;
+    const cpAll = dc ? (dc.usPerConn * big.n) / 1000 : (big.checkpoint.soccrdUsPerConn * big.n) / 1000;
+    const rs = (big.restore.soccrdUsPerConn * big.n) / 1000;
+    const inBatches = (x: number | undefined): string => (x !== undefined && e.kernelCallPath?.native ? ` (${calls(x)} kernel calls inside batches)` : '');
     out.push(
-      `- **Per connection.** Saving one socket takes ${f(saveCalls, 0)} FFI calls the way the daemon does it and rebuilding it ${f(big.restore.ffiCallsPerConn, 0)}, each ${f(e.ffiCost.soccrdNsPerCall / 1000, 1)} µs through ffi-rs (${f(e.ffiCost.baselineNsPerCall / 1000, 1)} µs in C): ` +
-        `for ${GOAL_LIGHT_N} connections the engine alone takes ${ms(cpAll)} ms to save and ${ms(rs)} ms to rebuild (engine bench, this run).`,
+      `- **Per connection.** Kernel calls in the engine bench: ${engineCallPath(e)}. Saving one socket takes ${calls(saveCalls)} FFI calls${dc ? ' with socket diagnostics, all sockets in one batch (the daemon: one batch per socket)' : inBatches(big.checkpoint.batchedKernelCallsPerConn)} and rebuilding it ${calls(big.restore.ffiCallsPerConn)}${inBatches(big.restore.batchedKernelCallsPerConn)}; ` +
+        `one FFI call costs ${f(e.ffiCost.soccrdNsPerCall / 1000, 1)} µs through ffi-rs against ${f(e.ffiCost.baselineNsPerCall / 1000, 1)} µs for the same kernel call in C. ` +
+        `For ${big.n} connections the engine alone takes ${ms(cpAll)} ms to save and ${ms(rs)} ms to rebuild (engine bench, this run: ${f(dc ? dc.usPerConn / big.checkpoint.baselineUsPerConn : big.checkpoint.ratio, 1)}x and ${f(big.restore.ratio, 1)}x the C baseline).`,
     );
   }
-  const full = m?.rows.find((r) => r.series === 'full' && r.n === 1000 && r.floor);
+  // The largest full-queue row with a floor: where the per-byte cost shows most.
+  const full = m?.rows.filter((r) => r.series === 'full' && r.floor).sort((a, b) => b.n - a.n)[0];
   if (full?.floor) {
-    const perMiB = (x: number): string => f(x / (full.soccrd.queueBytes / 2 ** 20), 1);
+    const perMiB = (x: number, bytes: number): string => f(x / (bytes / 2 ** 20), 1);
+    const transports = full.soccrd.transports;
+    const path =
+      transports.length === 1 && transports[0] === 'direct'
+        ? 'the queue bytes go from the source daemon straight to the destination daemon over the direct data path (framed, sealed and checked: daemon/data-path.ts)'
+        : transports.length === 1 && transports[0] === 'relay'
+          ? 'the queue bytes cross the source daemon, the orchestrator and the destination daemon (frames, checksums, two gRPC hops)'
+          : `the runs used the ${transports.join(' and ')} transports`;
     out.push(
-      `- **Per byte.** At 1000 connections with full queues (${mib(full.soccrd.queueBytes)} MiB) soccrd's freeze comes to ${perMiB(full.soccrd.freezeMs)} ms per MiB queued, the floor's to ${perMiB(full.floor.freezeMs)} ms per MiB: the queue bytes cross the source daemon, the orchestrator and the destination daemon (frames, checksums, gRPC), where the floor copies them once from one socket into the other.`,
+      `- **Per byte.** At ${full.n} connections with full queues (${mib(full.soccrd.queueBytes)} MiB) soccrd's freeze comes to ${perMiB(full.soccrd.freezeMs, full.soccrd.queueBytes)} ms per MiB queued, the floor's to ${perMiB(full.floor.freezeMs, full.floor.queueBytes)} ms per MiB (its runs: ${mib(full.floor.queueBytes)} MiB): ${path}, where the floor copies them once from one socket into the other in one process.`,
     );
   }
+  const relay = m?.rows.find((r) => r.series === 'relay');
+  const directTwin = relay && m?.rows.find((r) => r.series === 'full' && r.n === relay.n);
+  if (relay && directTwin) {
+    out.push(
+      `- **Relay against direct.** The same ${relay.n} full-queue connections relayed through the orchestrator (destination without --data-listen): ${ms(relay.soccrd.freezeMs)} ms against ${ms(directTwin.soccrd.freezeMs)} ms direct, ${ratio(relay.soccrd.freezeMs / directTwin.soccrd.freezeMs)} (same run).`,
+    );
+  }
+  const relayed = m?.rows.some((r) => r.soccrd.transports.includes('relay'));
   out.push(
-    '- **One machine, two cores.** Both daemons, the orchestrator relaying the stream, and the owner, the peers and the new owner (all streaming) share two cores: every copy, hash, (de)serialization and FFI call adds to the freeze. The floor shares the machine with the same fixtures, in the same run.',
+    `- **One machine, two cores.** Both daemons, the orchestrator${relayed ? ' (which relays the frames only in relay runs)' : ''}, and the owner, the peers and the new owner (all streaming) share two cores: every copy, hash, (de)serialization and FFI call adds to the freeze. The floor shares the machine with the same fixtures, in the same run.`,
     '',
   );
   return out;
@@ -358,7 +448,8 @@ export const BENCH_COMMANDS = [
   'npm run bench                   # all of the below in sequence, then this file and freeze.svg',
   'node dist/bench/engine.js       # npm run bench:engine',
   'node dist/bench/queues.js       # npm run bench:queues',
-  'node dist/bench/migration.js    # npm run bench:migration [-- --series full,queues,light] [--counts 1,100,1000,10000] [--runs K] [--profile DIR]',
+  `node dist/bench/migration.js    # npm run bench:migration [-- --series full,queues,light,relay] [--counts ${DEFAULT_COUNTS.join(',')}] [--runs K] [--profile DIR]`,
+  `# 10 000 connections by flag only (--counts ${[...DEFAULT_COUNTS, 10_000].join(',')}): with them npm run bench takes well over 20 minutes on 2 cores`,
 ];
 
 export interface RunInfo {
@@ -376,7 +467,7 @@ export function writeReport(info: RunInfo): void {
   if (info.failures.length) out.push(`**Failed in this run:** ${info.failures.join('; ')}`, '');
   out.push(...goalsSection(migration, engine, queues));
   out.push(...boundsSection(engine, migration));
-  out.push(...machineSection(migration?.machine ?? queues?.machine, info.commands));
+  out.push(...machineSection(migration, queues, engine, info.commands));
   out.push(...migrationSection(migration));
   out.push(...queuesSection(queues));
   out.push(...engineSection(engine));

@@ -1141,7 +1141,7 @@ function nftCall(funcName: string, retType: DataType, paramsType: DataType[], pa
 
 // libnftables 1.0.6 (Debian 12) waits on its netlink socket with select(), and glibc aborts the whole
 // process when that fd is FD_SETSIZE or more. A daemon holding 1000+ sockets would get such an fd for
-// a new context, so it keeps a few low fds open (on /dev/null) and frees one right before each
+// a new context, so it keeps a few low fds open (on /dev/null) and frees them right before each
 // nft_ctx_new: fds are allocated lowest first.
 const FD_SETSIZE = 1024;
 const LOW_FD_RESERVE = 4;

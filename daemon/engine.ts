@@ -32,6 +32,9 @@ const SEND_QUEUE = 2;
 export const SOCCR_MARK = 0x50cc;
 
 const bit = (s: TcpState): number => 1 << s;
+const MAX_RCV_WND = 65535 << 14;
+/** Sequence number a is after b (modulo 2^32). */
+const after = (a: number, b: number): boolean => ((b - a) | 0) < 0;
 // States in which our FIN is already in the send queue (it counts in write_seq and SIOCOUTQ).
 const SENT_FIN = bit(TcpState.FIN_WAIT1) | bit(TcpState.FIN_WAIT2) | bit(TcpState.CLOSING) | bit(TcpState.LAST_ACK) | bit(TcpState.CLOSE);
 // States in which the peer's FIN was received (it counts in rcv_nxt).
@@ -490,9 +493,12 @@ export function validateSaved(s: SavedConnection): void {
     const w = s.window;
     const fin = bit(s.state) & RECEIVED_FIN ? 1 : 0;
     const rcvNxt = (s.inqSeq - fin) >>> 0;
-    const after = (a: number, b: number): boolean => ((b - a) | 0) < 0;
     if (w.maxWindow < w.sndWnd) bad('window: max_window below snd_wnd');
-    if (after(w.sndWl1, (rcvNxt + w.rcvWnd + fin) >>> 0)) bad('window: snd_wl1 beyond the receive window');
+    // No socket announces more than 65535 << 14; a larger rcv_wnd the kernel refuses (wrapping).
+    if (w.rcvWnd > MAX_RCV_WND) bad(`window: rcv_wnd ${w.rcvWnd} above 65535 << 14`);
+    // snd_wl1 beyond the receive window is not refused: a real socket can have it (restore clamps it).
+    // rcv_wup is copied from rcv_nxt whenever a window is announced, and rcv_nxt only grows: no real
+    // socket has it beyond.
     if (after((w.rcvWup - fin) >>> 0, rcvNxt)) bad('window: rcv_wup beyond rcv_nxt');
   }
 }
@@ -764,7 +770,7 @@ function addRestoreSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: Sav
   if (s.window) {
     const w = windowBuf.buf;
     const finPending = m & RECEIVED_FIN ? 1 : 0;
-    w.writeUInt32LE(s.window.sndWl1 >>> 0, 0);
+    w.writeUInt32LE(sndWl1ForRepair(s.window, (s.inqSeq - finPending) >>> 0, finPending), 0);
     w.writeUInt32LE(s.window.sndWnd >>> 0, 4);
     w.writeUInt32LE(s.window.maxWindow >>> 0, 8);
     w.writeUInt32LE((s.window.rcvWnd + finPending) >>> 0, 12);
@@ -808,6 +814,16 @@ function addRestoreSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: Sav
   }
   return stateCheck;
 }
+/**
+ * snd_wl1 as TCP_REPAIR_WINDOW accepts it: at most rcv_nxt + rcv_wnd. A real socket can be beyond that:
+ * under memory pressure the kernel takes a segment's ACK (snd_wl1 = its seq) and then drops its data.
+ * snd_wl1 only decides whether the peer's next segment may update the send window; rcv_nxt, older,
+ * just lets it do so, which is harmless.
+ */
+function sndWl1ForRepair(w: RepairWindow, rcvNxt: number, finPending: number): number {
+  return after(w.sndWl1 >>> 0, (rcvNxt + w.rcvWnd + finPending) >>> 0) ? rcvNxt : w.sndWl1 >>> 0;
+}
+
 /** Makes a restored socket live: repair off (with a window probe), then the user's SO_REUSEADDR. */
 export function resumeRestored(sock: RestoredSocket): void {
   resume(sock);

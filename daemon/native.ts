@@ -5,7 +5,7 @@
 // go further: a KernelBatch holds many kernel calls and runs them in one FFI call through the small C
 // library native/soccr_batch.c (built at install), or one FFI call each where that library is missing.
 import { constants as osConstants } from 'node:os';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
 import { SyscallError } from './errors';
@@ -1139,6 +1139,31 @@ function nftCall(funcName: string, retType: DataType, paramsType: DataType[], pa
   return load({ library: NFT_LIB, funcName, retType, paramsType, paramsValue } as Parameters<typeof load>[0]);
 }
 
+// libnftables 1.0.6 (Debian 12) waits on its netlink socket with select(), and glibc aborts the whole
+// process when that fd is FD_SETSIZE or more. A daemon holding 1000+ sockets would get such an fd for
+// a new context, so it keeps a few low fds open (on /dev/null) and frees them right before each
+// nft_ctx_new: fds are allocated lowest first.
+const FD_SETSIZE = 1024;
+const LOW_FD_RESERVE = 4;
+const lowFds: number[] = [];
+
+/** Refills the reserve of low fds; call at start, while they are free. */
+export function reserveLowFds(): void {
+  while (lowFds.length < LOW_FD_RESERVE) {
+    const fd = lowestFreeFdBelowSetSize();
+    if (fd < 0) return;
+    lowFds.push(fd);
+  }
+}
+
+/** An fd below FD_SETSIZE, opened on /dev/null, or -1 when all of them are taken. */
+function lowestFreeFdBelowSetSize(): number {
+  const fd = openSync('/dev/null', 'r'); // O_CLOEXEC: libuv's default
+  if (fd < FD_SETSIZE) return fd;
+  closeSync(fd);
+  return -1;
+}
+
 /**
  * An nftables context: its netlink socket belongs to the network namespace the calling thread is in
  * when it is created. Runs nft scripts (one transaction each) and reports their error text.
@@ -1152,15 +1177,23 @@ export class NftContext {
   }
 
   /**
-   * A context in the current network namespace, or undefined when libnftables is missing or netfilter
-   * netlink sockets cannot be opened (libnftables would exit the process on that).
+   * A context in the current network namespace, or why none can be made: libnftables missing, netfilter
+   * netlink sockets refused (libnftables would exit the process on that), or no low fd for its socket.
    */
-  static create(): NftContext | undefined {
-    if (!nftLibrary()) return undefined;
+  static create(): NftContext | string {
+    if (!nftLibrary()) return 'libnftables is missing';
     const probe = invoke(fns.socket, [AF_NETLINK, SOCK_RAW_NL | SOCK_CLOEXEC, NETLINK_NETFILTER]);
-    if (probe < 0) return undefined;
+    if (probe < 0) return 'libnftables cannot open a netfilter netlink socket';
     invoke(fns.close, [probe]);
+    // The context's socket takes the lowest free fd: the whole reserve is freed right before it (the
+    // library opens and closes files there too).
+    if (lowFds.length === 0) reserveLowFds();
+    const freed = lowFds.splice(0);
+    if (freed.length === 0) return `no file descriptor below ${FD_SETSIZE} is free for a libnftables socket (its select() would abort the daemon)`;
+    for (const fd of freed) closeSync(fd);
     const ctx = nftCall('nft_ctx_new', DataType.External, [I32], [0]);
+    // Its socket is at one of them or lower, unless another thread opened as many fds meanwhile.
+    reserveLowFds();
     nftCall('nft_ctx_buffer_output', I32, [DataType.External], [ctx]);
     nftCall('nft_ctx_buffer_error', I32, [DataType.External], [ctx]);
     return new NftContext(ctx);

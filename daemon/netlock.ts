@@ -15,7 +15,7 @@ import { SoccrError } from './errors';
 import type { DaemonInstance } from './instance';
 import type { Logger } from './log';
 import { SocketAddress, isMappedIPv4 } from './sockaddr';
-import { NftContext } from './native';
+import { NftContext, reserveLowFds } from './native';
 import { inNetnsFd } from './netns';
 import { networkLockTimed } from './metrics';
 
@@ -107,6 +107,8 @@ export class NetworkLock {
 
   constructor(private readonly o: NetworkLockOptions) {
     this.viaLibrary = NftContext.available();
+    // Low fds for the contexts' sockets to come, taken while the daemon holds few (see native.ts).
+    if (this.viaLibrary) reserveLowFds();
   }
 
   /** Runs `script` in the namespace (the daemon's own if undefined): what it printed, and '' or nft's error text. */
@@ -134,8 +136,9 @@ export class NetworkLock {
     const keep = own || (ns !== undefined && 'held' in ns);
     let ctx = own ? this.ownNft : ns?.nft;
     if (!ctx) {
-      ctx = inside(() => NftContext.create());
-      if (!ctx) return { output: '', error: 'libnftables cannot open a netfilter netlink socket' };
+      const made = inside(() => NftContext.create());
+      if (typeof made === 'string') return { output: '', error: made };
+      ctx = made;
       if (own) this.ownNft = ctx;
       else if (keep) (ns as NamespaceRef).nft = ctx;
     }

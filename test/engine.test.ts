@@ -225,6 +225,22 @@ for (const path of PATHS) describe(`repair engine on the real kernel (${path.nam
     await verifyStreams(p.peer, receiver, x);
   });
 
+  it('a saved snd_wl1 beyond the receive window (ACK taken, data dropped under memory pressure) restores, both streams exact', async () => {
+    const p = await connectPair('ipv4', 2);
+    const x = await setUp(p, TcpState.ESTABLISHED);
+    const ownerAt = await p.owner.command('quiesce');
+    const { frozen, saved } = checkpoint(p.owner);
+    await killOwner(p.owner, frozen);
+    const w = saved.window;
+    assert.ok(w, 'the saved state has a repair window');
+    const beyond = { ...saved, window: { ...w, sndWl1: (saved.inqSeq + w.rcvWnd + 100_000) >>> 0 } };
+    const r = restore(beyond, { netns: p.topo.nsPath(p.topo.hosts[1]) });
+    assert.equal(save(r).window?.sndWl1, saved.inqSeq, 'snd_wl1 clamped to rcv_nxt');
+    const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+    p.topo.routeTo(1);
+    await verifyStreams(p.peer, receiver, x);
+  });
+
   describe('refusals', () => {
     it('each refused socket gets its typed error and stays untouched', async () => {
       const p = await connectPair('ipv4', 1);

@@ -4,7 +4,8 @@
 // entries, and a table of the lock's name that soccrd did not make is refused and left as it is.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { Socket, createConnection } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrClient } from '../client/client';
@@ -181,6 +182,40 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
 
   after(() => {
     assert.deepEqual(leftoverNamespaces(), [], 'network namespaces left behind');
+  });
+
+  it('a daemon holding more than 1024 fds locks in a namespace new to it (libnftables select() would abort it)', async () => {
+    // Fds 3..50 stay free at the start, then 1100 inherited ones: the daemon takes what it needs at
+    // start low, and the test then fills every fd left below 1024 with connections to it.
+    const extra = Array.from({ length: 1100 }, () => openSync('/dev/null', 'r'));
+    try {
+      const d = await DaemonProcess.start({ inheritFds: [...Array<'ignore'>(48).fill('ignore'), ...extra] });
+      const pid = d.proc.pid as number;
+      const lowFree = (): number => 1024 - readdirSync(`/proc/${pid}/fd`).filter((f) => Number(f) < 1024).length;
+      const fillers: Socket[] = [];
+      try {
+        for (let i = 0; i < 5 && lowFree() > 0; i++) {
+          const want = lowFree() + 4;
+          for (let j = 0; j < want; j++) fillers.push(createConnection(d.socketPath));
+          await sleep(500);
+        }
+        assert.equal(lowFree(), 0, 'every fd below 1024 of the daemon is taken');
+        const p = await connectPair('ipv4', 1);
+        const host = p.topo.hosts[0];
+        const client = clientOf(d);
+        const held = await client.checkpointToFile(p.owner.pid, { all: true, leaseMs: 60_000 }, socketPath('fds'));
+        assert.equal(lockEntries(host, d.lockTable), 1, 'the daemon locked the connection in the new namespace');
+        assert.equal(d.proc.exitCode, null, 'the daemon lives');
+        await client.resume(held.header.sessionId);
+        assert.equal(lockEntries(host, d.lockTable), 0, 'the daemon unlocked the connection');
+        await p.owner.command('read', { on: true });
+        await verifyStreams(p.peer, p.owner, ESTABLISHED);
+      } finally {
+        for (const f of fillers) f.destroy();
+      }
+    } finally {
+      for (const fd of extra) closeSync(fd);
+    }
   });
 
   /** A daemon in the pair's host namespace, named after its instance, holding the pair's connection frozen and locked. */

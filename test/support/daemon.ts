@@ -37,6 +37,8 @@ export interface DaemonOptions {
    * the state directory is gone.
    */
   defaultLockTable?: boolean;
+  /** More fds the daemon inherits, after LISTEN_FDS's: fd numbers, or 'ignore' to leave that fd free. */
+  inheritFds?: Array<number | 'ignore'>;
 }
 
 export class DaemonProcess {
@@ -54,6 +56,7 @@ export class DaemonProcess {
     public env: Record<string, string> = {},
     readonly listenFds: Array<{ fd: number; name: string }> = [],
     defaultLockTable = false,
+    readonly inheritFds: Array<number | 'ignore'> = [],
   ) {
     this.givenLockTable = defaultLockTable ? undefined : `soccrt${process.pid}d${counter++}`;
     this.dir = mkdtempSync(join(tmpdir(), 'soccrt-d'));
@@ -67,7 +70,7 @@ export class DaemonProcess {
    */
   static async start(argsOrOptions: string[] | DaemonOptions = []): Promise<DaemonProcess> {
     const o: DaemonOptions = Array.isArray(argsOrOptions) ? { args: argsOrOptions } : argsOrOptions;
-    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds, o.defaultLockTable);
+    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds, o.defaultLockTable, o.inheritFds);
     running.add(d);
     await d.spawn();
     return d;
@@ -80,7 +83,7 @@ export class DaemonProcess {
     const fds = this.listenFds.map((l) => l.fd);
     if (fds.length) Object.assign(env, { LISTEN_FDS: String(fds.length), LISTEN_FDNAMES: this.listenFds.map((l) => l.name).join(':') });
     const command = [...(this.netns ? ['ip', 'netns', 'exec', this.netns] : []), ...(fds.length ? ['sh', '-c', 'LISTEN_PID=$$ exec "$@"', 'sh'] : []), process.execPath, ...argv];
-    this.proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...fds], env });
+    this.proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...fds, ...this.inheritFds], env });
     this.proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 15_000;

@@ -181,7 +181,8 @@ class Demo {
     d.info(`(look inside while it runs: ip netns exec ${lan.ns.C} ss -tni)`);
 
     this.enter('a soccrd on each host, each with its own socket and state directory');
-    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B })]);
+    // B takes direct transfers on its LAN address: the queue bytes go from daemon to daemon.
+    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B, args: ['--data-listen', `${LAN_NODES.B.v4}:0`] })]);
     for (const [name, daemon] of [
       ['A', a],
       ['B', b],
@@ -255,7 +256,7 @@ class Demo {
 
   private recordMigration(r: MigrateReport): void {
     this.rows.push(['connections', `${r.connections} × ${SERVICE_V4}:${PORT} ⇄ ${LAN_NODES.C.v4}, moved from host A to host B`]);
-    this.rows.push(['freeze', `${formatMs(r.freezeMs)} (checkpoint to destination live)`]);
+    this.rows.push(['freeze', `${formatMs(r.freezeMs)} (checkpoint to destination live; frames ${r.transport === 'direct' ? 'sent straight from A to B' : 'relayed by the orchestrator'})`]);
     this.rows.push(['phases', r.phases.map((p) => `${p.name} ${formatMs(p.ms)}`).join(', ')]);
     this.rows.push(['queue bytes moved', formatBytes(r.queueBytes)]);
   }

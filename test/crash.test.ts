@@ -16,12 +16,13 @@ import { silentLogger } from '../daemon/log';
 import * as N from '../daemon/native';
 import { NetworkLock } from '../daemon/netlock';
 import { TcpState } from '../daemon/state';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
+import { DaemonProcess, daemonLogs } from './support/daemon';
 import { killAllEndpoints } from './support/endpoint';
-import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
-import { MultiFixture, killAllMulti, untilExchanged } from './support/multi';
+import { Lan, SERVICE_V4, leftoverLanNamespaces } from './support/lan';
+import { tearDownLabs } from './support/migration-lab';
+import { MultiFixture, untilExchanged } from './support/multi';
 import { leftoverNamespaces, run, lockEntries } from './support/netns';
-import { Expect, KiB, Pair, connectPair, destroyTopologies, sleep, socketPath, verifyStreams } from './support/scenario';
+import { Expect, KiB, Pair, connectPair, sleep, socketPath, verifyStreams } from './support/scenario';
 
 function journal(d: DaemonProcess): unknown[] {
   return Journal.records(d.stateDir);
@@ -85,10 +86,7 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     client = undefined;
     if (this.currentTest?.state === 'failed') process.stderr.write(`${daemonLogs(60)}\n`);
     await killAllEndpoints();
-    await killAllMulti();
-    await cleanupDaemons();
-    destroyTopologies();
-    destroyLans();
+    await tearDownLabs();
   });
 
   after(() => {

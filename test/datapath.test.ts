@@ -13,40 +13,17 @@ import { MigrateError, migrate } from '../client/migrate';
 import { SessionState, SoccrClient } from '../client/client';
 import type { RestoreOptions } from '../client/client';
 import type { DataSenderAction } from './fixtures/data-sender';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
-import { LAN_NODES, Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
-import { MultiFixture, exchangeProblems, killAllMulti, untilExchanged } from './support/multi';
+import { DaemonProcess, daemonLogs } from './support/daemon';
+import { LAN_NODES, leftoverLanNamespaces } from './support/lan';
+import { MigrationLab, labLockEntries, resumeAtSource, startMigrationLab, tearDownLabs } from './support/migration-lab';
+import { MultiFixture, exchangeProblems, untilExchanged } from './support/multi';
 import { lockEntries } from './support/netns';
-import { destroyTopologies, sleep, socketPath } from './support/scenario';
+import { sleep, socketPath } from './support/scenario';
 
-const PORT = 5000;
+type Setup = MigrationLab;
 
-interface Setup {
-  lan: Lan;
-  a: DaemonProcess;
-  b: DaemonProcess;
-  server: MultiFixture;
-  clients: MultiFixture;
-}
-
-/** A and B, B taking direct transfers on `dataListen`; `count` connections streaming both ways, queues filled. */
-async function setup(count: number, dataListen = `${LAN_NODES.B.v4}:0`): Promise<Setup> {
-  const lan = Lan.create();
-  const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B, args: ['--data-listen', dataListen] })]);
-  const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count });
-  const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count, bytesPerTick: 8 * 1024 });
-  await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
-  await server.stream(true);
-  await clients.stream(true);
-  await sleep(300);
-  // The server stops reading for a while and writes a burst: both queues hold bytes.
-  await server.read(false);
-  await server.write(2 * 1024 * 1024);
-  await sleep(300);
-  await server.read(true);
-  await sleep(100);
-  return { lan, a, b, server, clients };
-}
+/** A and B, B taking direct transfers on `dataListen`; `count` connections streaming both ways, both queues filled. */
+const setup = (count: number, dataListen = `${LAN_NODES.B.v4}:0`): Promise<Setup> => startMigrationLab(count, { bArgs: ['--data-listen', dataListen], burstBytes: 2 * 1024 * 1024 });
 
 /** After a refused or abandoned transfer: the old owner goes on, exact bytes, nothing left on either side. */
 async function assertSurvivedAtSource(t: Setup): Promise<void> {
@@ -59,15 +36,12 @@ async function assertSurvivedAtSource(t: Setup): Promise<void> {
       c.close();
     }
   }
-  await t.server.resume();
-  await sleep(500);
-  await t.clients.stream(false);
-  await t.server.stream(false);
-  const [s, c] = await untilExchanged(t.server, t.clients, 30_000);
+  const [s, c] = await resumeAtSource(t);
   assert.deepEqual(exchangeProblems(s, c), []);
   assert.ok(s.connections.every((x) => x.error === null && !x.eof), 'no RST, no FIN at the source');
-  assert.equal(lockEntries(t.lan.ns.A, t.a.lockTable), 0, 'lock entries left on A');
-  assert.equal(lockEntries(t.lan.ns.B, t.b.lockTable), 0, 'lock entries left on B');
+  const left = labLockEntries(t);
+  assert.equal(left.a, 0, 'lock entries left on A');
+  assert.equal(left.b, 0, 'lock entries left on B');
 }
 
 async function dataEndpoint(d: DaemonProcess): Promise<string> {
@@ -156,10 +130,7 @@ describe('direct data path between daemons', function () {
 
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') process.stderr.write(`${daemonLogs()}\n`);
-    await killAllMulti();
-    await cleanupDaemons();
-    destroyLans();
-    destroyTopologies();
+    await tearDownLabs();
   });
 
   after(() => {

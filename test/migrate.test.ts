@@ -5,39 +5,16 @@ import { strict as assert } from 'node:assert';
 import { ChildProcess, execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { MigrateError, migrate } from '../client/migrate';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
-import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from './support/lan';
-import { MultiFixture, MultiStatus, exchangeProblems, killAllMulti, untilExchanged } from './support/multi';
+import { daemonLogs } from './support/daemon';
+import { leftoverLanNamespaces } from './support/lan';
+import { MigrationLab, labLockEntries, resumeAtSource, startMigrationLab, tearDownLabs } from './support/migration-lab';
+import { MultiFixture, MultiStatus, exchangeProblems, untilExchanged } from './support/multi';
 import { lockEntries } from './support/netns';
-import { sleep, socketPath, destroyTopologies } from './support/scenario';
+import { sleep, socketPath } from './support/scenario';
 
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
-const PORT = 5000;
-
-interface Bench {
-  lan: Lan;
-  a: DaemonProcess;
-  b: DaemonProcess;
-  server: MultiFixture;
-  clients: MultiFixture;
-}
-
-async function bench(count: number): Promise<Bench> {
-  const lan = Lan.create();
-  const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B })]);
-  const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count });
-  const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count, bytesPerTick: 8 * 1024 });
-  await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
-  // Both ways, continuously; the server sometimes stops reading so that queues fill.
-  await server.stream(true);
-  await clients.stream(true);
-  await sleep(300);
-  await server.read(false);
-  await sleep(200);
-  await server.read(true);
-  await sleep(100);
-  return { lan, a, b, server, clients };
-}
+type Bench = MigrationLab;
+const bench = (count: number): Promise<Bench> => startMigrationLab(count);
 
 interface CliResult {
   code: number;
@@ -70,14 +47,11 @@ async function handOffApplication(t: Bench): Promise<{ receiver: MultiFixture; p
 
 /** After an abort: the old owner goes on, every connection carries exact bytes, no lock entry left. */
 async function assertSurvivedAtSource(t: Bench): Promise<void> {
-  await t.server.resume();
-  await sleep(500);
-  await t.clients.stream(false);
-  await t.server.stream(false);
-  const [s] = await untilExchanged(t.server, t.clients, 30_000);
+  const [s] = await resumeAtSource(t);
   assert.ok(s.connections.every((c) => c.error === null && !c.eof));
-  assert.equal(lockEntries(t.lan.ns.A, t.a.lockTable), 0, 'lock entries left on A');
-  assert.equal(lockEntries(t.lan.ns.B, t.b.lockTable), 0, 'lock entries left on B');
+  const left = labLockEntries(t);
+  assert.equal(left.a, 0, 'lock entries left on A');
+  assert.equal(left.b, 0, 'lock entries left on B');
 }
 
 describe('live migration between hosts with traffic flowing', function () {
@@ -85,10 +59,7 @@ describe('live migration between hosts with traffic flowing', function () {
 
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') process.stderr.write(`${daemonLogs()}\n`);
-    await killAllMulti();
-    await cleanupDaemons();
-    destroyLans();
-    destroyTopologies();
+    await tearDownLabs();
   });
 
   after(() => {

@@ -72,9 +72,14 @@ export interface PinnedBuffer {
 }
 export function pinned(size: number): PinnedBuffer {
   const buf = Buffer.alloc(Math.max(size, 1));
+  return { buf, addr: remember(buf) };
+}
+
+/** Learns `buf`'s address (one FFI call) and records it for every view of its memory. */
+function remember(buf: Buffer): number {
   const addr = addressOf(buf);
   knownAddresses.set(buf.buffer, addr - buf.byteOffset);
-  return { buf, addr };
+  return addr;
 }
 
 // The memory of every pinned buffer by its ArrayBuffer: any view of it has a known address, and a
@@ -82,7 +87,7 @@ export function pinned(size: number): PinnedBuffer {
 const knownAddresses = new WeakMap<ArrayBufferLike, number>();
 
 /** The address of `buf`'s first byte if it is a view of pinned memory, else undefined. */
-export function knownAddress(buf: Buffer): number | undefined {
+function knownAddress(buf: Buffer): number | undefined {
   const base = knownAddresses.get(buf.buffer);
   return base === undefined ? undefined : base + buf.byteOffset;
 }
@@ -100,12 +105,12 @@ let slabUsed = 0;
 export function allocPinned(size: number): Buffer {
   if (size > SLAB_SIZE / 4) {
     const own = Buffer.allocUnsafeSlow(size);
-    knownAddresses.set(own.buffer, addressOf(own) - own.byteOffset);
+    remember(own);
     return own;
   }
   if (!slab || slabUsed + size > SLAB_SIZE) {
     slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-    knownAddresses.set(slab.buffer, addressOf(slab) - slab.byteOffset);
+    remember(slab);
     slabUsed = 0;
   }
   const out = slab.subarray(slabUsed, slabUsed + size);
@@ -436,7 +441,7 @@ const F = {
   OUT_LEN: 17,
 } as const;
 const DATA_OFF = 72; // bytes: inline memory for small values
-export const INLINE_BYTES = 56;
+const INLINE_BYTES = 56;
 const ABI = 1;
 
 /** Where an op's fd comes from: a number, or the result of an earlier op of the same batch (a new socket). */
@@ -488,7 +493,6 @@ const runWithSpec = {
 // The fallback's calls on memory it has no address for (a big queue handed in as a Buffer).
 const recvU8 = spec('recv', [I32, DataType.U8Array, I64, I32], I64);
 const sendU8 = spec('send', [I32, DataType.U8Array, I64, I32], I64);
-const fstatSpec = spec('fstat', [I32, I64]);
 const ONE_BYTE = Buffer.alloc(1);
 // Bytes without a known address up to this size are copied into the batch's own pinned memory: a
 // Buffer argument costs ffi-rs about as much as copying 30-40 KiB (measured on this machine).
@@ -706,11 +710,6 @@ export class KernelBatch {
     return this.add(OP.PIDFD_GETFD, pidfd, targetFd, 0, 0, flags);
   }
 
-  /** The fd's inode (st_ino): inode(i). */
-  fstatIno(fd: FdArg, flags = 0): number {
-    return this.inline(this.add(OP.FSTAT_INO, fd, 0, 0, 0, flags), 8);
-  }
-
   /** Runs every op; returns how many failed (skipped ones not counted). */
   run(): number {
     const n = this.count;
@@ -822,9 +821,6 @@ export class KernelBatch {
       case OP.PIDFD_GETFD:
         r = invoke(fns.pidfd_getfd, [fd, a1, a2]);
         break;
-      case OP.FSTAT_INO:
-        r = this.fstatIno1(fd, inlineAddr);
-        break;
       default:
         throw new RangeError(`unknown batch op ${code}`);
     }
@@ -854,15 +850,6 @@ export class KernelBatch {
     this.setResult(o, off);
     return off === len ? [off, 0] : [-2, err];
   }
-
-  private fstatIno1(fd: number, inlineAddr: number): number {
-    // struct stat on x86-64 and arm64 alike holds st_ino at offset 8; fstat writes 144 bytes.
-    const st = this.statBuf ?? (this.statBuf = pinned(256));
-    const r = invoke(fstatSpec, [fd, st.addr]);
-    if (r === 0) st.buf.copy(this.mem.buf, inlineAddr - this.mem.addr, 8, 16);
-    return r;
-  }
-  private statBuf: PinnedBuffer | undefined;
 
   private setResult(o: number, r: number): void {
     this.words[o + F.RESULT] = r % 0x100000000 | 0;
@@ -905,10 +892,6 @@ export class KernelBatch {
     return this.mem.buf.subarray(off, off + Math.min(this.word(i, F.OUT_LEN) >>> 0, INLINE_BYTES));
   }
 
-  inode(i: number): number {
-    return Number(this.mem.buf.readBigUInt64LE(this.dataOff(i)));
-  }
-
   /** A failed op as the per-call bindings would have thrown it. */
   error(i: number, context?: string): SyscallError {
     const code = this.word(i, F.CODE);
@@ -916,11 +899,6 @@ export class KernelBatch {
     const a2 = this.word(i, F.A2);
     const ctx = context ?? (code === OP.SETSOCKOPT || code === OP.GETSOCKOPT ? `${a1}/${a2}` : code === OP.IOCTL ? `0x${(a1 >>> 0).toString(16)}` : undefined);
     return new SyscallError(OP_NAMES[code] ?? `op ${code}`, this.word(i, F.ERR), ctx);
-  }
-
-  /** Skipped because an earlier op of its group failed. */
-  skipped(i: number): boolean {
-    return this.word(i, F.STATUS) === ST_SKIPPED;
   }
 }
 

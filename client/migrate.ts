@@ -226,6 +226,13 @@ function roundMs(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
+/** Waits until `p` settles (it never rejects) or `ms` pass, whichever comes first. */
+async function settledWithin(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -520,11 +527,6 @@ class Migration {
       sourceError ??= err;
       cancelRestore.abort();
     });
-    const settledWithin = async (ms: number): Promise<void> => {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([streamed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-      clearTimeout(timer);
-    };
     let info: SessionInfoMsg;
     try {
       info = await restored;
@@ -532,22 +534,20 @@ class Migration {
       const sourceFirst = sourceError !== undefined;
       // The source ends by itself once the destination closed the data connection, after its session
       // header (which tells the rollback what to resume) if it froze anything.
-      if (!sourceFirst) await settledWithin(5000);
+      if (!sourceFirst) await settledWithin(streamed, 5000);
       cp.cancel();
       throw sourceFirst ? new SideError('source Checkpoint', sourceError) : new SideError('destination Restore', err);
     }
     this.destinationSession = info.sessionId;
     this.report.destinationSessionId = info.sessionId;
     // The destination answers once it has the stream end; the source's own end follows at once.
-    if (!sourceDone) await settledWithin(2000);
+    if (!sourceDone) await settledWithin(streamed, 2000);
     if (sourceError !== undefined) throw new SideError('source Checkpoint', sourceError);
     if (!sourceDone) {
       cp.cancel();
       throw new SideError('destination Restore', new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the source's checkpoint stream was complete`));
     }
-    if (info.state !== SessionState.HELD) {
-      throw new SideError('destination Restore', new SoccrError('SESSION_STATE', `session ${info.sessionId} is ${sessionStateName(info.state)}, expected HELD`));
-    }
+    expectHeld(info);
     this.report.connections = info.connections.length;
     this.report.queueBytes = info.connections.reduce((n, c) => n + c.recvQueueLen + c.sendQueueLen, 0);
   }
@@ -617,19 +617,13 @@ class Migration {
     this.report.destinationSessionId = info.sessionId;
     // A destination that answers before its input ended leaves the relay finishing the source's stream
     // (its status follows the end frame at once): give it a moment.
-    if (!complete) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([relaySettled, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
-      clearTimeout(timer);
-    }
+    if (!complete) await settledWithin(relaySettled, 2000);
     if (!complete) {
       cancelledHere = true;
       cp.cancel();
       throw new SideError('destination Restore', new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the checkpoint stream was complete`));
     }
-    if (info.state !== SessionState.HELD) {
-      throw new SideError('destination Restore', new SoccrError('SESSION_STATE', `session ${info.sessionId} is ${sessionStateName(info.state)}, expected HELD`));
-    }
+    expectHeld(info);
   }
 
   /** Follows the frames as they pass (nothing of the queues is kept). */
@@ -941,5 +935,12 @@ class LeaseKeeper {
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+  }
+}
+
+/** The destination's Restore answer must leave its session HELD (nothing live before Resume). */
+function expectHeld(info: SessionInfoMsg): void {
+  if (info.state !== SessionState.HELD) {
+    throw new SideError('destination Restore', new SoccrError('SESSION_STATE', `session ${info.sessionId} is ${sessionStateName(info.state)}, expected HELD`));
   }
 }

@@ -26,7 +26,7 @@ function loadSodium(): Sodium | undefined {
 
 const sodium = loadSodium();
 
-/** Which implementation seals here: 'libsodium' or 'node' (for logs and GetVersion-style reports). */
+/** Which implementation seals here: 'libsodium' or 'node' (the tests name it). */
 export const AEAD_IMPLEMENTATION: 'libsodium' | 'node' = sodium ? 'libsodium' : 'node';
 
 const CIPHER = 'chacha20-poly1305';

@@ -476,7 +476,7 @@ export class SocketRepairService {
   private dataPathFrames(t: DataTransferMsg, signal: AbortSignal): AsyncGenerator<FrameMsg> {
     if (!this.o.dataListener) throw new SoccrError('SESSION_STATE', 'this daemon takes no direct transfers (start it with --data-listen)');
     if (t.endpoint) throw new SoccrError('BAD_REQUEST', "a restore's data transfer names no endpoint (the source connects to this daemon's)");
-    const { transferId, key, timeoutMs } = checkDataTransfer(t);
+    const { transferId, key, timeoutMs } = dataTransferParams(t);
     return this.o.dataListener.receive(transferId, key, timeoutMs, signal);
   }
 
@@ -638,13 +638,14 @@ async function streamOverDataPath(call: CheckpointCall, data: DataSender, header
   }
 }
 
-function checkDataTransfer(t: DataTransferMsg): { transferId: Buffer; key: Buffer; timeoutMs: number } {
+/** The transfer's id, key and timeout as the data path takes them (checkTransferKeys there checks their sizes). */
+function dataTransferParams(t: DataTransferMsg): { transferId: Buffer; key: Buffer; timeoutMs: number } {
   return { transferId: Buffer.from(t.transferId ?? []), key: Buffer.from(t.key ?? []), timeoutMs: t.timeoutMs || DEFAULT_DATA_TIMEOUT_MS };
 }
 
 async function connectDataPath(t: DataTransferMsg): Promise<DataSender> {
   if (!t.endpoint) throw new SoccrError('BAD_REQUEST', "a checkpoint's data transfer needs the destination's endpoint");
-  const { transferId, key, timeoutMs } = checkDataTransfer(t);
+  const { transferId, key, timeoutMs } = dataTransferParams(t);
   return DataSender.connect(t.endpoint, transferId, key, timeoutMs);
 }
 

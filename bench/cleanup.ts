@@ -3,11 +3,11 @@
 // processes and directories a bench registered itself (CRIU's holder, its images), also on failure and
 // on Ctrl-C or SIGTERM.
 import { rmSync } from 'node:fs';
-import { cleanupDaemons, daemonLogs } from '../test/support/daemon';
-import { killAllEndpoints } from '../test/support/endpoint';
-import { destroyLans } from '../test/support/lan';
-import { killAllMulti } from '../test/support/multi';
-import { destroyTopologies } from '../test/support/scenario';
+import { cleanupDaemons, daemonLogs } from '../lab/daemon';
+import { killAllEndpoints } from '../lab/endpoint';
+import { destroyLans } from '../lab/lan';
+import { killAllMulti } from '../lab/multi';
+import { destroyTopologies } from '../lab/scenario';
 
 const ownPids = new Set<number>();
 const ownPaths = new Set<string>();

@@ -15,12 +15,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as N from '../daemon/native';
-import * as E from '../daemon/engine';
-import { ProcessHandle, listTcpSockets } from '../daemon/acquire';
-import { NetnsHandle } from '../daemon/netns';
-import { diagnose } from '../daemon/sockdiag';
-import { SavedConnection, TcpState } from '../daemon/state';
+import * as N from '../daemon/kernel/native';
+import * as E from '../daemon/repair/engine';
+import { ProcessHandle, listTcpSockets } from '../daemon/repair/acquire';
+import { NetnsHandle } from '../daemon/kernel/netns';
+import { diagnose } from '../daemon/kernel/sockdiag';
+import { SavedConnection, TcpState } from '../protocol/saved-state';
 import { BenchSetupError, failBench, fdLimitError as commonFdLimitError, median, reexecWithFdLimit as reexecCommon, requireRoot, sleep, softFdLimit, withTimeout } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');

@@ -18,15 +18,15 @@
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { ProcessHandle, listTcpSockets } from '../daemon/acquire';
-import { deliver } from '../daemon/delivery';
-import { FrozenSocket, RestoredSocket, SOCCR_MARK, captureAll, pauseAll, restore, resumeAll, silentCloseAll } from '../daemon/engine';
+import { ProcessHandle, listTcpSockets } from '../daemon/repair/acquire';
+import { deliver } from '../daemon/custody/delivery';
+import { FrozenSocket, RestoredSocket, SOCCR_MARK, captureAll, pauseAll, restore, resumeAll, silentCloseAll } from '../daemon/repair/engine';
 import { silentLogger } from '../daemon/log';
-import * as N from '../daemon/native';
-import { LockTuple, NetworkLock } from '../daemon/netlock';
-import { NetnsHandle } from '../daemon/netns';
-import { diagnose } from '../daemon/sockdiag';
-import { SUPPORTED_STATES, TcpState } from '../daemon/state';
+import * as N from '../daemon/kernel/native';
+import { LockTuple, NetworkLock } from '../daemon/custody/netlock';
+import { NetnsHandle } from '../daemon/kernel/netns';
+import { diagnose } from '../daemon/kernel/sockdiag';
+import { SUPPORTED_STATES, TcpState } from '../protocol/saved-state';
 
 export interface FloorOptions {
   /** the owner of the connections */

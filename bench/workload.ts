@@ -16,8 +16,8 @@
 // carried exactly its streams both ways (no loss, duplicate or corruption, no RST, no FIN).
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { Lan, SERVICE_V4 } from '../test/support/lan';
-import { MultiFixture, MultiStatus, Offsets, exchangeProblems, untilExchanged } from '../test/support/multi';
+import { Lan, SERVICE_V4 } from '../lab/lan';
+import { MultiFixture, MultiStatus, Offsets, exchangeProblems, untilExchanged } from '../lab/multi';
 import { sleep } from './common';
 
 /**

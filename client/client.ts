@@ -6,7 +6,7 @@ import { checkServerIdentity } from 'node:tls';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
-import { SoccrError } from '../daemon/errors';
+import { SoccrError } from '../protocol/errors';
 import {
   DEFAULT_LIMITS,
   FILE_HEADER_LEN,
@@ -27,7 +27,7 @@ import {
   tcpStateName,
   unpackFrames,
   warmFrameCodecs,
-} from '../daemon/protocol';
+} from '../protocol/protocol';
 import type {
   AssemblyLimits,
   CheckedConnection,
@@ -42,12 +42,12 @@ import type {
   SessionHeaderMsg,
   SessionInfoMsg,
   SocketEntryMsg,
-} from '../daemon/protocol';
-import type { RepairWindow, UserSocketOptions } from '../daemon/state';
+} from '../protocol/protocol';
+import type { RepairWindow, UserSocketOptions } from '../protocol/saved-state';
 
 // The message shapes are daemon/protocol.ts's (proto-loader with keepCase: false, longs: Number,
 // enums: Number, defaults: true, oneofs: true: every scalar present, absent messages null).
-export { AddressFamily, SessionKind, SessionState } from '../daemon/protocol';
+export { AddressFamily, SessionKind, SessionState } from '../protocol/protocol';
 export type {
   AddressMsg,
   FeaturesMsg,
@@ -58,7 +58,7 @@ export type {
   SessionHeaderMsg,
   SessionInfoMsg,
   SocketEntryMsg,
-} from '../daemon/protocol';
+} from '../protocol/protocol';
 
 /** Where soccrd listens unless told otherwise. */
 export const DEFAULT_ADDRESS = 'unix:///run/soccrd/soccrd.sock';

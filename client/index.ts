@@ -1,6 +1,7 @@
 // The public client API of soccrd: the gRPC client (SoccrClient, describeError), checkpoint files
-// (readCheckpointFile, describeCheckpointFile), live migration between two daemons (migrate) and the
-// receiving end of a socket hand-over.
+// (readCheckpointFile, describeCheckpointFile) and live migration between two daemons (migrate). It loads
+// no native code; the receiving end of a socket hand-over, which does, is its own entry point
+// (receiver/receiver.ts).
 export {
   SoccrClient,
   describeError,
@@ -38,7 +39,6 @@ export type {
   SessionHeaderMsg,
 } from './client';
 // A checkpoint stream may pack frames into batches: unpackFrames gives them one by one.
-export { unpackFrames, frameKind, HANDOVER_MAX_MS, RESUME_DEADLINE_MS } from '../daemon/protocol';
+export { unpackFrames, frameKind, HANDOVER_MAX_MS, RESUME_DEADLINE_MS } from '../protocol/protocol';
 export { migrate, MigrateError, MIGRATE_PHASES, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_RELEASE_ATTEMPTS } from './migrate';
 export type { MigrateOptions, MigrateReport, MigratePhase, PhaseEvent, PhaseTiming, HookResult, MigrateConnection, MigrateAddress } from './migrate';
-export * from './receiver';

@@ -27,10 +27,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { SoccrError } from '../daemon/errors';
-import { RESUME_DEADLINE_MS, decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../daemon/protocol';
-import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../daemon/sealed-records';
-import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../daemon/protocol';
+import { SoccrError } from '../protocol/errors';
+import { RESUME_DEADLINE_MS, decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../protocol/protocol';
+import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../protocol/sealed-records';
+import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/protocol';
 import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName, warmCodecs } from './client';
 import type { GetVersionResponseMsg, SessionInfoMsg } from './client';
 

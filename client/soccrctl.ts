@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { formatAddressMsg, tcpStateName } from '../daemon/protocol';
-import type { AddressMsg } from '../daemon/protocol';
+import { formatAddressMsg, tcpStateName } from '../protocol/protocol';
+import type { AddressMsg } from '../protocol/protocol';
 import {
   CheckpointFileDescription,
   DEFAULT_ADDRESS,

@@ -4,9 +4,9 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { SyscallError } from './errors';
-import { QueueKind } from './protocol';
-import type { SessionManager } from './sessions';
+import { SyscallError } from '../protocol/errors';
+import { QueueKind } from '../protocol/protocol';
+import type { SessionManager } from './custody/sessions';
 
 export const registry = new Registry();
 

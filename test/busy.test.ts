@@ -12,15 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_TIMEOUT_MS, SessionKind, SessionState, SoccrClient, readCheckpointFile } from '../client/client';
-import type { FrameMsg } from '../daemon/protocol';
-import { frameKind } from '../daemon/protocol';
-import { localAddress, peerAddress } from '../daemon/engine';
-import * as N from '../daemon/native';
-import type { SocketAddress } from '../daemon/sockaddr';
-import { DaemonProcess, cleanupDaemons, daemonLogs, expectStatus } from './support/daemon';
-import { MultiFixture, killAllMulti } from './support/multi';
-import { SERVICE_V4, Topology, leftoverNamespaces, lockEntries, tcpSockets } from './support/netns';
-import { sleep } from './support/scenario';
+import type { FrameMsg } from '../protocol/protocol';
+import { frameKind } from '../protocol/protocol';
+import { localAddress, peerAddress } from '../daemon/repair/engine';
+import * as N from '../daemon/kernel/native';
+import type { SocketAddress } from '../protocol/address';
+import { DaemonProcess, cleanupDaemons, daemonLogs, expectStatus } from '../lab/daemon';
+import { MultiFixture, killAllMulti } from '../lab/multi';
+import { SERVICE_V4, Topology, leftoverNamespaces, lockEntries, tcpSockets } from '../lab/netns';
+import { sleep } from '../lab/scenario';
 
 /** More connections than a Unix socket buffers hand-over messages of (about 167 here): sending must wait. */
 const CONNECTIONS = 200;

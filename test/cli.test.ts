@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSy
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SoccrClient, describeError, readCheckpointFile } from '../client';
-import { SessionHeaderMsg, frameKind, sessionFrames } from '../daemon/protocol';
-import { TcpState } from '../daemon/state';
+import { SessionHeaderMsg, frameKind, sessionFrames } from '../protocol/protocol';
+import { TcpState } from '../protocol/saved-state';
 import { savedConnection } from './support/states';
 import { CheckpointRequestPlain, MiB, StandInDaemon, header, sha, withQueues, writeCheckpoint } from './support/standin';
 

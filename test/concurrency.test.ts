@@ -11,10 +11,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SessionInfoMsg, SessionState, SoccrClient } from '../client/client';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
-import { MultiFixture, killAllMulti, untilExchanged } from './support/multi';
-import { SERVICE_V4, Topology, leftoverNamespaces, lockEntries, tcpSockets } from './support/netns';
-import { KiB, MiB, sleep } from './support/scenario';
+import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
+import { MultiFixture, killAllMulti, untilExchanged } from '../lab/multi';
+import { SERVICE_V4, Topology, leftoverNamespaces, lockEntries, tcpSockets } from '../lab/netns';
+import { KiB, MiB, sleep } from '../lab/scenario';
 
 const OWNERS = 4;
 const PER_OWNER = 25;

@@ -7,12 +7,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient, readCheckpointFile } from '../client/client';
-import { DaemonProcess, cleanupDaemons, expectStatus } from './support/daemon';
-import { Endpoint, killAllEndpoints } from './support/endpoint';
-import { leftoverNamespaces, run } from './support/netns';
-import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, Pair, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from './support/scenario';
-import { TcpState } from '../daemon/state';
-import type { EndpointStatus } from './fixtures/endpoint';
+import { DaemonProcess, cleanupDaemons, expectStatus } from '../lab/daemon';
+import { Endpoint, killAllEndpoints } from '../lab/endpoint';
+import { leftoverNamespaces, run } from '../lab/netns';
+import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, Pair, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from '../lab/scenario';
+import { TcpState } from '../protocol/saved-state';
+import type { EndpointStatus } from '../lab/fixtures/endpoint';
 
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
 

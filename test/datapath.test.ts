@@ -13,12 +13,12 @@ import { MigrateError, migrate } from '../client/migrate';
 import { SessionState, SoccrClient } from '../client/client';
 import type { RestoreOptions } from '../client/client';
 import type { DataSenderAction } from './fixtures/data-sender';
-import { DaemonProcess, daemonLogs } from './support/daemon';
-import { LAN_NODES, leftoverLanNamespaces } from './support/lan';
+import { DaemonProcess, daemonLogs } from '../lab/daemon';
+import { LAN_NODES, leftoverLanNamespaces } from '../lab/lan';
 import { MigrationLab, labLockEntries, resumeAtSource, startMigrationLab, tearDownLabs } from './support/migration-lab';
-import { MultiFixture, exchangeProblems, untilExchanged } from './support/multi';
-import { lockEntries } from './support/netns';
-import { sleep, socketPath } from './support/scenario';
+import { MultiFixture, exchangeProblems, untilExchanged } from '../lab/multi';
+import { lockEntries } from '../lab/netns';
+import { sleep, socketPath } from '../lab/scenario';
 
 type Setup = MigrationLab;
 

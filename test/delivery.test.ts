@@ -7,12 +7,12 @@ import { existsSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as N from '../daemon/native';
-import { FrozenSocket, localAddress, pause, peerAddress, resume } from '../daemon/engine';
-import { DeliveryItem, deliver } from '../daemon/delivery';
-import { SoccrError } from '../daemon/errors';
-import { encodeSockaddr } from '../daemon/sockaddr';
-import { DeliveredSocket, HandoverError, SocketReceiver, receiveOnce } from '../client/receiver';
+import * as N from '../daemon/kernel/native';
+import { FrozenSocket, localAddress, pause, peerAddress, resume } from '../daemon/repair/engine';
+import { DeliveryItem, deliver } from '../daemon/custody/delivery';
+import { SoccrError } from '../protocol/errors';
+import { encodeSockaddr } from '../protocol/address';
+import { DeliveredSocket, HandoverError, SocketReceiver, receiveOnce } from '../receiver/receiver';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

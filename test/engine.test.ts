@@ -4,19 +4,19 @@
 // All of it twice: with the kernel calls batched (native/soccr_batch.c) and one FFI call each (the
 // fallback); each checkpoint is also read by the other path, which must save the very same state.
 import { strict as assert } from 'node:assert';
-import * as N from '../daemon/native';
-import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/acquire';
-import { FrozenSocket, RestoredSocket, capture, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/engine';
-import { NetnsHandle } from '../daemon/netns';
-import { diagnose } from '../daemon/sockdiag';
-import { SoccrError } from '../daemon/errors';
-import { deliver } from '../daemon/delivery';
-import { SavedConnection, TcpState, stateName } from '../daemon/state';
-import { Endpoint, killAllEndpoints } from './support/endpoint';
-import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from './support/netns';
-import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from './support/scenario';
-import type { EndpointStatus } from './fixtures/endpoint';
-import { DaemonProcess, cleanupDaemons } from './support/daemon';
+import * as N from '../daemon/kernel/native';
+import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/repair/acquire';
+import { FrozenSocket, RestoredSocket, capture, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/repair/engine';
+import { NetnsHandle } from '../daemon/kernel/netns';
+import { diagnose } from '../daemon/kernel/sockdiag';
+import { SoccrError } from '../protocol/errors';
+import { deliver } from '../daemon/custody/delivery';
+import { SavedConnection, TcpState, stateName } from '../protocol/saved-state';
+import { Endpoint, killAllEndpoints } from '../lab/endpoint';
+import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from '../lab/netns';
+import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from '../lab/scenario';
+import type { EndpointStatus } from '../lab/fixtures/endpoint';
+import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { SoccrClient } from '../client';
 
 /** The path the process started with (the library loaded, unless SOCCRD_NATIVE_BATCH=0). */

@@ -24,15 +24,15 @@ import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { FrameMsg, RestoreOptions, SessionInfoMsg, SessionState, SoccrClient, isServiceError } from '../client/client';
 import { silentLogger } from '../daemon/log';
-import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, batchFrames, frameKind, loadPackageDefinition, unpackFrames } from '../daemon/protocol';
-import { SocketRepairService } from '../daemon/service';
-import { SessionManager } from '../daemon/sessions';
-import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
-import { stateToObject } from '../daemon/wire';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
-import { killAllEndpoints } from './support/endpoint';
-import { Topology, leftoverNamespaces, run, lockEntries, tcpSockets } from './support/netns';
-import { KiB, MiB, Pair, connectPair, destroyTopologies, sleep } from './support/scenario';
+import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, batchFrames, frameKind, loadPackageDefinition, unpackFrames } from '../protocol/protocol';
+import { SocketRepairService } from '../daemon/server/service';
+import { SessionManager } from '../daemon/custody/sessions';
+import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
+import { stateToObject } from '../protocol/state-codec';
+import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
+import { killAllEndpoints } from '../lab/endpoint';
+import { Topology, leftoverNamespaces, run, lockEntries, tcpSockets } from '../lab/netns';
+import { KiB, MiB, Pair, connectPair, destroyTopologies, sleep } from '../lab/scenario';
 
 // ---- what a call may end with ----------------------------------------------------------------------
 

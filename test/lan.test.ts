@@ -5,10 +5,10 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { SoccrClient } from '../client/client';
-import { DaemonProcess, cleanupDaemons } from './support/daemon';
-import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespaces } from './support/lan';
-import { MultiFixture, clientSeed, killAllMulti, serverSeed, untilExchanged } from './support/multi';
-import { sleep } from './support/scenario';
+import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
+import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespaces } from '../lab/lan';
+import { MultiFixture, clientSeed, killAllMulti, serverSeed, untilExchanged } from '../lab/multi';
+import { sleep } from '../lab/scenario';
 
 /** Polls `f` until it returns a value that is not undefined; bounded. */
 async function eventually<T>(f: () => T | undefined, timeoutMs: number, what: string): Promise<T> {

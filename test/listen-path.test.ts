@@ -11,10 +11,10 @@ import { Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SoccrClient } from '../client/client';
-import { SocketReceiver } from '../client/receiver';
-import { restrictSocketFile } from '../daemon/socket-file';
-import * as N from '../daemon/native';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
+import { SocketReceiver } from '../receiver/receiver';
+import { restrictSocketFile } from '../daemon/kernel/socket-file';
+import * as N from '../daemon/kernel/native';
+import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { unixSocketAt } from './support/unix-socket';
 
 /** Connects to `path` until the listener's backlog is full (connect answers EAGAIN); at most 16 tries. */

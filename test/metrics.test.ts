@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient, isServiceError } from '../client/client';
 import { parseSettings } from '../daemon/main';
-import { listTcpSockets } from '../daemon/acquire';
-import { FrameMsg, QueueKind, unpackFrames } from '../daemon/protocol';
-import { TcpState } from '../daemon/state';
-import { DaemonProcess, cleanupDaemons } from './support/daemon';
-import { killAllEndpoints } from './support/endpoint';
-import { leftoverNamespaces } from './support/netns';
-import { connectPair, destroyTopologies, setUp } from './support/scenario';
+import { listTcpSockets } from '../daemon/repair/acquire';
+import { FrameMsg, QueueKind, unpackFrames } from '../protocol/protocol';
+import { TcpState } from '../protocol/saved-state';
+import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
+import { killAllEndpoints } from '../lab/endpoint';
+import { leftoverNamespaces } from '../lab/netns';
+import { connectPair, destroyTopologies, setUp } from '../lab/scenario';
 
 interface Scrape {
   status: number;

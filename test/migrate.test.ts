@@ -5,12 +5,12 @@ import { strict as assert } from 'node:assert';
 import { ChildProcess, execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { MigrateError, migrate } from '../client/migrate';
-import { daemonLogs } from './support/daemon';
-import { leftoverLanNamespaces } from './support/lan';
+import { daemonLogs } from '../lab/daemon';
+import { leftoverLanNamespaces } from '../lab/lan';
 import { MigrationLab, labLockEntries, resumeAtSource, startMigrationLab, tearDownLabs } from './support/migration-lab';
-import { MultiFixture, MultiStatus, exchangeProblems, untilExchanged } from './support/multi';
-import { lockEntries } from './support/netns';
-import { sleep, socketPath } from './support/scenario';
+import { MultiFixture, MultiStatus, exchangeProblems, untilExchanged } from '../lab/multi';
+import { lockEntries } from '../lab/netns';
+import { sleep, socketPath } from '../lab/scenario';
 
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
 type Bench = MigrationLab;

@@ -9,16 +9,16 @@ import { Socket, createConnection } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrClient } from '../client/client';
-import { JOURNAL_FILE } from '../daemon/journal';
-import { NetworkLock, LockTuple } from '../daemon/netlock';
+import { JOURNAL_FILE } from '../daemon/custody/journal';
+import { NetworkLock, LockTuple } from '../daemon/custody/netlock';
 import { silentLogger } from '../daemon/log';
-import { listTcpSockets } from '../daemon/acquire';
-import * as N from '../daemon/native';
-import { TcpState } from '../daemon/state';
-import { DaemonProcess, cleanupDaemons, daemonLogs } from './support/daemon';
-import { Endpoint, killAllEndpoints } from './support/endpoint';
-import { leftoverNamespaces, lockEntries, run } from './support/netns';
-import { Expect, KiB, Pair, addPair, connectPair, destroyTopologies, sleep, socketPath, verifyStreams } from './support/scenario';
+import { listTcpSockets } from '../daemon/repair/acquire';
+import * as N from '../daemon/kernel/native';
+import { TcpState } from '../protocol/saved-state';
+import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
+import { Endpoint, killAllEndpoints } from '../lab/endpoint';
+import { leftoverNamespaces, lockEntries, run } from '../lab/netns';
+import { Expect, KiB, Pair, addPair, connectPair, destroyTopologies, sleep, socketPath, verifyStreams } from '../lab/scenario';
 
 const TABLE = `soccrt${process.pid}`;
 /** the instance the test's tables belong to */

@@ -4,10 +4,10 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient, isServiceError } from '../client/client';
-import { DaemonProcess, cleanupDaemons } from './support/daemon';
-import { killAllEndpoints } from './support/endpoint';
-import { leftoverNamespaces } from './support/netns';
-import { KiB, Pair, connectPair, destroyTopologies, socketPath } from './support/scenario';
+import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
+import { killAllEndpoints } from '../lab/endpoint';
+import { leftoverNamespaces } from '../lab/netns';
+import { KiB, Pair, connectPair, destroyTopologies, socketPath } from '../lab/scenario';
 
 async function expectCode(p: Promise<unknown>, code: grpc.status, what: string): Promise<void> {
   try {

@@ -2,9 +2,9 @@
 // checkpoint file holds, and a record that was altered, moved or sealed under another key never opens.
 import { strict as assert } from 'node:assert';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { AEAD_IMPLEMENTATION, openInPlace, sealInPlace } from '../daemon/aead';
-import { FrameMsg, QueueKind, decodeFramesDelimited, encodeFrameDelimited, frameDelimitedPieces } from '../daemon/protocol';
-import { RecordOpener, RecordSealer, preamble } from '../daemon/sealed-records';
+import { AEAD_IMPLEMENTATION, openInPlace, sealInPlace } from '../protocol/aead';
+import { FrameMsg, QueueKind, decodeFramesDelimited, encodeFrameDelimited, frameDelimitedPieces } from '../protocol/protocol';
+import { RecordOpener, RecordSealer, preamble } from '../protocol/sealed-records';
 
 /** The record as the wire carries it: its length field, and its ciphertext with the tag behind. */
 function onWire(parts: Buffer[]): { head: Buffer; sealed: Buffer } {

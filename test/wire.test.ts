@@ -3,11 +3,11 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import * as protobuf from 'protobufjs';
-import { SoccrError } from '../daemon/errors';
-import { STATE_VERSION, SavedConnection, TcpState } from '../daemon/state';
-import { STATE_PROTO_PATH, decodeState, encodeState } from '../daemon/wire';
+import { SoccrError } from '../protocol/errors';
+import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
+import { STATE_PROTO_PATH, decodeState, encodeState } from '../protocol/state-codec';
 import { savedConnection } from './support/states';
-import { FrameMsg, addressToMsg, batchFrames, encodeFrame, frameKind, loadPackageDefinition, sessionFrames, unpackFrames } from '../daemon/protocol';
+import { FrameMsg, addressToMsg, batchFrames, encodeFrame, frameKind, loadPackageDefinition, sessionFrames, unpackFrames } from '../protocol/protocol';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 
 const MiB = 1024 * 1024;

@@ -1,11 +1,11 @@
 // The lab the migration tests share: hosts A and B of a LAN, each with a soccrd, a server in A holding
 // `count` connections with clients in C that stream both ways, the server having stopped reading for a
 // moment so that queues hold bytes.
-import { DaemonProcess, cleanupDaemons } from './daemon';
-import { Lan, SERVICE_V4, destroyLans } from './lan';
-import { MultiFixture, MultiStatus, killAllMulti, untilExchanged } from './multi';
-import { lockEntries } from './netns';
-import { destroyTopologies, sleep } from './scenario';
+import { DaemonProcess, cleanupDaemons } from '../../lab/daemon';
+import { Lan, SERVICE_V4, destroyLans } from '../../lab/lan';
+import { MultiFixture, MultiStatus, killAllMulti, untilExchanged } from '../../lab/multi';
+import { lockEntries } from '../../lab/netns';
+import { destroyTopologies, sleep } from '../../lab/scenario';
 
 export const LAB_PORT = 5000;
 

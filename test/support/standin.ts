@@ -25,9 +25,9 @@ import {
   frameKind,
   loadPackageDefinition,
   sessionFrames,
-} from '../../daemon/protocol';
-import type { SavedConnection } from '../../daemon/state';
-import { stateToObject } from '../../daemon/wire';
+} from '../../protocol/protocol';
+import type { SavedConnection } from '../../protocol/saved-state';
+import { stateToObject } from '../../protocol/state-codec';
 import { savedConnection } from './states';
 
 export const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 // Saved connection states built by hand, for tests that need one without a kernel.
-import { STATE_VERSION, SavedConnection, TcpState } from '../../daemon/state';
+import { STATE_VERSION, SavedConnection, TcpState } from '../../protocol/saved-state';
 
 /**
  * An ESTABLISHED IPv4 connection with empty queues and a repair window, every field set, most of them to

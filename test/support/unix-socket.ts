@@ -1,6 +1,6 @@
 // Unix stream sockets made with raw calls, for tests that need one with no libuv handle behind it: nothing
 // accepts on it but whoever is given the fd, and closing it leaves its file where it is.
-import * as N from '../../daemon/native';
+import * as N from '../../daemon/kernel/native';
 
 /** A Unix stream socket bound at `path`, listening with `backlog` unless that is undefined; the caller closes the fd. */
 export function unixSocketAt(path: string, backlog?: number): number {

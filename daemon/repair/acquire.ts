@@ -1,0 +1,353 @@
+// Acquisition: finding a process's TCP sockets through procfs and taking one out of it with
+// pidfd_open + pidfd_getfd. The duplicate shares the target's open file description, so repair mode
+// set through it applies to the target's socket too.
+import { fstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import * as N from '../kernel/native';
+import { NetnsHandle } from '../kernel/netns';
+import { dumpTcpSockets } from '../kernel/sockdiag';
+import { SoccrError, kernelError } from '../../protocol/errors';
+import { localAddress, peerAddress, readTcpInfoHead } from './engine';
+import { SocketAddress, formatIPv4, formatIPv6 } from '../../protocol/address';
+import { SUPPORTED_STATES, TcpState, stateName } from '../../protocol/saved-state';
+
+export interface TcpSocketInfo {
+  fd: number;
+  inode: number;
+  family: 'ipv4' | 'ipv6';
+  local: SocketAddress;
+  remote: SocketAddress;
+  state: TcpState;
+  stateName: string;
+  /** Bytes in the send queue (tx_queue in /proc/net/tcp). */
+  sendQueue: number;
+  /** Bytes in the receive queue (rx_queue). */
+  recvQueue: number;
+}
+
+interface ProcNetEntry {
+  family: 'ipv4' | 'ipv6';
+  local: SocketAddress;
+  remote: SocketAddress;
+  state: number;
+  sendQueue: number;
+  recvQueue: number;
+  inode: number;
+}
+
+function hexAddr(hex: string, family: 'ipv4' | 'ipv6'): string {
+  // procfs prints each 32-bit word in host (little-endian) byte order.
+  const words: Buffer[] = [];
+  for (let i = 0; i < hex.length; i += 8) {
+    const w = Buffer.alloc(4);
+    w.writeUInt32LE(parseInt(hex.slice(i, i + 8), 16));
+    words.push(w);
+  }
+  const b = Buffer.concat(words);
+  if (family === 'ipv4') return formatIPv4(b);
+  return formatIPv6(b);
+}
+
+function parseProcNet(text: string, family: 'ipv4' | 'ipv6'): ProcNetEntry[] {
+  const out: ProcNetEntry[] = [];
+  const lines = text.split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const f = lines[i].trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const [lip, lport] = f[1].split(':');
+    const [rip, rport] = f[2].split(':');
+    const [tx, rx] = f[4].split(':');
+    out.push({
+      family,
+      local: { family, ip: hexAddr(lip, family), port: parseInt(lport, 16) },
+      remote: { family, ip: hexAddr(rip, family), port: parseInt(rport, 16) },
+      state: parseInt(f[3], 16),
+      sendQueue: parseInt(tx, 16),
+      recvQueue: parseInt(rx, 16),
+      inode: Number(f[9]),
+    });
+  }
+  return out;
+}
+
+/** The TCP table of the process's namespace: a socket-diagnostics dump, or procfs where that fails. */
+function readProcNet(pid: number): ProcNetEntry[] {
+  let ns: NetnsHandle | undefined;
+  try {
+    ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
+    const dumped = dumpTcpSockets(ns);
+    if (dumped) return dumped;
+  } catch {
+    // no such process, or no way into its namespace: procfs says which
+  } finally {
+    ns?.close();
+  }
+  return readProcNetFiles(pid);
+}
+
+function readProcNetFiles(pid: number): ProcNetEntry[] {
+  const read = (name: string): string => {
+    try {
+      return readFileSync(`/proc/${pid}/net/${name}`, 'latin1');
+    } catch {
+      return '';
+    }
+  };
+  return [...parseProcNet(read('tcp'), 'ipv4'), ...parseProcNet(read('tcp6'), 'ipv6')];
+}
+
+/** fd -> socket inode for every socket the process holds. */
+function socketFds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+    throw new SoccrError('PERMISSION', `cannot list the fds of pid ${pid}: ${(err as Error).message}`, err);
+  }
+  for (const name of names) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${name}`));
+      if (m) out.set(Number(name), Number(m[1]));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
+
+function toInfo(fd: number, e: ProcNetEntry): TcpSocketInfo {
+  return { fd, inode: e.inode, family: e.family, local: e.local, remote: e.remote, state: e.state, stateName: stateName(e.state), sendQueue: e.sendQueue, recvQueue: e.recvQueue };
+}
+
+/** The process's TCP sockets (listening ones included, marked by their state). */
+export function listTcpSockets(pid: number): TcpSocketInfo[] {
+  validatePid(pid);
+  const fds = socketFds(pid);
+  const byInode = new Map(readProcNet(pid).map((e) => [e.inode, e]));
+  const out: TcpSocketInfo[] = [];
+  for (const [fd, inode] of fds) {
+    const e = byInode.get(inode);
+    if (e) out.push(toInfo(fd, e));
+  }
+  return out.sort((a, b) => a.fd - b.fd);
+}
+
+export interface Owner {
+  pid: number;
+  fd: number;
+  inode: number;
+}
+
+function sameAddr(a: SocketAddress, b: SocketAddress): boolean {
+  return a.port === b.port && a.ip.toLowerCase() === b.ip.toLowerCase();
+}
+
+/** Finds the processes and fds that hold the connection with this 4-tuple, in any network namespace. */
+export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[] {
+  const pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  const inodesByNetns = new Map<string, Set<number>>();
+  const owners: Owner[] = [];
+  for (const pid of pids) {
+    let ns: string;
+    try {
+      ns = readlinkSync(`/proc/${pid}/ns/net`);
+    } catch {
+      continue;
+    }
+    let inodes = inodesByNetns.get(ns);
+    if (!inodes) {
+      inodes = new Set(readProcNet(pid).filter((e) => e.state !== TcpState.LISTEN && sameAddr(e.local, local) && sameAddr(e.remote, remote)).map((e) => e.inode));
+      inodesByNetns.set(ns, inodes);
+    }
+    if (inodes.size === 0) continue;
+    let fds: Map<number, number>;
+    try {
+      fds = socketFds(pid);
+    } catch {
+      continue;
+    }
+    for (const [fd, inode] of fds) if (inodes.has(inode)) owners.push({ pid, fd, inode });
+  }
+  return owners;
+}
+
+const takeBatch = new N.KernelBatch(64);
+
+const SIGCONT = 18;
+const SIGSTOP = 19;
+
+/** The state letter of /proc/PID/stat (R, S, T, Z, ...), or '' if the process is gone. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
+  }
+}
+
+function hasPeer(fd: number): boolean {
+  try {
+    peerAddress(fd, localAddress(fd).family);
+    return true;
+  } catch (err) {
+    if (err instanceof N.SyscallError && err.code === 'ENOTCONN') return false;
+    throw err;
+  }
+}
+
+function validatePid(pid: number): void {
+  if (!Number.isInteger(pid) || pid <= 0) throw new SoccrError('NO_SUCH_PROCESS', `invalid pid ${pid}`);
+}
+
+/** A process handle held while taking several of its sockets. */
+export class ProcessHandle {
+  readonly pid: number;
+  private pidfd: number;
+  private constructor(pid: number, pidfd: number) {
+    this.pid = pid;
+    this.pidfd = pidfd;
+  }
+
+  static open(pid: number): ProcessHandle {
+    validatePid(pid);
+    try {
+      return new ProcessHandle(pid, N.pidfdOpen(pid));
+    } catch (err) {
+      if (err instanceof N.SyscallError && (err.code === 'ESRCH' || err.code === 'EINVAL')) {
+        throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+      }
+      throw kernelError(`pidfd_open(${pid})`, err);
+    }
+  }
+
+  /**
+   * Takes a duplicate of the process's fd after checking that it is a connected TCP socket in a state
+   * the engine supports. On refusal nothing of the target's socket has been changed. `listedInode`: the
+   * inode the process's TCP table gave a connection in a supported state on this fd; if the duplicate is
+   * that very socket, its kind and state are known and their checks (two calls) are skipped.
+   */
+  takeTcpSocket(fd: number, listedInode?: number): number {
+    if (!Number.isInteger(fd) || fd < 0) throw new SoccrError('NO_SUCH_FD', `invalid fd ${fd}`);
+    const dup = this.dupFd(fd);
+    try {
+      if (listedInode !== undefined && fstatSync(dup).ino === listedInode) return dup;
+      let protocol: number;
+      try {
+        protocol = N.getsockoptInt(dup, N.SOL_SOCKET, N.SO.PROTOCOL);
+      } catch (err) {
+        if (err instanceof N.SyscallError && err.code === 'ENOTSOCK') throw new SoccrError('NOT_A_SOCKET', `fd ${fd} of pid ${this.pid} is not a socket`, err);
+        throw err;
+      }
+      if (protocol !== N.IPPROTO_TCP) throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP socket (protocol ${protocol})`);
+      let state: number;
+      try {
+        state = readTcpInfoHead(dup).state; // fails on raw sockets, which also report protocol 6
+      } catch (err) {
+        throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP stream socket`, err);
+      }
+      if (state === TcpState.LISTEN) throw new SoccrError('LISTENING', `fd ${fd} of pid ${this.pid} is a listening socket`);
+      if (state === TcpState.CLOSE && !hasPeer(dup)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is a TCP socket that was never connected`);
+      if (!SUPPORTED_STATES.has(state)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is in state ${stateName(state)}, which cannot be checkpointed`);
+      return dup;
+    } catch (err) {
+      N.closeQuietly(dup);
+      throw err instanceof SoccrError ? err : kernelError(`inspecting fd ${fd} of pid ${this.pid}`, err);
+    }
+  }
+
+  /**
+   * takeTcpSocket for many fds, with their kernel calls in one batch: duplicates in the same order. An
+   * fd the batch cannot accept as it is (an error, another kind or state, a closed socket whose peer
+   * must be checked) goes through takeTcpSocket for its precise answer. On the first refusal every
+   * duplicate taken is closed and the refusal thrown.
+   */
+  takeTcpSockets(fds: readonly number[]): number[] {
+    const b = takeBatch.reset();
+    const ops = fds.map((fd, i) => {
+      b.group = i;
+      const dup = b.pidfdGetfd(this.pidfd, fd);
+      const protocol = b.getInt({ op: dup }, N.SOL_SOCKET, N.SO.PROTOCOL);
+      const info = b.getBytes({ op: dup }, N.SOL_TCP, N.TCP.INFO, 8);
+      return { dup, protocol, info };
+    });
+    b.run();
+    const dups: number[] = [];
+    try {
+      fds.forEach((fd, i) => {
+        const { dup, protocol, info } = ops[i];
+        const state = b.ok(info) ? b.bytes(info)[0] : -1;
+        const fits = b.ok(info) && b.int(protocol) === N.IPPROTO_TCP && state !== TcpState.CLOSE && SUPPORTED_STATES.has(state);
+        if (fits) {
+          dups.push(b.result(dup));
+          return;
+        }
+        if (b.ok(dup)) N.closeQuietly(b.result(dup));
+        dups.push(this.takeTcpSocket(fd));
+      });
+      return dups;
+    } catch (err) {
+      for (const d of dups) N.closeQuietly(d);
+      // The refused fd's own duplicate is closed already; those after it are still open.
+      fds.forEach((_, i) => {
+        if (i > dups.length && b.ok(ops[i].dup)) N.closeQuietly(b.result(ops[i].dup));
+      });
+      throw err;
+    }
+  }
+
+  /**
+   * A duplicate of the process's fd, whatever it is (recovery checks its inode itself). Throws
+   * NO_SUCH_FD or NO_SUCH_PROCESS.
+   */
+  dupFd(fd: number): number {
+    try {
+      return N.pidfdGetfd(this.pidfd, fd);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fd}`, err);
+      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+      throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fd})`, err);
+    }
+  }
+
+  /** Stops the process (SIGSTOP) and waits, bounded, until the kernel reports it stopped. */
+  async stop(timeoutMs = 2000): Promise<void> {
+    try {
+      N.pidfdSendSignal(this.pidfd, SIGSTOP);
+    } catch (err) {
+      throw kernelError(`stopping pid ${this.pid}`, err);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (processState(this.pid) === 'T') return;
+      if (Date.now() > deadline) throw new SoccrError('KERNEL', `pid ${this.pid} did not stop within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Continues a stopped process (SIGCONT). Never throws: the process may be gone. */
+  cont(): boolean {
+    try {
+      N.pidfdSendSignal(this.pidfd, SIGCONT);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.pidfd >= 0) N.closeQuietly(this.pidfd);
+    this.pidfd = -1;
+  }
+}
+
+/** Takes one socket: pidfd_open, pidfd_getfd and the checks of `takeTcpSocket`. */
+export function takeTcpSocket(pid: number, fd: number): number {
+  const h = ProcessHandle.open(pid);
+  try {
+    return h.takeTcpSocket(fd);
+  } finally {
+    h.close();
+  }
+}

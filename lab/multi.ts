@@ -1,0 +1,231 @@
+// Drives a multi fixture process (test/fixtures/multi.ts), which holds many TCP connections inside a
+// network namespace, each streaming deterministic bytes both ways; and the streams and keys both the
+// fixture and the tests use.
+import { join } from 'node:path';
+import type { ConnSelection, ConnStatus, MultiConfig, MultiStatus, Offsets } from './fixtures/multi';
+import { SocketAddress, formatAddress, formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../protocol/address';
+import { FixtureProcess, killAllFixtures } from './fixture-process';
+import { fillStream } from './stream';
+
+export type { ConnSelection, ConnStatus, Continuation, MultiConfig, MultiStatus, Offsets } from './fixtures/multi';
+
+const FIXTURE = join(__dirname, 'fixtures', 'multi.js');
+
+// ---- streams -----------------------------------------------------------------------------------
+
+const BASE_SEED = 0x79;
+const PERIOD = 1_000_003; // stream.ts's period (prime)
+const PHASE_STEP = 104_729; // prime, so seeds below PERIOD get distinct phases
+
+/** The seed connection i's server end sends (and its client end expects). */
+export const serverSeed = (i: number): number => 1000 + i;
+/** The seed connection i's client end sends (and its server end expects). */
+export const clientSeed = (i: number): number => 2000 + i;
+
+/**
+ * Writes bytes [offset, offset+len) of multi stream `seed` into out at outOff. A multi stream is
+ * stream.ts's stream BASE_SEED read from a phase of its own ((seed * PHASE_STEP) mod PERIOD): as
+ * deterministic as a stream.ts stream, and no two seeds carry the same bytes at the same offset, but
+ * all share one 1 MB block, where a stream.ts block per seed would cost each process 200 MB and
+ * seconds of hashing for 100 connections.
+ */
+export function fillMulti(seed: number, offset: number, out: Buffer, outOff: number, len: number): void {
+  fillStream(BASE_SEED, offset + ((seed * PHASE_STEP) % PERIOD), out, outOff, len);
+}
+
+export function multiBytes(seed: number, offset: number, len: number): Buffer {
+  const out = Buffer.alloc(len);
+  fillMulti(seed, offset, out, 0, len);
+  return out;
+}
+
+// ---- keys --------------------------------------------------------------------------------------
+
+/** The address with its ip in canonical text form (dotted quad; RFC 5952, mapped as ::ffff:a.b.c.d). */
+export function normalizeAddress(a: SocketAddress): SocketAddress {
+  const ip = a.family === 'ipv4' ? formatIPv4(parseIPv4(a.ip)) : formatIPv6(parseIPv6(a.ip));
+  return { family: a.family, ip, port: a.port };
+}
+
+/**
+ * A connection's key: its 4-tuple as its owner sees it, "local-remote" in formatAddress's forms
+ * ("10.79.0.100:5000-10.79.0.10:40000", "[fd79::100]:5000-[fd79::10]:40000"; an IPv4-mapped address
+ * on an IPv6 socket stays "[::ffff:a.b.c.d]:port"). The fixture's quiesce offsets are keyed so, and
+ * adopt mode matches each handed-over socket's `local`/`remote` to them the same way.
+ */
+export function connKey(local: SocketAddress, remote: SocketAddress): string {
+  return `${formatAddress(normalizeAddress(local))}-${formatAddress(normalizeAddress(remote))}`;
+}
+
+function unmap(endpoint: string): string {
+  const m = /^\[::ffff:(\d+\.\d+\.\d+\.\d+)\]:(\d+)$/i.exec(endpoint);
+  return m ? `${m[1]}:${m[2]}` : endpoint;
+}
+
+/** The key the other end of this connection has (IPv4-mapped addresses taken as plain IPv4). */
+export function peerKey(key: string): string {
+  const [local, remote] = key.split('-');
+  return `${unmap(remote)}-${unmap(local)}`;
+}
+
+function pairingKey(key: string): string {
+  const [local, remote] = key.split('-');
+  return `${unmap(local)}-${unmap(remote)}`;
+}
+
+// ---- checks over two fixtures ------------------------------------------------------------------
+
+/**
+ * What is wrong between two fixtures holding the two ends of the same connections, once neither
+ * sends any more: a connection without its other end, bytes sent and not (yet) received, a wrong
+ * byte, an error or EOF. Empty when every connection carried exactly its bytes both ways.
+ */
+export function exchangeProblems(a: MultiStatus, b: MultiStatus, allowEof = false): string[] {
+  const problems: string[] = [];
+  const byKey = new Map(b.connections.map((c) => [pairingKey(c.key), c] as const));
+  const check = (c: ConnStatus, side: string): void => {
+    if (c.mismatchAt >= 0) problems.push(`${side} ${c.key}: wrong byte at ${c.mismatchAt}`);
+    if (c.error) problems.push(`${side} ${c.key}: ${c.error}`);
+    if (c.eof && !allowEof) problems.push(`${side} ${c.key}: EOF`);
+  };
+  for (const c of a.connections) {
+    check(c, a.mode);
+    const p = byKey.get(peerKey(c.key));
+    if (!p) {
+      problems.push(`${a.mode} ${c.key}: no other end in ${b.mode}`);
+      continue;
+    }
+    byKey.delete(peerKey(c.key));
+    check(p, b.mode);
+    if (p.sendSeed !== c.recvSeed || p.recvSeed !== c.sendSeed) problems.push(`${c.key}: seeds ${c.sendSeed}/${c.recvSeed} against ${p.sendSeed}/${p.recvSeed}`);
+    if (p.received !== c.sent) problems.push(`${a.mode} ${c.key}: sent ${c.sent}, other end received ${p.received}`);
+    if (c.received !== p.sent) problems.push(`${b.mode} ${p.key}: sent ${p.sent}, other end received ${c.received}`);
+  }
+  for (const p of byKey.values()) problems.push(`${b.mode} ${p.key}: no other end in ${a.mode}`);
+  return problems;
+}
+
+/**
+ * Waits until every byte either side sent has arrived at the other, exactly (neither may be sending
+ * by then: stream off, no writes pending). Fails at once on a wrong byte or an error; returns both
+ * final statuses.
+ */
+export async function untilExchanged(a: MultiFixture, b: MultiFixture, timeoutMs: number): Promise<[MultiStatus, MultiStatus]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [sa, sb] = await Promise.all([a.status(), b.status()]);
+    const problems = exchangeProblems(sa, sb);
+    // Bytes written and not yet taken by the kernel are not in `sent` yet: not exchanged until they are.
+    const unsent = [sa, sb].filter((s) => s.totals.pending > 0).map((s) => `${s.mode}: ${s.totals.pending} bytes written and not sent yet`);
+    if (problems.length === 0 && unsent.length === 0) return [sa, sb];
+    const hard = problems.filter((p) => !/sent \d+, other end received \d+$/.test(p));
+    problems.push(...unsent);
+    if (hard.length > 0 || Date.now() > deadline) {
+      throw new Error(`${hard.length > 0 ? 'streams broken' : `not exchanged within ${timeoutMs} ms`}: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- the process -------------------------------------------------------------------------------
+
+interface Reply {
+  id?: number;
+  ok?: boolean;
+  error?: string;
+  status?: MultiStatus;
+  offsets?: Offsets;
+  event?: string;
+  [k: string]: unknown;
+}
+
+export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
+  readonly netns: string;
+  readonly config: MultiConfig;
+
+  private constructor(netns: string, cfg: MultiConfig) {
+    super(FIXTURE, netns, cfg, 50);
+    this.netns = netns;
+    this.config = cfg;
+  }
+
+  /** Starts a fixture in `netns` and waits until it listens (serve, adopt) or has connects under way (clients). */
+  static async start(netns: string, cfg: MultiConfig): Promise<MultiFixture> {
+    const f = new MultiFixture(netns, cfg);
+    await f.waitEvent('ready', 10_000);
+    return f;
+  }
+
+  protected get label(): string {
+    return `multi ${this.pid} (${this.config.mode})`;
+  }
+
+  protected describe(s: MultiStatus): string {
+    return `totals ${JSON.stringify(s.totals)}, error ${s.error}`;
+  }
+
+  protected progress(s: MultiStatus): { sent: number; received: number } {
+    return s.totals;
+  }
+
+  /** Waits for an event; fails at once on an event named in `failOn`, or if the process ends. */
+  waitEvent(name: string, timeoutMs: number, failOn: string[] = ['error']): Promise<Reply> {
+    return this.nextEvent(name, timeoutMs, failOn, (bad) => `${bad.event}: ${String(bad.error)}`);
+  }
+
+  /** Waits until all the expected connections are established (accepted, connected, or live after hand-over). */
+  async waitConnected(timeoutMs: number): Promise<void> {
+    await this.waitEvent('connected', timeoutMs, ['error', 'handover-failed']);
+  }
+
+  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
+    return (await this.request(cmd, extra)).status as MultiStatus;
+  }
+
+  /** Queues `bytes` more of each connection's stream on every connection (or on those `select` names). */
+  write(bytes: number, select?: ConnSelection): Promise<MultiStatus> {
+    return this.command('write', { bytes, select });
+  }
+
+  /** Reading on or off: on those `select` names, or on every connection (which also forgets earlier selections). */
+  read(on: boolean, select?: ConnSelection): Promise<MultiStatus> {
+    return this.command('read', { on, select });
+  }
+
+  /**
+   * Continuous sending, `bytesPerTick` (at most 64 KiB) each tick: on every connection of the sample
+   * (see sampleStride), or on exactly those `select` names.
+   */
+  stream(on: boolean, bytesPerTick?: number, select?: ConnSelection): Promise<MultiStatus> {
+    return this.command('stream', { on, bytesPerTick, select });
+  }
+
+  /** Stops every read and write for good; returns each connection's offsets by its key (see connKey). */
+  async quiesce(): Promise<{ status: MultiStatus; offsets: Offsets }> {
+    const r = await this.request('quiesce', {});
+    return { status: r.status as MultiStatus, offsets: r.offsets ?? {} };
+  }
+
+  /**
+   * adopt: where to go on from, for connections not named in the config's continueFrom (so that the
+   * new owner can be started before its predecessor quiesces).
+   */
+  continueFrom(offsets: Offsets): Promise<MultiStatus> {
+    return this.command('continue-from', { offsets });
+  }
+
+  /** Undoes quiesce (the connections stayed here after all). */
+  resume(): Promise<MultiStatus> {
+    return this.command('resume');
+  }
+
+  /** Starts a new window for each connection's maxGapMs (the longest pause between received bytes). */
+  resetGaps(): Promise<MultiStatus> {
+    return this.command('gaps');
+  }
+}
+
+/** Kills every multi fixture still running (by pid) and waits for them: the tests' cleanup net. */
+export async function killAllMulti(): Promise<void> {
+  await killAllFixtures((p) => p instanceof MultiFixture);
+}

@@ -1,0 +1,431 @@
+// The receiving end of soccrd's hand-over (docs/handover.md), for Node programs: listens on a Unix
+// stream socket, takes the restored connections' fds as they arrive (still in TCP repair mode, so left
+// untouched), acknowledges the whole batch, and only once soccrd says they are live wraps each fd in a
+// net.Socket and emits it. A hand-over that aborts or breaks off before "live" has its fds closed, which
+// in repair mode is silent: the connections vanish without FIN or RST.
+//
+// The fds are read with recvmsg on the accepted connection's own descriptor (Node cannot receive
+// SCM_RIGHTS on a stream socket); the connection is accepted paused so that Node never reads from it,
+// and is polled with MSG_DONTWAIT on a short timer, so the event loop is never blocked.
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as net from 'node:net';
+import { constants as osConstants } from 'node:os';
+import type { DeliveryMeta } from '../daemon/custody/delivery';
+import * as N from '../daemon/kernel/native';
+import { claimSocketPath, restrictSocketFile } from '../daemon/kernel/socket-file';
+import type { SocketAddress } from '../protocol/address';
+
+/** What soccrd tells about each delivered connection (the sender's DeliveryMeta). */
+export type DeliveredMeta = DeliveryMeta;
+
+export interface DeliveredSocket {
+  socket: net.Socket;
+  meta: DeliveredMeta;
+}
+
+export interface ReceiverOptions {
+  /** Permissions of the socket file (default 0o600: only this user may hand connections over). */
+  mode?: number;
+  /** Bound on one hand-over, from the connection being accepted to "live", in ms (default 30 000). */
+  timeoutMs?: number;
+}
+
+/** A hand-over that failed on this side; its fds have been closed. */
+export class HandoverError extends Error {
+  /** the socket path the hand-over came in on */
+  readonly path: string;
+  /** how many fds had been received (and were closed) */
+  readonly fdsClosed: number;
+  constructor(path: string, message: string, fdsClosed: number) {
+    super(message);
+    this.name = 'HandoverError';
+    this.path = path;
+    this.fdsClosed = fdsClosed;
+  }
+}
+
+export const DEFAULT_RECEIVE_TIMEOUT_MS = 30_000;
+const MAX_UNIX_PATH = 107;
+const MAX_LINE = 64 * 1024;
+const POLL_MS = 1;
+/** recvmsg calls per poll at most: a burst is drained quickly, but never holds the event loop long. */
+const READS_PER_POLL = 256;
+const { EAGAIN, EINTR } = osConstants.errno;
+
+// One receive buffer for every connection: each read is copied out before the next call.
+let recvBuf: N.PinnedBuffer | undefined;
+function receiveBuffer(): N.PinnedBuffer {
+  recvBuf ??= N.pinned(MAX_LINE);
+  return recvBuf;
+}
+
+/** The part of Node's internal stream handle this module uses: its file descriptor. */
+interface StreamHandle {
+  readonly fd?: number;
+}
+interface WithHandle {
+  readonly _handle?: StreamHandle | null;
+}
+
+function fdOf(sock: net.Socket): number {
+  const fd = (sock as unknown as WithHandle)._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('accepted connection has no file descriptor');
+  return fd;
+}
+
+function errnoName(errno: number): string {
+  return new N.SyscallError('', errno).code;
+}
+
+function isAddress(a: unknown): a is SocketAddress {
+  if (typeof a !== 'object' || a === null) return false;
+  const x = a as Record<string, unknown>;
+  return (
+    (x.family === 'ipv4' || x.family === 'ipv6') &&
+    typeof x.ip === 'string' &&
+    net.isIP(x.ip) !== 0 &&
+    typeof x.port === 'number' &&
+    Number.isInteger(x.port) &&
+    x.port >= 0 &&
+    x.port <= 65535
+  );
+}
+
+/** The metadata of a "socket" message, or why it is not acceptable. */
+function parseMeta(m: Record<string, unknown>): DeliveredMeta | string {
+  if (typeof m.id !== 'string') return 'id is not a string';
+  if (typeof m.session !== 'string') return 'session is not a string';
+  if (typeof m.index !== 'number' || !Number.isInteger(m.index) || m.index < 0) return 'index is not a non-negative integer';
+  if (!isAddress(m.local)) return 'local address is malformed';
+  if (!isAddress(m.remote)) return 'remote address is malformed';
+  if (typeof m.state !== 'string') return 'state is not a string';
+  const addr = (a: SocketAddress): SocketAddress => ({ family: a.family, ip: a.ip, port: a.port });
+  return { id: m.id, session: m.session, index: m.index, local: addr(m.local), remote: addr(m.remote), state: m.state };
+}
+
+const lineOf = (msg: object): Buffer => Buffer.from(`${JSON.stringify(msg)}\n`, 'utf8');
+
+type Phase = 'receiving' | 'acked' | 'finished';
+
+/** One hand-over connection, from accept to "live" or failure. */
+class Incoming {
+  private readonly owner: SocketReceiver;
+  private readonly conn: net.Socket;
+  private readonly fd: number;
+  private readonly deadline: number;
+  private phase: Phase = 'receiving';
+  private timer: NodeJS.Timeout | undefined;
+  private pending: Buffer = Buffer.alloc(0);
+  /** fds received and not yet paired with their "socket" line */
+  private fdQueue: number[] = [];
+  private items: Array<{ fd: number; meta: DeliveredMeta }> = [];
+  private sawAnything = false;
+  private outbox: Buffer = Buffer.alloc(0);
+  private readonly outBuf: N.PinnedBuffer;
+
+  constructor(owner: SocketReceiver, conn: net.Socket, timeoutMs: number) {
+    this.owner = owner;
+    this.conn = conn;
+    this.fd = fdOf(conn);
+    this.deadline = Date.now() + timeoutMs;
+    this.outBuf = N.pinned(1024);
+    conn.on('error', () => {
+      /* never read or written through Node: nothing to report */
+    });
+  }
+
+  start(): void {
+    this.poll();
+  }
+
+  private get finished(): boolean {
+    return this.phase === 'finished';
+  }
+
+  private schedule(): void {
+    if (!this.finished) this.timer = setTimeout(() => this.poll(), POLL_MS);
+  }
+
+  private poll(): void {
+    this.timer = undefined;
+    if (this.finished) return;
+    const buf = receiveBuffer();
+    for (let i = 0; i < READS_PER_POLL && !this.finished; i++) {
+      const r = N.tryRecvFds(this.fd, buf, buf.buf.length, N.MSG_DONTWAIT);
+      if (r.fds.length > 0) {
+        this.sawAnything = true;
+        this.fdQueue.push(...r.fds);
+      }
+      if (r.length > 0) {
+        this.sawAnything = true;
+        this.pending = this.pending.length ? Buffer.concat([this.pending, buf.buf.subarray(0, r.length)]) : Buffer.from(buf.buf.subarray(0, r.length));
+        this.takeLines();
+        continue;
+      }
+      if (r.length === 0) {
+        // A connection closed without a byte (a liveness probe, say) is no hand-over: nothing to report.
+        this.fail('the sender closed the connection before "live"', false, !this.sawAnything);
+        return;
+      }
+      const errno = -r.length;
+      if (errno === EAGAIN || errno === EINTR) break;
+      this.fail(`reading the hand-over connection: ${errnoName(errno)}`, false);
+      return;
+    }
+    if (this.finished) return;
+    if (!this.flush()) return;
+    if (Date.now() >= this.deadline) {
+      this.fail(`hand-over not completed within the timeout (${this.items.length} connections received)`, true);
+      return;
+    }
+    this.schedule();
+  }
+
+  private takeLines(): void {
+    for (;;) {
+      if (this.finished) return;
+      const nl = this.pending.indexOf(0x0a);
+      if (nl < 0) break;
+      const text = this.pending.subarray(0, nl).toString('utf8');
+      this.pending = this.pending.subarray(nl + 1);
+      this.handle(text);
+    }
+    if (!this.finished && this.pending.length > MAX_LINE) this.fail(`a message longer than ${MAX_LINE} bytes`, true);
+  }
+
+  private handle(text: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      this.fail(`not a JSON message: ${JSON.stringify(text.slice(0, 100))}`, true);
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      this.fail('a message that is not a JSON object', true);
+      return;
+    }
+    const msg = parsed as Record<string, unknown>;
+    switch (msg.type) {
+      case 'socket': {
+        if (this.phase !== 'receiving') return this.fail('a "socket" message after "end"', true);
+        const meta = parseMeta(msg);
+        if (typeof meta === 'string') return this.fail(`"socket" message ${this.items.length}: ${meta}`, true);
+        const fd = this.fdQueue.shift();
+        if (fd === undefined) return this.fail(`"socket" message ${this.items.length} (${meta.id}) came without a file descriptor`, true);
+        this.items.push({ fd, meta });
+        return;
+      }
+      case 'end': {
+        if (this.phase !== 'receiving') return this.fail('a second "end"', true);
+        if (msg.count !== this.items.length) return this.fail(`"end" announces ${String(msg.count)} connections, ${this.items.length} arrived`, true);
+        if (this.fdQueue.length > 0) return this.fail(`${this.fdQueue.length} file descriptors more than "socket" messages`, true);
+        this.phase = 'acked';
+        this.queue(lineOf({ type: 'ack', count: this.items.length }));
+        this.flush();
+        return;
+      }
+      case 'live':
+        if (this.phase !== 'acked') return this.fail('"live" before the acknowledgement', true);
+        return this.goLive();
+      case 'abort':
+        return this.fail(`the sender aborted the hand-over: ${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}`, false);
+      default:
+        return this.fail(`unknown message type ${JSON.stringify(msg.type)}`, true);
+    }
+  }
+
+  private queue(bytes: Buffer): void {
+    this.outbox = this.outbox.length ? Buffer.concat([this.outbox, bytes]) : bytes;
+  }
+
+  /** Sends what is queued, as far as the socket takes it; false if the connection failed. */
+  private flush(): boolean {
+    while (this.outbox.length > 0 && !this.finished) {
+      const len = Math.min(this.outbox.length, this.outBuf.buf.length);
+      this.outbox.copy(this.outBuf.buf, 0, 0, len);
+      const n = N.trySend(this.fd, this.outBuf, 0, len, N.MSG_DONTWAIT);
+      if (n > 0) {
+        this.outbox = this.outbox.subarray(n);
+        continue;
+      }
+      if (n < 0 && (-n === EAGAIN || -n === EINTR)) return true; // next poll
+      this.fail(`answering the sender: ${n < 0 ? errnoName(-n) : 'no progress'}`, false);
+      return false;
+    }
+    return !this.finished;
+  }
+
+  /** Stops polling and closes the hand-over connection (never its fds). */
+  private finish(): void {
+    this.phase = 'finished';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.owner.forget(this);
+    this.conn.destroy();
+  }
+
+  private goLive(): void {
+    const items = this.items;
+    this.items = [];
+    this.finish();
+    const batch: DeliveredSocket[] = [];
+    const broken: string[] = [];
+    for (const { fd, meta } of items) {
+      try {
+        batch.push({ socket: new net.Socket({ fd, readable: true, writable: true }), meta });
+      } catch (err) {
+        N.closeQuietly(fd);
+        broken.push(`${meta.id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    for (const d of batch) this.owner.emit('socket', d.socket, d.meta);
+    this.owner.emit('batch', batch);
+    if (broken.length > 0) {
+      this.owner.emit('error', new HandoverError(this.owner.path, `live connections that could not be wrapped, closed: ${broken.join('; ')}`, broken.length));
+    }
+  }
+
+  /**
+   * Ends the hand-over unfinished: every fd received is closed (silently, they are in repair mode), the
+   * sender is told why when `tellSender`, and the failure is reported unless `quiet`.
+   */
+  fail(reason: string, tellSender: boolean, quiet = false): void {
+    if (this.finished) return;
+    const fds = [...this.items.map((i) => i.fd), ...this.fdQueue];
+    this.items = [];
+    this.fdQueue = [];
+    for (const fd of fds) N.closeQuietly(fd);
+    if (tellSender) {
+      const bytes = lineOf({ type: 'abort', reason: reason.slice(0, 400) });
+      if (bytes.length <= this.outBuf.buf.length && this.outbox.length === 0) {
+        bytes.copy(this.outBuf.buf);
+        N.trySend(this.fd, this.outBuf, 0, bytes.length, N.MSG_DONTWAIT);
+      }
+    }
+    this.finish();
+    if (!quiet) this.owner.emit('error', new HandoverError(this.owner.path, `hand-over on ${this.owner.path} failed: ${reason}`, fds.length));
+  }
+}
+
+export interface SocketReceiver {
+  on(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
+  on(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
+  once(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  off(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
+  off(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
+  off(event: 'error', listener: (err: Error) => void): this;
+}
+
+/**
+ * Listens for hand-overs on a Unix stream socket. Emits, per completed hand-over, 'socket' for each
+ * connection (in the order sent) and then 'batch' with all of them; 'error' (a HandoverError) for a
+ * hand-over that failed, whose fds were closed. As with any EventEmitter, an 'error' without a listener
+ * is thrown: listen for it.
+ */
+export class SocketReceiver extends EventEmitter {
+  readonly path: string;
+  private readonly server: net.Server;
+  private readonly timeoutMs: number;
+  private readonly active = new Set<Incoming>();
+  private inode = -1;
+  private closing: Promise<void> | undefined;
+
+  private constructor(path: string, timeoutMs: number) {
+    super();
+    this.path = path;
+    this.timeoutMs = timeoutMs;
+    this.server = net.createServer({ pauseOnConnect: true }, (conn) => this.accept(conn));
+  }
+
+  /** Starts listening on `path`: a stale socket file there is replaced, a live listener is an error. */
+  static async listen(path: string, opts: ReceiverOptions = {}): Promise<SocketReceiver> {
+    const len = Buffer.byteLength(path);
+    if (len === 0 || len > MAX_UNIX_PATH) throw new RangeError(`a Unix socket path must be 1 to ${MAX_UNIX_PATH} bytes: ${path}`);
+    const r = new SocketReceiver(path, opts.timeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS);
+    await claimSocketPath(path);
+    await new Promise<void>((resolve, reject) => {
+      r.server.once('error', reject);
+      r.server.listen(path, () => {
+        r.server.off('error', reject);
+        resolve();
+      });
+    });
+    r.server.on('error', (err) => r.emit('error', err));
+    try {
+      restrictSocketFile(path, opts.mode ?? 0o600);
+      r.inode = (await fsp.lstat(path)).ino;
+    } catch (err) {
+      await r.close();
+      throw err;
+    }
+    return r;
+  }
+
+  private accept(conn: net.Socket): void {
+    if (this.closing) {
+      conn.destroy();
+      return;
+    }
+    let h: Incoming;
+    try {
+      h = new Incoming(this, conn, this.timeoutMs);
+    } catch (err) {
+      conn.destroy();
+      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.active.add(h);
+    h.start();
+  }
+
+  /** @internal called by a hand-over once it is over */
+  forget(h: Incoming): void {
+    this.active.delete(h);
+  }
+
+  /** Stops listening, abandons unfinished hand-overs (their fds closed, nothing emitted) and removes the socket file. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const h of [...this.active]) h.fail('the receiver is closing', true, true);
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      // Node removes the file itself on close; make sure, but never remove another listener's file.
+      try {
+        if (this.inode >= 0 && (await fsp.lstat(this.path)).ino === this.inode) await fsp.unlink(this.path);
+      } catch {
+        /* already gone */
+      }
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Listens on `path` for a single hand-over and resolves with its connections (live), or rejects on the
+ * first failed hand-over or after `timeoutMs`. The listener is closed either way.
+ */
+export async function receiveOnce(path: string, timeoutMs: number, opts: ReceiverOptions = {}): Promise<DeliveredSocket[]> {
+  const r = await SocketReceiver.listen(path, { timeoutMs, ...opts });
+  try {
+    return await new Promise<DeliveredSocket[]>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no hand-over on ${path} within ${timeoutMs} ms`)), timeoutMs);
+      r.once('batch', (batch) => {
+        clearTimeout(t);
+        resolve(batch);
+      });
+      r.once('error', (err) => {
+        clearTimeout(t);
+        reject(err);
+      });
+    });
+  } finally {
+    r.on('error', () => {
+      /* the outcome is settled: later failures have nobody to go to */
+    });
+    await r.close();
+  }
+}

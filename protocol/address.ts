@@ -1,6 +1,9 @@
 // Socket addresses: conversion between { family, ip, port } and the kernel's sockaddr_in/sockaddr_in6.
 import { isIPv4, isIPv6 } from 'node:net';
-import { AF_INET, AF_INET6 } from '../daemon/kernel/native';
+
+/** Linux address family numbers: what sockaddr_in/sockaddr_in6 and socket diagnostics carry. */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
 
 export type Family = 'ipv4' | 'ipv6';
 

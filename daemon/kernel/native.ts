@@ -140,8 +140,7 @@ const VAL_OFF = 0;
 // ---- constants ---------------------------------------------------------------------------------
 
 export const AF_UNIX = 1;
-export const AF_INET = 2;
-export const AF_INET6 = 10;
+export { AF_INET, AF_INET6 } from '../../protocol/address';
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repair/engine';
 import { SoccrError } from '../../protocol/errors';
 import { deliver } from './delivery';
-import { HANDOVER_MAX_MS } from '../../protocol/protocol';
+import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import type { Logger } from '../log';
 import type { SocketAddress } from '../../protocol/address';
 import { TcpState } from '../../protocol/saved-state';

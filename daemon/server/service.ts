@@ -20,36 +20,11 @@ import { ErrorKind, SoccrError } from '../../protocol/errors';
 import type { Logger } from '../log';
 import { SyscallError } from '../kernel/native';
 import { callFinished, checkpointChunkSent, countSyscallFailure, queuesRestored } from '../metrics';
-import {
-  AssemblyLimits,
-  CheckpointRequestMsg,
-  FeaturesMsg,
-  FrameAssembler,
-  FrameMsg,
-  GetVersionResponseMsg,
-  ListSessionsResponseMsg,
-  ListSocketsRequestMsg,
-  ListSocketsResponseMsg,
-  RestoreOptionsMsg,
-  RestoreResponseMsg,
-  ResumeRequestMsg,
-  SESSION_KIND,
-  SESSION_STATE,
-  STREAM_FORMAT,
-  SessionInfoMsg,
-  SessionRequestMsg,
-  LoadedConnection,
-  StreamedConnection,
-  ConnectionHeaderMsg,
-  DataTransferMsg,
-  SessionHeaderMsg,
-  addressFromMsg,
-  addressToMsg,
-  frameKind,
-  sessionFrames,
-  batchFrames,
-  unpackFrames,
-} from '../../protocol/protocol';
+import { AssemblyLimits, FrameAssembler } from '../../protocol/assembler';
+import { CheckpointRequestMsg, FeaturesMsg, FrameMsg, GetVersionResponseMsg, ListSessionsResponseMsg, ListSocketsRequestMsg, ListSocketsResponseMsg, RestoreOptionsMsg, RestoreResponseMsg, ResumeRequestMsg, SESSION_KIND, SESSION_STATE, SessionInfoMsg, SessionRequestMsg, ConnectionHeaderMsg, DataTransferMsg, SessionHeaderMsg } from '../../protocol/messages';
+import { STREAM_FORMAT, frameKind, batchFrames, unpackFrames } from '../../protocol/frames';
+import { LoadedConnection, StreamedConnection, sessionFrames } from '../../protocol/session-frames';
+import { WIRE_FAMILY, addressFromMsg, addressToMsg } from '../../protocol/address';
 import { ConnectionSummary, Session, SessionManager } from '../custody/sessions';
 import { SUPPORTED_STATES, TcpState } from '../../protocol/saved-state';
 
@@ -209,7 +184,7 @@ export class SocketRepairService {
         sockets: listTcpSockets(req.pid).map((s) => ({
           fd: s.fd,
           inode: s.inode,
-          family: s.family === 'ipv4' ? 1 : 2,
+          family: WIRE_FAMILY[s.family],
           local: addressToMsg(s.local),
           remote: addressToMsg(s.remote),
           state: s.state,

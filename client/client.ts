@@ -11,7 +11,7 @@ import { DEFAULT_LIMITS, FrameAssembler, checksumMismatch } from '../protocol/as
 import { FILE_HEADER_LEN, checkFileHeader, decodeFramesDelimited, encodeFrameDelimited, fileHeader } from '../protocol/checkpoint-file';
 import { RESUME_DEADLINE_MS } from '../protocol/handover';
 import { STREAM_FORMAT, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
-import { SessionKind, SessionState } from '../protocol/messages';
+import { SessionKind, SessionState, enumName } from '../protocol/messages';
 import { formatAddressMsg } from '../protocol/address';
 import { loadPackageDefinition } from '../protocol/proto';
 import { stateName } from '../protocol/saved-state';
@@ -44,11 +44,11 @@ const SERVICE = 'soccr.v1.SocketRepair';
 const CALL_ENDED: unique symbol = Symbol('call ended');
 
 export function sessionKindName(k: number): string {
-  return SessionKind[k] ?? `KIND_${k}`;
+  return enumName(SessionKind, k, 'KIND');
 }
 
 export function sessionStateName(s: number): string {
-  return SessionState[s] ?? `STATE_${s}`;
+  return enumName(SessionState, s, 'STATE');
 }
 
 // ---- options and results ------------------------------------------------------------------------
@@ -98,9 +98,9 @@ export interface DataTransfer {
 }
 
 /** The request field for a transfer, absent without one (as the message was before the data path). */
-function dataTransferField(t: DataTransfer | undefined): { dataTransfer?: DataTransferMsg } {
-  if (!t) return {};
-  return { dataTransfer: { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) } };
+function dataTransferMsg(t: DataTransfer | undefined): DataTransferMsg | null {
+  if (!t) return null;
+  return { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) };
 }
 
 /** RestoreOptions; absent fields take the proto defaults (empty, false, 0). */
@@ -379,7 +379,7 @@ export class SoccrClient {
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
       options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
-      ...dataTransferField(opts.dataTransfer),
+      dataTransfer: dataTransferMsg(opts.dataTransfer),
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, deserialize, req, new grpc.Metadata(), {});
@@ -462,7 +462,7 @@ export class SoccrClient {
       transparent: options.transparent ?? false,
       leaseMs: u32('leaseMs', options.leaseMs ?? 0),
       noNetworkLock: options.noNetworkLock ?? false,
-      ...dataTransferField(options.dataTransfer),
+      dataTransfer: dataTransferMsg(options.dataTransfer),
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
     const serialize = (f: FrameMsg | Buffer): Buffer => (Buffer.isBuffer(f) ? f : m.serialize(f));

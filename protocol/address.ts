@@ -1,6 +1,6 @@
 // Socket addresses: conversion between { family, ip, port } and the kernel's sockaddr_in/sockaddr_in6.
 import { isIPv4, isIPv6 } from 'node:net';
-import type { AddressMsg } from './messages';
+import { type AddressMsg, AddressFamily } from './messages';
 
 /** Linux address family numbers: what sockaddr_in/sockaddr_in6 and socket diagnostics carry. */
 export const AF_INET = 2;
@@ -114,7 +114,7 @@ export function formatAddress(a: SocketAddress): string {
 // ---- the wire form (soccr.v1.SocketAddress) --------------------------------------------------------
 
 /** soccr.v1.AddressFamily of each family: the one place the two are mapped. */
-export const WIRE_FAMILY: Readonly<Record<Family, number>> = { ipv4: 1, ipv6: 2 };
+export const WIRE_FAMILY = { ipv4: AddressFamily.IPV4, ipv6: AddressFamily.IPV6 } as const satisfies Readonly<Record<Family, AddressFamily>>;
 
 /** The family a soccr.v1.AddressFamily number names, or undefined for any other number. */
 export function familyFromWire(n: number): Family | undefined {

@@ -1,174 +1,72 @@
 // Typed shapes of the soccr.v1 messages, as grpc-js and the frame codec decode them (LOAD_OPTIONS in
-// proto.ts: every scalar present, absent messages null).
+// proto.ts: every scalar present, absent messages null). The shapes are generated from the protos
+// (protocol/generated/, `npm run gen`, proto-loader-gen-types with the same options), so they cannot
+// drift from soccr.proto; this module gives them the names the code uses.
+import type { CheckpointRequest__Output } from './generated/soccr/v1/CheckpointRequest';
+import type { ConnectionEnd__Output } from './generated/soccr/v1/ConnectionEnd';
+import type { ConnectionHeader__Output } from './generated/soccr/v1/ConnectionHeader';
+import type { ConnectionTuple__Output } from './generated/soccr/v1/ConnectionTuple';
+import type { DataTransfer__Output } from './generated/soccr/v1/DataTransfer';
+import type { Features__Output } from './generated/soccr/v1/Features';
+import type { Frame__Output } from './generated/soccr/v1/Frame';
+import type { GetVersionResponse__Output } from './generated/soccr/v1/GetVersionResponse';
+import type { ListSessionsResponse__Output } from './generated/soccr/v1/ListSessionsResponse';
+import type { ListSocketsRequest__Output } from './generated/soccr/v1/ListSocketsRequest';
+import type { ListSocketsResponse__Output } from './generated/soccr/v1/ListSocketsResponse';
+import { Queue } from './generated/soccr/v1/Queue';
+import type { QueueChunk__Output } from './generated/soccr/v1/QueueChunk';
+import type { RestoreOptions__Output } from './generated/soccr/v1/RestoreOptions';
+import type { RestoreResponse__Output } from './generated/soccr/v1/RestoreResponse';
+import type { ResumeRequest__Output } from './generated/soccr/v1/ResumeRequest';
+import type { SessionConnection__Output } from './generated/soccr/v1/SessionConnection';
+import type { SessionHeader__Output } from './generated/soccr/v1/SessionHeader';
+import type { SessionInfo__Output } from './generated/soccr/v1/SessionInfo';
+import { SessionKind as WireSessionKind } from './generated/soccr/v1/SessionKind';
+import type { SessionRequest__Output } from './generated/soccr/v1/SessionRequest';
+import { SessionState as WireSessionState } from './generated/soccr/v1/SessionState';
+import type { SocketAddress__Output } from './generated/soccr/v1/SocketAddress';
+import type { SocketEntry__Output } from './generated/soccr/v1/SocketEntry';
+import type { StreamEnd__Output } from './generated/soccr/v1/StreamEnd';
+import { AddressFamily as WireAddressFamily } from './generated/soccr/v1/AddressFamily';
 
-export interface AddressMsg {
-  family: number;
-  ip: string;
-  port: number;
-}
+// ---- enums: short names for the proto's values ------------------------------------------------------
 
-export interface RestoreOptionsMsg {
-  netns: string;
-  deliverUnixPath: string;
-  goLive: boolean;
-  transparent: boolean;
-  leaseMs: number;
-  noNetworkLock?: boolean;
-  /** frames from a direct data connection instead of the Restore stream */
-  dataTransfer?: DataTransferMsg | null;
-}
-
-/** soccr.v1.DataTransfer: one direct daemon-to-daemon transfer (see the proto). */
-export interface DataTransferMsg {
-  /** Checkpoint only: the destination's data endpoint */
-  endpoint: string;
-  transferId: Buffer;
-  key: Buffer;
-  timeoutMs: number;
-}
-
-export interface ConnectionTupleMsg {
-  local: AddressMsg | null;
-  remote: AddressMsg | null;
-}
-
-export interface SessionHeaderMsg {
-  sessionId: string;
-  leaseExpiresUnixMs: number;
-  connectionCount: number;
-  pid: number;
-  hostname: string;
-  createdUnixMs: number;
-  /** absent in streams from before the network lock */
-  tuples?: ConnectionTupleMsg[];
-}
-
-export interface ConnectionHeaderMsg {
-  index: number;
-  id: string;
-  fd: number;
-  /** a plain soccr.v1.ConnectionState with empty queues */
-  state: Record<string, unknown>;
-}
-
-export enum QueueKind {
-  RECV = 1,
-  SEND = 2,
-}
-
-export interface QueueChunkMsg {
-  index: number;
-  queue: QueueKind;
-  offset: number;
-  data: Buffer;
-}
-
-export interface ConnectionEndMsg {
-  index: number;
-  recvSha256: Buffer;
-  sendSha256: Buffer;
-}
-
-export interface StreamEndMsg {
-  connectionCount: number;
-}
-
-export interface FrameMsg {
-  restoreOptions?: RestoreOptionsMsg | null;
-  session?: SessionHeaderMsg | null;
-  connection?: ConnectionHeaderMsg | null;
-  chunk?: QueueChunkMsg | null;
-  end?: ConnectionEndMsg | null;
-  streamEnd?: StreamEndMsg | null;
-  batch?: { frames: FrameMsg[] } | null;
-  /** which member of the oneof is set (grpc-js with oneofs: true), or UNDECODABLE */
-  kind?: string;
-  /** kind UNDECODABLE: why the frame's bytes did not decode */
-  undecodable?: string;
-}
-
-
+/** soccr.v1.Queue */
+export const QueueKind = { RECV: Queue.QUEUE_RECV, SEND: Queue.QUEUE_SEND } as const;
+export type QueueKind = (typeof Queue)[keyof typeof Queue];
 
 /** soccr.v1.SessionKind */
-export enum SessionKind {
-  UNSPECIFIED = 0,
-  SOURCE = 1,
-  RESTORE = 2,
-}
+export const SessionKind = {
+  UNSPECIFIED: WireSessionKind.SESSION_KIND_UNSPECIFIED,
+  SOURCE: WireSessionKind.SESSION_KIND_SOURCE,
+  RESTORE: WireSessionKind.SESSION_KIND_RESTORE,
+} as const;
+export type SessionKind = (typeof WireSessionKind)[keyof typeof WireSessionKind];
 
 /** soccr.v1.SessionState */
-export enum SessionState {
-  UNSPECIFIED = 0,
-  FROZEN = 1,
-  HELD = 2,
-  RESUMED = 3,
-  RELEASED = 4,
-  ABORTED = 5,
-  EXPIRED = 6,
-}
+export const SessionState = {
+  UNSPECIFIED: WireSessionState.SESSION_STATE_UNSPECIFIED,
+  FROZEN: WireSessionState.SESSION_STATE_FROZEN,
+  HELD: WireSessionState.SESSION_STATE_HELD,
+  RESUMED: WireSessionState.SESSION_STATE_RESUMED,
+  RELEASED: WireSessionState.SESSION_STATE_RELEASED,
+  ABORTED: WireSessionState.SESSION_STATE_ABORTED,
+  EXPIRED: WireSessionState.SESSION_STATE_EXPIRED,
+} as const;
+export type SessionState = (typeof WireSessionState)[keyof typeof WireSessionState];
 
 /** soccr.v1.AddressFamily */
-export enum AddressFamily {
-  UNSPECIFIED = 0,
-  IPV4 = 1,
-  IPV6 = 2,
-}
+export const AddressFamily = {
+  UNSPECIFIED: WireAddressFamily.ADDRESS_FAMILY_UNSPECIFIED,
+  IPV4: WireAddressFamily.ADDRESS_FAMILY_IPV4,
+  IPV6: WireAddressFamily.ADDRESS_FAMILY_IPV6,
+} as const;
+export type AddressFamily = (typeof WireAddressFamily)[keyof typeof WireAddressFamily];
 
-export interface FeaturesMsg {
-  tcpRepair: boolean;
-  repairWindow: boolean;
-  pidfdGetfd: boolean;
-  bufLock: boolean;
-  rawSocket: boolean;
-  networkLock: boolean;
-  nativeBatch: boolean;
-}
-
-export interface GetVersionResponseMsg {
-  version: string;
-  kernelRelease: string;
-  streamFormat: number;
-  features: FeaturesMsg | null;
-  /** where the daemon takes direct transfers, "host:port"; empty when it does not */
-  dataEndpoint: string;
-}
-
-export interface ListSocketsRequestMsg {
-  pid: number;
-}
-
-export interface SocketEntryMsg {
-  fd: number;
-  inode: number;
-  family: AddressFamily;
-  local: AddressMsg | null;
-  remote: AddressMsg | null;
-  /** soccr.v1.TcpState (tcpStateName() names it) */
-  state: number;
-  sendQueue: number;
-  recvQueue: number;
-}
-
-export interface ListSocketsResponseMsg {
-  sockets: SocketEntryMsg[];
-}
-
-export interface CheckpointRequestMsg {
-  pid: number;
-  fds: number[];
-  all: boolean;
-  options: { leaseMs: number; noNetworkLock: boolean; stopOwner: boolean } | null;
-  /** send the frames to another daemon's data endpoint instead of the stream */
-  dataTransfer?: DataTransferMsg | null;
-}
-
-export interface ResumeRequestMsg {
-  sessionId: string;
-  deliverUnixPath: string;
-}
-
-export interface SessionRequestMsg {
-  sessionId: string;
+/** The name of a value of one of the enums above (SOURCE, HELD, ...), or `${fallback}_${n}` for an unknown one. */
+export function enumName(values: Readonly<Record<string, number>>, n: number, fallback: string): string {
+  for (const [name, v] of Object.entries(values)) if (v === n) return name;
+  return `${fallback}_${n}`;
 }
 
 /** The soccr.v1.SessionKind and SessionState of the daemon's session kinds and states. */
@@ -182,34 +80,42 @@ export const SESSION_STATE = {
   EXPIRED: SessionState.EXPIRED,
 } as const;
 
-export interface SessionConnectionMsg {
-  id: string;
-  fd: number;
-  local: AddressMsg | null;
-  remote: AddressMsg | null;
-  state: number;
-  recvQueueLen: number;
-  sendQueueLen: number;
-  delivered: boolean;
-}
+// ---- the frame stream -------------------------------------------------------------------------------
 
-export interface SessionInfoMsg {
-  sessionId: string;
-  kind: SessionKind;
-  state: SessionState;
-  pid: number;
-  createdUnixMs: number;
-  leaseExpiresUnixMs: number;
-  connections: SessionConnectionMsg[];
-  netns: string;
-  deliverUnixPath: string;
-  reason: string;
-}
+export type AddressMsg = SocketAddress__Output;
+export type DataTransferMsg = DataTransfer__Output;
+export type RestoreOptionsMsg = RestoreOptions__Output;
+export type ConnectionTupleMsg = ConnectionTuple__Output;
+export type SessionHeaderMsg = SessionHeader__Output;
+/**
+ * A connection header. Its state stays a plain object until stateFromObject has checked every field
+ * (protocol/state-codec.ts): decoded bytes from a peer are not trusted to have the generated shape.
+ */
+export type ConnectionHeaderMsg = Omit<ConnectionHeader__Output, 'state'> & { state: Record<string, unknown> };
+export type QueueChunkMsg = QueueChunk__Output;
+export type ConnectionEndMsg = ConnectionEnd__Output;
+export type StreamEndMsg = StreamEnd__Output;
 
-export interface ListSessionsResponseMsg {
-  sessions: SessionInfoMsg[];
-}
+export type FrameMsg = Omit<Frame__Output, 'connection' | 'batch' | 'kind'> & {
+  connection?: ConnectionHeaderMsg | null;
+  batch?: { frames: FrameMsg[] } | null;
+  /** which member of the oneof is set (grpc-js with oneofs: true), or UNDECODABLE (proto.ts) */
+  kind?: string;
+  /** kind UNDECODABLE: why the frame's bytes did not decode */
+  undecodable?: string;
+};
 
-export interface RestoreResponseMsg {
-  session: SessionInfoMsg | null;
-}
+// ---- requests and responses -------------------------------------------------------------------------
+
+export type FeaturesMsg = Features__Output;
+export type GetVersionResponseMsg = GetVersionResponse__Output;
+export type ListSocketsRequestMsg = ListSocketsRequest__Output;
+export type SocketEntryMsg = SocketEntry__Output;
+export type ListSocketsResponseMsg = ListSocketsResponse__Output;
+export type CheckpointRequestMsg = CheckpointRequest__Output;
+export type ResumeRequestMsg = ResumeRequest__Output;
+export type SessionRequestMsg = SessionRequest__Output;
+export type SessionConnectionMsg = SessionConnection__Output;
+export type SessionInfoMsg = SessionInfo__Output;
+export type ListSessionsResponseMsg = ListSessionsResponse__Output;
+export type RestoreResponseMsg = RestoreResponse__Output;

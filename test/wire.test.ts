@@ -377,7 +377,7 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
     const end = { end: { index: 0, recvSha256: Buffer.alloc(32), sendSha256: Buffer.alloc(32) } };
     const cases: FrameMsg[] = [
       { batch: { frames: [end, { batch: { frames: [end] } }] } },
-      { batch: { frames: [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0 } }] } },
+      { batch: { frames: [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } }] } },
       { batch: { frames: [] } },
       { batch: { frames: [end, {}] } },
     ];

@@ -6,7 +6,8 @@ import { checkServerIdentity } from 'node:tls';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
-import { SoccrError } from '../protocol/errors';
+import { SoccrError, errorMessage } from '../protocol/errors';
+import { isServiceError, soccrErrorOf, statusTrailers } from '../protocol/error-status';
 import { DEFAULT_LIMITS, FrameAssembler, checksumMismatch } from '../protocol/assembler';
 import { FILE_HEADER_LEN, checkFileHeader, decodeFramesDelimited, encodeFrameDelimited, fileHeader } from '../protocol/checkpoint-file';
 import { RESUME_DEADLINE_MS } from '../protocol/handover';
@@ -23,6 +24,7 @@ import type { RepairWindow, UserSocketOptions } from '../protocol/saved-state';
 // The message shapes are protocol/messages.ts's (proto-loader with keepCase: false, longs: Number,
 // enums: Number, defaults: true, oneofs: true: every scalar present, absent messages null).
 export { AddressFamily, SessionKind, SessionState } from '../protocol/messages';
+export { isServiceError } from '../protocol/error-status';
 export type {
   AddressMsg,
   FeaturesMsg,
@@ -134,15 +136,6 @@ export interface CheckpointFileResult {
 
 // ---- errors -------------------------------------------------------------------------------------
 
-export function isServiceError(err: unknown): err is grpc.ServiceError {
-  return (
-    err instanceof Error &&
-    typeof (err as Partial<grpc.ServiceError>).code === 'number' &&
-    typeof (err as Partial<grpc.ServiceError>).details === 'string' &&
-    (err as Partial<grpc.ServiceError>).metadata instanceof grpc.Metadata
-  );
-}
-
 function serviceError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata() });
 }
@@ -157,23 +150,23 @@ function oneLine(s: string): string {
 
 /**
  * One line saying why a call failed: "NOT_FOUND: no process with pid 123 (errno ESRCH)" for a gRPC
- * status (its code name, details and the `soccr-errno` trailer), "KIND: message" for a SoccrError, the
- * message for anything else.
+ * status (its code name, details and errno: the daemon's answer rebuilt as a SoccrError, or grpc-js's
+ * own status), "KIND: message" for a SoccrError raised here, the message for anything else.
  */
 export function describeError(err: unknown): string {
-  if (isServiceError(err)) {
-    const name = grpc.status[err.code] ?? `STATUS_${err.code}`;
-    let text = `${name}: ${oneLine(err.details || err.message)}`;
-    const errno = err.metadata.get('soccr-errno')[0];
-    if (errno !== undefined) {
-      const e = String(errno);
-      if (!new RegExp(`\\b${e.replace(/[^A-Za-z0-9_]/g, '')}\\b`).test(text)) text += ` (errno ${e})`;
-    }
-    return text;
-  }
-  if (err instanceof SoccrError) return oneLine(`${err.kind}: ${err.message}`);
-  if (err instanceof Error) return oneLine(err.message);
-  return oneLine(String(err));
+  const typed = soccrErrorOf(err);
+  if (typed?.grpcCode !== undefined) return statusLine(typed.grpcCode, typed.message, typed.errno);
+  if (isServiceError(err)) return statusLine(err.code, err.details || err.message, statusTrailers(err).errno);
+  if (typed) return oneLine(`${typed.kind}: ${typed.message}`);
+  return oneLine(errorMessage(err));
+}
+
+/** "CODE_NAME: details", and the errno unless the details name it already. */
+function statusLine(code: number, details: string, errno: string | undefined): string {
+  const name = (grpc.status as Record<number, string | undefined>)[code] ?? `STATUS_${code}`;
+  let text = `${name}: ${oneLine(details)}`;
+  if (errno !== undefined && !new RegExp(`\\b${errno.replace(/[^A-Za-z0-9_]/g, '')}\\b`).test(text)) text += ` (errno ${errno})`;
+  return text;
 }
 
 // ---- addresses ----------------------------------------------------------------------------------
@@ -197,7 +190,7 @@ export function tlsCredentials(files: TlsClientFiles): grpc.ChannelCredentials {
     try {
       return readFileSync(f);
     } catch (err) {
-      throw new Error(`${what} ${f}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`${what} ${f}: ${errorMessage(err)}`);
     }
   };
   const name = files.serverName;

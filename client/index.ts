@@ -38,6 +38,10 @@ export type {
   RestoreOptionsMsg,
   SessionHeaderMsg,
 } from './client';
+// A daemon's refusal as a typed error: its kind, errno and status code (describeError makes it one line).
+export { SoccrError, errorMessage } from '../protocol/errors';
+export type { ErrorKind } from '../protocol/errors';
+export { soccrErrorOf, soccrErrorFromStatus } from '../protocol/error-status';
 // A checkpoint stream may pack frames into batches: unpackFrames gives them one by one.
 export { unpackFrames, frameKind } from '../protocol/frames';
 export { HANDOVER_MAX_MS, RESUME_DEADLINE_MS } from '../protocol/handover';

@@ -29,11 +29,12 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { type SocketAddress, addressFromMsg } from '../protocol/address';
 import { SoccrError } from '../protocol/errors';
+import { isServiceError, soccrErrorOf, statusTrailers } from '../protocol/error-status';
 import { RESUME_DEADLINE_MS } from '../protocol/handover';
 import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
 import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../protocol/sealed-records';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/messages';
-import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName, warmCodecs } from './client';
+import { SessionState, SoccrClient, describeError, sessionStateName, warmCodecs } from './client';
 import type { GetVersionResponseMsg, SessionInfoMsg } from './client';
 
 // ---- options, events, report --------------------------------------------------------------------
@@ -189,7 +190,11 @@ function firstFrame<T>(stream: grpc.ClientReadableStream<T>, timeoutMs: number):
   });
 }
 
-/** A migration that failed before the destination went live, and was rolled back. */
+/**
+ * A migration that failed before the destination went live, and was rolled back. Its `cause` is the
+ * failure itself: a SoccrError (kind, errno, grpcCode) when a daemon refused a call or the stream was
+ * found bad here, otherwise the error as raised (a status of grpc-js's own, such as UNAVAILABLE).
+ */
 export class MigrateError extends Error {
   readonly phase: MigratePhase;
   /** why the phase failed, one line (describeError) */
@@ -253,6 +258,12 @@ class SideError extends Error {
 
 function reasonOf(err: unknown): string {
   return err instanceof SideError ? err.message : describeError(err);
+}
+
+/** The failure under its side: the SoccrError a daemon sent when one refused, else the error as raised. */
+function typedCause(err: unknown): unknown {
+  const inner = err instanceof SideError ? err.inner : err;
+  return soccrErrorOf(inner) ?? inner;
 }
 
 /** Keeps the last `cap` bytes written to it. */
@@ -802,7 +813,7 @@ class Migration {
     }
     if (this.freezeStart !== undefined) this.report.freezeMs = roundMs(performance.now() - this.freezeStart);
     this.report.totalMs = roundMs(performance.now() - this.t0);
-    return new MigrateError(phase, reasonOf(inner), rolledBack, failures, this.report, inner);
+    return new MigrateError(phase, reasonOf(inner), rolledBack, failures, this.report, typedCause(inner));
   }
 
   /** A rollback step, tried up to three times; a step found already done (by its session's state) counts as done. */
@@ -857,7 +868,7 @@ class Migration {
         this.rolledBack.push(`destination session ${id} already ${sessionStateName(s.state)}`);
         return { state: 'ended', info: s };
       }
-      const busy = soccrKind(last) === 'SESSION_BUSY';
+      const busy = soccrErrorOf(last)?.kind === 'SESSION_BUSY';
       if ((busy && now < busyUntil) || now < inDoubtUntil) {
         await sleep(SETTLE_POLL_MS);
         continue;
@@ -877,16 +888,9 @@ type DestinationOutcome = { state: 'live'; info: SessionInfoMsg } | { state: 'en
 /** Interval between two questions to a destination whose hand-over is in flight. */
 const SETTLE_POLL_MS = 250;
 
-/** The daemon's error kind (the `soccr-kind` trailer), if the daemon itself answered. */
-function soccrKind(err: unknown): string | undefined {
-  if (!isServiceError(err)) return undefined;
-  const k = err.metadata.get('soccr-kind')[0];
-  return k === undefined ? undefined : String(k);
-}
-
 /** Whether a failed call was answered by the daemon (its errors carry `soccr-kind`): its outcome is known. */
 function daemonAnswered(err: unknown): boolean {
-  return soccrKind(err) !== undefined;
+  return isServiceError(err) && statusTrailers(err).kind !== undefined;
 }
 
 /** Whether a failed call never left this process: grpc-js had no connection to the daemon to send it on. */

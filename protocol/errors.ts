@@ -50,13 +50,23 @@ export class SoccrError extends Error {
   readonly kind: ErrorKind;
   /** Symbolic errno (EPERM, EBADF, ...) when a kernel call caused this error. */
   readonly errno?: string;
-  constructor(kind: ErrorKind, message: string, cause?: unknown) {
+  /** The gRPC status code of the failed call, when a client rebuilt this error from it (protocol/error-status.ts). */
+  readonly grpcCode?: number;
+  /** `received`: the errno name and status code a client read from a failed call (soccrErrorFromStatus). */
+  constructor(kind: ErrorKind, message: string, cause?: unknown, received?: { errno?: string; grpcCode?: number }) {
     super(message);
     this.name = 'SoccrError';
     this.kind = kind;
     if (cause instanceof SyscallError) this.errno = cause.code;
+    if (received?.errno !== undefined) this.errno = received.errno;
+    if (received?.grpcCode !== undefined) this.grpcCode = received.grpcCode;
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
   }
+}
+
+/** The message of anything thrown: an Error's own message, anything else as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** errnos that say a resource ran out (descriptors, memory), not that the call was wrong */
@@ -69,5 +79,5 @@ export function kernelError(what: string, err: unknown): SoccrError {
     const kind: ErrorKind = err.code === 'EPERM' || err.code === 'EACCES' ? 'PERMISSION' : EXHAUSTED.has(err.code) ? 'LIMIT' : 'KERNEL';
     return new SoccrError(kind, `${what}: ${err.message}`, err);
   }
-  return new SoccrError('KERNEL', `${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+  return new SoccrError('KERNEL', `${what}: ${errorMessage(err)}`, err);
 }

@@ -15,6 +15,7 @@ import type { DeliveryMeta } from '../daemon/custody/delivery';
 import * as N from '../daemon/kernel/native';
 import { claimSocketPath, restrictSocketFile } from '../daemon/kernel/socket-file';
 import type { SocketAddress } from '../protocol/address';
+import { errorMessage } from '../protocol/errors';
 
 /** What soccrd tells about each delivered connection (the sender's DeliveryMeta). */
 export type DeliveredMeta = DeliveryMeta;
@@ -277,7 +278,7 @@ class Incoming {
         batch.push({ socket: new net.Socket({ fd, readable: true, writable: true }), meta });
       } catch (err) {
         N.closeQuietly(fd);
-        broken.push(`${meta.id}: ${err instanceof Error ? err.message : String(err)}`);
+        broken.push(`${meta.id}: ${errorMessage(err)}`);
       }
     }
     for (const d of batch) this.owner.emit('socket', d.socket, d.meta);

@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SessionState, SoccrClient, readCheckpointFile } from '../client/client';
+import { SessionState, SoccrClient, describeError, readCheckpointFile } from '../client/client';
+import { soccrErrorOf } from '../protocol/error-status';
 import { DaemonProcess, cleanupDaemons, expectStatus } from '../lab/daemon';
 import { Endpoint, killAllEndpoints } from '../lab/endpoint';
 import { leftoverNamespaces, run } from '../lab/netns';
@@ -235,7 +236,12 @@ describe('soccrd over gRPC', function () {
 
     const ck = (fd: number, pid = p.owner.pid): Promise<unknown> => client.checkpointToFile(pid, { fds: [fd] }, socketPath('bad'));
     await expectStatus(ck(3, gonePid), grpc.status.NOT_FOUND, 'no such pid');
-    await expectStatus(ck(1000), grpc.status.NOT_FOUND, 'fd not open');
+    // The client rebuilds the daemon's typed error from the status and its trailers.
+    const noFd = await expectStatus(ck(1000), grpc.status.NOT_FOUND, 'fd not open');
+    const typed = soccrErrorOf(noFd);
+    assert.ok(typed, describeError(noFd));
+    assert.deepEqual([typed.kind, typed.errno, typed.grpcCode], ['NO_SUCH_FD', 'EBADF', grpc.status.NOT_FOUND]);
+    assert.match(describeError(noFd), /^NOT_FOUND: pid \d+ has no fd 1000 .*EBADF/);
     const notSock = await expectStatus(ck(fds.file), grpc.status.INVALID_ARGUMENT, 'fd not a socket');
     assert.equal(notSock.metadata.get('soccr-kind')[0], 'NOT_A_SOCKET');
     await expectStatus(ck(fds.udp), grpc.status.INVALID_ARGUMENT, 'UDP socket');

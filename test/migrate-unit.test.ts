@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { MigrateError, MigrateOptions, MigrateReport, RESUME_DEADLINE_MS, migrate } from '../client';
+import { MigrateError, MigrateOptions, MigrateReport, RESUME_DEADLINE_MS, SoccrError, migrate } from '../client';
 import { CallRecord, MiB, StandInDaemon, bulkLocalPort, conn, withQueues } from './support/standin';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
@@ -302,6 +302,9 @@ describe('migrate (two stand-in daemons)', function () {
       src.checkpointFailure = { code: grpc.status.NOT_FOUND, details: 'no process with pid 77', kind: 'NO_SUCH_PROCESS', errno: 'ESRCH', afterFrames: 0 };
       const err = await rejectsWith(migrate(base()));
       assert.equal(err.message, 'migrate failed in checkpoint+restore: source Checkpoint: NOT_FOUND: no process with pid 77 (errno ESRCH) (rolled back: nothing)');
+      // the cause is the daemon's refusal, typed
+      assert.ok(err.cause instanceof SoccrError, String(err.cause));
+      assert.deepEqual([err.cause.kind, err.cause.errno, err.cause.grpcCode, err.cause.message], ['NO_SUCH_PROCESS', 'ESRCH', grpc.status.NOT_FOUND, 'no process with pid 77']);
       assert.deepEqual(src.callNames(), ['Checkpoint']);
       assert.deepEqual(dst.callNames(), ['Restore']);
     });

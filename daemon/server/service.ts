@@ -16,9 +16,9 @@ import { FrozenSocket, capture, pauseAll, readQueues, restore as restoreConnecti
 import { NetnsHandle, inNetns } from '../kernel/netns';
 import { SocketDiag, diagnose } from '../kernel/sockdiag';
 import { DEFAULT_DATA_TIMEOUT_MS, DataListener, DataSender } from './data-path';
-import { ErrorKind, SoccrError } from '../../protocol/errors';
+import { SoccrError } from '../../protocol/errors';
+import { errorStatus } from '../../protocol/error-status';
 import type { Logger } from '../log';
-import { SyscallError } from '../kernel/native';
 import { callFinished, checkpointChunkSent, countSyscallFailure, queuesRestored } from '../metrics';
 import { AssemblyLimits, FrameAssembler } from '../../protocol/assembler';
 import { CheckpointRequestMsg, FeaturesMsg, FrameMsg, GetVersionResponseMsg, ListSessionsResponseMsg, ListSocketsRequestMsg, ListSocketsResponseMsg, RestoreOptionsMsg, RestoreResponseMsg, ResumeRequestMsg, SESSION_KIND, SESSION_STATE, SessionInfoMsg, SessionRequestMsg, ConnectionHeaderMsg, DataTransferMsg, SessionHeaderMsg } from '../../protocol/messages';
@@ -58,47 +58,10 @@ export interface ServiceOptions {
 /** What authorization may look at: the transport peer, the auth context and the metadata. */
 export type AuthorizableCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext' | 'metadata'>;
 
-const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
-  NO_SUCH_PROCESS: grpc.status.NOT_FOUND,
-  NO_SUCH_FD: grpc.status.NOT_FOUND,
-  NOT_A_SOCKET: grpc.status.INVALID_ARGUMENT,
-  NOT_TCP: grpc.status.INVALID_ARGUMENT,
-  LISTENING: grpc.status.FAILED_PRECONDITION,
-  UNSUPPORTED_STATE: grpc.status.FAILED_PRECONDITION,
-  PERMISSION: grpc.status.PERMISSION_DENIED,
-  INVALID_STATE: grpc.status.INVALID_ARGUMENT,
-  QUEUE_MISMATCH: grpc.status.ABORTED,
-  DATA_LOSS: grpc.status.DATA_LOSS,
-  BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
-  NO_SUCH_SESSION: grpc.status.NOT_FOUND,
-  SESSION_STATE: grpc.status.FAILED_PRECONDITION,
-  SESSION_BUSY: grpc.status.FAILED_PRECONDITION,
-  LIMIT: grpc.status.RESOURCE_EXHAUSTED,
-  TARGET_STATE: grpc.status.FAILED_PRECONDITION,
-  DELIVERY: grpc.status.UNAVAILABLE,
-  LOCK_TABLE_TAKEN: grpc.status.FAILED_PRECONDITION,
-  DATA_PATH: grpc.status.UNAVAILABLE,
-  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
-  FORBIDDEN: grpc.status.PERMISSION_DENIED,
-  KERNEL: grpc.status.INTERNAL,
-};
-
 /** Turns any error into a gRPC status error carrying the daemon's kind and the errno name. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   countSyscallFailure(err);
-  const metadata = new grpc.Metadata();
-  if (err instanceof SoccrError) {
-    metadata.set('soccr-kind', err.kind);
-    if (err.errno) metadata.set('soccr-errno', err.errno);
-    return { code: STATUS_BY_KIND[err.kind], details: err.message, metadata };
-  }
-  if (err instanceof SyscallError) {
-    metadata.set('soccr-kind', 'KERNEL');
-    metadata.set('soccr-errno', err.code);
-    const code = err.code === 'EPERM' || err.code === 'EACCES' ? grpc.status.PERMISSION_DENIED : grpc.status.INTERNAL;
-    return { code, details: err.message, metadata };
-  }
-  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err), metadata };
+  return errorStatus(err);
 }
 
 function summaryToMsg(c: ConnectionSummary): SessionInfoMsg['connections'][number] {

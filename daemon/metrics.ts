@@ -4,7 +4,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { SyscallError } from '../protocol/errors';
+import { SyscallError, errorMessage } from '../protocol/errors';
 import { QueueKind } from '../protocol/protocol';
 import type { SessionManager } from './custody/sessions';
 
@@ -185,7 +185,7 @@ export async function listenMetrics(host: string, port: number): Promise<{ serve
     }
     registry.metrics().then(
       (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${err instanceof Error ? err.message : String(err)}\n`),
+      (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${errorMessage(err)}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {

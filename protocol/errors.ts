@@ -59,6 +59,11 @@ export class SoccrError extends Error {
   }
 }
 
+/** The message of anything thrown: an Error's own message, anything else as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** errnos that say a resource ran out (descriptors, memory), not that the call was wrong */
 const EXHAUSTED = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']);
 
@@ -69,5 +74,5 @@ export function kernelError(what: string, err: unknown): SoccrError {
     const kind: ErrorKind = err.code === 'EPERM' || err.code === 'EACCES' ? 'PERMISSION' : EXHAUSTED.has(err.code) ? 'LIMIT' : 'KERNEL';
     return new SoccrError(kind, `${what}: ${err.message}`, err);
   }
-  return new SoccrError('KERNEL', `${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+  return new SoccrError('KERNEL', `${what}: ${errorMessage(err)}`, err);
 }

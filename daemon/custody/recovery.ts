@@ -89,7 +89,7 @@ function takeBack(rec: JournaledSource, now: number, log: Logger): SourcePlan {
   try {
     plan.proc = ProcessHandle.open(rec.pid);
   } catch (err) {
-    log.warn('recovery: the owner is gone; its sockets went with it', { session: rec.id, pid: rec.pid, error: String(err) });
+    log.warn('recovery: the owner is gone; its sockets went with it', { session: rec.id, pid: rec.pid, error: err });
     return plan;
   }
   if (rec.startTime >= 0 && processStartTime(rec.pid) !== rec.startTime) {
@@ -103,7 +103,7 @@ function takeBack(rec: JournaledSource, now: number, log: Logger): SourcePlan {
     try {
       dup = plan.proc.dupFd(c.fd);
     } catch (err) {
-      log.warn('recovery: the fd is closed; its socket is not ours to touch', { session: rec.id, pid: rec.pid, fd: c.fd, error: String(err) });
+      log.warn('recovery: the fd is closed; its socket is not ours to touch', { session: rec.id, pid: rec.pid, fd: c.fd, error: err });
       continue;
     }
     let inode = -1;
@@ -190,7 +190,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
           for (const t of np.tables) if (t !== netlock.table) netlock.dropTable(np.path, t);
           log.info('recovery: lock entries reconciled', { netns: np.path ?? 'own', kept: np.keep.length });
         } catch (err) {
-          log.error('recovery: reconciling lock entries failed', { netns: np.path ?? 'own', error: err instanceof Error ? err.message : String(err) });
+          log.error('recovery: reconciling lock entries failed', { netns: np.path ?? 'own', error: err });
         }
       }
       // 2. Sessions: resumed at once, or taken over as they were.
@@ -210,7 +210,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             log.info('recovery: source session taken over, FROZEN until its lease ends', { session: rec.id, pid: rec.pid, connections: conns.length, leaseEndsInMs: rec.expires - Date.now() });
             continue;
           } catch (err) {
-            log.error('recovery: taking the session over failed: resuming it', { session: rec.id, error: err instanceof Error ? err.message : String(err) });
+            log.error('recovery: taking the session over failed: resuming it', { session: rec.id, error: err });
             if (key !== undefined && netlock) netlock.unlock(key, tuples);
           }
         }
@@ -221,7 +221,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
               resume({ fd: c.dup, reuseAddr: c.reuseAddr });
               resumed++;
             } catch (err) {
-              log.error('recovery: resuming a socket failed', { session: rec.id, pid: rec.pid, fd: c.fd, error: err instanceof Error ? err.message : String(err) });
+              log.error('recovery: resuming a socket failed', { session: rec.id, pid: rec.pid, fd: c.fd, error: err });
             }
           }
           N.closeQuietly(c.dup);
@@ -241,7 +241,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             try {
               journal.unlocked(lock.id);
             } catch (err) {
-              log.error('journal: unlock not recorded', { error: String(err) });
+              log.error('journal: unlock not recorded', { error: err });
             }
           },
           Math.max(0, (lock.unlockAt ?? 0) - Date.now()),

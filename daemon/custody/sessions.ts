@@ -11,7 +11,7 @@
 // session that ended never becomes active again.
 import { randomUUID } from 'node:crypto';
 import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repair/engine';
-import { SoccrError } from '../../protocol/errors';
+import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
 import { HANDOVER_MAX_MS } from '../../protocol/protocol';
 import type { Logger } from '../log';
@@ -161,7 +161,7 @@ export class SessionManager {
     try {
       fn(j);
     } catch (err) {
-      this.opts.log.error(`journal: ${what} not recorded`, { error: err instanceof Error ? err.message : String(err) });
+      this.opts.log.error(`journal: ${what} not recorded`, { error: err });
     }
   }
 
@@ -222,7 +222,7 @@ export class SessionManager {
       else this.closeSilently(s, 'EXPIRED', 'lease ended without Resume: closed silently');
       log.warn('session lease ended', { kind: s.kind, state: s.state });
     } catch (err) {
-      log.error('ending an expired session failed', { error: String(err) });
+      log.error('ending an expired session failed', { error: err });
     }
   }
 
@@ -331,7 +331,7 @@ export class SessionManager {
     } catch (err) {
       s.busy = undefined;
       // Live, but the receiver was not told: the session is over all the same (its sockets are the new owner's).
-      if (live) this.delivered(s, path, `live and delivered to ${path}, but ${err instanceof Error ? err.message : String(err)}`);
+      if (live) this.delivered(s, path, `live and delivered to ${path}, but ${errorMessage(err)}`);
       else if (s.active) this.extendLease(s);
       throw err;
     }
@@ -404,7 +404,7 @@ export class SessionManager {
         else this.closeSilently(s, 'ABORTED', 'daemon stopping: closed silently');
         this.opts.log.info('session ended at shutdown', { session: s.id, kind: s.kind, state: s.state, reason: s.reason });
       } catch (err) {
-        this.opts.log.error('ending a session at shutdown failed', { session: s.id, error: String(err) });
+        this.opts.log.error('ending a session at shutdown failed', { session: s.id, error: err });
       }
     }
     for (const s of this.sessions.values()) if (s.timer) clearTimeout(s.timer);

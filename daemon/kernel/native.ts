@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
-import { SyscallError } from '../../protocol/errors';
+import { SyscallError, errorMessage } from '../../protocol/errors';
 
 const LIBC = 'libc';
 open({ library: LIBC, path: '' });
@@ -458,7 +458,7 @@ function loadBatchLibrary(): { loaded: boolean; reason: string } {
     if (abi !== ABI) return { loaded: false, reason: `${BATCH_LIB_PATH} is of another version (ABI ${abi}, want ${ABI}): run npm install` };
     return { loaded: true, reason: BATCH_LIB_PATH };
   } catch (err) {
-    return { loaded: false, reason: `${BATCH_LIB_PATH}: ${err instanceof Error ? err.message : String(err)}` };
+    return { loaded: false, reason: `${BATCH_LIB_PATH}: ${errorMessage(err)}` };
   }
 }
 

@@ -8,7 +8,7 @@
 //   push(frame) ... finish()          ─records──▶ receive(id, key): the frames, record by record
 import { once } from 'node:events';
 import { Server, Socket, connect, createServer, isIPv6 } from 'node:net';
-import { SoccrError } from '../../protocol/errors';
+import { SoccrError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
 import { FrameMsg, decodeFramesDelimited, frameDelimitedPieces, unpackFrames } from '../../protocol/protocol';
 import { LENGTH_BYTES, MAX_RECORD, PREAMBLE_BYTES, RecordOpener, RecordSealer, TAG_BYTES, checkTransferKeys, readPreamble, recordLength } from '../../protocol/sealed-records';
@@ -129,7 +129,7 @@ export class DataSender {
       await once(sock, 'connect');
     } catch (err) {
       sock.destroy();
-      throw err instanceof SoccrError ? err : dataPathError(`cannot connect to the data endpoint ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, err);
+      throw err instanceof SoccrError ? err : dataPathError(`cannot connect to the data endpoint ${endpoint}: ${errorMessage(err)}`, err);
     } finally {
       clearTimeout(timer);
     }
@@ -227,7 +227,7 @@ export class DataListener {
     if (addr === null || typeof addr === 'string') throw new Error('data listener has no address');
     const listener = new DataListener(server, formatEndpoint(addr.address, addr.port), log);
     server.on('connection', (sock: Socket) => void listener.admit(sock));
-    server.on('error', (err) => log.error('data listener failed', { error: err.message }));
+    server.on('error', (err) => log.error('data listener failed', { error: err }));
     return listener;
   }
 
@@ -346,7 +346,7 @@ export class DataListener {
       this.log.info('data connection accepted', { peer, transfer: id });
       awaited.claim(sock, reader, opener);
     } catch (err) {
-      this.log.warn('data connection refused', { peer, error: err instanceof Error ? err.message : String(err) });
+      this.log.warn('data connection refused', { peer, error: err });
     } finally {
       this.unproven--;
       if (!claimed) sock.destroy();

@@ -10,11 +10,17 @@ import { once } from 'node:events';
 import { Server, Socket, connect, createServer, isIPv6 } from 'node:net';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
-import { FrameMsg, decodeFramesDelimited, frameDelimitedPieces, unpackFrames } from '../../protocol/protocol';
+import { DataTransferMsg, FrameMsg, decodeFramesDelimited, frameDelimitedPieces, unpackFrames } from '../../protocol/protocol';
 import { LENGTH_BYTES, MAX_RECORD, PREAMBLE_BYTES, RecordOpener, RecordSealer, TAG_BYTES, checkTransferKeys, readPreamble, recordLength } from '../../protocol/sealed-records';
 
 /** How long connecting, waiting for the data connection and waiting for each record take at most, by default. */
 export const DEFAULT_DATA_TIMEOUT_MS = 10_000;
+
+/** A call's data transfer (DataTransfer) as the data path takes it: its id, key and timeout (checkTransferKeys checks their sizes). */
+export function dataTransferParams(t: DataTransferMsg): { transferId: Buffer; key: Buffer; timeoutMs: number } {
+  return { transferId: Buffer.from(t.transferId ?? []), key: Buffer.from(t.key ?? []), timeoutMs: t.timeoutMs || DEFAULT_DATA_TIMEOUT_MS };
+}
+
 /** Small frames are packed into records of about this size; a large queue chunk makes a record of its own. */
 const RECORD_TARGET = 256 * 1024;
 /** Connections that have not proven a key yet, at most (more are closed at once). */

@@ -17,12 +17,13 @@
 // Restore sessions need nothing: their sockets were in repair mode and vanished silently with the daemon.
 import { readdirSync, statSync } from 'node:fs';
 import { ProcessHandle } from '../repair/acquire';
-import { localAddress, peerAddress, readTcpInfoHead, resume } from '../repair/engine';
+import { localAddress, peerAddress, readTcpInfoHead } from '../repair/engine';
 import { Journal, JournaledLock, JournaledSource, NetnsRef, processStartTime, socketInode } from './journal';
 import type { Logger } from '../log';
 import * as N from '../kernel/native';
 import type { LockTuple, NetworkLock } from './netlock';
 import type { ConnectionSummary, SessionManager } from './sessions';
+import { thawSource } from './thaw';
 
 interface TakenConn {
   fd: number;
@@ -214,19 +215,15 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             if (key !== undefined && netlock) netlock.unlock(key, tuples);
           }
         }
-        let resumed = 0;
-        for (const c of p.conns) {
-          if (c.frozen) {
-            try {
-              resume({ fd: c.dup, reuseAddr: c.reuseAddr });
-              resumed++;
-            } catch (err) {
-              log.error('recovery: resuming a socket failed', { session: rec.id, pid: rec.pid, fd: c.fd, error: err });
-            }
-          }
-          N.closeQuietly(c.dup);
-        }
-        const continued = rec.stopped && p.proc !== undefined && p.proc.cont();
+        // Only what is still in repair mode is resumed; every copy is closed.
+        const frozen = p.conns.filter((c) => c.frozen);
+        for (const c of p.conns) if (!c.frozen) N.closeQuietly(c.dup);
+        const thawed = thawSource({ sockets: frozen.map((c) => ({ fd: c.dup, reuseAddr: c.reuseAddr })), stoppedOwner: rec.stopped ? p.proc : undefined });
+        thawed.errors.forEach((err, i) => {
+          if (err) log.error('recovery: resuming a socket failed', { session: rec.id, pid: rec.pid, fd: frozen[i].fd, error: err });
+        });
+        const resumed = thawed.errors.filter((err) => err === undefined).length;
+        const continued = thawed.ownerContinued;
         p.proc?.close();
         log.info('recovery: source session resumed at its owner', { session: rec.id, pid: rec.pid, resumed, taken: p.conns.length, journaled: rec.conns.length, ownerContinued: continued, streamed: rec.streamed });
       }

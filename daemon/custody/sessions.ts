@@ -11,6 +11,7 @@
 // session that ended never becomes active again.
 import { randomUUID } from 'node:crypto';
 import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repair/engine';
+import { thawSource } from './thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
 import { HANDOVER_MAX_MS } from '../../protocol/protocol';
@@ -256,23 +257,11 @@ export class SessionManager {
     else setTimeout(lift, delayMs).unref();
   }
 
-  /** Source: repair off on every socket, our copies closed. Returns the sockets that failed to resume. */
+  /** Source: the connections go on at their owner (thaw.ts). Returns the sockets that failed to resume. */
   private thaw(s: Session, state: SessionState, reason: string): string[] {
-    const failed: string[] = [];
-    // Packets flow again first, so the window probe that resuming sends reaches the peer.
-    this.unlock(s);
-    // All of them in one batch of kernel calls, each tried whatever happens to the others.
-    const held = s.held.filter((h) => h.sock.fd >= 0);
-    resumeAll(held.map((h) => h.sock)).forEach((err, i) => {
-      if (err) failed.push(`${held[i].summary.id}: ${err.message}`);
-    });
-    silentCloseAll(held.map((h) => h.sock));
-    for (const h of held) h.sock.fd = -1;
-    if (s.owner) {
-      s.owner.cont();
-      s.owner.close();
-      s.owner = undefined;
-    }
+    const { errors } = thawSource({ sockets: s.held.map((h) => h.sock), unlock: () => this.unlock(s), stoppedOwner: s.owner });
+    s.owner = undefined;
+    const failed = errors.flatMap((err, i) => (err ? [`${s.held[i].summary.id}: ${err.message}`] : []));
     this.end(s, state, failed.length ? `${reason}; failed: ${failed.join('; ')}` : reason);
     // Only now: a crash before this line makes the next daemon resume them (again: harmless).
     this.note('session end', (j) => j.ended(s.id, state === 'EXPIRED' ? 'EXPIRED' : state === 'ABORTED' ? 'ABORTED' : 'RESUMED'));

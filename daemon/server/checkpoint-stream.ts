@@ -38,31 +38,37 @@ export async function streamOverCall(call: CheckpointCall, header: SessionHeader
 /**
  * The session's frames on a direct data connection; the Checkpoint stream carries the session header
  * (the orchestrator learns the session at once) and, once the data connection took every byte, the
- * stream end.
+ * stream end. The data connection is the stream's: a failure cuts it.
  */
 export async function streamOverDataPath(call: CheckpointCall, data: DataSender, header: SessionHeaderMsg, conns: readonly StreamedConnection[]): Promise<void> {
-  let frames = 0;
-  let lastFlush = performance.now();
-  for (const frame of sessionFrames(header, conns)) {
-    if (call.cancelled) throw callerGone();
-    const more = data.push(frame);
-    if (frame.streamEnd) {
-      await data.finish();
-      call.write(frame);
-      return;
+  try {
+    let frames = 0;
+    let lastFlush = performance.now();
+    for (const frame of sessionFrames(header, conns)) {
+      if (call.cancelled) throw callerGone();
+      const more = data.push(frame);
+      if (frame.streamEnd) {
+        await data.finish();
+        call.write(frame);
+        return;
+      }
+      if (frame.session) {
+        // Sealed and sent at once, so that the destination locks every connection while this side saves.
+        data.flush();
+        call.write(frame);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastFlush = performance.now();
+      } else if (performance.now() - lastFlush > FLUSH_EVERY_MS) {
+        data.flush();
+        lastFlush = performance.now();
+      }
+      if (!more) await data.drained();
+      if (frame.chunk) checkpointChunkSent(frame.chunk);
+      if (frames++ === 0) crashPoint('checkpoint.mid-stream');
     }
-    if (frame.session) {
-      // Sealed and sent at once, so that the destination locks every connection while this side saves.
-      data.flush();
-      call.write(frame);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      lastFlush = performance.now();
-    } else if (performance.now() - lastFlush > FLUSH_EVERY_MS) {
-      data.flush();
-      lastFlush = performance.now();
-    }
-    if (!more) await data.drained();
-    if (frame.chunk) checkpointChunkSent(frame.chunk);
-    if (frames++ === 0) crashPoint('checkpoint.mid-stream');
+  } catch (err) {
+    // A stream that failed is of no use to the destination: it sees the connection cut.
+    data.destroy();
+    throw err;
   }
 }

@@ -1,5 +1,5 @@
-// Baseline for bench/engine.ts: the same kernel calls as soccrd's engine (daemon/acquire.ts
-// takeTcpSocket, daemon/engine.ts pause/save/restore/resume), made directly from C with no FFI layer.
+// Baseline for bench/engine.ts: the same kernel calls as soccrd's engine (daemon/repair/acquire.ts
+// takeTcpSocket, daemon/repair/engine.ts pause/save/restore/resume), made directly from C with no FFI layer.
 //
 //   baseline batch N        N connections, one pidfd for all, timed as a whole (mean per connection)
 //   baseline single N       N connections, each checkpointed with its own pidfd and timed alone (median)
@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-// Values as in daemon/native.ts (defined here so that no header version matters).
+// Values as in daemon/kernel/native.ts (defined here so that no header version matters).
 #define SOL_TCP_ 6
 #define SOL_IP_ 0
 #define TCP_NODELAY_ 1

@@ -235,7 +235,7 @@ function mark(id: number, on: boolean): void {
 
 /**
  * `diag`: the daemon's way in batch mode: every socket taken and frozen first, then one socket-diagnostics
- * lookup for all of them (daemon/sockdiag.ts), then each saved with its answer (eleven calls fewer).
+ * lookup for all of them (daemon/kernel/sockdiag.ts), then each saved with its answer (eleven calls fewer).
  */
 async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = false, diag = false): Promise<Measured> {
   let owner: Owner | undefined;

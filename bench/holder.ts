@@ -2,7 +2,7 @@
 // workload of bench/workload.ts, written for CRIU: plain node:net, no stdio (criu dumps a session
 // leader with no pipes to outside), driven by signals, its state in a file.
 //
-// Connection i is the one from client port 40000 + i (the clients fixture of test/fixtures/multi.ts):
+// Connection i is the one from client port 40000 + i (the clients fixture of lab/fixtures/multi.ts):
 // it sends multi stream 1000+i and checks every byte it reads against stream 2000+i.
 //  - at start: reads everything; streams on every third connection (index % 3 == 0), as fast as the
 //    kernel takes it (write until write() says the buffer is full, then wait for 'drain').

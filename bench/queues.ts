@@ -3,7 +3,7 @@
 // stream into soccrd B, held), against plain grpc-js streaming the same chunk sizes over a Unix socket
 // to and from a trivial server in its own process (bench/grpc-pipe.ts), measured in the same run.
 //
-// The connection (test/support/scenario.ts connectPair): owner in host namespace 0, peer in the peer
+// The connection (lab/scenario.ts connectPair): owner in host namespace 0, peer in the peer
 // namespace, both with 16 MiB buffers (SO_SNDBUFFORCE/SO_RCVBUFFORCE). The peer writes while the owner
 // does not read (the owner's receive queue fills), the link is blackholed, then the owner writes (its
 // send queue fills: unacknowledged and unsent). The restore is checked by the daemon (each queue's
@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrClient, SessionState } from '../client/client';
 import type { FrameMsg } from '../client/client';
-import { frameKind } from '../protocol/protocol';
+import { frameKind } from '../protocol/frames';
 import { listTcpSockets } from '../daemon/repair/acquire';
 import { TcpState } from '../protocol/saved-state';
 import { DaemonProcess } from '../lab/daemon';

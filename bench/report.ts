@@ -39,7 +39,7 @@ interface EnginePhase {
 }
 interface EngineResults {
   date: string;
-  /** which path the engine's kernel calls took (daemon/native.ts batchPath()) */
+  /** which path the engine's kernel calls took (daemon/kernel/native.ts batchPath()) */
   kernelCallPath?: { native: boolean; reason: string };
   ffiCost: { soccrdNsPerCall: number; baselineNsPerCall: number; overheadUsPerCall: number };
   callSequence: { status: string };
@@ -206,7 +206,7 @@ function engineSection(e: EngineResults | undefined): string[] {
   const d = e.diagCheckpoint;
   if (d) {
     out.push(
-      `With socket diagnostics, as the daemon saves: every socket frozen, all looked up at once (daemon/sockdiag.ts: state, queue lengths, addresses, congestion control, buffer sizes, TOS and mark for many sockets per netlink round trip), and saved with that answer (here all in one batch; the daemon saves each socket in a batch of its own as its turn in the stream comes, one or two FFI calls more per connection). ` +
+      `With socket diagnostics, as the daemon saves: every socket frozen, all looked up at once (daemon/kernel/sockdiag.ts: state, queue lengths, addresses, congestion control, buffer sizes, TOS and mark for many sockets per netlink round trip), and saved with that answer (here all in one batch; the daemon saves each socket in a batch of its own as its turn in the stream comes, one or two FFI calls more per connection). ` +
         `At N=${d.n}: ${f(d.usPerConn)} µs and ${calls(d.ffiCallsPerConn)} FFI calls per connection (median of ${d.rounds} runs), against ${f(big.checkpoint.soccrdUsPerConn)} µs and ${calls(big.checkpoint.ffiCallsPerConn)} FFI calls above: ${f(d.usPerConn / big.checkpoint.baselineUsPerConn, 1)}x the C baseline.`,
       '',
     );
@@ -263,7 +263,7 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   );
   out.push(`- **kernel calls**: the daemons' ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'soccrd' && x.nativeBatch)))}; the floor's ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'floor' && x.nativeBatch)))}.`);
   out.push(
-    '- **floor**: the same migration of the same workload in one process (bench/floor.ts): the engine (daemon/engine.ts) imported directly takes the sockets, the same network-lock transactions (daemon/netlock.ts) lock both sides, every connection is saved (its kernel calls in batches, as the daemon makes them) and rebuilt at once in B with its queues passed in memory, the same hook moves the address and the same hand-over delivers the sockets to the same kind of new owner. No gRPC, no second daemon, no frames or checksums. soccrd and floor runs alternate; **soccrd / floor** is the ratio of their medians.',
+    '- **floor**: the same migration of the same workload in one process (bench/floor.ts): the engine (daemon/repair/engine.ts) imported directly takes the sockets, the same network-lock transactions (daemon/custody/netlock.ts) lock both sides, every connection is saved (its kernel calls in batches, as the daemon makes them) and rebuilt at once in B with its queues passed in memory, the same hook moves the address and the same hand-over delivers the sockets to the same kind of new owner. No gRPC, no second daemon, no frames or checksums. soccrd and floor runs alternate; **soccrd / floor** is the ratio of their medians.',
   );
   out.push('- **queue MiB moved**: receive and send queue bytes of all N connections at the freeze (median over soccrd runs; every run below).', '');
   const full = m.rows.filter((r) => r.series === 'full');
@@ -420,7 +420,7 @@ function boundsSection(e: EngineResults | undefined, m: MigrationResults | undef
     const transports = full.soccrd.transports;
     const path =
       transports.length === 1 && transports[0] === 'direct'
-        ? 'the queue bytes go from the source daemon straight to the destination daemon over the direct data path (framed, sealed and checked: daemon/data-path.ts)'
+        ? 'the queue bytes go from the source daemon straight to the destination daemon over the direct data path (framed, sealed and checked: daemon/server/data-path.ts)'
         : transports.length === 1 && transports[0] === 'relay'
           ? 'the queue bytes cross the source daemon, the orchestrator and the destination daemon (frames, checksums, two gRPC hops)'
           : `the runs used the ${transports.join(' and ')} transports`;

@@ -1,5 +1,5 @@
 // The connections the migration bench moves, and how it checks them afterwards: N connections on the
-// test LAN (test/support/lan.ts) between a serve fixture in A (the owner) and a clients fixture in C
+// test LAN (lab/lan.ts) between a serve fixture in A (the owner) and a clients fixture in C
 // (the peers), a new owner (an adopt fixture in B) waiting for them, and queues filled one of three ways:
 //
 //  - full (the default workload): every peer streams without pause, through the freeze; the owner read
@@ -11,7 +11,7 @@
 //  - light: bytes both ways before the move, and a sample of connections streaming 256 bytes every 5 ms
 //    each way (the stall the peers see is measured on it).
 //
-// Every byte is a byte of a deterministic stream (test/support/multi.ts): after the move the new owner
+// Every byte is a byte of a deterministic stream (lab/multi.ts): after the move the new owner
 // reads everything, the peers read everything, fresh bytes go both ways, and every connection must have
 // carried exactly its streams both ways (no loss, duplicate or corruption, no RST, no FIN).
 import { spawnSync } from 'node:child_process';
@@ -94,7 +94,7 @@ export async function untilQueuesFull(ns: string): Promise<{ recv: number; send:
   return last;
 }
 
-/** Ticks between two pumps of a connection outside the sample (test/fixtures/multi.ts): 100 pumps a tick. */
+/** Ticks between two pumps of a connection outside the sample (lab/fixtures/multi.ts): 100 pumps a tick. */
 export const idlePollTicksFor = (n: number): number => Math.max(10, Math.ceil(n / 100));
 
 /** The connections of one run, held by their owner in A, waiting to move to the new owner in B. */

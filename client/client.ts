@@ -7,47 +7,22 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { SoccrError } from '../protocol/errors';
-import {
-  DEFAULT_LIMITS,
-  FILE_HEADER_LEN,
-  FrameAssembler,
-  RESUME_DEADLINE_MS,
-  STREAM_FORMAT,
-  SessionKind,
-  SessionState,
-  checkFileHeader,
-  checksumMismatch,
-  decodeFramesDelimited,
-  encodeFrameDelimited,
-  fileHeader,
-  formatAddressMsg,
-  encodedFrameKind,
-  frameKind,
-  loadPackageDefinition,
-  tcpStateName,
-  unpackFrames,
-  warmFrameCodecs,
-} from '../protocol/protocol';
-import type {
-  AssemblyLimits,
-  CheckedConnection,
-  CheckpointRequestMsg,
-  DataTransferMsg,
-  FrameMsg,
-  GetVersionResponseMsg,
-  ListSessionsResponseMsg,
-  ListSocketsResponseMsg,
-  RestoreOptionsMsg,
-  RestoreResponseMsg,
-  SessionHeaderMsg,
-  SessionInfoMsg,
-  SocketEntryMsg,
-} from '../protocol/protocol';
+import { DEFAULT_LIMITS, FrameAssembler, checksumMismatch } from '../protocol/assembler';
+import { FILE_HEADER_LEN, checkFileHeader, decodeFramesDelimited, encodeFrameDelimited, fileHeader } from '../protocol/checkpoint-file';
+import { RESUME_DEADLINE_MS } from '../protocol/handover';
+import { STREAM_FORMAT, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
+import { SessionKind, SessionState, enumName } from '../protocol/messages';
+import { formatAddressMsg } from '../protocol/address';
+import { loadPackageDefinition } from '../protocol/proto';
+import { stateName } from '../protocol/saved-state';
+import { warmFrameCodecs } from '../protocol/session-frames';
+import type { AssemblyLimits, CheckedConnection } from '../protocol/assembler';
+import type { CheckpointRequestMsg, DataTransferMsg, FrameMsg, GetVersionResponseMsg, ListSessionsResponseMsg, ListSocketsResponseMsg, RestoreOptionsMsg, RestoreResponseMsg, SessionHeaderMsg, SessionInfoMsg, SocketEntryMsg } from '../protocol/messages';
 import type { RepairWindow, UserSocketOptions } from '../protocol/saved-state';
 
-// The message shapes are daemon/protocol.ts's (proto-loader with keepCase: false, longs: Number,
+// The message shapes are protocol/messages.ts's (proto-loader with keepCase: false, longs: Number,
 // enums: Number, defaults: true, oneofs: true: every scalar present, absent messages null).
-export { AddressFamily, SessionKind, SessionState } from '../protocol/protocol';
+export { AddressFamily, SessionKind, SessionState } from '../protocol/messages';
 export type {
   AddressMsg,
   FeaturesMsg,
@@ -58,7 +33,7 @@ export type {
   SessionHeaderMsg,
   SessionInfoMsg,
   SocketEntryMsg,
-} from '../protocol/protocol';
+} from '../protocol/messages';
 
 /** Where soccrd listens unless told otherwise. */
 export const DEFAULT_ADDRESS = 'unix:///run/soccrd/soccrd.sock';
@@ -69,11 +44,11 @@ const SERVICE = 'soccr.v1.SocketRepair';
 const CALL_ENDED: unique symbol = Symbol('call ended');
 
 export function sessionKindName(k: number): string {
-  return SessionKind[k] ?? `KIND_${k}`;
+  return enumName(SessionKind, k, 'KIND');
 }
 
 export function sessionStateName(s: number): string {
-  return SessionState[s] ?? `STATE_${s}`;
+  return enumName(SessionState, s, 'STATE');
 }
 
 // ---- options and results ------------------------------------------------------------------------
@@ -123,9 +98,9 @@ export interface DataTransfer {
 }
 
 /** The request field for a transfer, absent without one (as the message was before the data path). */
-function dataTransferField(t: DataTransfer | undefined): { dataTransfer?: DataTransferMsg } {
-  if (!t) return {};
-  return { dataTransfer: { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) } };
+function dataTransferMsg(t: DataTransfer | undefined): DataTransferMsg | null {
+  if (!t) return null;
+  return { endpoint: t.endpoint ?? '', transferId: t.transferId, key: t.key, timeoutMs: u32('timeoutMs', t.timeoutMs ?? 0) };
 }
 
 /** RestoreOptions; absent fields take the proto defaults (empty, false, 0). */
@@ -392,7 +367,7 @@ export class SoccrClient {
   /**
    * checkpoint() whose frames stay encoded (Buffers), for a relay into another daemon's Restore, which
    * takes them as they are: queue bytes are then neither decoded nor encoded again on the way.
-   * encodedFrameKind and decodeFrame (daemon/protocol) read them.
+   * encodedFrameKind and decodeFrame (protocol/frames.ts) read them.
    */
   checkpointEncoded(pid: number, opts: CheckpointOptions = {}): grpc.ClientReadableStream<Buffer> {
     return this.startCheckpoint(pid, opts, (b: Buffer) => b);
@@ -404,7 +379,7 @@ export class SoccrClient {
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
       options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
-      ...dataTransferField(opts.dataTransfer),
+      dataTransfer: dataTransferMsg(opts.dataTransfer),
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, deserialize, req, new grpc.Metadata(), {});
@@ -487,7 +462,7 @@ export class SoccrClient {
       transparent: options.transparent ?? false,
       leaseMs: u32('leaseMs', options.leaseMs ?? 0),
       noNetworkLock: options.noNetworkLock ?? false,
-      ...dataTransferField(options.dataTransfer),
+      dataTransfer: dataTransferMsg(options.dataTransfer),
     };
     const m = this.method<FrameMsg, RestoreResponseMsg>('Restore');
     const serialize = (f: FrameMsg | Buffer): Buffer => (Buffer.isBuffer(f) ? f : m.serialize(f));
@@ -779,7 +754,7 @@ function describeConnection(c: Pick<CheckedConnection, 'index' | 'id' | 'fd' | '
     index: c.index,
     id: c.id,
     fd: c.fd,
-    state: tcpStateName(s.state),
+    state: stateName(s.state),
     socketFamily: s.socketFamily,
     local: addr(s.local),
     remote: addr(s.remote),

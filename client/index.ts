@@ -39,6 +39,7 @@ export type {
   SessionHeaderMsg,
 } from './client';
 // A checkpoint stream may pack frames into batches: unpackFrames gives them one by one.
-export { unpackFrames, frameKind, HANDOVER_MAX_MS, RESUME_DEADLINE_MS } from '../protocol/protocol';
+export { unpackFrames, frameKind } from '../protocol/frames';
+export { HANDOVER_MAX_MS, RESUME_DEADLINE_MS } from '../protocol/handover';
 export { migrate, MigrateError, MIGRATE_PHASES, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_RELEASE_ATTEMPTS } from './migrate';
 export type { MigrateOptions, MigrateReport, MigratePhase, PhaseEvent, PhaseTiming, HookResult, MigrateConnection, MigrateAddress } from './migrate';

@@ -27,10 +27,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
+import { type SocketAddress, addressFromMsg } from '../protocol/address';
 import { SoccrError } from '../protocol/errors';
-import { RESUME_DEADLINE_MS, decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../protocol/protocol';
+import { RESUME_DEADLINE_MS } from '../protocol/handover';
+import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
 import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../protocol/sealed-records';
-import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/protocol';
+import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/messages';
 import { SessionState, SoccrClient, describeError, isServiceError, sessionStateName, warmCodecs } from './client';
 import type { GetVersionResponseMsg, SessionInfoMsg } from './client';
 
@@ -119,11 +121,7 @@ export interface PhaseTiming {
   ok: boolean;
 }
 
-export interface MigrateAddress {
-  family: 'ipv4' | 'ipv6';
-  ip: string;
-  port: number;
-}
+export type MigrateAddress = SocketAddress;
 
 /** A connection's addresses as its source host saw them. */
 export interface MigrateConnection {
@@ -242,10 +240,6 @@ function u32(name: string, v: number): number {
   return v;
 }
 
-function migrateAddress(a: AddressMsg | null | undefined): MigrateAddress {
-  if (!a) return { family: 'ipv4', ip: '0.0.0.0', port: 0 };
-  return { family: a.family === 2 ? 'ipv6' : 'ipv4', ip: a.ip, port: a.port };
-}
 
 /** A failure and the side it came from, so that the reason names it. */
 class SideError extends Error {
@@ -487,7 +481,7 @@ class Migration {
     if (this.dataEndpoint && this.opts.directData !== false) await this.transferDirect(this.dataEndpoint);
     else await this.transferRelayed();
     const tuples = this.header?.tuples ?? [];
-    this.report.addresses = tuples.length > 0 ? tuples.map((t) => ({ local: migrateAddress(t.local), remote: migrateAddress(t.remote) })) : this.headerAddresses;
+    this.report.addresses = tuples.length > 0 ? tuples.map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) })) : this.headerAddresses;
     return {
       connections: this.report.connections,
       queueBytes: this.report.queueBytes,
@@ -665,7 +659,7 @@ class Migration {
       }
       case 'connection': {
         const st = (f.connection?.state ?? {}) as { local?: AddressMsg | null; remote?: AddressMsg | null };
-        this.headerAddresses.push({ local: migrateAddress(st.local), remote: migrateAddress(st.remote) });
+        this.headerAddresses.push({ local: addressFromMsg(st.local), remote: addressFromMsg(st.remote) });
         break;
       }
       case 'end':

@@ -7,8 +7,9 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { formatAddressMsg, tcpStateName } from '../protocol/protocol';
-import type { AddressMsg } from '../protocol/protocol';
+import { formatAddressMsg } from '../protocol/address';
+import { stateName } from '../protocol/saved-state';
+import type { AddressMsg } from '../protocol/messages';
 import {
   CheckpointFileDescription,
   DEFAULT_ADDRESS,
@@ -106,7 +107,7 @@ function sessionJson(s: SessionInfoMsg): Record<string, unknown> {
     connections: s.connections.map((c) => ({
       id: c.id,
       fd: c.fd,
-      state: tcpStateName(c.state),
+      state: stateName(c.state),
       local: addressJson(c.local),
       remote: addressJson(c.remote),
       recvQueueLen: c.recvQueueLen,
@@ -131,7 +132,7 @@ function printSession(s: SessionInfoMsg): void {
   if (s.connections.length === 0) return;
   const t = table(['id', 'fd', 'state', 'local', 'remote', 'recv-q', 'send-q', 'delivered']);
   for (const c of s.connections) {
-    t.push([c.id, s.kind === SessionKind.SOURCE ? String(c.fd) : '-', tcpStateName(c.state), formatAddressMsg(c.local), formatAddressMsg(c.remote), String(c.recvQueueLen), String(c.sendQueueLen), c.delivered ? 'yes' : 'no']);
+    t.push([c.id, s.kind === SessionKind.SOURCE ? String(c.fd) : '-', stateName(c.state), formatAddressMsg(c.local), formatAddressMsg(c.remote), String(c.recvQueueLen), String(c.sendQueueLen), c.delivered ? 'yes' : 'no']);
   }
   print(t.toString());
 }
@@ -180,7 +181,7 @@ function printSockets(pid: number, sockets: SocketEntryMsg[]): void {
   }
   const t = table(['fd', 'inode', 'family', 'state', 'local', 'remote', 'recv-q', 'send-q']);
   for (const s of sockets) {
-    t.push([String(s.fd), String(s.inode), familyName(s.family), tcpStateName(s.state), formatAddressMsg(s.local), formatAddressMsg(s.remote), String(s.recvQueue), String(s.sendQueue)]);
+    t.push([String(s.fd), String(s.inode), familyName(s.family), stateName(s.state), formatAddressMsg(s.local), formatAddressMsg(s.remote), String(s.recvQueue), String(s.sendQueue)]);
   }
   print(t.toString());
 }
@@ -364,7 +365,7 @@ export function buildProgram(): Command {
         if (g.json) {
           printJson({
             pid: opts.pid,
-            sockets: sockets.map((s) => ({ ...s, family: familyName(s.family), state: tcpStateName(s.state), local: addressJson(s.local), remote: addressJson(s.remote) })),
+            sockets: sockets.map((s) => ({ ...s, family: familyName(s.family), state: stateName(s.state), local: addressJson(s.local), remote: addressJson(s.remote) })),
           });
         } else {
           printSockets(opts.pid, sockets);

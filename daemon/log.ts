@@ -19,7 +19,7 @@ function errorFields(err: Error, depth = 0): Record<string, unknown> {
   for (const [k, v] of Object.entries(err)) if (k !== 'cause') out[k] = v;
   if (!(err instanceof SoccrError || err instanceof SyscallError) && err.stack) out.stack = err.stack;
   const cause = (err as { cause?: unknown }).cause;
-  if (cause !== undefined && depth < MAX_CAUSES) out.cause = cause instanceof Error ? errorFields(cause, depth + 1) : String(cause);
+  if (cause !== undefined && depth < MAX_CAUSES) out.cause = cause instanceof Error ? errorFields(cause, depth + 1) : cause;
   return out;
 }
 

@@ -5,7 +5,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { SyscallError, errorMessage } from '../protocol/errors';
-import { QueueKind } from '../protocol/protocol';
+import { QueueKind } from '../protocol/messages';
 
 export const registry = new Registry();
 

@@ -1,6 +1,6 @@
 // `npm run demo`: live TCP connections moved from one host to another while they stream both ways.
 //
-// On a small LAN made of network namespaces (test/support/lan.ts: hosts A and B, client C, one bridge,
+// On a small LAN made of network namespaces (lab/lan.ts: hosts A and B, client C, one bridge,
 // no route out) it starts a soccrd on each host, opens connections from C to a server in A on the
 // service address, streams deterministic bytes both ways, and moves the connections to a new owner
 // process in B with migrate() (client/migrate.ts), whose hook moves the service address and announces
@@ -9,7 +9,7 @@
 // removes everything it made, also on failure or Ctrl-C. Exit code 0 only when every check passed.
 //
 // It is a lab program, not part of the client library: the processes are the test suite's own (soccrd
-// as test/support/daemon.ts starts it, the streaming fixture test/fixtures/multi.ts), so the demo shows
+// as lab/daemon.ts starts it, the streaming fixture lab/fixtures/multi.ts), so the demo shows
 // exactly what the tests exercise; the orchestration is the library's migrate().
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -23,7 +23,7 @@ export interface DaemonOptions {
    * namespace shares, so the tests reach the daemon from the root namespace all the same.
    */
   netns?: string;
-  /** Extra environment (e.g. SOCCRD_CRASH_AT, the test-only fault injection knob of daemon/journal.ts). */
+  /** Extra environment (e.g. SOCCRD_CRASH_AT, the test-only fault injection knob of daemon/custody/journal.ts). */
   env?: Record<string, string>;
   /**
    * Socket activation as systemd does it: these listening sockets become the daemon's fds 3, 4, ...

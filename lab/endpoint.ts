@@ -1,4 +1,4 @@
-// Drives an endpoint fixture process (test/fixtures/endpoint.ts) running inside a network namespace.
+// Drives an endpoint fixture process (lab/fixtures/endpoint.ts) running inside a network namespace.
 import { join } from 'node:path';
 import type { EndpointConfig, EndpointStatus } from './fixtures/endpoint';
 import { FixtureProcess, killAllFixtures } from './fixture-process';

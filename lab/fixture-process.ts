@@ -1,7 +1,7 @@
 // The harness both fixture drivers (endpoint.ts, multi.ts) share: a fixture script (test/fixtures/*.js)
 // run inside a network namespace through `ip netns exec`, which takes commands as JSON lines with ids
 // on stdin and answers them, and emits events (lines without an id), on stdout
-// (test/fixtures/common.ts is its other side). Every process started is kept in one registry, so that
+// (lab/fixtures/common.ts is its other side). Every process started is kept in one registry, so that
 // the tests' cleanup can kill what is left by pid.
 import { ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';

@@ -1,4 +1,4 @@
-// Drives a multi fixture process (test/fixtures/multi.ts), which holds many TCP connections inside a
+// Drives a multi fixture process (lab/fixtures/multi.ts), which holds many TCP connections inside a
 // network namespace, each streaming deterministic bytes both ways; and the streams and keys both the
 // fixture and the tests use.
 import { join } from 'node:path';

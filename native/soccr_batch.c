@@ -1,11 +1,11 @@
-// soccr_batch: runs a vector of kernel calls that daemon/native.ts (KernelBatch) prepared, in one FFI
+// soccr_batch: runs a vector of kernel calls that daemon/kernel/native.ts (KernelBatch) prepared, in one FFI
 // call. Every call through ffi-rs costs microseconds, the kernel calls themselves a fraction of that:
 // saving or rebuilding a connection takes about twenty of them, so they go down in one crossing. The
 // logic stays in TypeScript; this file only executes, in order, and writes back each call's result
 // and errno. Pure C, no dependencies; built at install (native/build.js) into build/libsoccr_batch.so.
 //
 // A batch is a header record (the op count) and the op records, 128 bytes each (layout below, mirrored
-// in daemon/native.ts). Ops belong to
+// in daemon/kernel/native.ts). Ops belong to
 // groups (one per socket, or one for the whole batch); a group's ops are contiguous. When an op fails,
 // the rest of its group is skipped, except ops flagged ALWAYS (cleanup such as "no queue selected" or
 // "back to the daemon's namespace"); other groups go on.
@@ -69,8 +69,8 @@ struct soccr_op {
   uint32_t out_len; // out: socklen the kernel wrote back
   uint8_t data[56]; // inline memory for small values
 };
-_Static_assert(sizeof(struct soccr_op) == 128, "record layout shared with daemon/native.ts");
-_Static_assert(offsetof(struct soccr_op, data) == 72, "record layout shared with daemon/native.ts");
+_Static_assert(sizeof(struct soccr_op) == 128, "record layout shared with daemon/kernel/native.ts");
+_Static_assert(offsetof(struct soccr_op, data) == 72, "record layout shared with daemon/kernel/native.ts");
 
 int soccr_batch_abi(void) { return SOCCR_BATCH_ABI; }
 

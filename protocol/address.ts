@@ -1,5 +1,6 @@
 // Socket addresses: conversion between { family, ip, port } and the kernel's sockaddr_in/sockaddr_in6.
 import { isIPv4, isIPv6 } from 'node:net';
+import { type AddressMsg, AddressFamily } from './messages';
 
 /** Linux address family numbers: what sockaddr_in/sockaddr_in6 and socket diagnostics carry. */
 export const AF_INET = 2;
@@ -108,4 +109,28 @@ export function decodeSockaddr(b: Buffer, len: number): SocketAddress {
 
 export function formatAddress(a: SocketAddress): string {
   return a.family === 'ipv6' ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+// ---- the wire form (soccr.v1.SocketAddress) --------------------------------------------------------
+
+/** soccr.v1.AddressFamily of each family: the one place the two are mapped. */
+export const WIRE_FAMILY = { ipv4: AddressFamily.IPV4, ipv6: AddressFamily.IPV6 } as const satisfies Readonly<Record<Family, AddressFamily>>;
+
+/** The family a soccr.v1.AddressFamily number names, or undefined for any other number. */
+export function familyFromWire(n: number): Family | undefined {
+  return n === WIRE_FAMILY.ipv4 ? 'ipv4' : n === WIRE_FAMILY.ipv6 ? 'ipv6' : undefined;
+}
+
+export function addressToMsg(a: SocketAddress): AddressMsg {
+  return { family: WIRE_FAMILY[a.family], ip: a.ip, port: a.port };
+}
+
+export function addressFromMsg(a: AddressMsg | null | undefined): SocketAddress {
+  if (!a) return { family: 'ipv4', ip: '0.0.0.0', port: 0 };
+  return { family: familyFromWire(a.family) ?? 'ipv4', ip: a.ip, port: a.port };
+}
+
+export function formatAddressMsg(a: AddressMsg | null | undefined): string {
+  if (!a) return '-';
+  return a.family === WIRE_FAMILY.ipv6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
 }

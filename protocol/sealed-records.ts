@@ -1,10 +1,10 @@
 // The records of a direct data connection between two daemons (soccr.v1.DataTransfer in the proto):
-// a cleartext preamble naming the transfer, then records sealed with ChaCha20-Poly1305 (daemon/aead.ts)
+// a cleartext preamble naming the transfer, then records sealed with ChaCha20-Poly1305 (protocol/aead.ts)
 // under the transfer's key, numbered by a counter in their nonce so that none can be dropped, repeated
 // or reordered unseen.
 import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, openInPlace, sealInPlace } from './aead';
 import { SoccrError } from './errors';
-import { MAX_CHUNK } from './protocol';
+import { MAX_CHUNK } from './frames';
 
 export const DATA_MAGIC = Buffer.from('SOCCRDP1', 'latin1');
 export const TRANSFER_ID_BYTES = 16;

@@ -5,39 +5,21 @@
 // parse, that the version is known, that every required part is present and every value is in range.
 // Whether the state is consistent enough to restore (queue lengths, MSS, supported TCP state, ...) is
 // the engine's call (validateSaved in engine.ts), since a streaming header carries no queue bytes.
-import { existsSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
-import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { SoccrError } from './errors';
-import type { Family, SocketAddress } from './address';
+import { type Family, type SocketAddress, WIRE_FAMILY, familyFromWire } from './address';
+import { protoRoot } from './proto';
 import { RepairWindow, STATE_VERSION, SavedConnection, TcpState, UserSocketOptions } from './saved-state';
 
 // ---- schema ------------------------------------------------------------------------------------
 
-const PROTO_RELATIVE = path.join('protos', 'soccr', 'v1', 'state.proto');
-
-/**
- * Absolute path of state.proto. Compiled, this module runs from dist/daemon/, two levels below the
- * package root; run from source it sits in daemon/, one level below.
- */
-export const STATE_PROTO_PATH: string = (() => {
-  const candidates = [path.resolve(__dirname, '..', '..', PROTO_RELATIVE), path.resolve(__dirname, '..', PROTO_RELATIVE)];
-  const found = candidates.find((p) => existsSync(p));
-  if (found === undefined) throw new Error(`state.proto not found; looked in ${candidates.join(', ')}`);
-  return found;
-})();
-
-const root = protobuf.loadSync(STATE_PROTO_PATH);
-const ConnectionStateType = root.lookupType('soccr.v1.ConnectionState');
+const ConnectionStateType = protoRoot.lookupType('soccr.v1.ConnectionState');
 
 /** protobufjs decodes into plain data; everything read from it is checked before use. */
 type Plain = Record<string, unknown>;
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: Number, defaults: true };
-
-/** soccr.v1.AddressFamily values. */
-const WIRE_FAMILY: Readonly<Record<Family, number>> = { ipv4: 1, ipv6: 2 };
 
 const U32_MAX = 0xffffffff;
 const I32_MIN = -0x80000000;
@@ -240,9 +222,7 @@ function bytesOf(o: Plain, key: string, bad: Bad): Buffer {
 }
 
 function familyOf(n: number, what: string, bad: Bad): Family {
-  if (n === WIRE_FAMILY.ipv4) return 'ipv4';
-  if (n === WIRE_FAMILY.ipv6) return 'ipv6';
-  return bad(n === 0 ? `${what} missing` : `${what} ${n} is not an address family`);
+  return familyFromWire(n) ?? bad(n === 0 ? `${what} missing` : `${what} ${n} is not an address family`);
 }
 
 /** What is wrong with an address, or undefined if nothing. */

@@ -11,9 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { DEFAULT_TIMEOUT_MS, SessionKind, SessionState, SoccrClient, readCheckpointFile } from '../client/client';
-import type { FrameMsg } from '../protocol/protocol';
-import { frameKind } from '../protocol/protocol';
+import { DEFAULT_TIMEOUT_MS, SessionKind, SessionState, SoccrClient, readCheckpointFile, sessionStateName } from '../client/client';
+import type { FrameMsg } from '../protocol/messages';
+import { frameKind } from '../protocol/frames';
 import { localAddress, peerAddress } from '../daemon/repair/engine';
 import * as N from '../daemon/kernel/native';
 import type { SocketAddress } from '../protocol/address';
@@ -273,7 +273,7 @@ describe('a session busy with another call (issue 9)', function () {
     const err = await expectStatus(restoring, grpc.status.FAILED_PRECONDITION, 'the Restore stream of an aborted session');
     assert.match(err.details, /ABORTED/);
     const after = await client.getSession(id);
-    assert.equal(SessionState[after.state], 'ABORTED', 'the session stays ABORTED');
+    assert.equal(sessionStateName(after.state), 'ABORTED', 'the session stays ABORTED');
     assert.equal(after.connections.length, rebuiltBeforeAbort, 'nothing was rebuilt after the Abort');
     assert.deepEqual(
       tcpSockets(target).filter((l) => l.includes(`:${PORT} `)),

@@ -9,7 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSy
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SoccrClient, describeError, readCheckpointFile } from '../client';
-import { SessionHeaderMsg, frameKind, sessionFrames } from '../protocol/protocol';
+import { SessionHeaderMsg } from '../protocol/messages';
+import { frameKind } from '../protocol/frames';
+import { sessionFrames } from '../protocol/session-frames';
 import { TcpState } from '../protocol/saved-state';
 import { savedConnection } from './support/states';
 import { CheckpointRequestPlain, MiB, StandInDaemon, header, sha, withQueues, writeCheckpoint } from './support/standin';

@@ -1,5 +1,5 @@
 // Crash safety (issue 5): soccrd killed with SIGKILL at each step of checkpoint, restore and migrate
-// (SOCCRD_CRASH_AT, the test-only knob of daemon/journal.ts), then started again on the same state
+// (SOCCRD_CRASH_AT, the test-only knob of daemon/custody/journal.ts), then started again on the same state
 // directory and lock table. Each time: no connection stays frozen (it carries exact bytes both ways
 // again, without RST or FIN at the peer), no lock entry of the daemon is left in any namespace involved,
 // and the crash journal holds no record.

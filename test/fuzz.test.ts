@@ -22,9 +22,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
-import { FrameMsg, RestoreOptions, SessionInfoMsg, SessionState, SoccrClient, isServiceError } from '../client/client';
+import { FrameMsg, RestoreOptions, SessionInfoMsg, SessionState, SoccrClient, isServiceError, sessionStateName } from '../client/client';
 import { silentLogger } from '../daemon/log';
-import { DEFAULT_LIMITS, MAX_CHUNK, QueueKind, SessionHeaderMsg, batchFrames, frameKind, loadPackageDefinition, unpackFrames } from '../protocol/protocol';
+import { DEFAULT_LIMITS } from '../protocol/assembler';
+import { MAX_CHUNK, batchFrames, frameKind, unpackFrames } from '../protocol/frames';
+import { AddressFamily, QueueKind, SessionHeaderMsg } from '../protocol/messages';
+import { WIRE_FAMILY } from '../protocol/address';
+import { loadPackageDefinition } from '../protocol/proto';
 import { SocketRepairService } from '../daemon/server/service';
 import { SessionManager } from '../daemon/custody/sessions';
 import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
@@ -194,11 +198,12 @@ function synthHeader(r: Rand, conns: Conn[], tuples: boolean): SessionHeaderMsg 
     pid: 4242,
     hostname: 'fuzz',
     createdUnixMs: Date.now(),
+    tuples: [],
   };
   if (tuples) {
     h.tuples = conns.map((c) => ({
-      local: { family: c.state.local.family === 'ipv4' ? 1 : 2, ip: c.state.local.ip, port: c.state.local.port },
-      remote: { family: c.state.remote.family === 'ipv4' ? 1 : 2, ip: c.state.remote.ip, port: c.state.remote.port },
+      local: { family: WIRE_FAMILY[c.state.local.family], ip: c.state.local.ip, port: c.state.local.port },
+      remote: { family: WIRE_FAMILY[c.state.remote.family], ip: c.state.remote.ip, port: c.state.remote.port },
     }));
   }
   return h;
@@ -912,11 +917,11 @@ describe('Restore fuzzing against a running soccrd', function () {
     if (!expected.has(out.code)) counts.failures.push({ label: c.label, code: name, details: out.details });
     if (out.code === grpc.status.OK) {
       if (!out.session) counts.failures.push({ label: c.label, code: name, details: 'OK without a session' });
-      else if (out.session.state !== SessionState.HELD) counts.failures.push({ label: c.label, code: name, details: `OK but session ${out.session.sessionId} is ${SessionState[out.session.state]}, not HELD` });
+      else if (out.session.state !== SessionState.HELD) counts.failures.push({ label: c.label, code: name, details: `OK but session ${out.session.sessionId} is ${sessionStateName(out.session.state)}, not HELD` });
       else {
         try {
           const a = await client.abort(out.session.sessionId);
-          if (a.state !== SessionState.ABORTED) counts.failures.push({ label: c.label, code: 'ABORT', details: `abort left session ${a.sessionId} ${SessionState[a.state]}` });
+          if (a.state !== SessionState.ABORTED) counts.failures.push({ label: c.label, code: 'ABORT', details: `abort left session ${a.sessionId} ${sessionStateName(a.state)}` });
         } catch (err) {
           counts.failures.push({ label: c.label, code: 'ABORT', details: `abort of ${out.session.sessionId} failed: ${String(err)}` });
         }
@@ -1026,7 +1031,7 @@ describe('Restore fuzzing against a running soccrd', function () {
     // 2. Truncation inside a frame, at every byte of its encoding (sent raw), for each kind of frame.
     const byteCuts = function* (): Generator<Case> {
       const b = bases[0].frames;
-      const options: FrameMsg = { restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: true } };
+      const options: FrameMsg = { restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: true, dataTransfer: null } };
       for (const kind of ['session', 'connection', 'chunk', 'end', 'streamEnd']) {
         const i = indicesOf(b, kind)[0];
         const bytes = def.requestSerialize(b[i]);
@@ -1039,7 +1044,7 @@ describe('Restore fuzzing against a running soccrd', function () {
     // 3. Restore options and framing that are wrong before any connection.
     const special = function* (): Generator<Case> {
       const b = bases[0].frames;
-      const good = (noNetworkLock: boolean): FrameMsg => ({ restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock } });
+      const good = (noNetworkLock: boolean): FrameMsg => ({ restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock, dataTransfer: null } });
       const badOptions: Array<[string, RestoreOptions]> = [
         ['no such namespace', { netns: '/run/netns/soccrt-no-such-namespace' }],
         ['a relative namespace path', { netns: 'no/such/netns' }],
@@ -1105,7 +1110,7 @@ describe('Restore fuzzing against a running soccrd', function () {
           const how = r.pick(['flip', 'cut', 'random', 'varint']);
           if (how === 'flip') for (let f = 0; f < r.range(1, 4); f++) bytes[r.int(bytes.length)] = r.int(256);
           const item = how === 'cut' ? bytes.subarray(0, r.int(bytes.length)) : how === 'random' ? r.bytes(r.range(1, 200)) : how === 'varint' ? Buffer.from([0x22, 0xff, 0xff, 0xff, 0xff, 0x0f]) : bytes;
-          const opt: FrameMsg = { restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: options.noNetworkLock ?? false } };
+          const opt: FrameMsg = { restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: options.noNetworkLock ?? false, dataTransfer: null } };
           const items: Array<FrameMsg | Buffer> = [opt, ...frames];
           items[i + 1] = item;
           labels.push(`frame ${i} sent as ${how} bytes`);
@@ -1149,7 +1154,7 @@ describe('Restore fuzzing against a running soccrd', function () {
     assert.ok((await client.getVersion()).version, 'GetVersion answers');
     assert.equal(daemon.proc.exitCode, null, 'soccrd still runs');
     const active = (await client.listSessions()).filter((s) => s.state === SessionState.FROZEN || s.state === SessionState.HELD);
-    assert.deepEqual(active.map((s) => `${s.sessionId} ${SessionState[s.state]}`), [], 'no session left frozen or held');
+    assert.deepEqual(active.map((s) => `${s.sessionId} ${sessionStateName(s.state)}`), [], 'no session left frozen or held');
     for (const [name, n] of [[targetNs, targetNs], ...pairs.map((p) => [p.topo.hosts[0], p.topo.hosts[0]]), ['root namespace', undefined]] as Array<[string, string | undefined]>) {
       assert.equal(lockEntries(n, daemon.lockTable), 0, `lock entries left in ${name}`);
     }
@@ -1172,7 +1177,7 @@ describe('Restore fuzzing against a running soccrd', function () {
       throw new assert.AssertionError({ message: `${what}: succeeded, expected ${grpc.status[code]}` });
     };
     const header = (count: number, tuples?: SessionHeaderMsg['tuples']): FrameMsg => ({
-      session: { sessionId: 'limits', leaseExpiresUnixMs: 0, connectionCount: count, pid: 1, hostname: 'fuzz', createdUnixMs: 0, ...(tuples ? { tuples } : {}) },
+      session: { sessionId: 'limits', leaseExpiresUnixMs: 0, connectionCount: count, pid: 1, hostname: 'fuzz', createdUnixMs: 0, tuples: tuples ?? [] },
     });
     const conn = (r: Rand, inqLen: number, outqLen: number): FrameMsg => {
       const st = synthConn(r, 'ipv4', TcpState.ESTABLISHED, 0, 0, 0);
@@ -1192,7 +1197,7 @@ describe('Restore fuzzing against a running soccrd', function () {
       // At the limit the header is taken; the stream then ends early, which is malformed, not a limit.
       await expectStatus(client.restore(opts(), [header(DEFAULT_LIMITS.maxConnections)]), grpc.status.INVALID_ARGUMENT, 'connection_count at the limit');
       // The lock tuples count as connections too: more tuples than connections is malformed.
-      const t = { local: { family: 1, ip: '10.77.0.1', port: 1 }, remote: { family: 1, ip: '10.77.0.2', port: 2 } };
+      const t = { local: { family: AddressFamily.IPV4, ip: '10.77.0.1', port: 1 }, remote: { family: AddressFamily.IPV4, ip: '10.77.0.2', port: 2 } };
       await expectStatus(client.restore(opts(), [header(1, [t, t])]), grpc.status.INVALID_ARGUMENT, 'more tuples than connections');
     });
 

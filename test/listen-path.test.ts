@@ -2,7 +2,7 @@
 // with `--listen unix:///PATH`: a socket file whose listener is gone is replaced; anything else stays
 // untouched and the daemon refuses to start, naming the path: a regular file, a FIFO, a symbolic link,
 // a directory, and a live listener, also one whose backlog is full (connect answers EAGAIN, not
-// ECONNREFUSED). The hand-over receiver (client/receiver.ts) follows the same rules, and neither
+// ECONNREFUSED). The hand-over receiver (receiver/receiver.ts) follows the same rules, and neither
 // changes a socket file's mode or group through a symbolic link.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';

@@ -3,7 +3,8 @@
 import { strict as assert } from 'node:assert';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { AEAD_IMPLEMENTATION, openInPlace, sealInPlace } from '../protocol/aead';
-import { FrameMsg, QueueKind, decodeFramesDelimited, encodeFrameDelimited, frameDelimitedPieces } from '../protocol/protocol';
+import { FrameMsg, QueueKind } from '../protocol/messages';
+import { decodeFramesDelimited, encodeFrameDelimited, frameDelimitedPieces } from '../protocol/checkpoint-file';
 import { RecordOpener, RecordSealer, preamble } from '../protocol/sealed-records';
 
 /** The record as the wire carries it: its length field, and its ciphertext with the tag behind. */

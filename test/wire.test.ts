@@ -1,13 +1,17 @@
-// The wire form of a saved state (daemon/wire.ts): exact round trips, deterministic bytes, and refusal of
+// The wire form of a saved state (protocol/state-codec.ts): exact round trips, deterministic bytes, and refusal of
 // anything that is not a well-formed state of a known version. Pure computation: needs no privileges.
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import * as protobuf from 'protobufjs';
 import { SoccrError } from '../protocol/errors';
 import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
-import { STATE_PROTO_PATH, decodeState, encodeState } from '../protocol/state-codec';
+import { protoRoot } from '../protocol/proto';
+import { decodeState, encodeState } from '../protocol/state-codec';
 import { savedConnection } from './support/states';
-import { FrameMsg, addressToMsg, batchFrames, encodeFrame, frameKind, loadPackageDefinition, sessionFrames, unpackFrames } from '../protocol/protocol';
+import { FrameMsg } from '../protocol/messages';
+import { addressToMsg } from '../protocol/address';
+import { batchFrames, encodeFrame, frameKind, unpackFrames } from '../protocol/frames';
+import { loadPackageDefinition } from '../protocol/proto';
+import { sessionFrames } from '../protocol/session-frames';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 
 const MiB = 1024 * 1024;
@@ -47,7 +51,7 @@ function garbage(seed: number, len: number): Buffer {
 }
 
 /** Encodes an arbitrary ConnectionState-shaped object with protobufjs directly, bypassing encodeState. */
-const ConnectionState = protobuf.loadSync(STATE_PROTO_PATH).lookupType('soccr.v1.ConnectionState');
+const ConnectionState = protoRoot.lookupType('soccr.v1.ConnectionState');
 function rawEncode(obj: Record<string, unknown>): Buffer {
   return Buffer.from(ConnectionState.encode(ConnectionState.fromObject(obj)).finish());
 }
@@ -373,7 +377,7 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
     const end = { end: { index: 0, recvSha256: Buffer.alloc(32), sendSha256: Buffer.alloc(32) } };
     const cases: FrameMsg[] = [
       { batch: { frames: [end, { batch: { frames: [end] } }] } },
-      { batch: { frames: [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0 } }] } },
+      { batch: { frames: [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } }] } },
       { batch: { frames: [] } },
       { batch: { frames: [end, {}] } },
     ];

@@ -18,7 +18,7 @@ import { constants as osConstants } from 'node:os';
 import * as N from '../kernel/native';
 import { SoccrError, errorMessage, kernelError } from '../../protocol/errors';
 import { SocketAddress } from '../../protocol/address';
-import { HANDOVER_ACK_TIMEOUT_MS, HANDOVER_LIVE_LINE_MS } from '../../protocol/protocol';
+import { HANDOVER_ACK_TIMEOUT_MS, HANDOVER_LIVE_LINE_MS } from '../../protocol/handover';
 
 /** What the receiver learns about one connection, besides its fd. */
 export interface DeliveryMeta {
@@ -43,7 +43,7 @@ export interface DeliveryItem {
 export interface DeliveryOptions {
   /**
    * Bound on the whole hand-over up to the receiver's acknowledgement (connecting, sending, waiting for
-   * the ack), in milliseconds. Default HANDOVER_ACK_TIMEOUT_MS (10 000, daemon/protocol.ts: clients
+   * the ack), in milliseconds. Default HANDOVER_ACK_TIMEOUT_MS (10 000, protocol/handover.ts: clients
    * derive their Resume deadline from it).
    */
   timeoutMs?: number;

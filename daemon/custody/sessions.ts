@@ -14,7 +14,7 @@ import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repa
 import { thawSource } from './thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
-import { HANDOVER_MAX_MS } from '../../protocol/protocol';
+import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import type { Logger } from '../log';
 import type { SocketAddress } from '../../protocol/address';
 import { TcpState } from '../../protocol/saved-state';

@@ -1,6 +1,6 @@
 // What works on this host, probed once at start with throw-away sockets: GetVersion reports it.
 import * as N from './native';
-import type { FeaturesMsg } from '../../protocol/protocol';
+import type { FeaturesMsg } from '../../protocol/messages';
 
 function attempt(fn: () => void): boolean {
   try {

@@ -10,7 +10,7 @@
 // answer; its caller reads it the slow way. A dump of a whole namespace's TCP table (dumpTcpSockets)
 // stands in for /proc/PID/net/tcp and tcp6, which the kernel renders as text a page at a time.
 //
-// Everything goes through daemon/native.ts; the netlink socket is made inside the target namespace
+// Everything goes through daemon/kernel/native.ts; the netlink socket is made inside the target namespace
 // (NetnsHandle) and used from the daemon's own.
 import * as N from './native';
 import { NetnsHandle } from './netns';

@@ -54,7 +54,7 @@ const optsBuf = N.pinned(32);
 const packetBuf = N.pinned(64);
 const ackPacketBuf = N.pinned(64);
 const destBuf = N.pinned(N.SOCKADDR_STORAGE);
-// Each step's kernel calls go down in one batch (daemon/native.ts): one FFI call instead of about twenty.
+// Each step's kernel calls go down in one batch (daemon/kernel/native.ts): one FFI call instead of about twenty.
 const captureBatch = new N.KernelBatch(48);
 const queueBatch = new N.KernelBatch(8);
 const restoreBatch = new N.KernelBatch(64);

@@ -8,7 +8,8 @@ import type { SessionManager } from '../custody/sessions';
 import type { Logger } from '../log';
 import { callFinished, countSyscallFailure } from '../metrics';
 import { ErrorKind, SoccrError, SyscallError, errorMessage } from '../../protocol/errors';
-import type { AssemblyLimits, FeaturesMsg } from '../../protocol/protocol';
+import type { AssemblyLimits } from '../../protocol/assembler';
+import type { FeaturesMsg } from '../../protocol/messages';
 import type { DataListener } from './data-path';
 import type { CallerGate, TargetPolicy } from './policy';
 
@@ -164,7 +165,10 @@ export class Calls {
   networkLock(optOut: boolean | undefined): NetworkLock | undefined {
     if (optOut) return undefined;
     if (!this.o.netlock) {
-      throw new SoccrError('SESSION_STATE', 'the network lock does not work on this host (is nft installed?); lock the network yourself and pass no_network_lock');
+      throw new SoccrError(
+        'SESSION_STATE',
+        'the network lock does not work on this host (is nft installed?); lock the network yourself and pass no_network_lock',
+      );
     }
     return this.o.netlock;
   }

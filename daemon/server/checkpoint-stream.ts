@@ -5,7 +5,9 @@ import { once } from 'node:events';
 import { crashPoint } from '../custody/journal';
 import { checkpointChunkSent } from '../metrics';
 import { SoccrError } from '../../protocol/errors';
-import { CheckpointRequestMsg, FrameMsg, SessionHeaderMsg, StreamedConnection, batchFrames, sessionFrames, unpackFrames } from '../../protocol/protocol';
+import { CheckpointRequestMsg, FrameMsg, SessionHeaderMsg } from '../../protocol/messages';
+import { StreamedConnection, sessionFrames } from '../../protocol/session-frames';
+import { batchFrames, unpackFrames } from '../../protocol/frames';
 import type { DataSender } from './data-path';
 
 /** Longest a Checkpoint stream goes on saving sockets without letting its written frames leave, ms. */
@@ -40,7 +42,12 @@ export async function streamOverCall(call: CheckpointCall, header: SessionHeader
  * (the orchestrator learns the session at once) and, once the data connection took every byte, the
  * stream end. The data connection is the stream's: a failure cuts it.
  */
-export async function streamOverDataPath(call: CheckpointCall, data: DataSender, header: SessionHeaderMsg, conns: readonly StreamedConnection[]): Promise<void> {
+export async function streamOverDataPath(
+  call: CheckpointCall,
+  data: DataSender,
+  header: SessionHeaderMsg,
+  conns: readonly StreamedConnection[],
+): Promise<void> {
   try {
     let frames = 0;
     let lastFlush = performance.now();

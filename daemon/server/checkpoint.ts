@@ -15,7 +15,9 @@ import { ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire'
 import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
 import { thawSource } from '../custody/thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
-import { CheckpointRequestMsg, DataTransferMsg, LoadedConnection, StreamedConnection, addressToMsg } from '../../protocol/protocol';
+import { CheckpointRequestMsg, DataTransferMsg } from '../../protocol/messages';
+import { LoadedConnection, StreamedConnection } from '../../protocol/session-frames';
+import { addressToMsg } from '../../protocol/address';
 import { SUPPORTED_STATES } from '../../protocol/saved-state';
 import { Calls, ServiceOptions, logFailure, toStatus } from './calls';
 import { CheckpointCall, streamOverCall, streamOverDataPath } from './checkpoint-stream';
@@ -127,7 +129,15 @@ interface TakenSource {
  * handle, our copies of its sockets, the crash journal's record, the stopped owner, the network lock;
  * once frozen, the thaw of the whole source (custody/thaw.ts).
  */
-async function freezeSource(o: ServiceOptions, req: CheckpointRequestMsg, { fds, tuples }: ChosenFds, netlock: NetworkLock | undefined, leaseMs: number, undo: Rollback, log: Logger): Promise<TakenSource> {
+async function freezeSource(
+  o: ServiceOptions,
+  req: CheckpointRequestMsg,
+  { fds, tuples }: ChosenFds,
+  netlock: NetworkLock | undefined,
+  leaseMs: number,
+  undo: Rollback,
+  log: Logger,
+): Promise<TakenSource> {
   const id = randomUUID();
   const pid = req.pid;
   const stopOwner = req.options?.stopOwner === true;
@@ -193,7 +203,12 @@ async function freezeSource(o: ServiceOptions, req: CheckpointRequestMsg, { fds,
  * one is saved when its turn in the stream comes, and the destination rebuilds one connection while this
  * side saves the next. A socket procfs did not list (another namespace's) is saved now, for its addresses.
  */
-function streamedConnections(o: ServiceOptions, pid: number, { fds, listed }: ChosenFds, frozen: FrozenSocket[]): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
+function streamedConnections(
+  o: ServiceOptions,
+  pid: number,
+  { fds, listed }: ChosenFds,
+  frozen: FrozenSocket[],
+): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
   let budget = o.eagerSessionBytes;
   const diags = diagnoseFrozen(pid, fds, listed);
   const save = (i: number): LoadedConnection => {
@@ -230,9 +245,7 @@ function chooseFds(req: CheckpointRequestMsg): ChosenFds {
   if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
   if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
   const listed = new Map(listTcpSockets(req.pid).map((s) => [s.fd, s]));
-  const fds = req.all
-    ? [...listed.values()].filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0).map((s) => s.fd)
-    : [...new Set(req.fds)];
+  const fds = req.all ? [...listed.values()].filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0).map((s) => s.fd) : [...new Set(req.fds)];
   if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
   // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.
   const tuples = fds.flatMap((fd) => {

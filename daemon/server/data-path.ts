@@ -1,5 +1,5 @@
 // The direct data path between two daemons: the source writes a checkpoint stream's frames straight to
-// the destination over one TCP connection (sealed records, daemon/sealed-records.ts) instead of through
+// the destination over one TCP connection (sealed records, protocol/sealed-records.ts) instead of through
 // the orchestrator and two gRPC hops. The orchestrator gives both daemons the transfer id and key over
 // their authenticated gRPC channels; the destination takes the first connection that proves the key.
 //
@@ -10,7 +10,9 @@ import { once } from 'node:events';
 import { Server, Socket, connect, createServer, isIPv6 } from 'node:net';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
-import { DataTransferMsg, FrameMsg, decodeFramesDelimited, frameDelimitedPieces, unpackFrames } from '../../protocol/protocol';
+import { DataTransferMsg, FrameMsg } from '../../protocol/messages';
+import { decodeFramesDelimited, frameDelimitedPieces } from '../../protocol/checkpoint-file';
+import { unpackFrames } from '../../protocol/frames';
 import { LENGTH_BYTES, MAX_RECORD, PREAMBLE_BYTES, RecordOpener, RecordSealer, TAG_BYTES, checkTransferKeys, readPreamble, recordLength } from '../../protocol/sealed-records';
 
 /** How long connecting, waiting for the data connection and waiting for each record take at most, by default. */

@@ -10,7 +10,10 @@ import { NetnsHandle, inNetns } from '../kernel/netns';
 import { callFinished, queuesRestored } from '../metrics';
 import { restore as restoreConnection } from '../repair/engine';
 import { SoccrError, errorMessage } from '../../protocol/errors';
-import { ConnectionHeaderMsg, DataTransferMsg, FrameAssembler, FrameMsg, RestoreOptionsMsg, RestoreResponseMsg, addressFromMsg, frameKind, unpackFrames } from '../../protocol/protocol';
+import { ConnectionHeaderMsg, DataTransferMsg, FrameMsg, RestoreOptionsMsg, RestoreResponseMsg } from '../../protocol/messages';
+import { FrameAssembler } from '../../protocol/assembler';
+import { addressFromMsg } from '../../protocol/address';
+import { frameKind, unpackFrames } from '../../protocol/frames';
 import { stateFromObject } from '../../protocol/state-codec';
 import { Calls, logFailure, toStatus } from './calls';
 import { dataTransferParams } from './data-path';
@@ -29,7 +32,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   const startedAt = performance.now();
   let session: Session | undefined;
   let leave = (): void => undefined;
-  let caller = '';
+  let caller: string;
   let netns: NetnsHandle | undefined;
   try {
     ({ log, leave, caller } = calls.admit(call, 'Restore', log));
@@ -99,7 +102,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
       if (session.active && session.state !== 'HELD') o.sessions.abort(session, `restore failed: ${errorMessage(err)}`);
     }
     const st = toStatus(err);
-    if (session?.state === 'HELD') st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
+    if (session?.state === 'HELD')
+      st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
     logFailure(log, st, err);
     callFinished('Restore', st.code, startedAt);
     callback(st, null);
@@ -134,7 +138,8 @@ async function* callFrames(input: AsyncIterator<FrameMsg>): AsyncGenerator<Frame
 function checkRestoreOptions(o: RestoreOptionsMsg): RestoreOptionsMsg {
   if (o.netns) checkNetns(o.netns);
   if (o.goLive && !o.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'going live at once needs a delivery path');
-  if (o.deliverUnixPath && Buffer.byteLength(o.deliverUnixPath) > 107) throw new SoccrError('BAD_REQUEST', 'delivery path longer than a Unix socket path can be');
+  if (o.deliverUnixPath && Buffer.byteLength(o.deliverUnixPath) > 107)
+    throw new SoccrError('BAD_REQUEST', 'delivery path longer than a Unix socket path can be');
   return o;
 }
 

@@ -1,6 +1,7 @@
 // How the service describes a session and its connections to callers (SessionInfo).
 import type { ConnectionSummary, Session } from '../custody/sessions';
-import { SESSION_KIND, SESSION_STATE, SessionInfoMsg, addressToMsg } from '../../protocol/protocol';
+import { SESSION_KIND, SESSION_STATE, SessionInfoMsg } from '../../protocol/messages';
+import { addressToMsg } from '../../protocol/address';
 import type { TcpState } from '../../protocol/saved-state';
 
 function summaryToMsg(c: ConnectionSummary): SessionInfoMsg['connections'][number] {
@@ -32,6 +33,10 @@ export function sessionToMsg(s: Session): SessionInfoMsg {
 }
 
 /** A connection's summary from its saved state (or what procfs listed of it). */
-export function summarize(id: string, fd: number, s: { local: ConnectionSummary['local']; remote: ConnectionSummary['remote']; state: TcpState; inqLen: number; outqLen: number }): ConnectionSummary {
+export function summarize(
+  id: string,
+  fd: number,
+  s: { local: ConnectionSummary['local']; remote: ConnectionSummary['remote']; state: TcpState; inqLen: number; outqLen: number },
+): ConnectionSummary {
   return { id, fd, local: s.local, remote: s.remote, state: s.state, recvQueueLen: s.inqLen, sendQueueLen: s.outqLen, delivered: false };
 }

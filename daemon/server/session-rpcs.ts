@@ -1,7 +1,7 @@
 // The RPCs on a session the daemon holds: Resume, Release, Abort, RenewLease, GetSession, ListSessions.
 // What each does to the session is custody's (sessions.ts); these name the session and answer with it.
 import type * as grpc from '@grpc/grpc-js';
-import type { ListSessionsResponseMsg, ResumeRequestMsg, SessionRequestMsg } from '../../protocol/protocol';
+import type { ListSessionsResponseMsg, ResumeRequestMsg, SessionRequestMsg } from '../../protocol/messages';
 import type { Calls } from './calls';
 import { sessionToMsg } from './session-info';
 

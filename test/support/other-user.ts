@@ -10,7 +10,7 @@ import { dirname, join, relative, sep } from 'node:path';
 
 /** The checkout (dist/test/support/ is three levels down). */
 const CHECKOUT = join(__dirname, '..', '..', '..');
-/** What a program of dist/ reads besides node_modules: protos/ (daemon/protocol.ts, daemon/wire.ts) and package.json (versions). */
+/** What a program of dist/ reads besides node_modules: protos/ (protocol/proto.ts) and package.json (versions). */
 const COPIED = ['dist', 'protos', 'package.json'];
 
 export const NOBODY = 65534;

@@ -9,23 +9,13 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
-import {
-  AssembledConnection,
-  CheckedConnection,
-  FrameAssembler,
-  FrameMsg,
-  MAX_CHUNK,
-  QueueKind,
-  RestoreOptionsMsg,
-  SessionHeaderMsg,
-  SavedStreamedConnection,
-  addressToMsg,
-  encodeFrameDelimited,
-  fileHeader,
-  frameKind,
-  loadPackageDefinition,
-  sessionFrames,
-} from '../../protocol/protocol';
+import { AssembledConnection, CheckedConnection, FrameAssembler } from '../../protocol/assembler';
+import { FrameMsg, QueueKind, RestoreOptionsMsg, SessionHeaderMsg } from '../../protocol/messages';
+import { MAX_CHUNK, frameKind } from '../../protocol/frames';
+import { SavedStreamedConnection, sessionFrames } from '../../protocol/session-frames';
+import { addressToMsg } from '../../protocol/address';
+import { encodeFrameDelimited, fileHeader } from '../../protocol/checkpoint-file';
+import { loadPackageDefinition } from '../../protocol/proto';
 import type { SavedConnection } from '../../protocol/saved-state';
 import { stateToObject } from '../../protocol/state-codec';
 import { savedConnection } from './states';
@@ -44,7 +34,7 @@ export function withQueues(s: SavedConnection, recv: Buffer, send: Buffer, unsen
 }
 
 export function header(count: number, sessionId = 'src-0001'): SessionHeaderMsg {
-  return { sessionId, leaseExpiresUnixMs: Date.now() + 60000, connectionCount: count, pid: 4242, hostname: 'alpha', createdUnixMs: Date.now() };
+  return { sessionId, leaseExpiresUnixMs: Date.now() + 60000, connectionCount: count, pid: 4242, hostname: 'alpha', createdUnixMs: Date.now(), tuples: [] };
 }
 
 export function writeCheckpoint(file: string, h: SessionHeaderMsg, conns: SavedStreamedConnection[]): Buffer {

@@ -1,0 +1,80 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { CheckpointOptions as _soccr_v1_CheckpointOptions, CheckpointOptions__Output as _soccr_v1_CheckpointOptions__Output } from './soccr/v1/CheckpointOptions';
+import type { CheckpointRequest as _soccr_v1_CheckpointRequest, CheckpointRequest__Output as _soccr_v1_CheckpointRequest__Output } from './soccr/v1/CheckpointRequest';
+import type { ConnectionEnd as _soccr_v1_ConnectionEnd, ConnectionEnd__Output as _soccr_v1_ConnectionEnd__Output } from './soccr/v1/ConnectionEnd';
+import type { ConnectionHeader as _soccr_v1_ConnectionHeader, ConnectionHeader__Output as _soccr_v1_ConnectionHeader__Output } from './soccr/v1/ConnectionHeader';
+import type { ConnectionState as _soccr_v1_ConnectionState, ConnectionState__Output as _soccr_v1_ConnectionState__Output } from './soccr/v1/ConnectionState';
+import type { ConnectionTuple as _soccr_v1_ConnectionTuple, ConnectionTuple__Output as _soccr_v1_ConnectionTuple__Output } from './soccr/v1/ConnectionTuple';
+import type { DataTransfer as _soccr_v1_DataTransfer, DataTransfer__Output as _soccr_v1_DataTransfer__Output } from './soccr/v1/DataTransfer';
+import type { Features as _soccr_v1_Features, Features__Output as _soccr_v1_Features__Output } from './soccr/v1/Features';
+import type { Frame as _soccr_v1_Frame, Frame__Output as _soccr_v1_Frame__Output } from './soccr/v1/Frame';
+import type { FrameBatch as _soccr_v1_FrameBatch, FrameBatch__Output as _soccr_v1_FrameBatch__Output } from './soccr/v1/FrameBatch';
+import type { GetVersionRequest as _soccr_v1_GetVersionRequest, GetVersionRequest__Output as _soccr_v1_GetVersionRequest__Output } from './soccr/v1/GetVersionRequest';
+import type { GetVersionResponse as _soccr_v1_GetVersionResponse, GetVersionResponse__Output as _soccr_v1_GetVersionResponse__Output } from './soccr/v1/GetVersionResponse';
+import type { ListSessionsRequest as _soccr_v1_ListSessionsRequest, ListSessionsRequest__Output as _soccr_v1_ListSessionsRequest__Output } from './soccr/v1/ListSessionsRequest';
+import type { ListSessionsResponse as _soccr_v1_ListSessionsResponse, ListSessionsResponse__Output as _soccr_v1_ListSessionsResponse__Output } from './soccr/v1/ListSessionsResponse';
+import type { ListSocketsRequest as _soccr_v1_ListSocketsRequest, ListSocketsRequest__Output as _soccr_v1_ListSocketsRequest__Output } from './soccr/v1/ListSocketsRequest';
+import type { ListSocketsResponse as _soccr_v1_ListSocketsResponse, ListSocketsResponse__Output as _soccr_v1_ListSocketsResponse__Output } from './soccr/v1/ListSocketsResponse';
+import type { QueueChunk as _soccr_v1_QueueChunk, QueueChunk__Output as _soccr_v1_QueueChunk__Output } from './soccr/v1/QueueChunk';
+import type { RepairWindow as _soccr_v1_RepairWindow, RepairWindow__Output as _soccr_v1_RepairWindow__Output } from './soccr/v1/RepairWindow';
+import type { RestoreOptions as _soccr_v1_RestoreOptions, RestoreOptions__Output as _soccr_v1_RestoreOptions__Output } from './soccr/v1/RestoreOptions';
+import type { RestoreResponse as _soccr_v1_RestoreResponse, RestoreResponse__Output as _soccr_v1_RestoreResponse__Output } from './soccr/v1/RestoreResponse';
+import type { ResumeRequest as _soccr_v1_ResumeRequest, ResumeRequest__Output as _soccr_v1_ResumeRequest__Output } from './soccr/v1/ResumeRequest';
+import type { SessionConnection as _soccr_v1_SessionConnection, SessionConnection__Output as _soccr_v1_SessionConnection__Output } from './soccr/v1/SessionConnection';
+import type { SessionHeader as _soccr_v1_SessionHeader, SessionHeader__Output as _soccr_v1_SessionHeader__Output } from './soccr/v1/SessionHeader';
+import type { SessionInfo as _soccr_v1_SessionInfo, SessionInfo__Output as _soccr_v1_SessionInfo__Output } from './soccr/v1/SessionInfo';
+import type { SessionRequest as _soccr_v1_SessionRequest, SessionRequest__Output as _soccr_v1_SessionRequest__Output } from './soccr/v1/SessionRequest';
+import type { SocketAddress as _soccr_v1_SocketAddress, SocketAddress__Output as _soccr_v1_SocketAddress__Output } from './soccr/v1/SocketAddress';
+import type { SocketEntry as _soccr_v1_SocketEntry, SocketEntry__Output as _soccr_v1_SocketEntry__Output } from './soccr/v1/SocketEntry';
+import type { SocketOptions as _soccr_v1_SocketOptions, SocketOptions__Output as _soccr_v1_SocketOptions__Output } from './soccr/v1/SocketOptions';
+import type { SocketRepairClient as _soccr_v1_SocketRepairClient, SocketRepairDefinition as _soccr_v1_SocketRepairDefinition } from './soccr/v1/SocketRepair';
+import type { StreamEnd as _soccr_v1_StreamEnd, StreamEnd__Output as _soccr_v1_StreamEnd__Output } from './soccr/v1/StreamEnd';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  soccr: {
+    v1: {
+      AddressFamily: EnumTypeDefinition
+      CheckpointOptions: MessageTypeDefinition<_soccr_v1_CheckpointOptions, _soccr_v1_CheckpointOptions__Output>
+      CheckpointRequest: MessageTypeDefinition<_soccr_v1_CheckpointRequest, _soccr_v1_CheckpointRequest__Output>
+      ConnectionEnd: MessageTypeDefinition<_soccr_v1_ConnectionEnd, _soccr_v1_ConnectionEnd__Output>
+      ConnectionHeader: MessageTypeDefinition<_soccr_v1_ConnectionHeader, _soccr_v1_ConnectionHeader__Output>
+      ConnectionState: MessageTypeDefinition<_soccr_v1_ConnectionState, _soccr_v1_ConnectionState__Output>
+      ConnectionTuple: MessageTypeDefinition<_soccr_v1_ConnectionTuple, _soccr_v1_ConnectionTuple__Output>
+      DataTransfer: MessageTypeDefinition<_soccr_v1_DataTransfer, _soccr_v1_DataTransfer__Output>
+      Features: MessageTypeDefinition<_soccr_v1_Features, _soccr_v1_Features__Output>
+      Frame: MessageTypeDefinition<_soccr_v1_Frame, _soccr_v1_Frame__Output>
+      FrameBatch: MessageTypeDefinition<_soccr_v1_FrameBatch, _soccr_v1_FrameBatch__Output>
+      GetVersionRequest: MessageTypeDefinition<_soccr_v1_GetVersionRequest, _soccr_v1_GetVersionRequest__Output>
+      GetVersionResponse: MessageTypeDefinition<_soccr_v1_GetVersionResponse, _soccr_v1_GetVersionResponse__Output>
+      ListSessionsRequest: MessageTypeDefinition<_soccr_v1_ListSessionsRequest, _soccr_v1_ListSessionsRequest__Output>
+      ListSessionsResponse: MessageTypeDefinition<_soccr_v1_ListSessionsResponse, _soccr_v1_ListSessionsResponse__Output>
+      ListSocketsRequest: MessageTypeDefinition<_soccr_v1_ListSocketsRequest, _soccr_v1_ListSocketsRequest__Output>
+      ListSocketsResponse: MessageTypeDefinition<_soccr_v1_ListSocketsResponse, _soccr_v1_ListSocketsResponse__Output>
+      Queue: EnumTypeDefinition
+      QueueChunk: MessageTypeDefinition<_soccr_v1_QueueChunk, _soccr_v1_QueueChunk__Output>
+      RepairWindow: MessageTypeDefinition<_soccr_v1_RepairWindow, _soccr_v1_RepairWindow__Output>
+      RestoreOptions: MessageTypeDefinition<_soccr_v1_RestoreOptions, _soccr_v1_RestoreOptions__Output>
+      RestoreResponse: MessageTypeDefinition<_soccr_v1_RestoreResponse, _soccr_v1_RestoreResponse__Output>
+      ResumeRequest: MessageTypeDefinition<_soccr_v1_ResumeRequest, _soccr_v1_ResumeRequest__Output>
+      SessionConnection: MessageTypeDefinition<_soccr_v1_SessionConnection, _soccr_v1_SessionConnection__Output>
+      SessionHeader: MessageTypeDefinition<_soccr_v1_SessionHeader, _soccr_v1_SessionHeader__Output>
+      SessionInfo: MessageTypeDefinition<_soccr_v1_SessionInfo, _soccr_v1_SessionInfo__Output>
+      SessionKind: EnumTypeDefinition
+      SessionRequest: MessageTypeDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionRequest__Output>
+      SessionState: EnumTypeDefinition
+      SocketAddress: MessageTypeDefinition<_soccr_v1_SocketAddress, _soccr_v1_SocketAddress__Output>
+      SocketEntry: MessageTypeDefinition<_soccr_v1_SocketEntry, _soccr_v1_SocketEntry__Output>
+      SocketOptions: MessageTypeDefinition<_soccr_v1_SocketOptions, _soccr_v1_SocketOptions__Output>
+      SocketRepair: SubtypeConstructor<typeof grpc.Client, _soccr_v1_SocketRepairClient> & { service: _soccr_v1_SocketRepairDefinition }
+      StreamEnd: MessageTypeDefinition<_soccr_v1_StreamEnd, _soccr_v1_StreamEnd__Output>
+      TcpState: EnumTypeDefinition
+    }
+  }
+}
+

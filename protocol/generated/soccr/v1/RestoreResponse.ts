@@ -1,0 +1,11 @@
+// Original file: protos/soccr/v1/soccr.proto
+
+import type { SessionInfo as _soccr_v1_SessionInfo, SessionInfo__Output as _soccr_v1_SessionInfo__Output } from '../../soccr/v1/SessionInfo';
+
+export interface RestoreResponse {
+  'session'?: (_soccr_v1_SessionInfo | null);
+}
+
+export interface RestoreResponse__Output {
+  'session': (_soccr_v1_SessionInfo__Output | null);
+}

@@ -1,0 +1,56 @@
+// Original file: protos/soccr/v1/soccr.proto
+
+import type { SessionKind as _soccr_v1_SessionKind, SessionKind__Output as _soccr_v1_SessionKind__Output } from '../../soccr/v1/SessionKind';
+import type { SessionState as _soccr_v1_SessionState, SessionState__Output as _soccr_v1_SessionState__Output } from '../../soccr/v1/SessionState';
+import type { SessionConnection as _soccr_v1_SessionConnection, SessionConnection__Output as _soccr_v1_SessionConnection__Output } from '../../soccr/v1/SessionConnection';
+import type { Long } from '@grpc/proto-loader';
+
+export interface SessionInfo {
+  'sessionId'?: (string);
+  'kind'?: (_soccr_v1_SessionKind);
+  'state'?: (_soccr_v1_SessionState);
+  /**
+   * Source: the owner's pid. Restore: the pid in the source session header.
+   */
+  'pid'?: (number);
+  'createdUnixMs'?: (number | string | Long);
+  /**
+   * 0 once the session has ended.
+   */
+  'leaseExpiresUnixMs'?: (number | string | Long);
+  'connections'?: (_soccr_v1_SessionConnection)[];
+  /**
+   * Restore: the target namespace and delivery path.
+   */
+  'netns'?: (string);
+  'deliverUnixPath'?: (string);
+  /**
+   * Why a session ended the way it did (lease expired, daemon stopping, ...).
+   */
+  'reason'?: (string);
+}
+
+export interface SessionInfo__Output {
+  'sessionId': (string);
+  'kind': (_soccr_v1_SessionKind__Output);
+  'state': (_soccr_v1_SessionState__Output);
+  /**
+   * Source: the owner's pid. Restore: the pid in the source session header.
+   */
+  'pid': (number);
+  'createdUnixMs': (number);
+  /**
+   * 0 once the session has ended.
+   */
+  'leaseExpiresUnixMs': (number);
+  'connections': (_soccr_v1_SessionConnection__Output)[];
+  /**
+   * Restore: the target namespace and delivery path.
+   */
+  'netns': (string);
+  'deliverUnixPath': (string);
+  /**
+   * Why a session ended the way it did (lease expired, daemon stopping, ...).
+   */
+  'reason': (string);
+}

@@ -1,6 +1,8 @@
 // The Checkpoint RPC: a process's TCP connections frozen in place (the owner stopped if asked, the
 // network locked, repair mode on), a source session holding them, and their saved state streamed out as
-// frames (see checkpoint-stream.ts); any failure before the session exists undoes what was done.
+// frames (see checkpoint-stream.ts). A failure undoes what was done: step by step, each step having
+// registered its undo (rollback.ts); once frozen, by thawing the whole source (custody/thaw.ts); once the
+// session exists, by its abort.
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';

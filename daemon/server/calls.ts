@@ -106,11 +106,11 @@ type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sen
 /** The plumbing the RPC modules share; one per service, so that call numbers run across all RPCs. */
 export class Calls {
   private nextCall = 1;
-  constructor(readonly o: ServiceOptions) {}
+  constructor(readonly options: ServiceOptions) {}
 
   /** The logger of a new call, numbered. */
   log(method: string, extra: Record<string, unknown> = {}): Logger {
-    return this.o.log.child({ method, call: this.nextCall++, ...extra });
+    return this.options.log.child({ method, call: this.nextCall++, ...extra });
   }
 
   /**
@@ -119,9 +119,9 @@ export class Calls {
    * slot back.
    */
   admit(call: AuthorizableCall, method: string, log: Logger): Admitted {
-    const caller = this.o.authorize ? this.o.authorize(call, method) : 'anyone';
-    const leave = this.o.gate ? this.o.gate.enter(caller) : (): void => undefined;
-    return { log: this.o.authorize ? log.child({ caller }) : log, caller, leave };
+    const caller = this.options.authorize ? this.options.authorize(call, method) : 'anyone';
+    const leave = this.options.gate ? this.options.gate.enter(caller) : (): void => undefined;
+    return { log: this.options.authorize ? log.child({ caller }) : log, caller, leave };
   }
 
   /** Wraps a unary handler: logs, maps errors to status codes, never throws into grpc-js. */
@@ -158,18 +158,18 @@ export class Calls {
 
   /** RESOURCE_EXHAUSTED when the caller already holds as many active sessions as it may. */
   checkSessionQuota(caller: string): void {
-    this.o.gate?.checkSessions(caller, this.o.sessions.active().filter((s) => s.caller === caller).length);
+    this.options.gate?.checkSessions(caller, this.options.sessions.active().filter((s) => s.caller === caller).length);
   }
 
   /** The network lock a call uses: none if it opted out; refused if it wants one and this host has none. */
   networkLock(optOut: boolean | undefined): NetworkLock | undefined {
     if (optOut) return undefined;
-    if (!this.o.netlock) {
+    if (!this.options.netlock) {
       throw new SoccrError(
         'SESSION_STATE',
         'the network lock does not work on this host (is nft installed?); lock the network yourself and pass no_network_lock',
       );
     }
-    return this.o.netlock;
+    return this.options.netlock;
   }
 }

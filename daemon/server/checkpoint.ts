@@ -33,7 +33,7 @@ export function checkpointHandler(calls: Calls): (call: CheckpointCall) => void 
 }
 
 async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
-  const o = calls.o;
+  const o = calls.options;
   const req = call.request;
   let log = calls.log('Checkpoint', { pid: req.pid });
   const started = Date.now();

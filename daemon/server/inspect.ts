@@ -9,7 +9,7 @@ import { WIRE_FAMILY, addressToMsg } from '../../protocol/address';
 import type { Calls } from './calls';
 
 export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation {
-  const o = calls.o;
+  const o = calls.options;
   return {
     GetVersion: calls.unary('GetVersion', (): GetVersionResponseMsg => ({
       version: o.version,

@@ -27,7 +27,7 @@ export function restoreHandler(calls: Calls): (call: RestoreCall, callback: grpc
 }
 
 async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnaryData<RestoreResponseMsg>): Promise<void> {
-  const o = calls.o;
+  const o = calls.options;
   let log = calls.log('Restore');
   const startedAt = performance.now();
   let session: Session | undefined;
@@ -115,7 +115,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
 
 /** The frames of a Restore that takes them from a direct data connection (RestoreOptions.data_transfer). */
 function dataPathFrames(calls: Calls, t: DataTransferMsg, signal: AbortSignal): AsyncGenerator<FrameMsg> {
-  const listener = calls.o.dataListener;
+  const listener = calls.options.dataListener;
   if (!listener) throw new SoccrError('SESSION_STATE', 'this daemon takes no direct transfers (start it with --data-listen)');
   if (t.endpoint) throw new SoccrError('BAD_REQUEST', "a restore's data transfer names no endpoint (the source connects to this daemon's)");
   const { transferId, key, timeoutMs } = dataTransferParams(t);

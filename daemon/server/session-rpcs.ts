@@ -6,7 +6,7 @@ import type { Calls } from './calls';
 import { sessionToMsg } from './session-info';
 
 export function sessionHandlers(calls: Calls): grpc.UntypedServiceImplementation {
-  const sessions = calls.o.sessions;
+  const sessions = calls.options.sessions;
   return {
     Resume: calls.unary('Resume', async (req: ResumeRequestMsg, log) => {
       const s = sessions.get(req.sessionId);

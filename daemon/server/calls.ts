@@ -68,8 +68,11 @@ const STATUS_BY_KIND: Record<ErrorKind, grpc.status> = {
   KERNEL: grpc.status.INTERNAL,
 };
 
+/** A failed call's status: its code, a one-line message, and the trailers (soccr-kind, soccr-errno). */
+export type CallStatus = Pick<grpc.StatusObject, 'code' | 'details' | 'metadata'>;
+
 /** Turns any error into a gRPC status error carrying the daemon's kind and the errno name. */
-export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+export function toStatus(err: unknown): CallStatus {
   countSyscallFailure(err);
   const metadata = new grpc.Metadata();
   if (err instanceof SoccrError) {
@@ -90,8 +93,8 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
  * Logs a call's failure: its status and details, and what caused it where there is more to know than
  * the details say (a SoccrError's cause; any other error itself, with its stack).
  */
-export function logFailure(log: Logger, st: Partial<grpc.StatusObject>, err: unknown): void {
-  log.warn('call failed', { code: grpc.status[st.code ?? 2], error: st.details, cause: err instanceof SoccrError ? (err as { cause?: unknown }).cause : err });
+export function logFailure(log: Logger, st: CallStatus, err: unknown): void {
+  log.warn('call failed', { code: grpc.status[st.code], error: st.details, cause: err instanceof SoccrError ? (err as { cause?: unknown }).cause : err });
 }
 
 /** An admitted call: its logger (with the caller's name), the caller, and the function that gives its call slot back. */

@@ -11,7 +11,8 @@ module.exports = {
       name: 'no-circular',
       severity: 'error',
       comment: 'A cycle means two modules are one concept, or one of them sits in the wrong layer.',
-      from: {},
+      // protocol/generated/ mirrors the proto, where a Frame holds a FrameBatch of Frames (types only).
+      from: { pathNot: '^protocol/generated/' },
       to: { circular: true },
     },
     {

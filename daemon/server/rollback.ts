@@ -3,7 +3,11 @@
 // every registered undo runs, the last step's first; one that fails is logged with its error and the
 // others still run. On success nothing is undone. A step's result taken over by an owner that undoes it
 // itself (a session) leaves the stack with it (handedOver).
-import type { Logger } from '../log';
+
+/** Where an undo's failure is written (a call's Logger is one). */
+export interface RollbackLog {
+  error(message: string, meta: Record<string, unknown>): unknown;
+}
 
 interface Compensation {
   what: string;
@@ -38,7 +42,7 @@ export class Rollback {
   }
 
   /** Failure (`cause`): undoes every registered step, last first. */
-  run(cause: unknown, log: Logger): void {
+  run(cause: unknown, log: RollbackLog): void {
     const steps = this.steps.reverse();
     this.steps = [];
     for (const s of steps) {

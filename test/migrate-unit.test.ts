@@ -450,7 +450,7 @@ describe('migrate (two stand-in daemons)', function () {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, '');
       const lines = r.stdout.trimEnd().split('\n');
-      assert.match(lines[0], /^checkpoint\+restore\s+\d+\.\d (ms|s)\s+2 connection\(s\), 5\.0 MiB of queues; source session src-77, destination session rst-1 held$/);
+      assert.match(lines[0], /^checkpoint\+restore\s+\d+\.\d+ m?s\s+2 connection\(s\), 5\.0 MiB of queues; source session src-77, destination session rst-1 held$/);
       assert.match(lines[1], /^hook\s+\d+\.\d+ m?s\s+exit 0$/);
       assert.equal(lines[2], '  stdout | hello from the hook');
       assert.match(lines[3], /^resume-destination\s+\d+\.\d+ m?s\s+destination live$/);

@@ -1,0 +1,56 @@
+// `soccrctl checkpoint`: freeze connections of a process and save them to a file.
+import type { Command } from 'commander';
+import { formatBytes } from '../format';
+import { collectFds, parseUint } from './args';
+import { withClient } from './globals';
+import { TransferBar, formatLease, note, print, printJson } from './output';
+
+interface CheckpointFlags {
+  pid: number;
+  fd?: number[];
+  all: boolean;
+  leaseMs?: number;
+  stopOwner: boolean;
+  networkLock: boolean;
+  out: string;
+}
+
+export function addCheckpointCommand(program: Command): void {
+  program
+    .command('checkpoint')
+    .description('freeze connections of a process and save them to a file; prints the source session id')
+    .requiredOption('--pid <pid>', 'process that owns the connections', parseUint('--pid'))
+    .option('--fd <n>', 'fd to checkpoint (repeatable, or comma-separated)', collectFds)
+    .option('--all', 'every connection the process holds', false)
+    .option('--lease-ms <ms>', "how long the sockets stay frozen without release or resume (default: the daemon's)", parseUint('--lease-ms'))
+    .option('--stop-owner', 'stop the owner (SIGSTOP) while its connections are frozen; continued on resume, left stopped on release', false)
+    .option('--no-network-lock', 'do not lock the network around the connections (the caller keeps packets away from them)')
+    .requiredOption('--out <file>', 'checkpoint file to write')
+    .action(async (opts: CheckpointFlags, cmd: Command) => {
+      if (!opts.all && !opts.fd?.length) cmd.error('checkpoint needs --fd N or --all');
+      if (opts.all && opts.fd?.length) cmd.error('--fd and --all exclude each other');
+      await withClient(cmd, async (client, g) => {
+        const bar = new TransferBar('checkpoint');
+        try {
+          const r = await client.checkpointToFile(
+            opts.pid,
+            { fds: opts.fd, all: opts.all, leaseMs: opts.leaseMs, stopOwner: opts.stopOwner, noNetworkLock: !opts.networkLock },
+            opts.out,
+            (p) => bar.update(p),
+          );
+          bar.stop();
+          if (g.json) {
+            printJson({ sessionId: r.header.sessionId, file: r.file, header: r.header, connections: r.connections, queueBytes: r.queueBytes, fileBytes: r.fileBytes });
+          } else {
+            print(r.header.sessionId);
+            note(
+              `checkpointed ${r.connections} connection(s) of pid ${r.header.pid} (${formatBytes(r.queueBytes)} of queues) into ${r.file}; ` +
+                `frozen until ${formatLease(r.header.leaseExpiresUnixMs)}: release or resume the session`,
+            );
+          }
+        } finally {
+          bar.stop();
+        }
+      });
+    });
+}

@@ -1,0 +1,86 @@
+// `soccrctl migrate`: move the connections of a process to another daemon (client/migrate.ts), a line per phase.
+import type { Command } from 'commander';
+import { formatBytes, formatMs, phaseLine } from '../format';
+import { DEFAULT_HOOK_TIMEOUT_MS, MigrateError, MigrateReport, migrate } from '../migrate';
+import { collectFds, parseDeliver, parseNetns, parseUint } from './args';
+import { connectionOptions, globals } from './globals';
+import { note, print, printJson } from './output';
+
+interface MigrateFlags {
+  from: string;
+  to: string;
+  pid: number;
+  fd?: number[];
+  netns?: string;
+  deliver?: string;
+  beforeResume?: string;
+  hookTimeoutMs: number;
+  stopOwner: boolean;
+  networkLock: boolean;
+  directData: boolean;
+  leaseMs?: number;
+}
+
+export function addMigrateCommand(program: Command): void {
+  program
+    .command('migrate')
+    .description('move the connections of a process to another daemon: checkpoint streamed into a held restore, hook, resume there, release here')
+    .requiredOption('--from <addr>', 'source daemon: unix:///path or host:port')
+    .requiredOption('--to <addr>', 'destination daemon: unix:///path or host:port')
+    .requiredOption('--pid <pid>', 'process that owns the connections, on the source host', parseUint('--pid'))
+    .option('--fd <n>', 'fd to migrate (repeatable, or comma-separated; default: every connection)', collectFds)
+    .option('--netns <path>', 'network namespace to rebuild in at the destination: /proc/PID/ns/net, /run/netns/NAME or NAME')
+    .option('--deliver <unix:path>', 'Unix socket of the process that takes the connections at the destination', parseDeliver)
+    .option(
+      '--before-resume <cmd>',
+      'shell command (sh -c) run once the destination holds the connections, before they go live; ' +
+        'env: SOCCR_SOURCE_SESSION, SOCCR_DEST_SESSION, SOCCR_PID, SOCCR_CONNECTIONS (JSON [{local, remote}]); non-zero exit rolls back',
+    )
+    .option('--hook-timeout-ms <ms>', 'how long --before-resume may run', parseUint('--hook-timeout-ms'), DEFAULT_HOOK_TIMEOUT_MS)
+    .option('--no-stop-owner', 'leave the owner running while its connections are frozen')
+    .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
+    .option('--no-direct-data', "relay the frames through this process even when the destination takes direct transfers")
+    .option('--lease-ms <ms>', "lease of both sessions (default: each daemon's)", parseUint('--lease-ms'))
+    .action(async (opts: MigrateFlags, cmd: Command) => {
+      if (opts.hookTimeoutMs === 0) cmd.error('--hook-timeout-ms must be positive');
+      const g = globals(cmd);
+      const show = g.json ? note : print;
+      try {
+        const r = await migrate({
+          from: opts.from,
+          to: opts.to,
+          pid: opts.pid,
+          fds: opts.fd,
+          netns: opts.netns === undefined ? undefined : parseNetns(opts.netns),
+          deliverUnixPath: opts.deliver,
+          beforeResume: opts.beforeResume,
+          hookTimeoutMs: opts.hookTimeoutMs,
+          stopOwner: opts.stopOwner,
+          networkLock: opts.networkLock,
+          directData: opts.directData,
+          leaseMs: opts.leaseMs,
+          timeoutMs: g.timeout,
+          credentials: connectionOptions(g).credentials,
+          onPhase: (e) => {
+            const line = phaseLine(e);
+            if (line) show(line);
+          },
+        });
+        if (g.json) printJson(r);
+        else print(migrateSummary(r));
+        for (const w of r.warnings) note(`soccrctl: warning: ${w}`);
+      } catch (err) {
+        if (g.json && err instanceof MigrateError) {
+          printJson({ error: { phase: err.phase, reason: err.reason, rolledBack: err.rolledBack, rollbackFailures: err.rollbackFailures }, report: err.report });
+        }
+        throw err;
+      }
+    });
+}
+
+function migrateSummary(r: MigrateReport): string {
+  return (
+    `migrated ${r.connections} connection(s) of pid ${r.pid} (${formatBytes(r.queueBytes)} of queues) from ${r.from} to ${r.to}: ` +
+    `frozen for ${formatMs(r.freezeMs)}, ${formatMs(r.totalMs)} in all`
+  );
+}

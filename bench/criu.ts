@@ -34,8 +34,8 @@ export function criuStatus(): CriuStatus {
   const version = (v.stdout.split('\n')[0] ?? '').replace(/^Version:\s*/, 'criu ');
   const c = spawnSync('criu', ['check'], { encoding: 'utf8', timeout: 60_000 });
   if (c.status !== 0) {
-    const lines = `${c.stderr}\n${c.stdout}`.split('\n').filter((l) => /Error/.test(l));
-    const first = lines.find((l) => !/exited, status/.test(l)) ?? lines[0] ?? `exit status ${c.status}`;
+    const lines = `${c.stderr}\n${c.stdout}`.split('\n').filter((l) => l.includes('Error'));
+    const first = lines.find((l) => !l.includes('exited, status')) ?? lines[0] ?? `exit status ${c.status}`;
     return { usable: false, version, reason: `criu check failed: ${first.trim()}` };
   }
   const lock = spawnSync('criu', ['check', '--feature', 'nftables'], { encoding: 'utf8', timeout: 60_000 });
@@ -56,7 +56,7 @@ export interface CriuResult {
 
 /** criu's error lines, without the ones it logs and goes on from. */
 function criuErrors(text: string): string[] {
-  return text.split('\n').filter((l) => /Error/.test(l) && !/RLIMIT_NOFILE/.test(l));
+  return text.split('\n').filter((l) => l.includes('Error') && !l.includes('RLIMIT_NOFILE'));
 }
 
 function readHolderStatus(file: string): HolderStatus | undefined {

@@ -144,7 +144,7 @@ async function stopOwner(owner: Owner): Promise<void> {
 async function openPeers(port: number, n: number, peers: net.Socket[]): Promise<void> {
   const payload = Buffer.alloc(QUEUE_BYTES, 0x70); // 'p'
   for (let start = 0; start < n; start += PEER_BATCH) {
-    const batch: Promise<void>[] = [];
+    const batch: Array<Promise<void>> = [];
     for (let i = start; i < Math.min(n, start + PEER_BATCH); i++) {
       const s = new net.Socket();
       s.pause(); // libuv never starts reading: the owner's bytes stay in the kernel queue
@@ -382,7 +382,7 @@ function callSignature(line: string): string | undefined {
   if (name === 'getsockopt' || name === 'setsockopt') return `${name}(${args[1]}, ${args[2]})`;
   if (name === 'ioctl') return `ioctl(${args[1]})`;
   if (name === 'socket') return `socket(${rest.slice(0, rest.indexOf(')'))})`;
-  if (name === 'recvfrom' || name === 'sendto') return `${name}(${args.find((a) => /^MSG_/.test(a)) ?? ''})`;
+  if (name === 'recvfrom' || name === 'sendto') return `${name}(${args.find((a) => a.startsWith('MSG_')) ?? ''})`;
   return name;
 }
 

@@ -284,7 +284,7 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   out.push(...rowTable(queues, false), '');
   out.push('### Light load (near-empty queues), freeze and peer stall against N', '');
   out.push(
-    `Every connection carries ${'2 KiB'} each way before the move; a sample of ${m.sample} connections (all when N ≤ ${m.sample}) streams ${m.tickBytes} bytes every ${m.tickMs} ms each way without pause. ` +
+    `Every connection carries 2 KiB each way before the move; a sample of ${m.sample} connections (all when N ≤ ${m.sample}) streams ${m.tickBytes} bytes every ${m.tickMs} ms each way without pause. ` +
       '**peer stall**: the longest pause between received bytes at the peers over the sample, around the migration; "cadence" the same statistic over 1 s without migration; "rto" the peers\' retransmission timeout (`ss -ti`).',
     '',
   );
@@ -389,7 +389,7 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
     );
   }
   const one = m?.rows.find((r) => (r.fill === 'light' || r.series === 'light') && r.n === 1);
-  if (one && one.peerRtoMs !== undefined && one.peerGapMaxMs !== undefined) {
+  if (one?.peerRtoMs !== undefined && one.peerGapMaxMs !== undefined) {
     const bound = GOAL_STALL_MS + one.peerRtoMs;
     out.push(`| (earlier goal) peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO (${f(bound, 0)} ms here) | ${ms(one.peerGapMaxMs)} ms (freeze ${ms(one.soccrd.freezeMs)} ms) | ${verdict(one.peerGapMaxMs < bound)} |`);
   }

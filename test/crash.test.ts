@@ -211,7 +211,7 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     };
     const stat = readFileSync(`/proc/${p.owner.pid}/stat`, 'latin1');
     const startTime = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const dead = spawnSync('true').pid as number;
+    const dead = spawnSync('true').pid;
     const now = Date.now();
     const records = [
       // The owner's fd now names another socket (another inode): it must not be touched, even though

@@ -25,7 +25,7 @@ interface CliResult {
 function soccrctl(daemon: DaemonProcess, args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(process.execPath, [SOCCRCTL, '--daemon', daemon.address, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as number) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
   });

@@ -238,7 +238,7 @@ function edit(fr: FrameMsg[], i: number, fn: (f: Plain) => void): FrameMsg[] {
   const out = fr.slice();
   const c = cloneValue(fr[i]) as unknown as Plain;
   fn(c);
-  out[i] = c as FrameMsg;
+  out[i] = c;
   return out;
 }
 
@@ -691,7 +691,7 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       const merged = { ...cloneValue(fr[j]), ...cloneValue(fr[i]) } as Plain;
       delete merged.kind;
       const out = fr.slice();
-      out[i] = merged as FrameMsg;
+      out[i] = merged;
       return { frames: out, label: `frame ${i} also carries frame ${j}` };
     },
   ],
@@ -1106,7 +1106,7 @@ describe('Restore fuzzing against a running soccrd', function () {
         if (r.chance(0.04) && frames.length) {
           // Bytes the daemon cannot even decode: flipped, cut or random, in place of one frame.
           const i = r.int(frames.length);
-          const bytes = Buffer.from(def.requestSerialize(frames[i] as FrameMsg));
+          const bytes = Buffer.from(def.requestSerialize(frames[i]));
           const how = r.pick(['flip', 'cut', 'random', 'varint']);
           if (how === 'flip') for (let f = 0; f < r.range(1, 4); f++) bytes[r.int(bytes.length)] = r.int(256);
           const item = how === 'cut' ? bytes.subarray(0, r.int(bytes.length)) : how === 'random' ? r.bytes(r.range(1, 200)) : how === 'varint' ? Buffer.from([0x22, 0xff, 0xff, 0xff, 0xff, 0x0f]) : bytes;

@@ -84,7 +84,7 @@ export interface SessionInfoPlain {
   pid: number;
   createdUnixMs: number;
   leaseExpiresUnixMs: number;
-  connections: { id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }[];
+  connections: Array<{ id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }>;
   netns: string;
   deliverUnixPath: string;
   reason: string;
@@ -174,7 +174,7 @@ export class StandInDaemon {
           return;
         }
         const r = fn(call.request);
-        if ('code' in r && typeof r.code === 'number') cb(r as Partial<grpc.StatusObject>, null);
+        if ('code' in r && typeof r.code === 'number') cb(r, null);
         else cb(null, r);
       };
     const setState =

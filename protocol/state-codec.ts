@@ -10,7 +10,7 @@ import * as protobuf from 'protobufjs';
 import { SoccrError } from './errors';
 import { type Family, type SocketAddress, WIRE_FAMILY, familyFromWire } from './address';
 import { protoRoot } from './proto';
-import { RepairWindow, STATE_VERSION, SavedConnection, TcpState, UserSocketOptions } from './saved-state';
+import { RepairWindow, STATE_VERSION, SavedConnection, TcpState, UserSocketOptions, isTcpState } from './saved-state';
 
 // ---- schema ------------------------------------------------------------------------------------
 
@@ -59,7 +59,7 @@ export function stateToObject(s: SavedConnection): Record<string, unknown> {
   };
   const family = (name: string, f: Family): number => {
     const n = WIRE_FAMILY[f];
-    if (n === undefined) bad(`${name} ${String(f)} is not an address family`);
+    if (n === undefined) bad(`${name} ${f} is not an address family`);
     return n;
   };
   const address = (name: string, a: SocketAddress): Plain => {
@@ -159,11 +159,11 @@ export function stateFromObject(input: unknown): SavedConnection {
     bad(version === 0 ? 'no version (not a saved state?)' : `unknown version ${version}, expected ${STATE_VERSION}`);
   }
   const state = u32Of(o, 'state', bad);
-  if (typeof TcpState[state] !== 'string') bad(`state ${state} is not a TCP state`);
+  if (!isTcpState(state)) return bad(`state ${state} is not a TCP state`);
   const window = o.window;
   return {
     version,
-    state: state,
+    state,
     socketFamily: familyOf(u32Of(o, 'socketFamily', bad), 'socketFamily', bad),
     local: addressOf(o.local, 'local', bad),
     remote: addressOf(o.remote, 'remote', bad),

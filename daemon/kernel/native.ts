@@ -588,7 +588,7 @@ export class KernelBatch {
     this.words[o + F.LEN] = len;
     let addr = knownAddress(buf);
     if (addr === undefined && copyIn && len <= STAGE_LIMIT) {
-      if (!this.stage) this.stage = pinned(STAGE_SIZE);
+      this.stage ??= pinned(STAGE_SIZE);
       if (this.staged + len <= STAGE_SIZE) {
         buf.copy(this.stage.buf, this.staged, start, start + len);
         addr = this.stage.addr + this.staged - start;
@@ -744,7 +744,7 @@ export class KernelBatch {
       let fd = w[o + F.FD];
       const from = w[o + F.FD_FROM];
       let r: number;
-      let err = 0;
+      let err: number;
       if (from >= 0 && (from >= i || this.word(from, F.STATUS) !== ST_OK)) {
         r = -1;
         err = osConstants.errno.EBADF;

@@ -37,8 +37,7 @@ export class Display {
 
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {
     // A piped stdout has no isTTY at all (undefined, not the false @types/node promises).
-    const isTTY: boolean | undefined = out.isTTY;
-    this.tty = isTTY === true;
+    this.tty = out.isTTY ?? false;
     this.color = this.tty && !process.env.NO_COLOR;
   }
 

@@ -311,16 +311,11 @@ class Incoming {
   }
 }
 
-export interface SocketReceiver {
-  on(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
-  on(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
-  on(event: 'error', listener: (err: Error) => void): this;
-  once(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
-  once(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
-  once(event: 'error', listener: (err: Error) => void): this;
-  off(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
-  off(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
-  off(event: 'error', listener: (err: Error) => void): this;
+/** SocketReceiver's events and their arguments. */
+export interface ReceiverEvents {
+  socket: [socket: net.Socket, meta: DeliveredMeta];
+  batch: [batch: DeliveredSocket[]];
+  error: [err: Error];
 }
 
 /**
@@ -329,7 +324,7 @@ export interface SocketReceiver {
  * hand-over that failed, whose fds were closed. As with any EventEmitter, an 'error' without a listener
  * is thrown: listen for it.
  */
-export class SocketReceiver extends EventEmitter {
+export class SocketReceiver extends EventEmitter<ReceiverEvents> {
   readonly path: string;
   private readonly server: net.Server;
   private readonly timeoutMs: number;

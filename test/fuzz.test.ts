@@ -47,7 +47,7 @@ const HANG = -1;
 const LOCAL_ERROR = -2;
 
 interface Outcome {
-  code: number;
+  code: grpc.status | typeof HANG | typeof LOCAL_ERROR;
   details: string;
   session?: SessionInfoMsg;
 }
@@ -1060,7 +1060,7 @@ describe('Restore fuzzing against a running soccrd', function () {
       ];
       for (const [what, o] of badOptions) {
         for (const noNetworkLock of [true, false]) {
-          for (const b2 of [bases[0], bases[6]]) yield { label: `${what} (${b2.name}, lock ${!noNetworkLock})`, options: { ...o, noNetworkLock }, frames: b2.frames };
+          for (const b2 of [bases[0], bases[6]]) yield { label: `${what} (${b2.name}, lock ${String(!noNetworkLock)})`, options: { ...o, noNetworkLock }, frames: b2.frames };
         }
       }
       yield { label: 'no frame at all', options: {}, raw: true, frames: [] };
@@ -1079,8 +1079,8 @@ describe('Restore fuzzing against a running soccrd', function () {
       yield { label: 'the whole stream in one batch', options: {}, raw: true, frames: [good(true), { batch: { frames: b } }] };
       yield { label: 'a stream packed in batches', options: {}, raw: true, frames: [good(true), ...packed] };
       for (let k = 0; k < 3; k++) {
-        yield { label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${k > 0})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))) };
-        yield { label: `a gRPC message of 9 MiB (lock ${k > 0})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))) };
+        yield { label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${String(k > 0)})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))) };
+        yield { label: `a gRPC message of 9 MiB (lock ${String(k > 0)})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))) };
       }
       for (const base of bases) {
         for (let k = 1; k < base.frames.length; k += 2) {
@@ -1260,7 +1260,7 @@ describe('Restore fuzzing against a running soccrd', function () {
         await limited.abort(ok.sessionId);
       } finally {
         limited.close();
-        sessions.shutdown();
+        await sessions.shutdown();
         server.forceShutdown();
       }
     });

@@ -98,7 +98,7 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   }
 
   protected describe(s: MultiStatus): string {
-    return `totals ${JSON.stringify(s.totals)}, error ${s.error}`;
+    return `totals ${JSON.stringify(s.totals)}, error ${s.error ?? 'none'}`;
   }
 
   protected progress(s: MultiStatus): { sent: number; received: number } {
@@ -107,7 +107,7 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
 
   /** Waits for an event; fails at once on an event named in `failOn`, or if the process ends. */
   waitEvent(name: string, timeoutMs: number, failOn: string[] = ['error']): Promise<Reply> {
-    return this.nextEvent(name, timeoutMs, failOn, (bad) => `${bad.event}: ${String(bad.error)}`);
+    return this.nextEvent(name, timeoutMs, failOn, (bad) => `${bad.event ?? 'a reply'}: ${bad.error ?? 'no error message'}`);
   }
 
   /** Waits until all the expected connections are established (accepted, connected, or live after hand-over). */

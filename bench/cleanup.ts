@@ -61,7 +61,11 @@ export async function measured<T>(fn: () => Promise<T>): Promise<T> {
 export function cleanupOnSignals(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      cleanupAll().finally(() => process.exit(130));
+      cleanupAll()
+        .catch((err: unknown) => {
+          process.stderr.write(`cleanup on ${sig} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        })
+        .finally(() => process.exit(130));
     });
   }
 }

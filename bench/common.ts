@@ -32,6 +32,12 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 /** A failure of the environment, reported without a stack trace. */
 export class BenchSetupError extends Error {}
 
+/** How a child process ended, for messages: its exit status, or the signal that ended it. */
+export function howExited(status: number | null, signal: NodeJS.Signals | null): string {
+  if (status !== null) return `exit status ${status}`;
+  return signal ? `killed by ${signal}` : 'no exit status';
+}
+
 export function softFdLimit(): number {
   const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
   if (!m) return 0;

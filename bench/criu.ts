@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Lan, SERVICE_V4 } from '../lab/lan';
 import { MultiFixture, MultiStatus } from '../lab/multi';
 import { cleanupAll, trackPath, trackPid, untrackPid } from './cleanup';
-import { sleep } from './common';
+import { howExited, sleep } from './common';
 import type { HolderConfig, HolderStatus } from './holder';
 import { EXPLICIT_BYTES, FULL_TICK_BYTES, PORT, SAMPLE, SEND_FULL_STRIDE, TICK_MS, WARM_MS, bufferMaxFor, idlePollTicksFor, queueBytesIn, tuneNamespace, untilQueuesFull } from './workload';
 
@@ -20,13 +20,8 @@ const CLIENT_PORT_BASE = 40_000;
 /** Bound on one criu command. */
 const CRIU_TIMEOUT_MS = 300_000;
 
-export interface CriuStatus {
-  usable: boolean;
-  /** `criu --version`'s first line, or why criu is not there */
-  version: string;
-  /** why it is not usable: criu's own error line */
-  reason?: string;
-}
+/** `version`: `criu --version`'s first line, or why criu is not there; `reason`: why it is not usable, criu's own error line. */
+export type CriuStatus = { usable: true; version: string } | { usable: false; version: string; reason: string };
 
 export function criuStatus(): CriuStatus {
   const v = spawnSync('criu', ['--version'], { encoding: 'utf8' });
@@ -34,8 +29,8 @@ export function criuStatus(): CriuStatus {
   const version = (v.stdout.split('\n')[0] ?? '').replace(/^Version:\s*/, 'criu ');
   const c = spawnSync('criu', ['check'], { encoding: 'utf8', timeout: 60_000 });
   if (c.status !== 0) {
-    const lines = `${c.stderr}\n${c.stdout}`.split('\n').filter((l) => /Error/.test(l));
-    const first = lines.find((l) => !/exited, status/.test(l)) ?? lines[0] ?? `exit status ${c.status}`;
+    const lines = `${c.stderr}\n${c.stdout}`.split('\n').filter((l) => l.includes('Error'));
+    const first = lines.find((l) => !l.includes('exited, status')) ?? lines[0] ?? howExited(c.status, c.signal);
     return { usable: false, version, reason: `criu check failed: ${first.trim()}` };
   }
   const lock = spawnSync('criu', ['check', '--feature', 'nftables'], { encoding: 'utf8', timeout: 60_000 });
@@ -56,7 +51,7 @@ export interface CriuResult {
 
 /** criu's error lines, without the ones it logs and goes on from. */
 function criuErrors(text: string): string[] {
-  return text.split('\n').filter((l) => /Error/.test(l) && !/RLIMIT_NOFILE/.test(l));
+  return text.split('\n').filter((l) => l.includes('Error') && !l.includes('RLIMIT_NOFILE'));
 }
 
 function readHolderStatus(file: string): HolderStatus | undefined {
@@ -96,7 +91,6 @@ function holderProblems(h: HolderStatus, c: MultiStatus, n: number): string[] {
  */
 export async function runCriu(n: number, dir: string): Promise<CriuResult & { problems: string[] }> {
   const lan = Lan.create();
-  let restoredPid = 0;
   // Images in memory where there is a tmpfs: CRIU's own live migration keeps them off the disk too.
   const images = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : dir, 'soccrd-criu-'));
   trackPath(images);
@@ -156,7 +150,7 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
         // criu writes its errors to the log file (-o, in the images directory).
         const logged = existsSync(path.join(images, log)) ? readFileSync(path.join(images, log), 'utf8') : '';
         const errors = criuErrors(`${logged}\n${stderr}`);
-        throw new Error(`criu ${args[0]} failed (${code ?? signal}${signal === 'SIGKILL' ? `, killed after ${CRIU_TIMEOUT_MS / 1000} s` : ''}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
+        throw new Error(`criu ${args[0]} failed (${howExited(code, signal)}${signal === 'SIGKILL' ? `, killed after ${CRIU_TIMEOUT_MS / 1000} s` : ''}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
       }
       return ms;
     };
@@ -166,7 +160,7 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
     await Promise.race([holderGone, sleep(10_000)]);
     const pidfile = path.join(images, 'restored.pid');
     const restoreMs = await criu(['restore', '-d', '--pidfile', pidfile, ...common], 'restore.log');
-    restoredPid = Number(readFileSync(pidfile, 'utf8'));
+    const restoredPid = Number(readFileSync(pidfile, 'utf8'));
     trackPid(restoredPid);
 
     // Exactness: the restored holder reads and sends its last bytes, the peers read and send theirs.
@@ -179,7 +173,7 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
     while (Date.now() < deadline) {
       await sleep(200);
       const h = readHolderStatus(cfg.statusFile);
-      if (!h || h.pid !== restoredPid) continue;
+      if (h?.pid !== restoredPid) continue;
       problems = holderProblems(h, await clients.status(), n);
       // Counts still short may catch up; anything else will not.
       if (problems.length === 0 || problems.some((p) => !/(sent \d+, (holder|peer) received \d+|bytes not sent yet)$/.test(p))) break;

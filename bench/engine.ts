@@ -21,7 +21,7 @@ import { ProcessHandle, listTcpSockets } from '../daemon/repair/acquire';
 import { NetnsHandle } from '../daemon/kernel/netns';
 import { diagnose } from '../daemon/kernel/sockdiag';
 import { SavedConnection, TcpState } from '../protocol/saved-state';
-import { BenchSetupError, failBench, fdLimitError as commonFdLimitError, median, reexecWithFdLimit as reexecCommon, requireRoot, sleep, softFdLimit, withTimeout } from './common';
+import { BenchSetupError, failBench, howExited, fdLimitError as commonFdLimitError, median, reexecWithFdLimit as reexecCommon, requireRoot, sleep, softFdLimit, withTimeout } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BASELINE_SRC = path.join(ROOT, 'bench', 'baseline.c');
@@ -72,7 +72,7 @@ function runBaselineJson(args: string[]): Record<string, unknown> {
   const r = spawnSync(BASELINE_BIN, args, { encoding: 'utf8', timeout: 60_000 });
   if (r.error) throw r.error;
   const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.status !== 0) throw new Error(`baseline ${args.join(' ')} failed (status ${r.status ?? r.signal}): ${r.stderr.trim()} ${line}`);
+  if (r.status !== 0) throw new Error(`baseline ${args.join(' ')} failed (${howExited(r.status, r.signal)}): ${r.stderr.trim()} ${line}`);
   const parsed: unknown = JSON.parse(line);
   if (typeof parsed !== 'object' || parsed === null) throw new Error(`baseline printed ${line}`);
   return parsed as Record<string, unknown>;
@@ -122,7 +122,7 @@ async function startOwner(): Promise<Owner> {
           const nl = text.indexOf('\n');
           if (nl >= 0) resolve((JSON.parse(text.slice(0, nl)) as { port: number }).port);
         });
-        child.once('exit', (code) => reject(new Error(`owner exited (${code}) before listening`)));
+        child.once('exit', (code, signal) => reject(new Error(`owner exited (${howExited(code, signal)}) before listening`)));
       }),
       10_000,
       'owner listening',
@@ -144,7 +144,7 @@ async function stopOwner(owner: Owner): Promise<void> {
 async function openPeers(port: number, n: number, peers: net.Socket[]): Promise<void> {
   const payload = Buffer.alloc(QUEUE_BYTES, 0x70); // 'p'
   for (let start = 0; start < n; start += PEER_BATCH) {
-    const batch: Promise<void>[] = [];
+    const batch: Array<Promise<void>> = [];
     for (let i = start; i < Math.min(n, start + PEER_BATCH); i++) {
       const s = new net.Socket();
       s.pause(); // libuv never starts reading: the owner's bytes stay in the kernel queue
@@ -382,7 +382,7 @@ function callSignature(line: string): string | undefined {
   if (name === 'getsockopt' || name === 'setsockopt') return `${name}(${args[1]}, ${args[2]})`;
   if (name === 'ioctl') return `ioctl(${args[1]})`;
   if (name === 'socket') return `socket(${rest.slice(0, rest.indexOf(')'))})`;
-  if (name === 'recvfrom' || name === 'sendto') return `${name}(${args.find((a) => /^MSG_/.test(a)) ?? ''})`;
+  if (name === 'recvfrom' || name === 'sendto') return `${name}(${args.find((a) => a.startsWith('MSG_')) ?? ''})`;
   return name;
 }
 
@@ -403,13 +403,9 @@ function tracedSections(file: string): Sections {
   return { checkpoint: section(1, 2), restore: section(3, 4) };
 }
 
-interface SequenceCheck {
-  status: 'identical' | 'different' | 'skipped';
-  note: string;
-  checkpointCalls?: number;
-  restoreCalls?: number;
-  differences?: string[];
-}
+type SequenceCheck =
+  | { status: 'skipped'; note: string }
+  | { status: 'identical' | 'different'; note: string; checkpointCalls: number; restoreCalls: number; differences: string[] };
 
 /** Traces one checkpoint + restore of each side with strace and compares the kernel calls made. */
 function checkCallSequence(): SequenceCheck {
@@ -421,7 +417,7 @@ function checkCallSequence(): SequenceCheck {
   const run = (file: string, cmd: string[]): void => {
     const r = spawnSync('strace', ['-o', file, '-e', STRACE_SET, ...cmd], { encoding: 'utf8', timeout: 60_000 });
     if (r.error) throw r.error;
-    if (r.status !== 0) throw new Error(`strace ${cmd.join(' ')} failed (status ${r.status ?? r.signal}): ${r.stderr.trim()}`);
+    if (r.status !== 0) throw new Error(`strace ${cmd.join(' ')} failed (${howExited(r.status, r.signal)}): ${r.stderr.trim()}`);
   };
   run(tsTrace, [process.execPath, __filename, TRACE_ARG]);
   run(cTrace, [BASELINE_BIN, 'trace', '1']);
@@ -523,7 +519,7 @@ function printTable(rows: Row[], loop: { soccrdNs: number; baselineNs: number; o
     out.push(`kernel call sequence: not checked: ${seq.note}`);
   } else {
     out.push(`kernel call sequence: DIFFERENT, the baseline no longer mirrors the engine (${seq.note}):`);
-    for (const d of (seq.differences ?? []).slice(0, 20)) out.push(`  ${d}`);
+    for (const d of seq.differences.slice(0, 20)) out.push(`  ${d}`);
   }
   out.push(`verified restored connections (both directions, queued bytes included): ${rows.map((r) => `N=${label(r)}: ${r.verified}`).join(', ')}`);
   out.push(`results written to ${path.relative(process.cwd(), RESULTS) || RESULTS}`);

@@ -27,6 +27,7 @@ import { LockTuple, NetworkLock } from '../daemon/custody/netlock';
 import { NetnsHandle } from '../daemon/kernel/netns';
 import { diagnose } from '../daemon/kernel/sockdiag';
 import { SUPPORTED_STATES, TcpState } from '../protocol/saved-state';
+import { howExited } from './common';
 
 export interface FloorOptions {
   /** the owner of the connections */
@@ -79,7 +80,7 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     locks.push({ key: destKey, tuples });
     frozen.push(...pauseAll(dups));
     source = NetnsHandle.open(`/proc/${o.pid}/ns/net`);
-    const diags = diagnose(source, listed).map((d, i) => (d && d.inode === listed[i].inode ? d : undefined));
+    const diags = diagnose(source, listed).map((d, i) => (d?.inode === listed[i].inode ? d : undefined));
     const t1 = performance.now();
 
     dest = NetnsHandle.open(o.destNetns);
@@ -100,7 +101,7 @@ export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
     const t2 = performance.now();
 
     const hook = spawnSync('sh', ['-c', o.hook], { encoding: 'utf8', timeout: 30_000 });
-    if (hook.status !== 0) throw new Error(`floor: hook failed (${hook.status ?? hook.signal}): ${(hook.stderr ?? '').trim().slice(0, 300)}`);
+    if (hook.status !== 0) throw new Error(`floor: hook failed (${howExited(hook.status, hook.signal)}): ${(hook.stderr ?? '').trim().slice(0, 300)}`);
     const t3 = performance.now();
 
     await deliver(o.deliverPath, items, () => {

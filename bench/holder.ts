@@ -13,7 +13,7 @@
 // bench be killed before it.
 import { renameSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { clientSeed, fillMulti, serverSeed } from '../lab/multi';
+import { clientSeed, fillMulti, serverSeed } from '../lab/multi-data';
 
 export interface HolderConfig {
   ip: string;

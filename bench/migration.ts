@@ -182,7 +182,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
     const light = fill === 'light';
     let rto = NaN;
     let baseline: number[] = [];
-    let queued = { recv: 0, send: 0 };
+    let queued: { recv: number; send: number };
     if (light) {
       await w.startLight();
       await sleep(SETTLE_MS);

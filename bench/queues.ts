@@ -23,7 +23,7 @@ import { TcpState } from '../protocol/saved-state';
 import { DaemonProcess } from '../lab/daemon';
 import { MiB, connectPair, verifyStreams } from '../lab/scenario';
 import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
-import { failBench, machine, median, requireRoot, withTimeout } from './common';
+import { failBench, howExited, machine, median, requireRoot, withTimeout } from './common';
 import { PIPE_MESSAGE_LIMITS, PIPE_SERVICE } from './grpc-pipe';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -75,7 +75,7 @@ async function startPipe(): Promise<Pipe> {
   await withTimeout(
     new Promise<void>((resolve, reject) => {
       proc.stdout?.once('data', () => resolve());
-      proc.once('exit', (code) => reject(new Error(`grpc-pipe exited (${code}) before serving`)));
+      proc.once('exit', (code, signal) => reject(new Error(`grpc-pipe exited (${howExited(code, signal)}) before serving`)));
     }),
     10_000,
     'grpc-pipe ready',
@@ -114,7 +114,8 @@ function grpcUp(p: Pipe, sizes: number[]): Promise<number> {
     const t0 = performance.now();
     const call = p.client.makeClientStreamRequest<Buffer, Buffer>('/bench.Pipe/Up', (b) => b, (b) => b, (err, res) => {
       if (err) reject(err);
-      else if (!res || res.readDoubleLE(0) !== total) reject(new Error(`grpc Up: the server counted ${res?.readDoubleLE(0)} of ${total} bytes`));
+      else if (!res) reject(new Error('grpc Up: no reply'));
+      else if (res.readDoubleLE(0) !== total) reject(new Error(`grpc Up: the server counted ${res.readDoubleLE(0)} of ${total} bytes`));
       else resolve(performance.now() - t0);
     });
     let i = 0;

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
+import { howExited } from './common';
 import { BENCH_COMMANDS, RAW, writeReport } from './report';
 
 /** Each bench's bound; the whole run takes about 15 minutes on 2 cores. */
@@ -25,7 +26,7 @@ function main(): number {
     process.stdout.write(`\n=== bench ${b.name} ===\n`);
     // SIGTERM first on timeout: the benches clean up their namespaces and processes on it.
     const r = spawnSync(process.execPath, argv, { stdio: 'inherit', timeout: b.timeoutMs, killSignal: 'SIGTERM' });
-    if (r.error || r.status !== 0) failures.push(`${b.name} (${r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`})`);
+    if (r.error || r.status !== 0) failures.push(`${b.name} (${r.error ? r.error.message : howExited(r.status, r.signal)})`);
   }
   const elapsedSeconds = (Date.now() - started) / 1000;
   writeReport({ commands, failures, elapsedSeconds });

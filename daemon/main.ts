@@ -31,6 +31,7 @@ import { closeMetrics, listenMetrics, watchSessions } from './metrics';
 import { InheritedSocket, Notifier, inheritedSockets } from './server/systemd';
 import { runServiceCommand } from './server/install';
 import { removeSocketFile } from './kernel/socket-file';
+import { errorMessage } from '../protocol/errors';
 
 export interface DaemonSettings {
   /** unix:///path or host:port, as many as wanted */
@@ -164,7 +165,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     try {
       file = JSON.parse(readFileSync(flags.config, 'utf8')) as Partial<DaemonSettings>;
     } catch (err) {
-      throw new Error(`config file ${flags.config}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`config file ${flags.config}: ${errorMessage(err)}`, { cause: err });
     }
   }
   const s: DaemonSettings = {
@@ -312,7 +313,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     try {
       dataListener = await DataListener.listen(host, port, log.child({ component: 'data-path' }));
     } catch (err) {
-      throw new Error(`cannot take direct transfers on ${settings.dataListen}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`cannot take direct transfers on ${settings.dataListen}: ${errorMessage(err)}`, { cause: err });
     }
     log.info('taking direct transfers', { address: settings.dataListen, endpoint: dataListener.endpoint });
   }
@@ -364,7 +365,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   };
   const failed = (what: string, err: unknown): Error => {
     for (const l of listeners) l.close();
-    return new Error(`cannot listen on ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    return new Error(`cannot listen on ${what}: ${errorMessage(err)}`, { cause: err });
   };
   for (const s of inherited) {
     try {
@@ -409,7 +410,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
       metrics = await listenMetrics(host, port);
     } catch (err) {
       for (const l of listeners) l.close();
-      throw new Error(`cannot serve metrics on ${settings.metricsListen}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`cannot serve metrics on ${settings.metricsListen}: ${errorMessage(err)}`, { cause: err });
     }
     log.info('serving metrics', { address: settings.metricsListen, bound: metrics.bound });
   }
@@ -477,9 +478,8 @@ async function main(): Promise<void> {
   try {
     daemon = await startDaemon(settings, log, inheritedSockets());
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    log.error('cannot start', { error: message });
-    notifier.send({ STATUS: `cannot start: ${message}` });
+    log.error('cannot start', { error: err });
+    notifier.send({ STATUS: `cannot start: ${errorMessage(err)}` });
     process.exit(1);
   }
   // Every listener accepts calls now.

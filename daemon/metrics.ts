@@ -4,9 +4,8 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { SyscallError } from '../protocol/errors';
+import { SyscallError, errorMessage } from '../protocol/errors';
 import { QueueKind } from '../protocol/messages';
-import type { SessionManager } from './custody/sessions';
 
 export const registry = new Registry();
 
@@ -66,10 +65,25 @@ export function countSyscallFailure(err: unknown): void {
 
 // ---- sessions and frozen connections --------------------------------------------------------------
 
-let sessionSource: SessionManager | undefined;
+/** What the session gauges read of a session: its kind, state and the descriptors it holds (-1 once let go). */
+export interface WatchedSession {
+  readonly kind: string;
+  readonly state: string;
+  readonly held: ReadonlyArray<{ readonly sock: { readonly fd: number } }>;
+}
+
+/** The daemon's sessions as the gauges see them (custody's SessionManager is one; metrics imports no wing). */
+export interface WatchedSessions {
+  /** frozen and held sessions */
+  active(): readonly WatchedSession[];
+  /** every session the daemon knows, ended ones too */
+  list(): readonly WatchedSession[];
+}
+
+let sessionSource: WatchedSessions | undefined;
 
 /** The daemon's sessions, read at scrape time by the session gauges. */
-export function watchSessions(sessions: SessionManager): void {
+export function watchSessions(sessions: WatchedSessions): void {
   sessionSource = sessions;
 }
 
@@ -185,7 +199,7 @@ export async function listenMetrics(host: string, port: number): Promise<{ serve
     }
     registry.metrics().then(
       (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${err instanceof Error ? err.message : String(err)}\n`),
+      (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${errorMessage(err)}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {

@@ -36,7 +36,8 @@ export class Display {
   private peak = 1;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {
-    this.tty = out.isTTY === true;
+    // A piped stdout has no isTTY at all (undefined, not the false @types/node promises).
+    this.tty = out.isTTY ?? false;
     this.color = this.tty && !process.env.NO_COLOR;
   }
 

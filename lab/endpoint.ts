@@ -45,7 +45,7 @@ export class Endpoint extends FixtureProcess<EndpointStatus, Reply> {
   }
 
   async waitEvent(name: string, timeoutMs: number): Promise<void> {
-    await this.nextEvent(name, timeoutMs, ['error'], (err) => `${err.error}`);
+    await this.nextEvent(name, timeoutMs, ['error'], (err) => err.error ?? 'an error event without a message');
   }
 
   async command(cmd: string, extra: Record<string, unknown> = {}): Promise<EndpointStatus> {

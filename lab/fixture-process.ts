@@ -82,7 +82,9 @@ export abstract class FixtureProcess<S extends object, R extends FixtureReply<S>
   protected abstract progress(s: S): { sent: number; received: number };
 
   /** Called with each event before it is recorded. */
-  protected onEvent(_r: R): void {}
+  protected onEvent(_r: R): void {
+    // nothing here: a driver that tracks state from events overrides it
+  }
 
   protected get hasExited(): boolean {
     return this.proc.exitCode !== null || this.proc.signalCode !== null;
@@ -127,7 +129,7 @@ export abstract class FixtureProcess<S extends object, R extends FixtureReply<S>
     });
     this.proc.stdin?.write(`${JSON.stringify({ id, cmd, ...extra })}\n`);
     const r = await reply;
-    if (!r.ok || !r.status) throw new Error(`${this.label}: '${cmd}' failed: ${r.error}`);
+    if (!r.ok || !r.status) throw new Error(`${this.label}: '${cmd}' failed: ${r.error ?? 'a reply without a status'}`);
     return r;
   }
 

@@ -52,7 +52,7 @@ export function ensureTools(tools: Tool[], log: (line: string) => void = (l) => 
     if (still.length > 0) throw new PreflightError(`still missing after apt-get: ${still.map((m) => `${m.command} (package ${m.pkg})`).join(', ')}`);
   }
   const probe = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  if (probe.status !== 0) throw new PreflightError(`'ip netns' does not work here: ${String(probe.stderr).trim()}`);
+  if (probe.status !== 0) throw new PreflightError(`'ip netns' does not work here: ${probe.error?.message ?? probe.stderr.trim()}`);
 }
 
 if (require.main === module) {

@@ -72,7 +72,7 @@ export async function ownerReaches(owner: Endpoint, state: TcpState, timeoutMs =
   for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
     const s = listTcpSockets(owner.pid).find((x) => x.fd === owner.connectedFd);
     seen = s ? s.stateName : 'gone';
-    if (s && s.state === state) return;
+    if (s?.state === state) return;
     await sleep(10);
   }
   throw new Error(`owner connection is ${seen}, not ${stateName(state)}, after ${timeoutMs} ms`);

@@ -73,7 +73,8 @@ export const MAX_NAME_LENGTH = 1024;
 function tupleAddressProblem(a: AddressMsg | null | undefined): string | undefined {
   if (!a) return 'address missing';
   if (a.family !== WIRE_FAMILY.ipv4 && a.family !== WIRE_FAMILY.ipv6) return `address family ${a.family}`;
-  if (typeof a.ip !== 'string' || !(a.family === WIRE_FAMILY.ipv4 ? isIPv4(a.ip) : isIPv6(a.ip)) || a.ip.includes('%')) return `ip ${JSON.stringify(String(a.ip).slice(0, 64))} is not an ${a.family === WIRE_FAMILY.ipv4 ? 'IPv4' : 'IPv6'} address`;
+  const ip: unknown = a.ip; // decoded input: not yet the string its type says
+  if (typeof ip !== 'string' || !(a.family === WIRE_FAMILY.ipv4 ? isIPv4(ip) : isIPv6(ip)) || ip.includes('%')) return `ip ${JSON.stringify(String(ip).slice(0, 64))} is not an ${a.family === WIRE_FAMILY.ipv4 ? 'IPv4' : 'IPv6'} address`;
   if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535) return `port ${a.port} out of range`;
   return undefined;
 }

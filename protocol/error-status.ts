@@ -39,7 +39,7 @@ export function isErrorKind(s: string): s is ErrorKind {
 }
 
 /** The daemon's side: any error as a gRPC status carrying the daemon's kind and the errno name. */
-export function errorStatus(err: unknown): Partial<grpc.StatusObject> {
+export function errorStatus(err: unknown): Pick<grpc.StatusObject, 'code' | 'details' | 'metadata'> {
   const metadata = new grpc.Metadata();
   if (err instanceof SoccrError) {
     metadata.set(KIND_TRAILER, err.kind);

@@ -1,7 +1,6 @@
 // The one frame format shared by the Checkpoint stream, the Restore input and checkpoint files: encoding,
 // decoding, and packing small frames into batches.
 import { createHash } from 'node:crypto';
-import * as protobuf from 'protobufjs';
 import { SoccrError } from './errors';
 import type { FrameMsg } from './messages';
 import { LOAD_OPTIONS, UNDECODABLE, protoRoot } from './proto';
@@ -41,13 +40,13 @@ export function encodedFrameKind(b: Buffer): string {
  * without the fromObject conversion proto-loader's serializer makes first.
  */
 export function encodeFrame(f: FrameMsg): Buffer {
-  const u = FrameType.encode(f as unknown as protobuf.Message).finish();
+  const u = FrameType.encode(f).finish();
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 /** Decodes one encoded Frame into the plain object grpc-js hands over; throws if it does not decode. */
 export function decodeFrame(b: Buffer): FrameMsg {
-  return FrameType.toObject(FrameType.decode(b), LOAD_OPTIONS) as FrameMsg;
+  return FrameType.toObject(FrameType.decode(b), LOAD_OPTIONS);
 }
 
 /**

@@ -33,6 +33,21 @@ export function stateName(s: number): string {
   return TcpState[s] ?? `STATE_${s}`;
 }
 
+/** Whether a state number (from the wire, say) is one TcpState names. */
+export function isTcpState(n: number): n is TcpState {
+  return typeof TcpState[n] === 'string';
+}
+
+/**
+ * A state as the kernel reports it (tcp_info, /proc/net/tcp, socket diagnostics), typed as the TcpState it
+ * is: the enum is tcp_states.h's own numbering. A state a newer kernel adds keeps its number, equals no
+ * member and stateName shows it as STATE_n.
+ */
+export function kernelTcpState(n: number): TcpState {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- the one place a kernel number becomes the enum: the same numbering, unknown states kept as they are
+  return n;
+}
+
 /** tcpi_options bits. */
 export const TCPI_OPT_TIMESTAMPS = 1;
 export const TCPI_OPT_SACK = 2;

@@ -10,7 +10,7 @@ import * as protobuf from 'protobufjs';
 import { SoccrError } from './errors';
 import { type Family, type SocketAddress, WIRE_FAMILY, familyFromWire } from './address';
 import { protoRoot } from './proto';
-import { RepairWindow, STATE_VERSION, SavedConnection, TcpState, UserSocketOptions } from './saved-state';
+import { RepairWindow, STATE_VERSION, SavedConnection, TcpState, UserSocketOptions, isTcpState } from './saved-state';
 
 // ---- schema ------------------------------------------------------------------------------------
 
@@ -59,7 +59,7 @@ export function stateToObject(s: SavedConnection): Record<string, unknown> {
   };
   const family = (name: string, f: Family): number => {
     const n = WIRE_FAMILY[f];
-    if (n === undefined) bad(`${name} ${String(f)} is not an address family`);
+    if (n === undefined) bad(`${name} ${f} is not an address family`);
     return n;
   };
   const address = (name: string, a: SocketAddress): Plain => {
@@ -136,7 +136,7 @@ export function decodeState(b: Buffer): SavedConnection {
   if (!(b instanceof Uint8Array)) bad('expected a Buffer');
   let o: Plain = {};
   try {
-    o = ConnectionStateType.toObject(ConnectionStateType.decode(b), TO_OBJECT) as Plain;
+    o = ConnectionStateType.toObject(ConnectionStateType.decode(b), TO_OBJECT);
   } catch (err) {
     bad(`corrupt or truncated encoding (${b.length} bytes): ${err instanceof Error ? err.message : String(err)}`, err);
   }
@@ -159,11 +159,11 @@ export function stateFromObject(input: unknown): SavedConnection {
     bad(version === 0 ? 'no version (not a saved state?)' : `unknown version ${version}, expected ${STATE_VERSION}`);
   }
   const state = u32Of(o, 'state', bad);
-  if (typeof TcpState[state] !== 'string') bad(`state ${state} is not a TCP state`);
+  if (!isTcpState(state)) return bad(`state ${state} is not a TCP state`);
   const window = o.window;
   return {
     version,
-    state: state as TcpState,
+    state,
     socketFamily: familyOf(u32Of(o, 'socketFamily', bad), 'socketFamily', bad),
     local: addressOf(o.local, 'local', bad),
     remote: addressOf(o.remote, 'remote', bad),
@@ -193,32 +193,32 @@ function isPlain(v: unknown): v is Plain {
 function u32Of(o: Plain, key: string, bad: Bad, where = ''): number {
   const v = o[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > U32_MAX) bad(`${where}${key} is not a u32`);
-  return v as number;
+  return v;
 }
 
 function i32Of(o: Plain, key: string, bad: Bad, where = ''): number {
   const v = o[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < I32_MIN || v > I32_MAX) bad(`${where}${key} is not an i32`);
-  return v as number;
+  return v;
 }
 
 function boolOf(o: Plain, key: string, bad: Bad, where = ''): boolean {
   const v = o[key];
   if (typeof v !== 'boolean') bad(`${where}${key} is not a boolean`);
-  return v as boolean;
+  return v;
 }
 
 function stringOf(o: Plain, key: string, bad: Bad, where = ''): string {
   const v = o[key];
   if (typeof v !== 'string') bad(`${where}${key} is not a string`);
-  return v as string;
+  return v;
 }
 
 /** A copy, so that the state does not keep (or share) the whole encoded message. */
 function bytesOf(o: Plain, key: string, bad: Bad): Buffer {
   const v = o[key];
   if (!(v instanceof Uint8Array)) bad(`${key} is not bytes`);
-  return Buffer.from(v as Uint8Array);
+  return Buffer.from(v);
 }
 
 function familyOf(n: number, what: string, bad: Bad): Family {

@@ -210,30 +210,32 @@ class Incoming {
     const msg = parsed as Record<string, unknown>;
     switch (msg.type) {
       case 'socket': {
-        if (this.phase !== 'receiving') return this.fail('a "socket" message after "end"', true);
+        if (this.phase !== 'receiving') { this.fail('a "socket" message after "end"', true); return; }
         const meta = parseMeta(msg);
-        if (typeof meta === 'string') return this.fail(`"socket" message ${this.items.length}: ${meta}`, true);
+        if (typeof meta === 'string') { this.fail(`"socket" message ${this.items.length}: ${meta}`, true); return; }
         const fd = this.fdQueue.shift();
-        if (fd === undefined) return this.fail(`"socket" message ${this.items.length} (${meta.id}) came without a file descriptor`, true);
+        if (fd === undefined) { this.fail(`"socket" message ${this.items.length} (${meta.id}) came without a file descriptor`, true); return; }
         this.items.push({ fd, meta });
         return;
       }
       case 'end': {
-        if (this.phase !== 'receiving') return this.fail('a second "end"', true);
-        if (msg.count !== this.items.length) return this.fail(`"end" announces ${String(msg.count)} connections, ${this.items.length} arrived`, true);
-        if (this.fdQueue.length > 0) return this.fail(`${this.fdQueue.length} file descriptors more than "socket" messages`, true);
+        if (this.phase !== 'receiving') { this.fail('a second "end"', true); return; }
+        if (msg.count !== this.items.length) { this.fail(`"end" announces ${String(msg.count)} connections, ${this.items.length} arrived`, true); return; }
+        if (this.fdQueue.length > 0) { this.fail(`${this.fdQueue.length} file descriptors more than "socket" messages`, true); return; }
         this.phase = 'acked';
         this.queue(lineOf({ type: 'ack', count: this.items.length }));
         this.flush();
         return;
       }
       case 'live':
-        if (this.phase !== 'acked') return this.fail('"live" before the acknowledgement', true);
-        return this.goLive();
+        if (this.phase !== 'acked') this.fail('"live" before the acknowledgement', true);
+        else this.goLive();
+        return;
       case 'abort':
-        return this.fail(`the sender aborted the hand-over: ${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}`, false);
+        this.fail(`the sender aborted the hand-over: ${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}`, false);
+        return;
       default:
-        return this.fail(`unknown message type ${JSON.stringify(msg.type)}`, true);
+        this.fail(`unknown message type ${JSON.stringify(msg.type)}`, true);
     }
   }
 
@@ -310,16 +312,11 @@ class Incoming {
   }
 }
 
-export interface SocketReceiver {
-  on(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
-  on(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
-  on(event: 'error', listener: (err: Error) => void): this;
-  once(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
-  once(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
-  once(event: 'error', listener: (err: Error) => void): this;
-  off(event: 'socket', listener: (socket: net.Socket, meta: DeliveredMeta) => void): this;
-  off(event: 'batch', listener: (batch: DeliveredSocket[]) => void): this;
-  off(event: 'error', listener: (err: Error) => void): this;
+/** SocketReceiver's events and their arguments. */
+export interface ReceiverEvents {
+  socket: [socket: net.Socket, meta: DeliveredMeta];
+  batch: [batch: DeliveredSocket[]];
+  error: [err: Error];
 }
 
 /**
@@ -328,7 +325,7 @@ export interface SocketReceiver {
  * hand-over that failed, whose fds were closed. As with any EventEmitter, an 'error' without a listener
  * is thrown: listen for it.
  */
-export class SocketReceiver extends EventEmitter {
+export class SocketReceiver extends EventEmitter<ReceiverEvents> {
   readonly path: string;
   private readonly server: net.Server;
   private readonly timeoutMs: number;

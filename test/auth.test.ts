@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SoccrClient, isServiceError } from '../client/client';
 import { ConnectionRegistry, isLoopback, makeAuthorizer, parseSubjectAltName } from '../daemon/server/auth';
 import { SoccrError } from '../protocol/errors';
-import type { AuthorizableCall } from '../daemon/server/service';
+import type { AuthorizableCall } from '../daemon/server/calls';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { Pki, tlsClient } from './support/pki';
 import { callAsNobody, nobodyCaller } from './support/nobody-caller';

@@ -99,7 +99,7 @@ class StallingReceiver {
   }
 
   private check(fd: number | undefined, line: StallingReceiver['lines'][number], expected: Map<string, true>): void {
-    const what = `connection ${line.index}`;
+    const what = `connection ${line.index ?? '(no index)'}`;
     if (fd === undefined) {
       this.problems.push(`${what}: no fd came with it`);
       return;

@@ -127,7 +127,8 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
           assert.match(sessions[0].reason, /recovered/);
           assert.equal(repairMode(p), 1, 'still frozen while its lease runs');
           assert.equal(lockEntries(host, d.lockTable), 1, 'still locked while its lease runs');
-          await until(async () => (await client!.getSession(sessions[0].sessionId)).state === SessionState.EXPIRED, 8000, 'the lease to end');
+          const c = client;
+          await until(async () => (await c.getSession(sessions[0].sessionId)).state === SessionState.EXPIRED, 8000, 'the lease to end');
         }
         await until(() => journal(d).length === 0, 5000, 'an empty journal');
         assert.equal(lockEntries(host, d.lockTable), 0, 'lock entries left behind');
@@ -160,7 +161,8 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
         await d.restart();
         assert.equal(lockEntries(h1, d.lockTable), 0, 'the destination lock entries went at start');
         // The source session (same daemon) is taken over until its lease ends, then resumed.
-        await until(async () => (await client!.getSession(ck.header.sessionId).catch(() => undefined))?.state !== SessionState.FROZEN, 8000, 'the source lease to end');
+        const c = client;
+        await until(async () => (await c.getSession(ck.header.sessionId).catch(() => undefined))?.state !== SessionState.FROZEN, 8000, 'the source lease to end');
         await until(() => journal(d).length === 0, 5000, 'an empty journal');
         assert.equal(lockEntries(h0, d.lockTable), 0, 'source lock entries left behind');
         assert.equal(lockEntries(h1, d.lockTable), 0, 'destination lock entries left behind');
@@ -211,7 +213,7 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     };
     const stat = readFileSync(`/proc/${p.owner.pid}/stat`, 'latin1');
     const startTime = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const dead = spawnSync('true').pid as number;
+    const dead = spawnSync('true').pid;
     const now = Date.now();
     const records = [
       // The owner's fd now names another socket (another inode): it must not be touched, even though

@@ -194,7 +194,7 @@ describe('direct data path between daemons', function () {
 
   it('a tampered record ends the restore with DATA_LOSS, a source gone mid-stream and a connection that never comes with UNAVAILABLE', async () => {
     await withFrozenSource(async ({ t, endpoint, file, dst, restoreOptions }) => {
-      const code = (p: Promise<unknown>): Promise<number> => p.then(() => grpc.status.OK, (err: grpc.ServiceError) => err.code);
+      const code = (p: Promise<unknown>): Promise<number> => p.then(() => grpc.status.OK, (err: unknown) => (err as grpc.ServiceError).code);
       // A record whose ciphertext was changed on the way.
       let id = hex(16);
       let key = hex(32);

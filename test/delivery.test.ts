@@ -244,7 +244,7 @@ describe('hand-over of restored sockets', function () {
     const [got] = await batch;
     assert.deepEqual(events, ['goLive', 'socket']);
     assert.equal(got.length, 1);
-    assert.ok(delivered && got[0].socket === delivered.socket);
+    assert.ok(got[0].socket === delivered?.socket);
     assert.ok(got[0].socket instanceof net.Socket);
     assert.deepEqual(got[0].meta, c.item.meta);
     assert.deepEqual(got[0].meta.local, { family: 'ipv4', ip: '127.0.0.1', port: c.peerSide.remotePort });

@@ -47,7 +47,7 @@ const HANG = -1;
 const LOCAL_ERROR = -2;
 
 interface Outcome {
-  code: number;
+  code: grpc.status | typeof HANG | typeof LOCAL_ERROR;
   details: string;
   session?: SessionInfoMsg;
 }
@@ -238,7 +238,7 @@ function edit(fr: FrameMsg[], i: number, fn: (f: Plain) => void): FrameMsg[] {
   const out = fr.slice();
   const c = cloneValue(fr[i]) as unknown as Plain;
   fn(c);
-  out[i] = c as FrameMsg;
+  out[i] = c;
   return out;
 }
 
@@ -691,7 +691,7 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       const merged = { ...cloneValue(fr[j]), ...cloneValue(fr[i]) } as Plain;
       delete merged.kind;
       const out = fr.slice();
-      out[i] = merged as FrameMsg;
+      out[i] = merged;
       return { frames: out, label: `frame ${i} also carries frame ${j}` };
     },
   ],
@@ -1060,7 +1060,7 @@ describe('Restore fuzzing against a running soccrd', function () {
       ];
       for (const [what, o] of badOptions) {
         for (const noNetworkLock of [true, false]) {
-          for (const b2 of [bases[0], bases[6]]) yield { label: `${what} (${b2.name}, lock ${!noNetworkLock})`, options: { ...o, noNetworkLock }, frames: b2.frames };
+          for (const b2 of [bases[0], bases[6]]) yield { label: `${what} (${b2.name}, lock ${String(!noNetworkLock)})`, options: { ...o, noNetworkLock }, frames: b2.frames };
         }
       }
       yield { label: 'no frame at all', options: {}, raw: true, frames: [] };
@@ -1079,8 +1079,8 @@ describe('Restore fuzzing against a running soccrd', function () {
       yield { label: 'the whole stream in one batch', options: {}, raw: true, frames: [good(true), { batch: { frames: b } }] };
       yield { label: 'a stream packed in batches', options: {}, raw: true, frames: [good(true), ...packed] };
       for (let k = 0; k < 3; k++) {
-        yield { label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${k > 0})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))) };
-        yield { label: `a gRPC message of 9 MiB (lock ${k > 0})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))) };
+        yield { label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${String(k > 0)})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))) };
+        yield { label: `a gRPC message of 9 MiB (lock ${String(k > 0)})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))) };
       }
       for (const base of bases) {
         for (let k = 1; k < base.frames.length; k += 2) {
@@ -1106,7 +1106,7 @@ describe('Restore fuzzing against a running soccrd', function () {
         if (r.chance(0.04) && frames.length) {
           // Bytes the daemon cannot even decode: flipped, cut or random, in place of one frame.
           const i = r.int(frames.length);
-          const bytes = Buffer.from(def.requestSerialize(frames[i] as FrameMsg));
+          const bytes = Buffer.from(def.requestSerialize(frames[i]));
           const how = r.pick(['flip', 'cut', 'random', 'varint']);
           if (how === 'flip') for (let f = 0; f < r.range(1, 4); f++) bytes[r.int(bytes.length)] = r.int(256);
           const item = how === 'cut' ? bytes.subarray(0, r.int(bytes.length)) : how === 'random' ? r.bytes(r.range(1, 200)) : how === 'varint' ? Buffer.from([0x22, 0xff, 0xff, 0xff, 0xff, 0x0f]) : bytes;
@@ -1260,7 +1260,7 @@ describe('Restore fuzzing against a running soccrd', function () {
         await limited.abort(ok.sessionId);
       } finally {
         limited.close();
-        sessions.shutdown();
+        await sessions.shutdown();
         server.forceShutdown();
       }
     });

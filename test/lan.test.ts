@@ -7,7 +7,8 @@ import { statSync } from 'node:fs';
 import { SoccrClient } from '../client/client';
 import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespaces } from '../lab/lan';
-import { MultiFixture, clientSeed, killAllMulti, serverSeed, untilExchanged } from '../lab/multi';
+import { MultiFixture, killAllMulti, untilExchanged } from '../lab/multi';
+import { clientSeed, serverSeed } from '../lab/multi-data';
 import { sleep } from '../lab/scenario';
 
 /** Polls `f` until it returns a value that is not undefined; bounded. */

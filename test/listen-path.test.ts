@@ -83,7 +83,7 @@ describe('the listen path at start', function () {
   it('a FIFO stays untouched and the daemon refuses to start, naming it', async () => {
     const path = join(dir, 'soccrd.sock');
     const r = spawnSync('mkfifo', ['-m', '0600', path]);
-    assert.equal(r.status, 0, `mkfifo: ${r.stderr}`);
+    assert.equal(r.status, 0, `mkfifo: ${r.stderr.toString()}`);
     const before = fingerprint(path);
     await expectRefusal(path, /is a FIFO, not a socket/);
     assert.deepEqual(fingerprint(path), before);

@@ -489,7 +489,7 @@ describe('migrate (two stand-in daemons)', function () {
       assert.equal(r.code, 1);
       assert.equal(r.stderr, 'soccrctl: migrate failed in hook: hook exited with code 4: cannot move 10.1.2.3 (rolled back: aborted destination session rst-1, resumed source session src-77)\n');
       assert.match(r.stdout, /^checkpoint\+restore\s/);
-      assert.match(r.stdout, /\nhook\s+\d+\.\d+ m?s\s+FAILED: hook exited with code 4: cannot move 10\.1\.2\.3\n  stdout \| some output\n  stderr \| cannot move 10\.1\.2\.3\n$/);
+      assert.match(r.stdout, /\nhook\s+\d+\.\d+ m?s\s+FAILED: hook exited with code 4: cannot move 10\.1\.2\.3\n {2}stdout \| some output\n {2}stderr \| cannot move 10\.1\.2\.3\n$/);
       assert.deepEqual(src.callNames(), ['Checkpoint', 'Resume src-77']);
       assert.deepEqual(dst.callNames(), ['Restore', 'Abort rst-1']);
 

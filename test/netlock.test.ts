@@ -219,7 +219,7 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
   });
 
   /** A daemon in the pair's host namespace, named after its instance, holding the pair's connection frozen and locked. */
-  async function holder(p: Pair): Promise<{ d: DaemonProcess; resume(): Promise<void> }> {
+  async function holder(p: Pair): Promise<{ d: DaemonProcess; resume: () => Promise<void> }> {
     const host = p.topo.hosts[0];
     const d = await DaemonProcess.start({ netns: host, defaultLockTable: true });
     const client = clientOf(d);

@@ -16,7 +16,7 @@
 // than one system call, and every wait is bounded by the hand-over's deadline.
 import { constants as osConstants } from 'node:os';
 import * as N from '../kernel/native';
-import { SoccrError, kernelError } from '../../protocol/errors';
+import { SoccrError, errorMessage, kernelError } from '../../protocol/errors';
 import { SocketAddress } from '../../protocol/address';
 import { HANDOVER_ACK_TIMEOUT_MS, HANDOVER_LIVE_LINE_MS } from '../../protocol/handover';
 
@@ -235,10 +235,6 @@ class HandoverConn {
   }
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Hands the sockets of `items` (all still in TCP repair mode) to the process listening on the Unix
  * stream socket `path`, then makes them live by calling `goLive` once, and only once, the receiver has
@@ -282,7 +278,7 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     const reply = await conn.readLine(deadline, `waiting for the receiver's acknowledgement on ${path}`);
     checkAck(reply, items.length, path);
   } catch (err) {
-    const failure = err instanceof SoccrError ? err : new SoccrError('DELIVERY', `hand-over to ${path} failed: ${describe(err)}`, err);
+    const failure = err instanceof SoccrError ? err : new SoccrError('DELIVERY', `hand-over to ${path} failed: ${errorMessage(err)}`, err);
     conn.abort(failure.message);
     throw failure;
   }
@@ -290,7 +286,7 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
   try {
     goLive();
   } catch (err) {
-    conn.abort(`going live failed: ${describe(err)}`);
+    conn.abort(`going live failed: ${errorMessage(err)}`);
     throw err;
   }
 
@@ -298,7 +294,7 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
   try {
     await conn.sendLine(liveLine, -1, Math.max(deadline, Date.now() + LIVE_LINE_GRACE_MS), `telling ${path} the connections are live`);
   } catch (err) {
-    throw new SoccrError('DELIVERY', `connections are live, but the receiver on ${path} could not be told: ${describe(err)}`, err);
+    throw new SoccrError('DELIVERY', `connections are live, but the receiver on ${path} could not be told: ${errorMessage(err)}`, err);
   } finally {
     conn.close();
   }

@@ -273,7 +273,7 @@ export class NetworkLock {
       return true;
     } catch (err) {
       if (err instanceof SoccrError && err.kind === 'LOCK_TABLE_TAKEN') throw err;
-      this.o.log.warn('network lock unavailable', { error: err instanceof Error ? err.message : String(err) });
+      this.o.log.warn('network lock unavailable', { error: err });
       return false;
     }
   }
@@ -389,7 +389,7 @@ export class NetworkLock {
       networkLockTimed('unlock', startedAt);
       this.o.log.info('network unlocked', { netns: ns.path ?? 'own', connections: tuples.length, transactions: this.transactions });
     } catch (err) {
-      this.o.log.error('network unlock failed', { netns: ns.path ?? 'own', error: err instanceof Error ? err.message : String(err) });
+      this.o.log.error('network unlock failed', { netns: ns.path ?? 'own', error: err });
     } finally {
       if (release) {
         this.forget(ns);
@@ -411,7 +411,7 @@ export class NetworkLock {
       try {
         this.run(ns, `delete table inet ${this.o.table}\n`, 'removing the lock table');
       } catch (err) {
-        this.o.log.warn('removing the lock table failed', { netns: ns.path ?? 'own', error: err instanceof Error ? err.message : String(err) });
+        this.o.log.warn('removing the lock table failed', { netns: ns.path ?? 'own', error: err });
       }
       this.forget(ns);
     }

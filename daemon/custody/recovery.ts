@@ -17,12 +17,13 @@
 // Restore sessions need nothing: their sockets were in repair mode and vanished silently with the daemon.
 import { readdirSync, statSync } from 'node:fs';
 import { ProcessHandle } from '../repair/acquire';
-import { localAddress, peerAddress, readTcpInfoHead, resume } from '../repair/engine';
+import { localAddress, peerAddress, readTcpInfoHead } from '../repair/engine';
 import { Journal, JournaledLock, JournaledSource, NetnsRef, processStartTime, socketInode } from './journal';
 import type { Logger } from '../log';
 import * as N from '../kernel/native';
 import type { LockTuple, NetworkLock } from './netlock';
 import type { ConnectionSummary, SessionManager } from './sessions';
+import { thawSource } from './thaw';
 
 interface TakenConn {
   fd: number;
@@ -89,7 +90,7 @@ function takeBack(rec: JournaledSource, now: number, log: Logger): SourcePlan {
   try {
     plan.proc = ProcessHandle.open(rec.pid);
   } catch (err) {
-    log.warn('recovery: the owner is gone; its sockets went with it', { session: rec.id, pid: rec.pid, error: String(err) });
+    log.warn('recovery: the owner is gone; its sockets went with it', { session: rec.id, pid: rec.pid, error: err });
     return plan;
   }
   if (rec.startTime >= 0 && processStartTime(rec.pid) !== rec.startTime) {
@@ -103,7 +104,7 @@ function takeBack(rec: JournaledSource, now: number, log: Logger): SourcePlan {
     try {
       dup = plan.proc.dupFd(c.fd);
     } catch (err) {
-      log.warn('recovery: the fd is closed; its socket is not ours to touch', { session: rec.id, pid: rec.pid, fd: c.fd, error: String(err) });
+      log.warn('recovery: the fd is closed; its socket is not ours to touch', { session: rec.id, pid: rec.pid, fd: c.fd, error: err });
       continue;
     }
     let inode = -1;
@@ -190,7 +191,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
           for (const t of np.tables) if (t !== netlock.table) netlock.dropTable(np.path, t);
           log.info('recovery: lock entries reconciled', { netns: np.path ?? 'own', kept: np.keep.length });
         } catch (err) {
-          log.error('recovery: reconciling lock entries failed', { netns: np.path ?? 'own', error: err instanceof Error ? err.message : String(err) });
+          log.error('recovery: reconciling lock entries failed', { netns: np.path ?? 'own', error: err });
         }
       }
       // 2. Sessions: resumed at once, or taken over as they were.
@@ -210,23 +211,19 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             log.info('recovery: source session taken over, FROZEN until its lease ends', { session: rec.id, pid: rec.pid, connections: conns.length, leaseEndsInMs: rec.expires - Date.now() });
             continue;
           } catch (err) {
-            log.error('recovery: taking the session over failed: resuming it', { session: rec.id, error: err instanceof Error ? err.message : String(err) });
+            log.error('recovery: taking the session over failed: resuming it', { session: rec.id, error: err });
             if (key !== undefined && netlock) netlock.unlock(key, tuples);
           }
         }
-        let resumed = 0;
-        for (const c of p.conns) {
-          if (c.frozen) {
-            try {
-              resume({ fd: c.dup, reuseAddr: c.reuseAddr });
-              resumed++;
-            } catch (err) {
-              log.error('recovery: resuming a socket failed', { session: rec.id, pid: rec.pid, fd: c.fd, error: err instanceof Error ? err.message : String(err) });
-            }
-          }
-          N.closeQuietly(c.dup);
-        }
-        const continued = rec.stopped && p.proc !== undefined && p.proc.cont();
+        // Only what is still in repair mode is resumed; every copy is closed.
+        const frozen = p.conns.filter((c) => c.frozen);
+        for (const c of p.conns) if (!c.frozen) N.closeQuietly(c.dup);
+        const thawed = thawSource({ sockets: frozen.map((c) => ({ fd: c.dup, reuseAddr: c.reuseAddr })), stoppedOwner: rec.stopped ? p.proc : undefined });
+        thawed.errors.forEach((err, i) => {
+          if (err) log.error('recovery: resuming a socket failed', { session: rec.id, pid: rec.pid, fd: frozen[i].fd, error: err });
+        });
+        const resumed = thawed.errors.filter((err) => err === undefined).length;
+        const continued = thawed.ownerContinued;
         p.proc?.close();
         log.info('recovery: source session resumed at its owner', { session: rec.id, pid: rec.pid, resumed, taken: p.conns.length, journaled: rec.conns.length, ownerContinued: continued, streamed: rec.streamed });
       }
@@ -241,7 +238,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             try {
               journal.unlocked(lock.id);
             } catch (err) {
-              log.error('journal: unlock not recorded', { error: String(err) });
+              log.error('journal: unlock not recorded', { error: err });
             }
           },
           Math.max(0, (lock.unlockAt ?? 0) - Date.now()),

@@ -11,7 +11,8 @@
 // session that ended never becomes active again.
 import { randomUUID } from 'node:crypto';
 import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repair/engine';
-import { SoccrError } from '../../protocol/errors';
+import { thawSource } from './thaw';
+import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
 import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import type { Logger } from '../log';
@@ -161,7 +162,7 @@ export class SessionManager {
     try {
       fn(j);
     } catch (err) {
-      this.opts.log.error(`journal: ${what} not recorded`, { error: err instanceof Error ? err.message : String(err) });
+      this.opts.log.error(`journal: ${what} not recorded`, { error: err });
     }
   }
 
@@ -222,7 +223,7 @@ export class SessionManager {
       else this.closeSilently(s, 'EXPIRED', 'lease ended without Resume: closed silently');
       log.warn('session lease ended', { kind: s.kind, state: s.state });
     } catch (err) {
-      log.error('ending an expired session failed', { error: String(err) });
+      log.error('ending an expired session failed', { error: err });
     }
   }
 
@@ -256,23 +257,11 @@ export class SessionManager {
     else setTimeout(lift, delayMs).unref();
   }
 
-  /** Source: repair off on every socket, our copies closed. Returns the sockets that failed to resume. */
+  /** Source: the connections go on at their owner (thaw.ts). Returns the sockets that failed to resume. */
   private thaw(s: Session, state: SessionState, reason: string): string[] {
-    const failed: string[] = [];
-    // Packets flow again first, so the window probe that resuming sends reaches the peer.
-    this.unlock(s);
-    // All of them in one batch of kernel calls, each tried whatever happens to the others.
-    const held = s.held.filter((h) => h.sock.fd >= 0);
-    resumeAll(held.map((h) => h.sock)).forEach((err, i) => {
-      if (err) failed.push(`${held[i].summary.id}: ${err.message}`);
-    });
-    silentCloseAll(held.map((h) => h.sock));
-    for (const h of held) h.sock.fd = -1;
-    if (s.owner) {
-      s.owner.cont();
-      s.owner.close();
-      s.owner = undefined;
-    }
+    const { errors } = thawSource({ sockets: s.held.map((h) => h.sock), unlock: () => this.unlock(s), stoppedOwner: s.owner });
+    s.owner = undefined;
+    const failed = errors.flatMap((err, i) => (err ? [`${s.held[i].summary.id}: ${err.message}`] : []));
     this.end(s, state, failed.length ? `${reason}; failed: ${failed.join('; ')}` : reason);
     // Only now: a crash before this line makes the next daemon resume them (again: harmless).
     this.note('session end', (j) => j.ended(s.id, state === 'EXPIRED' ? 'EXPIRED' : state === 'ABORTED' ? 'ABORTED' : 'RESUMED'));
@@ -331,7 +320,7 @@ export class SessionManager {
     } catch (err) {
       s.busy = undefined;
       // Live, but the receiver was not told: the session is over all the same (its sockets are the new owner's).
-      if (live) this.delivered(s, path, `live and delivered to ${path}, but ${err instanceof Error ? err.message : String(err)}`);
+      if (live) this.delivered(s, path, `live and delivered to ${path}, but ${errorMessage(err)}`);
       else if (s.active) this.extendLease(s);
       throw err;
     }
@@ -404,7 +393,7 @@ export class SessionManager {
         else this.closeSilently(s, 'ABORTED', 'daemon stopping: closed silently');
         this.opts.log.info('session ended at shutdown', { session: s.id, kind: s.kind, state: s.state, reason: s.reason });
       } catch (err) {
-        this.opts.log.error('ending a session at shutdown failed', { session: s.id, error: String(err) });
+        this.opts.log.error('ending a session at shutdown failed', { session: s.id, error: err });
       }
     }
     for (const s of this.sessions.values()) if (s.timer) clearTimeout(s.timer);

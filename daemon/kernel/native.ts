@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
-import { SyscallError } from '../../protocol/errors';
+import { SyscallError, errorMessage } from '../../protocol/errors';
 
 const LIBC = 'libc';
 open({ library: LIBC, path: '' });
@@ -454,11 +454,11 @@ function loadBatchLibrary(): { loaded: boolean; reason: string } {
   if (!existsSync(BATCH_LIB_PATH)) return { loaded: false, reason: `${BATCH_LIB_PATH} missing (no C compiler at npm install?)` };
   try {
     open({ library: BATCH_LIB, path: BATCH_LIB_PATH });
-    const abi = load({ library: BATCH_LIB, funcName: 'soccr_batch_abi', retType: I32, paramsType: [], paramsValue: [] }) as unknown as number;
+    const abi = load({ library: BATCH_LIB, funcName: 'soccr_batch_abi', retType: I32, paramsType: [], paramsValue: [] });
     if (abi !== ABI) return { loaded: false, reason: `${BATCH_LIB_PATH} is of another version (ABI ${abi}, want ${ABI}): run npm install` };
     return { loaded: true, reason: BATCH_LIB_PATH };
   } catch (err) {
-    return { loaded: false, reason: `${BATCH_LIB_PATH}: ${err instanceof Error ? err.message : String(err)}` };
+    return { loaded: false, reason: `${BATCH_LIB_PATH}: ${errorMessage(err)}` };
   }
 }
 
@@ -588,7 +588,7 @@ export class KernelBatch {
     this.words[o + F.LEN] = len;
     let addr = knownAddress(buf);
     if (addr === undefined && copyIn && len <= STAGE_LIMIT) {
-      if (!this.stage) this.stage = pinned(STAGE_SIZE);
+      this.stage ??= pinned(STAGE_SIZE);
       if (this.staged + len <= STAGE_SIZE) {
         buf.copy(this.stage.buf, this.staged, start, start + len);
         addr = this.stage.addr + this.staged - start;
@@ -744,7 +744,7 @@ export class KernelBatch {
       let fd = w[o + F.FD];
       const from = w[o + F.FD_FROM];
       let r: number;
-      let err = 0;
+      let err: number;
       if (from >= 0 && (from >= i || this.word(from, F.STATUS) !== ST_OK)) {
         r = -1;
         err = osConstants.errno.EBADF;
@@ -1113,7 +1113,7 @@ function nftLibrary(): boolean {
 
 function nftCall(funcName: string, retType: DataType, paramsType: DataType[], paramsValue: unknown[]): unknown {
   callCount++;
-  return load({ library: NFT_LIB, funcName, retType, paramsType, paramsValue } as Parameters<typeof load>[0]);
+  return load({ library: NFT_LIB, funcName, retType, paramsType, paramsValue });
 }
 
 // libnftables 1.0.6 (Debian 12) waits on its netlink socket with select(), and glibc aborts the whole

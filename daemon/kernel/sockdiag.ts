@@ -15,11 +15,12 @@
 import * as N from './native';
 import { NetnsHandle } from './netns';
 import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, isMappedIPv4, parseIPv4, parseIPv6 } from '../../protocol/address';
+import { TcpState, kernelTcpState } from '../../protocol/saved-state';
 
 /** What the kernel reports of one TCP socket, as its getsockopt/ioctl calls would. */
 export interface SocketDiag {
   /** tcpi_state, tcpi_options and the window scales of TCP_INFO */
-  state: number;
+  state: TcpState;
   options: number;
   sndWscale: number;
   rcvWscale: number;
@@ -176,7 +177,7 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
     const p = a + 4;
     const plen = alen - 4;
     if (type === INET_DIAG_INFO && plen >= TCPI_NOTSENT_OFF + 4) {
-      d.state = b[p];
+      d.state = kernelTcpState(b[p]);
       d.options = b[p + 5];
       d.sndWscale = b[p + 6] & 0x0f;
       d.rcvWscale = b[p + 6] >> 4;
@@ -204,7 +205,7 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
  * tuple). Never throws: whatever fails is left to the slow path.
  */
 export function diagnose(netns: NetnsHandle | undefined, tuples: ReadonlyArray<DiagTuple | undefined>): Array<SocketDiag | undefined> {
-  const out: Array<SocketDiag | undefined> = new Array(tuples.length).fill(undefined);
+  const out = new Array<SocketDiag | undefined>(tuples.length).fill(undefined);
   if (tuples.length === 0) return out;
   let fd = -1;
   try {
@@ -259,7 +260,7 @@ export interface DumpedSocket {
   family: 'ipv4' | 'ipv6';
   local: SocketAddress;
   remote: SocketAddress;
-  state: number;
+  state: TcpState;
   /** rx_queue and tx_queue of /proc/net/tcp */
   recvQueue: number;
   sendQueue: number;
@@ -293,7 +294,7 @@ export function dumpTcpSockets(netns: NetnsHandle | undefined): DumpedSocket[] |
             family: fam === N.AF_INET6 ? 'ipv6' : 'ipv4',
             local: address(r, fam, m + 4, m + 8),
             remote: address(r, fam, m + 6, m + 24),
-            state: r[m + 1],
+            state: kernelTcpState(r[m + 1]),
             recvQueue: r.readUInt32LE(m + 56),
             sendQueue: r.readUInt32LE(m + 60),
             inode: r.readUInt32LE(m + 68),

@@ -43,9 +43,9 @@ function probeListener(path: string): Promise<'listening' | 'backlog full' | 'no
     const timer = setTimeout(() => done('no answer'), PROBE_TIMEOUT_MS);
     probe.once('connect', () => done('listening'));
     probe.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED') return done('refused');
-      if (err.code === 'EAGAIN') return done('backlog full');
-      if (err.code === 'ENOENT') return done('gone');
+      if (err.code === 'ECONNREFUSED') { done('refused'); return; }
+      if (err.code === 'EAGAIN') { done('backlog full'); return; }
+      if (err.code === 'ENOENT') { done('gone'); return; }
       clearTimeout(timer);
       reject(new Error(`cannot tell whether anything listens on ${path}: ${err.code ?? err.message}`));
     });

@@ -8,7 +8,7 @@ import { dumpTcpSockets } from '../kernel/sockdiag';
 import { SoccrError, kernelError } from '../../protocol/errors';
 import { localAddress, peerAddress, readTcpInfoHead } from './engine';
 import { SocketAddress, formatIPv4, formatIPv6 } from '../../protocol/address';
-import { SUPPORTED_STATES, TcpState, stateName } from '../../protocol/saved-state';
+import { SUPPORTED_STATES, TcpState, kernelTcpState, stateName } from '../../protocol/saved-state';
 
 export interface TcpSocketInfo {
   fd: number;
@@ -28,7 +28,7 @@ interface ProcNetEntry {
   family: 'ipv4' | 'ipv6';
   local: SocketAddress;
   remote: SocketAddress;
-  state: number;
+  state: TcpState;
   sendQueue: number;
   recvQueue: number;
   inode: number;
@@ -60,7 +60,7 @@ function parseProcNet(text: string, family: 'ipv4' | 'ipv6'): ProcNetEntry[] {
       family,
       local: { family, ip: hexAddr(lip, family), port: parseInt(lport, 16) },
       remote: { family, ip: hexAddr(rip, family), port: parseInt(rport, 16) },
-      state: parseInt(f[3], 16),
+      state: kernelTcpState(parseInt(f[3], 16)),
       sendQueue: parseInt(tx, 16),
       recvQueue: parseInt(rx, 16),
       inode: Number(f[9]),
@@ -241,7 +241,7 @@ export class ProcessHandle {
         throw err;
       }
       if (protocol !== N.IPPROTO_TCP) throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP socket (protocol ${protocol})`);
-      let state: number;
+      let state: TcpState;
       try {
         state = readTcpInfoHead(dup).state; // fails on raw sockets, which also report protocol 6
       } catch (err) {
@@ -277,8 +277,8 @@ export class ProcessHandle {
     try {
       fds.forEach((fd, i) => {
         const { dup, protocol, info } = ops[i];
-        const state = b.ok(info) ? b.bytes(info)[0] : -1;
-        const fits = b.ok(info) && b.int(protocol) === N.IPPROTO_TCP && state !== TcpState.CLOSE && SUPPORTED_STATES.has(state);
+        const state = b.ok(info) ? kernelTcpState(b.bytes(info)[0]) : undefined;
+        const fits = state !== undefined && b.int(protocol) === N.IPPROTO_TCP && state !== TcpState.CLOSE && SUPPORTED_STATES.has(state);
         if (fits) {
           dups.push(b.result(dup));
           return;

@@ -17,6 +17,7 @@ import {
   TCPI_OPT_WSCALE,
   TcpState,
   UserSocketOptions,
+  kernelTcpState,
   stateName,
 } from '../../protocol/saved-state';
 
@@ -69,7 +70,7 @@ export interface FrozenSocket {
 
 /** First 8 bytes of struct tcp_info: state, options and window scales. */
 export interface TcpInfoHead {
-  state: number;
+  state: TcpState;
   options: number;
   sndWscale: number;
   rcvWscale: number;
@@ -78,7 +79,7 @@ export interface TcpInfoHead {
 export function readTcpInfoHead(fd: number): TcpInfoHead {
   N.getsockoptBytes(fd, N.SOL_TCP, N.TCP.INFO, info, 8);
   const b = info.buf;
-  return { state: b[0], options: b[5], sndWscale: b[6] & 0x0f, rcvWscale: b[6] >> 4 };
+  return { state: kernelTcpState(b[0]), options: b[5], sndWscale: b[6] & 0x0f, rcvWscale: b[6] >> 4 };
 }
 
 /**
@@ -269,7 +270,7 @@ function addHeadReads(b: N.KernelBatch, fd: number): () => CaptureHead {
     if (failed >= 0) throw b.error(failed);
     const h = b.bytes(info);
     return {
-      head: { state: h[0], options: h[5], sndWscale: h[6] & 0x0f, rcvWscale: h[6] >> 4 },
+      head: { state: kernelTcpState(h[0]), options: h[5], sndWscale: h[6] & 0x0f, rcvWscale: h[6] >> 4 },
       outq: b.int(outq),
       unsent: b.int(unsent),
       inq: b.int(inq),
@@ -290,7 +291,7 @@ function addStateReads(b: N.KernelBatch, sock: FrozenSocket, eagerLimit: number,
   if (!SUPPORTED_STATES.has(head.state)) {
     throw new SoccrError('UNSUPPORTED_STATE', `connection is in state ${stateName(head.state)}, which cannot be checkpointed`);
   }
-  const state = head.state as TcpState;
+  const state = head.state;
   const m = bit(state);
   let outqLen = diag ? diag.wqueue : (first as CaptureHead).outq;
   let unsentLen = diag ? diag.notsent : (first as CaptureHead).unsent;
@@ -630,7 +631,7 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
   try {
     // Only the sockets are made inside the namespace: they stay in it, whichever thread uses them.
     const enter = ns?.enterFds();
-    if (enter) steps.set(b.setns(enter.target, N.CLONE_NEWNET), (bb, op) => kernelError(`entering network namespace ${ns?.path}`, bb.error(op)));
+    if (ns && enter) steps.set(b.setns(enter.target, N.CLONE_NEWNET), (bb, op) => kernelError(`entering network namespace ${ns.path}`, bb.error(op)));
     const sockOp = b.socket(domain, N.SOCK_STREAM | N.SOCK_CLOEXEC, N.IPPROTO_TCP);
     const rawOp = needRaw ? b.socket(wireFamily(s.local) === 4 ? N.AF_INET : N.AF_INET6, N.SOCK_RAW | N.SOCK_CLOEXEC, N.IPPROTO_RAW) : -1;
     const back = enter ? b.setns(enter.home, N.CLONE_NEWNET, N.ALWAYS) : -1;
@@ -659,7 +660,7 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       runSteps(b, steps);
     }
     if (stateCheck >= 0) {
-      const got = b.bytes(stateCheck)[0];
+      const got = kernelTcpState(b.bytes(stateCheck)[0]);
       if (got !== s.state) {
         // The kernel took the FINs the saved sequence numbers place, and they lead elsewhere: the state
         // does not hold together (or something in the target namespace dropped the injected segment).

@@ -7,7 +7,7 @@ import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { SoccrError } from '../../protocol/errors';
 import type { PeerCredentials } from '../kernel/native';
-import type { AuthorizableCall } from './service';
+import type { AuthorizableCall } from './calls';
 
 export interface AccessPolicy {
   /** uids allowed on Unix sockets; root (0) is always allowed */

@@ -8,15 +8,21 @@
 //   push(frame) ... finish()          ─records──▶ receive(id, key): the frames, record by record
 import { once } from 'node:events';
 import { Server, Socket, connect, createServer, isIPv6 } from 'node:net';
-import { SoccrError } from '../../protocol/errors';
+import { SoccrError, errorMessage } from '../../protocol/errors';
 import type { Logger } from '../log';
-import { FrameMsg } from '../../protocol/messages';
+import { DataTransferMsg, FrameMsg } from '../../protocol/messages';
 import { decodeFramesDelimited, frameDelimitedPieces } from '../../protocol/checkpoint-file';
 import { unpackFrames } from '../../protocol/frames';
 import { LENGTH_BYTES, MAX_RECORD, PREAMBLE_BYTES, RecordOpener, RecordSealer, TAG_BYTES, checkTransferKeys, readPreamble, recordLength } from '../../protocol/sealed-records';
 
 /** How long connecting, waiting for the data connection and waiting for each record take at most, by default. */
 export const DEFAULT_DATA_TIMEOUT_MS = 10_000;
+
+/** A call's data transfer (DataTransfer) as the data path takes it: its id, key and timeout (checkTransferKeys checks their sizes). */
+export function dataTransferParams(t: DataTransferMsg): { transferId: Buffer; key: Buffer; timeoutMs: number } {
+  return { transferId: Buffer.from(t.transferId ?? []), key: Buffer.from(t.key ?? []), timeoutMs: t.timeoutMs || DEFAULT_DATA_TIMEOUT_MS };
+}
+
 /** Small frames are packed into records of about this size; a large queue chunk makes a record of its own. */
 const RECORD_TARGET = 256 * 1024;
 /** Connections that have not proven a key yet, at most (more are closed at once). */
@@ -131,7 +137,7 @@ export class DataSender {
       await once(sock, 'connect');
     } catch (err) {
       sock.destroy();
-      throw err instanceof SoccrError ? err : dataPathError(`cannot connect to the data endpoint ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, err);
+      throw err instanceof SoccrError ? err : dataPathError(`cannot connect to the data endpoint ${endpoint}: ${errorMessage(err)}`, err);
     } finally {
       clearTimeout(timer);
     }
@@ -229,7 +235,7 @@ export class DataListener {
     if (addr === null || typeof addr === 'string') throw new Error('data listener has no address');
     const listener = new DataListener(server, formatEndpoint(addr.address, addr.port), log);
     server.on('connection', (sock: Socket) => void listener.admit(sock));
-    server.on('error', (err) => log.error('data listener failed', { error: err.message }));
+    server.on('error', (err) => log.error('data listener failed', { error: err }));
     return listener;
   }
 
@@ -348,7 +354,7 @@ export class DataListener {
       this.log.info('data connection accepted', { peer, transfer: id });
       awaited.claim(sock, reader, opener);
     } catch (err) {
-      this.log.warn('data connection refused', { peer, error: err instanceof Error ? err.message : String(err) });
+      this.log.warn('data connection refused', { peer, error: err });
     } finally {
       this.unproven--;
       if (!claimed) sock.destroy();

@@ -11,6 +11,7 @@ import { ConnectionRegistry, splitHostPort } from './auth';
 import type { Logger } from '../log';
 import { PeerCredentials, peerCredentials } from '../kernel/native';
 import { claimSocketPath, restrictSocketFile } from '../kernel/socket-file';
+import { errorMessage } from '../../protocol/errors';
 
 export interface Listener {
   /** the address as configured */
@@ -51,13 +52,13 @@ function unixServer(path: string, injector: grpc.ConnectionInjector, registry: C
       if (fd === undefined) throw new Error('no fd on the accepted socket');
       cred = peerCredentials(fd);
     } catch (err) {
-      log.warn('cannot read the credentials of a Unix socket peer', { path, error: err instanceof Error ? err.message : String(err) });
+      log.warn('cannot read the credentials of a Unix socket peer', { path, error: err });
     }
     registry.tag(sock, { transport: 'unix', cred });
     log.debug('connection', { path, peer: cred ? `uid=${cred.uid} gid=${cred.gid} pid=${cred.pid}` : 'unknown' });
     injector.injectConnection(sock);
   });
-  server.on('error', (err) => log.error('Unix listener failed', { path, error: err.message }));
+  server.on('error', (err) => log.error('Unix listener failed', { path, error: err }));
   return server;
 }
 
@@ -97,7 +98,7 @@ export async function listenUnix(
 /** A server for plain TCP connections, each tagged as insecure loopback TCP in `registry`. */
 function insecureTcpServer(address: string, injector: grpc.ConnectionInjector, registry: ConnectionRegistry, log: Logger): NetServer {
   const server = createServer((sock) => injectInsecure(sock, injector, registry));
-  server.on('error', (err) => log.error('TCP listener failed', { address, error: err.message }));
+  server.on('error', (err) => log.error('TCP listener failed', { address, error: err }));
   return server;
 }
 
@@ -145,7 +146,7 @@ export type InheritedTcpAccess =
 export async function listenInheritedTcp(fd: number, access: (host: string) => InheritedTcpAccess, log: Logger): Promise<Listener> {
   let serve: (sock: Socket) => void = (sock) => sock.destroy();
   const server = createServer((sock) => serve(sock));
-  server.on('error', (err) => log.error('TCP listener failed', { fd, error: err.message }));
+  server.on('error', (err) => log.error('TCP listener failed', { fd, error: err }));
   await listenNet(server, { fd });
   const a = server.address();
   if (!a || typeof a !== 'object') {
@@ -185,7 +186,7 @@ export function tlsServerCredentials(files: { cert: string; key: string; clientC
     try {
       return readFileSync(f);
     } catch (err) {
-      throw new Error(`${what} ${f}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`${what} ${f}: ${errorMessage(err)}`);
     }
   };
   const cert = read('--tls-cert', files.cert);

@@ -4,6 +4,7 @@
 // of it is a no-op. They are removed from the environment once read, so that the programs soccrd runs
 // (nft, nsenter) neither notify nor take sockets in its place.
 import * as N from '../kernel/native';
+import { errorMessage } from '../../protocol/errors';
 
 /** The interval of setInterval is a signed 32-bit number of ms. */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -155,7 +156,7 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, pid = pro
       if (N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.TYPE) !== N.SOCK_STREAM) throw new Error('not a stream socket (give the .socket unit ListenStream=)');
       if (N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.ACCEPTCONN) !== 1) throw new Error('not listening (Accept=yes is not supported)');
     } catch (err) {
-      throw new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`${what}: ${errorMessage(err)}`);
     }
     if (domain === N.AF_UNIX) out.push({ fd, name, kind: 'unix', path: N.unixSocketName(fd) });
     else if (domain === N.AF_INET || domain === N.AF_INET6) out.push({ fd, name, kind: 'tcp', path: '' });

@@ -55,7 +55,7 @@ function chownTree(path: string, uid: number, gid: number): void {
 function whyUnreachable(root: string, uid: number, gid: number): string | undefined {
   const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', join(root, 'package.json')], { uid, gid, cwd: '/', encoding: 'utf8', timeout: 30_000 });
   if (r.error) return `uid ${uid} cannot run ${process.execPath}: ${r.error.message}`;
-  if (r.status !== 0) return `uid ${uid} cannot read files in ${dirname(root)}: ${(r.stderr.split('\n').find((l) => /Error/.test(l)) ?? `exit ${r.status}`).trim()}`;
+  if (r.status !== 0) return `uid ${uid} cannot read files in ${dirname(root)}: ${(r.stderr.split('\n').find((l) => l.includes('Error')) ?? (r.status !== null ? `exit ${r.status}` : `killed by ${r.signal ?? 'an unknown signal'}`)).trim()}`;
   return undefined;
 }
 

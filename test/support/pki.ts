@@ -10,7 +10,7 @@ export class Pki {
 
   private openssl(args: string[]): void {
     const r = spawnSync('openssl', args, { cwd: this.dir, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr || r.error?.message}`);
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr || (r.error?.message ?? 'failed without a message')}`);
   }
 
   path(name: string, ext: 'crt' | 'key'): string {

@@ -84,7 +84,7 @@ export interface SessionInfoPlain {
   pid: number;
   createdUnixMs: number;
   leaseExpiresUnixMs: number;
-  connections: { id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }[];
+  connections: Array<{ id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }>;
   netns: string;
   deliverUnixPath: string;
   reason: string;
@@ -135,7 +135,7 @@ export class StandInDaemon {
   /** Restore reads a frame every this many ms, so that its client has to respect flow control */
   restoreDelayMs = 2;
   /** unary calls answered with an error: `times` times (absent: every time) */
-  readonly failUnary: Partial<Record<UnaryName, Failure & { times?: number }>> = {};
+  failUnary: Partial<Record<UnaryName, Failure & { times?: number }>> = {};
   /** Checkpoint calls and Restore calls the client cancelled */
   checkpointsCancelled = 0;
   restoresCancelled = 0;
@@ -174,7 +174,7 @@ export class StandInDaemon {
           return;
         }
         const r = fn(call.request);
-        if ('code' in r && typeof r.code === 'number') cb(r as Partial<grpc.StatusObject>, null);
+        if ('code' in r && typeof r.code === 'number') cb(r, null);
         else cb(null, r);
       };
     const setState =
@@ -239,7 +239,7 @@ export class StandInDaemon {
               call.emit('error', fail(grpc.status.ABORTED, 'connection 0 changed while frozen', 'QUEUE_MISMATCH'));
               return;
             }
-            if (this.checkpointFailure && n === this.checkpointFailure.afterFrames) {
+            if (n === this.checkpointFailure?.afterFrames) {
               call.emit('error', status(this.checkpointFailure));
               return;
             }
@@ -278,7 +278,7 @@ export class StandInDaemon {
                 rec.request = options;
                 continue;
               }
-              if (this.restoreFailure && frames === this.restoreFailure.afterFrames) {
+              if (frames === this.restoreFailure?.afterFrames) {
                 cb(status(this.restoreFailure), null);
                 return;
               }
@@ -359,7 +359,7 @@ export class StandInDaemon {
     this.restoreFailure = undefined;
     this.keepQueues = true;
     this.restoreDelayMs = 2;
-    for (const k of Object.keys(this.failUnary)) delete this.failUnary[k as UnaryName];
+    this.failUnary = {};
     this.checkpointsCancelled = 0;
     this.restoresCancelled = 0;
     this.checkpointFramesSent = 0;

@@ -1,0 +1,283 @@
+// The Checkpoint RPC: a process's TCP connections frozen in place (the owner stopped if asked, the
+// network locked, repair mode on), a source session holding them, and their saved state streamed out as
+// frames (see checkpoint-stream.ts). A failure undoes what was done: step by step, each step having
+// registered its undo (rollback.ts); once frozen, by thawing the whole source (custody/thaw.ts); once the
+// session exists, by its abort.
+import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { crashPoint, netnsOfPid, processStartTime, socketInode } from '../custody/journal';
+import type { LockTuple, NetworkLock } from '../custody/netlock';
+import type { ConnectionSummary, Session } from '../custody/sessions';
+import { NetnsHandle } from '../kernel/netns';
+import { SocketDiag, diagnose } from '../kernel/sockdiag';
+import type { Logger } from '../log';
+import { callFinished } from '../metrics';
+import { ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire';
+import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
+import { thawSource } from '../custody/thaw';
+import { SoccrError, errorMessage } from '../../protocol/errors';
+import { CheckpointRequestMsg, DataTransferMsg } from '../../protocol/messages';
+import { LoadedConnection, StreamedConnection } from '../../protocol/session-frames';
+import { addressToMsg } from '../../protocol/address';
+import { SUPPORTED_STATES } from '../../protocol/saved-state';
+import { Calls, ServiceOptions, logFailure, toStatus } from './calls';
+import { CheckpointCall, streamOverCall, streamOverDataPath } from './checkpoint-stream';
+import { DataSender, dataTransferParams } from './data-path';
+import { OPEN_POLICY, checkCheckpointTarget } from './policy';
+import { Rollback } from './rollback';
+import { summarize } from './session-info';
+
+export function checkpointHandler(calls: Calls): (call: CheckpointCall) => void {
+  return (call) => void checkpoint(calls, call);
+}
+
+async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
+  const o = calls.options;
+  const req = call.request;
+  let log = calls.log('Checkpoint', { pid: req.pid });
+  const started = Date.now();
+  const startedAt = performance.now();
+  const undo = new Rollback();
+  let leave = (): void => undefined;
+  try {
+    const admitted = calls.admit(call, 'Checkpoint', log);
+    ({ log, leave } = admitted);
+    checkCheckpointTarget(o.policy ?? OPEN_POLICY, req.pid);
+    calls.checkSessionQuota(admitted.caller);
+    const netlock = calls.networkLock(req.options?.noNetworkLock);
+    const leaseMs = o.sessions.leaseFor(req.options?.leaseMs ?? 0);
+    const chosen = chooseFds(req);
+    // From here on, once the session exists, it undoes everything: its abort thaws the source, and the
+    // data connection is the stream's (cut if the stream fails).
+    const sessionTakesOver = undo.mark();
+    // The data connection is made before anything freezes: its set-up is not freeze time, and an
+    // endpoint that cannot be reached fails the call with nothing touched.
+    const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
+    if (data) undo.push('close the data connection', () => data.destroy());
+    const source = await freezeSource(o, req, chosen, netlock, leaseMs, undo, log);
+    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, chosen, source.frozen);
+    const s = o.sessions.createSource(
+      req.pid,
+      leaseMs,
+      source.frozen.map((sock, i) => ({ sock, summary: summaries[i] })),
+      source.id,
+    );
+    undo.handedOver(sessionTakesOver);
+    undo.push('abort the session', (cause) => {
+      s.busy = undefined;
+      // An incomplete checkpoint is of no use: the connections go on at the source.
+      if (s.active) o.sessions.abort(s, `checkpoint failed: ${errorMessage(cause)}`);
+    });
+    s.frozenAt = source.frozenAt;
+    s.caller = admitted.caller;
+    s.lock = source.lock;
+    if (source.stopped) s.owner = source.proc;
+    else source.proc.close();
+    s.busy = 'checkpoint'; // the lease is renewed while the stream is open
+    log.info('connections frozen', { session: s.id, connections: conns.length, diagnosed, freezeUs: Math.round(source.freezeUs) });
+    const header = {
+      sessionId: s.id,
+      leaseExpiresUnixMs: s.leaseExpiresAt,
+      connectionCount: conns.length,
+      pid: req.pid,
+      hostname: hostname(),
+      createdUnixMs: s.createdAt,
+      tuples: summaries.map((c) => ({ local: addressToMsg(c.local), remote: addressToMsg(c.remote) })),
+    };
+    if (data) await streamOverDataPath(call, data, header, conns);
+    else await streamOverCall(call, header, conns);
+    s.busy = undefined;
+    o.sessions.renew(s);
+    // Whole: a restarted daemon takes the session over until its lease ends (a caller may Release it).
+    o.journal?.streamed(s.id, s.leaseExpiresAt);
+    call.end();
+    undo.release();
+    callFinished('Checkpoint', grpc.status.OK, startedAt);
+    crashPoint('checkpoint.after-stream');
+    log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
+  } catch (err) {
+    undo.run(err, log);
+    const st = toStatus(err);
+    logFailure(log, st, err);
+    callFinished('Checkpoint', call.cancelled ? grpc.status.CANCELLED : st.code, startedAt);
+    // grpc-js turns an 'error' event into the call's status (destroy() would drop it).
+    if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
+  } finally {
+    leave();
+  }
+}
+
+/** What chooseFds picked: the fds, their addresses, and what procfs listed of the owner's sockets. */
+interface ChosenFds {
+  fds: number[];
+  tuples: LockTuple[];
+  listed: Map<number, TcpSocketInfo>;
+}
+
+/** The source, frozen: what the session takes over. */
+interface TakenSource {
+  id: string;
+  proc: ProcessHandle;
+  stopped: boolean;
+  lock: Session['lock'];
+  frozen: FrozenSocket[];
+  frozenAt: number;
+  freezeUs: number;
+}
+
+/**
+ * Takes the sockets from their owner and freezes them, each step registering its undo: the owner's
+ * handle, our copies of its sockets, the crash journal's record, the stopped owner, the network lock;
+ * once frozen, the thaw of the whole source (custody/thaw.ts).
+ */
+async function freezeSource(
+  o: ServiceOptions,
+  req: CheckpointRequestMsg,
+  { fds, tuples }: ChosenFds,
+  netlock: NetworkLock | undefined,
+  leaseMs: number,
+  undo: Rollback,
+  log: Logger,
+): Promise<TakenSource> {
+  const id = randomUUID();
+  const pid = req.pid;
+  const stopOwner = req.options?.stopOwner === true;
+  const journal = o.journal;
+  const source = undo.mark();
+  // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
+  const proc = ProcessHandle.open(pid);
+  undo.push('close the owner handle', () => proc.close());
+  const copies = proc.takeTcpSockets(fds);
+  undo.push('close our copies of the sockets', () => silentCloseAll(copies.map((fd) => ({ fd, reuseAddr: false }))));
+  // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
+  // whose owner, which lock entries where.
+  const reuse: Array<boolean | undefined> = [];
+  const journalUndone = (): void => {
+    journal?.unlocked(id);
+    journal?.ended(id, 'ABORTED');
+  };
+  if (journal) {
+    journal.beginSource({
+      id,
+      pid,
+      startTime: processStartTime(pid),
+      leaseMs,
+      expires: Date.now() + leaseMs,
+      stopOwner,
+      conns: reuseAddrs(copies).map((reuseAddr, i) => ({ fd: fds[i], inode: socketInode(copies[i]), reuseAddr: (reuse[i] = reuseAddr) })),
+    });
+    undo.push('journal the failed checkpoint as undone', journalUndone);
+    if (netlock) journal.locked(id, 'source', netlock.table, netnsOfPid(pid), tuples);
+  }
+  crashPoint('checkpoint.after-journal');
+  if (stopOwner) {
+    journal?.stopping(id);
+    await proc.stop();
+    undo.push('continue the owner', () => proc.cont());
+  }
+  // No packet may reach or leave the connections from before repair mode goes on.
+  const lock = netlock ? { key: netlock.lock(`/proc/${pid}/ns/net`, tuples), tuples } : undefined;
+  const unlock = lock && netlock ? (): void => netlock.unlock(lock.key, lock.tuples) : undefined;
+  if (unlock) undo.push('lift the network lock', unlock);
+  crashPoint('checkpoint.after-lock');
+  const freezeStart = process.hrtime.bigint();
+  const frozenAt = performance.now();
+  const frozen = pauseAll(copies, reuse);
+  const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
+  // Frozen: from now on the source is given back as a whole, in thaw.ts's order, and only then
+  // journaled as undone (a daemon that crashes in between must still find it, to resume it).
+  undo.handedOver(source);
+  if (journal) undo.push('journal the failed checkpoint as undone', journalUndone);
+  undo.push('thaw the frozen source', () => {
+    const thawed = thawSource({ sockets: frozen, unlock, stoppedOwner: stopOwner ? proc : undefined });
+    thawed.errors.forEach((err, i) => {
+      if (err) log.error('resuming after a failed checkpoint failed', { fd: fds[i], error: err });
+    });
+    proc.close();
+  });
+  crashPoint('checkpoint.after-freeze');
+  return { id, proc, stopped: stopOwner, lock, frozen, frozenAt, freezeUs };
+}
+
+/**
+ * The connections as the stream sends them. Every socket is frozen, so its state no longer changes: each
+ * one is saved when its turn in the stream comes, and the destination rebuilds one connection while this
+ * side saves the next. A socket procfs did not list (another namespace's) is saved now, for its addresses.
+ */
+function streamedConnections(
+  o: ServiceOptions,
+  pid: number,
+  { fds, listed }: ChosenFds,
+  frozen: FrozenSocket[],
+): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
+  let budget = o.eagerSessionBytes;
+  const diags = diagnoseFrozen(pid, fds, listed);
+  const save = (i: number): LoadedConnection => {
+    // Small queues come with the state (within a budget for the session); larger ones are read
+    // on their own as their chunks are written. Either way one connection's queues at a time.
+    const c = capture(frozen[i], Math.min(o.eagerQueueBytes, budget), diags[i]);
+    if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
+    return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };
+  };
+  const summaries: ConnectionSummary[] = [];
+  const conns: StreamedConnection[] = fds.map((fd, i) => {
+    const id = `${pid}:${fd}`;
+    const e = listed.get(fd);
+    if (!e) {
+      const loaded = save(i);
+      summaries.push(summarize(id, fd, loaded.state));
+      return { id, fd, ...loaded };
+    }
+    const summary = summarize(id, fd, { local: e.local, remote: e.remote, state: e.state, inqLen: e.recvQueue, outqLen: e.sendQueue });
+    summaries.push(summary);
+    const load = (): LoadedConnection => {
+      const loaded = save(i);
+      Object.assign(summary, summarize(id, fd, loaded.state));
+      return loaded;
+    };
+    return { id, fd, load };
+  });
+  return { conns, summaries, diagnosed: diags.filter((d) => d !== undefined).length };
+}
+
+/** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
+function chooseFds(req: CheckpointRequestMsg): ChosenFds {
+  if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
+  if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
+  if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
+  const listed = new Map(listTcpSockets(req.pid).map((s) => [s.fd, s]));
+  const fds = req.all ? [...listed.values()].filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0).map((s) => s.fd) : [...new Set(req.fds)];
+  if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
+  // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.
+  const tuples = fds.flatMap((fd) => {
+    const e = listed.get(fd);
+    return e ? [{ local: e.local, remote: e.remote }] : [];
+  });
+  return { fds, tuples, listed };
+}
+
+/**
+ * Socket diagnostics for the frozen sockets procfs listed, looked up in the owner's namespace by their
+ * addresses: each answer is used only if it names the same socket (inode). Missing ones are read call
+ * by call.
+ */
+function diagnoseFrozen(pid: number, fds: readonly number[], listed: Map<number, TcpSocketInfo>): Array<SocketDiag | undefined> {
+  const entries = fds.map((fd) => listed.get(fd));
+  let ns: NetnsHandle | undefined;
+  try {
+    ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
+    const found = diagnose(ns, entries);
+    return found.map((d, i) => (d && entries[i] && d.inode === entries[i]?.inode ? d : undefined));
+  } catch {
+    return [];
+  } finally {
+    ns?.close();
+  }
+}
+
+async function connectDataPath(t: DataTransferMsg): Promise<DataSender> {
+  if (!t.endpoint) throw new SoccrError('BAD_REQUEST', "a checkpoint's data transfer needs the destination's endpoint");
+  const { transferId, key, timeoutMs } = dataTransferParams(t);
+  return DataSender.connect(t.endpoint, transferId, key, timeoutMs);
+}

@@ -1,0 +1,169 @@
+// The Restore RPC: a checkpoint stream in (on the call, or on a direct data connection from the source
+// daemon), each connection rebuilt in repair mode as soon as its frames are whole, the network locked
+// before the first socket exists; HELD at the end, or live and handed over at once (go_live).
+import * as grpc from '@grpc/grpc-js';
+import { Stats, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { crashPoint, netnsOfPath } from '../custody/journal';
+import type { Session } from '../custody/sessions';
+import { NetnsHandle, inNetns } from '../kernel/netns';
+import { callFinished, queuesRestored } from '../metrics';
+import { restore as restoreConnection } from '../repair/engine';
+import { SoccrError, errorMessage } from '../../protocol/errors';
+import { ConnectionHeaderMsg, DataTransferMsg, FrameMsg, RestoreOptionsMsg, RestoreResponseMsg } from '../../protocol/messages';
+import { FrameAssembler } from '../../protocol/assembler';
+import { addressFromMsg } from '../../protocol/address';
+import { frameKind, unpackFrames } from '../../protocol/frames';
+import { stateFromObject } from '../../protocol/state-codec';
+import { Calls, logFailure, toStatus } from './calls';
+import { dataTransferParams } from './data-path';
+import { OPEN_POLICY, checkRestoreTarget } from './policy';
+import { sessionToMsg, summarize } from './session-info';
+
+type RestoreCall = grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>;
+
+export function restoreHandler(calls: Calls): (call: RestoreCall, callback: grpc.sendUnaryData<RestoreResponseMsg>) => void {
+  return (call, callback) => void restore(calls, call, callback);
+}
+
+async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnaryData<RestoreResponseMsg>): Promise<void> {
+  const o = calls.options;
+  let log = calls.log('Restore');
+  const startedAt = performance.now();
+  let session: Session | undefined;
+  let leave = (): void => undefined;
+  let caller: string;
+  let netns: NetnsHandle | undefined;
+  try {
+    ({ log, leave, caller } = calls.admit(call, 'Restore', log));
+    calls.checkSessionQuota(caller);
+    const assembler = new FrameAssembler(o.limits);
+    const input = (call as AsyncIterable<FrameMsg>)[Symbol.asyncIterator]();
+    const first = await input.next();
+    if (first.done) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
+    if (frameKind(first.value) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
+    const options = checkRestoreOptions(first.value.restoreOptions as RestoreOptionsMsg);
+    checkRestoreTarget(o.policy ?? OPEN_POLICY, options.netns);
+    const netlock = calls.networkLock(options.noNetworkLock);
+    // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
+    if (options.netns) netns = NetnsHandle.open(options.netns);
+    const cancelled = new AbortController();
+    call.on('cancelled', () => cancelled.abort());
+    const frames = options.dataTransfer ? dataPathFrames(calls, options.dataTransfer, cancelled.signal) : callFrames(input);
+    for await (const frame of frames) {
+      // An Abort may have ended the session between two frames: nothing more is built for it.
+      if (session && !session.active) throw endedMidStream(session);
+      const done = assembler.push(frame);
+      if (!session && assembler.header) {
+        const h = assembler.header;
+        session = o.sessions.createRestore(h.pid, o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
+        session.busy = 'restore';
+        session.caller = caller;
+        log = log.child({ session: session.id, source: h.sessionId });
+        // Every connection is locked before the first socket exists (one transaction), when the
+        // header names them; a stream without tuples is locked connection by connection.
+        const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
+        if (netlock && tuples.length) {
+          // Journaled first: a restarted daemon removes what this run left in that namespace.
+          o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
+          session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+          crashPoint('restore.after-lock');
+        }
+      }
+      if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
+        const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+        const t = { local: st.local, remote: st.remote };
+        o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
+        const key = netlock.lock(options.netns || undefined, [t]);
+        session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
+        crashPoint('restore.after-lock');
+      }
+      if (done && session) {
+        // Verified (checksums by the assembler, the state by restore) before its socket exists;
+        // rebuilt in repair mode, not live.
+        const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
+        o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
+        queuesRestored(done.state.inqLen, done.state.outqLen);
+        if (session.held.length === 1) crashPoint('restore.after-first-socket');
+      }
+    }
+    if (session && !session.active) throw endedMidStream(session);
+    if (!assembler.finished || !session) throw new SoccrError('INVALID_STATE', 'invalid checkpoint stream: it ended before its end frame');
+    o.sessions.markHeld(session);
+    log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
+    crashPoint('restore.held');
+    if (options.goLive) await o.sessions.goLive(session, options.deliverUnixPath);
+    callFinished('Restore', grpc.status.OK, startedAt);
+    callback(null, { session: sessionToMsg(session) });
+  } catch (err) {
+    if (session) {
+      session.busy = undefined;
+      // Nothing goes live from a stream that failed: whatever was rebuilt vanishes silently.
+      if (session.active && session.state !== 'HELD') o.sessions.abort(session, `restore failed: ${errorMessage(err)}`);
+    }
+    const st = toStatus(err);
+    if (session?.state === 'HELD')
+      st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
+    logFailure(log, st, err);
+    callFinished('Restore', st.code, startedAt);
+    callback(st, null);
+  } finally {
+    netns?.close();
+    leave();
+  }
+}
+
+/** The frames of a Restore that takes them from a direct data connection (RestoreOptions.data_transfer). */
+function dataPathFrames(calls: Calls, t: DataTransferMsg, signal: AbortSignal): AsyncGenerator<FrameMsg> {
+  const listener = calls.options.dataListener;
+  if (!listener) throw new SoccrError('SESSION_STATE', 'this daemon takes no direct transfers (start it with --data-listen)');
+  if (t.endpoint) throw new SoccrError('BAD_REQUEST', "a restore's data transfer names no endpoint (the source connects to this daemon's)");
+  const { transferId, key, timeoutMs } = dataTransferParams(t);
+  return listener.receive(transferId, key, timeoutMs, signal);
+}
+
+function endedMidStream(s: Session): SoccrError {
+  return new SoccrError('SESSION_STATE', `session ${s.id} is ${s.state} (${s.reason}): its Restore stream is not taken further`);
+}
+
+/** The frames a Restore stream carries after its options, a batch's one by one. */
+async function* callFrames(input: AsyncIterator<FrameMsg>): AsyncGenerator<FrameMsg> {
+  for (;;) {
+    const r = await input.next();
+    if (r.done) return;
+    yield* unpackFrames(r.value);
+  }
+}
+
+function checkRestoreOptions(o: RestoreOptionsMsg): RestoreOptionsMsg {
+  if (o.netns) checkNetns(o.netns);
+  if (o.goLive && !o.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'going live at once needs a delivery path');
+  if (o.deliverUnixPath && Buffer.byteLength(o.deliverUnixPath) > 107)
+    throw new SoccrError('BAD_REQUEST', 'delivery path longer than a Unix socket path can be');
+  return o;
+}
+
+/**
+ * That `p` names a network namespace (/proc/PID/ns/net, /run/netns/NAME): a file of nsfs (which stat shows
+ * as a regular file) that setns takes as a network namespace. Anything else would fail later as a kernel
+ * error (setns, nsenter), or block the daemon for good (opening a FIFO).
+ */
+function checkNetns(p: string): void {
+  const refuse = (why: string, cause?: unknown): never => {
+    throw new SoccrError('BAD_REQUEST', `network namespace ${p}: ${why}`, cause);
+  };
+  if (!isAbsolute(p)) refuse('not an absolute path');
+  let st: Stats | undefined;
+  try {
+    st = statSync(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    refuse(code === 'ENOENT' ? 'does not exist' : (code ?? String(err)), err);
+  }
+  if (!st?.isFile() || st.dev !== statSync('/proc/self/ns/net').dev) refuse('not a namespace');
+  try {
+    inNetns(p, () => undefined);
+  } catch (err) {
+    refuse(`not a network namespace (${errorMessage(err)})`, err);
+  }
+}

@@ -435,7 +435,7 @@ export class SoccrClient {
       if (!ok && atomic) await fsp.unlink(tmp).catch(() => undefined);
     }
     if (atomic) await fsp.rename(tmp, target);
-    return { file: target, header: header as SessionHeaderMsg, connections: checker.connections, queueBytes: checker.queueBytes, fileBytes: out.bytes };
+    return { file: target, header, connections: checker.connections, queueBytes: checker.queueBytes, fileBytes: out.bytes };
   }
 
   // -- Restore --

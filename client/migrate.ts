@@ -906,7 +906,7 @@ class LeaseKeeper {
   private stopped = false;
 
   constructor(
-    private readonly sessions: { side: string; client: SoccrClient; sessionId: string }[],
+    private readonly sessions: Array<{ side: string; client: SoccrClient; sessionId: string }>,
     intervalMs: number,
   ) {
     this.timer = setInterval(() => this.renew(), intervalMs);

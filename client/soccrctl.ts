@@ -77,7 +77,7 @@ function quietIpServerNameWarning(): void {
   process.emitWarning = ((...args: unknown[]) => {
     const code = args.find((a) => a === 'DEP0123' || (typeof a === 'object' && a !== null && (a as { code?: unknown }).code === 'DEP0123'));
     if (code === undefined) emitWarning(...args);
-  }) as typeof process.emitWarning;
+  });
 }
 
 if (require.main === module) {

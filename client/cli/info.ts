@@ -51,7 +51,7 @@ function printVersion(clientVersion: string, v: GetVersionResponseMsg): void {
   const f = v.features;
   if (!f) return;
   const t = table(['feature', 'available']);
-  const rows: [string, boolean][] = [
+  const rows: Array<[string, boolean]> = [
     ['tcp_repair', f.tcpRepair],
     ['repair_window', f.repairWindow],
     ['pidfd_getfd', f.pidfdGetfd],

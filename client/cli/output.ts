@@ -22,7 +22,7 @@ export function printJson(doc: unknown): void {
 }
 
 /** Lines of `key       value`, the keys in one column. */
-export function printFields(lines: [string, string][]): void {
+export function printFields(lines: Array<[string, string]>): void {
   print(lines.map(([k, v]) => `${k.padEnd(12)}${v}`).join('\n'));
 }
 

@@ -74,7 +74,7 @@ function addSessionAction(
 }
 
 function printSession(s: SessionInfoMsg): void {
-  const lines: [string, string][] = [
+  const lines: Array<[string, string]> = [
     ['session', s.sessionId],
     ['kind', sessionKindName(s.kind)],
     ['state', sessionStateName(s.state)],

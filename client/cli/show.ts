@@ -21,7 +21,7 @@ export function addShowCommand(program: Command): void {
 
 function printDescription(d: CheckpointFileDescription): void {
   const h = d.session;
-  const lines: [string, string][] = [
+  const lines: Array<[string, string]> = [
     ['file', `${d.file} (${formatBytes(d.fileBytes)}, format ${d.format})`],
     ['session', h ? h.sessionId : '-'],
   ];

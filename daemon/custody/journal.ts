@@ -151,7 +151,7 @@ export class Journal {
         throw new Error(`state directory ${dir} is in use by the running daemon ${o.pid}`);
       }
     } catch (err) {
-      if (err instanceof Error && /is in use/.test(err.message)) throw err;
+      if (err instanceof Error && err.message.includes('is in use')) throw err;
       /* no owner file, or an unreadable one: no other daemon */
     }
     const fd = openSync(ownerFile, 'w', 0o600);
@@ -173,7 +173,7 @@ export class Journal {
       try {
         const { v, ...rec } = JSON.parse(line) as JournalRecord & { v?: number };
         if (v !== FORMAT) this.log.warn('journal: record of another format version', { line: i + 1, version: v });
-        r = rec as JournalRecord;
+        r = rec;
       } catch {
         // Only the last line can be torn (a power cut mid-write): its step had not begun.
         this.log.warn('journal: unreadable line skipped', { line: i + 1, last: i >= lines.length - 2 });

@@ -94,7 +94,7 @@ interface NamespaceLock {
 }
 
 /** A namespace to run a transaction in: one the daemon holds locks in, or a transient one (recovery). */
-type NamespaceRef = { path: string | undefined; fd: number; nft?: NftContext };
+interface NamespaceRef { path: string | undefined; fd: number; nft?: NftContext }
 
 export class NetworkLock {
   /** nft transactions run so far (for tests and metrics: one per lock or unlock call) */
@@ -143,7 +143,7 @@ export class NetworkLock {
       else if (keep) (ns as NamespaceRef).nft = ctx;
     }
     try {
-      return inside(() => (ctx as NftContext).query(script));
+      return inside(() => (ctx).query(script));
     } finally {
       if (!keep) ctx.free();
     }
@@ -165,7 +165,7 @@ export class NetworkLock {
   private ownership(ns: NamespaceRef | undefined, table = this.o.table): 'absent' | 'ours' {
     const r = this.nft(ns, `list table inet ${table}\n`);
     if (r.error) {
-      if (/No such file or directory/.test(r.error)) return 'absent';
+      if (r.error.includes('No such file or directory')) return 'absent';
       throw failure(ns, `reading the table ${table}`, r.error);
     }
     const comment = tableComment(r.output);

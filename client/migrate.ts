@@ -454,6 +454,8 @@ class Migration {
     }
   }
 
+  // A phase with nothing to add to its event is an async function returning nothing: void, not undefined.
+  // eslint-disable-next-line @typescript-eslint/no-invalid-void-type
   private async phase(name: MigratePhase, fn: () => Promise<Partial<PhaseEvent> | void>): Promise<void> {
     const startedAt = Date.now();
     const t = performance.now();
@@ -566,9 +568,9 @@ class Migration {
     // Frames pass from one daemon to the other still encoded: only the small ones are decoded here.
     const cp = this.src.checkpointEncoded(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true });
     // grpc-js ends the stream, then emits its error (and then its status): keep both whenever they come
-    let sourceError: unknown;
+    let sourceError: Error | undefined;
     let cancelledHere = false;
-    cp.on('error', (err: unknown) => {
+    cp.on('error', (err: Error) => {
       if (!cancelledHere) sourceError ??= err;
     });
     const status = new Promise<grpc.StatusObject>((resolve) => cp.once('status', resolve));
@@ -588,7 +590,7 @@ class Migration {
         if (!sawEnd()) throw new SoccrError('INVALID_STATE', 'the checkpoint stream ended without its end frame');
         complete = true;
       } catch (err) {
-        if (!cancelledHere) sourceError ??= err;
+        if (!cancelledHere) sourceError ??= err instanceof Error ? err : new Error(String(err));
         throw sourceError ?? err;
       } finally {
         // the destination stopped reading, or the stream broke: the source call ends here either way

@@ -107,7 +107,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .name('soccrd')
     .description('Checkpoint and restore live TCP connections over gRPC')
     .version(packageVersion())
-    .option('--listen <addr>', 'listen on unix:///path or host:port (repeatable; replaces the default)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--listen <addr>', 'listen on unix:///path or host:port (repeatable; replaces the default)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
     .option('--state-dir <dir>', `where the daemon keeps its state (default ${DEFAULTS.stateDir})`)
     .option('--config <file>', 'read settings from a JSON file (flags take precedence)')
     .option('--lease-ms <ms>', `default session lease in milliseconds (default ${DEFAULTS.leaseMs})`)

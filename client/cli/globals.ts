@@ -18,7 +18,7 @@ export function globals(cmd: Command): GlobalOptions {
 
 /** mTLS to a TCP daemon when any --tls-* option is given; insecure otherwise (a Unix socket). */
 export function connectionOptions(g: GlobalOptions): Pick<SoccrClientOptions, 'credentials' | 'channelOptions'> {
-  const given = (v: string | undefined): string | undefined => (v ? v : undefined); // an empty $SOCCRD_TLS_* is no option
+  const given = (v: string | undefined): string | undefined => (v === '' ? undefined : v); // an empty $SOCCRD_TLS_* is no option
   const [ca, cert, key, serverName] = [given(g.tlsCa), given(g.tlsCert), given(g.tlsKey), given(g.tlsServerName)];
   if (ca === undefined && cert === undefined && key === undefined && serverName === undefined) return {};
   const credentials = tlsCredentials({ ca, cert, key, serverName });

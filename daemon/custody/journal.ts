@@ -84,7 +84,7 @@ export interface JournaledLock {
 
 /** The nsfs identity of the namespace at `p` (the daemon's own when undefined or ''). */
 export function netnsIdentity(p: string | undefined): { dev: number; ino: number } {
-  const st = statSync(p || '/proc/self/ns/net');
+  const st = statSync(p === undefined || p === '' ? '/proc/self/ns/net' : p);
   return { dev: st.dev, ino: st.ino };
 }
 

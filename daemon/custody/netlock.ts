@@ -78,7 +78,7 @@ function netnsKey(path: string | undefined): string {
     const st = statSync(path ?? '/proc/self/ns/net');
     return `${st.dev}:${st.ino}`;
   } catch (err) {
-    throw new SoccrError('BAD_REQUEST', `network namespace ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
+    throw new SoccrError('BAD_REQUEST', `network namespace ${path ?? '(own)'}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
   }
 }
 
@@ -155,7 +155,7 @@ export class NetworkLock {
       ? spawnSync('nft', ['-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000 })
       : spawnSync('nsenter', ['--net=/proc/self/fd/3', 'nft', '-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000, stdio: ['pipe', 'pipe', 'pipe', (ns as NamespaceRef).fd] });
     if (r.error) return { output: '', error: r.error.message };
-    return { output: r.stdout ?? '', error: r.status === 0 ? '' : (r.stderr || '').trim() || `nft exited with ${r.status}` };
+    return { output: r.stdout ?? '', error: r.status === 0 ? '' : (r.stderr || '').trim() || `nft exited with ${String(r.status)}` };
   }
 
   /**

@@ -60,7 +60,7 @@ export interface RecoveryPlan {
  * with it). Tried in order: the daemon's own, the journaled path, /proc/PID/ns/net of the journaled pid,
  * /run/netns/*, then every process's.
  */
-function findNetns(ns: NetnsRef): 'own' | string | null {
+function findNetns(ns: NetnsRef): string | null {
   const matches = (p: string): boolean => {
     try {
       const st = statSync(p);

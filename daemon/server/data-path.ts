@@ -146,9 +146,14 @@ export class DataSender {
     return sender;
   }
 
+  /** The connection's failure, once it has one (a method: TypeScript keeps a field's narrowing across awaits). */
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
   /** Queues a frame; returns false when the caller should wait for drained() before the next one. */
   push(f: FrameMsg): boolean {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     const pieces = frameDelimitedPieces(f);
     let size = 0;
     for (const p of pieces) size += p.length;
@@ -161,7 +166,7 @@ export class DataSender {
 
   /** Resolves when the socket takes more; rejects when the connection failed. */
   async drained(): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     if (!this.sock.writableNeedDrain) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -172,13 +177,13 @@ export class DataSender {
       this.sock.on('drain', done);
       this.sock.on('close', done);
     });
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
   }
 
   /** Seals what is queued, ends the connection and waits until the kernel has every byte. */
   async finish(): Promise<void> {
     this.flush();
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     const finished = once(this.sock, 'finish');
     const closed = once(this.sock, 'close');
     this.sock.end();

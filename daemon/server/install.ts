@@ -54,7 +54,7 @@ export function systemdRunning(): boolean {
 
 function systemctl(args: string[]): string {
   const r = spawnSync('systemctl', args, { encoding: 'utf8', timeout: 60_000 });
-  return r.status === 0 ? '' : `systemctl ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`;
+  return r.status === 0 ? '' : `systemctl ${args.join(' ')} failed: ${(r.error?.message ?? r.stderr).trim()}`;
 }
 
 /** Writes the units (atomically: a temporary file renamed); returns the lines to print. */

@@ -103,7 +103,7 @@ function insecureTcpServer(address: string, injector: grpc.ConnectionInjector, r
 }
 
 function injectInsecure(sock: Socket, injector: grpc.ConnectionInjector, registry: ConnectionRegistry): void {
-  registry.tag(sock, { transport: 'insecure-tcp', remote: `${sock.remoteAddress}:${sock.remotePort}` });
+  registry.tag(sock, { transport: 'insecure-tcp', remote: `${sock.remoteAddress ?? '?'}:${String(sock.remotePort ?? '?')}` });
   injector.injectConnection(sock);
 }
 
@@ -186,7 +186,7 @@ export function tlsServerCredentials(files: { cert: string; key: string; clientC
     try {
       return readFileSync(f);
     } catch (err) {
-      throw new Error(`${what} ${f}: ${errorMessage(err)}`);
+      throw new Error(`${what} ${f}: ${errorMessage(err)}`, { cause: err });
     }
   };
   const cert = read('--tls-cert', files.cert);
@@ -202,7 +202,7 @@ export function hostPort(host: string, port: number): string {
 /** A group name or number to its gid (through NSS: `getent group`). */
 export function resolveGroup(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
-  let line = '';
+  let line: string;
   try {
     line = execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {

@@ -35,7 +35,7 @@ export class Notifier {
     const socketPath = env.NOTIFY_SOCKET;
     const usec = Number(env.WATCHDOG_USEC);
     const watchdogPid = env.WATCHDOG_PID;
-    for (const k of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete env[k];
+    for (const k of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) Reflect.deleteProperty(env, k);
     const usable = socketPath !== undefined && (socketPath.startsWith('/') || (socketPath.startsWith('@') && socketPath.length > 1));
     // The watchdog is ours unless WATCHDOG_PID names another process (as sd_watchdog_enabled decides).
     const ours = watchdogPid === undefined || watchdogPid === '' || Number(watchdogPid) === pid;
@@ -138,9 +138,9 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, pid = pro
   const listenPid = env.LISTEN_PID;
   const count = env.LISTEN_FDS;
   const names = (env.LISTEN_FDNAMES ?? '').split(':');
-  for (const k of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) delete env[k];
+  for (const k of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) Reflect.deleteProperty(env, k);
   if (listenPid === undefined || !/^\d+$/.test(listenPid) || Number(listenPid) !== pid) return [];
-  if (count === undefined || !/^\d+$/.test(count)) throw new Error(`LISTEN_FDS=${count}: not a number`);
+  if (count === undefined || !/^\d+$/.test(count)) throw new Error(`LISTEN_FDS=${count ?? '(unset)'}: not a number`);
   const n = Number(count);
   if (n > 1024) throw new Error(`LISTEN_FDS=${n}: too many`);
   const out: InheritedSocket[] = [];
@@ -156,7 +156,7 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, pid = pro
       if (N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.TYPE) !== N.SOCK_STREAM) throw new Error('not a stream socket (give the .socket unit ListenStream=)');
       if (N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.ACCEPTCONN) !== 1) throw new Error('not listening (Accept=yes is not supported)');
     } catch (err) {
-      throw new Error(`${what}: ${errorMessage(err)}`);
+      throw new Error(`${what}: ${errorMessage(err)}`, { cause: err });
     }
     if (domain === N.AF_UNIX) out.push({ fd, name, kind: 'unix', path: N.unixSocketName(fd) });
     else if (domain === N.AF_INET || domain === N.AF_INET6) out.push({ fd, name, kind: 'tcp', path: '' });

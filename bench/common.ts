@@ -48,7 +48,9 @@ const FD_LIMIT_REFUSED = 97;
 export const RAISED_FD_LIMIT = 65536;
 
 export const fdLimitError = (need: number): BenchSetupError =>
-  new BenchSetupError(`the open-file limit (${softFdLimit()}) is below the ${need} this bench needs, and could not be raised that far (\`ulimit -n ${need}\` needs CAP_SYS_RESOURCE past the hard limit): raise it and run again`);
+  new BenchSetupError(
+    `the open-file limit (${softFdLimit()}) is below the ${need} this bench needs, and could not be raised that far (\`ulimit -n ${need}\` needs CAP_SYS_RESOURCE past the hard limit): raise it and run again`,
+  );
 
 /**
  * Re-runs `script` (with the current arguments) under `ulimit -n 65536` when the soft limit is below

@@ -13,7 +13,20 @@ import { MultiFixture, MultiStatus } from '../lab/multi';
 import { cleanupAll, trackPath, trackPid, untrackPid } from './cleanup';
 import { howExited, sleep } from './common';
 import type { HolderConfig, HolderStatus } from './holder';
-import { EXPLICIT_BYTES, FULL_TICK_BYTES, PORT, SAMPLE, SEND_FULL_STRIDE, TICK_MS, WARM_MS, bufferMaxFor, idlePollTicksFor, queueBytesIn, tuneNamespace, untilQueuesFull } from './workload';
+import {
+  EXPLICIT_BYTES,
+  FULL_TICK_BYTES,
+  PORT,
+  SAMPLE,
+  SEND_FULL_STRIDE,
+  TICK_MS,
+  WARM_MS,
+  bufferMaxFor,
+  idlePollTicksFor,
+  queueBytesIn,
+  tuneNamespace,
+  untilQueuesFull,
+} from './workload';
 
 const HOLDER_JS = path.join(__dirname, 'holder.js');
 const CLIENT_PORT_BASE = 40_000;
@@ -34,7 +47,12 @@ export function criuStatus(): CriuStatus {
     return { usable: false, version, reason: `criu check failed: ${first.trim()}` };
   }
   const lock = spawnSync('criu', ['check', '--feature', 'nftables'], { encoding: 'utf8', timeout: 60_000 });
-  if (lock.status !== 0) return { usable: false, version, reason: 'criu check --feature nftables failed: this criu was built without libnftables, which --network-lock nftables needs' };
+  if (lock.status !== 0)
+    return {
+      usable: false,
+      version,
+      reason: 'criu check --feature nftables failed: this criu was built without libnftables, which --network-lock nftables needs',
+    };
   return { usable: true, version };
 }
 
@@ -111,7 +129,11 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
     // detached: a session of its own (setsid), as criu wants the tree it dumps; nsenter execs node
     // (the pid is the holder's).
     // No io_uring in libuv: criu cannot dump it.
-    const child = spawn('nsenter', [`--net=${netns}`, process.execPath, HOLDER_JS, JSON.stringify(cfg)], { stdio: 'ignore', detached: true, env: { ...process.env, UV_USE_IO_URING: '0' } });
+    const child = spawn('nsenter', [`--net=${netns}`, process.execPath, HOLDER_JS, JSON.stringify(cfg)], {
+      stdio: 'ignore',
+      detached: true,
+      env: { ...process.env, UV_USE_IO_URING: '0' },
+    });
     const holderGone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     trackPid(child.pid ?? 0);
     child.once('exit', () => untrackPid(child.pid ?? 0));
@@ -120,7 +142,18 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
     const holderPid = Number(readFileSync(cfg.readyFile, 'utf8'));
     const connectMs = 30_000 + 10 * n;
     const stride = Math.max(1, Math.ceil(n / SAMPLE));
-    const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, sampleStride: stride, idlePollTicks: idlePollTicksFor(n), tickMs: TICK_MS, bytesPerTick: FULL_TICK_BYTES, clientPortBase: CLIENT_PORT_BASE });
+    const clients = await MultiFixture.start(lan.ns.C, {
+      mode: 'clients',
+      ip: SERVICE_V4,
+      port: PORT,
+      count: n,
+      connectTimeoutMs: connectMs,
+      sampleStride: stride,
+      idlePollTicks: idlePollTicksFor(n),
+      tickMs: TICK_MS,
+      bytesPerTick: FULL_TICK_BYTES,
+      clientPortBase: CLIENT_PORT_BASE,
+    });
     await clients.waitConnected(connectMs);
     for (let i = 0; i < 400 && queueBytesIn(lan.ns.A).connections < n; i++) await sleep(50);
 
@@ -150,7 +183,9 @@ export async function runCriu(n: number, dir: string): Promise<CriuResult & { pr
         // criu writes its errors to the log file (-o, in the images directory).
         const logged = existsSync(path.join(images, log)) ? readFileSync(path.join(images, log), 'utf8') : '';
         const errors = criuErrors(`${logged}\n${stderr}`);
-        throw new Error(`criu ${args[0]} failed (${howExited(code, signal)}${signal === 'SIGKILL' ? `, killed after ${CRIU_TIMEOUT_MS / 1000} s` : ''}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`);
+        throw new Error(
+          `criu ${args[0]} failed (${howExited(code, signal)}${signal === 'SIGKILL' ? `, killed after ${CRIU_TIMEOUT_MS / 1000} s` : ''}): ${errors.slice(0, 3).join(' | ') || 'no error line'}`,
+        );
       }
       return ms;
     };

@@ -21,7 +21,18 @@ import { ProcessHandle, listTcpSockets } from '../daemon/repair/acquire';
 import { NetnsHandle } from '../daemon/kernel/netns';
 import { diagnose } from '../daemon/kernel/sockdiag';
 import { SavedConnection, TcpState } from '../protocol/saved-state';
-import { BenchSetupError, failBench, howExited, fdLimitError as commonFdLimitError, median, reexecWithFdLimit as reexecCommon, requireRoot, sleep, softFdLimit, withTimeout } from './common';
+import {
+  BenchSetupError,
+  failBench,
+  howExited,
+  fdLimitError as commonFdLimitError,
+  median,
+  reexecWithFdLimit as reexecCommon,
+  requireRoot,
+  sleep,
+  softFdLimit,
+  withTimeout,
+} from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BASELINE_SRC = path.join(ROOT, 'bench', 'baseline.c');
@@ -86,7 +97,17 @@ function num(o: Record<string, unknown>, key: string): number {
 
 function runBaseline(mode: 'single' | 'batch', n: number): BaselineRun {
   const o = runBaselineJson([mode, String(n)]);
-  const keys = ['n', 'reps', 'checkpoint_us_per_conn', 'restore_us_per_conn', 'checkpoint_syscalls_per_conn', 'restore_syscalls_per_conn', 'expected_queues', 'verified', 'checks'] as const;
+  const keys = [
+    'n',
+    'reps',
+    'checkpoint_us_per_conn',
+    'restore_us_per_conn',
+    'checkpoint_syscalls_per_conn',
+    'restore_syscalls_per_conn',
+    'expected_queues',
+    'verified',
+    'checks',
+  ] as const;
   const out = {} as Record<(typeof keys)[number], number>;
   for (const k of keys) out[k] = num(o, k);
   return out;
@@ -280,7 +301,12 @@ async function measureSoccrd(mode: 'single' | 'batch', n: number, markers = fals
       try {
         dups.push(...h.takeTcpSockets(fds));
         frozen.push(...E.pauseAll(dups));
-        const answers = listed ? diagnose(ns, fds.map((fd) => listed.get(fd))) : [];
+        const answers = listed
+          ? diagnose(
+              ns,
+              fds.map((fd) => listed.get(fd)),
+            )
+          : [];
         states.push(...E.captureAll(frozen, Infinity, answers).map((c) => c.state));
       } finally {
         h.close();
@@ -398,7 +424,10 @@ function tracedSections(file: string): Sections {
     const i = at(a);
     const j = at(b);
     if (i < 0 || j < i) throw new Error(`markers ${a}/${b} not found in ${file}`);
-    return lines.slice(i + 1, j).map(callSignature).filter((x): x is string => x !== undefined);
+    return lines
+      .slice(i + 1, j)
+      .map(callSignature)
+      .filter((x): x is string => x !== undefined);
   };
   return { checkpoint: section(1, 2), restore: section(3, 4) };
 }
@@ -490,10 +519,14 @@ function printTable(rows: Row[], loop: { soccrdNs: number; baselineNs: number; o
   for (const which of ['checkpoint', 'restore'] as const) {
     out.push('');
     out.push(which === 'checkpoint' ? 'checkpoint: ProcessHandle.open (once) + takeTcpSocket + pause + save' : 'restore: restore + resumeRestored');
-    out.push(`${'N'.padEnd(26)}${pad('soccrd µs/conn', 16)}${pad('baseline µs/conn', 18)}${pad('ratio', 8)}${pad('FFI calls/conn', 16)}${pad('batched/conn', 14)}${pad('C syscalls/conn', 17)}`);
+    out.push(
+      `${'N'.padEnd(26)}${pad('soccrd µs/conn', 16)}${pad('baseline µs/conn', 18)}${pad('ratio', 8)}${pad('FFI calls/conn', 16)}${pad('batched/conn', 14)}${pad('C syscalls/conn', 17)}`,
+    );
     for (const r of rows) {
       const p = r[which];
-      out.push(`${label(r).padEnd(26)}${pad(f(p.soccrdUsPerConn), 16)}${pad(f(p.baselineUsPerConn), 18)}${pad(f(p.ratio, 2) + 'x', 8)}${pad(f(p.ffiCallsPerConn, 2), 16)}${pad(f(p.batchedKernelCallsPerConn, 2), 14)}${pad(f(p.baselineSyscallsPerConn, 2), 17)}`);
+      out.push(
+        `${label(r).padEnd(26)}${pad(f(p.soccrdUsPerConn), 16)}${pad(f(p.baselineUsPerConn), 18)}${pad(f(p.ratio, 2) + 'x', 8)}${pad(f(p.ffiCallsPerConn, 2), 16)}${pad(f(p.batchedKernelCallsPerConn, 2), 14)}${pad(f(p.baselineSyscallsPerConn, 2), 17)}`,
+      );
     }
   }
   out.push('');
@@ -566,8 +599,22 @@ async function main(): Promise<void> {
       reps: ss[0].reps,
       rounds,
       statistic: mode === 'single' ? `median of ${n} single-connection runs` : `median over ${rounds} runs of the mean over ${n} connections`,
-      checkpoint: phase(med(ss, (s) => s.checkpointUs), med(bs, (b) => b.checkpoint_us_per_conn), med(ss, (s) => s.checkpointFfi), med(ss, (s) => s.checkpointKernel), med(bs, (b) => b.checkpoint_syscalls_per_conn), overheadUs),
-      restore: phase(med(ss, (s) => s.restoreUs), med(bs, (b) => b.restore_us_per_conn), med(ss, (s) => s.restoreFfi), med(ss, (s) => s.restoreKernel), med(bs, (b) => b.restore_syscalls_per_conn), overheadUs),
+      checkpoint: phase(
+        med(ss, (s) => s.checkpointUs),
+        med(bs, (b) => b.checkpoint_us_per_conn),
+        med(ss, (s) => s.checkpointFfi),
+        med(ss, (s) => s.checkpointKernel),
+        med(bs, (b) => b.checkpoint_syscalls_per_conn),
+        overheadUs,
+      ),
+      restore: phase(
+        med(ss, (s) => s.restoreUs),
+        med(bs, (b) => b.restore_us_per_conn),
+        med(ss, (s) => s.restoreFfi),
+        med(ss, (s) => s.restoreKernel),
+        med(bs, (b) => b.restore_syscalls_per_conn),
+        overheadUs,
+      ),
       verified: `${verified}/${checks} soccrd, ${bVerified}/${bChecks} baseline`,
       perRound: ss.map((s, i) => ({
         soccrdCheckpointUs: s.checkpointUs,
@@ -583,10 +630,18 @@ async function main(): Promise<void> {
   const ds: Measured[] = [];
   for (let round = 0; round < BATCH_ROUNDS; round++) {
     const d = await measureSoccrd('batch', nDiag, false, true);
-    if (d.expectedQueues !== nDiag || d.verified !== d.checks) throw new Error(`N=${nDiag} with socket diagnostics: ${nDiag - d.expectedQueues} states without the expected queues, ${d.checks - d.verified} restored connections failed verification`);
+    if (d.expectedQueues !== nDiag || d.verified !== d.checks)
+      throw new Error(
+        `N=${nDiag} with socket diagnostics: ${nDiag - d.expectedQueues} states without the expected queues, ${d.checks - d.verified} restored connections failed verification`,
+      );
     ds.push(d);
   }
-  const diagCheckpoint = { n: nDiag, rounds: BATCH_ROUNDS, usPerConn: median(ds.map((d) => d.checkpointUs)), ffiCallsPerConn: median(ds.map((d) => d.checkpointFfi)) };
+  const diagCheckpoint = {
+    n: nDiag,
+    rounds: BATCH_ROUNDS,
+    usPerConn: median(ds.map((d) => d.checkpointUs)),
+    ffiCallsPerConn: median(ds.map((d) => d.checkpointFfi)),
+  };
 
   const results = {
     date: new Date().toISOString(),
@@ -602,7 +657,9 @@ async function main(): Promise<void> {
   };
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   printTable(rows, { soccrdNs, baselineNs, overheadUs }, sequence);
-  process.stdout.write(`checkpoint as the daemon does it (socket diagnostics), N=${nDiag}: ${diagCheckpoint.usPerConn.toFixed(1)} µs/conn, ${diagCheckpoint.ffiCallsPerConn.toFixed(1)} FFI calls/conn (median of ${BATCH_ROUNDS} runs)\n`);
+  process.stdout.write(
+    `checkpoint as the daemon does it (socket diagnostics), N=${nDiag}: ${diagCheckpoint.usPerConn.toFixed(1)} µs/conn, ${diagCheckpoint.ffiCallsPerConn.toFixed(1)} FFI calls/conn (median of ${BATCH_ROUNDS} runs)\n`,
+  );
 }
 
 /** Run under strace by checkCallSequence: one connection, with markers around each phase. */

@@ -54,7 +54,12 @@ export interface FloorReport {
 /** Moves every connection of `pid` to the new owner in `destNetns`, in this process. */
 export async function floorMigrate(o: FloorOptions): Promise<FloorReport> {
   // An instance of its own, as a daemon has: its tables carry its mark and no daemon's are touched.
-  const netlock = new NetworkLock({ table: o.lockTable, owner: { id: randomBytes(6).toString('hex'), stateDir: '(bench floor)' }, mark: SOCCR_MARK, log: silentLogger() });
+  const netlock = new NetworkLock({
+    table: o.lockTable,
+    owner: { id: randomBytes(6).toString('hex'), stateDir: '(bench floor)' },
+    mark: SOCCR_MARK,
+    log: silentLogger(),
+  });
   const dups: number[] = [];
   const frozen: FrozenSocket[] = [];
   const rebuilt: RestoredSocket[] = [];

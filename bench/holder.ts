@@ -67,7 +67,18 @@ function main(): void {
 
   const server = net.createServer({ pauseOnConnect: false }, (socket) => {
     const index = (socket.remotePort ?? 0) - cfg.clientPortBase;
-    const c: Conn = { index, sent: 0, received: 0, mismatchAt: -1, error: null, eof: false, socket, streaming: index % cfg.sendStride === 0, sendSeed: serverSeed(index), recvSeed: clientSeed(index) };
+    const c: Conn = {
+      index,
+      sent: 0,
+      received: 0,
+      mismatchAt: -1,
+      error: null,
+      eof: false,
+      socket,
+      streaming: index % cfg.sendStride === 0,
+      sendSeed: serverSeed(index),
+      recvSeed: clientSeed(index),
+    };
     conns.push(c);
     socket.on('error', (err) => {
       c.error = err.message;
@@ -94,7 +105,10 @@ function main(): void {
   server.listen({ host: cfg.ip, port: cfg.port, backlog: 65535 }, () => writeFileSync(cfg.readyFile, String(process.pid)));
 
   const writeStatus = (): void => {
-    const status: HolderStatus = { pid: process.pid, connections: conns.map(({ index, sent, received, mismatchAt, error, eof }) => ({ index, sent, received, mismatchAt, error, eof })) };
+    const status: HolderStatus = {
+      pid: process.pid,
+      connections: conns.map(({ index, sent, received, mismatchAt, error, eof }) => ({ index, sent, received, mismatchAt, error, eof })),
+    };
     // Written whole, then renamed: the bench never reads half a file.
     writeFileSync(`${cfg.statusFile}.tmp`, JSON.stringify(status));
     renameSync(`${cfg.statusFile}.tmp`, cfg.statusFile);

@@ -34,7 +34,21 @@ import { DaemonProcess } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4 } from '../lab/lan';
 import type { MultiStatus } from '../lab/multi';
 import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
-import { BenchSetupError, KernelCalls, NativeBatchUse, failBench, kernelCallsOf, machine, median, quantile, reexecWithFdLimit, requireRoot, sleep, softFdLimit, withTimeout } from './common';
+import {
+  BenchSetupError,
+  KernelCalls,
+  NativeBatchUse,
+  failBench,
+  kernelCallsOf,
+  machine,
+  median,
+  quantile,
+  reexecWithFdLimit,
+  requireRoot,
+  sleep,
+  softFdLimit,
+  withTimeout,
+} from './common';
 import { CriuResult, CriuStatus, criuStatus, runCriu } from './criu';
 import { floorMigrate } from './floor';
 import { DEFAULT_COUNTS, PORT, QueueFill, SAMPLE, TICK_BYTES, TICK_MS, Workload, fillName, queueBytesIn } from './workload';
@@ -63,7 +77,8 @@ const REEXEC_ENV = 'SOCCRD_BENCH_MIGRATION_FD_RAISED';
 const runBoundMs = (n: number): number => 180_000 + 30 * n;
 
 /** Runs per row (each mover): fewer where one run moves hundreds of MiB. */
-const runsFor = (n: number, series: SeriesName): number => (n >= 10_000 || series === 'queues' || series === 'relay' ? 1 : series === 'full' && n >= 1000 ? 2 : 3);
+const runsFor = (n: number, series: SeriesName): number =>
+  n >= 10_000 || series === 'queues' || series === 'relay' ? 1 : series === 'full' && n >= 1000 ? 2 : 3;
 
 /** `--profile DIR`: the daemons write V8 CPU profiles there (bench/cpu-profile.ts), one per daemon and run. */
 const profileDir = ((): string | undefined => {
@@ -218,7 +233,8 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
         timeoutMs: 120_000,
       });
       if (report.connections !== n) throw new Error(`N=${n}: migrate moved ${report.connections} connections`);
-      if (report.transport !== (direct ? 'direct' : 'relay')) throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${direct ? 'direct' : 'relay'} was set up`);
+      if (report.transport !== (direct ? 'direct' : 'relay'))
+        throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${direct ? 'direct' : 'relay'} was set up`);
       ({ freezeMs, totalMs, queueBytes, transport } = report);
       for (const p of report.phases) phases[p.name] = p.ms;
       const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
@@ -227,7 +243,13 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       if (fill === 'full') peakRss = { source: peakRssKiB(a.pid), destination: peakRssKiB(b.pid) };
     } else {
       const startUnix = Date.now();
-      const f = await floorMigrate({ pid: w.server.pid, destNetns: lan.nsPath(lan.ns.B), deliverPath: w.deliverPath, hook: lan.moveServiceCommand('A', 'B'), lockTable: `soccrfloor${process.pid}` });
+      const f = await floorMigrate({
+        pid: w.server.pid,
+        destNetns: lan.nsPath(lan.ns.B),
+        deliverPath: w.deliverPath,
+        hook: lan.moveServiceCommand('A', 'B'),
+        lockTable: `soccrfloor${process.pid}`,
+      });
       if (f.connections !== n) throw new Error(`N=${n}: the floor moved ${f.connections} connections`);
       ({ freezeMs, queueBytes } = f);
       totalMs = freezeMs;
@@ -334,7 +356,10 @@ export interface MigrationResults {
 function parseList(flag: string): string[] | undefined {
   const i = process.argv.indexOf(flag);
   if (i < 0) return undefined;
-  return (process.argv[i + 1] ?? '').split(',').map((x) => x.trim()).filter((x) => x);
+  return (process.argv[i + 1] ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x);
 }
 
 function parseCounts(): number[] {
@@ -371,11 +396,21 @@ function summarize(runs: RunResult[]): MoverSummary {
   const phases: Record<string, number> = {};
   for (const name of Object.keys(runs[0].phases)) phases[name] = med((r) => r.phases[name] ?? NaN);
   const transports = [...new Set(runs.flatMap((r) => (r.transport ? [r.transport] : [])))];
-  return { runs: runs.length, freezeMs: med((r) => r.freezeMs), totalMs: med((r) => r.totalMs), phases, queueBytes: med((r) => r.queueBytes), transports, kernelCalls: kernelCallsOf(runs) };
+  return {
+    runs: runs.length,
+    freezeMs: med((r) => r.freezeMs),
+    totalMs: med((r) => r.totalMs),
+    phases,
+    queueBytes: med((r) => r.queueBytes),
+    transports,
+    kernelCalls: kernelCallsOf(runs),
+  };
 }
 
 function describeRun(r: RunResult): string {
-  const phases = Object.entries(r.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+  const phases = Object.entries(r.phases)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
   const rss = r.peakRssKiB ? `, peak RSS ${fmt(r.peakRssKiB.source / 1024, 0)}/${fmt(r.peakRssKiB.destination / 1024, 0)} MiB` : '';
   const gap = r.peerGapMaxMs !== undefined ? `, peer gap max ${fmt(r.peerGapMaxMs)} ms (cadence ${fmt(r.baselineGapMs)})` : '';
   const how = `${r.transport ? `${r.transport}, ` : ''}${kernelCallsOf([r])} kernel calls`;
@@ -383,7 +418,15 @@ function describeRun(r: RunResult): string {
 }
 
 /** Runs one row: soccrd and floor runs alternating (light: soccrd only), then CRIU where wanted. */
-async function measureRow(series: SeriesName, n: number, fill: QueueFill, runs: number, dir: string, criu: CriuStatus, failures: string[]): Promise<MigrationRow | undefined> {
+async function measureRow(
+  series: SeriesName,
+  n: number,
+  fill: QueueFill,
+  runs: number,
+  dir: string,
+  criu: CriuStatus,
+  failures: string[],
+): Promise<MigrationRow | undefined> {
   const label = `${series} N=${n} ${fillName(fill)}`;
   const movers: Mover[] = fill === 'light' || series === 'relay' ? ['soccrd'] : ['soccrd', 'floor'];
   const direct = series !== 'relay';
@@ -431,7 +474,9 @@ async function measureRow(series: SeriesName, n: number, fill: QueueFill, runs: 
       peerRtoMs: med((r) => r.peerRtoMs),
     });
   }
-  process.stdout.write(`${label}: soccrd freeze ${fmt(row.soccrd.freezeMs)} ms${row.floor ? `, floor ${fmt(row.floor.freezeMs)} ms: ${fmt(row.floorRatio, 2)}x the floor` : ''}\n`);
+  process.stdout.write(
+    `${label}: soccrd freeze ${fmt(row.soccrd.freezeMs)} ms${row.floor ? `, floor ${fmt(row.floor.freezeMs)} ms: ${fmt(row.floorRatio, 2)}x the floor` : ''}\n`,
+  );
   if (series === 'full' && criu.usable) {
     try {
       const c = await withTimeout(runCriu(n, dir), 2 * runBoundMs(n), `${label} CRIU`);
@@ -464,7 +509,8 @@ async function main(): Promise<void> {
   const plan: Array<{ series: SeriesName; n: number; fill: QueueFill }> = [];
   for (const s of series) {
     if (s === 'queues') {
-      for (const fill of QUEUE_SERIES_FILLS) if (!(fill === 'full' && series.includes('full') && counts.includes(QUEUE_SERIES_N))) plan.push({ series: s, n: QUEUE_SERIES_N, fill });
+      for (const fill of QUEUE_SERIES_FILLS)
+        if (!(fill === 'full' && series.includes('full') && counts.includes(QUEUE_SERIES_N))) plan.push({ series: s, n: QUEUE_SERIES_N, fill });
     } else if (s === 'relay') plan.push({ series: s, n: counts.includes(RELAY_SERIES_N) ? RELAY_SERIES_N : Math.max(...counts), fill: 'full' });
     else for (const n of counts) plan.push({ series: s, n, fill: s === 'full' ? 'full' : 'light' });
   }
@@ -505,7 +551,9 @@ async function main(): Promise<void> {
 function printTable(r: MigrationResults): void {
   const out: string[] = [''];
   out.push('migration: medians of runs; ratio = soccrd freeze / floor freeze (same workload, same run)');
-  out.push(`${'series'.padEnd(8)}${'path'.padStart(8)}${'N'.padStart(6)}${'queues'.padStart(9)}${'MiB'.padStart(8)}${'runs'.padStart(6)}${'freeze ms'.padStart(11)}${'floor ms'.padStart(10)}${'ratio'.padStart(8)}${'CRIU ms'.padStart(10)}${'CRIU/soccrd'.padStart(13)}${'RSS src/dst MiB'.padStart(17)}`);
+  out.push(
+    `${'series'.padEnd(8)}${'path'.padStart(8)}${'N'.padStart(6)}${'queues'.padStart(9)}${'MiB'.padStart(8)}${'runs'.padStart(6)}${'freeze ms'.padStart(11)}${'floor ms'.padStart(10)}${'ratio'.padStart(8)}${'CRIU ms'.padStart(10)}${'CRIU/soccrd'.padStart(13)}${'RSS src/dst MiB'.padStart(17)}`,
+  );
   for (const row of r.rows) {
     const rss = row.peakRssKiB ? `${fmt(row.peakRssKiB.source / 1024, 0)}/${fmt(row.peakRssKiB.destination / 1024, 0)}` : '-';
     out.push(
@@ -517,7 +565,9 @@ function printTable(r: MigrationResults): void {
     const runs = r.rows.flatMap((x) => x.perRun.filter((p) => p.mover === mover));
     return runs.length ? kernelCallsOf(runs) : '-';
   };
-  out.push(`kernel calls: soccrd daemons ${callsOf('soccrd')}, floor ${callsOf('floor')}; load average ${r.machine.loadAverage} at the start, ${r.loadAverageEnd} at the end`);
+  out.push(
+    `kernel calls: soccrd daemons ${callsOf('soccrd')}, floor ${callsOf('floor')}; load average ${r.machine.loadAverage} at the start, ${r.loadAverageEnd} at the end`,
+  );
   if (!r.criu.usable) out.push(`CRIU not compared: ${r.criu.reason}`);
   out.push(`results written to ${path.relative(process.cwd(), MIGRATION_RESULTS) || MIGRATION_RESULTS}`);
   process.stdout.write(`${out.join('\n')}\n`);
@@ -533,5 +583,9 @@ if (require.main === module) {
     failBench('bench:migration', err);
   }
   if (status !== undefined) process.exitCode = status;
-  else main().then(() => process.exit(0), (err: unknown) => cleanupAll().finally(() => failBench('bench:migration', err)));
+  else
+    main().then(
+      () => process.exit(0),
+      (err: unknown) => cleanupAll().finally(() => failBench('bench:migration', err)),
+    );
 }

@@ -99,7 +99,12 @@ function grpcDown(p: Pipe, sizes: number[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     let got = 0;
-    const call = p.client.makeServerStreamRequest<Buffer, Buffer>('/bench.Pipe/Down', (b) => b, (b) => b, req);
+    const call = p.client.makeServerStreamRequest<Buffer, Buffer>(
+      '/bench.Pipe/Down',
+      (b) => b,
+      (b) => b,
+      req,
+    );
     call.on('data', (b: Buffer) => (got += b.length));
     call.on('error', reject);
     call.on('end', () => (got === total ? resolve(performance.now() - t0) : reject(new Error(`grpc Down: ${got} of ${total} bytes`))));
@@ -112,12 +117,17 @@ function grpcUp(p: Pipe, sizes: number[]): Promise<number> {
   const total = sizes.reduce((a, b) => a + b, 0);
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const call = p.client.makeClientStreamRequest<Buffer, Buffer>('/bench.Pipe/Up', (b) => b, (b) => b, (err, res) => {
-      if (err) reject(err);
-      else if (!res) reject(new Error('grpc Up: no reply'));
-      else if (res.readDoubleLE(0) !== total) reject(new Error(`grpc Up: the server counted ${res.readDoubleLE(0)} of ${total} bytes`));
-      else resolve(performance.now() - t0);
-    });
+    const call = p.client.makeClientStreamRequest<Buffer, Buffer>(
+      '/bench.Pipe/Up',
+      (b) => b,
+      (b) => b,
+      (err, res) => {
+        if (err) reject(err);
+        else if (!res) reject(new Error('grpc Up: no reply'));
+        else if (res.readDoubleLE(0) !== total) reject(new Error(`grpc Up: the server counted ${res.readDoubleLE(0)} of ${total} bytes`));
+        else resolve(performance.now() - t0);
+      },
+    );
     let i = 0;
     const pump = (): void => {
       while (i < sizes.length) {
@@ -139,7 +149,10 @@ function round(pipe: Pipe): Promise<QueueRound> {
   return measured(async () => {
     const { topo, owner, peer } = await connectPair('ipv4', 2, { sndBuf: BUFFER_BYTES, rcvBuf: BUFFER_BYTES });
     await peer.command('setopts', { options: { sndBuf: BUFFER_BYTES, rcvBuf: BUFFER_BYTES } });
-    const [a, b] = await Promise.all([DaemonProcess.start({ netns: topo.hosts[0], args: ['--log-level', 'info'] }), DaemonProcess.start({ netns: topo.hosts[1], args: ['--log-level', 'info'] })]);
+    const [a, b] = await Promise.all([
+      DaemonProcess.start({ netns: topo.hosts[0], args: ['--log-level', 'info'] }),
+      DaemonProcess.start({ netns: topo.hosts[1], args: ['--log-level', 'info'] }),
+    ]);
     // The owner's receive queue: the peer writes, nobody reads.
     await peer.command('write', { bytes: WRITE_BYTES });
     await peer.settle(300, 10_000);
@@ -240,4 +253,8 @@ async function main(): Promise<void> {
 
 cleanupOnSignals();
 
-if (require.main === module) main().then(() => process.exit(0), (err: unknown) => cleanupAll().finally(() => failBench('bench:queues', err)));
+if (require.main === module)
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => cleanupAll().finally(() => failBench('bench:queues', err)),
+  );

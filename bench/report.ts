@@ -70,7 +70,11 @@ function engineCallPath(e: EngineResults): string {
 function callPathWords(runs: ReadonlyArray<{ nativeBatch: NativeBatchUse }>): string {
   if (runs.length === 0) return 'no runs';
   const k = kernelCallsOf(runs);
-  return k === 'batched' ? 'batched (native/soccr_batch.c)' : k === 'per-call' ? 'one FFI call per kernel call (the fallback)' : 'mixed: batched in some processes, per call in others';
+  return k === 'batched'
+    ? 'batched (native/soccr_batch.c)'
+    : k === 'per-call'
+      ? 'one FFI call per kernel call (the fallback)'
+      : 'mixed: batched in some processes, per call in others';
 }
 
 /** The transports a set of rows used, in words. */
@@ -101,7 +105,12 @@ export function freezeSvg(rows: MigrationRow[]): string {
   const light = rows.filter((r) => r.series === 'light');
   const all: Series[] = [
     { name: 'soccrd freeze, full queues', color: '#1f77b4', points: full.map((r) => [r.n, r.soccrd.freezeMs]) },
-    { name: 'floor (one process), full queues', color: '#9467bd', dash: '5 3', points: full.filter((r) => r.floor).map((r) => [r.n, r.floor?.freezeMs ?? NaN]) },
+    {
+      name: 'floor (one process), full queues',
+      color: '#9467bd',
+      dash: '5 3',
+      points: full.filter((r) => r.floor).map((r) => [r.n, r.floor?.freezeMs ?? NaN]),
+    },
     { name: 'CRIU dump + restore, full queues', color: '#2ca02c', points: full.filter((r) => r.criu).map((r) => [r.n, r.criu?.totalMs ?? NaN]) },
     { name: 'soccrd freeze, light load', color: '#ff7f0e', points: light.map((r) => [r.n, r.soccrd.freezeMs]) },
     { name: 'peer stall, light load', color: '#d62728', dash: '2 2', points: light.map((r) => [r.n, r.peerGapMaxMs ?? NaN]) },
@@ -136,16 +145,22 @@ export function freezeSvg(rows: MigrationRow[]): string {
   // The goal: GOAL_FREEZE_MS at GOAL_N.
   const gx = px(GOAL_LIGHT_N);
   const gy = py(GOAL_FREEZE_MS);
-  out.push(`<path d="M ${(gx - 6).toFixed(1)} ${(gy - 6).toFixed(1)} L ${(gx + 6).toFixed(1)} ${(gy + 6).toFixed(1)} M ${(gx - 6).toFixed(1)} ${(gy + 6).toFixed(1)} L ${(gx + 6).toFixed(1)} ${(gy - 6).toFixed(1)}" stroke="#555" stroke-width="2"/>`);
+  out.push(
+    `<path d="M ${(gx - 6).toFixed(1)} ${(gy - 6).toFixed(1)} L ${(gx + 6).toFixed(1)} ${(gy + 6).toFixed(1)} M ${(gx - 6).toFixed(1)} ${(gy + 6).toFixed(1)} L ${(gx + 6).toFixed(1)} ${(gy - 6).toFixed(1)}" stroke="#555" stroke-width="2"/>`,
+  );
   out.push(`<text x="${(gx + 8).toFixed(1)}" y="${(gy + 14).toFixed(1)}" fill="#555">goal ${GOAL_FREEZE_MS} ms (light)</text>`);
   series.forEach((s, i) => {
     const pts = s.points.filter((p) => p[1] > 0 && Number.isFinite(p[1]));
     if (pts.length) {
-      out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${pts.map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(' ')}"/>`);
+      out.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${pts.map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(' ')}"/>`,
+      );
       for (const p of pts) out.push(`<circle cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`);
     }
     const ly = T + 10 + 16 * i;
-    out.push(`<line x1="${W - R + 10}" y1="${ly}" x2="${W - R + 26}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(
+      `<line x1="${W - R + 10}" y1="${ly}" x2="${W - R + 26}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     out.push(`<text x="${W - R + 30}" y="${ly + 4}" font-size="10">${s.name}</text>`);
   });
   out.push('</svg>');
@@ -165,13 +180,20 @@ function machineSection(mig: MigrationResults | undefined, q: QueueResults | und
   }
   const loads = [
     q ? `${q.machine.loadAverage} when the queue bench started` : undefined,
-    mig ? `${mig.machine.loadAverage} when the migration bench started${mig.loadAverageEnd !== undefined ? `, ${mig.loadAverageEnd} when it ended` : ''}` : undefined,
+    mig
+      ? `${mig.machine.loadAverage} when the migration bench started${mig.loadAverageEnd !== undefined ? `, ${mig.loadAverageEnd} when it ended` : ''}`
+      : undefined,
   ].filter((x): x is string => x !== undefined);
-  if (loads.length) out.push(`- Machine load (1-minute load average): ${loads.join('; ')}. Other work on the machine shows in every figure; on ${m?.cores ?? 2} cores a load near or above ${m?.cores ?? 2} means the figures are not those of a quiet machine.`);
+  if (loads.length)
+    out.push(
+      `- Machine load (1-minute load average): ${loads.join('; ')}. Other work on the machine shows in every figure; on ${m?.cores ?? 2} cores a load near or above ${m?.cores ?? 2} means the figures are not those of a quiet machine.`,
+    );
   if (e) out.push(`- Kernel calls, engine bench: ${engineCallPath(e)}`);
   if (mig) {
     const runs = mig.rows.flatMap((r) => r.perRun);
-    out.push(`- Kernel calls, migration bench (GetVersion features.nativeBatch of both daemons, every run): the daemons ${callPathWords(runs.filter((r) => r.mover === 'soccrd' && r.nativeBatch))}; the floor ${callPathWords(runs.filter((r) => r.mover === 'floor' && r.nativeBatch))}`);
+    out.push(
+      `- Kernel calls, migration bench (GetVersion features.nativeBatch of both daemons, every run): the daemons ${callPathWords(runs.filter((r) => r.mover === 'soccrd' && r.nativeBatch))}; the floor ${callPathWords(runs.filter((r) => r.mover === 'floor' && r.nativeBatch))}`,
+    );
     const main = mig.rows.filter((r) => r.series !== 'relay');
     const relayRows = mig.rows.filter((r) => r.series === 'relay');
     out.push(
@@ -189,7 +211,9 @@ function engineSection(e: EngineResults | undefined): string[] {
     `Loopback connections with 100 unread bytes each way; soccrd's engine through ffi-rs against \`bench/baseline.c\`, the same kernel calls in C (ratio = soccrd / C, lower is better). Kernel calls in this run: ${engineCallPath(e)}.`,
     '',
   );
-  out.push('| N | checkpoint µs/conn | C µs/conn | ratio | restore µs/conn | C µs/conn | ratio | FFI calls/conn (cp + rs) | kernel calls in batches/conn (cp + rs) |');
+  out.push(
+    '| N | checkpoint µs/conn | C µs/conn | ratio | restore µs/conn | C µs/conn | ratio | FFI calls/conn (cp + rs) | kernel calls in batches/conn (cp + rs) |',
+  );
   out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of e.rows) {
     out.push(
@@ -198,10 +222,11 @@ function engineSection(e: EngineResults | undefined): string[] {
   }
   out.push('');
   const big = e.rows[e.rows.length - 1];
-  const share = (p: EnginePhase): string => f((100 * p.ffiCallsPerConn * e.ffiCost.overheadUsPerCall) / Math.max(1e-9, p.soccrdUsPerConn - p.baselineUsPerConn), 0);
+  const share = (p: EnginePhase): string =>
+    f((100 * p.ffiCallsPerConn * e.ffiCost.overheadUsPerCall) / Math.max(1e-9, p.soccrdUsPerConn - p.baselineUsPerConn), 0);
   out.push(
     `A plain kernel call costs ${f(e.ffiCost.soccrdNsPerCall / 1000, 2)} µs as one FFI call through ffi-rs against ${f(e.ffiCost.baselineNsPerCall / 1000, 2)} µs in C: an overhead of ${f(e.ffiCost.overheadUsPerCall, 2)} µs per FFI call (a batch pays it once for all its kernel calls). ` +
-      `At N=${big.n}, FFI calls × that overhead come to ${share(big.checkpoint)}% of the checkpoint's gap to C and ${share(big.restore)}% of the restore's${Number(share(big.checkpoint)) > 100 || Number(share(big.restore)) > 100 ? ' (over 100%: the loop measure and the bench\'s calls differ in cost)' : ''}. Kernel call sequence against the baseline: ${e.callSequence.status}.`,
+      `At N=${big.n}, FFI calls × that overhead come to ${share(big.checkpoint)}% of the checkpoint's gap to C and ${share(big.restore)}% of the restore's${Number(share(big.checkpoint)) > 100 || Number(share(big.restore)) > 100 ? " (over 100%: the loop measure and the bench's calls differ in cost)" : ''}. Kernel call sequence against the baseline: ${e.callSequence.status}.`,
     '',
   );
   const d = e.diagCheckpoint;
@@ -237,11 +262,15 @@ const ratio = (x: number | undefined): string => (x !== undefined && Number.isFi
 
 function rowTable(rows: MigrationRow[], withCriu: boolean): string[] {
   const out: string[] = [];
-  out.push(`| N | queues | queue MiB moved | runs | soccrd freeze ms | checkpoint+restore | hook | resume-destination | floor freeze ms | floor save+rebuild | **soccrd / floor** |${withCriu ? ' CRIU dump + restore ms | **CRIU / soccrd** |' : ''}`);
+  out.push(
+    `| N | queues | queue MiB moved | runs | soccrd freeze ms | checkpoint+restore | hook | resume-destination | floor freeze ms | floor save+rebuild | **soccrd / floor** |${withCriu ? ' CRIU dump + restore ms | **CRIU / soccrd** |' : ''}`,
+  );
   out.push(`| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${withCriu ? ' ---: | ---: |' : ''}`);
   for (const r of rows) {
     const p = (k: string): string => ms(r.soccrd.phases[k]);
-    const criu = r.criu ? `${ms(r.criu.totalMs)} (${ms(r.criu.dumpMs)} + ${ms(r.criu.restoreMs)})${r.criu.exact ? '' : ', not exact'} | ${ratio(r.criu.ratio)}` : `${r.criuError ? 'failed' : '–'} | –`;
+    const criu = r.criu
+      ? `${ms(r.criu.totalMs)} (${ms(r.criu.dumpMs)} + ${ms(r.criu.restoreMs)})${r.criu.exact ? '' : ', not exact'} | ${ratio(r.criu.ratio)}`
+      : `${r.criuError ? 'failed' : '–'} | –`;
     out.push(
       `| ${r.n} | ${fillName(r.fill)} | ${mib(r.soccrd.queueBytes)} | ${r.soccrd.runs} | **${ms(r.soccrd.freezeMs)}** | ${p('checkpoint+restore')} | ${p('hook')} | ${p('resume-destination')} | ${ms(r.floor?.freezeMs)} | ${ms(r.floor?.phases['save+rebuild'])} | **${ratio(r.floorRatio)}** |${withCriu ? ` ${criu} |` : ''}`,
     );
@@ -258,11 +287,15 @@ function migrationSection(m: MigrationResults | undefined): string[] {
       'After every run all N connections are checked exact both ways: the new owner and the peers read everything that was queued, fresh bytes go both ways, every byte is checked against deterministic streams (no loss, no duplicate, no corruption, no RST, no FIN); a run that is not exact fails the bench.',
     '',
   );
-  out.push('- **soccrd freeze**: `MigrateReport.freezeMs`, from the Checkpoint call to the destination live (its phases follow; release-source runs after the freeze).');
+  out.push(
+    '- **soccrd freeze**: `MigrateReport.freezeMs`, from the Checkpoint call to the destination live (its phases follow; release-source runs after the freeze).',
+  );
   out.push(
     `- **transport**: the destination daemon is started with \`--data-listen\` on its LAN address, as a user who configured direct transfers runs it, so \`migrate()\` sends the frames from daemon to daemon; this run's migrations used: ${transportWords(m.rows.filter((r) => r.series !== 'relay'))}.${m.rows.some((r) => r.series === 'relay') ? ' The relay series repeats one full-queue row with the frames relayed through the orchestrator (destination without `--data-listen`).' : ''}`,
   );
-  out.push(`- **kernel calls**: the daemons' ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'soccrd' && x.nativeBatch)))}; the floor's ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'floor' && x.nativeBatch)))}.`);
+  out.push(
+    `- **kernel calls**: the daemons' ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'soccrd' && x.nativeBatch)))}; the floor's ${callPathWords(m.rows.flatMap((r) => r.perRun.filter((x) => x.mover === 'floor' && x.nativeBatch)))}.`,
+  );
   out.push(
     '- **floor**: the same migration of the same workload in one process (bench/floor.ts): the engine (daemon/repair/engine.ts) imported directly takes the sockets, the same network-lock transactions (daemon/custody/netlock.ts) lock both sides, every connection is saved (its kernel calls in batches, as the daemon makes them) and rebuilt at once in B with its queues passed in memory, the same hook moves the address and the same hand-over delivers the sockets to the same kind of new owner. No gRPC, no second daemon, no frames or checksums. soccrd and floor runs alternate; **soccrd / floor** is the ratio of their medians.',
   );
@@ -272,16 +305,26 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   const light = m.rows.filter((r) => r.series === 'light');
   out.push('### Freeze against N, full queues', '');
   out.push(
-    'Every peer streams without pause, through the freeze. The owner read for 1.5 s while they streamed (receive buffers autotune), then stopped reading: its receive queues are full. On a third of the connections it also streamed while those peers stopped reading: their send queues are full too. Buffers autotune up to 256 KiB (tcp_rmem/tcp_wmem max in A and C; 256 MiB / N at most, at least 32 KiB, so the kernel\'s TCP memory stays bounded at 10 000 connections).',
+    "Every peer streams without pause, through the freeze. The owner read for 1.5 s while they streamed (receive buffers autotune), then stopped reading: its receive queues are full. On a third of the connections it also streamed while those peers stopped reading: their send queues are full too. Buffers autotune up to 256 KiB (tcp_rmem/tcp_wmem max in A and C; 256 MiB / N at most, at least 32 KiB, so the kernel's TCP memory stays bounded at 10 000 connections).",
     '',
   );
   out.push(...rowTable(full, true), '');
   const rss = full.find((r) => r.n === GOAL_RSS_N)?.peakRssKiB;
-  if (rss) out.push(`Peak RSS (VmHWM, read right after the migration, largest over the runs) at ${GOAL_RSS_N} connections with full queues: source daemon ${f(rss.source / 1024, 0)} MiB, destination daemon ${f(rss.destination / 1024, 0)} MiB.`, '');
-  for (const r of full.filter((x) => x.peakRssKiB && x.n !== GOAL_RSS_N)) out.push(`- N=${r.n}: peak RSS source ${f((r.peakRssKiB?.source ?? NaN) / 1024, 0)} MiB, destination ${f((r.peakRssKiB?.destination ?? NaN) / 1024, 0)} MiB`);
+  if (rss)
+    out.push(
+      `Peak RSS (VmHWM, read right after the migration, largest over the runs) at ${GOAL_RSS_N} connections with full queues: source daemon ${f(rss.source / 1024, 0)} MiB, destination daemon ${f(rss.destination / 1024, 0)} MiB.`,
+      '',
+    );
+  for (const r of full.filter((x) => x.peakRssKiB && x.n !== GOAL_RSS_N))
+    out.push(
+      `- N=${r.n}: peak RSS source ${f((r.peakRssKiB?.source ?? NaN) / 1024, 0)} MiB, destination ${f((r.peakRssKiB?.destination ?? NaN) / 1024, 0)} MiB`,
+    );
   out.push('');
   out.push('### Freeze against queue bytes, 1000 connections', '');
-  out.push('0, 16 KiB and 256 KiB: exactly that many unread bytes in every receive queue of the owner (its receive buffer set to hold them), send queues empty, peers quiet during the freeze. full: as above.', '');
+  out.push(
+    '0, 16 KiB and 256 KiB: exactly that many unread bytes in every receive queue of the owner (its receive buffer set to hold them), send queues empty, peers quiet during the freeze. full: as above.',
+    '',
+  );
   out.push(...rowTable(queues, false), '');
   out.push('### Light load (near-empty queues), freeze and peer stall against N', '');
   out.push(
@@ -289,7 +332,9 @@ function migrationSection(m: MigrationResults | undefined): string[] {
       '**peer stall**: the longest pause between received bytes at the peers over the sample, around the migration; "cadence" the same statistic over 1 s without migration; "rto" the peers\' retransmission timeout (`ss -ti`).',
     '',
   );
-  out.push('| N | runs | freeze ms | checkpoint+restore | hook | resume-destination | release-source | peer stall ms (max) | stall before freeze | stall after live | cadence | rto |');
+  out.push(
+    '| N | runs | freeze ms | checkpoint+restore | hook | resume-destination | release-source | peer stall ms (max) | stall before freeze | stall after live | cadence | rto |',
+  );
   out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of light) {
     const p = (k: string): string => ms(r.soccrd.phases[k]);
@@ -300,8 +345,14 @@ function migrationSection(m: MigrationResults | undefined): string[] {
   const relay = m.rows.filter((r) => r.series === 'relay');
   if (relay.length) {
     out.push('', '### Relay through the orchestrator, for comparison', '');
-    out.push('The same workload with the destination daemon started without `--data-listen`: `migrate()` relays the frames (Checkpoint stream out of A, Restore stream into B). ratio = relay freeze / direct freeze of the full series at the same N, same run.', '');
-    out.push('| N | queues | queue MiB moved | runs | transport | relay freeze ms | checkpoint+restore | direct freeze ms (full series) | **relay / direct** |', '| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
+    out.push(
+      'The same workload with the destination daemon started without `--data-listen`: `migrate()` relays the frames (Checkpoint stream out of A, Restore stream into B). ratio = relay freeze / direct freeze of the full series at the same N, same run.',
+      '',
+    );
+    out.push(
+      '| N | queues | queue MiB moved | runs | transport | relay freeze ms | checkpoint+restore | direct freeze ms (full series) | **relay / direct** |',
+      '| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    );
     for (const r of relay) {
       const twin = full.find((x) => x.n === r.n);
       out.push(
@@ -310,18 +361,30 @@ function migrationSection(m: MigrationResults | undefined): string[] {
     }
   }
   out.push('', '### Every run', '');
-  out.push('| series | N | queues | mover | transport | kernel calls | freeze ms | queue bytes moved | owner receive / send queues before (ss) | peer retransmissions |', '| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: |');
+  out.push(
+    '| series | N | queues | mover | transport | kernel calls | freeze ms | queue bytes moved | owner receive / send queues before (ss) | peer retransmissions |',
+    '| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: |',
+  );
   for (const r of m.rows) {
     for (const x of r.perRun) {
       const kc = x.nativeBatch ? kernelCallsOf([x]) : 'not recorded';
-      out.push(`| ${r.series} | ${x.n} | ${fillName(x.fill)} | ${x.mover} | ${x.transport ?? '–'} | ${kc} | ${ms(x.freezeMs)} | ${x.queueBytes} | ${x.ownerRecvQueue} / ${x.ownerSendQueue} | ${x.peerRetrans} |`);
+      out.push(
+        `| ${r.series} | ${x.n} | ${fillName(x.fill)} | ${x.mover} | ${x.transport ?? '–'} | ${kc} | ${ms(x.freezeMs)} | ${x.queueBytes} | ${x.ownerRecvQueue} / ${x.ownerSendQueue} | ${x.peerRetrans} |`,
+      );
     }
   }
   out.push('');
   if (m.failures.length) out.push('**Runs that failed or were not exact:**', '', ...m.failures.map((x) => `- ${x}`), '');
-  if (!m.complete) out.push('**Incomplete:** the migration bench stopped (its time bound, or a signal) before every series was measured; the rows above are those it finished.', '');
+  if (!m.complete)
+    out.push(
+      '**Incomplete:** the migration bench stopped (its time bound, or a signal) before every series was measured; the rows above are those it finished.',
+      '',
+    );
   out.push('![freeze time against N](freeze.svg)', '');
-  out.push('To see where the time goes: `node dist/bench/migration.js --series full --counts 1000 --runs 1 --profile /tmp/prof` writes a V8 CPU profile of each daemon (open in Chrome DevTools or speedscope); `node --cpu-prof dist/bench/migration.js ...` profiles the orchestrator and the floor (both run in the bench process).', '');
+  out.push(
+    'To see where the time goes: `node dist/bench/migration.js --series full --counts 1000 --runs 1 --profile /tmp/prof` writes a V8 CPU profile of each daemon (open in Chrome DevTools or speedscope); `node --cpu-prof dist/bench/migration.js ...` profiles the orchestrator and the floor (both run in the bench process).',
+    '',
+  );
   out.push(...criuSection(m));
   return out;
 }
@@ -331,8 +394,8 @@ function criuSection(m: MigrationResults): string[] {
   if (m.criu.usable) {
     out.push(
       `${m.criu.version}, in the same run, for every N of the full-queue series: one process (bench/holder.ts) holds the same N connections with the same workload (peers streaming, its receive queues full, a third of its send queues full), ` +
-        'and is dumped with `criu dump --tcp-established --network-lock nftables` and restored with `criu restore --tcp-established --network-lock nftables -d` in the same namespace; the time is the two commands\' wall time. ' +
-        'Afterwards the restored process reads everything and every connection is checked exact both ways like soccrd\'s. Ratio = CRIU dump + restore / soccrd freeze.',
+        "and is dumped with `criu dump --tcp-established --network-lock nftables` and restored with `criu restore --tcp-established --network-lock nftables -d` in the same namespace; the time is the two commands' wall time. " +
+        "Afterwards the restored process reads everything and every connection is checked exact both ways like soccrd's. Ratio = CRIU dump + restore / soccrd freeze.",
       '',
     );
     const failures = m.rows.flatMap((r) => (r.criuError ? [`- CRIU failed at N=${r.n}: ${r.criuError}`] : []));
@@ -345,7 +408,7 @@ function criuSection(m: MigrationResults): string[] {
     '**Setting CRIU up.** The bench uses whatever `criu` is on PATH (nothing else), and compares it when `criu check` and `criu check --feature nftables` pass. ' +
       'On kernels 6.16 and newer it needs **CRIU 4.2.1** or later: 3.17 (Debian 12) fails `criu check` from kernel 6.13 on ("vdso: Unexpected rt vDSO area bounds": the vDSO data was split in two areas; fixed in 4.1); ' +
       '4.1.x passes `criu check` but cannot dump any TCP socket on 6.16+ ("sockets: Can\'t get 1:16 opt": getsockopt(SO_PASSCRED) now fails with EOPNOTSUPP on non-Unix sockets; fixed in 4.2). ' +
-      'With the nftables lock and more than about 250 connections it also needs a libnftables newer than Debian 12\'s 1.0.6, which aborts once criu holds descriptors above 1024 (select()). ' +
+      "With the nftables lock and more than about 250 connections it also needs a libnftables newer than Debian 12's 1.0.6, which aborts once criu holds descriptors above 1024 (select()). " +
       'To install: a distribution package of 4.2.1 or later where there is one (Debian sid, Ubuntu 25.10, Fedora 42), or from source as root: install the build dependencies (Debian names: `build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libnftables-dev libbsd-dev libgnutls28-dev libaio-dev uuid-dev`), ' +
       'then `curl -LO https://github.com/checkpoint-restore/criu/archive/refs/tags/v4.2.1.tar.gz && tar xf v4.2.1.tar.gz && make -C criu-4.2.1 -j$(nproc) && make -C criu-4.2.1 install-criu PREFIX=/usr/local`; `criu --version` must then say 4.2.1 and `criu check` "Looks good.". ' +
       'CRIU must run inside the connections\' network namespace with `nsenter --net=/run/netns/NAME criu ...`, not `ip netns exec NAME criu ...`: `ip netns exec` also unshares the mount namespace, and criu then fails on mount sharing ("has unreachable sharing"); the process it dumps must be started the same way (bench/criu.ts does both).',
@@ -361,8 +424,13 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
   const full = m?.rows.filter((r) => r.series === 'full') ?? [];
   for (const n of GOAL_FLOOR_NS) {
     const r = full.find((x) => x.n === n);
-    const text = r?.floorRatio !== undefined ? `${ms(r.soccrd.freezeMs)} ms against ${ms(r.floor?.freezeMs)} ms: ${ratio(r.floorRatio)} (${mib(r.soccrd.queueBytes)} MiB queued; transport ${transportWords([r])})` : `N=${n} not measured`;
-    out.push(`| freeze ≤ ${GOAL_FLOOR_FACTOR}x the in-process floor, ${n} connections, full queues | ${text} | ${verdict(r?.floorRatio !== undefined ? r.floorRatio <= GOAL_FLOOR_FACTOR : undefined)} |`);
+    const text =
+      r?.floorRatio !== undefined
+        ? `${ms(r.soccrd.freezeMs)} ms against ${ms(r.floor?.freezeMs)} ms: ${ratio(r.floorRatio)} (${mib(r.soccrd.queueBytes)} MiB queued; transport ${transportWords([r])})`
+        : `N=${n} not measured`;
+    out.push(
+      `| freeze ≤ ${GOAL_FLOOR_FACTOR}x the in-process floor, ${n} connections, full queues | ${text} | ${verdict(r?.floorRatio !== undefined ? r.floorRatio <= GOAL_FLOOR_FACTOR : undefined)} |`,
+    );
   }
   const criuRows = full.filter((r) => r.criu);
   const criu = m?.criu;
@@ -371,17 +439,25 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
     : criu?.usable
       ? 'CRIU failed (see the CRIU section)'
       : `CRIU not usable here (${criu ? criu.reason : 'not run'})`;
-  out.push(`| freeze below CRIU's dump + restore of the same connections (full queues) | ${criuText} | ${verdict(criuRows.length ? criuRows.every((r) => (r.criu?.totalMs ?? 0) > r.soccrd.freezeMs) : undefined)} |`);
+  out.push(
+    `| freeze below CRIU's dump + restore of the same connections (full queues) | ${criuText} | ${verdict(criuRows.length ? criuRows.every((r) => (r.criu?.totalMs ?? 0) > r.soccrd.freezeMs) : undefined)} |`,
+  );
   // Light rows by their workload (fill), whatever series label the results carry.
   const light = m?.rows.find((r) => (r.fill === 'light' || r.series === 'light') && r.n === GOAL_LIGHT_N);
-  out.push(`| ${GOAL_LIGHT_N} connections, near-empty queues: freeze ≤ ${GOAL_FREEZE_MS} ms | ${light ? `${ms(light.soccrd.freezeMs)} ms` : 'not measured'} | ${verdict(light ? light.soccrd.freezeMs <= GOAL_FREEZE_MS : undefined)} |`);
+  out.push(
+    `| ${GOAL_LIGHT_N} connections, near-empty queues: freeze ≤ ${GOAL_FREEZE_MS} ms | ${light ? `${ms(light.soccrd.freezeMs)} ms` : 'not measured'} | ${verdict(light ? light.soccrd.freezeMs <= GOAL_FREEZE_MS : undefined)} |`,
+  );
   const big = e?.rows[e.rows.length - 1];
   if (big) {
     const cp = e?.diagCheckpoint ? e.diagCheckpoint.usPerConn / big.checkpoint.baselineUsPerConn : big.checkpoint.ratio;
-    out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c (N=${big.n}) | checkpoint ${f(cp, 1)}x${e?.diagCheckpoint ? ' (with socket diagnostics)' : ''}, restore ${f(big.restore.ratio, 1)}x | ${verdict(cp <= GOAL_ENGINE_FACTOR && big.restore.ratio <= GOAL_ENGINE_FACTOR)} |`);
+    out.push(
+      `| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c (N=${big.n}) | checkpoint ${f(cp, 1)}x${e?.diagCheckpoint ? ' (with socket diagnostics)' : ''}, restore ${f(big.restore.ratio, 1)}x | ${verdict(cp <= GOAL_ENGINE_FACTOR && big.restore.ratio <= GOAL_ENGINE_FACTOR)} |`,
+    );
   } else out.push(`| engine per connection ≤ ${GOAL_ENGINE_FACTOR}x bench/baseline.c | engine bench not run | not measured |`);
   if (q) {
-    out.push(`| one connection, ${f(q.queueBytes / 2 ** 20, 0)} MiB of queues: Checkpoint and Restore streams ≥ ${GOAL_STREAM_FACTOR}x plain grpc-js | Checkpoint ${f(q.checkpointRatio, 2)}x, Restore ${f(q.restoreRatio, 2)}x | ${verdict(q.checkpointRatio >= GOAL_STREAM_FACTOR && q.restoreRatio >= GOAL_STREAM_FACTOR)} |`);
+    out.push(
+      `| one connection, ${f(q.queueBytes / 2 ** 20, 0)} MiB of queues: Checkpoint and Restore streams ≥ ${GOAL_STREAM_FACTOR}x plain grpc-js | Checkpoint ${f(q.checkpointRatio, 2)}x, Restore ${f(q.restoreRatio, 2)}x | ${verdict(q.checkpointRatio >= GOAL_STREAM_FACTOR && q.restoreRatio >= GOAL_STREAM_FACTOR)} |`,
+    );
   } else out.push(`| one connection with 40 MiB of queues: streams ≥ ${GOAL_STREAM_FACTOR}x plain grpc-js | queue bench not run | not measured |`);
   if (m) {
     const runs = m.rows.reduce((a, r) => a + r.perRun.length, 0);
@@ -393,7 +469,9 @@ function goalsSection(m: MigrationResults | undefined, e: EngineResults | undefi
   const one = m?.rows.find((r) => (r.fill === 'light' || r.series === 'light') && r.n === 1);
   if (one?.peerRtoMs !== undefined && one.peerGapMaxMs !== undefined) {
     const bound = GOAL_STALL_MS + one.peerRtoMs;
-    out.push(`| (earlier goal) peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO (${f(bound, 0)} ms here) | ${ms(one.peerGapMaxMs)} ms (freeze ${ms(one.soccrd.freezeMs)} ms) | ${verdict(one.peerGapMaxMs < bound)} |`);
+    out.push(
+      `| (earlier goal) peer-observed stall of one migrated connection < ${GOAL_STALL_MS} ms + one RTO (${f(bound, 0)} ms here) | ${ms(one.peerGapMaxMs)} ms (freeze ${ms(one.soccrd.freezeMs)} ms) | ${verdict(one.peerGapMaxMs < bound)} |`,
+    );
   }
   out.push('');
   return out;
@@ -465,7 +543,10 @@ export function writeReport(info: RunInfo): void {
   const queues = load(RAW.queues) as QueueResults | undefined;
   const migration = load(RAW.migration) as MigrationResults | undefined;
   const out: string[] = ['# soccrd benchmark results', ''];
-  out.push(`Generated by \`npm run bench\` (bench/run.ts, bench/report.ts)${info.elapsedSeconds ? ` in ${f(info.elapsedSeconds / 60, 1)} minutes` : ''}; every ratio is against a baseline measured in the same run. Raw results: bench/results-*.json (not committed).`, '');
+  out.push(
+    `Generated by \`npm run bench\` (bench/run.ts, bench/report.ts)${info.elapsedSeconds ? ` in ${f(info.elapsedSeconds / 60, 1)} minutes` : ''}; every ratio is against a baseline measured in the same run. Raw results: bench/results-*.json (not committed).`,
+    '',
+  );
   if (info.failures.length) out.push(`**Failed in this run:** ${info.failures.join('; ')}`, '');
   out.push(...goalsSection(migration, engine, queues));
   out.push(...boundsSection(engine, migration));

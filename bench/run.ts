@@ -30,7 +30,9 @@ function main(): number {
   }
   const elapsedSeconds = (Date.now() - started) / 1000;
   writeReport({ commands, failures, elapsedSeconds });
-  process.stdout.write(`\nwrote bench/RESULTS.md and bench/freeze.svg (${(elapsedSeconds / 60).toFixed(1)} minutes)${failures.length ? `; FAILED: ${failures.join('; ')}` : ''}\n`);
+  process.stdout.write(
+    `\nwrote bench/RESULTS.md and bench/freeze.svg (${(elapsedSeconds / 60).toFixed(1)} minutes)${failures.length ? `; FAILED: ${failures.join('; ')}` : ''}\n`,
+  );
   return failures.length ? 1 : 0;
 }
 

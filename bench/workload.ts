@@ -65,7 +65,11 @@ export function tuneNamespace(ns: string, bufferMax?: number): void {
 
 /** Bytes in the receive and send queues of the service port's established connections in namespace `ns` (ss). */
 export function queueBytesIn(ns: string, port = PORT): { recv: number; send: number; connections: number } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tnH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 30_000 });
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tnH', 'state', 'established', `( sport = :${port} )`], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+    timeout: 30_000,
+  });
   let recv = 0;
   let send = 0;
   let connections = 0;
@@ -129,7 +133,15 @@ export class Workload {
     const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, ...common });
     await Promise.all([server.waitConnected(connectMs), clients.waitConnected(connectMs)]);
     const deliverPath = path.join(dir, `deliver-${n}-${Date.now()}.sock`);
-    const receiver = await MultiFixture.start(lan.ns.B, { mode: 'adopt', unixPath: deliverPath, count: n, continueFrom: {}, streaming: fill === 'light', ...common, ...(fill === 'light' ? { tickMs: 1 } : {}) });
+    const receiver = await MultiFixture.start(lan.ns.B, {
+      mode: 'adopt',
+      unixPath: deliverPath,
+      count: n,
+      continueFrom: {},
+      streaming: fill === 'light',
+      ...common,
+      ...(fill === 'light' ? { tickMs: 1 } : {}),
+    });
     return new Workload(lan, n, fill, server, clients, receiver, deliverPath, stride);
   }
 

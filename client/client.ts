@@ -18,7 +18,19 @@ import { loadPackageDefinition } from '../protocol/proto';
 import { stateName } from '../protocol/saved-state';
 import { warmFrameCodecs } from '../protocol/session-frames';
 import type { AssemblyLimits, CheckedConnection } from '../protocol/assembler';
-import type { CheckpointRequestMsg, DataTransferMsg, FrameMsg, GetVersionResponseMsg, ListSessionsResponseMsg, ListSocketsResponseMsg, RestoreOptionsMsg, RestoreResponseMsg, SessionHeaderMsg, SessionInfoMsg, SocketEntryMsg } from '../protocol/messages';
+import type {
+  CheckpointRequestMsg,
+  DataTransferMsg,
+  FrameMsg,
+  GetVersionResponseMsg,
+  ListSessionsResponseMsg,
+  ListSocketsResponseMsg,
+  RestoreOptionsMsg,
+  RestoreResponseMsg,
+  SessionHeaderMsg,
+  SessionInfoMsg,
+  SocketEntryMsg,
+} from '../protocol/messages';
 import type { RepairWindow, UserSocketOptions } from '../protocol/saved-state';
 
 // The message shapes are protocol/messages.ts's (proto-loader with keepCase: false, longs: Number,
@@ -226,17 +238,7 @@ export function warmCodecs(): void {
   codecsWarm = true;
 }
 
-type MethodName =
-  | 'GetVersion'
-  | 'ListSockets'
-  | 'Checkpoint'
-  | 'Restore'
-  | 'Resume'
-  | 'Release'
-  | 'Abort'
-  | 'RenewLease'
-  | 'ListSessions'
-  | 'GetSession';
+type MethodName = 'GetVersion' | 'ListSockets' | 'Checkpoint' | 'Restore' | 'Resume' | 'Release' | 'Abort' | 'RenewLease' | 'ListSessions' | 'GetSession';
 
 interface Method<Req, Res> {
   path: string;
@@ -267,6 +269,12 @@ const RETRY_SERVICE_CONFIG = JSON.stringify({
     },
   ],
 });
+
+/** A plain iterable with an async face: nothing to await, the items are already there. */
+// eslint-disable-next-line @typescript-eslint/require-await
+async function* asAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
+}
 
 export class SoccrClient {
   readonly address: string;
@@ -416,7 +424,8 @@ export class SoccrClient {
         // The file holds frames one by one, whatever batches the daemon packed them in.
         for (const frame of unpackFrames(message)) {
           const done = checker.push(frame);
-          if (done && !done.verified) throw new SoccrError('DATA_LOSS', `connection ${done.index} (${done.id}): queue checksum mismatch in the checkpoint stream`);
+          if (done && !done.verified)
+            throw new SoccrError('DATA_LOSS', `connection ${done.index} (${done.id}): queue checksum mismatch in the checkpoint stream`);
           await out.write(encodeFrameDelimited(frame));
         }
         onProgress?.({ bytes: out.bytes, connections: checker.connections, totalConnections: checker.header?.connectionCount });
@@ -447,7 +456,11 @@ export class SoccrClient {
    * Buffer holding an encoded Frame (as checkpointEncoded yields them): it is sent as it is. With
    * options.dataTransfer the frames come over the data connection: give none. `signal` cancels the call.
    */
-  async restore(options: RestoreOptions, frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>, signal?: AbortSignal): Promise<SessionInfoMsg> {
+  async restore(
+    options: RestoreOptions,
+    frames: AsyncIterable<FrameMsg | Buffer> | Iterable<FrameMsg | Buffer>,
+    signal?: AbortSignal,
+  ): Promise<SessionInfoMsg> {
     const restoreOptions: RestoreOptionsMsg = {
       netns: options.netns ?? '',
       deliverUnixPath: options.deliverUnixPath ?? '',
@@ -510,10 +523,7 @@ export class SoccrClient {
     };
     // The call may end (the daemon refused) while the next frame is awaited from a slow producer, such as
     // another daemon's Checkpoint: that wait is abandoned and the producer told to stop (return()).
-    const it: AsyncIterator<FrameMsg | Buffer> =
-      // an async generator over a plain iterable: nothing to await, it only gives the frames an async face
-      // eslint-disable-next-line @typescript-eslint/require-await
-      Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : (async function* () { yield* frames; })();
+    const it: AsyncIterator<FrameMsg | Buffer> = Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : asAsync(frames);
     let exhausted = false;
     try {
       await write({ restoreOptions });
@@ -530,7 +540,8 @@ export class SoccrClient {
           exhausted = true;
           break;
         }
-        if ((Buffer.isBuffer(r.value) ? encodedFrameKind(r.value) : frameKind(r.value)) === 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'restore input carries its own restore options frame');
+        if ((Buffer.isBuffer(r.value) ? encodedFrameKind(r.value) : frameKind(r.value)) === 'restoreOptions')
+          throw new SoccrError('BAD_REQUEST', 'restore input carries its own restore options frame');
         await write(r.value);
       }
       if (!ended) c.end();
@@ -587,8 +598,7 @@ export class SoccrClient {
             this.rewriteAsConnectTimeout(err, timeoutMs);
           }
           reject(err);
-        }
-        else if (res === undefined) reject(serviceError(grpc.status.INTERNAL, `${name} answered without a message`));
+        } else if (res === undefined) reject(serviceError(grpc.status.INTERNAL, `${name} answered without a message`));
         else resolve(res);
       });
     });
@@ -667,7 +677,8 @@ async function* readFileFrames(file: string): AsyncGenerator<{ frame: FrameMsg; 
       for (const frame of frames) for (const f of unpackFrames(frame)) yield { frame: f, offset };
     }
     if (!sawHeader) checkFileHeader(rest);
-    if (rest.length > 0) throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: file truncated (${rest.length} bytes of an incomplete frame at byte ${offset})`);
+    if (rest.length > 0)
+      throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: file truncated (${rest.length} bytes of an incomplete frame at byte ${offset})`);
   } finally {
     stream.destroy();
   }
@@ -738,7 +749,8 @@ export interface CheckpointFileDescription {
 function describeConnection(c: Pick<CheckedConnection, 'index' | 'id' | 'fd' | 'state'> & Partial<CheckedConnection>): ConnectionDescription {
   const s = c.state;
   const hex = (b: Buffer | undefined): string | null => (b ? b.toString('hex') : null);
-  const addr = (a: { family: 'ipv4' | 'ipv6'; ip: string; port: number }): string => formatAddressMsg({ family: a.family === 'ipv6' ? 2 : 1, ip: a.ip, port: a.port });
+  const addr = (a: { family: 'ipv4' | 'ipv6'; ip: string; port: number }): string =>
+    formatAddressMsg({ family: a.family === 'ipv6' ? 2 : 1, ip: a.ip, port: a.port });
   return {
     index: c.index,
     id: c.id,

@@ -245,7 +245,6 @@ function u32(name: string, v: number): number {
   return v;
 }
 
-
 /** A failure and the side it came from, so that the reason names it. */
 class SideError extends Error {
   constructor(
@@ -359,7 +358,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateReport> {
   const hookTimeoutMs = opts.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
   if (!(hookTimeoutMs > 0)) throw new RangeError(`hookTimeoutMs must be positive, not ${hookTimeoutMs}`);
   const releaseAttempts = opts.releaseAttempts ?? DEFAULT_RELEASE_ATTEMPTS;
-  if (!Number.isInteger(releaseAttempts) || releaseAttempts < 1 || releaseAttempts > 10) throw new RangeError(`releaseAttempts must be 1..10, not ${releaseAttempts}`);
+  if (!Number.isInteger(releaseAttempts) || releaseAttempts < 1 || releaseAttempts > 10)
+    throw new RangeError(`releaseAttempts must be 1..10, not ${releaseAttempts}`);
 
   const creds = opts.credentials;
   const both = creds instanceof grpc.ChannelCredentials ? creds : undefined;
@@ -494,7 +494,8 @@ class Migration {
     if (this.dataEndpoint && this.opts.directData !== false) await this.transferDirect(this.dataEndpoint);
     else await this.transferRelayed();
     const tuples = this.header?.tuples ?? [];
-    this.report.addresses = tuples.length > 0 ? tuples.map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) })) : this.headerAddresses;
+    this.report.addresses =
+      tuples.length > 0 ? tuples.map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) })) : this.headerAddresses;
     return {
       connections: this.report.connections,
       queueBytes: this.report.queueBytes,
@@ -518,11 +519,26 @@ class Migration {
     const cancelRestore = new AbortController();
     // The Restore first, so that the destination awaits the transfer when the source connects.
     const restored = this.dst.restore(
-      { netns: o.netns ?? '', deliverUnixPath: o.deliverUnixPath ?? '', goLive: false, transparent: true, leaseMs: o.leaseMs ?? 0, noNetworkLock, dataTransfer: transfer },
+      {
+        netns: o.netns ?? '',
+        deliverUnixPath: o.deliverUnixPath ?? '',
+        goLive: false,
+        transparent: true,
+        leaseMs: o.leaseMs ?? 0,
+        noNetworkLock,
+        dataTransfer: transfer,
+      },
       [],
       cancelRestore.signal,
     );
-    const cp = this.src.checkpoint(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true, dataTransfer: { ...transfer, endpoint } });
+    const cp = this.src.checkpoint(o.pid, {
+      fds,
+      all: fds.length === 0,
+      leaseMs: o.leaseMs,
+      noNetworkLock,
+      stopOwner: o.stopOwner ?? true,
+      dataTransfer: { ...transfer, endpoint },
+    });
     let sourceError: unknown;
     let sourceDone = false;
     // Whichever side fails first ends the other's call.
@@ -552,7 +568,10 @@ class Migration {
     if (sourceError !== undefined) throw new SideError('source Checkpoint', sourceError);
     if (!sourceDone) {
       cp.cancel();
-      throw new SideError('destination Restore', new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the source's checkpoint stream was complete`));
+      throw new SideError(
+        'destination Restore',
+        new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the source's checkpoint stream was complete`),
+      );
     }
     expectHeld(info);
     this.report.connections = info.connections.length;
@@ -628,7 +647,10 @@ class Migration {
     if (!complete) {
       cancelledHere = true;
       cp.cancel();
-      throw new SideError('destination Restore', new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the checkpoint stream was complete`));
+      throw new SideError(
+        'destination Restore',
+        new SoccrError('INVALID_STATE', `answered (session ${info.sessionId}) before the checkpoint stream was complete`),
+      );
     }
     expectHeld(info);
   }
@@ -751,7 +773,8 @@ class Migration {
       this.report.warnings.push(`Resume on the destination reported ${describeError(err)}, but session ${id} is RESUMED: went on`);
       info = this.destinationOutcome.info;
     }
-    if (info.state !== SessionState.RESUMED) throw new SideError('destination Resume', new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(info.state)} after Resume`));
+    if (info.state !== SessionState.RESUMED)
+      throw new SideError('destination Resume', new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(info.state)} after Resume`));
     this.destinationLive = true;
   }
 
@@ -778,7 +801,10 @@ class Migration {
           return;
         }
         if (s && s.state !== SessionState.FROZEN) {
-          lastError = new SoccrError('SESSION_STATE', `session ${id} is ${sessionStateName(s.state)}${s.reason ? ` (${s.reason})` : ''} (${describeError(err)})`);
+          lastError = new SoccrError(
+            'SESSION_STATE',
+            `session ${id} is ${sessionStateName(s.state)}${s.reason ? ` (${s.reason})` : ''} (${describeError(err)})`,
+          );
           break;
         }
         if (isServiceError(err) && err.code === grpc.status.NOT_FOUND) break;
@@ -819,7 +845,14 @@ class Migration {
   }
 
   /** A rollback step, tried up to three times; a step found already done (by its session's state) counts as done. */
-  private async undo(what: string, client: SoccrClient, id: string, call: () => Promise<SessionInfoMsg>, doneStates: SessionState[], done: string): Promise<void> {
+  private async undo(
+    what: string,
+    client: SoccrClient,
+    id: string,
+    call: () => Promise<SessionInfoMsg>,
+    doneStates: SessionState[],
+    done: string,
+  ): Promise<void> {
     let last: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
@@ -854,7 +887,7 @@ class Migration {
     let last: unknown;
     /** seen not live once no hand-over of a Resume in doubt could still run */
     let heldForGood = this.resumeInDoubtSince === undefined;
-    for (let attempt = 1; ; ) {
+    for (let attempt = 1; ;) {
       try {
         const info = await this.dst.abort(id);
         this.rolledBack.push(`aborted destination session ${id}`);

@@ -41,7 +41,9 @@ export function buildProgram(): Command {
     .addOption(new Option('--tls-ca <file>', "TLS: CA certificates (PEM) of the daemon's certificate (TCP daemons)").env('SOCCRD_TLS_CA'))
     .addOption(new Option('--tls-cert <file>', 'TLS: client certificate chain (PEM)').env('SOCCRD_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', "TLS: the client certificate's key (PEM)").env('SOCCRD_TLS_KEY'))
-    .addOption(new Option('--tls-server-name <name>', "TLS: the name the daemon's certificate carries, if not the address's host").env('SOCCRD_TLS_SERVER_NAME'))
+    .addOption(
+      new Option('--tls-server-name <name>', "TLS: the name the daemon's certificate carries, if not the address's host").env('SOCCRD_TLS_SERVER_NAME'),
+    )
     .showSuggestionAfterError()
     .configureOutput({
       outputError: (str, write) => write(`soccrctl: ${str.replace(/^error: /, '')}`),
@@ -74,10 +76,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
  */
 function quietIpServerNameWarning(): void {
   const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-  process.emitWarning = ((...args: unknown[]) => {
+  process.emitWarning = (...args: unknown[]) => {
     const code = args.find((a) => a === 'DEP0123' || (typeof a === 'object' && a !== null && (a as { code?: unknown }).code === 'DEP0123'));
     if (code === undefined) emitWarning(...args);
-  });
+  };
 }
 
 if (require.main === module) {

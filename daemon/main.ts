@@ -26,7 +26,18 @@ import { SOCCR_MARK } from './repair/engine';
 import { Journal } from './custody/journal';
 import { planRecovery } from './custody/recovery';
 import { ConnectionRegistry, isLoopback, makeAuthorizer, splitHostPort } from './server/auth';
-import { InheritedTcpAccess, Listener, hostPort, listenInheritedTcp, listenInheritedUnix, listenInsecureTcp, listenTls, listenUnix, resolveGroup, tlsServerCredentials } from './server/listeners';
+import {
+  InheritedTcpAccess,
+  Listener,
+  hostPort,
+  listenInheritedTcp,
+  listenInheritedUnix,
+  listenInsecureTcp,
+  listenTls,
+  listenUnix,
+  resolveGroup,
+  tlsServerCredentials,
+} from './server/listeners';
 import { closeMetrics, listenMetrics, watchSessions } from './metrics';
 import { InheritedSocket, Notifier, inheritedSockets } from './server/systemd';
 import { runServiceCommand } from './server/install';
@@ -107,7 +118,10 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .name('soccrd')
     .description('Checkpoint and restore live TCP connections over gRPC')
     .version(packageVersion())
-    .option('--listen <addr>', 'listen on unix:///path or host:port (repeatable; replaces the default)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option('--listen <addr>', 'listen on unix:///path or host:port (repeatable; replaces the default)', (v: string, acc: string[] | undefined) => [
+      ...(acc ?? []),
+      v,
+    ])
     .option('--state-dir <dir>', `where the daemon keeps its state (default ${DEFAULTS.stateDir})`)
     .option('--config <file>', 'read settings from a JSON file (flags take precedence)')
     .option('--lease-ms <ms>', `default session lease in milliseconds (default ${DEFAULTS.leaseMs})`)
@@ -128,10 +142,16 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--restore-netns <path>', 'only this network namespace may be restored into (repeatable)', collect)
     .option('--max-calls-per-caller <n>', `calls one caller may have running at once (default ${DEFAULTS.maxCallsPerCaller})`)
     .option('--max-sessions-per-caller <n>', `active sessions one caller may hold (default ${DEFAULTS.maxSessionsPerCaller})`)
-    .option('--metrics-listen <host:port>', 'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (loopback only unless --metrics-allow-remote)')
+    .option(
+      '--metrics-listen <host:port>',
+      'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (loopback only unless --metrics-allow-remote)',
+    )
     .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
     .option('--data-listen <host:port>', 'take direct transfers from other daemons here (the address they reach this host at; port 0: any free one)')
-    .addHelpText('after', '\nCommands:\n  install-service [--socket] [--unit-dir DIR | --prefix DIR] [-- FLAGS...]   install the systemd units\n  uninstall-service [--unit-dir DIR | --prefix DIR]                          remove them\n')
+    .addHelpText(
+      'after',
+      '\nCommands:\n  install-service [--socket] [--unit-dir DIR | --prefix DIR] [-- FLAGS...]   install the systemd units\n  uninstall-service [--unit-dir DIR | --prefix DIR]                          remove them\n',
+    )
     .exitOverride()
     .parse(argv);
   const flags = program.opts<{
@@ -198,7 +218,10 @@ export function parseSettings(argv: string[]): DaemonSettings {
     checkpointPids: flags.checkpointPid?.map((v) => idNumber('--checkpoint-pid', v)) ?? filePolicy.checkpointPids ?? [],
     restoreNetns: flags.restoreNetns ?? filePolicy.restoreNetns ?? [],
   };
-  for (const [name, n] of [['max calls per caller', s.maxCallsPerCaller], ['max sessions per caller', s.maxSessionsPerCaller]] as const) {
+  for (const [name, n] of [
+    ['max calls per caller', s.maxCallsPerCaller],
+    ['max sessions per caller', s.maxSessionsPerCaller],
+  ] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: give a whole number of at least 1, not ${n}`);
   }
   // With a group, the socket is the group's unless the config file says otherwise.
@@ -206,7 +229,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
   checkAccessSettings(s);
   checkMetricsSettings(s);
   checkDataListen(s.dataListen);
-  if (s.lockTable !== undefined && (typeof s.lockTable !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable))) throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
+  if (s.lockTable !== undefined && (typeof s.lockTable !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(s.lockTable)))
+    throw new Error(`lock table name ${s.lockTable}: letters, digits and _ only`);
   if (!Number.isInteger(s.lockGraceMs) || s.lockGraceMs < 0) throw new Error(`lock grace of ${s.lockGraceMs} ms: give 0 or more`);
   if (!Array.isArray(s.listen) || s.listen.length === 0) throw new Error('at least one --listen address is needed');
   if (!Number.isInteger(s.leaseMs) || s.leaseMs < 100) throw new Error(`lease of ${s.leaseMs} ms: give at least 100`);
@@ -227,10 +251,14 @@ function checkAccessSettings(s: DaemonSettings): void {
   if (!Number.isInteger(s.socketMode) || s.socketMode < 0 || s.socketMode > 0o777) throw new Error(`socket mode ${s.socketMode}: give 0..0o777`);
   if (typeof s.socketGroup === 'number') s.socketGroup = String(s.socketGroup);
   if (s.socketGroup !== undefined && (typeof s.socketGroup !== 'string' || !s.socketGroup)) throw new Error('socketGroup: give a group name or gid');
-  for (const [key, list] of [['allowUids', s.allowUids], ['allowGids', s.allowGids]] as const) {
+  for (const [key, list] of [
+    ['allowUids', s.allowUids],
+    ['allowGids', s.allowGids],
+  ] as const) {
     if (!Array.isArray(list) || !list.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xfffffffe)) throw new Error(`${key}: give a list of numeric ids`);
   }
-  if (!Array.isArray(s.allowIdentities) || !s.allowIdentities.every((i) => typeof i === 'string' && i.length > 0)) throw new Error('allowIdentities: give a list of names');
+  if (!Array.isArray(s.allowIdentities) || !s.allowIdentities.every((i) => typeof i === 'string' && i.length > 0))
+    throw new Error('allowIdentities: give a list of names');
   const tlsFiles = [s.tlsCert, s.tlsKey, s.tlsClientCa].filter((f) => f !== undefined && f !== '').length;
   if (tlsFiles !== 0 && tlsFiles !== 3) throw new Error('TLS needs all of --tls-cert, --tls-key and --tls-client-ca');
   for (const addr of s.listen) {
@@ -238,7 +266,8 @@ function checkAccessSettings(s: DaemonSettings): void {
     if (addr.startsWith('unix:')) continue;
     const { host } = splitHostPort(addr);
     if (tlsFiles === 3) {
-      if (!s.allowIdentities.length) throw new Error(`${addr}: a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)`);
+      if (!s.allowIdentities.length)
+        throw new Error(`${addr}: a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)`);
     } else if (!s.insecure) {
       throw new Error(`${addr}: TCP needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address`);
     } else if (!isLoopback(host)) {
@@ -254,7 +283,9 @@ function checkMetricsSettings(s: DaemonSettings): void {
   if (typeof s.metricsListen !== 'string') throw new Error('metricsListen: give host:port');
   const { host } = splitHostPort(s.metricsListen);
   if (!isLoopback(host) && !s.metricsAllowRemote) {
-    throw new Error(`metrics on ${s.metricsListen}: metrics have no authentication, so only a loopback address (127.0.0.0/8 or [::1]) unless --metrics-allow-remote`);
+    throw new Error(
+      `metrics on ${s.metricsListen}: metrics have no authentication, so only a loopback address (127.0.0.0/8 or [::1]) unless --metrics-allow-remote`,
+    );
   }
 }
 
@@ -266,7 +297,8 @@ function checkDataListen(addr: unknown): void {
   if (addr === undefined) return;
   if (typeof addr !== 'string') throw new Error('dataListen: give host:port');
   const { host } = splitHostPort(addr);
-  if (!isIP(host) || host === '0.0.0.0' || host === '::') throw new Error(`data listener on ${addr}: give the IP address other daemons reach this host at, not a name or a wildcard`);
+  if (!isIP(host) || host === '0.0.0.0' || host === '::')
+    throw new Error(`data listener on ${addr}: give the IP address other daemons reach this host at, not a name or a wildcard`);
 }
 
 /** host:port as a listener reports it bound ([v6]:port), to match it against an inherited socket. */
@@ -303,7 +335,15 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   const kernelCalls = batchPath();
   if (kernelCalls.native) log.info('kernel calls: batched, one FFI call per engine step', { library: kernelCalls.reason });
   else log.warn('kernel calls: one FFI call each (slower per connection)', { reason: kernelCalls.reason });
-  const sessions = new SessionManager({ defaultLeaseMs: settings.leaseMs, maxLeaseMs: settings.maxLeaseMs, retainEndedMs: 10 * 60_000, lockGraceMs: settings.lockGraceMs, netlock, log, journal });
+  const sessions = new SessionManager({
+    defaultLeaseMs: settings.leaseMs,
+    maxLeaseMs: settings.maxLeaseMs,
+    retainEndedMs: 10 * 60_000,
+    lockGraceMs: settings.lockGraceMs,
+    netlock,
+    log,
+    journal,
+  });
   const registry = new ConnectionRegistry();
   const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);
   const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
@@ -349,17 +389,28 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   // Unix sockets and insecure loopback TCP are accepted here (to know who connected), then injected.
   const listeners: Listener[] = [];
   const socketGid = settings.socketGroup !== undefined ? resolveGroup(settings.socketGroup) : undefined;
-  const tlsCredentials = settings.tlsCert && settings.tlsKey && settings.tlsClientCa ? tlsServerCredentials({ cert: settings.tlsCert, key: settings.tlsKey, clientCa: settings.tlsClientCa }) : undefined;
+  const tlsCredentials =
+    settings.tlsCert && settings.tlsKey && settings.tlsClientCa
+      ? tlsServerCredentials({ cert: settings.tlsCert, key: settings.tlsKey, clientCa: settings.tlsClientCa })
+      : undefined;
   let injector: grpc.ConnectionInjector | undefined;
   const inject = (): grpc.ConnectionInjector => (injector ??= server.createConnectionInjector(grpc.ServerCredentials.createInsecure()));
   let tlsInjector: grpc.ConnectionInjector | undefined;
   // An inherited TCP socket follows the rules of a configured TCP address (checkAccessSettings).
   const inheritedTcpAccess = (host: string): InheritedTcpAccess => {
     if (tlsCredentials) {
-      if (!settings.allowIdentities.length) return { kind: 'refused', reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)" };
+      if (!settings.allowIdentities.length)
+        return {
+          kind: 'refused',
+          reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)",
+        };
       return { kind: 'tls', injector: (tlsInjector ??= server.createConnectionInjector(tlsCredentials)) };
     }
-    if (!settings.insecure) return { kind: 'refused', reason: 'an inherited TCP socket needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address' };
+    if (!settings.insecure)
+      return {
+        kind: 'refused',
+        reason: 'an inherited TCP socket needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address',
+      };
     if (!isLoopback(host)) return { kind: 'refused', reason: '--insecure only on a loopback address (127.0.0.0/8 or [::1]); use TLS elsewhere' };
     return { kind: 'insecure', injector: inject(), registry };
   };
@@ -369,7 +420,9 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   };
   for (const s of inherited) {
     try {
-      listeners.push(s.kind === 'unix' ? await listenInheritedUnix(s.fd, s.path, inject(), registry, log) : await listenInheritedTcp(s.fd, inheritedTcpAccess, log));
+      listeners.push(
+        s.kind === 'unix' ? await listenInheritedUnix(s.fd, s.path, inject(), registry, log) : await listenInheritedTcp(s.fd, inheritedTcpAccess, log),
+      );
     } catch (err) {
       throw failed(`socket-activation fd ${s.fd} (${s.name})`, err);
     }
@@ -416,7 +469,14 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   }
   writeFileSync(
     path.join(settings.stateDir, 'daemon.json'),
-    JSON.stringify({ pid: process.pid, listen: settings.listen, bound: listeners.map((l) => l.bound), metrics: metrics?.bound, version, startedAt: new Date().toISOString() }),
+    JSON.stringify({
+      pid: process.pid,
+      listen: settings.listen,
+      bound: listeners.map((l) => l.bound),
+      metrics: metrics?.bound,
+      version,
+      startedAt: new Date().toISOString(),
+    }),
   );
 
   let stopping: Promise<void> | undefined;
@@ -483,7 +543,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   // Every listener accepts calls now.
-  if (notifier.enabled && !notifier.ready(statusLine(daemon))) log.warn('cannot notify the service manager', { socket: notifier.socketPath, errno: notifier.lastError });
+  if (notifier.enabled && !notifier.ready(statusLine(daemon)))
+    log.warn('cannot notify the service manager', { socket: notifier.socketPath, errno: notifier.lastError });
   const statusTimer = notifier.enabled ? setInterval(() => notifier.status(statusLine(daemon)), 5000).unref() : undefined;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {

@@ -182,7 +182,10 @@ class Demo {
 
     this.enter('a soccrd on each host, each with its own socket and state directory');
     // B takes direct transfers on its LAN address: the queue bytes go from daemon to daemon.
-    const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B, args: ['--data-listen', `${LAN_NODES.B.v4}:0`] })]);
+    const [a, b] = await Promise.all([
+      DaemonProcess.start({ netns: lan.ns.A }),
+      DaemonProcess.start({ netns: lan.ns.B, args: ['--data-listen', `${LAN_NODES.B.v4}:0`] }),
+    ]);
     for (const [name, daemon] of [
       ['A', a],
       ['B', b],
@@ -198,7 +201,9 @@ class Demo {
     const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: this.connections, ...stream });
     d.command(shellLine(clients.proc.spawnargs));
     await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
-    d.ok(`server pid ${server.pid} in A and client pid ${clients.pid} in C connected; each sends ${formatBytes(BYTES_PER_TICK * 100)}/s per connection and checks every byte it receives`);
+    d.ok(
+      `server pid ${server.pid} in A and client pid ${clients.pid} in C connected; each sends ${formatBytes(BYTES_PER_TICK * 100)}/s per connection and checks every byte it receives`,
+    );
     this.deliverDir = mkdtempSync(path.join(tmpdir(), 'soccrd-demo-'));
     const deliverPath = path.join(this.deliverDir, 'handover.sock');
     // Started now, so that the hand-over finds it ready; it learns where to go on from at the move.
@@ -214,7 +219,9 @@ class Demo {
     const hook = lan.moveServiceCommand('A', 'B');
     d.info('from a shell, the same migration is:');
     d.command(`HOOK=${shellQuote(hook)}`);
-    d.command(`${shellLine([process.execPath, SOCCRCTL, 'migrate', '--from', a.address, '--to', b.address, '--pid', String(server.pid), '--netns', lan.nsPath('B'), '--deliver', `unix:${deliverPath}`])} --before-resume "$HOOK"`);
+    d.command(
+      `${shellLine([process.execPath, SOCCRCTL, 'migrate', '--from', a.address, '--to', b.address, '--pid', String(server.pid), '--netns', lan.nsPath('B'), '--deliver', `unix:${deliverPath}`])} --before-resume "$HOOK"`,
+    );
     // The application's own part of a hand-over: the old owner stops its I/O and says how far each
     // stream got, and the new owner goes on from there.
     const { offsets } = await server.quiesce();
@@ -232,7 +239,9 @@ class Demo {
     });
     this.recordMigration(report);
     await receiver.waitEvent('handover-live', 15_000, ['error', 'handover-failed']);
-    d.ok(`${report.connections} connection(s) live in B, ${formatBytes(report.queueBytes)} of queues moved; frozen for ${d.paint('bold', formatMs(report.freezeMs))}`);
+    d.ok(
+      `${report.connections} connection(s) live in B, ${formatBytes(report.queueBytes)} of queues moved; frozen for ${d.paint('bold', formatMs(report.freezeMs))}`,
+    );
     d.ok(`service address now on host ${lan.serviceHost() ?? '(none!)'}`);
 
     this.enter('streaming on from B; the old owner in A is killed; every byte checked both ways');
@@ -247,7 +256,10 @@ class Demo {
     const gap = longestGap(await clients.status());
     // More than the freeze: the applications' own hand-over is in it too (the old owner stops writing
     // before the checkpoint, the new one starts once it is live).
-    this.rows.push(["peer's longest gap", `${formatMs(gap)} without a byte on any connection: the freeze plus the applications' hand-over (old owner quiesced before the checkpoint, new owner writing after 'live')`]);
+    this.rows.push([
+      "peer's longest gap",
+      `${formatMs(gap)} without a byte on any connection: the freeze plus the applications' hand-over (old owner quiesced before the checkpoint, new owner writing after 'live')`,
+    ]);
     await clients.stream(false);
     await receiver.stream(false);
     const [cs, rs] = await untilExchanged(clients, receiver, 30_000);
@@ -256,7 +268,10 @@ class Demo {
 
   private recordMigration(r: MigrateReport): void {
     this.rows.push(['connections', `${r.connections} × ${SERVICE_V4}:${PORT} ⇄ ${LAN_NODES.C.v4}, moved from host A to host B`]);
-    this.rows.push(['freeze', `${formatMs(r.freezeMs)} (checkpoint to destination live; frames ${r.transport === 'direct' ? 'sent straight from A to B' : 'relayed by the orchestrator'})`]);
+    this.rows.push([
+      'freeze',
+      `${formatMs(r.freezeMs)} (checkpoint to destination live; frames ${r.transport === 'direct' ? 'sent straight from A to B' : 'relayed by the orchestrator'})`,
+    ]);
     this.rows.push(['phases', r.phases.map((p) => `${p.name} ${formatMs(p.ms)}`).join(', ')]);
     this.rows.push(['queue bytes moved', formatBytes(r.queueBytes)]);
   }
@@ -306,7 +321,12 @@ class Demo {
     if (!pass) {
       const why = err instanceof Error ? err.message : String(err);
       d.line();
-      d.bad(d.paint('red', `${outcome === 'interrupted' ? 'interrupted' : 'failed'}${this.stepNo > 0 ? ` in step ${this.stepNo} (${this.stepTitle})` : ''}: ${why}`));
+      d.bad(
+        d.paint(
+          'red',
+          `${outcome === 'interrupted' ? 'interrupted' : 'failed'}${this.stepNo > 0 ? ` in step ${this.stepNo} (${this.stepTitle})` : ''}: ${why}`,
+        ),
+      );
       this.rows.push([outcome === 'interrupted' ? 'interrupted' : 'failure', why]);
       if (outcome === 'fail') {
         const logs = daemonLogs(15);

@@ -95,7 +95,15 @@ export class Display {
     this.recent = [];
     this.pending = [];
     if (!this.tty) return;
-    this.bars = new cliProgress.MultiBar({ format: () => this.tickerText(), fps: 20, hideCursor: true, linewrap: false, clearOnComplete: false, gracefulExit: false, stream: this.out });
+    this.bars = new cliProgress.MultiBar({
+      format: () => this.tickerText(),
+      fps: 20,
+      hideCursor: true,
+      linewrap: false,
+      clearOnComplete: false,
+      gracefulExit: false,
+      stream: this.out,
+    });
     this.bar = this.bars.create(1, 0);
   }
 
@@ -126,7 +134,9 @@ export class Display {
     const first = this.pending[0];
     const last = this.pending[this.pending.length - 1];
     const kib = this.pending.map((s) => String(Math.round(s.per100ms / 1024))).join(' ');
-    this.out.write(`      ${this.label} t=${(first.atMs / 1000).toFixed(1)}s KiB per 100 ms: ${kib} | received ${formatBytes(last.totalReceived)}, longest gap ${formatMs(last.longestGapMs)}\n`);
+    this.out.write(
+      `      ${this.label} t=${(first.atMs / 1000).toFixed(1)}s KiB per 100 ms: ${kib} | received ${formatBytes(last.totalReceived)}, longest gap ${formatMs(last.longestGapMs)}\n`,
+    );
     this.pending = [];
   }
 
@@ -136,7 +146,13 @@ export class Display {
     const width = Math.max(10, Math.min(50, (this.out.columns ?? 100) - 86));
     const shown = this.recent.slice(-width);
     // an interval without a byte stands out: a red dot, not the lowest bar
-    const spark = shown.map((s) => (s.per100ms === 0 ? this.paint('red', '·') : this.paint('green', SPARKS[Math.min(SPARKS.length - 1, Math.floor((s.per100ms / this.peak) * SPARKS.length))]))).join('');
+    const spark = shown
+      .map((s) =>
+        s.per100ms === 0
+          ? this.paint('red', '·')
+          : this.paint('green', SPARKS[Math.min(SPARKS.length - 1, Math.floor((s.per100ms / this.peak) * SPARKS.length))]),
+      )
+      .join('');
     const rate = `${formatBytes(last.per100ms).padStart(10)}/100 ms`;
     const gap = `longest gap ${formatMs(last.longestGapMs)}`;
     return `      ${this.label} ${spark}${' '.repeat(width - shown.length)} ${rate} │ received ${formatBytes(last.totalReceived).padStart(9)} │ ${this.paint('bold', gap)}`;

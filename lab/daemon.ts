@@ -82,7 +82,12 @@ export class DaemonProcess {
     const env = { ...process.env, ...this.env };
     const fds = this.listenFds.map((l) => l.fd);
     if (fds.length) Object.assign(env, { LISTEN_FDS: String(fds.length), LISTEN_FDNAMES: this.listenFds.map((l) => l.name).join(':') });
-    const command = [...(this.netns ? ['ip', 'netns', 'exec', this.netns] : []), ...(fds.length ? ['sh', '-c', 'LISTEN_PID=$$ exec "$@"', 'sh'] : []), process.execPath, ...argv];
+    const command = [
+      ...(this.netns ? ['ip', 'netns', 'exec', this.netns] : []),
+      ...(fds.length ? ['sh', '-c', 'LISTEN_PID=$$ exec "$@"', 'sh'] : []),
+      process.execPath,
+      ...argv,
+    ];
     this.proc = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...fds, ...this.inheritFds], env });
     this.proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
@@ -182,7 +187,9 @@ export class DaemonProcess {
 
 /** The last lines of every running daemon's log, for a failed test's report. */
 export function daemonLogs(lines = 40): string {
-  return [...running].map((d) => `--- soccrd ${d.pid}${d.netns ? ` in ${d.netns}` : ''} ---\n${d.output.trim().split('\n').slice(-lines).join('\n')}`).join('\n');
+  return [...running]
+    .map((d) => `--- soccrd ${d.pid}${d.netns ? ` in ${d.netns}` : ''} ---\n${d.output.trim().split('\n').slice(-lines).join('\n')}`)
+    .join('\n');
 }
 
 export async function cleanupDaemons(): Promise<void> {

@@ -191,7 +191,11 @@ export class Lan {
 
   /** `role`'s neighbour entry for `ip` on its LAN interface, or null if it has none. */
   neighbour(ip: string, role: Exclude<Role, 'S'> = 'C'): Neighbour | null {
-    const out = JSON.parse(run('ip', ['-n', this.ns[role], '-j', 'neigh', 'show', 'to', ip, 'dev', LAN_DEV])) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
+    const out = JSON.parse(run('ip', ['-n', this.ns[role], '-j', 'neigh', 'show', 'to', ip, 'dev', LAN_DEV])) as Array<{
+      dst: string;
+      lladdr?: string;
+      state?: string[];
+    }>;
     const e = out.find((n) => n.dst === ip);
     return e ? { lladdr: e.lladdr ?? null, state: e.state ?? [] } : null;
   }

@@ -34,7 +34,8 @@ export function exchangeProblems(a: MultiStatus, b: MultiStatus, allowEof = fals
     }
     byKey.delete(peerKey(c.key));
     check(p, b.mode);
-    if (p.sendSeed !== c.recvSeed || p.recvSeed !== c.sendSeed) problems.push(`${c.key}: seeds ${c.sendSeed}/${c.recvSeed} against ${p.sendSeed}/${p.recvSeed}`);
+    if (p.sendSeed !== c.recvSeed || p.recvSeed !== c.sendSeed)
+      problems.push(`${c.key}: seeds ${c.sendSeed}/${c.recvSeed} against ${p.sendSeed}/${p.recvSeed}`);
     if (p.received !== c.sent) problems.push(`${a.mode} ${c.key}: sent ${c.sent}, other end received ${p.received}`);
     if (c.received !== p.sent) problems.push(`${b.mode} ${p.key}: sent ${p.sent}, other end received ${c.received}`);
   }
@@ -58,7 +59,9 @@ export async function untilExchanged(a: MultiFixture, b: MultiFixture, timeoutMs
     const hard = problems.filter((p) => !/sent \d+, other end received \d+$/.test(p));
     problems.push(...unsent);
     if (hard.length > 0 || Date.now() > deadline) {
-      throw new Error(`${hard.length > 0 ? 'streams broken' : `not exchanged within ${timeoutMs} ms`}: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}`);
+      throw new Error(
+        `${hard.length > 0 ? 'streams broken' : `not exchanged within ${timeoutMs} ms`}: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -115,7 +118,10 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
     await this.waitEvent('connected', timeoutMs, ['error', 'handover-failed']);
   }
 
-  async command(cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from', extra: Record<string, unknown> = {}): Promise<MultiStatus> {
+  async command(
+    cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from',
+    extra: Record<string, unknown> = {},
+  ): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
   }
 

@@ -32,7 +32,10 @@ export class Topology {
   /** A peer namespace and `hostCount` host namespaces, the first host routed. */
   static create(hostCount: number): Topology {
     const base = `soccrt${process.pid}x${counter++}`;
-    const t = new Topology(`${base}p`, Array.from({ length: hostCount }, (_, i) => `${base}h${i}`));
+    const t = new Topology(
+      `${base}p`,
+      Array.from({ length: hostCount }, (_, i) => `${base}h${i}`),
+    );
     try {
       for (const ns of [t.peer, ...t.hosts]) {
         ip(['netns', 'add', ns]);

@@ -28,7 +28,8 @@ function has(command: string): boolean {
 /** Throws unless this is Linux and we are root. */
 export function requireRoot(): void {
   if (process.platform !== 'linux') throw new PreflightError('soccrd needs Linux (TCP repair mode)');
-  if (process.getuid?.() !== 0) throw new PreflightError('root is needed (CAP_NET_ADMIN for TCP_REPAIR and namespaces, CAP_SYS_PTRACE for pidfd_getfd): run as root');
+  if (process.getuid?.() !== 0)
+    throw new PreflightError('root is needed (CAP_NET_ADMIN for TCP_REPAIR and namespaces, CAP_SYS_PTRACE for pidfd_getfd): run as root');
 }
 
 /**

@@ -186,7 +186,6 @@ export async function verifyStreams(peer: Endpoint, receiver: Endpoint, x: Expec
   }
 }
 
-
 const topologies = new Set<Topology>();
 let socketDir: string | undefined;
 let socketCounter = 0;

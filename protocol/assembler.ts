@@ -4,7 +4,16 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { type SocketAddress, WIRE_FAMILY } from './address';
 import { SoccrError } from './errors';
 import { MAX_CHUNK, frameKind, invalidStream, sha256 } from './frames';
-import { type AddressMsg, type ConnectionEndMsg, type ConnectionHeaderMsg, type FrameMsg, QueueKind, type QueueChunkMsg, type SessionHeaderMsg, type StreamEndMsg } from './messages';
+import {
+  type AddressMsg,
+  type ConnectionEndMsg,
+  type ConnectionHeaderMsg,
+  type FrameMsg,
+  QueueKind,
+  type QueueChunkMsg,
+  type SessionHeaderMsg,
+  type StreamEndMsg,
+} from './messages';
 import { UNDECODABLE } from './proto';
 import type { SavedConnection } from './saved-state';
 import { stateFromObject } from './state-codec';
@@ -74,7 +83,8 @@ function tupleAddressProblem(a: AddressMsg | null | undefined): string | undefin
   if (!a) return 'address missing';
   if (a.family !== WIRE_FAMILY.ipv4 && a.family !== WIRE_FAMILY.ipv6) return `address family ${a.family}`;
   const ip: unknown = a.ip; // decoded input: not yet the string its type says
-  if (typeof ip !== 'string' || !(a.family === WIRE_FAMILY.ipv4 ? isIPv4(ip) : isIPv6(ip)) || ip.includes('%')) return `ip ${JSON.stringify(String(ip).slice(0, 64))} is not an ${a.family === WIRE_FAMILY.ipv4 ? 'IPv4' : 'IPv6'} address`;
+  if (typeof ip !== 'string' || !(a.family === WIRE_FAMILY.ipv4 ? isIPv4(ip) : isIPv6(ip)) || ip.includes('%'))
+    return `ip ${JSON.stringify(String(ip).slice(0, 64))} is not an ${a.family === WIRE_FAMILY.ipv4 ? 'IPv4' : 'IPv6'} address`;
   if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535) return `port ${a.port} out of range`;
   return undefined;
 }
@@ -172,7 +182,8 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
         if (this.header) bad('a second session header');
         const h = f.session as SessionHeaderMsg;
         if (h.connectionCount > this.limits.maxConnections) overLimit(`${h.connectionCount} connections, more than the limit of ${this.limits.maxConnections}`);
-        if ((h.sessionId ?? '').length > MAX_NAME_LENGTH || (h.hostname ?? '').length > MAX_NAME_LENGTH) bad(`session id or hostname longer than ${MAX_NAME_LENGTH}`);
+        if ((h.sessionId ?? '').length > MAX_NAME_LENGTH || (h.hostname ?? '').length > MAX_NAME_LENGTH)
+          bad(`session id or hostname longer than ${MAX_NAME_LENGTH}`);
         // The tuples are what the network lock is given, before any connection arrives: one per
         // connection, each a real address (connection i then has to match tuple i).
         const tuples = h.tuples ?? [];
@@ -195,7 +206,8 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
         if ((c.id ?? '').length > MAX_NAME_LENGTH) bad(`connection ${c.index}: id longer than ${MAX_NAME_LENGTH}`);
         const state = stateFromObject(c.state);
         const tuple = (this.header as SessionHeaderMsg).tuples?.[c.index];
-        if (tuple && (!sameAddress(tuple.local, state.local) || !sameAddress(tuple.remote, state.remote))) bad(`connection ${c.index}: its addresses differ from its tuple in the session header`);
+        if (tuple && (!sameAddress(tuple.local, state.local) || !sameAddress(tuple.remote, state.remote)))
+          bad(`connection ${c.index}: its addresses differ from its tuple in the session header`);
         for (const [name, len] of [
           ['receive', state.inqLen],
           ['send', state.outqLen],
@@ -233,7 +245,17 @@ export class FrameAssembler<KeepQueues extends boolean = true> {
         this.current = undefined;
         this.count++;
         if (!this.keepQueues) {
-          return { index: cur.index, id: cur.id, fd: cur.fd, state: cur.state, recvSha256: e.recvSha256, sendSha256: e.sendSha256, actualRecvSha256, actualSendSha256, verified };
+          return {
+            index: cur.index,
+            id: cur.id,
+            fd: cur.fd,
+            state: cur.state,
+            recvSha256: e.recvSha256,
+            sendSha256: e.sendSha256,
+            actualRecvSha256,
+            actualSendSha256,
+            verified,
+          };
         }
         return { index: cur.index, id: cur.id, fd: cur.fd, state: { ...cur.state, recvQueue: cur.recv.contents, sendQueue: cur.send.contents } };
       }

@@ -59,7 +59,8 @@ export function unpackFrames(f: FrameMsg): FrameMsg[] {
   if (inner.length === 0) throw new SoccrError('BAD_REQUEST', 'invalid checkpoint stream: an empty frame batch');
   for (const x of inner) {
     const k = frameKind(x);
-    if (k === 'batch' || k === 'restoreOptions' || k === '' || k === UNDECODABLE) throw new SoccrError('BAD_REQUEST', `invalid checkpoint stream: a frame batch holding ${k || 'an empty frame'}`);
+    if (k === 'batch' || k === 'restoreOptions' || k === '' || k === UNDECODABLE)
+      throw new SoccrError('BAD_REQUEST', `invalid checkpoint stream: a frame batch holding ${k || 'an empty frame'}`);
   }
   return inner;
 }

@@ -27,12 +27,14 @@ export function preamble(transferId: Buffer): Buffer {
 
 /** The transfer id a preamble names; throws if it is not one. */
 export function readPreamble(b: Buffer): Buffer {
-  if (b.length !== PREAMBLE_BYTES || !b.subarray(0, DATA_MAGIC.length).equals(DATA_MAGIC)) throw new SoccrError('DATA_PATH', 'not a soccrd data connection (bad preamble)');
+  if (b.length !== PREAMBLE_BYTES || !b.subarray(0, DATA_MAGIC.length).equals(DATA_MAGIC))
+    throw new SoccrError('DATA_PATH', 'not a soccrd data connection (bad preamble)');
   return Buffer.from(b.subarray(DATA_MAGIC.length));
 }
 
 export function checkTransferKeys(transferId: Buffer, key: Buffer): void {
-  if (transferId.length !== TRANSFER_ID_BYTES) throw new SoccrError('BAD_REQUEST', `data transfer id of ${transferId.length} bytes, expected ${TRANSFER_ID_BYTES}`);
+  if (transferId.length !== TRANSFER_ID_BYTES)
+    throw new SoccrError('BAD_REQUEST', `data transfer id of ${transferId.length} bytes, expected ${TRANSFER_ID_BYTES}`);
   if (key.length !== DATA_KEY_BYTES) throw new SoccrError('BAD_REQUEST', `data transfer key of ${key.length} bytes, expected ${DATA_KEY_BYTES}`);
 }
 

@@ -30,7 +30,6 @@ export type StreamedConnection =
       load: () => LoadedConnection;
     });
 
-
 /**
  * The frames of a session, one connection at a time: each connection's queues are read only when its
  * turn comes and released after, so memory holds one connection's queues, not the session's.
@@ -80,10 +79,36 @@ export function warmFrameCodecs(pkg?: protoLoader.PackageDefinition): void {
     window: { sndWl1: 1, sndWnd: 1, maxWindow: 1, rcvWnd: 1, rcvWup: 1 },
     recvQueue: Buffer.from([1]),
     sendQueue: Buffer.from([2]),
-    options: { reuseAddr: false, noDelay: false, cork: false, keepAlive: false, keepIdle: 7200, keepIntvl: 75, keepCnt: 9, userTimeout: 0, congestion: 'cubic', sndBuf: 1, rcvBuf: 1, tos: 0, mark: 0, bufLock: 0 },
+    options: {
+      reuseAddr: false,
+      noDelay: false,
+      cork: false,
+      keepAlive: false,
+      keepIdle: 7200,
+      keepIntvl: 75,
+      keepCnt: 9,
+      userTimeout: 0,
+      congestion: 'cubic',
+      sndBuf: 1,
+      rcvBuf: 1,
+      tos: 0,
+      mark: 0,
+      bufLock: 0,
+    },
   };
-  const header = { sessionId: 'warm', leaseExpiresUnixMs: 0, connectionCount: 1, pid: 1, hostname: '', createdUnixMs: 0, tuples: [{ local: addressToMsg(sample.local), remote: addressToMsg(sample.remote) }] };
-  const frames: FrameMsg[] = [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } }, ...batchFrames(sessionFrames(header, [{ id: 'w', fd: 0, state: sample }]))];
+  const header = {
+    sessionId: 'warm',
+    leaseExpiresUnixMs: 0,
+    connectionCount: 1,
+    pid: 1,
+    hostname: '',
+    createdUnixMs: 0,
+    tuples: [{ local: addressToMsg(sample.local), remote: addressToMsg(sample.remote) }],
+  };
+  const frames: FrameMsg[] = [
+    { restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } },
+    ...batchFrames(sessionFrames(header, [{ id: 'w', fd: 0, state: sample }])),
+  ];
   const methods = pkg ? (pkg['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition | undefined) : undefined;
   for (const f of frames) {
     const bytes = encodeFrame(f);

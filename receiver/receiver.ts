@@ -210,18 +210,36 @@ class Incoming {
     const msg = parsed as Record<string, unknown>;
     switch (msg.type) {
       case 'socket': {
-        if (this.phase !== 'receiving') { this.fail('a "socket" message after "end"', true); return; }
+        if (this.phase !== 'receiving') {
+          this.fail('a "socket" message after "end"', true);
+          return;
+        }
         const meta = parseMeta(msg);
-        if (typeof meta === 'string') { this.fail(`"socket" message ${this.items.length}: ${meta}`, true); return; }
+        if (typeof meta === 'string') {
+          this.fail(`"socket" message ${this.items.length}: ${meta}`, true);
+          return;
+        }
         const fd = this.fdQueue.shift();
-        if (fd === undefined) { this.fail(`"socket" message ${this.items.length} (${meta.id}) came without a file descriptor`, true); return; }
+        if (fd === undefined) {
+          this.fail(`"socket" message ${this.items.length} (${meta.id}) came without a file descriptor`, true);
+          return;
+        }
         this.items.push({ fd, meta });
         return;
       }
       case 'end': {
-        if (this.phase !== 'receiving') { this.fail('a second "end"', true); return; }
-        if (msg.count !== this.items.length) { this.fail(`"end" announces ${String(msg.count)} connections, ${this.items.length} arrived`, true); return; }
-        if (this.fdQueue.length > 0) { this.fail(`${this.fdQueue.length} file descriptors more than "socket" messages`, true); return; }
+        if (this.phase !== 'receiving') {
+          this.fail('a second "end"', true);
+          return;
+        }
+        if (msg.count !== this.items.length) {
+          this.fail(`"end" announces ${String(msg.count)} connections, ${this.items.length} arrived`, true);
+          return;
+        }
+        if (this.fdQueue.length > 0) {
+          this.fail(`${this.fdQueue.length} file descriptors more than "socket" messages`, true);
+          return;
+        }
         this.phase = 'acked';
         this.queue(lineOf({ type: 'ack', count: this.items.length }));
         this.flush();

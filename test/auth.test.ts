@@ -200,7 +200,15 @@ describe('who may call soccrd', function () {
     });
 
     it('mTLS: an allowed certificate (by CN or by SAN) may call; one outside the allowlist gets PERMISSION_DENIED; none or a foreign CA cannot call', async () => {
-      const d = await DaemonProcess.start(['--listen', '127.0.0.1:0', ...serverArgs, '--allow-identity', 'operator', '--allow-identity', 'spiffe://soccrt/robot']);
+      const d = await DaemonProcess.start([
+        '--listen',
+        '127.0.0.1:0',
+        ...serverArgs,
+        '--allow-identity',
+        'operator',
+        '--allow-identity',
+        'spiffe://soccrt/robot',
+      ]);
       const addr = await boundTcp(d);
       assert.ok(
         d.output.split('\n').some((l) => l.includes('"message":"listening"') && new RegExp(`"bound":"${addr.replace(/\./g, '\\.')}"`).test(l)),
@@ -254,7 +262,17 @@ describe('who may call soccrd', function () {
       assert.match((JSON.parse(ok.stdout) as { daemon: string }).daemon, /^\d+\.\d+\.\d+/);
       const sockets = await soccrctl(['--daemon', addr, ...tlsArgs, '--json', 'sockets', '--pid', String(process.pid)]);
       assert.equal(sockets.code, 0, sockets.stderr);
-      const denied = await soccrctl(['--daemon', addr, '--tls-ca', pki.path('ca', 'crt'), '--tls-cert', pki.path('intruder', 'crt'), '--tls-key', pki.path('intruder', 'key'), 'version']);
+      const denied = await soccrctl([
+        '--daemon',
+        addr,
+        '--tls-ca',
+        pki.path('ca', 'crt'),
+        '--tls-cert',
+        pki.path('intruder', 'crt'),
+        '--tls-key',
+        pki.path('intruder', 'key'),
+        'version',
+      ]);
       assert.equal(denied.code, 1);
       assert.match(denied.stderr, /^soccrctl: PERMISSION_DENIED: /);
       const wrongName = await soccrctl(['--daemon', addr, ...tlsArgs, '--tls-server-name', 'elsewhere.test', 'version']);
@@ -276,7 +294,12 @@ describe('who may call soccrd', function () {
       const config = join(tmp, 'tls.json');
       writeFileSync(
         config,
-        JSON.stringify({ tlsCert: pki.path('server', 'crt'), tlsKey: pki.path('server', 'key'), tlsClientCa: pki.path('ca', 'crt'), allowIdentities: ['robot.soccrt'] }),
+        JSON.stringify({
+          tlsCert: pki.path('server', 'crt'),
+          tlsKey: pki.path('server', 'key'),
+          tlsClientCa: pki.path('ca', 'crt'),
+          allowIdentities: ['robot.soccrt'],
+        }),
       );
       const d = await DaemonProcess.start(['--config', config, '--listen', '127.0.0.1:0']);
       const addr = await boundTcp(d);
@@ -340,28 +363,62 @@ describe('who may call soccrd', function () {
       };
       const unknown = sock();
       const unknownPeer = registry.tag(unknown, { transport: 'unix' });
-      assert.equal(kindOf(() => authorize(fakeCall(unknownPeer), 'GetVersion')), 'UNAUTHENTICATED');
+      assert.equal(
+        kindOf(() => authorize(fakeCall(unknownPeer), 'GetVersion')),
+        'UNAUTHENTICATED',
+      );
       const alice = sock();
       const alicePeer = registry.tag(alice, { transport: 'unix', cred: { pid: 1, uid: 1000, gid: 1000, groups: [] } });
-      assert.equal(kindOf(() => authorize(fakeCall(alicePeer), 'GetVersion')), 'ALLOWED');
+      assert.equal(
+        kindOf(() => authorize(fakeCall(alicePeer), 'GetVersion')),
+        'ALLOWED',
+      );
       const bob = registry.tag(sock(), { transport: 'unix', cred: { pid: 2, uid: 1001, gid: 1001, groups: [50] } });
-      assert.equal(kindOf(() => authorize(fakeCall(bob), 'GetVersion')), 'ALLOWED', 'by supplementary group');
+      assert.equal(
+        kindOf(() => authorize(fakeCall(bob), 'GetVersion')),
+        'ALLOWED',
+        'by supplementary group',
+      );
       const eve = registry.tag(sock(), { transport: 'unix', cred: { pid: 3, uid: 1002, gid: 1002, groups: [1002] } });
-      assert.equal(kindOf(() => authorize(fakeCall(eve), 'GetVersion')), 'FORBIDDEN');
+      assert.equal(
+        kindOf(() => authorize(fakeCall(eve), 'GetVersion')),
+        'FORBIDDEN',
+      );
       const root = registry.tag(sock(), { transport: 'unix', cred: { pid: 4, uid: 0, gid: 0, groups: [] } });
-      assert.equal(kindOf(() => authorize(fakeCall(root), 'GetVersion')), 'ALLOWED');
+      assert.equal(
+        kindOf(() => authorize(fakeCall(root), 'GetVersion')),
+        'ALLOWED',
+      );
       // A closed connection is forgotten: its peer string is worth nothing any more.
       alice.close();
-      assert.equal(kindOf(() => authorize(fakeCall(alicePeer), 'GetVersion')), 'UNAUTHENTICATED');
+      assert.equal(
+        kindOf(() => authorize(fakeCall(alicePeer), 'GetVersion')),
+        'UNAUTHENTICATED',
+      );
       // TCP without a verified certificate (a TLS handshake that let it through, or no TLS at all).
-      assert.equal(kindOf(() => authorize(fakeCall('127.0.0.1:5555'), 'GetVersion')), 'UNAUTHENTICATED');
-      assert.equal(kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl' }), 'GetVersion')), 'UNAUTHENTICATED');
+      assert.equal(
+        kindOf(() => authorize(fakeCall('127.0.0.1:5555'), 'GetVersion')),
+        'UNAUTHENTICATED',
+      );
+      assert.equal(
+        kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl' }), 'GetVersion')),
+        'UNAUTHENTICATED',
+      );
       const cert = (cn: string, san?: string) => ({ subject: { CN: cn }, subjectaltname: san, fingerprint256: 'AB:CD' }) as never;
-      assert.equal(kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl', sslPeerCertificate: cert('operator') }), 'GetVersion')), 'ALLOWED');
-      assert.equal(kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl', sslPeerCertificate: cert('x', 'DNS:operator') }), 'GetVersion')), 'ALLOWED');
+      assert.equal(
+        kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl', sslPeerCertificate: cert('operator') }), 'GetVersion')),
+        'ALLOWED',
+      );
+      assert.equal(
+        kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl', sslPeerCertificate: cert('x', 'DNS:operator') }), 'GetVersion')),
+        'ALLOWED',
+      );
       // A SAN value that only looks like a list with the allowed name in it.
       const smuggled = cert('x', 'URI:"spiffe://a, DNS:operator"');
-      assert.equal(kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl', sslPeerCertificate: smuggled }), 'GetVersion')), 'FORBIDDEN');
+      assert.equal(
+        kindOf(() => authorize(fakeCall('127.0.0.1:5555', { transportSecurityType: 'ssl', sslPeerCertificate: smuggled }), 'GetVersion')),
+        'FORBIDDEN',
+      );
     });
 
     it('parses subjectaltname strings, quoted values included', () => {

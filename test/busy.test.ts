@@ -262,7 +262,9 @@ describe('a session busy with another call (issue 9)', function () {
     // The session, once the daemon has rebuilt the connections sent so far.
     let id = '';
     for (let i = 0; i < 200 && !id; i++) {
-      const s = (await client.listSessions()).find((x) => x.kind === SessionKind.RESTORE && x.state === SessionState.FROZEN && x.connections.length >= rebuiltBeforeAbort);
+      const s = (await client.listSessions()).find(
+        (x) => x.kind === SessionKind.RESTORE && x.state === SessionState.FROZEN && x.connections.length >= rebuiltBeforeAbort,
+      );
       if (s) id = s.sessionId;
       else await sleep(50);
     }

@@ -29,10 +29,15 @@ interface Run {
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, SOCCRD_ADDRESS: '', ...env }, maxBuffer: 64 * MiB, timeout: 30000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, SOCCRD_ADDRESS: '', ...env }, maxBuffer: 64 * MiB, timeout: 30000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+      },
+    );
   });
 }
 
@@ -123,8 +128,28 @@ describe('soccrctl', function () {
       assert.equal(d.connections.length, 2);
       const [a, b] = d.connections;
       assert.deepEqual(
-        { id: a.id, fd: a.fd, state: a.state, local: a.local, remote: a.remote, recv: a.recvQueueLen, send: a.sendQueueLen, unsent: a.unsentLen, verified: a.verified },
-        { id: '3:123456', fd: 3, state: 'ESTABLISHED', local: '10.1.2.3:43210', remote: '192.168.200.7:443', recv: recv.length, send: 3000, unsent: 1000, verified: true },
+        {
+          id: a.id,
+          fd: a.fd,
+          state: a.state,
+          local: a.local,
+          remote: a.remote,
+          recv: a.recvQueueLen,
+          send: a.sendQueueLen,
+          unsent: a.unsentLen,
+          verified: a.verified,
+        },
+        {
+          id: '3:123456',
+          fd: 3,
+          state: 'ESTABLISHED',
+          local: '10.1.2.3:43210',
+          remote: '192.168.200.7:443',
+          recv: recv.length,
+          send: 3000,
+          unsent: 1000,
+          verified: true,
+        },
       );
       assert.equal(a.recvSha256, sha(recv));
       assert.equal(a.sendSha256, sha(send));
@@ -157,7 +182,11 @@ describe('soccrctl', function () {
       const j = await run(['show', '--json', badFile]);
       assert.equal(j.code, 1);
       assert.match(j.stderr, /DATA_LOSS/);
-      const d = JSON.parse(j.stdout) as { verified: boolean; error: string; connections: Array<{ verified: boolean; sendSha256: string; actualSendSha256: string }> };
+      const d = JSON.parse(j.stdout) as {
+        verified: boolean;
+        error: string;
+        connections: Array<{ verified: boolean; sendSha256: string; actualSendSha256: string }>;
+      };
       assert.equal(d.verified, false);
       assert.match(d.error, /^DATA_LOSS: /);
       // listing goes on past the damaged connection
@@ -200,7 +229,22 @@ describe('soccrctl', function () {
     it('--help lists the commands', async function () {
       const r = await run(['--help']);
       assert.equal(r.code, 0);
-      for (const c of ['version', 'sockets', 'checkpoint', 'restore', 'resume', 'release', 'abort', 'renew', 'sessions', 'session', 'show', '--daemon', '--json', '--timeout']) {
+      for (const c of [
+        'version',
+        'sockets',
+        'checkpoint',
+        'restore',
+        'resume',
+        'release',
+        'abort',
+        'renew',
+        'sessions',
+        'session',
+        'show',
+        '--daemon',
+        '--json',
+        '--timeout',
+      ]) {
         assert.ok(r.stdout.includes(c), `--help lacks ${c}`);
       }
       const sub = await run(['restore', '--help']);
@@ -326,7 +370,15 @@ describe('soccrctl', function () {
       assert.match(id, /^rst-\d+$/);
       const got = fake.restored;
       assert.ok(got);
-      assert.deepEqual(got.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null });
+      assert.deepEqual(got.options, {
+        netns: '/run/netns/blue',
+        deliverUnixPath: '/run/app.sock',
+        goLive: false,
+        transparent: false,
+        leaseMs: 0,
+        noNetworkLock: false,
+        dataTransfer: null,
+      });
       assert.equal(got.header.sessionId, 'src-77');
       assert.equal(got.connections.length, 2);
       assert.ok(got.connections[0].state.recvQueue.equals(q.a));
@@ -359,10 +411,31 @@ describe('soccrctl', function () {
 
     it('checkpoint --stop-owner --no-network-lock and restore --no-network-lock pass the options on', async function () {
       const out = path.join(dir, 'opts.soccr');
-      const c = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--fd', '3,5', '--stop-owner', '--no-network-lock', '--lease-ms', '9000', '--out', out]);
+      const c = await run([
+        '--daemon',
+        fake.address,
+        'checkpoint',
+        '--pid',
+        '77',
+        '--fd',
+        '3,5',
+        '--stop-owner',
+        '--no-network-lock',
+        '--lease-ms',
+        '9000',
+        '--out',
+        out,
+      ]);
       assert.equal(c.code, 0, c.stderr);
-      const lastCheckpoint = (): CheckpointRequestPlain | undefined => fake.calls.filter((x) => x.method === 'Checkpoint').pop()?.request as CheckpointRequestPlain | undefined;
-      assert.deepEqual(lastCheckpoint(), { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true }, dataTransfer: null });
+      const lastCheckpoint = (): CheckpointRequestPlain | undefined =>
+        fake.calls.filter((x) => x.method === 'Checkpoint').pop()?.request as CheckpointRequestPlain | undefined;
+      assert.deepEqual(lastCheckpoint(), {
+        pid: 77,
+        fds: [3, 5],
+        all: false,
+        options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true },
+        dataTransfer: null,
+      });
       const plain = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--all', '--out', out]);
       assert.equal(plain.code, 0, plain.stderr);
       assert.deepEqual(lastCheckpoint()?.options, { leaseMs: 0, noNetworkLock: false, stopOwner: false });

@@ -67,7 +67,18 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
     topo = Topology.create(2);
     // One caller (this process) has up to 200 calls running and holds 200 sessions at once: above the
     // daemon's default per-caller call limit (64).
-    daemon = await DaemonProcess.start(['--lease-ms', '60000', '--log-level', 'warn', '--lock-grace-ms', '0', '--max-calls-per-caller', '512', '--max-sessions-per-caller', '512']);
+    daemon = await DaemonProcess.start([
+      '--lease-ms',
+      '60000',
+      '--log-level',
+      'warn',
+      '--lock-grace-ms',
+      '0',
+      '--max-calls-per-caller',
+      '512',
+      '--max-sessions-per-caller',
+      '512',
+    ]);
     client = new SoccrClient(daemon.address, { timeoutMs: 30_000 });
   });
 
@@ -92,7 +103,16 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
     for (let k = 0; k < OWNERS; k++) {
       const port = 5101 + k;
       servers.push(await MultiFixture.start(host, { mode: 'serve', ip: SERVICE_V4, port, count: PER_OWNER, clientPortBase: 41000 + 100 * k }));
-      clients.push(await MultiFixture.start(topo.peer, { mode: 'clients', ip: SERVICE_V4, port, count: PER_OWNER, clientPortBase: 41000 + 100 * k, bytesPerTick: 4 * KiB }));
+      clients.push(
+        await MultiFixture.start(topo.peer, {
+          mode: 'clients',
+          ip: SERVICE_V4,
+          port,
+          count: PER_OWNER,
+          clientPortBase: 41000 + 100 * k,
+          bytesPerTick: 4 * KiB,
+        }),
+      );
     }
     await Promise.all([...servers, ...clients].map((f) => f.waitConnected(15_000)));
     await Promise.all([...servers, ...clients].map((f) => f.stream(true)));
@@ -120,12 +140,15 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
       }
     };
     const checkpoint = (i: number, round: number): Promise<{ source: string; bytes: number; file: string }> =>
-      track(client.checkpointToFile(targets[i].pid, { fds: [targets[i].fd], leaseMs: 120_000, stopOwner: false }, join(dir, `r${round}-${i}.soccr`))).then((ck) => ({
-        source: ck.header.sessionId,
-        bytes: ck.queueBytes,
-        file: ck.file,
-      }));
-    const restore = (file: string): Promise<SessionInfoMsg> => track(client.restoreFromFile(file, { netns: topo.nsPath(other), goLive: false, leaseMs: 120_000 }));
+      track(client.checkpointToFile(targets[i].pid, { fds: [targets[i].fd], leaseMs: 120_000, stopOwner: false }, join(dir, `r${round}-${i}.soccr`))).then(
+        (ck) => ({
+          source: ck.header.sessionId,
+          bytes: ck.queueBytes,
+          file: ck.file,
+        }),
+      );
+    const restore = (file: string): Promise<SessionInfoMsg> =>
+      track(client.restoreFromFile(file, { netns: topo.nsPath(other), goLive: false, leaseMs: 120_000 }));
     const settled = <T>(rs: Array<PromiseSettledResult<T>>, what: string): T[] => {
       const failed = rs.flatMap((r, i) => (r.status === 'rejected' ? [`${what} ${i}: ${String(r.reason)}`] : []));
       assert.deepEqual(failed, [], `every ${what} completes`);
@@ -141,7 +164,10 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
       assert.equal(sessions.filter((x) => x.state === SessionState.FROZEN).length, sources.length, 'every source frozen');
       assert.equal(sessions.filter((x) => x.state === SessionState.HELD).length, restores.length, 'every restore held');
       assert.ok(tcpSockets(other).length >= restores.length, 'the rebuilt sockets exist in the other host');
-      settled(await Promise.allSettled([...restores.map((r) => track(client.abort(r.sessionId))), ...sources.map((id) => track(client.resume(id)))]), 'abort or resume');
+      settled(
+        await Promise.allSettled([...restores.map((r) => track(client.abort(r.sessionId))), ...sources.map((id) => track(client.resume(id)))]),
+        'abort or resume',
+      );
     };
     const ids = Array.from({ length: CONNECTIONS }, (_, i) => i);
 
@@ -160,7 +186,10 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
     /** 100 Checkpoint calls and 100 Restore calls (of `files`) all started at once; returns how long the calls took. */
     const allAtOnce = async (round: number, files: string[]): Promise<number> => {
       const t = Date.now();
-      const [checkpoints, restores] = await Promise.all([Promise.allSettled(ids.map((i) => checkpoint(i, round))), Promise.allSettled(files.map((f) => restore(f)))]);
+      const [checkpoints, restores] = await Promise.all([
+        Promise.allSettled(ids.map((i) => checkpoint(i, round))),
+        Promise.allSettled(files.map((f) => restore(f))),
+      ]);
       const ms = Date.now() - t;
       await endAll(
         settled(checkpoints, 'checkpoint').map((d) => d.source),
@@ -179,7 +208,10 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
       warm.map((d) => d.source),
       warm.map((d) => d.restored),
     );
-    await allAtOnce(10, warm.map((d) => d.file));
+    await allAtOnce(
+      10,
+      warm.map((d) => d.file),
+    );
     await sleep(500);
     const fdsBefore = await quietFds();
     const rssBefore = rss(daemon.pid);
@@ -205,7 +237,10 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
 
     // Round 2: 100 Checkpoint calls and 100 Restore calls (of round 1's files), all 200 in flight at once.
     maxInFlight = 0;
-    const round2Ms = await allAtOnce(2, round1.map((d) => d.file));
+    const round2Ms = await allAtOnce(
+      2,
+      round1.map((d) => d.file),
+    );
     const round2InFlight = maxInFlight;
     clearInterval(sampler);
     process.stdout.write(
@@ -217,7 +252,11 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
 
     // Nothing left behind.
     const active = (await client.listSessions()).filter((s) => s.state === SessionState.FROZEN || s.state === SessionState.HELD);
-    assert.deepEqual(active.map((s) => s.sessionId), [], 'no session frozen or held');
+    assert.deepEqual(
+      active.map((s) => s.sessionId),
+      [],
+      'no session frozen or held',
+    );
     for (const [name, ns] of [
       ['the owners namespace', host],
       ['the restore namespace', other],
@@ -236,12 +275,21 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
       // Both ends agree on every byte (untilExchanged), and each connection moved on from where it was
       // frozen: the 32 KiB queued in the checkpoint and what streamed after it, both ways.
       const [s, c] = await untilExchanged(servers[k], clients[k], 30_000);
-      assert.ok(s.connections.every((x) => x.error === null && !x.eof && x.mismatchAt < 0), `owner ${k}: a connection broke`);
-      assert.ok(c.connections.every((x) => x.error === null && !x.eof && x.mismatchAt < 0), `peer ${k}: a connection broke`);
+      assert.ok(
+        s.connections.every((x) => x.error === null && !x.eof && x.mismatchAt < 0),
+        `owner ${k}: a connection broke`,
+      );
+      assert.ok(
+        c.connections.every((x) => x.error === null && !x.eof && x.mismatchAt < 0),
+        `peer ${k}: a connection broke`,
+      );
       const at = new Map(quiesced[k].status.connections.map((x) => [x.key, x]));
       for (const x of s.connections) {
         const was = at.get(x.key);
-        assert.ok(was && x.received >= was.received + 32 * KiB && x.sent > was.sent, `owner ${k} ${x.key}: no traffic after the resume (${JSON.stringify(was && { received: was.received, sent: was.sent })} -> ${x.received}/${x.sent})`);
+        assert.ok(
+          was && x.received >= was.received + 32 * KiB && x.sent > was.sent,
+          `owner ${k} ${x.key}: no traffic after the resume (${JSON.stringify(was && { received: was.received, sent: was.sent })} -> ${x.received}/${x.sent})`,
+        );
       }
     }
 
@@ -250,7 +298,9 @@ describe('200 concurrent Checkpoint and Restore calls on a running soccrd', func
     assert.equal(fdsAfter, fdsBefore, `soccrd holds ${fdsAfter} fds, ${fdsBefore} before`);
     await sleep(1000);
     const rssAfter = rss(daemon.pid);
-    process.stdout.write(`      daemon fds ${fdsBefore} before, ${fdsAfter} after; RSS ${mib(rssBefore)} before, ${mib(rssAfter)} after (bound +${mib(MEMORY_BOUND)})\n`);
+    process.stdout.write(
+      `      daemon fds ${fdsBefore} before, ${fdsAfter} after; RSS ${mib(rssBefore)} before, ${mib(rssAfter)} after (bound +${mib(MEMORY_BOUND)})\n`,
+    );
     assert.ok(rssAfter - rssBefore < MEMORY_BOUND, `RSS grew by ${mib(rssAfter - rssBefore)}, bound ${mib(MEMORY_BOUND)}`);
     assert.ok((await client.getVersion()).version, 'GetVersion answers');
   });

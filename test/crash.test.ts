@@ -162,12 +162,18 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
         assert.equal(lockEntries(h1, d.lockTable), 0, 'the destination lock entries went at start');
         // The source session (same daemon) is taken over until its lease ends, then resumed.
         const c = client;
-        await until(async () => (await c.getSession(ck.header.sessionId).catch(() => undefined))?.state !== SessionState.FROZEN, 8000, 'the source lease to end');
+        await until(
+          async () => (await c.getSession(ck.header.sessionId).catch(() => undefined))?.state !== SessionState.FROZEN,
+          8000,
+          'the source lease to end',
+        );
         await until(() => journal(d).length === 0, 5000, 'an empty journal');
         assert.equal(lockEntries(h0, d.lockTable), 0, 'source lock entries left behind');
         assert.equal(lockEntries(h1, d.lockTable), 0, 'destination lock entries left behind');
         assert.deepEqual(
-          run('ip', ['netns', 'exec', h1, 'ss', '-tanH']).split('\n').filter((l) => l.trim()),
+          run('ip', ['netns', 'exec', h1, 'ss', '-tanH'])
+            .split('\n')
+            .filter((l) => l.trim()),
           [],
           'no socket left in the destination namespace',
         );
@@ -177,7 +183,7 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     }
   });
 
-  it('killed during a released session\'s lock grace period: the entries stay until it ends, the socket is never resumed', async () => {
+  it("killed during a released session's lock grace period: the entries stay until it ends, the socket is never resumed", async () => {
     const d = await DaemonProcess.start({ args: ['--lock-grace-ms', '3000'] });
     client = new SoccrClient(d.address);
     const p = await connectPair('ipv4', 1);
@@ -208,7 +214,9 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     const lock = new NetworkLock({ table: d.lockTable, owner: instanceOf(d.stateDir), mark: 0x50cc, log: silentLogger() });
     lock.lock(p.topo.nsPath(host), [{ local: sock.local, remote: sock.remote }]);
     const ns = (pid: number): object => {
-      const st = spawnSync('stat', ['-L', '-c', '%d %i', `/proc/${pid}/ns/net`], { encoding: 'utf8' }).stdout.trim().split(' ');
+      const st = spawnSync('stat', ['-L', '-c', '%d %i', `/proc/${pid}/ns/net`], { encoding: 'utf8' })
+        .stdout.trim()
+        .split(' ');
       return { dev: Number(st[0]), ino: Number(st[1]), pid };
     };
     const stat = readFileSync(`/proc/${p.owner.pid}/stat`, 'latin1');
@@ -218,11 +226,31 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
     const records = [
       // The owner's fd now names another socket (another inode): it must not be touched, even though
       // the journal says its SO_REUSEADDR was off and the session was streamed and is still leased.
-      { v: 1, t: 'source', id: 'reused-fd', pid: p.owner.pid, startTime, leaseMs: 20_000, expires: now + 20_000, stopOwner: false, conns: [{ fd, inode: sock.inode + 1, reuseAddr: false }] },
+      {
+        v: 1,
+        t: 'source',
+        id: 'reused-fd',
+        pid: p.owner.pid,
+        startTime,
+        leaseMs: 20_000,
+        expires: now + 20_000,
+        stopOwner: false,
+        conns: [{ fd, inode: sock.inode + 1, reuseAddr: false }],
+      },
       { v: 1, t: 'streamed', id: 'reused-fd', expires: now + 20_000 },
       { v: 1, t: 'lock', id: 'reused-fd', kind: 'source', table: d.lockTable, ns: ns(p.owner.pid), tuples: [{ local: sock.local, remote: sock.remote }] },
       // An owner that exited: dropped.
-      { v: 1, t: 'source', id: 'dead-owner', pid: dead, startTime: 1, leaseMs: 1000, expires: now - 1000, stopOwner: true, conns: [{ fd: 3, inode: 1, reuseAddr: true }] },
+      {
+        v: 1,
+        t: 'source',
+        id: 'dead-owner',
+        pid: dead,
+        startTime: 1,
+        leaseMs: 1000,
+        expires: now - 1000,
+        stopOwner: true,
+        conns: [{ fd: 3, inode: 1, reuseAddr: true }],
+      },
       { v: 1, t: 'stop', id: 'dead-owner' },
     ];
     writeFileSync(join(d.stateDir, JOURNAL_FILE), `${records.map((r) => JSON.stringify(r)).join('\n')}\n{"v":1,"t":"lo`); // a torn last line too
@@ -281,7 +309,15 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
       const flag = socketPath('restarted');
       // The hook kills A, waits until the test has restarted it, then moves the service address.
       const hook = `kill -9 ${t.a.pid}; i=0; while [ ! -e ${flag} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; sleep 2; ${t.lan.moveServiceCommand('A', 'B')}`;
-      const migrating = migrate({ from: t.a.address, to: t.b.address, pid: t.server.pid, netns: t.lan.nsPath(t.lan.ns.B), deliverUnixPath: path, leaseMs: 8000, beforeResume: hook });
+      const migrating = migrate({
+        from: t.a.address,
+        to: t.b.address,
+        pid: t.server.pid,
+        netns: t.lan.nsPath(t.lan.ns.B),
+        deliverUnixPath: path,
+        leaseMs: 8000,
+        beforeResume: hook,
+      });
       migrating.catch(() => undefined);
       assert.equal(await t.a.waitExit(20_000), 'SIGKILL');
       assert.ok(journal(t.a).length > 0, 'A journaled its session');
@@ -295,7 +331,10 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
       writeFileSync(flag, '');
 
       const report = await migrating;
-      assert.ok(report.phases.every((ph) => ph.ok), `phases: ${JSON.stringify(report.phases)}; warnings: ${report.warnings.join('; ')}`);
+      assert.ok(
+        report.phases.every((ph) => ph.ok),
+        `phases: ${JSON.stringify(report.phases)}; warnings: ${report.warnings.join('; ')}`,
+      );
       assert.equal((await client.getSession(report.sourceSessionId)).state, SessionState.RELEASED);
       await receiver.waitEvent('handover-live', 15_000);
       await until(() => lockEntries(t.lan.ns.A, t.a.lockTable) === 0 && journal(t.a).length === 0, 5000, 'the grace period on A');
@@ -307,7 +346,10 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
       await t.clients.stream(false);
       await receiver.stream(false);
       const [cs] = await untilExchanged(t.clients, receiver, 30_000);
-      assert.ok(cs.connections.every((c) => c.error === null && !c.eof), 'no RST or FIN at the clients');
+      assert.ok(
+        cs.connections.every((c) => c.error === null && !c.eof),
+        'no RST or FIN at the clients',
+      );
     });
 
     it('the destination daemon is killed mid-restore: the source goes on, the restarted destination removes its entries', async () => {
@@ -328,7 +370,10 @@ describe('crash safety: soccrd killed at every step, restarted on the same state
       await t.clients.stream(false);
       await t.server.stream(false);
       const [s] = await untilExchanged(t.server, t.clients, 30_000);
-      assert.ok(s.connections.every((c) => c.error === null && !c.eof), 'no RST or FIN');
+      assert.ok(
+        s.connections.every((c) => c.error === null && !c.eof),
+        'no RST or FIN',
+      );
     });
   });
 });

@@ -83,7 +83,10 @@ describe('soccrd over gRPC', function () {
     const p = await connectPair('ipv4', 2);
     const x = await setUp(p, TcpState.ESTABLISHED);
     const listed = await client.listSockets(p.owner.pid);
-    assert.ok(listed.some((s) => s.fd === p.owner.connectedFd && stateName(s.state) === 'ESTABLISHED'), 'the connection is listed');
+    assert.ok(
+      listed.some((s) => s.fd === p.owner.connectedFd && stateName(s.state) === 'ESTABLISHED'),
+      'the connection is listed',
+    );
 
     const at = await p.owner.command('quiesce');
     const file = socketPath('ckpt').replace(/\.sock$/, '.soccr');
@@ -220,7 +223,10 @@ describe('soccrd over gRPC', function () {
     assert.equal((await receiver.status()).connected, false, 'nothing was handed over');
     assert.deepEqual(socketsOnPort(p.topo.hosts[1], 5001), [], 'no socket left in the target namespace');
     const restores = (await client.listSessions()).filter((s) => s.sessionId !== ck.header.sessionId);
-    assert.ok(restores.every((s) => s.state === SessionState.ABORTED), 'the restore session ended without going live');
+    assert.ok(
+      restores.every((s) => s.state === SessionState.ABORTED),
+      'the restore session ended without going live',
+    );
     // The source is untouched by all this: abort it and the connection goes on.
     await client.abort(ck.header.sessionId);
   });

@@ -23,22 +23,33 @@ import { sleep, socketPath } from '../lab/scenario';
 type Setup = MigrationLab;
 
 /** A and B, B taking direct transfers on `dataListen`; `count` connections streaming both ways, both queues filled. */
-const setup = (count: number, dataListen = `${LAN_NODES.B.v4}:0`): Promise<Setup> => startMigrationLab(count, { bArgs: ['--data-listen', dataListen], burstBytes: 2 * 1024 * 1024 });
+const setup = (count: number, dataListen = `${LAN_NODES.B.v4}:0`): Promise<Setup> =>
+  startMigrationLab(count, { bArgs: ['--data-listen', dataListen], burstBytes: 2 * 1024 * 1024 });
 
 /** After a refused or abandoned transfer: the old owner goes on, exact bytes, nothing left on either side. */
 async function assertSurvivedAtSource(t: Setup): Promise<void> {
-  for (const [name, d] of [['A', t.a], ['B', t.b]] as const) {
+  for (const [name, d] of [
+    ['A', t.a],
+    ['B', t.b],
+  ] as const) {
     const c = new SoccrClient(d.address);
     try {
       const active = (await c.listSessions()).filter((s) => s.state === SessionState.FROZEN || s.state === SessionState.HELD);
-      assert.deepEqual(active.map((s) => s.sessionId), [], `sessions left frozen or held on ${name}`);
+      assert.deepEqual(
+        active.map((s) => s.sessionId),
+        [],
+        `sessions left frozen or held on ${name}`,
+      );
     } finally {
       c.close();
     }
   }
   const [s, c] = await resumeAtSource(t);
   assert.deepEqual(exchangeProblems(s, c), []);
-  assert.ok(s.connections.every((x) => x.error === null && !x.eof), 'no RST, no FIN at the source');
+  assert.ok(
+    s.connections.every((x) => x.error === null && !x.eof),
+    'no RST, no FIN at the source',
+  );
   const left = labLockEntries(t);
   assert.equal(left.a, 0, 'lock entries left on A');
   assert.equal(left.b, 0, 'lock entries left on B');
@@ -124,7 +135,6 @@ async function withFrozenSource(fn: (s: FrozenSource) => Promise<void>): Promise
   await assertSurvivedAtSource(t);
 }
 
-
 describe('direct data path between daemons', function () {
   this.timeout(180_000);
 
@@ -144,7 +154,14 @@ describe('direct data path between daemons', function () {
     const { offsets } = await t.server.quiesce();
     const path = socketPath('deliver');
     const receiver = await MultiFixture.start(t.lan.ns.B, { mode: 'adopt', unixPath: path, continueFrom: offsets, streaming: true, bytesPerTick: 8 * 1024 });
-    const report = await migrate({ from: t.a.address, to: t.b.address, pid: t.server.pid, netns: t.lan.nsPath(t.lan.ns.B), deliverUnixPath: path, beforeResume: t.lan.moveServiceCommand('A', 'B') });
+    const report = await migrate({
+      from: t.a.address,
+      to: t.b.address,
+      pid: t.server.pid,
+      netns: t.lan.nsPath(t.lan.ns.B),
+      deliverUnixPath: path,
+      beforeResume: t.lan.moveServiceCommand('A', 'B'),
+    });
     assert.equal(report.transport, 'direct');
     assert.equal(report.connections, 20);
     assert.ok(report.queueBytes > 1024 * 1024, `queues carried bytes (${report.queueBytes})`);
@@ -159,8 +176,14 @@ describe('direct data path between daemons', function () {
     const [cs, rs] = await untilExchanged(t.clients, receiver, 60_000);
     assert.equal(cs.connections.length, 20);
     assert.deepEqual(exchangeProblems(cs, rs), []);
-    assert.ok(cs.connections.every((c) => c.error === null && !c.eof), 'the clients saw no RST and no FIN');
-    assert.ok(rs.connections.every((c) => c.received > 0), 'every connection carried traffic after the move');
+    assert.ok(
+      cs.connections.every((c) => c.error === null && !c.eof),
+      'the clients saw no RST and no FIN',
+    );
+    assert.ok(
+      rs.connections.every((c) => c.received > 0),
+      'every connection carried traffic after the move',
+    );
     assert.equal(lockEntries(t.lan.ns.B, t.b.lockTable), 0, 'B unlocked when it went live');
   });
 
@@ -194,7 +217,11 @@ describe('direct data path between daemons', function () {
 
   it('a tampered record ends the restore with DATA_LOSS, a source gone mid-stream and a connection that never comes with UNAVAILABLE', async () => {
     await withFrozenSource(async ({ t, endpoint, file, dst, restoreOptions }) => {
-      const code = (p: Promise<unknown>): Promise<number> => p.then(() => grpc.status.OK, (err: unknown) => (err as grpc.ServiceError).code);
+      const code = (p: Promise<unknown>): Promise<number> =>
+        p.then(
+          () => grpc.status.OK,
+          (err: unknown) => (err as grpc.ServiceError).code,
+        );
       // A record whose ciphertext was changed on the way.
       let id = hex(16);
       let key = hex(32);

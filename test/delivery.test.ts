@@ -278,17 +278,15 @@ describe('hand-over of restored sockets', function () {
     await deliver(path, [a.item, b.item], () => {
       liveAt = Date.now();
       assert.ok(ackAt > 0, 'goLive runs after the ack');
-      assert.deepEqual(rx.lines.map((l) => l.type), ['socket', 'socket', 'end']);
+      assert.deepEqual(
+        rx.lines.map((l) => l.type),
+        ['socket', 'socket', 'end'],
+      );
     });
     assert.ok(liveAt >= ackAt && ackAt > 0);
     const conn = await rx.conn;
     if (!conn.readableEnded) await once(conn, 'end');
-    assert.deepEqual(rx.lines, [
-      { type: 'socket', ...a.item.meta },
-      { type: 'socket', ...b.item.meta },
-      { type: 'end', count: 2 },
-      { type: 'live' },
-    ]);
+    assert.deepEqual(rx.lines, [{ type: 'socket', ...a.item.meta }, { type: 'socket', ...b.item.meta }, { type: 'end', count: 2 }, { type: 'live' }]);
     // goLive left them frozen: closing them is silent.
     closeFd(a.item.fd);
     closeFd(b.item.fd);
@@ -324,16 +322,24 @@ describe('hand-over of restored sockets', function () {
     let wentLive = false;
     const t0 = Date.now();
     await assert.rejects(
-      deliver(path, [c.item], () => {
-        wentLive = true;
-      }, { timeoutMs: 300 }),
+      deliver(
+        path,
+        [c.item],
+        () => {
+          wentLive = true;
+        },
+        { timeoutMs: 300 },
+      ),
       (err) => assertDelivery(err, /timed out/),
     );
     assert.ok(Date.now() - t0 < 2000);
     assert.equal(wentLive, false);
     const conn = await rx.conn;
     if (!conn.readableEnded) await once(conn, 'end');
-    assert.deepEqual(rx.lines.map((l) => l.type), ['socket', 'end', 'abort']);
+    assert.deepEqual(
+      rx.lines.map((l) => l.type),
+      ['socket', 'end', 'abort'],
+    );
     assert.match(String(rx.lines[2].reason), /timed out/);
   });
 
@@ -342,7 +348,10 @@ describe('hand-over of restored sockets', function () {
     const c = await frozenConnection(peer, 0);
     const missing = sockPath();
     let t0 = Date.now();
-    await assert.rejects(deliver(missing, [c.item], () => assert.fail('goLive')), (err) => assertDelivery(err, /nobody listens on .*ENOENT/));
+    await assert.rejects(
+      deliver(missing, [c.item], () => assert.fail('goLive')),
+      (err) => assertDelivery(err, /nobody listens on .*ENOENT/),
+    );
     assert.ok(Date.now() - t0 < 500);
 
     // A stale socket file: bound once, its listener gone.
@@ -355,7 +364,10 @@ describe('hand-over of restored sockets', function () {
     N.bind(ufd, sun, 2 + Buffer.byteLength(stale) + 1);
     closeFd(ufd);
     t0 = Date.now();
-    await assert.rejects(deliver(stale, [c.item], () => assert.fail('goLive')), (err) => assertDelivery(err, /nobody listens on .*ECONNREFUSED/));
+    await assert.rejects(
+      deliver(stale, [c.item], () => assert.fail('goLive')),
+      (err) => assertDelivery(err, /nobody listens on .*ECONNREFUSED/),
+    );
     assert.ok(Date.now() - t0 < 500);
 
     // A receiver replaces the stale file.
@@ -378,18 +390,28 @@ describe('hand-over of restored sockets', function () {
     receiver.on('socket', (socket, meta) => sockets.push({ socket: track(socket), meta }));
     const batch = once(receiver, 'batch') as Promise<[DeliveredSocket[]]>;
     let wentLive = false;
-    await deliver(path, conns.map((c) => c.item), () => {
-      assert.equal(sockets.length, 0);
-      for (const c of conns) assert.equal(references(c.item.fd), 2);
-      for (const c of conns) resume(c.frozen);
-      wentLive = true;
-    });
+    await deliver(
+      path,
+      conns.map((c) => c.item),
+      () => {
+        assert.equal(sockets.length, 0);
+        for (const c of conns) assert.equal(references(c.item.fd), 2);
+        for (const c of conns) resume(c.frozen);
+        wentLive = true;
+      },
+    );
     assert.ok(wentLive);
     for (const c of conns) closeFd(c.item.fd);
     const [got] = await batch;
     assert.equal(got.length, 50);
-    assert.deepEqual(got.map((d) => d.meta), conns.map((c) => c.item.meta));
-    assert.deepEqual(sockets.map((d) => d.meta.index), [...Array(50).keys()]);
+    assert.deepEqual(
+      got.map((d) => d.meta),
+      conns.map((c) => c.item.meta),
+    );
+    assert.deepEqual(
+      sockets.map((d) => d.meta.index),
+      [...Array(50).keys()],
+    );
     await Promise.all(
       got.map(async (d, i) => {
         const c = conns[i];

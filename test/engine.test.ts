@@ -14,7 +14,20 @@ import { deliver } from '../daemon/custody/delivery';
 import { SavedConnection, TcpState, stateName } from '../protocol/saved-state';
 import { Endpoint, killAllEndpoints } from '../lab/endpoint';
 import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from '../lab/netns';
-import { Flavor, KiB, MiB, OWNER_TO_PEER, PEER_TO_OWNER, USER_OPTIONS, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from '../lab/scenario';
+import {
+  Flavor,
+  KiB,
+  MiB,
+  OWNER_TO_PEER,
+  PEER_TO_OWNER,
+  USER_OPTIONS,
+  connectPair,
+  destroyTopologies,
+  setUp,
+  sleep,
+  socketPath,
+  verifyStreams,
+} from '../lab/scenario';
 import type { EndpointStatus } from '../lab/fixtures/endpoint';
 import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { SoccrClient } from '../client';
@@ -160,157 +173,191 @@ const PATHS = [
   { name: 'one FFI call per kernel call', native: false },
 ];
 
-for (const path of PATHS) describe(`repair engine on the real kernel (${path.name})`, function () {
-  this.timeout(90_000);
+for (const path of PATHS)
+  describe(`repair engine on the real kernel (${path.name})`, function () {
+    this.timeout(90_000);
 
-  before(function () {
-    if (path.native && process.env.SOCCRD_NATIVE_BATCH === '0') this.skip(); // forced off for this run
-    assert.equal(N.useNativeBatch(path.native), path.native, `the batch library did not load (${N.batchPath().reason}): npm install builds it`);
-  });
+    before(function () {
+      if (path.native && process.env.SOCCRD_NATIVE_BATCH === '0') this.skip(); // forced off for this run
+      assert.equal(N.useNativeBatch(path.native), path.native, `the batch library did not load (${N.batchPath().reason}): npm install builds it`);
+    });
 
-  after(() => {
-    N.useNativeBatch(DEFAULT_NATIVE);
-  });
+    after(() => {
+      N.useNativeBatch(DEFAULT_NATIVE);
+    });
 
-  afterEach(async () => {
-    await killAllEndpoints();
-    destroyTopologies();
-  });
+    afterEach(async () => {
+      await killAllEndpoints();
+      destroyTopologies();
+    });
 
-  after(() => {
-    assert.deepEqual(leftoverNamespaces(), [], 'network namespaces left behind');
-  });
+    after(() => {
+      assert.deepEqual(leftoverNamespaces(), [], 'network namespaces left behind');
+    });
 
-  for (const flavor of ['ipv4', 'ipv6', 'mapped'] as Flavor[]) {
-    for (const state of STATES) {
-      it(`${stateName(state)} over ${flavor}: checkpoint, owner killed, restored in another namespace, both streams exact`, async () => {
-        await migrate(flavor, state);
-      });
+    for (const flavor of ['ipv4', 'ipv6', 'mapped'] as Flavor[]) {
+      for (const state of STATES) {
+        it(`${stateName(state)} over ${flavor}: checkpoint, owner killed, restored in another namespace, both streams exact`, async () => {
+          await migrate(flavor, state);
+        });
+      }
     }
-  }
 
-  it('a queue set of more than 8 MiB survives', async () => {
-    const big = { ...USER_OPTIONS, sndBuf: 8 * MiB, rcvBuf: 4 * MiB };
-    const p = await connectPair('ipv4', 2, big);
-    await p.peer.command('write', { bytes: 6 * MiB });
-    await sleep(300);
-    p.topo.blackhole(0);
-    await p.owner.command('write', { bytes: 12 * MiB });
-    await sleep(200);
-    const ownerAt = await p.owner.command('quiesce');
-    const { frozen, saved } = checkpoint(p.owner);
-    assert.ok(saved.inqLen + saved.outqLen >= 8 * MiB, `queues hold ${saved.inqLen} + ${saved.outqLen} bytes`);
-    await killOwner(p.owner, frozen);
-    const r = restoreIn(p.topo, 1, saved);
-    const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
-    p.topo.routeTo(1);
-    await verifyStreams(p.peer, receiver, { state: TcpState.ESTABLISHED, unread: true, unacked: true, unsent: true, ownerClosed: false, peerClosed: false });
-  });
-
-  it('one saved state restores twice, into two namespaces in turn', async () => {
-    const p = await connectPair('ipv6', 3);
-    const x = await setUp(p, TcpState.ESTABLISHED);
-    const ownerAt = await p.owner.command('quiesce');
-    const { frozen, saved } = checkpoint(p.owner);
-    const before = JSON.stringify(saved);
-    await killOwner(p.owner, frozen);
-    // First restore: rebuilt, checked, then dropped silently (as an aborted destination would be).
-    const first = restoreIn(p.topo, 1, saved);
-    silentClose(first);
-    assert.equal(JSON.stringify(saved), before, 'restore modified the saved state');
-    // Second restore from the very same value goes live.
-    const second = restoreIn(p.topo, 2, saved);
-    const receiver = await adopt(p.topo, 2, second, saved, ownerAt);
-    p.topo.routeTo(2);
-    await verifyStreams(p.peer, receiver, x);
-  });
-
-  it('a saved snd_wl1 beyond the receive window (ACK taken, data dropped under memory pressure) restores, both streams exact', async () => {
-    const p = await connectPair('ipv4', 2);
-    const x = await setUp(p, TcpState.ESTABLISHED);
-    const ownerAt = await p.owner.command('quiesce');
-    const { frozen, saved } = checkpoint(p.owner);
-    await killOwner(p.owner, frozen);
-    const w = saved.window;
-    assert.ok(w, 'the saved state has a repair window');
-    const beyond = { ...saved, window: { ...w, sndWl1: (saved.inqSeq + w.rcvWnd + 100_000) >>> 0 } };
-    const r = restore(beyond, { netns: p.topo.nsPath(p.topo.hosts[1]) });
-    assert.equal(save(r).window?.sndWl1, saved.inqSeq, 'snd_wl1 clamped to rcv_nxt');
-    const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
-    p.topo.routeTo(1);
-    await verifyStreams(p.peer, receiver, x);
-  });
-
-  describe('refusals', () => {
-    it('each refused socket gets its typed error and stays untouched', async () => {
-      const p = await connectPair('ipv4', 1);
-      await p.owner.command('read', { on: true });
-      await p.peer.command('read', { on: true });
+    it('a queue set of more than 8 MiB survives', async () => {
+      const big = { ...USER_OPTIONS, sndBuf: 8 * MiB, rcvBuf: 4 * MiB };
+      const p = await connectPair('ipv4', 2, big);
+      await p.peer.command('write', { bytes: 6 * MiB });
+      await sleep(300);
       p.topo.blackhole(0);
-      const fds = await p.owner.extras(PEER_V4);
-      p.topo.unblackhole(0);
-      const before = listTcpSockets(p.owner.pid);
-
-      const kindOf = (fn: () => unknown): string => {
-        try {
-          const fd = fn();
-          if (typeof fd === 'number') N.close(fd);
-        } catch (err) {
-          assert.ok(err instanceof SoccrError, `not a SoccrError: ${String(err)}`);
-          return err.kind;
-        }
-        return 'accepted';
-      };
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, 1000)), 'NO_SUCH_FD');
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.file)), 'NOT_A_SOCKET');
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.udp)), 'NOT_TCP');
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.unix)), 'NOT_TCP');
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.listening)), 'LISTENING');
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.unconnected)), 'UNSUPPORTED_STATE');
-      assert.equal(kindOf(() => takeTcpSocket(p.owner.pid, fds.synSent)), 'UNSUPPORTED_STATE');
-      const gone = await Endpoint.start(p.topo.peer, { mode: 'adopt', unixPath: socketPath('gone'), sendSeed: 1, recvSeed: 1 });
-      const gonePid = gone.pid;
-      gone.kill();
-      await gone.exited();
-      assert.equal(kindOf(() => takeTcpSocket(gonePid, 3)), 'NO_SUCH_PROCESS');
-      assert.equal(kindOf(() => takeTcpSocket(-5, 3)), 'NO_SUCH_PROCESS');
-
-      // Nothing changed: same sockets in the same states, and the connection still carries traffic.
-      assert.deepEqual(listTcpSockets(p.owner.pid).map((s) => [s.fd, s.stateName]), before.map((s) => [s.fd, s.stateName]));
-      const o0 = await p.owner.status();
-      const q0 = await p.peer.status();
-      await p.owner.command('write', { bytes: 100 * KiB });
-      await p.peer.command('write', { bytes: 100 * KiB });
-      await p.peer.until((s) => s.received === o0.sent + 100 * KiB, 10_000, 'traffic after refusals');
-      const o1 = await p.owner.until((s) => s.received === q0.sent + 100 * KiB, 10_000, 'traffic after refusals');
-      assert.equal(o1.mismatchAt, -1);
+      await p.owner.command('write', { bytes: 12 * MiB });
+      await sleep(200);
+      const ownerAt = await p.owner.command('quiesce');
+      const { frozen, saved } = checkpoint(p.owner);
+      assert.ok(saved.inqLen + saved.outqLen >= 8 * MiB, `queues hold ${saved.inqLen} + ${saved.outqLen} bytes`);
+      await killOwner(p.owner, frozen);
+      const r = restoreIn(p.topo, 1, saved);
+      const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+      p.topo.routeTo(1);
+      await verifyStreams(p.peer, receiver, { state: TcpState.ESTABLISHED, unread: true, unacked: true, unsent: true, ownerClosed: false, peerClosed: false });
     });
 
-    it('lists a process socket table and finds the owner of a 4-tuple', async () => {
-      const p = await connectPair('ipv6', 1);
-      const list = listTcpSockets(p.owner.pid);
-      const conn = list.find((s) => s.fd === p.owner.connectedFd);
-      assert.ok(conn, 'the connection is listed');
-      assert.equal(conn.stateName, 'ESTABLISHED');
-      assert.equal(conn.family, 'ipv6');
-      assert.deepEqual(conn.remote.ip, PEER_V6);
-      const owners = findOwners(conn.local, conn.remote);
-      assert.deepEqual(owners.map((o) => [o.pid, o.fd]), [[p.owner.pid, p.owner.connectedFd]]);
+    it('one saved state restores twice, into two namespaces in turn', async () => {
+      const p = await connectPair('ipv6', 3);
+      const x = await setUp(p, TcpState.ESTABLISHED);
+      const ownerAt = await p.owner.command('quiesce');
+      const { frozen, saved } = checkpoint(p.owner);
+      const before = JSON.stringify(saved);
+      await killOwner(p.owner, frozen);
+      // First restore: rebuilt, checked, then dropped silently (as an aborted destination would be).
+      const first = restoreIn(p.topo, 1, saved);
+      silentClose(first);
+      assert.equal(JSON.stringify(saved), before, 'restore modified the saved state');
+      // Second restore from the very same value goes live.
+      const second = restoreIn(p.topo, 2, saved);
+      const receiver = await adopt(p.topo, 2, second, saved, ownerAt);
+      p.topo.routeTo(2);
+      await verifyStreams(p.peer, receiver, x);
     });
 
-    it('an owner still running gets EINVAL from writes while frozen, and the socket resumes', async () => {
-      const p = await connectPair('ipv4', 1);
-      const { frozen } = checkpoint(p.owner);
-      const s = await p.owner.command('write', { bytes: 10 });
-      assert.match(s.error ?? '', /errno 22/, 'a write into the frozen socket fails with EINVAL');
-      // The fixture stops at its first error, so the kernel side of resuming is checked here.
-      resume(frozen);
-      const reuse = N.getsockoptInt(frozen.fd, N.SOL_SOCKET, N.SO.REUSEADDR);
-      assert.equal(reuse, 1, 'SO_REUSEADDR back after resume');
-      N.close(frozen.fd);
+    it('a saved snd_wl1 beyond the receive window (ACK taken, data dropped under memory pressure) restores, both streams exact', async () => {
+      const p = await connectPair('ipv4', 2);
+      const x = await setUp(p, TcpState.ESTABLISHED);
+      const ownerAt = await p.owner.command('quiesce');
+      const { frozen, saved } = checkpoint(p.owner);
+      await killOwner(p.owner, frozen);
+      const w = saved.window;
+      assert.ok(w, 'the saved state has a repair window');
+      const beyond = { ...saved, window: { ...w, sndWl1: (saved.inqSeq + w.rcvWnd + 100_000) >>> 0 } };
+      const r = restore(beyond, { netns: p.topo.nsPath(p.topo.hosts[1]) });
+      assert.equal(save(r).window?.sndWl1, saved.inqSeq, 'snd_wl1 clamped to rcv_nxt');
+      const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+      p.topo.routeTo(1);
+      await verifyStreams(p.peer, receiver, x);
+    });
+
+    describe('refusals', () => {
+      it('each refused socket gets its typed error and stays untouched', async () => {
+        const p = await connectPair('ipv4', 1);
+        await p.owner.command('read', { on: true });
+        await p.peer.command('read', { on: true });
+        p.topo.blackhole(0);
+        const fds = await p.owner.extras(PEER_V4);
+        p.topo.unblackhole(0);
+        const before = listTcpSockets(p.owner.pid);
+
+        const kindOf = (fn: () => unknown): string => {
+          try {
+            const fd = fn();
+            if (typeof fd === 'number') N.close(fd);
+          } catch (err) {
+            assert.ok(err instanceof SoccrError, `not a SoccrError: ${String(err)}`);
+            return err.kind;
+          }
+          return 'accepted';
+        };
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, 1000)),
+          'NO_SUCH_FD',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, fds.file)),
+          'NOT_A_SOCKET',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, fds.udp)),
+          'NOT_TCP',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, fds.unix)),
+          'NOT_TCP',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, fds.listening)),
+          'LISTENING',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, fds.unconnected)),
+          'UNSUPPORTED_STATE',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(p.owner.pid, fds.synSent)),
+          'UNSUPPORTED_STATE',
+        );
+        const gone = await Endpoint.start(p.topo.peer, { mode: 'adopt', unixPath: socketPath('gone'), sendSeed: 1, recvSeed: 1 });
+        const gonePid = gone.pid;
+        gone.kill();
+        await gone.exited();
+        assert.equal(
+          kindOf(() => takeTcpSocket(gonePid, 3)),
+          'NO_SUCH_PROCESS',
+        );
+        assert.equal(
+          kindOf(() => takeTcpSocket(-5, 3)),
+          'NO_SUCH_PROCESS',
+        );
+
+        // Nothing changed: same sockets in the same states, and the connection still carries traffic.
+        assert.deepEqual(
+          listTcpSockets(p.owner.pid).map((s) => [s.fd, s.stateName]),
+          before.map((s) => [s.fd, s.stateName]),
+        );
+        const o0 = await p.owner.status();
+        const q0 = await p.peer.status();
+        await p.owner.command('write', { bytes: 100 * KiB });
+        await p.peer.command('write', { bytes: 100 * KiB });
+        await p.peer.until((s) => s.received === o0.sent + 100 * KiB, 10_000, 'traffic after refusals');
+        const o1 = await p.owner.until((s) => s.received === q0.sent + 100 * KiB, 10_000, 'traffic after refusals');
+        assert.equal(o1.mismatchAt, -1);
+      });
+
+      it('lists a process socket table and finds the owner of a 4-tuple', async () => {
+        const p = await connectPair('ipv6', 1);
+        const list = listTcpSockets(p.owner.pid);
+        const conn = list.find((s) => s.fd === p.owner.connectedFd);
+        assert.ok(conn, 'the connection is listed');
+        assert.equal(conn.stateName, 'ESTABLISHED');
+        assert.equal(conn.family, 'ipv6');
+        assert.deepEqual(conn.remote.ip, PEER_V6);
+        const owners = findOwners(conn.local, conn.remote);
+        assert.deepEqual(
+          owners.map((o) => [o.pid, o.fd]),
+          [[p.owner.pid, p.owner.connectedFd]],
+        );
+      });
+
+      it('an owner still running gets EINVAL from writes while frozen, and the socket resumes', async () => {
+        const p = await connectPair('ipv4', 1);
+        const { frozen } = checkpoint(p.owner);
+        const s = await p.owner.command('write', { bytes: 10 });
+        assert.match(s.error ?? '', /errno 22/, 'a write into the frozen socket fails with EINVAL');
+        // The fixture stops at its first error, so the kernel side of resuming is checked here.
+        resume(frozen);
+        const reuse = N.getsockoptInt(frozen.fd, N.SOL_SOCKET, N.SO.REUSEADDR);
+        assert.equal(reuse, 1, 'SO_REUSEADDR back after resume');
+        N.close(frozen.fd);
+      });
     });
   });
-});
 
 describe('kernel-call path of the daemon', function () {
   this.timeout(60_000);
@@ -321,7 +368,10 @@ describe('kernel-call path of the daemon', function () {
 
   it('GetVersion says which path the daemon uses; SOCCRD_NATIVE_BATCH=0 forces the per-call one', async function () {
     if (!DEFAULT_NATIVE) this.skip(); // no batch library in this run: nothing to tell apart
-    for (const [env, native] of [[{}, true], [{ SOCCRD_NATIVE_BATCH: '0' }, false]] as const) {
+    for (const [env, native] of [
+      [{}, true],
+      [{ SOCCRD_NATIVE_BATCH: '0' }, false],
+    ] as const) {
       const daemon = await DaemonProcess.start({ env });
       const client = new SoccrClient(daemon.address);
       try {

@@ -32,7 +32,9 @@ class RefusingServer {
   }
 
   start(): Promise<void> {
-    return new Promise((resolve, reject) => this.server.bindAsync(this.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.server.bindAsync(this.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   stop(): Promise<void> {
@@ -133,7 +135,10 @@ describe('errors typed end to end', function () {
   });
 
   it('describeError of errors raised here, and errorMessage of anything thrown', function () {
-    assert.equal(describeError(new SoccrError('INVALID_STATE', 'checkpoint stream ended\nwithout its end frame')), 'INVALID_STATE: checkpoint stream ended without its end frame');
+    assert.equal(
+      describeError(new SoccrError('INVALID_STATE', 'checkpoint stream ended\nwithout its end frame')),
+      'INVALID_STATE: checkpoint stream ended without its end frame',
+    );
     assert.equal(describeError(new RangeError('pid must be positive')), 'pid must be positive');
     assert.equal(errorMessage(new Error('boom')), 'boom');
     assert.equal(errorMessage('a string'), 'a string');

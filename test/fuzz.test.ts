@@ -40,7 +40,13 @@ import { KiB, MiB, Pair, connectPair, destroyTopologies, sleep } from '../lab/sc
 
 // ---- what a call may end with ----------------------------------------------------------------------
 
-const ALLOWED = new Set<number>([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.DATA_LOSS, grpc.status.RESOURCE_EXHAUSTED, grpc.status.FAILED_PRECONDITION]);
+const ALLOWED = new Set<number>([
+  grpc.status.OK,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.DATA_LOSS,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.FAILED_PRECONDITION,
+]);
 /** a call that got no answer within this long counts as a hang */
 const CALL_TIMEOUT_MS = 30_000;
 const HANG = -1;
@@ -118,7 +124,8 @@ function buildFrames(header: SessionHeaderMsg, conns: Conn[], chunk: number): Fr
       [QueueKind.RECV, c.state.recvQueue],
       [QueueKind.SEND, c.state.sendQueue],
     ] as const) {
-      for (let off = 0; off < bytes.length; off += chunk) frames.push({ chunk: { index, queue, offset: off, data: bytes.subarray(off, Math.min(off + chunk, bytes.length)) } });
+      for (let off = 0; off < bytes.length; off += chunk)
+        frames.push({ chunk: { index, queue, offset: off, data: bytes.subarray(off, Math.min(off + chunk, bytes.length)) } });
     }
     frames.push({ end: { index, recvSha256: sha256(c.state.recvQueue), sendSha256: sha256(c.state.sendQueue) } });
   });
@@ -132,7 +139,8 @@ function rechunk(frames: FrameMsg[], size: number): FrameMsg[] {
     const c = f.chunk;
     if (!c || c.data.length <= size) return [f];
     const out: FrameMsg[] = [];
-    for (let off = 0; off < c.data.length; off += size) out.push({ chunk: { ...c, offset: c.offset + off, data: c.data.subarray(off, Math.min(off + size, c.data.length)) } });
+    for (let off = 0; off < c.data.length; off += size)
+      out.push({ chunk: { ...c, offset: c.offset + off, data: c.data.subarray(off, Math.min(off + size, c.data.length)) } });
     return out;
   });
 }
@@ -399,7 +407,10 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       if (!is.length) return undefined;
       const i = r.pick(is);
       const n = r.int((fr[i].chunk as { data: Buffer }).data.length);
-      return { frames: edit(fr, i, (f) => ((f.chunk as Plain).data = ((f.chunk as Plain).data as Buffer).subarray(0, n))), label: `cut chunk frame ${i} to ${n} bytes` };
+      return {
+        frames: edit(fr, i, (f) => ((f.chunk as Plain).data = ((f.chunk as Plain).data as Buffer).subarray(0, n))),
+        label: `cut chunk frame ${i} to ${n} bytes`,
+      };
     },
   ],
   [
@@ -410,7 +421,10 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       if (!is.length) return undefined;
       const i = r.pick(is);
       const extra = r.bytes(r.range(1, 100));
-      return { frames: edit(fr, i, (f) => ((f.chunk as Plain).data = Buffer.concat([(f.chunk as Plain).data as Buffer, extra]))), label: `stretch chunk frame ${i} by ${extra.length}` };
+      return {
+        frames: edit(fr, i, (f) => ((f.chunk as Plain).data = Buffer.concat([(f.chunk as Plain).data as Buffer, extra]))),
+        label: `stretch chunk frame ${i} by ${extra.length}`,
+      };
     },
   ],
   [
@@ -433,7 +447,10 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       if (!is.length) return undefined;
       const i = r.pick(is);
       const v = r.pick([1, 2, 0xffffffff, r.u32()]);
-      return { frames: edit(fr, i, (f) => ((f.chunk as Plain).index = (((f.chunk as Plain).index as number) + v) >>> 0)), label: `chunk frame ${i} index +${v}` };
+      return {
+        frames: edit(fr, i, (f) => ((f.chunk as Plain).index = (((f.chunk as Plain).index as number) + v) >>> 0)),
+        label: `chunk frame ${i} index +${v}`,
+      };
     },
   ],
   [
@@ -488,7 +505,10 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       if (!is.length) return undefined;
       const i = r.pick(is);
       const v = r.pick([1, 0xffffffff, r.u32()]);
-      return { frames: edit(fr, i, (f) => ((f.connection as Plain).index = (((f.connection as Plain).index as number) + v) >>> 0)), label: `connection frame ${i} index +${v}` };
+      return {
+        frames: edit(fr, i, (f) => ((f.connection as Plain).index = (((f.connection as Plain).index as number) + v) >>> 0)),
+        label: `connection frame ${i} index +${v}`,
+      };
     },
   ],
   [
@@ -533,7 +553,10 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       if (!is.length) return undefined;
       const which = r.pick(['sessionId', 'hostname', 'pid', 'createdUnixMs', 'leaseExpiresUnixMs']);
       const v = which === 'sessionId' || which === 'hostname' ? r.pick(['', 'x'.repeat(r.pick([100, 10_000, 300_000]))]) : r.pick([0, -1, 0xffffffff, 2 ** 52]);
-      return { frames: edit(fr, is[0], (f) => ((f.session as Plain)[which] = which === 'pid' ? Math.abs(v as number) % 2 ** 32 : v)), label: `session ${which} = ${String(v).slice(0, 20)}` };
+      return {
+        frames: edit(fr, is[0], (f) => ((f.session as Plain)[which] = which === 'pid' ? Math.abs(v as number) % 2 ** 32 : v)),
+        label: `session ${which} = ${String(v).slice(0, 20)}`,
+      };
     },
   ],
   [
@@ -547,14 +570,19 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
         frames: edit(fr, is[0], (f) => {
           const h = f.session as Plain;
           const t = ((h.tuples as Plain[] | undefined) ?? []).slice();
-          const any = (): Plain => (t.length ? t[r.int(t.length)] : { local: { family: 1, ip: '10.77.0.1', port: 1 }, remote: { family: 1, ip: '10.77.0.2', port: 2 } });
+          const any = (): Plain =>
+            t.length ? t[r.int(t.length)] : { local: { family: 1, ip: '10.77.0.1', port: 1 }, remote: { family: 1, ip: '10.77.0.2', port: 2 } };
           if (how === 'none') delete h.tuples;
           else if (how === 'empty') h.tuples = [];
           else if (how === 'drop') h.tuples = t.slice(1);
           else if (how === 'extra') h.tuples = [...t, cloneValue(any())];
           else if (how === 'swap') h.tuples = t.reverse();
           else if (how === 'reverse') h.tuples = t.map((x) => ({ local: x.remote, remote: x.local }));
-          else if (how === 'many') h.tuples = Array.from({ length: r.pick([1000, 70_000]) }, (_, k) => ({ local: { family: 1, ip: '10.77.0.1', port: 1 + (k % 65535) }, remote: { family: 1, ip: '10.77.0.2', port: 7 } }));
+          else if (how === 'many')
+            h.tuples = Array.from({ length: r.pick([1000, 70_000]) }, (_, k) => ({
+              local: { family: 1, ip: '10.77.0.1', port: 1 + (k % 65535) },
+              remote: { family: 1, ip: '10.77.0.2', port: 7 },
+            }));
           else {
             const x = cloneValue(any());
             const end = (r.chance(0.5) ? x.local : x.remote) as Plain;
@@ -695,11 +723,7 @@ const MUTATIONS: Array<[weight: number, name: string, fn: Mutation]> = [
       return { frames: out, label: `frame ${i} also carries frame ${j}` };
     },
   ],
-  [
-    1,
-    'valid rechunk',
-    (r, fr) => ({ frames: rechunk(fr, r.pick([333, 1000, 4096])), label: 'chunks cut smaller (valid)' }),
-  ],
+  [1, 'valid rechunk', (r, fr) => ({ frames: rechunk(fr, r.pick([333, 1000, 4096])), label: 'chunks cut smaller (valid)' })],
   [
     1,
     'foreign connection',
@@ -784,7 +808,10 @@ function newFds(pid: number, before: string, namespaces: string[]): string {
       const where = [undefined, ...namespaces].flatMap((ns) => {
         try {
           const out = ns ? run('ip', ['netns', 'exec', ns, 'ss', '-aenpxtuw']) : run('ss', ['-aenpxtuw']);
-          return out.split('\n').filter((l) => new RegExp(`(ino:| )${ino}( |$)`).test(l)).map((l) => `${ns ?? 'root'}: ${l.replace(/\s+/g, ' ')}`);
+          return out
+            .split('\n')
+            .filter((l) => new RegExp(`(ino:| )${ino}( |$)`).test(l))
+            .map((l) => `${ns ?? 'root'}: ${l.replace(/\s+/g, ' ')}`);
         } catch {
           return [];
         }
@@ -917,11 +944,17 @@ describe('Restore fuzzing against a running soccrd', function () {
     if (!expected.has(out.code)) counts.failures.push({ label: c.label, code: name, details: out.details });
     if (out.code === grpc.status.OK) {
       if (!out.session) counts.failures.push({ label: c.label, code: name, details: 'OK without a session' });
-      else if (out.session.state !== SessionState.HELD) counts.failures.push({ label: c.label, code: name, details: `OK but session ${out.session.sessionId} is ${sessionStateName(out.session.state)}, not HELD` });
+      else if (out.session.state !== SessionState.HELD)
+        counts.failures.push({
+          label: c.label,
+          code: name,
+          details: `OK but session ${out.session.sessionId} is ${sessionStateName(out.session.state)}, not HELD`,
+        });
       else {
         try {
           const a = await client.abort(out.session.sessionId);
-          if (a.state !== SessionState.ABORTED) counts.failures.push({ label: c.label, code: 'ABORT', details: `abort left session ${a.sessionId} ${sessionStateName(a.state)}` });
+          if (a.state !== SessionState.ABORTED)
+            counts.failures.push({ label: c.label, code: 'ABORT', details: `abort left session ${a.sessionId} ${sessionStateName(a.state)}` });
         } catch (err) {
           counts.failures.push({ label: c.label, code: 'ABORT', details: `abort of ${out.session.sessionId} failed: ${String(err)}` });
         }
@@ -978,10 +1011,14 @@ describe('Restore fuzzing against a running soccrd', function () {
       await sleep(100);
       await p.owner.command('quiesce');
       const frames: FrameMsg[] = [];
-      for await (const f of client.checkpoint(p.owner.pid, { fds: [p.owner.connectedFd], leaseMs: 120_000 }) as AsyncIterable<FrameMsg>) frames.push(...unpackFrames(f));
+      for await (const f of client.checkpoint(p.owner.pid, { fds: [p.owner.connectedFd], leaseMs: 120_000 }) as AsyncIterable<FrameMsg>)
+        frames.push(...unpackFrames(f));
       const header = frames[0].session as SessionHeaderMsg;
       assert.equal(frameKind(frames[frames.length - 1]), 'streamEnd', 'a complete checkpoint');
-      assert.ok(frames.some((f) => (f.chunk?.data.length ?? 0) > 0), 'the checkpoint carries queue bytes');
+      assert.ok(
+        frames.some((f) => (f.chunk?.data.length ?? 0) > 0),
+        'the checkpoint carries queue bytes',
+      );
       // The connection goes on at its source; its frames are ours to mutate.
       await client.abort(header.sessionId);
       bases.push({ name: `real ${flavor}`, frames });
@@ -991,7 +1028,11 @@ describe('Restore fuzzing against a running soccrd', function () {
     const synth = (name: string, conns: Conn[], tuples: boolean, chunk: number): void => {
       bases.push({ name, frames: buildFrames(synthHeader(r, conns, tuples), conns, chunk) });
     };
-    const mk = (flavor: Flavor, k: number, recv: number, send: number, unsent: number): Conn => ({ id: `s:${k}`, fd: 10 + k, state: synthConn(r, flavor, TcpState.ESTABLISHED, recv, send, unsent) });
+    const mk = (flavor: Flavor, k: number, recv: number, send: number, unsent: number): Conn => ({
+      id: `s:${k}`,
+      fd: 10 + k,
+      state: synthConn(r, flavor, TcpState.ESTABLISHED, recv, send, unsent),
+    });
     synth('synthetic 3 x ipv4', [mk('ipv4', 0, 5000, 3000, 1000), mk('ipv4', 1, 0, 0, 0), mk('ipv4', 2, 9000, 0, 0)], true, 2048);
     synth('synthetic 2 x ipv6 without tuples', [mk('ipv6', 0, 3000, 6000, 6000), mk('ipv6', 1, 100, 100, 0)], false, 1024);
     synth('synthetic mapped', [mk('mapped', 0, 2000, 2000, 500)], true, 700);
@@ -1031,20 +1072,29 @@ describe('Restore fuzzing against a running soccrd', function () {
     // 2. Truncation inside a frame, at every byte of its encoding (sent raw), for each kind of frame.
     const byteCuts = function* (): Generator<Case> {
       const b = bases[0].frames;
-      const options: FrameMsg = { restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: true, dataTransfer: null } };
+      const options: FrameMsg = {
+        restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: true, dataTransfer: null },
+      };
       for (const kind of ['session', 'connection', 'chunk', 'end', 'streamEnd']) {
         const i = indicesOf(b, kind)[0];
         const bytes = def.requestSerialize(b[i]);
         const step = bytes.length > 400 ? Math.ceil(bytes.length / 400) : 1;
         for (let n = 0; n < bytes.length; n += step) {
-          yield { label: `${kind} frame cut to ${n} of ${bytes.length} bytes`, options: { noNetworkLock: true }, raw: true, frames: [options, ...b.slice(0, i), bytes.subarray(0, n), ...b.slice(i + 1)] };
+          yield {
+            label: `${kind} frame cut to ${n} of ${bytes.length} bytes`,
+            options: { noNetworkLock: true },
+            raw: true,
+            frames: [options, ...b.slice(0, i), bytes.subarray(0, n), ...b.slice(i + 1)],
+          };
         }
       }
     };
     // 3. Restore options and framing that are wrong before any connection.
     const special = function* (): Generator<Case> {
       const b = bases[0].frames;
-      const good = (noNetworkLock: boolean): FrameMsg => ({ restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock, dataTransfer: null } });
+      const good = (noNetworkLock: boolean): FrameMsg => ({
+        restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock, dataTransfer: null },
+      });
       const badOptions: Array<[string, RestoreOptions]> = [
         ['no such namespace', { netns: '/run/netns/soccrt-no-such-namespace' }],
         ['a relative namespace path', { netns: 'no/such/netns' }],
@@ -1060,7 +1110,8 @@ describe('Restore fuzzing against a running soccrd', function () {
       ];
       for (const [what, o] of badOptions) {
         for (const noNetworkLock of [true, false]) {
-          for (const b2 of [bases[0], bases[6]]) yield { label: `${what} (${b2.name}, lock ${String(!noNetworkLock)})`, options: { ...o, noNetworkLock }, frames: b2.frames };
+          for (const b2 of [bases[0], bases[6]])
+            yield { label: `${what} (${b2.name}, lock ${String(!noNetworkLock)})`, options: { ...o, noNetworkLock }, frames: b2.frames };
         }
       }
       yield { label: 'no frame at all', options: {}, raw: true, frames: [] };
@@ -1074,17 +1125,36 @@ describe('Restore fuzzing against a running soccrd', function () {
       const packed = [...batchFrames(b)];
       yield { label: 'a batch as the first frame', options: {}, raw: true, frames: packed };
       yield { label: 'options inside a batch', options: {}, raw: true, frames: [good(true), { batch: { frames: [good(true), b[0]] } }, ...b.slice(1)] };
-      yield { label: 'a batch inside a batch', options: {}, raw: true, frames: [good(true), { batch: { frames: [{ batch: { frames: b.slice(0, 2) } }] } }, ...b.slice(2)] };
+      yield {
+        label: 'a batch inside a batch',
+        options: {},
+        raw: true,
+        frames: [good(true), { batch: { frames: [{ batch: { frames: b.slice(0, 2) } }] } }, ...b.slice(2)],
+      };
       yield { label: 'an empty batch', options: {}, raw: true, frames: [good(true), b[0], { batch: { frames: [] } }, ...b.slice(1)] };
       yield { label: 'the whole stream in one batch', options: {}, raw: true, frames: [good(true), { batch: { frames: b } }] };
       yield { label: 'a stream packed in batches', options: {}, raw: true, frames: [good(true), ...packed] };
       for (let k = 0; k < 3; k++) {
-        yield { label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${String(k > 0)})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))) };
-        yield { label: `a gRPC message of 9 MiB (lock ${String(k > 0)})`, options: { netns: ns, noNetworkLock: k === 0 }, frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))) };
+        yield {
+          label: `a frame of ${MAX_CHUNK + 1} queue bytes (lock ${String(k > 0)})`,
+          options: { netns: ns, noNetworkLock: k === 0 },
+          frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(MAX_CHUNK + 1))),
+        };
+        yield {
+          label: `a gRPC message of 9 MiB (lock ${String(k > 0)})`,
+          options: { netns: ns, noNetworkLock: k === 0 },
+          frames: edit(b, indicesOf(b, 'chunk')[0], (f) => ((f.chunk as Plain).data = randomBytes(9 * MiB))),
+        };
       }
       for (const base of bases) {
         for (let k = 1; k < base.frames.length; k += 2) {
-          yield { label: `${base.name}: cancelled after ${k} frames`, options: {}, raw: true, cancel: true, frames: [good(r.chance(0.5)), ...base.frames.slice(0, k)] };
+          yield {
+            label: `${base.name}: cancelled after ${k} frames`,
+            options: {},
+            raw: true,
+            cancel: true,
+            frames: [good(r.chance(0.5)), ...base.frames.slice(0, k)],
+          };
         }
       }
     };
@@ -1109,8 +1179,25 @@ describe('Restore fuzzing against a running soccrd', function () {
           const bytes = Buffer.from(def.requestSerialize(frames[i]));
           const how = r.pick(['flip', 'cut', 'random', 'varint']);
           if (how === 'flip') for (let f = 0; f < r.range(1, 4); f++) bytes[r.int(bytes.length)] = r.int(256);
-          const item = how === 'cut' ? bytes.subarray(0, r.int(bytes.length)) : how === 'random' ? r.bytes(r.range(1, 200)) : how === 'varint' ? Buffer.from([0x22, 0xff, 0xff, 0xff, 0xff, 0x0f]) : bytes;
-          const opt: FrameMsg = { restoreOptions: { netns: ns, deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: options.noNetworkLock ?? false, dataTransfer: null } };
+          const item =
+            how === 'cut'
+              ? bytes.subarray(0, r.int(bytes.length))
+              : how === 'random'
+                ? r.bytes(r.range(1, 200))
+                : how === 'varint'
+                  ? Buffer.from([0x22, 0xff, 0xff, 0xff, 0xff, 0x0f])
+                  : bytes;
+          const opt: FrameMsg = {
+            restoreOptions: {
+              netns: ns,
+              deliverUnixPath: '',
+              goLive: false,
+              transparent: false,
+              leaseMs: 0,
+              noNetworkLock: options.noNetworkLock ?? false,
+              dataTransfer: null,
+            },
+          };
           const items: Array<FrameMsg | Buffer> = [opt, ...frames];
           items[i + 1] = item;
           labels.push(`frame ${i} sent as ${how} bytes`);
@@ -1134,35 +1221,57 @@ describe('Restore fuzzing against a running soccrd', function () {
     await phase('bad options and framing', special(), 4);
     await phase('random mutations', random(), 16);
     const seconds = (Date.now() - started) / 1000;
-    const summary = [...counts.byCode].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
-    process.stdout.write(`      seed ${seed}: ${counts.calls} Restore streams in ${seconds.toFixed(1)} s (${counts.lockedCalls} with the network lock): ${summary}\n      ${phases.join('; ')}\n`);
+    const summary = [...counts.byCode]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    process.stdout.write(
+      `      seed ${seed}: ${counts.calls} Restore streams in ${seconds.toFixed(1)} s (${counts.lockedCalls} with the network lock): ${summary}\n      ${phases.join('; ')}\n`,
+    );
 
     if (counts.failures.length) {
       // One line per kind of failure (numbers blanked out), with how often and a first example.
       const groups = new Map<string, { n: number; example: string }>();
       for (const f of counts.failures) {
-        const key = `${f.code}: ${f.details.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'ID').replace(/\d+/g, 'N').slice(0, 160)}`;
+        const key = `${f.code}: ${f.details
+          .replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'ID')
+          .replace(/\d+/g, 'N')
+          .slice(0, 160)}`;
         const g = groups.get(key) ?? { n: 0, example: f.label.slice(0, 300) };
         g.n++;
         groups.set(key, g);
       }
       process.stdout.write(`      failures by kind:\n${[...groups].map(([k, g]) => `        ${g.n} x ${k}\n          e.g. ${g.example}`).join('\n')}\n`);
     }
-    assert.deepEqual(counts.failures.slice(0, 10).map((f) => `${f.label}: ${f.code}: ${f.details}`), [], `${counts.failures.length} calls ended wrongly (seed ${seed})`);
+    assert.deepEqual(
+      counts.failures.slice(0, 10).map((f) => `${f.label}: ${f.code}: ${f.details}`),
+      [],
+      `${counts.failures.length} calls ended wrongly (seed ${seed})`,
+    );
 
     // The daemon is as it was: serving, no session frozen or held, no lock entry, no socket, same fds.
     assert.ok((await client.getVersion()).version, 'GetVersion answers');
     assert.equal(daemon.proc.exitCode, null, 'soccrd still runs');
     const active = (await client.listSessions()).filter((s) => s.state === SessionState.FROZEN || s.state === SessionState.HELD);
-    assert.deepEqual(active.map((s) => `${s.sessionId} ${sessionStateName(s.state)}`), [], 'no session left frozen or held');
-    for (const [name, n] of [[targetNs, targetNs], ...pairs.map((p) => [p.topo.hosts[0], p.topo.hosts[0]]), ['root namespace', undefined]] as Array<[string, string | undefined]>) {
+    assert.deepEqual(
+      active.map((s) => `${s.sessionId} ${sessionStateName(s.state)}`),
+      [],
+      'no session left frozen or held',
+    );
+    for (const [name, n] of [[targetNs, targetNs], ...pairs.map((p) => [p.topo.hosts[0], p.topo.hosts[0]]), ['root namespace', undefined]] as Array<
+      [string, string | undefined]
+    >) {
       assert.equal(lockEntries(n, daemon.lockTable), 0, `lock entries left in ${name}`);
     }
     assert.deepEqual(tcpSockets(targetNs), [], 'no socket left in the target namespace');
     const fds = await quietFds(baselineFds);
-    if (fds !== baselineFds) assert.fail(`open fds of soccrd: ${baselineFds} before, ${fds} after; new:\n${newFds(daemon.pid, baselineFdList, [targetNs, ...pairs.flatMap((p) => [p.topo.hosts[0], p.topo.peer])])}`);
+    if (fds !== baselineFds)
+      assert.fail(
+        `open fds of soccrd: ${baselineFds} before, ${fds} after; new:\n${newFds(daemon.pid, baselineFdList, [targetNs, ...pairs.flatMap((p) => [p.topo.hosts[0], p.topo.peer])])}`,
+      );
     assert.ok(counts.calls >= 10_000 || randomStreams < 9000, `only ${counts.calls} streams`);
-    for (const code of ['OK', 'INVALID_ARGUMENT', 'DATA_LOSS', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION']) assert.ok((counts.byCode.get(code) ?? 0) > 0, `no call ended ${code}: the fuzz misses a whole class`);
+    for (const code of ['OK', 'INVALID_ARGUMENT', 'DATA_LOSS', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION'])
+      assert.ok((counts.byCode.get(code) ?? 0) > 0, `no call ended ${code}: the fuzz misses a whole class`);
   });
 
   describe('limits of the restore input: RESOURCE_EXHAUSTED', () => {
@@ -1192,7 +1301,11 @@ describe('Restore fuzzing against a running soccrd', function () {
     });
 
     it(`connections per stream: more than ${DEFAULT_LIMITS.maxConnections}`, async () => {
-      const details = await expectStatus(client.restore(opts(), [header(DEFAULT_LIMITS.maxConnections + 1)]), grpc.status.RESOURCE_EXHAUSTED, 'connection_count above the limit');
+      const details = await expectStatus(
+        client.restore(opts(), [header(DEFAULT_LIMITS.maxConnections + 1)]),
+        grpc.status.RESOURCE_EXHAUSTED,
+        'connection_count above the limit',
+      );
       assert.match(details, /limit/);
       // At the limit the header is taken; the stream then ends early, which is malformed, not a limit.
       await expectStatus(client.restore(opts(), [header(DEFAULT_LIMITS.maxConnections)]), grpc.status.INVALID_ARGUMENT, 'connection_count at the limit');
@@ -1209,7 +1322,11 @@ describe('Restore fuzzing against a running soccrd', function () {
         [0, max + 1],
         [0xffffffff, 0xffffffff],
       ]) {
-        const details = await expectStatus(client.restore(opts(), [header(1), conn(r, inq, outq)]), grpc.status.RESOURCE_EXHAUSTED, `queues of ${inq} and ${outq} bytes`);
+        const details = await expectStatus(
+          client.restore(opts(), [header(1), conn(r, inq, outq)]),
+          grpc.status.RESOURCE_EXHAUSTED,
+          `queues of ${inq} and ${outq} bytes`,
+        );
         assert.match(details, /limit/);
       }
       // Exactly at the limit the connection header is taken (the bytes then never come: malformed).
@@ -1220,12 +1337,33 @@ describe('Restore fuzzing against a running soccrd', function () {
       const r = new Rand(2);
       const b = bases[0].frames;
       const at = indicesOf(b, 'chunk')[0];
-      const details = await expectStatus(client.restore(opts(), edit(b, at, (f) => ((f.chunk as Plain).data = r.bytes(MAX_CHUNK + 1)))), grpc.status.RESOURCE_EXHAUSTED, 'a chunk of 1 MiB + 1');
+      const details = await expectStatus(
+        client.restore(
+          opts(),
+          edit(b, at, (f) => ((f.chunk as Plain).data = r.bytes(MAX_CHUNK + 1))),
+        ),
+        grpc.status.RESOURCE_EXHAUSTED,
+        'a chunk of 1 MiB + 1',
+      );
       assert.match(details, /limit|more than/);
       // A chunk of exactly 1 MiB is taken (here its queue is shorter: malformed).
-      await expectStatus(client.restore(opts(), edit(b, at, (f) => ((f.chunk as Plain).data = r.bytes(MAX_CHUNK)))), grpc.status.INVALID_ARGUMENT, 'a chunk of 1 MiB');
+      await expectStatus(
+        client.restore(
+          opts(),
+          edit(b, at, (f) => ((f.chunk as Plain).data = r.bytes(MAX_CHUNK))),
+        ),
+        grpc.status.INVALID_ARGUMENT,
+        'a chunk of 1 MiB',
+      );
       // grpc-js refuses a message above grpc.max_receive_message_length (daemon/main.ts) itself.
-      await expectStatus(client.restore(opts(), edit(b, at, (f) => ((f.chunk as Plain).data = r.bytes(8 * MiB + 1)))), grpc.status.RESOURCE_EXHAUSTED, 'a message of 8 MiB + 1');
+      await expectStatus(
+        client.restore(
+          opts(),
+          edit(b, at, (f) => ((f.chunk as Plain).data = r.bytes(8 * MiB + 1))),
+        ),
+        grpc.status.RESOURCE_EXHAUSTED,
+        'a message of 8 MiB + 1',
+      );
     });
 
     it('bytes per session: queue bytes beyond the per-session limit (a service with small limits)', async () => {
@@ -1236,19 +1374,37 @@ describe('Restore fuzzing against a running soccrd', function () {
       const log = silentLogger();
       const sessions = new SessionManager({ defaultLeaseMs: 30_000, maxLeaseMs: 600_000, retainEndedMs: 60_000, lockGraceMs: 0, netlock: undefined, log });
       const features = { tcpRepair: true, repairWindow: true, pidfdGetfd: true, bufLock: true, rawSocket: true, networkLock: false, nativeBatch: false };
-      const service = new SocketRepairService({ version: '0.0.0', features, sessions, log, limits, eagerQueueBytes: 0, eagerSessionBytes: 0, netlock: undefined });
+      const service = new SocketRepairService({
+        version: '0.0.0',
+        features,
+        sessions,
+        log,
+        limits,
+        eagerQueueBytes: 0,
+        eagerSessionBytes: 0,
+        netlock: undefined,
+      });
       const pkg = loadPackageDefinition();
       const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * MiB });
-      server.addService((grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } }).soccr.v1.SocketRepair.service, service.handlers());
+      server.addService(
+        (grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } }).soccr.v1.SocketRepair.service,
+        service.handlers(),
+      );
       const sock = join(dir, 'limited.sock');
-      await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${sock}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(`unix://${sock}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+      );
       const limited = new SoccrClient(`unix://${sock}`);
       try {
         const r = new Rand(3);
         const c0 = { id: 'c0', fd: 3, state: synthConn(r, 'ipv4', TcpState.ESTABLISHED, 60 * KiB, 0, 0) };
         const c1 = { id: 'c1', fd: 4, state: synthConn(r, 'ipv4', TcpState.ESTABLISHED, 30 * KiB, 20 * KiB, 0) };
         const frames = buildFrames(synthHeader(r, [c0, c1], true), [c0, c1], 16 * KiB);
-        const details = await expectStatus(limited.restore({ netns: targetPath(), noNetworkLock: true }, frames), grpc.status.RESOURCE_EXHAUSTED, 'a session of 110 KiB against 100 KiB');
+        const details = await expectStatus(
+          limited.restore({ netns: targetPath(), noNetworkLock: true }, frames),
+          grpc.status.RESOURCE_EXHAUSTED,
+          'a session of 110 KiB against 100 KiB',
+        );
         assert.match(details, /limit/);
         const ended = await limited.listSessions();
         assert.equal(ended.length, 1);

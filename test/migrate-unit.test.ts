@@ -123,8 +123,22 @@ describe('migrate (two stand-in daemons)', function () {
         'phase release-source completed',
       ]);
 
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true }, dataTransfer: null });
-      assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 20000, noNetworkLock: false, dataTransfer: null });
+      assert.deepEqual(checkpointCall(src).request, {
+        pid: 77,
+        fds: [3, 5],
+        all: false,
+        options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true },
+        dataTransfer: null,
+      });
+      assert.deepEqual(dst.restored?.options, {
+        netns: '/run/netns/blue',
+        deliverUnixPath: '/run/app.sock',
+        goLive: false,
+        transparent: true,
+        leaseMs: 20000,
+        noNetworkLock: false,
+        dataTransfer: null,
+      });
       // the queues arrived intact
       assert.ok(dst.restored?.connections[0].state.recvQueue.equals(q.a));
       assert.ok(dst.restored?.connections[0].state.sendQueue.equals(q.b));
@@ -170,13 +184,22 @@ describe('migrate (two stand-in daemons)', function () {
       src.checkpointBulk = [1000, 0];
       dst.keepQueues = false;
       const r = await migrate({ ...base(), networkLock: false, stopOwner: false, beforeResume: 'printf %s "$SOCCR_CONNECTIONS"' });
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false }, dataTransfer: null });
+      assert.deepEqual(checkpointCall(src).request, {
+        pid: 77,
+        fds: [],
+        all: true,
+        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false },
+        dataTransfer: null,
+      });
       assert.equal(dst.restored?.options.noNetworkLock, true);
       assert.equal(dst.restored?.options.transparent, true);
       assert.equal(r.connections, 2);
       assert.equal(r.queueBytes, 1000);
       // the session header of this stream has no tuples: the connection headers give the addresses
-      const expected = [0, 1].map((i) => ({ local: { family: 'ipv4', ip: '10.1.2.3', port: bulkLocalPort(i) }, remote: { family: 'ipv4', ip: '192.168.200.7', port: 443 } }));
+      const expected = [0, 1].map((i) => ({
+        local: { family: 'ipv4', ip: '10.1.2.3', port: bulkLocalPort(i) },
+        remote: { family: 'ipv4', ip: '192.168.200.7', port: 443 },
+      }));
       assert.deepEqual(r.addresses, expected);
       assert.deepEqual(JSON.parse(r.hook?.stdout ?? ''), expected);
       // no hook: three phases
@@ -227,7 +250,10 @@ describe('migrate (two stand-in daemons)', function () {
       assert.equal(err.reason, 'hook exited with code 3: boom');
       assert.deepEqual(err.rolledBack, ['aborted destination session rst-1', 'resumed source session src-77']);
       assert.deepEqual(err.rollbackFailures, []);
-      assert.equal(err.message, 'migrate failed in hook: hook exited with code 3: boom (rolled back: aborted destination session rst-1, resumed source session src-77)');
+      assert.equal(
+        err.message,
+        'migrate failed in hook: hook exited with code 3: boom (rolled back: aborted destination session rst-1, resumed source session src-77)',
+      );
       assert.equal(err.report.hook?.stdout, 'partial\n');
       assert.equal(err.report.hook?.exitCode, 3);
       assert.deepEqual(events, ['checkpoint+restore started', 'checkpoint+restore completed', 'hook started', 'hook failed']);
@@ -251,7 +277,7 @@ describe('migrate (two stand-in daemons)', function () {
       assert.deepEqual(err.rolledBack, ['aborted destination session rst-1', 'resumed source session src-77']);
       const sleeper = Number(readFileSync(pidFile, 'utf8'));
       for (let i = 0; i < 50 && !gone(sleeper); i++) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(gone(sleeper), 'the hook\'s background child was killed');
+      assert.ok(gone(sleeper), "the hook's background child was killed");
     });
 
     it('a destination that fails Restore: the checkpoint is cancelled and the source resumed', async function () {
@@ -262,7 +288,10 @@ describe('migrate (two stand-in daemons)', function () {
       assert.equal(err.phase, 'checkpoint+restore');
       assert.equal(err.reason, 'destination Restore: FAILED_PRECONDITION: netns /run/netns/blue does not exist');
       assert.deepEqual(err.rolledBack, ['resumed source session src-77']);
-      assert.equal(err.message, 'migrate failed in checkpoint+restore: destination Restore: FAILED_PRECONDITION: netns /run/netns/blue does not exist (rolled back: resumed source session src-77)');
+      assert.equal(
+        err.message,
+        'migrate failed in checkpoint+restore: destination Restore: FAILED_PRECONDITION: netns /run/netns/blue does not exist (rolled back: resumed source session src-77)',
+      );
       assert.equal(err.report.hook, null);
       assert.deepEqual(src.callNames(), ['Checkpoint', 'Resume src-77']);
       assert.deepEqual(dst.callNames(), ['Restore']);
@@ -301,10 +330,16 @@ describe('migrate (two stand-in daemons)', function () {
     it('a source that fails before its session header: nothing to roll back', async function () {
       src.checkpointFailure = { code: grpc.status.NOT_FOUND, details: 'no process with pid 77', kind: 'NO_SUCH_PROCESS', errno: 'ESRCH', afterFrames: 0 };
       const err = await rejectsWith(migrate(base()));
-      assert.equal(err.message, 'migrate failed in checkpoint+restore: source Checkpoint: NOT_FOUND: no process with pid 77 (errno ESRCH) (rolled back: nothing)');
+      assert.equal(
+        err.message,
+        'migrate failed in checkpoint+restore: source Checkpoint: NOT_FOUND: no process with pid 77 (errno ESRCH) (rolled back: nothing)',
+      );
       // the cause is the daemon's refusal, typed
       assert.ok(err.cause instanceof SoccrError, String(err.cause));
-      assert.deepEqual([err.cause.kind, err.cause.errno, err.cause.grpcCode, err.cause.message], ['NO_SUCH_PROCESS', 'ESRCH', grpc.status.NOT_FOUND, 'no process with pid 77']);
+      assert.deepEqual(
+        [err.cause.kind, err.cause.errno, err.cause.grpcCode, err.cause.message],
+        ['NO_SUCH_PROCESS', 'ESRCH', grpc.status.NOT_FOUND, 'no process with pid 77'],
+      );
       assert.deepEqual(src.callNames(), ['Checkpoint']);
       assert.deepEqual(dst.callNames(), ['Restore']);
     });
@@ -334,7 +369,11 @@ describe('migrate (two stand-in daemons)', function () {
     it('a destination Resume without an answer: waits out the hand-over the destination still runs, then acts on its outcome', async function () {
       // Live after all: the source is released, never resumed.
       dst.failUnary.Resume = { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', times: 1 };
-      dst.failUnary.Abort = { code: grpc.status.FAILED_PRECONDITION, details: 'session rst-1 is busy: a hand-over of its sockets is in flight', kind: 'SESSION_BUSY' };
+      dst.failUnary.Abort = {
+        code: grpc.status.FAILED_PRECONDITION,
+        details: 'session rst-1 is busy: a hand-over of its sockets is in flight',
+        kind: 'SESSION_BUSY',
+      };
       const goLiveLater = (e: { name: string; status: string }): void => {
         if (e.name !== 'resume-destination' || e.status !== 'started') return;
         setTimeout(() => {
@@ -406,7 +445,10 @@ describe('migrate (two stand-in daemons)', function () {
       assert.deepEqual(dst.callNames(), ['Restore', 'Resume rst-1']);
       assert.equal(sessionState(dst, 'rst-1'), 3);
       assert.equal(r2.warnings.length, 1);
-      assert.match(r2.warnings[0], /^Release of source session src-77 on unix:\/\/.* failed: UNAVAILABLE: connection reset\. The destination is live, so nothing was rolled back/);
+      assert.match(
+        r2.warnings[0],
+        /^Release of source session src-77 on unix:\/\/.* failed: UNAVAILABLE: connection reset\. The destination is live, so nothing was rolled back/,
+      );
       assert.deepEqual(
         r2.phases.map((p) => [p.name, p.ok]),
         [
@@ -433,10 +475,7 @@ describe('migrate (two stand-in daemons)', function () {
       assert.equal(err.phase, 'resume-destination');
       assert.match(err.reason, /^SESSION_STATE: source session src-77 is gone \(NOT_FOUND: no session src-77\)$/);
       // the destination never went live
-      assert.deepEqual(
-        dst.callNames(),
-        ['Restore', 'Abort rst-1'],
-      );
+      assert.deepEqual(dst.callNames(), ['Restore', 'Abort rst-1']);
     });
 
     it('refuses bad options before calling anyone', async function () {
@@ -449,19 +488,57 @@ describe('migrate (two stand-in daemons)', function () {
 
   describe('soccrctl migrate', function () {
     it('prints each phase as it completes and the freeze time', async function () {
-      const r = await run(['migrate', '--from', src.address, '--to', dst.address, '--pid', '77', '--fd', '3,5', '--netns', 'blue', '--deliver', 'unix:/run/app.sock', '--before-resume', 'echo hello from the hook', '--lease-ms', '15000']);
+      const r = await run([
+        'migrate',
+        '--from',
+        src.address,
+        '--to',
+        dst.address,
+        '--pid',
+        '77',
+        '--fd',
+        '3,5',
+        '--netns',
+        'blue',
+        '--deliver',
+        'unix:/run/app.sock',
+        '--before-resume',
+        'echo hello from the hook',
+        '--lease-ms',
+        '15000',
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, '');
       const lines = r.stdout.trimEnd().split('\n');
-      assert.match(lines[0], /^checkpoint\+restore\s+\d+\.\d+ m?s\s+2 connection\(s\), 5\.0 MiB of queues; source session src-77, destination session rst-1 held$/);
+      assert.match(
+        lines[0],
+        /^checkpoint\+restore\s+\d+\.\d+ m?s\s+2 connection\(s\), 5\.0 MiB of queues; source session src-77, destination session rst-1 held$/,
+      );
       assert.match(lines[1], /^hook\s+\d+\.\d+ m?s\s+exit 0$/);
       assert.equal(lines[2], '  stdout | hello from the hook');
       assert.match(lines[3], /^resume-destination\s+\d+\.\d+ m?s\s+destination live$/);
       assert.match(lines[4], /^release-source\s+\d+\.\d+ m?s\s+source released$/);
-      assert.match(lines[5], /^migrated 2 connection\(s\) of pid 77 \(5\.0 MiB of queues\) from unix:\/\/.* to unix:\/\/.*: frozen for \d+\.\d+ m?s, \d+\.\d+ m?s in all$/);
+      assert.match(
+        lines[5],
+        /^migrated 2 connection\(s\) of pid 77 \(5\.0 MiB of queues\) from unix:\/\/.* to unix:\/\/.*: frozen for \d+\.\d+ m?s, \d+\.\d+ m?s in all$/,
+      );
       assert.equal(lines.length, 6);
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [3, 5], all: false, options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true }, dataTransfer: null });
-      assert.deepEqual(dst.restored?.options, { netns: '/run/netns/blue', deliverUnixPath: '/run/app.sock', goLive: false, transparent: true, leaseMs: 15000, noNetworkLock: false, dataTransfer: null });
+      assert.deepEqual(checkpointCall(src).request, {
+        pid: 77,
+        fds: [3, 5],
+        all: false,
+        options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true },
+        dataTransfer: null,
+      });
+      assert.deepEqual(dst.restored?.options, {
+        netns: '/run/netns/blue',
+        deliverUnixPath: '/run/app.sock',
+        goLive: false,
+        transparent: true,
+        leaseMs: 15000,
+        noNetworkLock: false,
+        dataTransfer: null,
+      });
     });
 
     it('--json prints the report, the phases on stderr', async function () {
@@ -477,19 +554,44 @@ describe('migrate (two stand-in daemons)', function () {
         ['checkpoint+restore', 'resume-destination', 'release-source'],
       );
       assert.deepEqual(
-        r.stderr.trimEnd().split('\n').map((l) => l.split(/\s+/)[0]),
+        r.stderr
+          .trimEnd()
+          .split('\n')
+          .map((l) => l.split(/\s+/)[0]),
         ['checkpoint+restore', 'resume-destination', 'release-source'],
       );
-      assert.deepEqual(checkpointCall(src).request, { pid: 77, fds: [], all: true, options: { leaseMs: 0, noNetworkLock: true, stopOwner: false }, dataTransfer: null });
+      assert.deepEqual(checkpointCall(src).request, {
+        pid: 77,
+        fds: [],
+        all: true,
+        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false },
+        dataTransfer: null,
+      });
       assert.equal(dst.restored?.options.noNetworkLock, true);
     });
 
     it('exits 1 with one line saying which phase failed, why and what was rolled back', async function () {
-      const r = await run(['migrate', '--from', src.address, '--to', dst.address, '--pid', '77', '--before-resume', 'echo some output; echo "cannot move 10.1.2.3" >&2; exit 4']);
+      const r = await run([
+        'migrate',
+        '--from',
+        src.address,
+        '--to',
+        dst.address,
+        '--pid',
+        '77',
+        '--before-resume',
+        'echo some output; echo "cannot move 10.1.2.3" >&2; exit 4',
+      ]);
       assert.equal(r.code, 1);
-      assert.equal(r.stderr, 'soccrctl: migrate failed in hook: hook exited with code 4: cannot move 10.1.2.3 (rolled back: aborted destination session rst-1, resumed source session src-77)\n');
+      assert.equal(
+        r.stderr,
+        'soccrctl: migrate failed in hook: hook exited with code 4: cannot move 10.1.2.3 (rolled back: aborted destination session rst-1, resumed source session src-77)\n',
+      );
       assert.match(r.stdout, /^checkpoint\+restore\s/);
-      assert.match(r.stdout, /\nhook\s+\d+\.\d+ m?s\s+FAILED: hook exited with code 4: cannot move 10\.1\.2\.3\n {2}stdout \| some output\n {2}stderr \| cannot move 10\.1\.2\.3\n$/);
+      assert.match(
+        r.stdout,
+        /\nhook\s+\d+\.\d+ m?s\s+FAILED: hook exited with code 4: cannot move 10\.1\.2\.3\n {2}stdout \| some output\n {2}stderr \| cannot move 10\.1\.2\.3\n$/,
+      );
       assert.deepEqual(src.callNames(), ['Checkpoint', 'Resume src-77']);
       assert.deepEqual(dst.callNames(), ['Restore', 'Abort rst-1']);
 
@@ -500,7 +602,10 @@ describe('migrate (two stand-in daemons)', function () {
       const j = await run(['--json', 'migrate', '--from', src.address, '--to', dst.address, '--pid', '77']);
       assert.equal(j.code, 1);
       const errLines = j.stderr.trimEnd().split('\n');
-      assert.equal(errLines[errLines.length - 1], 'soccrctl: migrate failed in checkpoint+restore: destination Restore: PERMISSION_DENIED: setns failed (errno EPERM) (rolled back: resumed source session src-77)');
+      assert.equal(
+        errLines[errLines.length - 1],
+        'soccrctl: migrate failed in checkpoint+restore: destination Restore: PERMISSION_DENIED: setns failed (errno EPERM) (rolled back: resumed source session src-77)',
+      );
       const doc = JSON.parse(j.stdout) as { error: { phase: string; rolledBack: string[] }; report: MigrateReport };
       assert.equal(doc.error.phase, 'checkpoint+restore');
       assert.deepEqual(doc.error.rolledBack, ['resumed source session src-77']);
@@ -523,7 +628,19 @@ describe('migrate (two stand-in daemons)', function () {
       }
       assert.deepEqual(log, []);
       const help = await run(['migrate', '--help']);
-      for (const o of ['--from', '--to', '--pid', '--fd', '--netns', '--deliver', '--before-resume', '--no-stop-owner', '--no-network-lock', '--lease-ms', '--hook-timeout-ms']) {
+      for (const o of [
+        '--from',
+        '--to',
+        '--pid',
+        '--fd',
+        '--netns',
+        '--deliver',
+        '--before-resume',
+        '--no-stop-owner',
+        '--no-network-lock',
+        '--lease-ms',
+        '--hook-timeout-ms',
+      ]) {
         assert.ok(help.stdout.includes(o), `migrate --help lacks ${o}`);
       }
     });

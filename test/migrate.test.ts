@@ -34,7 +34,22 @@ function soccrctl(args: string[], onSpawn?: (p: ChildProcess) => void): Promise<
 
 /** `soccrctl migrate` arguments moving the bench's server from A to B, delivering to `path`, with `hook`. */
 function migrateArgs(t: Bench, path: string, hook: string, ...extra: string[]): string[] {
-  return ['migrate', '--from', t.a.address, '--to', t.b.address, '--pid', String(t.server.pid), '--netns', t.lan.nsPath(t.lan.ns.B), '--deliver', `unix:${path}`, ...extra, '--before-resume', hook];
+  return [
+    'migrate',
+    '--from',
+    t.a.address,
+    '--to',
+    t.b.address,
+    '--pid',
+    String(t.server.pid),
+    '--netns',
+    t.lan.nsPath(t.lan.ns.B),
+    '--deliver',
+    `unix:${path}`,
+    ...extra,
+    '--before-resume',
+    hook,
+  ];
 }
 
 /** The server application's own hand-over: it stops its I/O and tells how far each connection got. */
@@ -122,7 +137,10 @@ describe('live migration between hosts with traffic flowing', function () {
     const [cs, rs] = await untilExchanged(t.clients, receiver, 60_000);
     assert.equal(cs.connections.length, 100);
     assert.deepEqual(exchangeProblems(cs, rs), []);
-    assert.ok(rs.connections.every((c) => c.received > 0), 'every connection carried traffic after the move');
+    assert.ok(
+      rs.connections.every((c) => c.received > 0),
+      'every connection carried traffic after the move',
+    );
   });
 
   describe('aborts: the connections keep working at the source, no lock entry is left', () => {
@@ -180,4 +198,3 @@ describe('live migration between hosts with traffic flowing', function () {
     });
   });
 });
-

@@ -161,7 +161,7 @@ function repairMode(owner: Endpoint): number {
   }
 }
 
-describe('network lock tables: each daemon its own, and no other program\'s', function () {
+describe("network lock tables: each daemon its own, and no other program's", function () {
   this.timeout(120_000);
   const clients: SoccrClient[] = [];
   const foreign: Array<{ ns: string; table: string }> = [];
@@ -267,10 +267,21 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     // after an earlier run with that --lock-table): recovery must find that table not its own.
     const b = await DaemonProcess.start({ netns: host, defaultLockTable: true });
     assert.equal(await b.stop(), 0);
-    const [dev, ino] = run('stat', ['-L', '-c', '%d %i', p.topo.nsPath(host)]).trim().split(' ').map(Number);
+    const [dev, ino] = run('stat', ['-L', '-c', '%d %i', p.topo.nsPath(host)])
+      .trim()
+      .split(' ')
+      .map(Number);
     const tuple = listTcpSockets(p.owner.pid).find((s) => s.fd === p.owner.connectedFd);
     assert.ok(tuple);
-    const record = { v: 1, t: 'lock', id: 'an-earlier-run', kind: 'restore', table: a.lockTable, ns: { dev, ino, path: '' }, tuples: [{ local: tuple.local, remote: tuple.remote }] };
+    const record = {
+      v: 1,
+      t: 'lock',
+      id: 'an-earlier-run',
+      kind: 'restore',
+      table: a.lockTable,
+      ns: { dev, ino, path: '' },
+      tuples: [{ local: tuple.local, remote: tuple.remote }],
+    };
     writeFileSync(join(b.stateDir, JOURNAL_FILE), `${JSON.stringify(record)}\n`);
     await b.restart();
     assert.equal(lockEntries(host, a.lockTable), 1, "the restarted daemon removed the first one's entries");
@@ -302,7 +313,12 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
       (err: unknown) => String(err),
     );
     assert.match(b, /exited at start/);
-    assert.match(b, new RegExp(`the nftables table inet ${a.lockTable} is another soccrd's \\(its comment: \\\\?"soccrd instance [0-9a-f]{12} state-dir ${a.stateDir}\\\\?"\\)`));
+    assert.match(
+      b,
+      new RegExp(
+        `the nftables table inet ${a.lockTable} is another soccrd's \\(its comment: \\\\?"soccrd instance [0-9a-f]{12} state-dir ${a.stateDir}\\\\?"\\)`,
+      ),
+    );
     assert.match(listTable(host, a.lockTable), /comment "soccrd instance/, "the first daemon's table is still there");
   });
 
@@ -338,7 +354,13 @@ describe('network lock tables: each daemon its own, and no other program\'s', fu
     const beforeTarget = foreignTable(h1, d.lockTable);
     await expectTaken(client.restoreFromFile(file, { netns: p.topo.nsPath(h1), goLive: false }), p.topo.nsPath(h1));
     assert.equal(listTable(h1, d.lockTable), beforeTarget, 'the foreign table in the target was changed');
-    assert.deepEqual(run('ip', ['netns', 'exec', h1, 'ss', '-tanH']).split('\n').filter((l) => l.trim()), [], 'a socket was rebuilt');
+    assert.deepEqual(
+      run('ip', ['netns', 'exec', h1, 'ss', '-tanH'])
+        .split('\n')
+        .filter((l) => l.trim()),
+      [],
+      'a socket was rebuilt',
+    );
 
     await client.resume(ck.header.sessionId);
     await p.owner.command('read', { on: true });

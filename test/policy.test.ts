@@ -49,7 +49,11 @@ describe('what may be touched, and per-caller limits', function () {
 
   it('a process outside the checkpoint policy is refused and its socket untouched', async () => {
     const p = await connectPair('ipv4', 1);
-    for (const args of [['--checkpoint-uid', '4242'], ['--checkpoint-cgroup', '/no/such/slice'], ['--checkpoint-pid', '1']]) {
+    for (const args of [
+      ['--checkpoint-uid', '4242'],
+      ['--checkpoint-cgroup', '/no/such/slice'],
+      ['--checkpoint-pid', '1'],
+    ]) {
       const d = await DaemonProcess.start(args);
       client = new SoccrClient(d.address);
       await expectCode(client.checkpointToFile(p.owner.pid, { all: true }, socketPath('ck')), grpc.status.PERMISSION_DENIED, args.join(' '));
@@ -72,7 +76,11 @@ describe('what may be touched, and per-caller limits', function () {
     await p.owner.command('quiesce');
     const file = socketPath('ck');
     const ck = await client.checkpointToFile(p.owner.pid, { all: true }, file);
-    await expectCode(client.restoreFromFile(file, { netns: p.topo.nsPath(p.topo.hosts[1]) }), grpc.status.PERMISSION_DENIED, 'restore into a namespace outside the policy');
+    await expectCode(
+      client.restoreFromFile(file, { netns: p.topo.nsPath(p.topo.hosts[1]) }),
+      grpc.status.PERMISSION_DENIED,
+      'restore into a namespace outside the policy',
+    );
     const others = (await client.listSessions()).filter((s) => s.sessionId !== ck.header.sessionId);
     assert.deepEqual(others, [], 'no restore session');
     await client.resume(ck.header.sessionId);

@@ -39,7 +39,10 @@ describe('data path records', () => {
     const h = onWire(hello);
     const payloads = [randomBytes(10), randomBytes(100_000)];
     const records = payloads.map((p) => onWire(sealer.seal([p.subarray(0, 3), p.subarray(3)])));
-    assert.ok(payloads.every((p, i) => !records[i].sealed.subarray(0, p.length).equals(p)), 'sealed bytes are not the plaintext');
+    assert.ok(
+      payloads.every((p, i) => !records[i].sealed.subarray(0, p.length).equals(p)),
+      'sealed bytes are not the plaintext',
+    );
 
     assert.equal(new RecordOpener(randomBytes(32), id).openHello(pre, h.head, Buffer.from(h.sealed)), false, 'another key');
     assert.equal(new RecordOpener(key, randomBytes(16)).openHello(pre, h.head, Buffer.from(h.sealed)), false, 'another transfer');

@@ -132,7 +132,11 @@ describe('systemd service', function () {
       assert.equal(r.status, 0, r.out);
       // Never a daemon-reload for a test's directory; where systemd is not PID 1, the reason given is that.
       const booted = existsSync('/run/systemd/system');
-      assert.match(r.out, booted ? /not reloading systemd: .* is not \/etc\/systemd\/system/ : /not reloading systemd: it is not the init system here .*PID 1 is /, r.out);
+      assert.match(
+        r.out,
+        booted ? /not reloading systemd: .* is not \/etc\/systemd\/system/ : /not reloading systemd: it is not the init system here .*PID 1 is /,
+        r.out,
+      );
     });
 
     it('install-service renders both units for this checkout and systemd-analyze verify accepts them', () => {
@@ -152,7 +156,13 @@ describe('systemd service', function () {
       const m = /Overall exposure level for soccrd\.service: (\d+\.\d+)/.exec(r.out);
       assert.ok(m, `no exposure level in: ${r.out.slice(-500)}`);
       console.log(`      security exposure ${m[1]}`);
-      assert.ok(Number(m[1]) <= 4.0, `exposure ${m[1]} > 4.0:\n${r.out.split('\n').filter((l) => l.startsWith('✗')).join('\n')}`);
+      assert.ok(
+        Number(m[1]) <= 4.0,
+        `exposure ${m[1]} > 4.0:\n${r.out
+          .split('\n')
+          .filter((l) => l.startsWith('✗'))
+          .join('\n')}`,
+      );
     });
 
     it('uninstall-service removes what install-service wrote, and nothing else', () => {
@@ -180,7 +190,11 @@ describe('systemd service', function () {
         const d = await DaemonProcess.start({ env: { NOTIFY_SOCKET: rx.path, WATCHDOG_USEC: '400000' }, args: ['--listen', `unix://${socketPath}`] });
         await rx.waitFor('READY', 5000);
         const firstReady = rx.messages.findIndex((m) => m.fields.get('READY') === '1');
-        assert.deepEqual(rx.messages.slice(0, firstReady).filter((m) => m.fields.has('READY')), [], 'nothing READY-like before');
+        assert.deepEqual(
+          rx.messages.slice(0, firstReady).filter((m) => m.fields.has('READY')),
+          [],
+          'nothing READY-like before',
+        );
         assert.equal(rx.with('READY').length, 1, 'READY=1 once');
         const ready = rx.messages[firstReady].fields;
         assert.equal(ready.get('MAINPID'), String(d.pid));
@@ -190,7 +204,10 @@ describe('systemd service', function () {
         // Watchdog: ~200 ms apart. Counted from READY on, over 1.2 s.
         const from = Date.now();
         await sleep(1200);
-        const pings = rx.with('WATCHDOG', '1').filter((m) => m.at >= from).map((m) => m.at);
+        const pings = rx
+          .with('WATCHDOG', '1')
+          .filter((m) => m.at >= from)
+          .map((m) => m.at);
         const gaps = pings.slice(1).map((t, i) => t - pings[i]);
         console.log(`      ${pings.length} watchdog pings in 1.2 s, gaps ${gaps.join(' ')} ms`);
         assert.ok(pings.length >= 4 && pings.length <= 8, `${pings.length} pings in 1.2 s at 200 ms`);
@@ -227,7 +244,10 @@ describe('systemd service', function () {
       assert.equal(n.socketPath, '/run/x.sock');
       assert.equal(n.watchdogIntervalMs, undefined);
       assert.deepEqual(env, {}, 'children must not inherit them');
-      assert.equal(Notifier.fromEnvironment({ NOTIFY_SOCKET: '/run/x.sock', WATCHDOG_USEC: '30000000', WATCHDOG_PID: '4242' }, 4242).watchdogIntervalMs, 15_000);
+      assert.equal(
+        Notifier.fromEnvironment({ NOTIFY_SOCKET: '/run/x.sock', WATCHDOG_USEC: '30000000', WATCHDOG_PID: '4242' }, 4242).watchdogIntervalMs,
+        15_000,
+      );
       const off = Notifier.fromEnvironment({}, 4242);
       assert.equal(off.enabled, false);
       assert.equal(off.send({ READY: 1 }), false);
@@ -272,7 +292,10 @@ describe('systemd service', function () {
       openFds.push(tcp.fd);
       const listenFds = [{ fd: tcp.fd, name: 'tcp' }];
       const address = `127.0.0.1:${tcp.port}`;
-      await assert.rejects(DaemonProcess.start({ listenFds }), /cannot listen on socket-activation fd 3 \(tcp\): 127\.0\.0\.1:\d+: an inherited TCP socket needs TLS/);
+      await assert.rejects(
+        DaemonProcess.start({ listenFds }),
+        /cannot listen on socket-activation fd 3 \(tcp\): 127\.0\.0\.1:\d+: an inherited TCP socket needs TLS/,
+      );
       await cleanupDaemons();
 
       await DaemonProcess.start({ listenFds, args: ['--insecure'] });

@@ -221,7 +221,9 @@ describe('wire: saved state encoding', () => {
         options: { ...s.options },
         sendQueue: Buffer.from(s.sendQueue),
         recvQueue: Buffer.from(s.recvQueue),
-        window: s.window ? { rcvWup: s.window.rcvWup, rcvWnd: s.window.rcvWnd, maxWindow: s.window.maxWindow, sndWnd: s.window.sndWnd, sndWl1: s.window.sndWl1 } : undefined,
+        window: s.window
+          ? { rcvWup: s.window.rcvWup, rcvWnd: s.window.rcvWnd, maxWindow: s.window.maxWindow, sndWnd: s.window.sndWnd, sndWl1: s.window.sndWl1 }
+          : undefined,
         timestamp: s.timestamp,
         rcvWscale: s.rcvWscale,
         sndWscale: s.sndWscale,
@@ -350,9 +352,26 @@ describe('wire: saved state encoding', () => {
 describe('checkpoint frames: the daemon encodes them as proto-loader would', () => {
   it('encodeFrame gives the same bytes as the generic serializer, for every kind of frame a session streams', () => {
     const serialize = (loadPackageDefinition()['soccr.v1.SocketRepair'] as ServiceDefinition).Checkpoint.responseSerialize;
-    const v6 = savedConnection({ socketFamily: 'ipv6', local: { family: 'ipv6', ip: 'fd00::1', port: 443 }, remote: { family: 'ipv6', ip: 'fd00::2', port: 50000 }, window: undefined });
-    const conns = [withQueues(savedConnection(), 3 * MiB, 1500, 700), withQueues(v6, 0, 0), savedConnection({ state: TcpState.FIN_WAIT2 })].map((state, i) => ({ id: `7:${i}`, fd: 10 + i, state }));
-    const header = { sessionId: 'src-1', leaseExpiresUnixMs: 1_800_000_000_123, connectionCount: 3, pid: 7, hostname: 'a', createdUnixMs: 1_700_000_000_456, tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })) };
+    const v6 = savedConnection({
+      socketFamily: 'ipv6',
+      local: { family: 'ipv6', ip: 'fd00::1', port: 443 },
+      remote: { family: 'ipv6', ip: 'fd00::2', port: 50000 },
+      window: undefined,
+    });
+    const conns = [withQueues(savedConnection(), 3 * MiB, 1500, 700), withQueues(v6, 0, 0), savedConnection({ state: TcpState.FIN_WAIT2 })].map((state, i) => ({
+      id: `7:${i}`,
+      fd: 10 + i,
+      state,
+    }));
+    const header = {
+      sessionId: 'src-1',
+      leaseExpiresUnixMs: 1_800_000_000_123,
+      connectionCount: 3,
+      pid: 7,
+      hostname: 'a',
+      createdUnixMs: 1_700_000_000_456,
+      tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })),
+    };
     const kinds = new Set<string>();
     for (const f of [...sessionFrames(header, conns), ...batchFrames(sessionFrames(header, conns))]) {
       kinds.add(frameKind(f));
@@ -367,7 +386,10 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
     const plain = [...sessionFrames(header, conns)];
     const packed = [...batchFrames(plain)];
     assert.equal(frameKind(packed[0]), 'session', 'the header goes first, alone');
-    assert.ok(packed.some((f) => frameKind(f) === 'chunk' && (f.chunk?.data.length ?? 0) === 64 * 1024), 'a large chunk goes alone');
+    assert.ok(
+      packed.some((f) => frameKind(f) === 'chunk' && (f.chunk?.data.length ?? 0) === 64 * 1024),
+      'a large chunk goes alone',
+    );
     assert.ok(packed.length < plain.length / 10, `${packed.length} messages for ${plain.length} frames`);
     for (const f of packed) if (f.batch) assert.ok(f.batch.frames.length <= 64);
     assert.deepEqual(packed.flatMap(unpackFrames), plain);
@@ -377,7 +399,13 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
     const end = { end: { index: 0, recvSha256: Buffer.alloc(32), sendSha256: Buffer.alloc(32) } };
     const cases: FrameMsg[] = [
       { batch: { frames: [end, { batch: { frames: [end] } }] } },
-      { batch: { frames: [{ restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } }] } },
+      {
+        batch: {
+          frames: [
+            { restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } },
+          ],
+        },
+      },
       { batch: { frames: [] } },
       { batch: { frames: [end, {}] } },
     ];

@@ -40,7 +40,14 @@ export function addCheckpointCommand(program: Command): void {
           );
           bar.stop();
           if (g.json) {
-            printJson({ sessionId: r.header.sessionId, file: r.file, header: r.header, connections: r.connections, queueBytes: r.queueBytes, fileBytes: r.fileBytes });
+            printJson({
+              sessionId: r.header.sessionId,
+              file: r.file,
+              header: r.header,
+              connections: r.connections,
+              queueBytes: r.queueBytes,
+              fileBytes: r.fileBytes,
+            });
           } else {
             print(r.header.sessionId);
             note(

@@ -31,7 +31,13 @@ export function addSocketsCommand(program: Command): void {
         if (g.json) {
           printJson({
             pid: opts.pid,
-            sockets: sockets.map((s) => ({ ...s, family: familyName(s.family), state: stateName(s.state), local: addressJson(s.local), remote: addressJson(s.remote) })),
+            sockets: sockets.map((s) => ({
+              ...s,
+              family: familyName(s.family),
+              state: stateName(s.state),
+              local: addressJson(s.local),
+              remote: addressJson(s.remote),
+            })),
           });
         } else {
           printSockets(opts.pid, sockets);
@@ -71,7 +77,16 @@ function printSockets(pid: number, sockets: SocketEntryMsg[]): void {
   }
   const t = table(['fd', 'inode', 'family', 'state', 'local', 'remote', 'recv-q', 'send-q']);
   for (const s of sockets) {
-    t.push([String(s.fd), String(s.inode), familyName(s.family), stateName(s.state), formatAddressMsg(s.local), formatAddressMsg(s.remote), String(s.recvQueue), String(s.sendQueue)]);
+    t.push([
+      String(s.fd),
+      String(s.inode),
+      familyName(s.family),
+      stateName(s.state),
+      formatAddressMsg(s.local),
+      formatAddressMsg(s.remote),
+      String(s.recvQueue),
+      String(s.sendQueue),
+    ]);
   }
   print(t.toString());
 }

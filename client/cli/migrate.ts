@@ -39,7 +39,7 @@ export function addMigrateCommand(program: Command): void {
     .option('--hook-timeout-ms <ms>', 'how long --before-resume may run', parseUint('--hook-timeout-ms'), DEFAULT_HOOK_TIMEOUT_MS)
     .option('--no-stop-owner', 'leave the owner running while its connections are frozen')
     .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
-    .option('--no-direct-data', "relay the frames through this process even when the destination takes direct transfers")
+    .option('--no-direct-data', 'relay the frames through this process even when the destination takes direct transfers')
     .option('--lease-ms <ms>', "lease of both sessions (default: each daemon's)", parseUint('--lease-ms'))
     .action(async (opts: MigrateFlags, cmd: Command) => {
       if (opts.hookTimeoutMs === 0) cmd.error('--hook-timeout-ms must be positive');
@@ -71,7 +71,10 @@ export function addMigrateCommand(program: Command): void {
         for (const w of r.warnings) note(`soccrctl: warning: ${w}`);
       } catch (err) {
         if (g.json && err instanceof MigrateError) {
-          printJson({ error: { phase: err.phase, reason: err.reason, rolledBack: err.rolledBack, rollbackFailures: err.rollbackFailures }, report: err.report });
+          printJson({
+            error: { phase: err.phase, reason: err.reason, rolledBack: err.rolledBack, rollbackFailures: err.rollbackFailures },
+            report: err.report,
+          });
         }
         throw err;
       }

@@ -92,7 +92,10 @@ export class TransferBar {
     const byBytes = p.totalBytes !== undefined;
     const total = byBytes ? (p.totalBytes as number) : (p.totalConnections ?? 0);
     const value = byBytes ? p.bytes : p.connections;
-    const payload = { conns: `${p.connections}/${p.totalConnections ?? '?'}`, xfer: byBytes ? `${formatBytes(p.bytes)}/${formatBytes(total)}` : formatBytes(p.bytes) };
+    const payload = {
+      conns: `${p.connections}/${p.totalConnections ?? '?'}`,
+      xfer: byBytes ? `${formatBytes(p.bytes)}/${formatBytes(total)}` : formatBytes(p.bytes),
+    };
     if (!this.bar) {
       if ((p.totalBytes ?? p.bytes) <= MiB) return;
       this.bar = new cliProgress.SingleBar(

@@ -34,7 +34,14 @@ export function addRestoreCommand(program: Command): void {
         try {
           const s = await client.restoreFromFile(
             opts.in,
-            { netns, deliverUnixPath: opts.deliver, goLive: !opts.hold, transparent: opts.transparent, leaseMs: opts.leaseMs, noNetworkLock: !opts.networkLock },
+            {
+              netns,
+              deliverUnixPath: opts.deliver,
+              goLive: !opts.hold,
+              transparent: opts.transparent,
+              leaseMs: opts.leaseMs,
+              noNetworkLock: !opts.networkLock,
+            },
             (p) => bar.update(p),
           );
           bar.stop();

@@ -34,7 +34,16 @@ export function addSessionCommands(program: Command): void {
         }
         const t = table(['id', 'kind', 'state', 'pid', 'conns', 'created', 'lease', 'reason']);
         for (const s of sessions) {
-          t.push([s.sessionId, sessionKindName(s.kind), sessionStateName(s.state), String(s.pid), String(s.connections.length), formatTime(s.createdUnixMs), formatLease(s.leaseExpiresUnixMs), s.reason || '-']);
+          t.push([
+            s.sessionId,
+            sessionKindName(s.kind),
+            sessionStateName(s.state),
+            String(s.pid),
+            String(s.connections.length),
+            formatTime(s.createdUnixMs),
+            formatLease(s.leaseExpiresUnixMs),
+            s.reason || '-',
+          ]);
         }
         print(t.toString());
       });
@@ -88,7 +97,16 @@ function printSession(s: SessionInfoMsg): void {
   if (s.connections.length === 0) return;
   const t = table(['id', 'fd', 'state', 'local', 'remote', 'recv-q', 'send-q', 'delivered']);
   for (const c of s.connections) {
-    t.push([c.id, s.kind === SessionKind.SOURCE ? String(c.fd) : '-', stateName(c.state), formatAddressMsg(c.local), formatAddressMsg(c.remote), String(c.recvQueueLen), String(c.sendQueueLen), c.delivered ? 'yes' : 'no']);
+    t.push([
+      c.id,
+      s.kind === SessionKind.SOURCE ? String(c.fd) : '-',
+      stateName(c.state),
+      formatAddressMsg(c.local),
+      formatAddressMsg(c.remote),
+      String(c.recvQueueLen),
+      String(c.sendQueueLen),
+      c.delivered ? 'yes' : 'no',
+    ]);
   }
   print(t.toString());
 }

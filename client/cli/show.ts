@@ -40,7 +40,19 @@ function printDescription(d: CheckpointFileDescription): void {
   const t = table(['#', 'id', 'fd', 'state', 'local', 'remote', 'recv-q', 'send-q (unsent)', 'recv sha256', 'send sha256', 'verified']);
   for (const c of d.connections) {
     const verdict = c.verified ? 'yes' : c.recvSha256 === null ? 'INCOMPLETE' : 'MISMATCH';
-    t.push([String(c.index), c.id, String(c.fd), c.state, c.local, c.remote, String(c.recvQueueLen), `${c.sendQueueLen} (${c.unsentLen})`, short(c.recvSha256), short(c.sendSha256), verdict]);
+    t.push([
+      String(c.index),
+      c.id,
+      String(c.fd),
+      c.state,
+      c.local,
+      c.remote,
+      String(c.recvQueueLen),
+      `${c.sendQueueLen} (${c.unsentLen})`,
+      short(c.recvSha256),
+      short(c.sendSha256),
+      verdict,
+    ]);
   }
   print(t.toString());
 }

@@ -87,7 +87,13 @@ function encodeUnixPath(path: string): Buffer {
 function validAddress(a: unknown): boolean {
   if (typeof a !== 'object' || a === null) return false;
   const x = a as Partial<SocketAddress>;
-  return (x.family === 'ipv4' || x.family === 'ipv6') && typeof x.ip === 'string' && Number.isInteger(x.port) && (x.port as number) >= 0 && (x.port as number) <= 65535;
+  return (
+    (x.family === 'ipv4' || x.family === 'ipv6') &&
+    typeof x.ip === 'string' &&
+    Number.isInteger(x.port) &&
+    (x.port as number) >= 0 &&
+    (x.port as number) <= 65535
+  );
 }
 
 function validateItem(item: DeliveryItem, i: number): void {
@@ -155,7 +161,8 @@ class HandoverConn {
           throw new SoccrError('DELIVERY', `cannot connect to ${path}: ${err.code}`, err);
         }
         // EAGAIN: the receiver's accept backlog is full.
-        if (Date.now() >= deadline) throw new SoccrError('DELIVERY', `connecting to ${path}: the receiver accepts nothing (backlog full) within the timeout`, err);
+        if (Date.now() >= deadline)
+          throw new SoccrError('DELIVERY', `connecting to ${path}: the receiver accepts nothing (backlog full) within the timeout`, err);
         await this.pause(`connecting to ${path}`);
       }
     }
@@ -177,7 +184,11 @@ class HandoverConn {
       }
       const errno = n < 0 ? -n : EAGAIN;
       if (errno !== EAGAIN && errno !== EINTR) {
-        throw new SoccrError('DELIVERY', `${what}: ${errnoName(errno)} (the receiver went away?)`, new N.SyscallError(fd >= 0 && off === 0 ? 'sendmsg' : 'send', errno));
+        throw new SoccrError(
+          'DELIVERY',
+          `${what}: ${errnoName(errno)} (the receiver went away?)`,
+          new N.SyscallError(fd >= 0 && off === 0 ? 'sendmsg' : 'send', errno),
+        );
       }
       if (Date.now() >= deadline) throw new SoccrError('DELIVERY', `${what}: the receiver takes no data (timed out)`);
       await this.pause(what);

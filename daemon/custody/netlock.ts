@@ -94,7 +94,11 @@ interface NamespaceLock {
 }
 
 /** A namespace to run a transaction in: one the daemon holds locks in, or a transient one (recovery). */
-interface NamespaceRef { path: string | undefined; fd: number; nft?: NftContext }
+interface NamespaceRef {
+  path: string | undefined;
+  fd: number;
+  nft?: NftContext;
+}
 
 export class NetworkLock {
   /** nft transactions run so far (for tests and metrics: one per lock or unlock call) */
@@ -143,7 +147,7 @@ export class NetworkLock {
       else if (keep) (ns as NamespaceRef).nft = ctx;
     }
     try {
-      return inside(() => (ctx).query(script));
+      return inside(() => ctx.query(script));
     } finally {
       if (!keep) ctx.free();
     }
@@ -153,7 +157,12 @@ export class NetworkLock {
   private runProgram(ns: NamespaceRef | undefined, own: boolean, script: string): { output: string; error: string } {
     const r = own
       ? spawnSync('nft', ['-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000 })
-      : spawnSync('nsenter', ['--net=/proc/self/fd/3', 'nft', '-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000, stdio: ['pipe', 'pipe', 'pipe', (ns as NamespaceRef).fd] });
+      : spawnSync('nsenter', ['--net=/proc/self/fd/3', 'nft', '-f', '-'], {
+          input: script,
+          encoding: 'utf8',
+          timeout: 10_000,
+          stdio: ['pipe', 'pipe', 'pipe', (ns as NamespaceRef).fd],
+        });
     if (r.error) return { output: '', error: r.error.message };
     return { output: r.stdout ?? '', error: r.status === 0 ? '' : (r.stderr || '').trim() || `nft exited with ${String(r.status)}` };
   }
@@ -174,7 +183,10 @@ export class NetworkLock {
     const whose = id
       ? `another soccrd's (its comment: "${comment}"): give each daemon its own --state-dir and no --lock-table, or distinct ones`
       : `not soccrd's (${comment ? `its comment "${comment}" is` : 'it has'} no soccrd mark): choose another --lock-table, or delete that table if it is a leftover`;
-    throw new SoccrError('LOCK_TABLE_TAKEN', `network lock: the nftables table inet ${table}${ns?.path ? ` in ${ns.path}` : ''} is ${whose}; soccrd leaves it untouched`);
+    throw new SoccrError(
+      'LOCK_TABLE_TAKEN',
+      `network lock: the nftables table inet ${table}${ns?.path ? ` in ${ns.path}` : ''} is ${whose}; soccrd leaves it untouched`,
+    );
   }
 
   /**
@@ -290,7 +302,7 @@ export class NetworkLock {
    */
   reconcile(path: string, keep: readonly LockTuple[]): string {
     const key = netnsKey(path);
-    if (key === this.ownKey) throw new SoccrError('BAD_REQUEST', 'reconcile: the daemon\'s own namespace is reconciled by start()');
+    if (key === this.ownKey) throw new SoccrError('BAD_REQUEST', "reconcile: the daemon's own namespace is reconciled by start()");
     if (keep.length === 0) {
       const ns = this.namespaces.get(key);
       if (ns && ns.held.size > 0) return key; // this run holds entries there already: leave them

@@ -140,7 +140,16 @@ function summaryOf(pid: number, c: TakenConn): ConnectionSummary {
       return 0;
     }
   };
-  return { id: `${pid}:${c.fd}`, fd: c.fd, local, remote, state: readTcpInfoHead(c.dup).state, recvQueueLen: ioctl(N.SIOCINQ), sendQueueLen: ioctl(N.SIOCOUTQ), delivered: false };
+  return {
+    id: `${pid}:${c.fd}`,
+    fd: c.fd,
+    local,
+    remote,
+    state: readTcpInfoHead(c.dup).state,
+    recvQueueLen: ioctl(N.SIOCINQ),
+    sendQueueLen: ioctl(N.SIOCOUTQ),
+    delivered: false,
+  };
 }
 
 /** Reads the journal, takes the sockets back and decides; nothing is changed yet (see apply). */
@@ -208,7 +217,12 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             if (!owner) p.proc?.close();
             sessions.adoptSource(rec.id, rec.pid, rec.leaseMs, rec.expires, conns, key !== undefined ? { key, tuples } : undefined, owner);
             adopted.push({ ...rec, conns: rec.conns.filter((c) => p.conns.some((t) => t.fd === c.fd)) });
-            log.info('recovery: source session taken over, FROZEN until its lease ends', { session: rec.id, pid: rec.pid, connections: conns.length, leaseEndsInMs: rec.expires - Date.now() });
+            log.info('recovery: source session taken over, FROZEN until its lease ends', {
+              session: rec.id,
+              pid: rec.pid,
+              connections: conns.length,
+              leaseEndsInMs: rec.expires - Date.now(),
+            });
             continue;
           } catch (err) {
             log.error('recovery: taking the session over failed: resuming it', { session: rec.id, error: err });
@@ -225,7 +239,15 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
         const resumed = thawed.errors.filter((err) => err === undefined).length;
         const continued = thawed.ownerContinued;
         p.proc?.close();
-        log.info('recovery: source session resumed at its owner', { session: rec.id, pid: rec.pid, resumed, taken: p.conns.length, journaled: rec.conns.length, ownerContinued: continued, streamed: rec.streamed });
+        log.info('recovery: source session resumed at its owner', {
+          session: rec.id,
+          pid: rec.pid,
+          resumed,
+          taken: p.conns.length,
+          journaled: rec.conns.length,
+          ownerContinued: continued,
+          streamed: rec.streamed,
+        });
       }
       // 3. Released sessions' entries stay until their grace period ends.
       const graced = kept.filter((k) => !readopted.has(k.lock.id));

@@ -304,7 +304,14 @@ export class SessionManager {
     try {
       const items = s.held.map((h, index) => ({
         fd: h.sock.fd,
-        meta: { id: h.summary.id, session: s.id, index, local: h.summary.local, remote: h.summary.remote, state: TcpState[h.summary.state] ?? String(h.summary.state) },
+        meta: {
+          id: h.summary.id,
+          session: s.id,
+          index,
+          local: h.summary.local,
+          remote: h.summary.remote,
+          state: TcpState[h.summary.state] ?? String(h.summary.state),
+        },
       }));
       await deliver(
         path,
@@ -404,6 +411,11 @@ export class SessionManager {
 const SHUTDOWN_SLACK_MS = 1000;
 
 function busyError(s: Session): SoccrError {
-  const what = s.busy === 'handover' ? 'a hand-over of its sockets is in flight' : s.busy === 'checkpoint' ? 'its Checkpoint stream is still open' : 'its Restore stream is still open';
+  const what =
+    s.busy === 'handover'
+      ? 'a hand-over of its sockets is in flight'
+      : s.busy === 'checkpoint'
+        ? 'its Checkpoint stream is still open'
+        : 'its Restore stream is still open';
   return new SoccrError('SESSION_BUSY', `session ${s.id} is busy: ${what}; ask again once that call has ended`);
 }

@@ -405,7 +405,24 @@ const OP = {
   PIDFD_GETFD: 14,
   FSTAT_INO: 15,
 } as const;
-const OP_NAMES = ['', 'setsockopt', 'getsockopt', 'ioctl', 'recv', 'send', 'socket', 'bind', 'connect', 'shutdown', 'sendto', 'close', 'getsockname', 'setns', 'pidfd_getfd', 'fstat'];
+const OP_NAMES = [
+  '',
+  'setsockopt',
+  'getsockopt',
+  'ioctl',
+  'recv',
+  'send',
+  'socket',
+  'bind',
+  'connect',
+  'shutdown',
+  'sendto',
+  'close',
+  'getsockname',
+  'setns',
+  'pidfd_getfd',
+  'fstat',
+];
 
 /** Op flags. */
 export const ALWAYS = 1; // runs even when its group stopped earlier (cleanup)
@@ -610,7 +627,7 @@ export class KernelBatch {
   }
 
   private setAddr(o: number, addr: number): void {
-    this.words[o + F.ADDR] = addr % 0x100000000 | 0;
+    this.words[o + F.ADDR] = (addr % 0x100000000) | 0;
     this.words[o + F.ADDR + 1] = Math.floor(addr / 0x100000000);
   }
 
@@ -851,7 +868,7 @@ export class KernelBatch {
   }
 
   private setResult(o: number, r: number): void {
-    this.words[o + F.RESULT] = r % 0x100000000 | 0;
+    this.words[o + F.RESULT] = (r % 0x100000000) | 0;
     this.words[o + F.RESULT + 1] = Math.floor(r / 0x100000000);
   }
 
@@ -1064,7 +1081,8 @@ const SUN_PATH_LEN = 108;
 export function unixSockaddr(path: string): { addr: PinnedBuffer; len: number } {
   const name = Buffer.from(path, 'utf8');
   const abstract = path.startsWith('@');
-  if (name.length < (abstract ? 2 : 1) || name.length > SUN_PATH_LEN - (abstract ? 0 : 1)) throw new RangeError(`Unix socket address of ${name.length} bytes: ${path}`);
+  if (name.length < (abstract ? 2 : 1) || name.length > SUN_PATH_LEN - (abstract ? 0 : 1))
+    throw new RangeError(`Unix socket address of ${name.length} bytes: ${path}`);
   const addr = pinned(2 + SUN_PATH_LEN);
   addr.buf.writeUInt16LE(AF_UNIX, 0);
   name.copy(addr.buf, 2);

@@ -134,7 +134,7 @@ type Visitor = (type: number, seq: number, off: number, len: number) => boolean;
 
 /** Hands each netlink message in b[start, start+n) to `visit`: true once it says done, false if one is malformed, else undefined. */
 function visitMessages(b: Buffer, start: number, n: number, visit: Visitor): boolean | undefined {
-  for (let off = start; off + NLMSG_HDR <= start + n; ) {
+  for (let off = start; off + NLMSG_HDR <= start + n;) {
     const len = b.readUInt32LE(off);
     if (len < NLMSG_HDR || off + len > start + n) return false;
     if (visit(b.readUInt16LE(off + 4), b.readUInt32LE(off + 8), off, len)) return true;
@@ -170,7 +170,7 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
   };
   let tos: number | undefined;
   let tclass: number | undefined;
-  for (let a = m + MSG_LEN; a + 4 <= off + len; ) {
+  for (let a = m + MSG_LEN; a + 4 <= off + len;) {
     const alen = b.readUInt16LE(a);
     const type = b.readUInt16LE(a + 2) & 0x3fff;
     if (alen < 4 || a + alen > off + len) break;
@@ -266,7 +266,6 @@ export interface DumpedSocket {
   sendQueue: number;
   inode: number;
 }
-
 
 /**
  * Every TCP socket of the namespace (the daemon's own if undefined), both families: the same table

@@ -43,9 +43,18 @@ function probeListener(path: string): Promise<'listening' | 'backlog full' | 'no
     const timer = setTimeout(() => done('no answer'), PROBE_TIMEOUT_MS);
     probe.once('connect', () => done('listening'));
     probe.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED') { done('refused'); return; }
-      if (err.code === 'EAGAIN') { done('backlog full'); return; }
-      if (err.code === 'ENOENT') { done('gone'); return; }
+      if (err.code === 'ECONNREFUSED') {
+        done('refused');
+        return;
+      }
+      if (err.code === 'EAGAIN') {
+        done('backlog full');
+        return;
+      }
+      if (err.code === 'ENOENT') {
+        done('gone');
+        return;
+      }
       clearTimeout(timer);
       reject(new Error(`cannot tell whether anything listens on ${path}: ${err.code ?? err.message}`));
     });

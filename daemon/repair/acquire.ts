@@ -117,7 +117,17 @@ function socketFds(pid: number): Map<number, number> {
 }
 
 function toInfo(fd: number, e: ProcNetEntry): TcpSocketInfo {
-  return { fd, inode: e.inode, family: e.family, local: e.local, remote: e.remote, state: e.state, stateName: stateName(e.state), sendQueue: e.sendQueue, recvQueue: e.recvQueue };
+  return {
+    fd,
+    inode: e.inode,
+    family: e.family,
+    local: e.local,
+    remote: e.remote,
+    state: e.state,
+    stateName: stateName(e.state),
+    sendQueue: e.sendQueue,
+    recvQueue: e.recvQueue,
+  };
 }
 
 /** The process's TCP sockets (listening ones included, marked by their state). */
@@ -145,7 +155,9 @@ function sameAddr(a: SocketAddress, b: SocketAddress): boolean {
 
 /** Finds the processes and fds that hold the connection with this 4-tuple, in any network namespace. */
 export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[] {
-  const pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  const pids = readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
   const inodesByNetns = new Map<string, Set<number>>();
   const owners: Owner[] = [];
   for (const pid of pids) {
@@ -157,7 +169,11 @@ export function findOwners(local: SocketAddress, remote: SocketAddress): Owner[]
     }
     let inodes = inodesByNetns.get(ns);
     if (!inodes) {
-      inodes = new Set(readProcNet(pid).filter((e) => e.state !== TcpState.LISTEN && sameAddr(e.local, local) && sameAddr(e.remote, remote)).map((e) => e.inode));
+      inodes = new Set(
+        readProcNet(pid)
+          .filter((e) => e.state !== TcpState.LISTEN && sameAddr(e.local, local) && sameAddr(e.remote, remote))
+          .map((e) => e.inode),
+      );
       inodesByNetns.set(ns, inodes);
     }
     if (inodes.size === 0) continue;
@@ -248,8 +264,10 @@ export class ProcessHandle {
         throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP stream socket`, err);
       }
       if (state === TcpState.LISTEN) throw new SoccrError('LISTENING', `fd ${fd} of pid ${this.pid} is a listening socket`);
-      if (state === TcpState.CLOSE && !hasPeer(dup)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is a TCP socket that was never connected`);
-      if (!SUPPORTED_STATES.has(state)) throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is in state ${stateName(state)}, which cannot be checkpointed`);
+      if (state === TcpState.CLOSE && !hasPeer(dup))
+        throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is a TCP socket that was never connected`);
+      if (!SUPPORTED_STATES.has(state))
+        throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is in state ${stateName(state)}, which cannot be checkpointed`);
       return dup;
     } catch (err) {
       N.closeQuietly(dup);

@@ -6,7 +6,16 @@ import { SoccrError, kernelError } from '../../protocol/errors';
 import { NetnsHandle } from '../kernel/netns';
 import type { SocketDiag } from '../kernel/sockdiag';
 import { TH_ACK, TH_FIN, buildSegment, wireFamily } from '../kernel/packet';
-import { SOCKADDR_IN6_LEN, SOCKADDR_IN_LEN, SocketAddress, decodeSockaddr, encodeSockaddr, formatAddress, isMappedIPv4, parseIPv6 } from '../../protocol/address';
+import {
+  SOCKADDR_IN6_LEN,
+  SOCKADDR_IN_LEN,
+  SocketAddress,
+  decodeSockaddr,
+  encodeSockaddr,
+  formatAddress,
+  isMappedIPv4,
+  parseIPv6,
+} from '../../protocol/address';
 import {
   RepairWindow,
   STATE_VERSION,
@@ -601,7 +610,8 @@ function addUserOptions(b: N.KernelBatch, fd: N.FdArg, s: SavedConnection, d: Ne
 function addInjectFromPeer(b: N.KernelBatch, rawFd: N.FdArg, packet: N.PinnedBuffer, s: SavedConnection, seq: number, ack: number, flags: number): number {
   const win = s.window ? s.window.sndWnd >>> s.sndWscale : 0xffff;
   const len = buildSegment({ from: s.remote, to: s.local, seq, ack, flags, window: win }, packet.buf);
-  const dest: SocketAddress = wireFamily(s.local) === 4 && isMappedIPv4(s.local) ? { family: 'ipv4', ip: s.local.ip.slice(7), port: 0 } : { ...s.local, port: 0 };
+  const dest: SocketAddress =
+    wireFamily(s.local) === 4 && isMappedIPv4(s.local) ? { family: 'ipv4', ip: s.local.ip.slice(7), port: 0 } : { ...s.local, port: 0 };
   const dlen = encodeSockaddr(dest, destBuf.buf);
   return b.sendTo(rawFd, packet, len, destBuf.buf, dlen);
 }
@@ -664,7 +674,10 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       if (got !== s.state) {
         // The kernel took the FINs the saved sequence numbers place, and they lead elsewhere: the state
         // does not hold together (or something in the target namespace dropped the injected segment).
-        throw new SoccrError('INVALID_STATE', `invalid saved state: the rebuilt socket reached ${stateName(got)}, not ${stateName(s.state)}: its sequence numbers do not fit that state (or the injected FIN/ACK was dropped)`);
+        throw new SoccrError(
+          'INVALID_STATE',
+          `invalid saved state: the rebuilt socket reached ${stateName(got)}, not ${stateName(s.state)}: its sequence numbers do not fit that state (or the injected FIN/ACK was dropped)`,
+        );
       }
     }
     return { fd, reuseAddr: s.options.reuseAddr, state: s.state };
@@ -690,7 +703,15 @@ function runSteps(b: N.KernelBatch, steps: Map<number, StepError>, after?: () =>
  * in repair mode already. `fd`, `rawFd`: numbers, or the ops of this batch that make them. Returns the
  * op that reads the state the FINs led to (half-closed states), or -1.
  */
-function addRestoreSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedConnection, opts: RestoreOptions, defaults: NetnsDefaults, fd: N.FdArg, rawFd: N.FdArg): number {
+function addRestoreSteps(
+  b: N.KernelBatch,
+  steps: Map<number, StepError>,
+  s: SavedConnection,
+  opts: RestoreOptions,
+  defaults: NetnsDefaults,
+  fd: N.FdArg,
+  rawFd: N.FdArg,
+): number {
   const m = bit(s.state);
   // Buffer sizes as saved, or larger where the queues need room; a size the user set goes back to
   // exactly its value once the bytes are in.
@@ -789,7 +810,11 @@ function addRestoreSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: Sav
       // The peer's FIN, injected as the saved sequence numbers place it, already closed the socket.
       if (err.code !== 'ENOTCONN') return err;
       const at = typeof fd === 'number' ? fd : bb.result(fd.op);
-      return new SoccrError('INVALID_STATE', `invalid saved state: the rebuilt socket reached ${stateName(readTcpInfoHead(at).state)} before its own FIN went back: its sequence numbers do not fit ${stateName(s.state)}`, err);
+      return new SoccrError(
+        'INVALID_STATE',
+        `invalid saved state: the rebuilt socket reached ${stateName(readTcpInfoHead(at).state)} before its own FIN went back: its sequence numbers do not fit ${stateName(s.state)}`,
+        err,
+      );
     });
     if (m & OUR_FIN_ACKED) b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
   };

@@ -144,7 +144,10 @@ export function makeAuthorizer(policy: AccessPolicy, registry: ConnectionRegistr
     if (anyCert) return label;
     const match = names.find((n) => identities.has(n));
     if (match !== undefined) return `cert ${match} from ${peer}`;
-    throw new SoccrError('FORBIDDEN', `${method}: client certificate ${names.length ? names.join(', ') : cert.fingerprint256} is not allowed to call soccrd (see --allow-identity)`);
+    throw new SoccrError(
+      'FORBIDDEN',
+      `${method}: client certificate ${names.length ? names.join(', ') : cert.fingerprint256} is not allowed to call soccrd (see --allow-identity)`,
+    );
   };
 }
 

@@ -13,7 +13,17 @@ import type { Logger } from '../log';
 import { DataTransferMsg, FrameMsg } from '../../protocol/messages';
 import { decodeFramesDelimited, frameDelimitedPieces } from '../../protocol/checkpoint-file';
 import { unpackFrames } from '../../protocol/frames';
-import { LENGTH_BYTES, MAX_RECORD, PREAMBLE_BYTES, RecordOpener, RecordSealer, TAG_BYTES, checkTransferKeys, readPreamble, recordLength } from '../../protocol/sealed-records';
+import {
+  LENGTH_BYTES,
+  MAX_RECORD,
+  PREAMBLE_BYTES,
+  RecordOpener,
+  RecordSealer,
+  TAG_BYTES,
+  checkTransferKeys,
+  readPreamble,
+  recordLength,
+} from '../../protocol/sealed-records';
 
 /** How long connecting, waiting for the data connection and waiting for each record take at most, by default. */
 export const DEFAULT_DATA_TIMEOUT_MS = 10_000;
@@ -40,7 +50,8 @@ export function formatEndpoint(host: string, port: number): string {
 export function parseEndpoint(endpoint: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint) ?? /^([^:[\]]+):(\d+)$/.exec(endpoint);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) throw new SoccrError('BAD_REQUEST', `data endpoint ${JSON.stringify(endpoint)}: give host:port`);
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new SoccrError('BAD_REQUEST', `data endpoint ${JSON.stringify(endpoint)}: give host:port`);
   return { host: m[1], port };
 }
 

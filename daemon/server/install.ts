@@ -42,7 +42,9 @@ export function renderUnit(unit: string, opts: Pick<InstallOptions, 'node' | 'da
   const inHome = [opts.node, MAIN].filter((p) => HOME_DIRS.some((d) => p.startsWith(d)));
   if (inHome.length && /^ProtectHome=yes$/m.test(text)) {
     text = text.replace(/^ProtectHome=yes$/m, `# ${inHome.join(' and ')} under a home directory: read-only, not hidden.\nProtectHome=read-only`);
-    warnings.push(`${inHome.join(' and ')} is under a home directory: the unit has ProtectHome=read-only instead of yes (install soccrd elsewhere, e.g. /opt/soccrd, for yes)`);
+    warnings.push(
+      `${inHome.join(' and ')} is under a home directory: the unit has ProtectHome=read-only instead of yes (install soccrd elsewhere, e.g. /opt/soccrd, for yes)`,
+    );
   }
   return { text: `${MARKER} from ${path.resolve(TEMPLATE_DIR, '..')}\n${text}`, warnings };
 }

@@ -124,7 +124,13 @@ export async function listenInsecureTcp(address: string, injector: grpc.Connecti
  * listenUnix: peer credentials and the same authorization. Its mode and group are the .socket unit's
  * (SocketMode=, SocketGroup=).
  */
-export async function listenInheritedUnix(fd: number, path: string, injector: grpc.ConnectionInjector, registry: ConnectionRegistry, log: Logger): Promise<Listener> {
+export async function listenInheritedUnix(
+  fd: number,
+  path: string,
+  injector: grpc.ConnectionInjector,
+  registry: ConnectionRegistry,
+  log: Logger,
+): Promise<Listener> {
   const label = path || `fd ${fd}`;
   const server = unixServer(label, injector, registry, log);
   await listenNet(server, { fd });
@@ -208,7 +214,10 @@ export function resolveGroup(group: string): number {
   } catch {
     // not found, or no getent: look in /etc/group
     try {
-      line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === group) ?? '';
+      line =
+        readFileSync('/etc/group', 'utf8')
+          .split('\n')
+          .find((l) => l.split(':')[0] === group) ?? '';
     } catch {
       line = '';
     }

@@ -25,7 +25,10 @@ export function callAsNobody(caller: string, address: string, wrapper?: string[]
       ? [wrapper[0], [...wrapper.slice(1), process.execPath, caller, address], {}]
       : [process.execPath, [caller, address], { uid: NOBODY, gid: NOBODY }];
     execFile(cmd, args, { ...opts, cwd: '/', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) { reject(new Error(`caller failed: ${err.message}\n${stderr}`)); return; }
+      if (err) {
+        reject(new Error(`caller failed: ${err.message}\n${stderr}`));
+        return;
+      }
       resolve(JSON.parse(stdout) as CallerResult);
     });
   });

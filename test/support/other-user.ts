@@ -19,7 +19,10 @@ export const NOBODY = 65534;
 function productionPackages(): string[] {
   const found = new Set<string>();
   const dependenciesOf = (dir: string): string[] => {
-    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
     return [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})];
   };
   // Node's lookup: node_modules/NAME in the requiring package's directory, then in each one above it.
@@ -53,9 +56,16 @@ function chownTree(path: string, uid: number, gid: number): void {
 
 /** Why `uid` cannot run node on a file of `root`, or undefined if it can. */
 function whyUnreachable(root: string, uid: number, gid: number): string | undefined {
-  const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', join(root, 'package.json')], { uid, gid, cwd: '/', encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', join(root, 'package.json')], {
+    uid,
+    gid,
+    cwd: '/',
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   if (r.error) return `uid ${uid} cannot run ${process.execPath}: ${r.error.message}`;
-  if (r.status !== 0) return `uid ${uid} cannot read files in ${dirname(root)}: ${(r.stderr.split('\n').find((l) => l.includes('Error')) ?? (r.status !== null ? `exit ${r.status}` : `killed by ${r.signal ?? 'an unknown signal'}`)).trim()}`;
+  if (r.status !== 0)
+    return `uid ${uid} cannot read files in ${dirname(root)}: ${(r.stderr.split('\n').find((l) => l.includes('Error')) ?? (r.status !== null ? `exit ${r.status}` : `killed by ${r.signal ?? 'an unknown signal'}`)).trim()}`;
   return undefined;
 }
 

@@ -84,7 +84,16 @@ export interface SessionInfoPlain {
   pid: number;
   createdUnixMs: number;
   leaseExpiresUnixMs: number;
-  connections: Array<{ id: string; fd: number; local: unknown; remote: unknown; state: number; recvQueueLen: number; sendQueueLen: number; delivered: boolean }>;
+  connections: Array<{
+    id: string;
+    fd: number;
+    local: unknown;
+    remote: unknown;
+    state: number;
+    recvQueueLen: number;
+    sendQueueLen: number;
+    delivered: boolean;
+  }>;
   netns: string;
   deliverUnixPath: string;
   reason: string;
@@ -161,7 +170,8 @@ export class StandInDaemon {
       return { code: f.code, details: f.details, metadata };
     };
     const fail = (code: grpc.status, details: string, kind: string, errno?: string): Partial<grpc.StatusObject> => status({ code, details, kind, errno });
-    const bySession = (id: string): SessionInfoPlain | Partial<grpc.StatusObject> => this.sessions.get(id) ?? fail(grpc.status.NOT_FOUND, `no session ${id}`, 'NO_SUCH_SESSION');
+    const bySession = (id: string): SessionInfoPlain | Partial<grpc.StatusObject> =>
+      this.sessions.get(id) ?? fail(grpc.status.NOT_FOUND, `no session ${id}`, 'NO_SUCH_SESSION');
     const unary =
       <Req>(name: UnaryName, fn: (req: Req) => object | Partial<grpc.StatusObject>) =>
       (call: grpc.ServerUnaryCall<Req, object>, cb: grpc.sendUnaryData<object>): void => {
@@ -200,8 +210,26 @@ export class StandInDaemon {
           ? fail(grpc.status.NOT_FOUND, 'no process with pid 999', 'NO_SUCH_PROCESS', 'ESRCH')
           : {
               sockets: [
-                { fd: 3, inode: 123456, family: 1, local: { family: 1, ip: '10.1.2.3', port: 80 }, remote: { family: 1, ip: '10.9.9.9', port: 5555 }, state: 1, sendQueue: 10, recvQueue: 20 },
-                { fd: 4, inode: 123457, family: 2, local: { family: 2, ip: '::', port: 80 }, remote: { family: 2, ip: '::', port: 0 }, state: 10, sendQueue: 0, recvQueue: 0 },
+                {
+                  fd: 3,
+                  inode: 123456,
+                  family: 1,
+                  local: { family: 1, ip: '10.1.2.3', port: 80 },
+                  remote: { family: 1, ip: '10.9.9.9', port: 5555 },
+                  state: 1,
+                  sendQueue: 10,
+                  recvQueue: 20,
+                },
+                {
+                  fd: 4,
+                  inode: 123457,
+                  family: 2,
+                  local: { family: 2, ip: '::', port: 80 },
+                  remote: { family: 2, ip: '::', port: 0 },
+                  state: 10,
+                  sendQueue: 0,
+                  recvQueue: 0,
+                },
               ],
             },
       ),
@@ -217,7 +245,10 @@ export class StandInDaemon {
           const h = header(this.checkpointBulk ? this.checkpointBulk.length : this.checkpointConns.length, `src-${pid}`);
           const frames = this.checkpointBulk
             ? bulkFrames(h, this.checkpointBulk)
-            : sessionFrames({ ...h, tuples: this.checkpointConns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })) }, this.checkpointConns);
+            : sessionFrames(
+                { ...h, tuples: this.checkpointConns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })) },
+                this.checkpointConns,
+              );
           this.sessions.set(h.sessionId, {
             sessionId: h.sessionId,
             kind: 1,
@@ -344,7 +375,9 @@ export class StandInDaemon {
 
   /** The calls received, as "Method" or "Method session" strings (GetSession, RenewLease and GetVersion left out unless asked). */
   callNames(all = false): string[] {
-    return this.calls.filter((c) => all || (c.method !== 'GetSession' && c.method !== 'RenewLease' && c.method !== 'GetVersion')).map((c) => (c.sessionId ? `${c.method} ${c.sessionId}` : c.method));
+    return this.calls
+      .filter((c) => all || (c.method !== 'GetSession' && c.method !== 'RenewLease' && c.method !== 'GetVersion'))
+      .map((c) => (c.sessionId ? `${c.method} ${c.sessionId}` : c.method));
   }
 
   /** Forgets the calls, sessions and injected failures of earlier tests. */
@@ -367,7 +400,9 @@ export class StandInDaemon {
   }
 
   start(): Promise<void> {
-    return new Promise((resolve, reject) => this.server.bindAsync(this.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.server.bindAsync(this.address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   stop(): Promise<void> {

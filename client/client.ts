@@ -260,17 +260,7 @@ export function warmCodecs(): void {
 }
 
 type MethodName =
-  | 'GetVersion'
-  | 'ListSockets'
-  | 'Checkpoint'
-  | 'Restore'
-  | 'Resume'
-  | 'Release'
-  | 'Abort'
-  | 'RenewLease'
-  | 'ListSessions'
-  | 'GetSession'
-  | 'Handoff';
+  'GetVersion' | 'ListSockets' | 'Checkpoint' | 'Restore' | 'Resume' | 'Release' | 'Abort' | 'RenewLease' | 'ListSessions' | 'GetSession' | 'Handoff';
 
 interface Method<Req, Res> {
   path: string;

@@ -527,11 +527,7 @@ class Migration {
   private async handedOff(): Promise<boolean> {
     const o = this.opts;
     const applies =
-      o.handoff !== false &&
-      this.sourceHandsOff &&
-      !!o.deliverUnixPath &&
-      o.beforeResume === undefined &&
-      normalizeAddress(o.from) === normalizeAddress(o.to);
+      o.handoff !== false && this.sourceHandsOff && !!o.deliverUnixPath && o.beforeResume === undefined && normalizeAddress(o.from) === normalizeAddress(o.to);
     if (!applies) return false;
     const startedAt = Date.now();
     const t = performance.now();

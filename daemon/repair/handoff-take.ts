@@ -63,7 +63,8 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
       skipped.push({ fd: s.fd, reason: `a TCP socket that is not connected (${stateName(s.state)})` });
     } else sockets.push(fromInfo(s));
   }
-  if (!sockets.length) throw new SoccrError('NO_SUCH_FD', `pid ${pid} holds no TCP socket to hand off${sel.listeners ? '' : ' (listening ones need listeners)'}`);
+  if (!sockets.length)
+    throw new SoccrError('NO_SUCH_FD', `pid ${pid} holds no TCP socket to hand off${sel.listeners ? '' : ' (listening ones need listeners)'}`);
   return { sockets, skipped };
 }
 

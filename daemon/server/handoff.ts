@@ -60,7 +60,14 @@ async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logge
     proc.close();
     undo.release();
     const freezeUs = Number(ackedAt - stoppedAt) / 1000;
-    log.info('handed off', { handoff: id, pid: req.pid, sockets: sockets.length, skipped: skipped.length, freezeUs: Math.round(freezeUs), oldOwnerKilled: killed });
+    log.info('handed off', {
+      handoff: id,
+      pid: req.pid,
+      sockets: sockets.length,
+      skipped: skipped.length,
+      freezeUs: Math.round(freezeUs),
+      oldOwnerKilled: killed,
+    });
     return {
       handoffId: id,
       sockets: sockets.map((s) => ({ fd: s.fd, local: addressToMsg(s.local), remote: addressToMsg(s.remote), state: s.state })),
@@ -93,6 +100,9 @@ function checkSameNetns(pid: number, path: string): void {
     }
   };
   if (id(`/proc/${pid}/ns/net`, 'owner') !== id(path, 'expected')) {
-    throw new SoccrError('TARGET_STATE', `pid ${pid} is not in the network namespace ${path}: a hand-off keeps sockets where they are (checkpoint and restore move them)`);
+    throw new SoccrError(
+      'TARGET_STATE',
+      `pid ${pid} is not in the network namespace ${path}: a hand-off keeps sockets where they are (checkpoint and restore move them)`,
+    );
   }
 }

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Stats, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { hostBufferCaps, kernelCost } from '../custody/budget';
 import { crashPoint, netnsOfPath } from '../custody/journal';
 import type { Session } from '../custody/sessions';
 import { NetnsHandle, inNetns } from '../kernel/netns';
@@ -34,6 +35,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   let leave = (): void => undefined;
   let caller: string;
   let netns: NetnsHandle | undefined;
+  // The connection being assembled: its queues are buffered in this process until its socket is rebuilt.
+  const buffered = o.budget?.charge('buffered', 'a Restore stream');
   try {
     ({ log, leave, caller } = calls.admit(call, 'Restore', log));
     calls.checkSessionQuota(caller);
@@ -59,6 +62,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         session = o.sessions.createRestore(h.pid, o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
         session.busy = 'restore';
         session.caller = caller;
+        session.charge = o.budget?.charge('kernel', `restore session ${session.id}`);
         log = log.child({ session: session.id, source: h.sessionId });
         // Every connection is locked before the first socket exists (one transaction), when the
         // header names them; a stream without tuples is locked connection by connection.
@@ -69,6 +73,14 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
           session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
           crashPoint('restore.after-lock');
         }
+      }
+      const started = frameKind(frame) === 'connection' ? assembler.inProgress : undefined;
+      if (started && session) {
+        // Charged before a byte of its queues is buffered, its lock taken or its socket made: past the
+        // daemon's budget the stream fails here, and only its own session is undone.
+        const what = `connection ${started.index} (${started.state.inqLen + started.state.outqLen} queue bytes)`;
+        session.charge?.add(kernelCost(started.state, o.bufferCaps ?? hostBufferCaps()), what);
+        buffered?.add(started.state.inqLen + started.state.outqLen, what);
       }
       if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
         const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
@@ -84,6 +96,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
         o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
         queuesRestored(done.state.inqLen, done.state.outqLen);
+        // Its bytes are in the kernel now (charged to the session), no longer buffered here.
+        buffered?.sub(done.state.inqLen + done.state.outqLen);
         if (session.held.length === 1) crashPoint('restore.after-first-socket');
       }
     }
@@ -108,6 +122,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     callFinished('Restore', st.code, startedAt);
     callback(st, null);
   } finally {
+    buffered?.release();
     netns?.close();
     leave();
   }

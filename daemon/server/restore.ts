@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Stats, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { hostBufferCaps, kernelCost } from '../custody/budget';
 import { crashPoint, netnsOfPath } from '../custody/journal';
 import type { Session } from '../custody/sessions';
 import { NetnsHandle, inNetns } from '../kernel/netns';
@@ -17,7 +18,7 @@ import { frameKind, unpackFrames } from '../../protocol/frames';
 import { stateFromObject } from '../../protocol/state-codec';
 import { Calls, logFailure, toStatus } from './calls';
 import { dataTransferParams } from './data-path';
-import { OPEN_POLICY, checkRestoreTarget } from './policy';
+import type { Caller } from './auth';
 import { sessionToMsg, summarize } from './session-info';
 
 type RestoreCall = grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>;
@@ -32,8 +33,10 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   const startedAt = performance.now();
   let session: Session | undefined;
   let leave = (): void => undefined;
-  let caller: string;
+  let caller: Caller;
   let netns: NetnsHandle | undefined;
+  // The connection being assembled: its queues are buffered in this process until its socket is rebuilt.
+  const buffered = o.budget?.charge('buffered', 'a Restore stream');
   try {
     ({ log, leave, caller } = calls.admit(call, 'Restore', log));
     calls.checkSessionQuota(caller);
@@ -43,7 +46,10 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     if (first.done) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
     if (frameKind(first.value) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
     const options = checkRestoreOptions(first.value.restoreOptions as RestoreOptionsMsg);
-    checkRestoreTarget(o.policy ?? OPEN_POLICY, options.netns);
+    const policy = calls.policyFor(caller);
+    policy.checkRestoreNetns(options.netns);
+    policy.checkRestoreOptions(options);
+    if (options.deliverUnixPath) policy.checkHandoverPath(options.deliverUnixPath);
     const netlock = calls.networkLock(options.noNetworkLock);
     // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
     if (options.netns) netns = NetnsHandle.open(options.netns);
@@ -58,7 +64,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         const h = assembler.header;
         session = o.sessions.createRestore(h.pid, o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
         session.busy = 'restore';
-        session.caller = caller;
+        session.createdBy = caller.id;
+        session.charge = o.budget?.charge('kernel', `restore session ${session.id}`);
         log = log.child({ session: session.id, source: h.sessionId });
         // Every connection is locked before the first socket exists (one transaction), when the
         // header names them; a stream without tuples is locked connection by connection.
@@ -70,8 +77,19 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
           crashPoint('restore.after-lock');
         }
       }
-      if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
-        const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+      const saved = frameKind(frame) === 'connection' ? stateFromObject((frame.connection as ConnectionHeaderMsg).state) : undefined;
+      // What the socket would carry (mark, forced buffer sizes) is the caller's to ask for only if its
+      // policy allows it: refused at the connection's header, before its queues or its socket.
+      if (saved) policy.checkSavedState(saved);
+      if (saved && session) {
+        // Charged before a byte of its queues is buffered, its lock taken or its socket made: past the
+        // daemon's budget the stream fails here, and only its own session is undone.
+        const what = `connection ${assembler.connections} (${saved.inqLen + saved.outqLen} queue bytes)`;
+        session.charge?.add(kernelCost(saved, o.bufferCaps ?? hostBufferCaps()), what);
+        buffered?.add(saved.inqLen + saved.outqLen, what);
+      }
+      if (saved && netlock && session && !assembler.header?.tuples?.length) {
+        const st = saved;
         const t = { local: st.local, remote: st.remote };
         o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
         const key = netlock.lock(options.netns || undefined, [t]);
@@ -79,11 +97,13 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         crashPoint('restore.after-lock');
       }
       if (done && session) {
-        // Verified (checksums by the assembler, the state by restore) before its socket exists;
-        // rebuilt in repair mode, not live.
+        // Verified (checksums by the assembler, the state by restore) before its socket exists; rebuilt
+        // in repair mode, not live.
         const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
         o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
         queuesRestored(done.state.inqLen, done.state.outqLen);
+        // Its bytes are in the kernel now (charged to the session), no longer buffered here.
+        buffered?.sub(done.state.inqLen + done.state.outqLen);
         if (session.held.length === 1) crashPoint('restore.after-first-socket');
       }
     }
@@ -108,6 +128,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     callFinished('Restore', st.code, startedAt);
     callback(st, null);
   } finally {
+    buffered?.release();
     netns?.close();
     leave();
   }

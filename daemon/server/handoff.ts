@@ -19,19 +19,19 @@ import { SoccrError } from '../../protocol/errors';
 import type { HandoffRequestMsg, HandoffResponseMsg } from '../../protocol/messages';
 import { stateName } from '../../protocol/saved-state';
 import type { Calls } from './calls';
-import { OPEN_POLICY, checkCheckpointTarget, checkRestoreTarget } from './policy';
 import { Rollback } from './rollback';
 
 export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation {
-  const Handoff = calls.unary('Handoff', (req: HandoffRequestMsg, log) => {
+  const Handoff = calls.unary('Handoff', (req: HandoffRequestMsg, log, caller) => {
     const o = calls.options;
     if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
     if (!req.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'a hand-off needs deliver_unix_path, the Unix socket of the new owner');
-    // The same target checks as Checkpoint: taking a process's sockets is what both do; and the sockets
-    // end up with a new owner in the old one's namespace, as if restored there.
-    const policy = o.policy ?? OPEN_POLICY;
-    checkCheckpointTarget(policy, req.pid);
-    checkRestoreTarget(policy, `/proc/${req.pid}/ns/net`);
+    // A hand-off is a checkpoint and a restore into the owner's own namespace in one: the caller must be
+    // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
+    const policy = calls.policyFor(caller);
+    policy.checkCheckpoint(req.pid);
+    policy.checkRestoreNetns(`/proc/${req.pid}/ns/net`);
+    policy.checkHandoverPath(req.deliverUnixPath);
     if (req.expectNetns) checkSameNetns(req.pid, req.expectNetns);
     return o.sessions.runOutside((stopping) => handoff(req, stopping, log));
   });

@@ -22,6 +22,7 @@ import type { LockTuple, NetworkLock } from './netlock';
 import type { ProcessHandle } from '../repair/acquire';
 import type { Journal } from './journal';
 import { sessionThawed } from '../metrics';
+import type { Charge } from './budget';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
@@ -70,6 +71,8 @@ export class Session {
   lock: { key: string; tuples: LockTuple[] } | undefined;
   /** source with stop_owner: the stopped owner, continued when the connections go on at the source */
   owner: ProcessHandle | undefined;
+  /** restore: its rebuilt sockets' share of the daemon's kernel-memory budget (budget.ts), given back when it ends */
+  charge: Charge | undefined;
   /** performance.now() when its connections froze (a checkpoint sets the moment of pause), for metrics */
   frozenAt = performance.now();
 
@@ -111,7 +114,27 @@ export class SessionManager {
   /** aborted at shutdown: hand-overs in flight stop at their next wait */
   private readonly stopSignal = new AbortController();
 
+  /** work outside any session (a hand-off) that shutdown lets end first: it gives a stopped owner back */
+  private readonly outside = new Set<Promise<unknown>>();
+
   constructor(private readonly opts: SessionManagerOptions) {}
+
+  /**
+   * Runs `work`, a call that holds no session but must not be cut off by shutdown (a hand-off, which
+   * continues the owner it stopped if it fails): it is given the shutdown signal, and shutdown waits for
+   * it as for a hand-over in flight. Refused once the daemon is stopping.
+   */
+  runOutside<T>(work: (stopping: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.stopping) throw new SoccrError('SESSION_STATE', 'the daemon is stopping');
+    const p = work(this.stopSignal.signal);
+    const tracked = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.outside.add(tracked);
+    void tracked.then(() => this.outside.delete(tracked));
+    return p;
+  }
 
   leaseFor(requestedMs: number): number {
     if (!requestedMs) return this.opts.defaultLeaseMs;
@@ -234,6 +257,8 @@ export class SessionManager {
   }
 
   private end(s: Session, state: SessionState, reason: string): void {
+    // Its sockets are closed or their new owner's: the daemon no longer holds their memory.
+    s.charge?.release();
     sessionThawed(s.kind, state, s.frozenAt);
     s.state = state;
     s.reason = reason;
@@ -395,7 +420,7 @@ export class SessionManager {
     // A Restore stream uses no socket between frames (see the top): only the other calls are waited for.
     const inUse = (s: Session): boolean => s.busy !== undefined && s.busy !== 'restore';
     const deadline = Date.now() + HANDOVER_MAX_MS + SHUTDOWN_SLACK_MS;
-    while (this.active().some(inUse) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((this.active().some(inUse) || this.outside.size > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     for (const s of this.active()) {
       if (inUse(s)) {
         this.opts.log.error('session still busy at shutdown: left to the exit', { session: s.id, kind: s.kind, busy: s.busy });

@@ -49,6 +49,12 @@ export interface DeliveryOptions {
   timeoutMs?: number;
   /** Aborted: the hand-over stops at its next wait, as if it had timed out (the daemon is stopping). */
   signal?: AbortSignal;
+  /**
+   * SO_SNDBUFFORCE of the hand-over connection: room for every message at once, so that a large batch
+   * never waits a poll interval for the receiver to drain it (a hand-off, whose owner is stopped
+   * meanwhile). Best effort; default: the kernel's.
+   */
+  sendBufferBytes?: number;
 }
 
 export const DEFAULT_DELIVERY_TIMEOUT_MS = HANDOVER_ACK_TIMEOUT_MS;
@@ -277,6 +283,13 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     fd = N.socket(N.AF_UNIX, N.SOCK_STREAM | N.SOCK_CLOEXEC | N.SOCK_NONBLOCK, 0);
   } catch (err) {
     throw kernelError('creating the hand-over socket', err);
+  }
+  if (opts.sendBufferBytes) {
+    try {
+      N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.SNDBUFFORCE, opts.sendBufferBytes);
+    } catch {
+      // without CAP_NET_ADMIN the kernel's default: slower for large batches, same result
+    }
   }
   const conn = new HandoverConn(fd, maxLine);
   conn.stopSignal = opts.signal;

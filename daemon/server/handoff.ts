@@ -39,7 +39,8 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
 }
 
 async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger): Promise<HandoffResponseMsg> {
-  const { sockets, skipped } = chooseHandoffSockets(req.pid, { fds: req.fds, all: req.all, listeners: req.listeners });
+  const sel = { fds: req.fds, all: req.all, listeners: req.listeners };
+  const choice = chooseHandoffSockets(req.pid, sel);
   const id = `handoff-${randomUUID()}`;
   const undo = new Rollback();
   const proc = ProcessHandle.open(req.pid);
@@ -49,29 +50,40 @@ async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logge
     // kernel still does: peers see at most a full window, never a reset).
     const stoppedAt = process.hrtime.bigint();
     await proc.stop();
+    const stopped = process.hrtime.bigint();
     undo.push('continue the owner', () => proc.cont());
-    const dups = takeHandoffSockets(proc, sockets);
+    const { sockets, dups } = takeHandoffSockets(proc, choice, sel);
+    const taken = process.hrtime.bigint();
     undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
     let ackedAt = 0n;
-    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), { signal: stopping });
+    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), {
+      signal: stopping,
+      // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
+      sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * sockets.length),
+    });
     // The new owner holds them: ours go, and the old owner never runs again on them.
     dups.forEach((d) => N.closeQuietly(d));
     const killed = req.killOld ? proc.kill() : false;
     proc.close();
     undo.release();
     const freezeUs = Number(ackedAt - stoppedAt) / 1000;
+    const us = (a: bigint, b: bigint): number => Math.round(Number(b - a) / 1000);
     log.info('handed off', {
       handoff: id,
       pid: req.pid,
       sockets: sockets.length,
-      skipped: skipped.length,
+      skipped: choice.skipped.length,
       freezeUs: Math.round(freezeUs),
+      // where the freeze went: stopping the owner, taking its fds, the hand-over up to the ack
+      stopUs: us(stoppedAt, stopped),
+      takeUs: us(stopped, taken),
+      deliverUs: us(taken, ackedAt),
       oldOwnerKilled: killed,
     });
     return {
       handoffId: id,
       sockets: sockets.map((s) => ({ fd: s.fd, local: addressToMsg(s.local), remote: addressToMsg(s.remote), state: s.state })),
-      skipped,
+      skipped: choice.skipped,
       freezeUs: Math.round(freezeUs),
       oldOwnerKilled: killed,
     };

@@ -34,7 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { SoccrClient } from '../client/client';
 import { migrate, MigrateReport } from '../client/migrate';
 import * as N from '../daemon/kernel/native';
-import { DaemonProcess, daemonLogs } from '../lab/daemon';
+import { DaemonProcess } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4 } from '../lab/lan';
 import type { MultiStatus } from '../lab/multi';
 import { cleanupAll, cleanupOnSignals, measured } from './cleanup';
@@ -247,7 +247,15 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
     if (daemons) {
       const [a, b] = daemons;
       const report: MigrateReport = handoff
-        ? await migrate({ from: a.address, to: a.address, pid: w.server.pid, netns: lan.nsPath(lan.ns.A), deliverUnixPath: w.deliverPath, listeners: true, timeoutMs: 120_000 })
+        ? await migrate({
+            from: a.address,
+            to: a.address,
+            pid: w.server.pid,
+            netns: lan.nsPath(lan.ns.A),
+            deliverUnixPath: w.deliverPath,
+            listeners: true,
+            timeoutMs: 120_000,
+          })
         : await migrate({
             from: a.address,
             to: b.address,
@@ -268,7 +276,6 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
       if (fill === 'full') peakRss = { source: peakRssKiB(a.pid), destination: peakRssKiB(b.pid) };
       if (handoff && procState(w.server.pid) !== 'T') throw new Error(`N=${n}: the old owner is not stopped after the hand-off`);
-      if (handoff && process.env.SOCCRD_BENCH_DEBUG) process.stdout.write(`${daemonLogs(5)}\n`);
     } else {
       const startUnix = Date.now();
       const f = await floorMigrate({

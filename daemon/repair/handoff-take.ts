@@ -148,13 +148,7 @@ function closeOpened(opened: number[], d: number): void {
  * takes TCP sockets only; a TCP socket it does not take: in `choice.skipped`). Named fds: refused as
  * describe() refuses them.
  */
-function described(
-  pid: number,
-  fd: number,
-  dup: number,
-  sel: HandoffSelection,
-  choice: HandoffChoice,
-): Omit<HandoffSocket, 'fd'> | undefined {
+function described(pid: number, fd: number, dup: number, sel: HandoffSelection, choice: HandoffChoice): Omit<HandoffSocket, 'fd'> | undefined {
   let s: Omit<HandoffSocket, 'fd'>;
   try {
     s = describe(pid, fd, dup);

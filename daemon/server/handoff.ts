@@ -9,7 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { type DeliveryItem, deliver } from '../custody/delivery';
+import { type DeliveryItem, MAX_FDS_PER_SEND, deliver } from '../custody/delivery';
 import type { Logger } from '../log';
 import { ProcessHandle } from '../repair/acquire';
 import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
@@ -33,6 +33,7 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     policy.checkRestoreNetns(`/proc/${req.pid}/ns/net`);
     policy.checkHandoverPath(req.deliverUnixPath);
     if (req.expectNetns) checkSameNetns(req.pid, req.expectNetns);
+    if (req.fdsPerMessage > MAX_FDS_PER_SEND) throw new SoccrError('BAD_REQUEST', `fds_per_message is at most ${MAX_FDS_PER_SEND}, not ${req.fdsPerMessage}`);
     return o.sessions.runOutside((stopping) => handoff(req, stopping, log));
   });
   return { Handoff };
@@ -49,6 +50,7 @@ async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logge
     // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
     // kernel still does: peers see at most a full window, never a reset).
     const stoppedAt = process.hrtime.bigint();
+    const cpuAt = process.cpuUsage();
     await proc.stop();
     const stopped = process.hrtime.bigint();
     undo.push('continue the owner', () => proc.cont());
@@ -56,11 +58,23 @@ async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logge
     const taken = process.hrtime.bigint();
     undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
     let ackedAt = 0n;
-    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), {
-      signal: stopping,
-      // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
-      sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * sockets.length),
-    });
+    let cpu = { user: 0, system: 0 };
+    await deliver(
+      req.deliverUnixPath,
+      items(id, req.pid, sockets, dups),
+      () => {
+        ackedAt = process.hrtime.bigint();
+        cpu = process.cpuUsage(cpuAt);
+      },
+      {
+        signal: stopping,
+        // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
+        sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * sockets.length),
+        // sixteen sockets per system call on both sides unless the caller asked for one (a receiver whose
+        // control buffer takes a single fd)
+        fdsPerMessage: req.fdsPerMessage === 0 ? MAX_FDS_PER_SEND : req.fdsPerMessage,
+      },
+    );
     // The new owner holds them: ours go, and the old owner never runs again on them.
     dups.forEach((d) => N.closeQuietly(d));
     const killed = req.killOld ? proc.kill() : false;
@@ -78,6 +92,8 @@ async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logge
       stopUs: us(stoppedAt, stopped),
       takeUs: us(stopped, taken),
       deliverUs: us(taken, ackedAt),
+      // the daemon's own CPU time in the freeze: on a loaded machine the rest is waiting for a CPU (or for the receiver)
+      freezeCpuUs: cpu.user + cpu.system,
       oldOwnerKilled: killed,
     });
     return {

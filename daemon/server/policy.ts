@@ -1,7 +1,10 @@
 // What may be touched: which processes may be checkpointed (by uid, cgroup path prefix or pid) and which
-// network namespaces may be restored into. By default everything, for callers that may call at all.
-// And how much one caller may hold at once: concurrent calls and active sessions.
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+// network namespaces may be restored into, where restored sockets may be handed over and to whom. By
+// default everything, for callers that may call at all. And how much one caller may hold at once:
+// concurrent calls and active sessions.
+import { readFileSync, statSync } from 'node:fs';
+import type { HandoverRules } from '../custody/handover-target';
+import { type NetnsHandle, homeNetnsId } from '../kernel/netns';
 import { SoccrError } from '../../protocol/errors';
 
 export interface TargetPolicy {
@@ -13,9 +16,25 @@ export interface TargetPolicy {
   checkpointPids: number[];
   /** namespaces (paths, compared by namespace identity) that may be restored into; empty: any */
   restoreNetns: string[];
+  /** directories under which hand-over sockets may be named (compared by real path); empty: any */
+  handoverPrefixes: string[];
+  /** uids a hand-over's receiver may run as (its SO_PEERCRED); empty: any */
+  receiverUids: number[];
 }
 
-export const OPEN_POLICY: TargetPolicy = { checkpointUids: [], checkpointCgroups: [], checkpointPids: [], restoreNetns: [] };
+export const OPEN_POLICY: TargetPolicy = {
+  checkpointUids: [],
+  checkpointCgroups: [],
+  checkpointPids: [],
+  restoreNetns: [],
+  handoverPrefixes: [],
+  receiverUids: [],
+};
+
+/** What a hand-over under this policy may reach: the directories its socket may be in, the uids its receiver may run as. */
+export function handoverRules(p: TargetPolicy): HandoverRules {
+  return { prefixes: p.handoverPrefixes, receiverUids: p.receiverUids };
+}
 
 function processUid(pid: number): number | undefined {
   try {
@@ -42,9 +61,10 @@ function underPrefix(path: string, prefix: string): boolean {
   return p === '/' || path === p || path.startsWith(`${p}/`);
 }
 
+/** The identity of a namespace the operator's policy names (its paths are trusted: followed as they are). */
 function netnsIdentity(path: string): string | undefined {
   try {
-    const st = statSync(realpathSync(path));
+    const st = statSync(path);
     return `${st.dev}:${st.ino}`;
   } catch {
     return undefined;
@@ -70,12 +90,16 @@ export function checkCheckpointTarget(p: TargetPolicy, pid: number): void {
   }
 }
 
-/** Throws FORBIDDEN unless the policy lets connections be restored into this namespace ('' = the daemon's). */
-export function checkRestoreTarget(p: TargetPolicy, netns: string): void {
+/**
+ * Throws FORBIDDEN unless the policy lets connections be restored into this namespace (undefined: the
+ * daemon's own). `netns` is the namespace as opened once for the whole restore: its identity is what is
+ * compared, and what the restore then uses.
+ */
+export function checkRestoreTarget(p: TargetPolicy, netns: NetnsHandle | undefined): void {
   if (!p.restoreNetns.length) return;
-  const id = netnsIdentity(netns || '/proc/self/ns/net');
-  if (!id || !p.restoreNetns.some((allowed) => netnsIdentity(allowed) === id)) {
-    throw new SoccrError('FORBIDDEN', `the policy does not allow restoring into ${netns || "the daemon's own network namespace"}`);
+  const id = netns?.id ?? homeNetnsId();
+  if (!p.restoreNetns.some((allowed) => netnsIdentity(allowed) === id)) {
+    throw new SoccrError('FORBIDDEN', `the policy does not allow restoring into ${netns ? netns.path : "the daemon's own network namespace"}`);
   }
 }
 

@@ -3,6 +3,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { ListSessionsResponseMsg, ResumeRequestMsg, SessionRequestMsg } from '../../protocol/messages';
 import type { Calls } from './calls';
+import { OPEN_POLICY, handoverRules } from './policy';
 import { sessionToMsg } from './session-info';
 
 export function sessionHandlers(calls: Calls): grpc.UntypedServiceImplementation {
@@ -10,7 +11,7 @@ export function sessionHandlers(calls: Calls): grpc.UntypedServiceImplementation
   return {
     Resume: calls.unary('Resume', async (req: ResumeRequestMsg, log) => {
       const s = sessions.get(req.sessionId);
-      await sessions.resume(s, req.deliverUnixPath);
+      await sessions.resume(s, req.deliverUnixPath, handoverRules(calls.options.policy ?? OPEN_POLICY));
       log.info('session resumed', { session: s.id, kind: s.kind });
       return sessionToMsg(s);
     }),

@@ -32,9 +32,21 @@ export function homeNetnsId(): string {
 /**
  * procfs's own links to a process's namespace (/proc/PID/ns/net, /proc/self/ns/net, ...): symbolic links
  * only in name ("magic links" the kernel resolves to the namespace itself), in a tree no user can put a
- * link into. Opening them must follow the last component; every other path must not.
+ * link into (a namespace of another kind there is then refused by its type). Opening them must follow
+ * the last component; every other path must not.
  */
-const PROC_NS_LINK = /^\/proc\/(?:\d+|self|thread-self)(?:\/task\/\d+)?\/ns\/net$/;
+const PROC_NS_LINK = /^\/proc\/(?:\d+|self|thread-self)(?:\/task\/\d+)?\/ns\/[a-z_]+$/;
+
+/** The other kinds NS_GET_NSTYPE names (CLONE_NEW* flags), for messages. */
+const NS_KINDS = new Map([
+  [0x00020000, 'mount'],
+  [0x02000000, 'cgroup'],
+  [0x04000000, 'UTS'],
+  [0x08000000, 'IPC'],
+  [0x10000000, 'user'],
+  [0x20000000, 'PID'],
+  [0x00000080, 'time'],
+]);
 
 /** What a file is, in words, from its st_mode (for messages). */
 function fileKind(mode: number): string {
@@ -85,7 +97,7 @@ export function openNetnsPath(nsPath: string): { fd: number; dev: number; ino: n
     } catch (err) {
       return refuse(`not a namespace (it is ${fileKind(N.fstat(fd).mode)})`, err);
     }
-    if (type !== CLONE_NEWNET) refuse(`a namespace of another kind (type 0x${type.toString(16)}), not a network namespace`);
+    if (type !== CLONE_NEWNET) refuse(`a ${NS_KINDS.get(type) ?? `0x${type.toString(16)}`} namespace, not a network namespace`);
     const st = N.fstat(fd);
     return { fd, dev: st.dev, ino: st.ino };
   } catch (err) {

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { Command } from 'commander';
 import { HealthImplementation } from 'grpc-health-check';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { DataListener } from './server/data-path';
@@ -24,6 +24,7 @@ import { instanceOf } from './custody/instance';
 import { NetworkLock, lockTableOf } from './custody/netlock';
 import { SOCCR_MARK } from './repair/engine';
 import { Journal } from './custody/journal';
+import { checkStateDir, writeStateFile } from './custody/state-dir';
 import { planRecovery } from './custody/recovery';
 import { ConnectionRegistry, isLoopback, makeAuthorizer, splitHostPort } from './server/auth';
 import {
@@ -330,6 +331,7 @@ export interface RunningDaemon {
  */
 export async function startDaemon(settings: DaemonSettings, log: Logger, inherited: InheritedSocket[] = []): Promise<RunningDaemon> {
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
+  checkStateDir(settings.stateDir);
   const version = packageVersion();
   // Crash safety (docs/crash-safety.md): what an earlier run left frozen or locked is taken back before
   // the lock table is reset (entries still needed stay, without a gap) and before anything is served.
@@ -476,7 +478,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     }
     log.info('serving metrics', { address: settings.metricsListen, bound: metrics.bound });
   }
-  writeFileSync(
+  writeStateFile(
     path.join(settings.stateDir, 'daemon.json'),
     JSON.stringify({
       pid: process.pid,

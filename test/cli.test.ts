@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSy
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SoccrClient, describeError, readCheckpointFile } from '../client';
+import * as grpc from '@grpc/grpc-js';
+import { jsonText, terminalSafe } from '../client/cli/output';
 import { SessionHeaderMsg } from '../protocol/messages';
 import { frameKind } from '../protocol/frames';
 import { sessionFrames } from '../protocol/session-frames';
@@ -42,6 +44,21 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
 }
 
 // ---- tests ----------------------------------------------------------------------------------------
+
+describe('terminalSafe and jsonText (soccrctl output)', function () {
+  it('escapes C0 (but tab and newline), DEL, C1 and bidi controls; leaves other text alone', function () {
+    assert.equal(terminalSafe('a\tb\nc'), 'a\tb\nc');
+    assert.equal(terminalSafe('\x1b[2J\r\x7f\u0085\u009b\u202e\u2066'), '\\x1b[2J\\x0d\\x7f\\x85\\x9b\\u202e\\u2066');
+    assert.equal(terminalSafe('héllo │ 10.1.2.3:80 ✓'), 'héllo │ 10.1.2.3:80 ✓');
+  });
+  it('keeps JSON valid and its values exact', function () {
+    const doc = { s: '\x1b]0;t\x07\u009b\u202e\x7f', n: 1 };
+    const text = jsonText(doc);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+    assert.deepEqual(JSON.parse(text), doc);
+  });
+});
 
 describe('soccrctl', function () {
   let dir: string;
@@ -512,6 +529,53 @@ describe('soccrctl', function () {
         );
       } finally {
         client.close();
+      }
+    });
+
+    it('shows control characters from the daemon as visible escapes, and keeps --json exact', async function () {
+      // What a hostile or broken daemon could send: a screen clear, a window title, a carriage return
+      // that overwrites the line, an 8-bit CSI and a right-to-left override.
+      const hostile = 'ok\x1b[2J\x1b]0;pwned\x07\rX\u009b31m\u202eevil';
+      const id = 'sess\x1b[31m-1';
+      fake.sessions.set(id, {
+        sessionId: id,
+        kind: 1,
+        state: 1,
+        pid: 7,
+        createdUnixMs: Date.now(),
+        leaseExpiresUnixMs: 0,
+        connections: [],
+        netns: '',
+        deliverUnixPath: '',
+        reason: hostile,
+      });
+      fake.failUnary.Release = { code: grpc.status.FAILED_PRECONDITION, details: `refused: ${hostile}`, kind: 'SESSION_STATE' };
+      try {
+        // eslint-disable-next-line no-control-regex
+        const controls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+        const list = await run(['--daemon', fake.address, 'sessions']);
+        assert.equal(list.code, 0, list.stderr);
+        assert.doesNotMatch(list.stdout, controls);
+        assert.match(list.stdout, /sess\\x1b\[31m-1/);
+        const one = await run(['--daemon', fake.address, 'session', id]);
+        assert.equal(one.code, 0, one.stderr);
+        assert.doesNotMatch(one.stdout, controls);
+        assert.ok(one.stdout.includes('ok\\x1b[2J\\x1b]0;pwned\\x07\\x0dX\\x9b31m\\u202eevil'), one.stdout);
+        const failed = await run(['--daemon', fake.address, 'release', id]);
+        assert.equal(failed.code, 1);
+        assert.doesNotMatch(failed.stderr, controls);
+        assert.equal(failed.stderr.trimEnd().split('\n').length, 1, failed.stderr);
+        assert.match(failed.stderr, /refused: ok\\x1b\[2J/);
+        // --json: still one JSON document, and it decodes to exactly what the daemon sent.
+        const j = await run(['--daemon', fake.address, '--json', 'session', id]);
+        assert.equal(j.code, 0, j.stderr);
+        assert.doesNotMatch(j.stdout, controls);
+        const d = JSON.parse(j.stdout) as { sessionId: string; reason: string };
+        assert.equal(d.sessionId, id);
+        assert.equal(d.reason, hostile);
+      } finally {
+        fake.sessions.delete(id);
+        fake.failUnary = {};
       }
     });
   });

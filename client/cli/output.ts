@@ -9,16 +9,39 @@ import { formatBytes } from '../format';
 
 const MiB = 1024 * 1024;
 
+// C0 controls but tab and newline, DEL, C1 controls (0x9b is an 8-bit CSI to many terminals), and the
+// bidirectional overrides and isolates that reorder what a line seems to say.
+// eslint-disable-next-line no-control-regex
+const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text for a terminal: every control character that could move the cursor, clear the screen, retitle
+ * the window or hide text is shown as a visible escape (`\x1b`, `\u202e`) instead. What soccrctl prints
+ * comes from daemons and streams (hostnames, ids, reasons, error messages), so it passes through here.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(TERMINAL_CONTROLS, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 export function print(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const safe = terminalSafe(text);
+  process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
 }
 
 export function note(text: string): void {
-  process.stderr.write(`${text}\n`);
+  process.stderr.write(`${terminalSafe(text)}\n`);
+}
+
+/** JSON.stringify escapes C0 controls; DEL, C1 and the bidi controls get \\u escapes too: the same value, still JSON. */
+export function jsonText(doc: unknown): string {
+  return JSON.stringify(doc, null, 2).replace(TERMINAL_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function printJson(doc: unknown): void {
-  print(JSON.stringify(doc, null, 2));
+  print(jsonText(doc));
 }
 
 /** Lines of `key       value`, the keys in one column. */

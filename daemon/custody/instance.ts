@@ -3,8 +3,9 @@
 // marks the tables the instance created as its own (netlock.ts), so that daemons side by side, each on
 // its own --state-dir, never touch each other's tables, and a restarted one finds its own again.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, renameSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { openStateFile, readStateFile } from './state-dir';
 
 const INSTANCE_FILE = 'instance-id';
 
@@ -20,8 +21,8 @@ const INSTANCE_ID = /^[0-9a-f]{12}$/;
 /** The instance id kept in `stateDir`, or undefined when there is none yet. */
 export function readInstanceId(stateDir: string): string | undefined {
   const file = path.join(stateDir, INSTANCE_FILE);
-  if (!existsSync(file)) return undefined;
-  const id = readFileSync(file, 'utf8').trim();
+  const id = readStateFile(file)?.trim();
+  if (id === undefined) return undefined;
   if (!INSTANCE_ID.test(id)) {
     throw new Error(`${file} holds no instance id (12 hex digits); remove it only if no lock table of this daemon is left (nft list tables)`);
   }
@@ -38,7 +39,7 @@ export function instanceOf(stateDir: string): DaemonInstance {
   const id = randomBytes(6).toString('hex');
   const file = path.join(stateDir, INSTANCE_FILE);
   const partial = `${file}.new`;
-  const fd = openSync(partial, 'w', 0o600);
+  const fd = openStateFile(partial, 'write');
   try {
     writeSync(fd, `${id}\n`);
     fsyncSync(fd);

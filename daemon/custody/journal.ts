@@ -10,6 +10,7 @@ import { SoccrError } from '../../protocol/errors';
 import { type NetnsHandle, homeNetnsId } from '../kernel/netns';
 import type { Logger } from '../log';
 import type { LockTuple } from './netlock';
+import { openStateFile, readStateFile } from './state-dir';
 
 export const JOURNAL_FILE = 'journal.jsonl';
 /** Which daemon the journal belongs to (pid and start time): a second daemon on the same state dir is refused. */
@@ -131,7 +132,7 @@ export class Journal {
   ) {
     this.file = path.join(dir, JOURNAL_FILE);
     this.load();
-    this.fd = openSync(this.file, 'a', 0o600);
+    this.fd = openStateFile(this.file, 'append');
   }
 
   /**
@@ -141,15 +142,15 @@ export class Journal {
   static open(dir: string, log: Logger): Journal {
     const ownerFile = path.join(dir, OWNER_FILE);
     try {
-      const o = JSON.parse(readFileSync(ownerFile, 'utf8')) as { pid?: number; startTime?: number };
+      const o = JSON.parse(readStateFile(ownerFile) ?? '') as { pid?: number; startTime?: number };
       if (typeof o.pid === 'number' && o.pid !== process.pid && o.startTime !== undefined && o.startTime >= 0 && processStartTime(o.pid) === o.startTime) {
         throw new Error(`state directory ${dir} is in use by the running daemon ${o.pid}`);
       }
     } catch (err) {
-      if (err instanceof Error && err.message.includes('is in use')) throw err;
+      if (err instanceof Error && (err.message.includes('is in use') || (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ELOOP')) throw err;
       /* no owner file, or an unreadable one: no other daemon */
     }
-    const fd = openSync(ownerFile, 'w', 0o600);
+    const fd = openStateFile(ownerFile, 'write');
     try {
       writeSync(fd, JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid) }));
       fdatasyncSync(fd);
@@ -160,8 +161,9 @@ export class Journal {
   }
 
   private load(): void {
-    if (!existsSync(this.file)) return;
-    const lines = readFileSync(this.file, 'utf8').split('\n');
+    const text = readStateFile(this.file);
+    if (text === undefined) return;
+    const lines = text.split('\n');
     lines.forEach((line, i) => {
       if (!line.trim()) return;
       let r: JournalRecord;
@@ -262,7 +264,7 @@ export class Journal {
       const unlockAt = list.find((l) => l.unlockAt !== undefined)?.unlockAt;
       if (unlockAt !== undefined) records.push({ t: 'end', id: list[0].id, state: 'RELEASED', unlockAt });
     }
-    const fd = openSync(tmp, 'w', 0o600);
+    const fd = openStateFile(tmp, 'write');
     try {
       writeSync(fd, records.map((r) => `${JSON.stringify({ v: FORMAT, ...r })}\n`).join(''));
       fdatasyncSync(fd);
@@ -277,7 +279,7 @@ export class Journal {
       closeSync(dirFd);
     }
     closeSync(this.fd);
-    this.fd = openSync(this.file, 'a', 0o600);
+    this.fd = openStateFile(this.file, 'append');
     this.appended = 0;
   }
 

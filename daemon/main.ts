@@ -19,7 +19,9 @@ import { loadPackageDefinition } from '../protocol/proto';
 import { warmFrameCodecs } from '../protocol/session-frames';
 import { SocketRepairService } from './server/service';
 import { SessionManager } from './custody/sessions';
-import { CallerGate, OPEN_POLICY, TargetPolicy } from './server/policy';
+import { ResourceBudget, defaultBudgetLimits, hostBufferCaps, parseBytes } from './custody/budget';
+import { CallerGate, OPEN_POLICY, PolicyBook, TargetPolicy } from './server/policy';
+import { EMPTY_POLICY_FILE, PolicyFile, readPolicyFile } from './server/policy-file';
 import { instanceOf } from './custody/instance';
 import { NetworkLock, lockTableOf } from './custody/netlock';
 import { SOCCR_MARK } from './repair/engine';
@@ -39,7 +41,7 @@ import {
   resolveGroup,
   tlsServerCredentials,
 } from './server/listeners';
-import { closeMetrics, listenMetrics, watchSessions } from './metrics';
+import { closeMetrics, listenMetrics, watchBudget, watchSessions } from './metrics';
 import { InheritedSocket, Notifier, inheritedSockets } from './server/systemd';
 import { runServiceCommand } from './server/install';
 import { removeSocketFile } from './kernel/socket-file';
@@ -67,8 +69,14 @@ export interface DaemonSettings {
   tlsClientCa?: string;
   /** client certificate identities (subject CN or a SAN) that may call over TLS; '*': any the CA signed */
   allowIdentities: string[];
-  /** allow TCP listeners without TLS, on loopback addresses only */
+  /** allow TCP listeners without TLS, on loopback addresses only (such callers are admins) */
   insecure: boolean;
+  /** uids that are admins over Unix sockets (allowed, every session theirs, not narrowed by the policy file); root always is */
+  adminUids: number[];
+  /** client certificate identities that are admins over TLS */
+  adminIdentities: string[];
+  /** the per-identity policy file (JSON, policy-file.ts); absent: the built-in defaults for non-admin callers */
+  policyFile?: string;
   /**
    * nftables table of the network lock, in every namespace the daemon locks in; by default
    * `soccrd_<instance id>` (instance.ts), so that every daemon has its own
@@ -76,8 +84,10 @@ export interface DaemonSettings {
   lockTable?: string;
   /** how long a released source keeps its network lock, ms */
   lockGraceMs: number;
-  /** which processes may be checkpointed and which namespaces restored into (empty lists: any) */
+  /** which processes may be checkpointed and which namespaces restored into, for every caller (empty lists: any) */
   policy: TargetPolicy;
+  /** the policy file as read and checked at start (parseSettings) */
+  policies: PolicyFile;
   /** calls one caller may have running at once, and sessions it may hold */
   maxCallsPerCaller: number;
   maxSessionsPerCaller: number;
@@ -87,7 +97,13 @@ export interface DaemonSettings {
   metricsAllowRemote: boolean;
   /** host:port where other daemons send direct transfers (port 0: any free one); absent: none */
   dataListen?: string;
+  /** queue bytes all streams together may buffer in the daemon's memory (budget.ts); default: an eighth of RAM */
+  maxBufferedBytes: number;
+  /** kernel memory the rebuilt sockets of all held restore sessions may hold; default: half of tcp_mem's pressure threshold */
+  maxHeldSocketBytes: number;
 }
+
+const BUDGET_DEFAULTS = defaultBudgetLimits();
 
 export const DEFAULTS: DaemonSettings = {
   listen: ['unix:///run/soccrd/soccrd.sock'],
@@ -100,12 +116,19 @@ export const DEFAULTS: DaemonSettings = {
   allowGids: [],
   allowIdentities: [],
   insecure: false,
+  adminUids: [],
+  adminIdentities: [],
+  policies: EMPTY_POLICY_FILE,
   lockGraceMs: 10_000,
   policy: OPEN_POLICY,
   maxCallsPerCaller: 64,
   maxSessionsPerCaller: 256,
   metricsAllowRemote: false,
+  maxBufferedBytes: BUDGET_DEFAULTS.bufferedBytes,
+  maxHeldSocketBytes: BUDGET_DEFAULTS.kernelBytes,
 };
+
+const asMiB = (n: number): string => `${Math.round(n / (1024 * 1024))} MiB`;
 
 function packageVersion(): string {
   for (const p of [path.resolve(__dirname, '..', '..', 'package.json'), path.resolve(__dirname, '..', 'package.json')]) {
@@ -136,7 +159,14 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--tls-key <file>', 'TLS private key (PEM) for TCP listeners')
     .option('--tls-client-ca <file>', 'CA certificates (PEM) that sign client certificates; clients must present one')
     .option('--allow-identity <id>', "client certificate subject CN or SAN that may call over TLS (repeatable; '*': any the CA signed)", collect)
-    .option('--insecure', 'allow TCP listeners without TLS, on loopback addresses only (every local user can call)')
+    .option('--insecure', 'allow TCP listeners without TLS, on loopback addresses only (every local user can call, as an admin)')
+    .option(
+      '--admin-uid <uid>',
+      'a uid that may call over Unix sockets as an admin: acts on every session, not narrowed by --policy (repeatable; root always is)',
+      collect,
+    )
+    .option('--admin-identity <id>', 'a client certificate CN or SAN that may call over TLS as an admin (repeatable)', collect)
+    .option('--policy <file>', 'what each non-admin identity may touch (JSON; see the README, Security model)')
     .option('--checkpoint-uid <uid>', 'only processes of this uid may be checkpointed (repeatable)', collect)
     .option('--checkpoint-cgroup <path>', 'only processes under this cgroup v2 path may be checkpointed (repeatable)', collect)
     .option('--checkpoint-pid <pid>', 'only this pid may be checkpointed (repeatable)', collect)
@@ -151,6 +181,14 @@ export function parseSettings(argv: string[]): DaemonSettings {
     )
     .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
     .option('--data-listen <host:port>', 'take direct transfers from other daemons here (the address they reach this host at; port 0: any free one)')
+    .option(
+      '--max-buffered-bytes <bytes>',
+      `queue bytes all Checkpoint and Restore streams together may hold in the daemon's memory; past it a stream fails with RESOURCE_EXHAUSTED (K, M, G suffixes; default an eighth of RAM, here ${asMiB(DEFAULTS.maxBufferedBytes)})`,
+    )
+    .option(
+      '--max-held-socket-bytes <bytes>',
+      `kernel memory (restored queue bytes, and forced buffer sizes beyond the host's own maxima) all held restore sessions together may hold; past it a Restore fails with RESOURCE_EXHAUSTED (default half of tcp_mem's pressure threshold, here ${asMiB(DEFAULTS.maxHeldSocketBytes)})`,
+    )
     .addHelpText(
       'after',
       '\nCommands:\n  install-service [--socket] [--unit-dir DIR | --prefix DIR] [-- FLAGS...]   install the systemd units\n  uninstall-service [--unit-dir DIR | --prefix DIR]                          remove them\n',
@@ -173,6 +211,9 @@ export function parseSettings(argv: string[]): DaemonSettings {
     tlsClientCa?: string;
     allowIdentity?: string[];
     insecure?: boolean;
+    adminUid?: string[];
+    adminIdentity?: string[];
+    policy?: string;
     checkpointUid?: string[];
     checkpointCgroup?: string[];
     checkpointPid?: string[];
@@ -184,6 +225,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     metricsListen?: string;
     metricsAllowRemote?: boolean;
     dataListen?: string;
+    maxBufferedBytes?: string;
+    maxHeldSocketBytes?: string;
   }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
@@ -210,12 +253,19 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.tlsClientCa ? { tlsClientCa: flags.tlsClientCa } : {}),
     ...(flags.allowIdentity ? { allowIdentities: flags.allowIdentity } : {}),
     ...(flags.insecure ? { insecure: true } : {}),
+    ...(flags.adminUid ? { adminUids: flags.adminUid.map((v) => idNumber('--admin-uid', v)) } : {}),
+    ...(flags.adminIdentity ? { adminIdentities: flags.adminIdentity } : {}),
+    ...(flags.policy ? { policyFile: flags.policy } : {}),
     ...(flags.maxCallsPerCaller ? { maxCallsPerCaller: Number(flags.maxCallsPerCaller) } : {}),
     ...(flags.maxSessionsPerCaller ? { maxSessionsPerCaller: Number(flags.maxSessionsPerCaller) } : {}),
     ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
     ...(flags.metricsAllowRemote ? { metricsAllowRemote: true } : {}),
     ...(flags.dataListen ? { dataListen: flags.dataListen } : {}),
+    ...(flags.maxBufferedBytes ? { maxBufferedBytes: parseBytes('--max-buffered-bytes', flags.maxBufferedBytes) } : {}),
+    ...(flags.maxHeldSocketBytes ? { maxHeldSocketBytes: parseBytes('--max-held-socket-bytes', flags.maxHeldSocketBytes) } : {}),
   };
+  s.maxBufferedBytes = parseBytes('maxBufferedBytes', s.maxBufferedBytes);
+  s.maxHeldSocketBytes = parseBytes('maxHeldSocketBytes', s.maxHeldSocketBytes);
   const filePolicy: Partial<TargetPolicy> = file.policy ?? {};
   s.policy = {
     checkpointUids: flags.checkpointUid?.map((v) => idNumber('--checkpoint-uid', v)) ?? filePolicy.checkpointUids ?? [],
@@ -228,6 +278,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
   for (const dir of s.policy.handoverPrefixes) {
     if (!dir.startsWith('/')) throw new Error(`--handover-prefix ${dir}: give an absolute directory`);
   }
+  if (s.policyFile !== undefined && (typeof s.policyFile !== 'string' || !s.policyFile)) throw new Error('policyFile: give a path');
+  s.policies = s.policyFile ? readPolicyFile(s.policyFile) : EMPTY_POLICY_FILE;
   for (const [name, n] of [
     ['max calls per caller', s.maxCallsPerCaller],
     ['max sessions per caller', s.maxSessionsPerCaller],
@@ -264,11 +316,16 @@ function checkAccessSettings(s: DaemonSettings): void {
   for (const [key, list] of [
     ['allowUids', s.allowUids],
     ['allowGids', s.allowGids],
+    ['adminUids', s.adminUids],
   ] as const) {
     if (!Array.isArray(list) || !list.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xfffffffe)) throw new Error(`${key}: give a list of numeric ids`);
   }
-  if (!Array.isArray(s.allowIdentities) || !s.allowIdentities.every((i) => typeof i === 'string' && i.length > 0))
-    throw new Error('allowIdentities: give a list of names');
+  for (const [key, list] of [
+    ['allowIdentities', s.allowIdentities],
+    ['adminIdentities', s.adminIdentities],
+  ] as const) {
+    if (!Array.isArray(list) || !list.every((i) => typeof i === 'string' && i.length > 0)) throw new Error(`${key}: give a list of names`);
+  }
   const tlsFiles = [s.tlsCert, s.tlsKey, s.tlsClientCa].filter((f) => f !== undefined && f !== '').length;
   if (tlsFiles !== 0 && tlsFiles !== 3) throw new Error('TLS needs all of --tls-cert, --tls-key and --tls-client-ca');
   for (const addr of s.listen) {
@@ -276,7 +333,7 @@ function checkAccessSettings(s: DaemonSettings): void {
     if (addr.startsWith('unix:')) continue;
     const { host } = splitHostPort(addr);
     if (tlsFiles === 3) {
-      if (!s.allowIdentities.length)
+      if (!s.allowIdentities.length && !s.adminIdentities.length && !s.policies.adminIdentities.length)
         throw new Error(`${addr}: a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)`);
     } else if (!s.insecure) {
       throw new Error(`${addr}: TCP needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address`);
@@ -356,8 +413,22 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     journal,
   });
   const registry = new ConnectionRegistry();
-  const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);
+  const authorize = makeAuthorizer(
+    {
+      allowUids: settings.allowUids,
+      allowGids: settings.allowGids,
+      allowIdentities: settings.allowIdentities,
+      adminUids: [...settings.adminUids, ...settings.policies.adminUids],
+      adminIdentities: [...settings.adminIdentities, ...settings.policies.adminIdentities],
+    },
+    registry,
+  );
+  const policies = new PolicyBook(settings.policy, settings.policies);
   const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
+  const budget = new ResourceBudget({ bufferedBytes: settings.maxBufferedBytes, kernelBytes: settings.maxHeldSocketBytes });
+  const bufferCaps = hostBufferCaps();
+  watchBudget(budget);
+  log.info('resource budget', { maxBufferedBytes: settings.maxBufferedBytes, maxHeldSocketBytes: settings.maxHeldSocketBytes, bufferCaps });
   let dataListener: DataListener | undefined;
   if (settings.dataListen) {
     const { host, port } = splitHostPort(settings.dataListen);
@@ -380,8 +451,10 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     netlock,
     authorize,
     journal,
-    policy: settings.policy,
+    policies,
     gate,
+    budget,
+    bufferCaps,
   });
   recovery.apply(netlock, sessions);
   watchSessions(sessions);
@@ -410,7 +483,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   // An inherited TCP socket follows the rules of a configured TCP address (checkAccessSettings).
   const inheritedTcpAccess = (host: string): InheritedTcpAccess => {
     if (tlsCredentials) {
-      if (!settings.allowIdentities.length)
+      if (!settings.allowIdentities.length && !settings.adminIdentities.length && !settings.policies.adminIdentities.length)
         return {
           kind: 'refused',
           reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)",
@@ -459,7 +532,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
         listeners.push(await listenTls(server, addr, tlsCredentials));
       } else {
         listeners.push(await listenInsecureTcp(addr, inject(), registry, log)); // loopback only: checked by parseSettings
-        log.warn('listening on TCP without TLS: every local user can call', { address: addr });
+        log.warn('listening on TCP without TLS: every local user can call, as an admin', { address: addr });
       }
     } catch (err) {
       throw failed(addr, err);

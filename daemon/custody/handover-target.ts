@@ -10,16 +10,27 @@ import { posix } from 'node:path';
 import * as N from '../kernel/native';
 import { SoccrError } from '../../protocol/errors';
 
-/** What a hand-over may reach: per caller (server/policy.ts decides whose rules apply). */
+/** What a hand-over may reach: per caller (server/policy.ts decides whose rules apply: CallerPolicy.handoverRules). */
 export interface HandoverRules {
-  /** directories under which the socket may be (compared with its real path); empty: any */
-  prefixes: readonly string[];
-  /** uids the receiver may run as (its SO_PEERCRED); empty: any */
-  receiverUids: readonly number[];
+  /**
+   * Lists of directories, all of which must allow the socket: its real path must lie under one
+   * directory of each list (the daemon-wide --handover-prefix, the caller's own). No list: anywhere; an
+   * empty list: nowhere.
+   */
+  prefixes: ReadonlyArray<readonly string[]>;
+  /** uids the receiver may run as (its SO_PEERCRED); undefined: any */
+  receiverUids: readonly number[] | undefined;
 }
 
-/** No restriction: root over the daemon's Unix socket, and the default of an open policy. */
-export const ANY_HANDOVER: HandoverRules = { prefixes: [], receiverUids: [] };
+/** No restriction: an admin's hand-overs under an open daemon-wide policy. */
+export const ANY_HANDOVER: HandoverRules = { prefixes: [], receiverUids: undefined };
+
+/** The first list of `rules.prefixes` that does not allow `realPath`, or undefined when all do. */
+function refusingPrefixes(rules: HandoverRules, realPath: string): readonly string[] | undefined {
+  return rules.prefixes.find((list) => !list.some((p) => underPrefix(realPath, realPrefix(p))));
+}
+
+const allowedUnder = (list: readonly string[]): string => (list.length ? `allowed under ${list.join(', ')}` : 'no hand-over directory is allowed');
 
 /** Whether `path` (absolute, normalized) is `prefix` or below it. */
 export function underPrefix(path: string, prefix: string): boolean {
@@ -58,10 +69,8 @@ export function precheckHandoverPath(path: string, rules: HandoverRules): void {
   } catch {
     /* not there yet: judged by its name */
   }
-  const full = posix.join(dir, posix.basename(normal));
-  if (!rules.prefixes.some((p) => underPrefix(full, realPrefix(p)))) {
-    refuse('FORBIDDEN', `the policy does not allow hand-over sockets at ${path}: allowed under ${rules.prefixes.join(', ')}`);
-  }
+  const refusing = refusingPrefixes(rules, posix.join(dir, posix.basename(normal)));
+  if (refusing) refuse('FORBIDDEN', `the policy does not allow hand-over sockets at ${path}: ${allowedUnder(refusing)}`);
 }
 
 /**
@@ -109,11 +118,9 @@ export class HandoverTarget {
         refuse('BAD_REQUEST', `hand-over path ${path}: its directory is not reachable from here (${realDir})`);
       const realPath = realDir === '/' ? `/${name}` : `${realDir}/${name}`;
       if (underPrefix(realDir, '/proc')) refuse('BAD_REQUEST', `hand-over path ${path} leads into /proc (${realPath}): name the socket by its own path`);
-      if (rules.prefixes.length && !rules.prefixes.some((p) => underPrefix(realPath, realPrefix(p)))) {
-        refuse(
-          'FORBIDDEN',
-          `the policy does not allow hand-over sockets at ${path}${realPath !== path ? ` (${realPath})` : ''}: allowed under ${rules.prefixes.join(', ')}`,
-        );
+      const refusing = refusingPrefixes(rules, realPath);
+      if (refusing) {
+        refuse('FORBIDDEN', `the policy does not allow hand-over sockets at ${path}${realPath !== path ? ` (${realPath})` : ''}: ${allowedUnder(refusing)}`);
       }
       // The last component, without following it: a link would let the path reach any socket.
       let fd = -1;
@@ -162,11 +169,9 @@ export function checkReceiver(fd: number, path: string, rules: HandoverRules): N
   } catch (err) {
     return refuse('DELIVERY', `cannot read the credentials of the receiver on ${path}`, err);
   }
-  if (rules.receiverUids.length && !rules.receiverUids.includes(cred.uid)) {
-    refuse(
-      'FORBIDDEN',
-      `the receiver on ${path} runs as uid ${cred.uid} (pid ${cred.pid}): this caller may hand sockets only to uid ${rules.receiverUids.join(', ')}; nothing was sent`,
-    );
+  if (rules.receiverUids && !rules.receiverUids.includes(cred.uid)) {
+    const whom = rules.receiverUids.length ? `only to uid ${rules.receiverUids.join(', ')}` : 'to no receiver';
+    refuse('FORBIDDEN', `the receiver on ${path} runs as uid ${cred.uid} (pid ${cred.pid}): this caller may hand sockets ${whom}; nothing was sent`);
   }
   return cred;
 }

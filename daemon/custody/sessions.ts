@@ -23,6 +23,7 @@ import type { LockTuple, NetworkLock } from './netlock';
 import type { ProcessHandle } from '../repair/acquire';
 import type { Journal } from './journal';
 import { sessionThawed } from '../metrics';
+import type { Charge } from './budget';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
@@ -61,12 +62,18 @@ export class Session {
   timer: NodeJS.Timeout | undefined;
   /** set while a call works on the session across awaits: the lease cannot end it meanwhile (see the top) */
   busy: SessionWork | undefined;
-  /** who created it (the authorization hook's name for the caller), for per-caller quotas */
-  caller = '';
+  /**
+   * the identity of the caller that created it (auth.ts Caller.id: uid:N, cert:NAME): only that identity
+   * or an admin may use it, and it counts against that identity's quota. '' (a session recovered from a
+   * journal without it): admins only.
+   */
+  createdBy = '';
   /** the network lock held for the connections (namespace key and tuples) */
   lock: { key: string; tuples: LockTuple[] } | undefined;
   /** source with stop_owner: the stopped owner, continued when the connections go on at the source */
   owner: ProcessHandle | undefined;
+  /** restore: its rebuilt sockets' share of the daemon's kernel-memory budget (budget.ts), given back when it ends */
+  charge: Charge | undefined;
   /** performance.now() when its connections froze (a checkpoint sets the moment of pause), for metrics */
   frozenAt = performance.now();
 
@@ -146,8 +153,10 @@ export class SessionManager {
     conns: Array<{ sock: FrozenSocket; summary: ConnectionSummary }>,
     lock: Session['lock'],
     owner: ProcessHandle | undefined,
+    createdBy = '',
   ): Session {
     const s = new Session('source', pid, leaseMs, '', '', id);
+    s.createdBy = createdBy;
     for (const c of conns) s.held.push({ sock: c.sock, summary: c.summary });
     s.leaseExpiresAt = leaseExpiresAt;
     s.lock = lock;
@@ -229,6 +238,8 @@ export class SessionManager {
   }
 
   private end(s: Session, state: SessionState, reason: string): void {
+    // Its sockets are closed or their new owner's: the daemon no longer holds their memory.
+    s.charge?.release();
     sessionThawed(s.kind, state, s.frozenAt);
     s.state = state;
     s.reason = reason;

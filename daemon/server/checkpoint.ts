@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Charge } from '../custody/budget';
 import { crashPoint, netnsRef, processStartTime, socketInode } from '../custody/journal';
 import type { LockTuple, NetworkLock } from '../custody/netlock';
 import type { ConnectionSummary, Session } from '../custody/sessions';
@@ -24,7 +25,6 @@ import { SUPPORTED_STATES } from '../../protocol/saved-state';
 import { Calls, ServiceOptions, logFailure, toStatus } from './calls';
 import { CheckpointCall, streamOverCall, streamOverDataPath } from './checkpoint-stream';
 import { DataSender, dataTransferParams } from './data-path';
-import { OPEN_POLICY, checkCheckpointTarget } from './policy';
 import { Rollback } from './rollback';
 import { summarize } from './session-info';
 
@@ -41,10 +41,12 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   const undo = new Rollback();
   let leave = (): void => undefined;
   let ownerNs: NetnsHandle | undefined;
+  // The queues of the connection being streamed, read from its frozen socket and not yet sent.
+  const buffered = o.budget?.charge('buffered', 'a Checkpoint stream');
   try {
     const admitted = calls.admit(call, 'Checkpoint', log);
     ({ log, leave } = admitted);
-    checkCheckpointTarget(o.policy ?? OPEN_POLICY, req.pid);
+    calls.policyFor(admitted.caller).checkCheckpoint(req.pid);
     calls.checkSessionQuota(admitted.caller);
     const netlock = calls.networkLock(req.options?.noNetworkLock);
     const leaseMs = o.sessions.leaseFor(req.options?.leaseMs ?? 0);
@@ -56,9 +58,9 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     // endpoint that cannot be reached fails the call with nothing touched.
     const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
     if (data) undo.push('close the data connection', () => data.destroy());
-    const source = await freezeSource(o, req, chosen, netlock, leaseMs, undo, log);
+    const source = await freezeSource(o, req, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
     ownerNs = source.netns;
-    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, source.netns, chosen, source.frozen);
+    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, source.netns, chosen, source.frozen, buffered);
     const s = o.sessions.createSource(
       req.pid,
       leaseMs,
@@ -72,7 +74,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
       if (s.active) o.sessions.abort(s, `checkpoint failed: ${errorMessage(cause)}`);
     });
     s.frozenAt = source.frozenAt;
-    s.caller = admitted.caller;
+    s.createdBy = admitted.caller.id;
     s.lock = source.lock;
     if (source.stopped) s.owner = source.proc;
     else source.proc.close();
@@ -107,6 +109,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
   } finally {
     ownerNs?.close();
+    buffered?.release();
     leave();
   }
 }
@@ -144,6 +147,7 @@ async function freezeSource(
   leaseMs: number,
   undo: Rollback,
   log: Logger,
+  createdBy: string,
 ): Promise<TakenSource> {
   const id = randomUUID();
   const pid = req.pid;
@@ -172,6 +176,7 @@ async function freezeSource(
       leaseMs,
       expires: Date.now() + leaseMs,
       stopOwner,
+      createdBy,
       conns: reuseAddrs(copies).map((reuseAddr, i) => ({ fd: fds[i], inode: socketInode(copies[i]), reuseAddr: (reuse[i] = reuseAddr) })),
     });
     undo.push('journal the failed checkpoint as undone', journalUndone);
@@ -218,6 +223,7 @@ function streamedConnections(
   netns: NetnsHandle,
   { fds, listed }: ChosenFds,
   frozen: FrozenSocket[],
+  buffered: Charge | undefined,
 ): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
   let budget = o.eagerSessionBytes;
   const diags = diagnoseFrozen(netns, fds, listed);
@@ -226,6 +232,9 @@ function streamedConnections(
     // on their own as their chunks are written. Either way one connection's queues at a time.
     const c = capture(frozen[i], Math.min(o.eagerQueueBytes, budget), diags[i]);
     if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
+    // This connection's queues replace the previous one's in memory (one at a time); past the daemon's
+    // budget the stream fails before the larger queues are read, and the source is thawed.
+    buffered?.set(c.state.inqLen + c.state.outqLen, `connection ${pid}:${fds[i]} (${c.state.inqLen + c.state.outqLen} queue bytes)`);
     return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };
   };
   const summaries: ConnectionSummary[] = [];

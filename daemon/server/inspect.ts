@@ -18,17 +18,21 @@ export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation
       features: o.features,
       dataEndpoint: o.dataListener?.endpoint ?? '',
     })),
-    ListSockets: calls.unary('ListSockets', (req: ListSocketsRequestMsg): ListSocketsResponseMsg => ({
-      sockets: listTcpSockets(req.pid).map((s) => ({
-        fd: s.fd,
-        inode: s.inode,
-        family: WIRE_FAMILY[s.family],
-        local: addressToMsg(s.local),
-        remote: addressToMsg(s.remote),
-        state: s.state,
-        sendQueue: s.sendQueue,
-        recvQueue: s.recvQueue,
-      })),
-    })),
+    // It reveals a process's connections: only of processes the caller may checkpoint.
+    ListSockets: calls.unary('ListSockets', (req: ListSocketsRequestMsg, _log, caller): ListSocketsResponseMsg => {
+      calls.policyFor(caller).checkCheckpoint(req.pid);
+      return {
+        sockets: listTcpSockets(req.pid).map((s) => ({
+          fd: s.fd,
+          inode: s.inode,
+          family: WIRE_FAMILY[s.family],
+          local: addressToMsg(s.local),
+          remote: addressToMsg(s.remote),
+          state: s.state,
+          sendQueue: s.sendQueue,
+          recvQueue: s.recvQueue,
+        })),
+      };
+    }),
   };
 }

@@ -2,8 +2,8 @@
 // daemon), each connection rebuilt in repair mode as soon as its frames are whole, the network locked
 // before the first socket exists; HELD at the end, or live and handed over at once (go_live).
 import * as grpc from '@grpc/grpc-js';
+import { hostBufferCaps, kernelCost } from '../custody/budget';
 import { crashPoint, netnsRef } from '../custody/journal';
-import { precheckHandoverPath } from '../custody/handover-target';
 import type { Session } from '../custody/sessions';
 import { NetnsHandle } from '../kernel/netns';
 import { callFinished, queuesRestored } from '../metrics';
@@ -16,7 +16,7 @@ import { frameKind, unpackFrames } from '../../protocol/frames';
 import { stateFromObject } from '../../protocol/state-codec';
 import { Calls, logFailure, toStatus } from './calls';
 import { dataTransferParams } from './data-path';
-import { OPEN_POLICY, checkRestoreTarget, handoverRules } from './policy';
+import type { Caller } from './auth';
 import { sessionToMsg, summarize } from './session-info';
 
 type RestoreCall = grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>;
@@ -31,8 +31,10 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   const startedAt = performance.now();
   let session: Session | undefined;
   let leave = (): void => undefined;
-  let caller: string;
+  let caller: Caller;
   let netns: NetnsHandle | undefined;
+  // The connection being assembled: its queues are buffered in this process until its socket is rebuilt.
+  const buffered = o.budget?.charge('buffered', 'a Restore stream');
   try {
     ({ log, leave, caller } = calls.admit(call, 'Restore', log));
     calls.checkSessionQuota(caller);
@@ -42,13 +44,14 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     if (first.done) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
     if (frameKind(first.value) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
     const options = checkRestoreOptions(first.value.restoreOptions as RestoreOptionsMsg);
-    const policy = o.policy ?? OPEN_POLICY;
+    const policy = calls.policyFor(caller);
     // Opened once, here: the policy checks this descriptor's namespace, and the lock, the journal and
     // every rebuilt socket use it (not entered at all if it is the daemon's own). Closed at the end.
     if (options.netns) netns = NetnsHandle.open(options.netns);
-    checkRestoreTarget(policy, netns);
+    policy.checkRestoreNetns(netns);
+    policy.checkRestoreOptions(options);
     // Refused before anything is rebuilt; checked again, on the opened file, when the hand-over runs.
-    if (options.deliverUnixPath) precheckHandoverPath(options.deliverUnixPath, handoverRules(policy));
+    if (options.deliverUnixPath) policy.checkHandoverPath(options.deliverUnixPath);
     const netlock = calls.networkLock(options.noNetworkLock);
     const cancelled = new AbortController();
     call.on('cancelled', () => cancelled.abort());
@@ -61,7 +64,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         const h = assembler.header;
         session = o.sessions.createRestore(h.pid, o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
         session.busy = 'restore';
-        session.caller = caller;
+        session.createdBy = caller.id;
+        session.charge = o.budget?.charge('kernel', `restore session ${session.id}`);
         log = log.child({ session: session.id, source: h.sessionId });
         // Every connection is locked before the first socket exists (one transaction), when the
         // header names them; a stream without tuples is locked connection by connection.
@@ -73,8 +77,19 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
           crashPoint('restore.after-lock');
         }
       }
-      if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
-        const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+      const saved = frameKind(frame) === 'connection' ? stateFromObject((frame.connection as ConnectionHeaderMsg).state) : undefined;
+      // What the socket would carry (mark, forced buffer sizes) is the caller's to ask for only if its
+      // policy allows it: refused at the connection's header, before its queues or its socket.
+      if (saved) policy.checkSavedState(saved);
+      if (saved && session) {
+        // Charged before a byte of its queues is buffered, its lock taken or its socket made: past the
+        // daemon's budget the stream fails here, and only its own session is undone.
+        const what = `connection ${assembler.connections} (${saved.inqLen + saved.outqLen} queue bytes)`;
+        session.charge?.add(kernelCost(saved, o.bufferCaps ?? hostBufferCaps()), what);
+        buffered?.add(saved.inqLen + saved.outqLen, what);
+      }
+      if (saved && netlock && session && !assembler.header?.tuples?.length) {
+        const st = saved;
         const t = { local: st.local, remote: st.remote };
         o.journal?.locked(session.id, 'restore', netlock.table, netnsRef(netns), [t]);
         const key = netlock.lock(netns, [t]);
@@ -82,11 +97,13 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         crashPoint('restore.after-lock');
       }
       if (done && session) {
-        // Verified (checksums by the assembler, the state by restore) before its socket exists;
-        // rebuilt in repair mode, not live.
+        // Verified (checksums by the assembler, the state by restore) before its socket exists; rebuilt
+        // in repair mode, not live.
         const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
         o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
         queuesRestored(done.state.inqLen, done.state.outqLen);
+        // Its bytes are in the kernel now (charged to the session), no longer buffered here.
+        buffered?.sub(done.state.inqLen + done.state.outqLen);
         if (session.held.length === 1) crashPoint('restore.after-first-socket');
       }
     }
@@ -95,7 +112,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     o.sessions.markHeld(session);
     log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
     crashPoint('restore.held');
-    if (options.goLive) await o.sessions.goLive(session, options.deliverUnixPath, handoverRules(policy));
+    if (options.goLive) await o.sessions.goLive(session, options.deliverUnixPath, policy.handoverRules());
     callFinished('Restore', grpc.status.OK, startedAt);
     callback(null, { session: sessionToMsg(session) });
   } catch (err) {
@@ -111,6 +128,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     callFinished('Restore', st.code, startedAt);
     callback(st, null);
   } finally {
+    buffered?.release();
     netns?.close();
     leave();
   }

@@ -8,14 +8,15 @@
 // it would let it read and accept on sockets that are no longer its own.
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
 import { type DeliveryItem, MAX_FDS_PER_SEND, deliver } from '../custody/delivery';
+import type { HandoverRules } from '../custody/handover-target';
+import { NetnsHandle } from '../kernel/netns';
 import type { Logger } from '../log';
 import { ProcessHandle } from '../repair/acquire';
 import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
-import { SoccrError } from '../../protocol/errors';
+import { SoccrError, errorMessage } from '../../protocol/errors';
 import type { HandoffRequestMsg, HandoffResponseMsg } from '../../protocol/messages';
 import { stateName } from '../../protocol/saved-state';
 import type { Calls } from './calls';
@@ -30,16 +31,23 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
     const policy = calls.policyFor(caller);
     policy.checkCheckpoint(req.pid);
-    policy.checkRestoreNetns(`/proc/${req.pid}/ns/net`);
+    // The owner's namespace, opened once for both checks (and the expected one, if named, opened once too).
+    const ownerNs = ownerNetns(req.pid);
+    try {
+      policy.checkRestoreNetns(ownerNs);
+      if (req.expectNetns) checkSameNetns(req.pid, ownerNs, req.expectNetns);
+    } finally {
+      ownerNs.close();
+    }
     policy.checkHandoverPath(req.deliverUnixPath);
-    if (req.expectNetns) checkSameNetns(req.pid, req.expectNetns);
     if (req.fdsPerMessage > MAX_FDS_PER_SEND) throw new SoccrError('BAD_REQUEST', `fds_per_message is at most ${MAX_FDS_PER_SEND}, not ${req.fdsPerMessage}`);
-    return o.sessions.runOutside((stopping) => handoff(req, stopping, log));
+    const rules = policy.handoverRules();
+    return o.sessions.runOutside((stopping) => handoff(req, stopping, log, rules));
   });
   return { Handoff };
 }
 
-async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger): Promise<HandoffResponseMsg> {
+async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger, rules: HandoverRules): Promise<HandoffResponseMsg> {
   const sel = { fds: req.fds, all: req.all, listeners: req.listeners };
   const choice = chooseHandoffSockets(req.pid, sel);
   const id = `handoff-${randomUUID()}`;
@@ -68,6 +76,7 @@ async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logge
       },
       {
         signal: stopping,
+        rules,
         // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
         sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * sockets.length),
         // sixteen sockets per system call on both sides unless the caller asked for one (a receiver whose
@@ -117,17 +126,21 @@ function items(id: string, pid: number, sockets: HandoffSocket[], dups: number[]
   }));
 }
 
-/** TARGET_STATE unless the process's network namespace is the one at `path` (compared by identity). */
-function checkSameNetns(pid: number, path: string): void {
-  const id = (p: string, what: string): string => {
-    try {
-      const st = statSync(p);
-      return `${st.dev}:${st.ino}`;
-    } catch (err) {
-      throw new SoccrError(what === 'owner' ? 'NO_SUCH_PROCESS' : 'BAD_REQUEST', `cannot open the network namespace ${p}: ${(err as Error).message}`, err);
-    }
-  };
-  if (id(`/proc/${pid}/ns/net`, 'owner') !== id(path, 'expected')) {
+/** The owner's network namespace, opened once (NO_SUCH_PROCESS when there is no such process). */
+function ownerNetns(pid: number): NetnsHandle {
+  try {
+    return NetnsHandle.open(`/proc/${pid}/ns/net`);
+  } catch (err) {
+    throw new SoccrError('NO_SUCH_PROCESS', `cannot open the network namespace of pid ${pid}: ${errorMessage(err)}`, err);
+  }
+}
+
+/** TARGET_STATE unless the process's network namespace (`owner`) is the one at `path` (opened once, compared by identity). */
+function checkSameNetns(pid: number, owner: NetnsHandle, path: string): void {
+  const expected = NetnsHandle.open(path);
+  const same = expected.id === owner.id;
+  expected.close();
+  if (!same) {
     throw new SoccrError(
       'TARGET_STATE',
       `pid ${pid} is not in the network namespace ${path}: a hand-off keeps sockets where they are (checkpoint and restore move them)`,

@@ -14,6 +14,7 @@ import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repa
 import { thawSource } from './thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
+import { ANY_HANDOVER, HandoverRules } from './handover-target';
 import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import type { Logger } from '../log';
 import type { SocketAddress } from '../../protocol/address';
@@ -114,7 +115,27 @@ export class SessionManager {
   /** aborted at shutdown: hand-overs in flight stop at their next wait */
   private readonly stopSignal = new AbortController();
 
+  /** work outside any session (a hand-off) that shutdown lets end first: it gives a stopped owner back */
+  private readonly outside = new Set<Promise<unknown>>();
+
   constructor(private readonly opts: SessionManagerOptions) {}
+
+  /**
+   * Runs `work`, a call that holds no session but must not be cut off by shutdown (a hand-off, which
+   * continues the owner it stopped if it fails): it is given the shutdown signal, and shutdown waits for
+   * it as for a hand-over in flight. Refused once the daemon is stopping.
+   */
+  runOutside<T>(work: (stopping: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.stopping) throw new SoccrError('SESSION_STATE', 'the daemon is stopping');
+    const p = work(this.stopSignal.signal);
+    const tracked = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.outside.add(tracked);
+    void tracked.then(() => this.outside.delete(tracked));
+    return p;
+  }
 
   leaseFor(requestedMs: number): number {
     if (!requestedMs) return this.opts.defaultLeaseMs;
@@ -290,15 +311,18 @@ export class SessionManager {
     this.end(s, state, reason);
   }
 
-  /** Source: the connections go on at the source. Restore: make live and deliver. */
-  async resume(s: Session, deliverPath: string): Promise<void> {
+  /**
+   * Source: the connections go on at the source. Restore: make live and deliver, to a path and receiver
+   * `rules` allow (the caller's: see server/policy.ts).
+   */
+  async resume(s: Session, deliverPath: string, rules: HandoverRules = ANY_HANDOVER): Promise<void> {
     this.requireActive(s);
     if (s.kind === 'source') {
       const failed = this.thaw(s, 'RESUMED', 'resumed at the source');
       if (failed.length) throw new SoccrError('KERNEL', `some sockets did not resume: ${failed.join('; ')}`);
       return;
     }
-    await this.goLive(s, deliverPath || s.deliverPath);
+    await this.goLive(s, deliverPath || s.deliverPath, rules);
   }
 
   /**
@@ -306,7 +330,7 @@ export class SessionManager {
    * busy meanwhile: nothing else closes the fds being sent. A failed hand-over leaves it HELD with its
    * lease started over, for a Resume with another path or an Abort.
    */
-  async goLive(s: Session, path: string): Promise<void> {
+  async goLive(s: Session, path: string, rules: HandoverRules = ANY_HANDOVER): Promise<void> {
     this.requireActive(s, 'restore');
     if (s.state !== 'HELD') throw new SoccrError('SESSION_STATE', `session ${s.id} is still being restored`);
     if (!path) throw new SoccrError('BAD_REQUEST', `session ${s.id} has no delivery path: name one to resume it`);
@@ -333,7 +357,7 @@ export class SessionManager {
           if (failed) throw failed;
           live = true;
         },
-        { signal: this.stopSignal.signal },
+        { signal: this.stopSignal.signal, rules },
       );
     } catch (err) {
       s.busy = undefined;
@@ -400,7 +424,7 @@ export class SessionManager {
     // A Restore stream uses no socket between frames (see the top): only the other calls are waited for.
     const inUse = (s: Session): boolean => s.busy !== undefined && s.busy !== 'restore';
     const deadline = Date.now() + HANDOVER_MAX_MS + SHUTDOWN_SLACK_MS;
-    while (this.active().some(inUse) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((this.active().some(inUse) || this.outside.size > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     for (const s of this.active()) {
       if (inUse(s)) {
         this.opts.log.error('session still busy at shutdown: left to the exit', { session: s.id, kind: s.kind, busy: s.busy });

@@ -218,6 +218,7 @@ const takeBatch = new N.KernelBatch(64);
 
 const SIGCONT = 18;
 const SIGSTOP = 19;
+const SIGKILL = 9;
 
 /** The state letter of /proc/PID/stat (R, S, T, Z, ...), or '' if the process is gone. */
 function processState(pid: number): string {
@@ -380,6 +381,37 @@ export class ProcessHandle {
     }
   }
 
+  /**
+   * Duplicates of many of the process's fds, whatever they are, in one batch of kernel calls (a
+   * hand-off takes them while the owner is stopped). On the first failure every duplicate is closed
+   * and the failure thrown as dupFd would.
+   */
+  dupFds(fds: readonly number[]): number[] {
+    const b = takeBatch.reset();
+    const ops = fds.map((fd, i) => {
+      b.group = i;
+      return b.pidfdGetfd(this.pidfd, fd);
+    });
+    b.run();
+    const bad = fds.findIndex((_, i) => !b.ok(ops[i]));
+    if (bad < 0) return ops.map((op) => b.result(op));
+    for (const op of ops) if (b.ok(op)) N.closeQuietly(b.result(op));
+    const err = b.error(ops[bad]);
+    if (err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fds[bad]}`, err);
+    if (err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+    throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fds[bad]})`, err);
+  }
+
+  /** Kills the process (SIGKILL through its pidfd). Never throws: false if it is gone already. */
+  kill(): boolean {
+    try {
+      N.pidfdSendSignal(this.pidfd, SIGKILL);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Continues a stopped process (SIGCONT). Never throws: the process may be gone. */
   cont(): boolean {
     try {
@@ -388,6 +420,30 @@ export class ProcessHandle {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * The process's network namespace, opened once: from the pidfd itself where the kernel can
+   * (PIDFD_GET_NET_NAMESPACE, Linux 6.11+), else through /proc/PID/ns/net, confirmed against the pidfd
+   * (the process still alive after the open, so the pid named it and no process that reused it).
+   */
+  netns(): NetnsHandle {
+    let fd = -1;
+    try {
+      fd = N.ioctlNoArg(this.pidfd, N.PIDFD_GET_NET_NAMESPACE);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+      // ENOTTY/EINVAL: a kernel without the ioctl; procfs below.
+    }
+    if (fd >= 0) return NetnsHandle.adopt(fd, `/proc/${this.pid}/ns/net`);
+    const ns = NetnsHandle.open(`/proc/${this.pid}/ns/net`);
+    try {
+      N.pidfdSendSignal(this.pidfd, 0);
+    } catch (err) {
+      ns.close();
+      throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+    }
+    return ns;
   }
 
   close(): void {

@@ -23,6 +23,7 @@ import { CallerGate, OPEN_POLICY, TargetPolicy } from './server/policy';
 import { instanceOf } from './custody/instance';
 import { NetworkLock, lockTableOf } from './custody/netlock';
 import { SOCCR_MARK } from './repair/engine';
+import { holdDaemonMarker } from './repair/acquire';
 import { Journal } from './custody/journal';
 import { checkStateDir, writeStateFile } from './custody/state-dir';
 import { planRecovery } from './custody/recovery';
@@ -321,6 +322,8 @@ export interface RunningDaemon {
  * that one of them is bound to is served by it (the .socket unit owns that socket file).
  */
 export async function startDaemon(settings: DaemonSettings, log: Logger, inherited: InheritedSocket[] = []): Promise<RunningDaemon> {
+  // Marked as a soccrd before anything else: no daemon checkpoints another (acquire.ts, DAEMON_MARKER).
+  holdDaemonMarker();
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
   checkStateDir(settings.stateDir);
   const version = packageVersion();

@@ -6,14 +6,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { crashPoint, netnsOfPid, processStartTime, socketInode } from '../custody/journal';
+import { crashPoint, netnsOfPid, socketInode } from '../custody/journal';
 import type { LockTuple, NetworkLock } from '../custody/netlock';
 import type { ConnectionSummary, Session } from '../custody/sessions';
 import { NetnsHandle } from '../kernel/netns';
 import { SocketDiag, diagnose } from '../kernel/sockdiag';
 import type { Logger } from '../log';
 import { callFinished } from '../metrics';
-import { ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire';
+import { ProcessFacts, ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire';
 import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
 import { thawSource } from '../custody/thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
@@ -43,11 +43,19 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   try {
     const admitted = calls.admit(call, 'Checkpoint', log);
     ({ log, leave } = admitted);
-    checkCheckpointTarget(o.policy ?? OPEN_POLICY, req.pid);
+    checkRequest(req);
+    // The process is held by its pidfd first; everything decided about it is read after that and
+    // confirmed against the pidfd, so a pid reused meanwhile cannot pass another process's checks.
+    const proc = ProcessHandle.open(req.pid);
+    undo.push('close the owner handle', () => proc.close());
+    const facts = proc.facts();
+    refuseDaemons(facts);
+    checkCheckpointTarget(o.policy ?? OPEN_POLICY, facts);
     calls.checkSessionQuota(admitted.caller);
     const netlock = calls.networkLock(req.options?.noNetworkLock);
     const leaseMs = o.sessions.leaseFor(req.options?.leaseMs ?? 0);
-    const chosen = chooseFds(req);
+    const chosen = chooseFds(req, facts);
+    proc.confirm(); // the sockets listed are this process's
     // From here on, once the session exists, it undoes everything: its abort thaws the source, and the
     // data connection is the stream's (cut if the stream fails).
     const sessionTakesOver = undo.mark();
@@ -55,7 +63,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     // endpoint that cannot be reached fails the call with nothing touched.
     const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
     if (data) undo.push('close the data connection', () => data.destroy());
-    const source = await freezeSource(o, req, chosen, netlock, leaseMs, undo, log);
+    const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log);
     const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, chosen, source.frozen);
     const s = o.sessions.createSource(
       req.pid,
@@ -134,6 +142,8 @@ interface TakenSource {
 async function freezeSource(
   o: ServiceOptions,
   req: CheckpointRequestMsg,
+  proc: ProcessHandle,
+  facts: ProcessFacts,
   { fds, tuples }: ChosenFds,
   netlock: NetworkLock | undefined,
   leaseMs: number,
@@ -146,8 +156,6 @@ async function freezeSource(
   const journal = o.journal;
   const source = undo.mark();
   // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
-  const proc = ProcessHandle.open(pid);
-  undo.push('close the owner handle', () => proc.close());
   const copies = proc.takeTcpSockets(fds);
   undo.push('close our copies of the sockets', () => silentCloseAll(copies.map((fd) => ({ fd, reuseAddr: false }))));
   // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
@@ -161,7 +169,7 @@ async function freezeSource(
     journal.beginSource({
       id,
       pid,
-      startTime: processStartTime(pid),
+      startTime: facts.startTime,
       leaseMs,
       expires: Date.now() + leaseMs,
       stopOwner,
@@ -241,12 +249,25 @@ function streamedConnections(
   return { conns, summaries, diagnosed: diags.filter((d) => d !== undefined).length };
 }
 
-/** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
-function chooseFds(req: CheckpointRequestMsg): ChosenFds {
+function checkRequest(req: CheckpointRequestMsg): void {
   if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
   if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
   if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
-  const listed = new Map(listTcpSockets(req.pid).map((s) => [s.fd, s]));
+}
+
+/**
+ * A daemon never checkpoints itself (with stopOwner it would stop itself, and it would freeze the
+ * connections it serves on) nor another soccrd (its sessions, data connections and callers): whatever
+ * the policy says.
+ */
+function refuseDaemons(facts: ProcessFacts): void {
+  if (facts.self) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is this soccrd daemon: it does not checkpoint its own connections`);
+  if (facts.soccrd) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is another soccrd daemon: a daemon's connections are not checkpointed`);
+}
+
+/** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
+function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts): ChosenFds {
+  const listed = new Map(listTcpSockets(req.pid, facts.sockets).map((s) => [s.fd, s]));
   const fds = req.all ? [...listed.values()].filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0).map((s) => s.fd) : [...new Set(req.fds)];
   if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
   // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.

@@ -1,7 +1,8 @@
 // What may be touched: which processes may be checkpointed (by uid, cgroup path prefix or pid) and which
 // network namespaces may be restored into. By default everything, for callers that may call at all.
 // And how much one caller may hold at once: concurrent calls and active sessions.
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import type { ProcessFacts } from '../repair/acquire';
 import { SoccrError } from '../../protocol/errors';
 
 export interface TargetPolicy {
@@ -17,26 +18,6 @@ export interface TargetPolicy {
 
 export const OPEN_POLICY: TargetPolicy = { checkpointUids: [], checkpointCgroups: [], checkpointPids: [], restoreNetns: [] };
 
-function processUid(pid: number): number | undefined {
-  try {
-    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function processCgroup(pid: number): string | undefined {
-  try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'latin1')
-      .split('\n')
-      .find((l) => l.startsWith('0::'));
-    return line?.slice(3);
-  } catch {
-    return undefined;
-  }
-}
-
 function underPrefix(path: string, prefix: string): boolean {
   const p = prefix.endsWith('/') && prefix.length > 1 ? prefix.slice(0, -1) : prefix;
   return p === '/' || path === p || path.startsWith(`${p}/`);
@@ -51,21 +32,37 @@ function netnsIdentity(path: string): string | undefined {
   }
 }
 
-/** Throws FORBIDDEN unless the policy lets this process be checkpointed. */
-export function checkCheckpointTarget(p: TargetPolicy, pid: number): void {
+/**
+ * Throws FORBIDDEN unless the policy lets this process be checkpointed. `facts`: read after the pidfd was
+ * open and confirmed against it (ProcessHandle.facts), so they are the process's that will be touched.
+ * Every uid the process holds must be allowed: real, effective, saved set and filesystem (a setuid
+ * program run by an allowed user is not that user's).
+ */
+export function checkCheckpointTarget(p: TargetPolicy, facts: ProcessFacts): void {
+  const pid = facts.pid;
   if (p.checkpointPids.length && !p.checkpointPids.includes(pid)) {
     throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing pid ${pid}`);
   }
   if (p.checkpointUids.length) {
-    const uid = processUid(pid);
-    if (uid === undefined) throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`);
-    if (!p.checkpointUids.includes(uid)) throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing processes of uid ${uid} (pid ${pid})`);
+    const { real, effective, saved, fs } = facts.uids;
+    const held: Array<[string, number]> = [
+      ['real', real],
+      ['effective', effective],
+      ['saved', saved],
+      ['filesystem', fs],
+    ];
+    const refused = held.filter(([, uid]) => !p.checkpointUids.includes(uid));
+    if (refused.length) {
+      throw new SoccrError(
+        'FORBIDDEN',
+        `the policy does not allow checkpointing processes of uid ${refused[0][1]} (pid ${pid}: ${refused.map(([what, uid]) => `${what} uid ${uid}`).join(', ')} not allowed)`,
+      );
+    }
   }
   if (p.checkpointCgroups.length) {
-    const cg = processCgroup(pid);
-    if (cg === undefined) throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`);
-    if (!p.checkpointCgroups.some((prefix) => underPrefix(cg, prefix))) {
-      throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing pid ${pid} (cgroup ${cg})`);
+    const cg = facts.cgroup;
+    if (cg === undefined || !p.checkpointCgroups.some((prefix) => underPrefix(cg, prefix))) {
+      throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing pid ${pid} (cgroup ${cg ?? 'unknown: no cgroup v2'})`);
     }
   }
 }

@@ -19,7 +19,8 @@ import { loadPackageDefinition } from '../protocol/proto';
 import { warmFrameCodecs } from '../protocol/session-frames';
 import { SocketRepairService } from './server/service';
 import { SessionManager } from './custody/sessions';
-import { CallerGate, OPEN_POLICY, TargetPolicy } from './server/policy';
+import { CallerGate, OPEN_POLICY, PolicyBook, TargetPolicy } from './server/policy';
+import { EMPTY_POLICY_FILE, PolicyFile, readPolicyFile } from './server/policy-file';
 import { instanceOf } from './custody/instance';
 import { NetworkLock, lockTableOf } from './custody/netlock';
 import { SOCCR_MARK } from './repair/engine';
@@ -68,8 +69,14 @@ export interface DaemonSettings {
   tlsClientCa?: string;
   /** client certificate identities (subject CN or a SAN) that may call over TLS; '*': any the CA signed */
   allowIdentities: string[];
-  /** allow TCP listeners without TLS, on loopback addresses only */
+  /** allow TCP listeners without TLS, on loopback addresses only (such callers are admins) */
   insecure: boolean;
+  /** uids that are admins over Unix sockets (allowed, every session theirs, not narrowed by the policy file); root always is */
+  adminUids: number[];
+  /** client certificate identities that are admins over TLS */
+  adminIdentities: string[];
+  /** the per-identity policy file (JSON, policy-file.ts); absent: the built-in defaults for non-admin callers */
+  policyFile?: string;
   /**
    * nftables table of the network lock, in every namespace the daemon locks in; by default
    * `soccrd_<instance id>` (instance.ts), so that every daemon has its own
@@ -77,8 +84,10 @@ export interface DaemonSettings {
   lockTable?: string;
   /** how long a released source keeps its network lock, ms */
   lockGraceMs: number;
-  /** which processes may be checkpointed and which namespaces restored into (empty lists: any) */
+  /** which processes may be checkpointed and which namespaces restored into, for every caller (empty lists: any) */
   policy: TargetPolicy;
+  /** the policy file as read and checked at start (parseSettings) */
+  policies: PolicyFile;
   /** calls one caller may have running at once, and sessions it may hold */
   maxCallsPerCaller: number;
   maxSessionsPerCaller: number;
@@ -101,6 +110,9 @@ export const DEFAULTS: DaemonSettings = {
   allowGids: [],
   allowIdentities: [],
   insecure: false,
+  adminUids: [],
+  adminIdentities: [],
+  policies: EMPTY_POLICY_FILE,
   lockGraceMs: 10_000,
   policy: OPEN_POLICY,
   maxCallsPerCaller: 64,
@@ -137,7 +149,14 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--tls-key <file>', 'TLS private key (PEM) for TCP listeners')
     .option('--tls-client-ca <file>', 'CA certificates (PEM) that sign client certificates; clients must present one')
     .option('--allow-identity <id>', "client certificate subject CN or SAN that may call over TLS (repeatable; '*': any the CA signed)", collect)
-    .option('--insecure', 'allow TCP listeners without TLS, on loopback addresses only (every local user can call)')
+    .option('--insecure', 'allow TCP listeners without TLS, on loopback addresses only (every local user can call, as an admin)')
+    .option(
+      '--admin-uid <uid>',
+      'a uid that may call over Unix sockets as an admin: acts on every session, not narrowed by --policy (repeatable; root always is)',
+      collect,
+    )
+    .option('--admin-identity <id>', 'a client certificate CN or SAN that may call over TLS as an admin (repeatable)', collect)
+    .option('--policy <file>', 'what each non-admin identity may touch (JSON; see the README, Security model)')
     .option('--checkpoint-uid <uid>', 'only processes of this uid may be checkpointed (repeatable)', collect)
     .option('--checkpoint-cgroup <path>', 'only processes under this cgroup v2 path may be checkpointed (repeatable)', collect)
     .option('--checkpoint-pid <pid>', 'only this pid may be checkpointed (repeatable)', collect)
@@ -172,6 +191,9 @@ export function parseSettings(argv: string[]): DaemonSettings {
     tlsClientCa?: string;
     allowIdentity?: string[];
     insecure?: boolean;
+    adminUid?: string[];
+    adminIdentity?: string[];
+    policy?: string;
     checkpointUid?: string[];
     checkpointCgroup?: string[];
     checkpointPid?: string[];
@@ -207,6 +229,9 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.tlsClientCa ? { tlsClientCa: flags.tlsClientCa } : {}),
     ...(flags.allowIdentity ? { allowIdentities: flags.allowIdentity } : {}),
     ...(flags.insecure ? { insecure: true } : {}),
+    ...(flags.adminUid ? { adminUids: flags.adminUid.map((v) => idNumber('--admin-uid', v)) } : {}),
+    ...(flags.adminIdentity ? { adminIdentities: flags.adminIdentity } : {}),
+    ...(flags.policy ? { policyFile: flags.policy } : {}),
     ...(flags.maxCallsPerCaller ? { maxCallsPerCaller: Number(flags.maxCallsPerCaller) } : {}),
     ...(flags.maxSessionsPerCaller ? { maxSessionsPerCaller: Number(flags.maxSessionsPerCaller) } : {}),
     ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
@@ -220,6 +245,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     checkpointPids: flags.checkpointPid?.map((v) => idNumber('--checkpoint-pid', v)) ?? filePolicy.checkpointPids ?? [],
     restoreNetns: flags.restoreNetns ?? filePolicy.restoreNetns ?? [],
   };
+  if (s.policyFile !== undefined && (typeof s.policyFile !== 'string' || !s.policyFile)) throw new Error('policyFile: give a path');
+  s.policies = s.policyFile ? readPolicyFile(s.policyFile) : EMPTY_POLICY_FILE;
   for (const [name, n] of [
     ['max calls per caller', s.maxCallsPerCaller],
     ['max sessions per caller', s.maxSessionsPerCaller],
@@ -256,11 +283,16 @@ function checkAccessSettings(s: DaemonSettings): void {
   for (const [key, list] of [
     ['allowUids', s.allowUids],
     ['allowGids', s.allowGids],
+    ['adminUids', s.adminUids],
   ] as const) {
     if (!Array.isArray(list) || !list.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xfffffffe)) throw new Error(`${key}: give a list of numeric ids`);
   }
-  if (!Array.isArray(s.allowIdentities) || !s.allowIdentities.every((i) => typeof i === 'string' && i.length > 0))
-    throw new Error('allowIdentities: give a list of names');
+  for (const [key, list] of [
+    ['allowIdentities', s.allowIdentities],
+    ['adminIdentities', s.adminIdentities],
+  ] as const) {
+    if (!Array.isArray(list) || !list.every((i) => typeof i === 'string' && i.length > 0)) throw new Error(`${key}: give a list of names`);
+  }
   const tlsFiles = [s.tlsCert, s.tlsKey, s.tlsClientCa].filter((f) => f !== undefined && f !== '').length;
   if (tlsFiles !== 0 && tlsFiles !== 3) throw new Error('TLS needs all of --tls-cert, --tls-key and --tls-client-ca');
   for (const addr of s.listen) {
@@ -268,7 +300,7 @@ function checkAccessSettings(s: DaemonSettings): void {
     if (addr.startsWith('unix:')) continue;
     const { host } = splitHostPort(addr);
     if (tlsFiles === 3) {
-      if (!s.allowIdentities.length)
+      if (!s.allowIdentities.length && !s.adminIdentities.length && !s.policies.adminIdentities.length)
         throw new Error(`${addr}: a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)`);
     } else if (!s.insecure) {
       throw new Error(`${addr}: TCP needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address`);
@@ -350,7 +382,17 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     journal,
   });
   const registry = new ConnectionRegistry();
-  const authorize = makeAuthorizer({ allowUids: settings.allowUids, allowGids: settings.allowGids, allowIdentities: settings.allowIdentities }, registry);
+  const authorize = makeAuthorizer(
+    {
+      allowUids: settings.allowUids,
+      allowGids: settings.allowGids,
+      allowIdentities: settings.allowIdentities,
+      adminUids: [...settings.adminUids, ...settings.policies.adminUids],
+      adminIdentities: [...settings.adminIdentities, ...settings.policies.adminIdentities],
+    },
+    registry,
+  );
+  const policies = new PolicyBook(settings.policy, settings.policies);
   const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
   let dataListener: DataListener | undefined;
   if (settings.dataListen) {
@@ -374,7 +416,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     netlock,
     authorize,
     journal,
-    policy: settings.policy,
+    policies,
     gate,
   });
   recovery.apply(netlock, sessions);
@@ -404,7 +446,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   // An inherited TCP socket follows the rules of a configured TCP address (checkAccessSettings).
   const inheritedTcpAccess = (host: string): InheritedTcpAccess => {
     if (tlsCredentials) {
-      if (!settings.allowIdentities.length)
+      if (!settings.allowIdentities.length && !settings.adminIdentities.length && !settings.policies.adminIdentities.length)
         return {
           kind: 'refused',
           reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)",
@@ -453,7 +495,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
         listeners.push(await listenTls(server, addr, tlsCredentials));
       } else {
         listeners.push(await listenInsecureTcp(addr, inject(), registry, log)); // loopback only: checked by parseSettings
-        log.warn('listening on TCP without TLS: every local user can call', { address: addr });
+        log.warn('listening on TCP without TLS: every local user can call, as an admin', { address: addr });
       }
     } catch (err) {
       throw failed(addr, err);

@@ -200,11 +200,13 @@ describe('who may call soccrd', function () {
     });
 
     it('mTLS: an allowed certificate (by CN or by SAN) may call; one outside the allowlist gets PERMISSION_DENIED; none or a foreign CA cannot call', async () => {
+      // operator: an admin identity (allowed, and not narrowed by the per-identity policy); robot: allowed,
+      // with the built-in policy of a non-admin TLS identity (no process to list or checkpoint).
       const d = await DaemonProcess.start([
         '--listen',
         '127.0.0.1:0',
         ...serverArgs,
-        '--allow-identity',
+        '--admin-identity',
         'operator',
         '--allow-identity',
         'spiffe://soccrt/robot',
@@ -229,7 +231,7 @@ describe('who may call soccrd', function () {
         // SAN match, and the daemon's name checked against another name it carries
         const robot = client({ ...pki.client('robot'), serverName: 'soccrd.test' });
         assert.equal((await codeOf(robot.getVersion())).code, 'OK');
-        assert.equal((await codeOf(robot.listSockets(process.pid))).code, 'OK');
+        assert.equal((await codeOf(robot.listSockets(process.pid))).code, 'PERMISSION_DENIED', 'a non-admin TLS identity lists no process by default');
 
         // A verified certificate whose identity is not allowed.
         const intruder = client(pki.client('intruder'));

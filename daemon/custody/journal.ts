@@ -51,6 +51,8 @@ export interface SourceRecord {
   /** the call asked to stop the owner (the `stop` record says it was about to be) */
   stopOwner: boolean;
   conns: JournalConn[];
+  /** the identity that created the session (a recovered session stays its own); absent in older journals: admins only */
+  createdBy?: string;
 }
 
 export type SessionEnd = 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';

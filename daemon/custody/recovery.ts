@@ -215,7 +215,7 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
             const conns = p.conns.map((c) => ({ sock: { fd: c.dup, reuseAddr: c.reuseAddr }, summary: summaryOf(rec.pid, c) }));
             const owner = rec.stopped ? p.proc : undefined;
             if (!owner) p.proc?.close();
-            sessions.adoptSource(rec.id, rec.pid, rec.leaseMs, rec.expires, conns, key !== undefined ? { key, tuples } : undefined, owner);
+            sessions.adoptSource(rec.id, rec.pid, rec.leaseMs, rec.expires, conns, key !== undefined ? { key, tuples } : undefined, owner, rec.createdBy);
             adopted.push({ ...rec, conns: rec.conns.filter((c) => p.conns.some((t) => t.fd === c.fd)) });
             log.info('recovery: source session taken over, FROZEN until its lease ends', {
               session: rec.id,

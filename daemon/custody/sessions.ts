@@ -60,8 +60,12 @@ export class Session {
   timer: NodeJS.Timeout | undefined;
   /** set while a call works on the session across awaits: the lease cannot end it meanwhile (see the top) */
   busy: SessionWork | undefined;
-  /** who created it (the authorization hook's name for the caller), for per-caller quotas */
-  caller = '';
+  /**
+   * the identity of the caller that created it (auth.ts Caller.id: uid:N, cert:NAME): only that identity
+   * or an admin may use it, and it counts against that identity's quota. '' (a session recovered from a
+   * journal without it): admins only.
+   */
+  createdBy = '';
   /** the network lock held for the connections (namespace key and tuples) */
   lock: { key: string; tuples: LockTuple[] } | undefined;
   /** source with stop_owner: the stopped owner, continued when the connections go on at the source */
@@ -145,8 +149,10 @@ export class SessionManager {
     conns: Array<{ sock: FrozenSocket; summary: ConnectionSummary }>,
     lock: Session['lock'],
     owner: ProcessHandle | undefined,
+    createdBy = '',
   ): Session {
     const s = new Session('source', pid, leaseMs, '', '', id);
+    s.createdBy = createdBy;
     for (const c of conns) s.held.push({ sock: c.sock, summary: c.summary });
     s.leaseExpiresAt = leaseExpiresAt;
     s.lock = lock;

@@ -7,7 +7,10 @@ import { BlockList, isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { SoccrError } from '../../protocol/errors';
 import type { PeerCredentials } from '../kernel/native';
-import type { AuthorizableCall } from './calls';
+import type * as grpc from '@grpc/grpc-js';
+
+/** What authorization may look at: the transport peer, the auth context and the metadata. */
+export type AuthorizableCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext' | 'metadata'>;
 
 export interface AccessPolicy {
   /** uids allowed on Unix sockets; root (0) is always allowed */
@@ -16,7 +19,34 @@ export interface AccessPolicy {
   allowGids: readonly number[];
   /** client certificate identities allowed on TLS listeners: a subject CN or a SAN value; '*' is any verified certificate */
   allowIdentities: readonly string[];
+  /** uids that are admins over Unix sockets (allowed, and acting on every session); root always is */
+  adminUids?: readonly number[];
+  /** client certificate identities that are admins over TLS (allowed, and acting on every session) */
+  adminIdentities?: readonly string[];
 }
+
+/**
+ * Who is calling, as the rest of the daemon sees it: the same for every process and channel of one
+ * identity, so that sessions, quotas and the policy follow the identity and not the connection.
+ */
+export interface Caller {
+  /**
+   * The identity: `uid:N` for a Unix caller (whatever its pid), `cert:NAME` for a TLS caller (the
+   * certificate name the allowlist matched, whatever its address), `insecure` for plain loopback TCP.
+   */
+  id: string;
+  /** for logs: who exactly (pid, gid; the certificate's peer address) */
+  label: string;
+  /** acts on every session, and the per-identity policy does not narrow it (root over a Unix socket, --admin-uid, --admin-identity, --insecure) */
+  admin: boolean;
+  /** Unix callers: their credentials as of connect() */
+  uid?: number;
+  gid?: number;
+  groups?: readonly number[];
+}
+
+/** The caller when the service has no authorization hook (in-process test services): an admin. */
+export const ANY_CALLER: Caller = { id: 'anyone', label: 'anyone', admin: true };
 
 /** What the daemon knows about one accepted connection. */
 export type ConnectionIdentity =
@@ -118,32 +148,41 @@ export function parseSubjectAltName(s: string): Array<{ type: string; value: str
 
 /**
  * The service's authorization hook for `policy`: Unix callers by uid/gid, TLS callers by certificate
- * identity, insecure loopback TCP callers allowed. Returns the caller's name for the logs.
+ * identity, insecure loopback TCP callers allowed (as admins: see below). Returns who the caller is.
  */
-export function makeAuthorizer(policy: AccessPolicy, registry: ConnectionRegistry): (call: AuthorizableCall, method: string) => string {
-  const uids = new Set([0, ...policy.allowUids]);
+export function makeAuthorizer(policy: AccessPolicy, registry: ConnectionRegistry): (call: AuthorizableCall, method: string) => Caller {
+  const adminUids = new Set([0, ...(policy.adminUids ?? [])]);
+  const uids = new Set([...adminUids, ...policy.allowUids]);
   const gids = new Set(policy.allowGids);
   const anyCert = policy.allowIdentities.includes('*');
-  const identities = new Set(policy.allowIdentities);
+  const adminIdentities = new Set(policy.adminIdentities ?? []);
+  const identities = new Set([...policy.allowIdentities.filter((i) => i !== '*'), ...adminIdentities]);
   return (call, method) => {
     const peer = call.getPeer();
     const conn = registry.lookup(peer);
     if (conn?.transport === 'unix') {
       const c = conn.cred;
       if (!c) throw new SoccrError('UNAUTHENTICATED', 'the daemon could not read the credentials of this Unix socket connection');
-      if (uids.has(c.uid) || gids.has(c.gid) || c.groups.some((g) => gids.has(g))) return credName(c);
+      if (uids.has(c.uid) || gids.has(c.gid) || c.groups.some((g) => gids.has(g)))
+        return { id: `uid:${c.uid}`, label: credName(c), admin: adminUids.has(c.uid), uid: c.uid, gid: c.gid, groups: c.groups };
       throw new SoccrError('FORBIDDEN', `${method}: uid ${c.uid} (gid ${c.gid}) is not allowed to call soccrd (see --allow-uid, --allow-gid)`);
     }
-    if (conn?.transport === 'insecure-tcp') return `insecure ${conn.remote}`;
+    // The operator's explicit choice, for development: every local user can reach this port and no one
+    // can be told apart, so there is nobody to own a session or to key a policy on. Such callers keep
+    // the freedom they always had: admins, one identity.
+    if (conn?.transport === 'insecure-tcp') return { id: 'insecure', label: `insecure ${conn.remote}`, admin: true };
     // Accepted by grpc-js: a TLS listener, which only completes handshakes with verified client certificates.
     const auth = call.getAuthContext();
     const cert = auth.transportSecurityType === 'ssl' ? auth.sslPeerCertificate : undefined;
     if (!cert) throw new SoccrError('UNAUTHENTICATED', `${method}: no verified client certificate`);
     const names = certificateIdentities(cert);
-    const label = `cert ${names[0] ?? cert.fingerprint256} from ${peer}`;
-    if (anyCert) return label;
-    const match = names.find((n) => identities.has(n));
-    if (match !== undefined) return `cert ${match} from ${peer}`;
+    // The identity is the name the allowlist matched (an admin name first), never the peer's address:
+    // every channel of one certificate name is one caller.
+    const match =
+      names.find((n) => adminIdentities.has(n)) ??
+      names.find((n) => identities.has(n)) ??
+      (anyCert ? (names[0] ?? `sha256:${cert.fingerprint256}`) : undefined);
+    if (match !== undefined) return { id: `cert:${match}`, label: `cert ${match} from ${peer}`, admin: adminIdentities.has(match) };
     throw new SoccrError(
       'FORBIDDEN',
       `${method}: client certificate ${names.length ? names.join(', ') : cert.fingerprint256} is not allowed to call soccrd (see --allow-identity)`,

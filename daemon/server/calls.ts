@@ -12,7 +12,9 @@ import { errorStatus } from '../../protocol/error-status';
 import type { AssemblyLimits } from '../../protocol/assembler';
 import type { FeaturesMsg } from '../../protocol/messages';
 import type { DataListener } from './data-path';
-import type { CallerGate, TargetPolicy } from './policy';
+import { ANY_CALLER, AuthorizableCall, Caller } from './auth';
+import type { Session } from '../custody/sessions';
+import { CallerGate, CallerPolicy, PolicyBook } from './policy';
 
 export interface ServiceOptions {
   version: string;
@@ -28,21 +30,20 @@ export interface ServiceOptions {
   netlock: NetworkLock | undefined;
   /**
    * Checks the caller of every call before anything else happens; throws SoccrError UNAUTHENTICATED or
-   * FORBIDDEN. Returns a name for the caller, used in logs. Absent: every caller is allowed.
+   * FORBIDDEN. Returns who the caller is (auth.ts). Absent: every caller is allowed, as an admin.
    */
-  authorize?: (call: AuthorizableCall, method: string) => string;
+  authorize?: (call: AuthorizableCall, method: string) => Caller;
   /** the crash journal: written before each step a restarted daemon would have to undo */
   journal?: Journal;
-  /** which processes may be checkpointed and which namespaces restored into; absent: any */
-  policy?: TargetPolicy;
-  /** per-caller limits on running calls and active sessions; absent: none */
+  /** what each caller may touch (the daemon-wide bound and the per-identity rules); absent: anything */
+  policies?: PolicyBook;
+  /** per-identity limits on running calls and active sessions; absent: none */
   gate?: CallerGate;
   /** where direct transfers from other daemons come in (--data-listen); absent: none */
   dataListener?: DataListener;
 }
 
-/** What authorization may look at: the transport peer, the auth context and the metadata. */
-export type AuthorizableCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext' | 'metadata'>;
+export type { AuthorizableCall } from './auth';
 
 /** A failed call's status: its code, a one-line message, and the trailers (soccr-kind, soccr-errno). */
 export type CallStatus = Pick<grpc.StatusObject, 'code' | 'details' | 'metadata'>;
@@ -61,14 +62,16 @@ export function logFailure(log: Logger, st: CallStatus, err: unknown): void {
   log.warn('call failed', { code: grpc.status[st.code], error: st.details, cause: err instanceof SoccrError ? (err as { cause?: unknown }).cause : err });
 }
 
-/** An admitted call: its logger (with the caller's name), the caller, and the function that gives its call slot back. */
+/** An admitted call: its logger (with the caller's label), the caller, and the function that gives its call slot back. */
 export interface Admitted {
   log: Logger;
-  caller: string;
+  caller: Caller;
   leave: () => void;
 }
 
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+
+const NO_POLICIES = new PolicyBook();
 
 /** The plumbing the RPC modules share; one per service, so that call numbers run across all RPCs. */
 export class Calls {
@@ -86,13 +89,32 @@ export class Calls {
    * slot back.
    */
   admit(call: AuthorizableCall, method: string, log: Logger): Admitted {
-    const caller = this.options.authorize ? this.options.authorize(call, method) : 'anyone';
-    const leave = this.options.gate ? this.options.gate.enter(caller) : (): void => undefined;
-    return { log: this.options.authorize ? log.child({ caller }) : log, caller, leave };
+    const caller = this.options.authorize ? this.options.authorize(call, method) : ANY_CALLER;
+    // Counted per identity: a new process or channel of the same caller shares its slots.
+    const leave = this.options.gate ? this.options.gate.enter(caller.id) : (): void => undefined;
+    return { log: this.options.authorize ? log.child({ caller: caller.label }) : log, caller, leave };
+  }
+
+  /** What `caller` may touch. */
+  policyFor(caller: Caller): CallerPolicy {
+    return (this.options.policies ?? NO_POLICIES).policyFor(caller);
+  }
+
+  /**
+   * FORBIDDEN unless `caller` may act on `s`: it created it, or it is an admin. The refusal names no
+   * one (whose the session is stays the owner's business).
+   */
+  checkOwner(s: Session, caller: Caller): void {
+    if (!caller.admin && s.createdBy !== caller.id) throw new SoccrError('FORBIDDEN', `session ${s.id} is not yours: only its creator or an admin may use it`);
+  }
+
+  /** The sessions `caller` may see: its own, or every one for an admin. */
+  visibleTo(caller: Caller, list: readonly Session[]): Session[] {
+    return caller.admin ? [...list] : list.filter((s) => s.createdBy === caller.id);
   }
 
   /** Wraps a unary handler: logs, maps errors to status codes, never throws into grpc-js. */
-  unary<Req, Res>(method: string, fn: (req: Req, log: Logger) => Res | Promise<Res>): Unary<Req, Res> {
+  unary<Req, Res>(method: string, fn: (req: Req, log: Logger, caller: Caller) => Res | Promise<Res>): Unary<Req, Res> {
     return (call, callback) => {
       let log = this.log(method);
       let leave = (): void => undefined;
@@ -103,7 +125,7 @@ export class Calls {
           const a = this.admit(call, method, log);
           log = a.log;
           leave = a.leave;
-          return fn(call.request, log);
+          return fn(call.request, log, a.caller);
         })
         .then(
           (res) => {
@@ -123,9 +145,9 @@ export class Calls {
     };
   }
 
-  /** RESOURCE_EXHAUSTED when the caller already holds as many active sessions as it may. */
-  checkSessionQuota(caller: string): void {
-    this.options.gate?.checkSessions(caller, this.options.sessions.active().filter((s) => s.caller === caller).length);
+  /** RESOURCE_EXHAUSTED when the caller's identity already holds as many active sessions as it may. */
+  checkSessionQuota(caller: Caller): void {
+    this.options.gate?.checkSessions(caller.id, this.options.sessions.active().filter((s) => s.createdBy === caller.id).length);
   }
 
   /** The network lock a call uses: none if it opted out; refused if it wants one and this host has none. */

@@ -24,7 +24,6 @@ import { SUPPORTED_STATES } from '../../protocol/saved-state';
 import { Calls, ServiceOptions, logFailure, toStatus } from './calls';
 import { CheckpointCall, streamOverCall, streamOverDataPath } from './checkpoint-stream';
 import { DataSender, dataTransferParams } from './data-path';
-import { OPEN_POLICY, checkCheckpointTarget } from './policy';
 import { Rollback } from './rollback';
 import { summarize } from './session-info';
 
@@ -50,7 +49,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     undo.push('close the owner handle', () => proc.close());
     const facts = proc.facts();
     refuseDaemons(facts);
-    checkCheckpointTarget(o.policy ?? OPEN_POLICY, facts);
+    calls.policyFor(admitted.caller).checkCheckpoint(req.pid, facts);
     calls.checkSessionQuota(admitted.caller);
     const netlock = calls.networkLock(req.options?.noNetworkLock);
     const leaseMs = o.sessions.leaseFor(req.options?.leaseMs ?? 0);
@@ -63,7 +62,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     // endpoint that cannot be reached fails the call with nothing touched.
     const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
     if (data) undo.push('close the data connection', () => data.destroy());
-    const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log);
+    const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
     const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, chosen, source.frozen);
     const s = o.sessions.createSource(
       req.pid,
@@ -78,7 +77,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
       if (s.active) o.sessions.abort(s, `checkpoint failed: ${errorMessage(cause)}`);
     });
     s.frozenAt = source.frozenAt;
-    s.caller = admitted.caller;
+    s.createdBy = admitted.caller.id;
     s.lock = source.lock;
     if (source.stopped) s.owner = source.proc;
     else source.proc.close();
@@ -149,6 +148,7 @@ async function freezeSource(
   leaseMs: number,
   undo: Rollback,
   log: Logger,
+  createdBy: string,
 ): Promise<TakenSource> {
   const id = randomUUID();
   const pid = req.pid;
@@ -173,6 +173,7 @@ async function freezeSource(
       leaseMs,
       expires: Date.now() + leaseMs,
       stopOwner,
+      createdBy,
       conns: reuseAddrs(copies).map((reuseAddr, i) => ({ fd: fds[i], inode: socketInode(copies[i]), reuseAddr: (reuse[i] = reuseAddr) })),
     });
     undo.push('journal the failed checkpoint as undone', journalUndone);

@@ -17,7 +17,7 @@ import { frameKind, unpackFrames } from '../../protocol/frames';
 import { stateFromObject } from '../../protocol/state-codec';
 import { Calls, logFailure, toStatus } from './calls';
 import { dataTransferParams } from './data-path';
-import { OPEN_POLICY, checkRestoreTarget } from './policy';
+import type { Caller } from './auth';
 import { sessionToMsg, summarize } from './session-info';
 
 type RestoreCall = grpc.ServerReadableStream<FrameMsg, RestoreResponseMsg>;
@@ -32,7 +32,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   const startedAt = performance.now();
   let session: Session | undefined;
   let leave = (): void => undefined;
-  let caller: string;
+  let caller: Caller;
   let netns: NetnsHandle | undefined;
   try {
     ({ log, leave, caller } = calls.admit(call, 'Restore', log));
@@ -43,7 +43,10 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     if (first.done) throw new SoccrError('BAD_REQUEST', 'empty Restore stream');
     if (frameKind(first.value) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
     const options = checkRestoreOptions(first.value.restoreOptions as RestoreOptionsMsg);
-    checkRestoreTarget(o.policy ?? OPEN_POLICY, options.netns);
+    const policy = calls.policyFor(caller);
+    policy.checkRestoreNetns(options.netns);
+    policy.checkRestoreOptions(options);
+    if (options.deliverUnixPath) policy.checkHandoverPath(options.deliverUnixPath);
     const netlock = calls.networkLock(options.noNetworkLock);
     // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
     if (options.netns) netns = NetnsHandle.open(options.netns);
@@ -58,7 +61,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         const h = assembler.header;
         session = o.sessions.createRestore(h.pid, o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
         session.busy = 'restore';
-        session.caller = caller;
+        session.createdBy = caller.id;
         log = log.child({ session: session.id, source: h.sessionId });
         // Every connection is locked before the first socket exists (one transaction), when the
         // header names them; a stream without tuples is locked connection by connection.
@@ -70,8 +73,12 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
           crashPoint('restore.after-lock');
         }
       }
-      if (frameKind(frame) === 'connection' && netlock && session && !assembler.header?.tuples?.length) {
-        const st = stateFromObject((frame.connection as ConnectionHeaderMsg).state);
+      const saved = frameKind(frame) === 'connection' ? stateFromObject((frame.connection as ConnectionHeaderMsg).state) : undefined;
+      // What the socket would carry (mark, forced buffer sizes) is the caller's to ask for only if its
+      // policy allows it: refused at the connection's header, before its queues or its socket.
+      if (saved) policy.checkSavedState(saved);
+      if (saved && netlock && session && !assembler.header?.tuples?.length) {
+        const st = saved;
         const t = { local: st.local, remote: st.remote };
         o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
         const key = netlock.lock(options.netns || undefined, [t]);
@@ -79,8 +86,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         crashPoint('restore.after-lock');
       }
       if (done && session) {
-        // Verified (checksums by the assembler, the state by restore) before its socket exists;
-        // rebuilt in repair mode, not live.
+        // Verified (checksums by the assembler, the state by restore) before its socket exists; rebuilt
+        // in repair mode, not live.
         const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
         o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
         queuesRestored(done.state.inqLen, done.state.outqLen);

@@ -16,6 +16,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -219,10 +220,13 @@ describe('hardening', function () {
             // Refused: no session, the owner not stopped, its connection not frozen (still listed).
             assert.deepEqual(await client.listSessions(), []);
             assert.notEqual(procState(pid), 'T');
-            const sockets = await client.listSockets(pid);
-            assert.deepEqual(
-              sockets.map((s) => s.fd),
-              [3],
+            // (ListSockets is refused too, under the same policy: ss says the connection is still established.)
+            const inode = /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/fd/3`))?.[1];
+            assert.ok(inode);
+            const established = spawnSync('ss', ['-tnHe', 'state', 'established'], { encoding: 'utf8' }).stdout;
+            assert.ok(
+              established.split('\n').some((l) => l.includes(` ino:${inode} `)),
+              `socket ${inode} is established: ${established}`,
             );
             assert.ok(!existsSync(file));
           } else {

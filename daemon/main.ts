@@ -19,6 +19,7 @@ import { loadPackageDefinition } from '../protocol/proto';
 import { warmFrameCodecs } from '../protocol/session-frames';
 import { SocketRepairService } from './server/service';
 import { SessionManager } from './custody/sessions';
+import { ResourceBudget, defaultBudgetLimits, hostBufferCaps, parseBytes } from './custody/budget';
 import { CallerGate, OPEN_POLICY, PolicyBook, TargetPolicy } from './server/policy';
 import { EMPTY_POLICY_FILE, PolicyFile, readPolicyFile } from './server/policy-file';
 import { instanceOf } from './custody/instance';
@@ -41,7 +42,7 @@ import {
   resolveGroup,
   tlsServerCredentials,
 } from './server/listeners';
-import { closeMetrics, listenMetrics, watchSessions } from './metrics';
+import { closeMetrics, listenMetrics, watchBudget, watchSessions } from './metrics';
 import { InheritedSocket, Notifier, inheritedSockets } from './server/systemd';
 import { runServiceCommand } from './server/install';
 import { removeSocketFile } from './kernel/socket-file';
@@ -97,7 +98,13 @@ export interface DaemonSettings {
   metricsAllowRemote: boolean;
   /** host:port where other daemons send direct transfers (port 0: any free one); absent: none */
   dataListen?: string;
+  /** queue bytes all streams together may buffer in the daemon's memory (budget.ts); default: an eighth of RAM */
+  maxBufferedBytes: number;
+  /** kernel memory the rebuilt sockets of all held restore sessions may hold; default: half of tcp_mem's pressure threshold */
+  maxHeldSocketBytes: number;
 }
+
+const BUDGET_DEFAULTS = defaultBudgetLimits();
 
 export const DEFAULTS: DaemonSettings = {
   listen: ['unix:///run/soccrd/soccrd.sock'],
@@ -118,7 +125,11 @@ export const DEFAULTS: DaemonSettings = {
   maxCallsPerCaller: 64,
   maxSessionsPerCaller: 256,
   metricsAllowRemote: false,
+  maxBufferedBytes: BUDGET_DEFAULTS.bufferedBytes,
+  maxHeldSocketBytes: BUDGET_DEFAULTS.kernelBytes,
 };
+
+const asMiB = (n: number): string => `${Math.round(n / (1024 * 1024))} MiB`;
 
 function packageVersion(): string {
   for (const p of [path.resolve(__dirname, '..', '..', 'package.json'), path.resolve(__dirname, '..', 'package.json')]) {
@@ -169,6 +180,14 @@ export function parseSettings(argv: string[]): DaemonSettings {
     )
     .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
     .option('--data-listen <host:port>', 'take direct transfers from other daemons here (the address they reach this host at; port 0: any free one)')
+    .option(
+      '--max-buffered-bytes <bytes>',
+      `queue bytes all Checkpoint and Restore streams together may hold in the daemon's memory; past it a stream fails with RESOURCE_EXHAUSTED (K, M, G suffixes; default an eighth of RAM, here ${asMiB(DEFAULTS.maxBufferedBytes)})`,
+    )
+    .option(
+      '--max-held-socket-bytes <bytes>',
+      `kernel memory (restored queue bytes, and forced buffer sizes beyond the host's own maxima) all held restore sessions together may hold; past it a Restore fails with RESOURCE_EXHAUSTED (default half of tcp_mem's pressure threshold, here ${asMiB(DEFAULTS.maxHeldSocketBytes)})`,
+    )
     .addHelpText(
       'after',
       '\nCommands:\n  install-service [--socket] [--unit-dir DIR | --prefix DIR] [-- FLAGS...]   install the systemd units\n  uninstall-service [--unit-dir DIR | --prefix DIR]                          remove them\n',
@@ -203,6 +222,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     metricsListen?: string;
     metricsAllowRemote?: boolean;
     dataListen?: string;
+    maxBufferedBytes?: string;
+    maxHeldSocketBytes?: string;
   }>();
   let file: Partial<DaemonSettings> = {};
   if (flags.config) {
@@ -237,7 +258,11 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
     ...(flags.metricsAllowRemote ? { metricsAllowRemote: true } : {}),
     ...(flags.dataListen ? { dataListen: flags.dataListen } : {}),
+    ...(flags.maxBufferedBytes ? { maxBufferedBytes: parseBytes('--max-buffered-bytes', flags.maxBufferedBytes) } : {}),
+    ...(flags.maxHeldSocketBytes ? { maxHeldSocketBytes: parseBytes('--max-held-socket-bytes', flags.maxHeldSocketBytes) } : {}),
   };
+  s.maxBufferedBytes = parseBytes('maxBufferedBytes', s.maxBufferedBytes);
+  s.maxHeldSocketBytes = parseBytes('maxHeldSocketBytes', s.maxHeldSocketBytes);
   const filePolicy: Partial<TargetPolicy> = file.policy ?? {};
   s.policy = {
     checkpointUids: flags.checkpointUid?.map((v) => idNumber('--checkpoint-uid', v)) ?? filePolicy.checkpointUids ?? [],
@@ -394,6 +419,10 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   );
   const policies = new PolicyBook(settings.policy, settings.policies);
   const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
+  const budget = new ResourceBudget({ bufferedBytes: settings.maxBufferedBytes, kernelBytes: settings.maxHeldSocketBytes });
+  const bufferCaps = hostBufferCaps();
+  watchBudget(budget);
+  log.info('resource budget', { maxBufferedBytes: settings.maxBufferedBytes, maxHeldSocketBytes: settings.maxHeldSocketBytes, bufferCaps });
   let dataListener: DataListener | undefined;
   if (settings.dataListen) {
     const { host, port } = splitHostPort(settings.dataListen);
@@ -418,6 +447,8 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     journal,
     policies,
     gate,
+    budget,
+    bufferCaps,
   });
   recovery.apply(netlock, sessions);
   watchSessions(sessions);

@@ -137,6 +137,40 @@ export function sessionThawed(kind: string, outcome: string, frozenAt: number): 
   freezeDuration.labels(kind, outcome).observe((performance.now() - frozenAt) / 1000);
 }
 
+// ---- the daemon-wide budget ----------------------------------------------------------------------
+
+/** What the budget gauges read (custody's ResourceBudget is one): per pool, its limit and what is taken. */
+export interface WatchedBudget {
+  usage(): ReadonlyArray<{ readonly pool: string; readonly limit: number; readonly used: number }>;
+}
+
+let budgetSource: WatchedBudget | undefined;
+
+/** The daemon's resource budget, read at scrape time. */
+export function watchBudget(budget: WatchedBudget): void {
+  budgetSource = budget;
+}
+
+new Gauge({
+  name: 'soccrd_budget_used_bytes',
+  help: "Bytes taken from the daemon-wide budget, by pool: buffered (queue bytes streams hold in the daemon's memory), kernel (kernel memory of held rebuilt sockets)",
+  labelNames: ['pool'] as const,
+  registers: [registry],
+  collect() {
+    for (const p of budgetSource?.usage() ?? []) this.set({ pool: p.pool }, p.used);
+  },
+});
+
+new Gauge({
+  name: 'soccrd_budget_limit_bytes',
+  help: 'The daemon-wide budget, by pool (--max-buffered-bytes, --max-held-socket-bytes)',
+  labelNames: ['pool'] as const,
+  registers: [registry],
+  collect() {
+    for (const p of budgetSource?.usage() ?? []) this.set({ pool: p.pool }, p.limit);
+  },
+});
+
 // ---- queue bytes --------------------------------------------------------------------------------
 
 const queueBytes = new Counter({

@@ -24,16 +24,25 @@ function loadSodium(): Sodium | undefined {
   }
 }
 
-const sodium = loadSodium();
+// Loaded on first use, not at import: a program that only imports the constants (the client library
+// names key sizes) loads no native addon.
+let sodiumLoaded: { lib: Sodium | undefined } | undefined;
+function sodiumLib(): Sodium | undefined {
+  sodiumLoaded ??= { lib: loadSodium() };
+  return sodiumLoaded.lib;
+}
 
 /** Which implementation seals here: 'libsodium' or 'node' (the tests name it). */
-export const AEAD_IMPLEMENTATION: 'libsodium' | 'node' = sodium ? 'libsodium' : 'node';
+export function aeadImplementation(): 'libsodium' | 'node' {
+  return sodiumLib() ? 'libsodium' : 'node';
+}
 
 const CIPHER = 'chacha20-poly1305';
 
 /** Encrypts `data` in place; returns the tag. */
 export function sealInPlace(key: Buffer, nonce: Buffer, aad: Buffer, data: Buffer): Buffer {
   const tag = Buffer.allocUnsafe(AEAD_TAG_BYTES);
+  const sodium = sodiumLib();
   if (sodium) {
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(data, tag, data, aad, null, nonce, key);
     return tag;
@@ -47,6 +56,7 @@ export function sealInPlace(key: Buffer, nonce: Buffer, aad: Buffer, data: Buffe
 
 /** Decrypts `data` in place; throws when the tag does not match (then `data` holds nothing useful). */
 export function openInPlace(key: Buffer, nonce: Buffer, aad: Buffer, data: Buffer, tag: Buffer): void {
+  const sodium = sodiumLib();
   if (sodium) {
     sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(data, null, data, tag, aad, nonce, key);
     return;

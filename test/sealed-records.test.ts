@@ -2,7 +2,7 @@
 // checkpoint file holds, and a record that was altered, moved or sealed under another key never opens.
 import { strict as assert } from 'node:assert';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { AEAD_IMPLEMENTATION, openInPlace, sealInPlace } from '../protocol/aead';
+import { aeadImplementation, openInPlace, sealInPlace } from '../protocol/aead';
 import { FrameMsg, QueueKind } from '../protocol/messages';
 import { decodeFramesDelimited, encodeFrameDelimited, frameDelimitedPieces } from '../protocol/checkpoint-file';
 import { RecordOpener, RecordSealer, preamble } from '../protocol/sealed-records';
@@ -63,7 +63,7 @@ describe('data path records', () => {
     assert.throws(() => tampered.open(records[0].head, bad), 'a flipped bit');
   });
 
-  it(`seals as Node's ChaCha20-Poly1305 does (here through ${AEAD_IMPLEMENTATION})`, () => {
+  it(`seals as Node's ChaCha20-Poly1305 does (here through ${aeadImplementation()})`, () => {
     const key = randomBytes(32);
     const nonce = randomBytes(12);
     const aad = randomBytes(9);

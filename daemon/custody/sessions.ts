@@ -22,6 +22,7 @@ import type { LockTuple, NetworkLock } from './netlock';
 import type { ProcessHandle } from '../repair/acquire';
 import type { Journal } from './journal';
 import { sessionThawed } from '../metrics';
+import type { Charge } from './budget';
 
 export type SessionKind = 'source' | 'restore';
 export type SessionState = 'FROZEN' | 'HELD' | 'RESUMED' | 'RELEASED' | 'ABORTED' | 'EXPIRED';
@@ -70,6 +71,8 @@ export class Session {
   lock: { key: string; tuples: LockTuple[] } | undefined;
   /** source with stop_owner: the stopped owner, continued when the connections go on at the source */
   owner: ProcessHandle | undefined;
+  /** restore: its rebuilt sockets' share of the daemon's kernel-memory budget (budget.ts), given back when it ends */
+  charge: Charge | undefined;
   /** performance.now() when its connections froze (a checkpoint sets the moment of pause), for metrics */
   frozenAt = performance.now();
 
@@ -234,6 +237,8 @@ export class SessionManager {
   }
 
   private end(s: Session, state: SessionState, reason: string): void {
+    // Its sockets are closed or their new owner's: the daemon no longer holds their memory.
+    s.charge?.release();
     sessionThawed(s.kind, state, s.frozenAt);
     s.state = state;
     s.reason = reason;

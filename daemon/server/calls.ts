@@ -2,6 +2,7 @@
 // (the authorization hook names the caller or refuses it, the caller takes a call slot), failures turned
 // into status codes, and the per-call metrics. The RPCs themselves live one module each (see service.ts).
 import * as grpc from '@grpc/grpc-js';
+import type { ResourceBudget, SocketBufferCaps } from '../custody/budget';
 import type { Journal } from '../custody/journal';
 import type { NetworkLock } from '../custody/netlock';
 import type { SessionManager } from '../custody/sessions';
@@ -39,6 +40,10 @@ export interface ServiceOptions {
   policies?: PolicyBook;
   /** per-identity limits on running calls and active sessions; absent: none */
   gate?: CallerGate;
+  /** the daemon-wide budget of buffered queue bytes and of held sockets' kernel memory; absent: none */
+  budget?: ResourceBudget;
+  /** the buffer sizes a socket on this host reaches without forcing (what a forced size is charged beyond) */
+  bufferCaps?: SocketBufferCaps;
   /** where direct transfers from other daemons come in (--data-listen); absent: none */
   dataListener?: DataListener;
 }

@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Charge } from '../custody/budget';
 import { crashPoint, netnsOfPid, socketInode } from '../custody/journal';
 import type { LockTuple, NetworkLock } from '../custody/netlock';
 import type { ConnectionSummary, Session } from '../custody/sessions';
@@ -39,6 +40,8 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   const startedAt = performance.now();
   const undo = new Rollback();
   let leave = (): void => undefined;
+  // The queues of the connection being streamed, read from its frozen socket and not yet sent.
+  const buffered = o.budget?.charge('buffered', 'a Checkpoint stream');
   try {
     const admitted = calls.admit(call, 'Checkpoint', log);
     ({ log, leave } = admitted);
@@ -63,7 +66,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
     if (data) undo.push('close the data connection', () => data.destroy());
     const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
-    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, chosen, source.frozen);
+    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, chosen, source.frozen, buffered);
     const s = o.sessions.createSource(
       req.pid,
       leaseMs,
@@ -111,6 +114,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     // grpc-js turns an 'error' event into the call's status (destroy() would drop it).
     if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
   } finally {
+    buffered?.release();
     leave();
   }
 }
@@ -219,6 +223,7 @@ function streamedConnections(
   pid: number,
   { fds, listed }: ChosenFds,
   frozen: FrozenSocket[],
+  buffered: Charge | undefined,
 ): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
   let budget = o.eagerSessionBytes;
   const diags = diagnoseFrozen(pid, fds, listed);
@@ -227,6 +232,9 @@ function streamedConnections(
     // on their own as their chunks are written. Either way one connection's queues at a time.
     const c = capture(frozen[i], Math.min(o.eagerQueueBytes, budget), diags[i]);
     if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
+    // This connection's queues replace the previous one's in memory (one at a time); past the daemon's
+    // budget the stream fails before the larger queues are read, and the source is thawed.
+    buffered?.set(c.state.inqLen + c.state.outqLen, `connection ${pid}:${fds[i]} (${c.state.inqLen + c.state.outqLen} queue bytes)`);
     return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };
   };
   const summaries: ConnectionSummary[] = [];

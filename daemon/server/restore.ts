@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Stats, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { hostBufferCaps, kernelCost } from '../custody/budget';
 import { crashPoint, netnsOfPath } from '../custody/journal';
 import type { Session } from '../custody/sessions';
 import { NetnsHandle, inNetns } from '../kernel/netns';
@@ -34,6 +35,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   let leave = (): void => undefined;
   let caller: Caller;
   let netns: NetnsHandle | undefined;
+  // The connection being assembled: its queues are buffered in this process until its socket is rebuilt.
+  const buffered = o.budget?.charge('buffered', 'a Restore stream');
   try {
     ({ log, leave, caller } = calls.admit(call, 'Restore', log));
     calls.checkSessionQuota(caller);
@@ -62,6 +65,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         session = o.sessions.createRestore(h.pid, o.sessions.leaseFor(options.leaseMs), options.netns, options.deliverUnixPath);
         session.busy = 'restore';
         session.createdBy = caller.id;
+        session.charge = o.budget?.charge('kernel', `restore session ${session.id}`);
         log = log.child({ session: session.id, source: h.sessionId });
         // Every connection is locked before the first socket exists (one transaction), when the
         // header names them; a stream without tuples is locked connection by connection.
@@ -77,6 +81,13 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
       // What the socket would carry (mark, forced buffer sizes) is the caller's to ask for only if its
       // policy allows it: refused at the connection's header, before its queues or its socket.
       if (saved) policy.checkSavedState(saved);
+      if (saved && session) {
+        // Charged before a byte of its queues is buffered, its lock taken or its socket made: past the
+        // daemon's budget the stream fails here, and only its own session is undone.
+        const what = `connection ${assembler.connections} (${saved.inqLen + saved.outqLen} queue bytes)`;
+        session.charge?.add(kernelCost(saved, o.bufferCaps ?? hostBufferCaps()), what);
+        buffered?.add(saved.inqLen + saved.outqLen, what);
+      }
       if (saved && netlock && session && !assembler.header?.tuples?.length) {
         const st = saved;
         const t = { local: st.local, remote: st.remote };
@@ -91,6 +102,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         const r = restoreConnection(done.state, { netnsHandle: netns, transparent: options.transparent });
         o.sessions.addRestored(session, r, summarize(done.id, 0, done.state));
         queuesRestored(done.state.inqLen, done.state.outqLen);
+        // Its bytes are in the kernel now (charged to the session), no longer buffered here.
+        buffered?.sub(done.state.inqLen + done.state.outqLen);
         if (session.held.length === 1) crashPoint('restore.after-first-socket');
       }
     }
@@ -115,6 +128,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     callFinished('Restore', st.code, startedAt);
     callback(st, null);
   } finally {
+    buffered?.release();
     netns?.close();
     leave();
   }

@@ -23,6 +23,8 @@ import type {
   DataTransferMsg,
   FrameMsg,
   GetVersionResponseMsg,
+  HandoffRequestMsg,
+  HandoffResponseMsg,
   ListSessionsResponseMsg,
   ListSocketsResponseMsg,
   RestoreOptionsMsg,
@@ -42,6 +44,7 @@ export type {
   FeaturesMsg,
   FrameMsg,
   GetVersionResponseMsg,
+  HandoffResponseMsg,
   RestoreOptionsMsg,
   SessionConnectionMsg,
   SessionHeaderMsg,
@@ -97,6 +100,24 @@ export interface CheckpointOptions {
    * stream then carries only the session header and the stream end.
    */
   dataTransfer?: DataTransfer;
+}
+
+/**
+ * A same-host hand-off (Handoff): the old owner's sockets themselves go to the new owner. The old owner
+ * is stopped while it runs; on failure it is continued and keeps every socket; on success it stays
+ * stopped (kill it) or is killed (killOld).
+ */
+export interface HandoffOptions {
+  /** fds of the old owner to hand off */
+  fds?: readonly number[];
+  /** every connected TCP socket (with no fds) */
+  all?: boolean;
+  /** with all: listening sockets too, with the connections waiting in their accept queues */
+  listeners?: boolean;
+  /** SIGKILL the old owner once the new one acknowledged (default: leave it stopped) */
+  killOld?: boolean;
+  /** refused (TARGET_STATE) before anything is touched unless the old owner is in this network namespace */
+  expectNetns?: string;
 }
 
 /** A direct daemon-to-daemon transfer: the same id and key go to the Checkpoint and to the Restore. */
@@ -238,7 +259,8 @@ export function warmCodecs(): void {
   codecsWarm = true;
 }
 
-type MethodName = 'GetVersion' | 'ListSockets' | 'Checkpoint' | 'Restore' | 'Resume' | 'Release' | 'Abort' | 'RenewLease' | 'ListSessions' | 'GetSession';
+type MethodName =
+  'GetVersion' | 'ListSockets' | 'Checkpoint' | 'Restore' | 'Resume' | 'Release' | 'Abort' | 'RenewLease' | 'ListSessions' | 'GetSession' | 'Handoff';
 
 interface Method<Req, Res> {
   path: string;
@@ -346,6 +368,23 @@ export class SoccrClient {
 
   getSession(sessionId: string): Promise<SessionInfoMsg> {
     return this.unary('GetSession', { sessionId });
+  }
+
+  /**
+   * Hands the live sockets of `pid` to the new owner's receiver on `deliverUnixPath` (same host: see
+   * HandoffOptions). Its deadline outlasts the daemon's hand-over (RESUME_DEADLINE_MS at least).
+   */
+  handoff(pid: number, deliverUnixPath: string, opts: HandoffOptions = {}): Promise<HandoffResponseMsg> {
+    const req: HandoffRequestMsg = {
+      pid: u32('pid', pid),
+      fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
+      all: opts.all ?? false,
+      listeners: opts.listeners ?? false,
+      deliverUnixPath,
+      killOld: opts.killOld ?? false,
+      expectNetns: opts.expectNetns ?? '',
+    };
+    return this.unary('Handoff', req, this.timeoutMs > 0 ? Math.max(this.timeoutMs, RESUME_DEADLINE_MS) : 0);
   }
 
   close(): void {

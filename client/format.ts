@@ -26,6 +26,7 @@ export function phaseLine(e: PhaseEvent): string | undefined {
     detail = `${e.connections ?? 0} connection(s), ${formatBytes(e.queueBytes ?? 0)} of queues; source session ${e.sourceSessionId ?? '?'}, destination session ${e.destinationSessionId ?? '?'} held`;
   } else if (e.name === 'hook') detail = `exit ${e.hook?.exitCode ?? '?'}`;
   else if (e.name === 'resume-destination') detail = 'destination live';
+  else if (e.name === 'handoff') detail = `${e.connections ?? 0} socket(s) handed to the new owner, old owner stopped`;
   else detail = 'source released';
   let line = `${e.name.padEnd(20)}${formatMs(e.ms ?? 0).padStart(11)}  ${detail}`;
   const h = e.hook;

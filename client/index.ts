@@ -22,6 +22,8 @@ export type {
   SoccrClientOptions,
   TlsClientFiles,
   CheckpointOptions,
+  HandoffOptions,
+  HandoffResponseMsg,
   RestoreOptions,
   TransferProgress,
   ProgressCallback,

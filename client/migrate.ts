@@ -34,15 +34,18 @@ import { RESUME_DEADLINE_MS } from '../protocol/handover';
 import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
 import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../protocol/sealed-records';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/messages';
-import { SessionState, SoccrClient, describeError, sessionStateName, warmCodecs } from './client';
+import { SessionState, SoccrClient, describeError, normalizeAddress, sessionStateName, warmCodecs } from './client';
 import type { GetVersionResponseMsg, SessionInfoMsg } from './client';
 
 // ---- options, events, report --------------------------------------------------------------------
 
-export type MigratePhase = 'checkpoint+restore' | 'hook' | 'resume-destination' | 'release-source';
+export type MigratePhase = 'handoff' | 'checkpoint+restore' | 'hook' | 'resume-destination' | 'release-source';
 
-/** The phases in the order they run ('hook' only with beforeResume). */
-export const MIGRATE_PHASES: readonly MigratePhase[] = ['checkpoint+restore', 'hook', 'resume-destination', 'release-source'];
+/**
+ * The phases in the order they run ('hook' only with beforeResume; 'handoff' alone, instead of all the
+ * others, when source and destination are one daemon and one namespace: see MigrateOptions.handoff).
+ */
+export const MIGRATE_PHASES: readonly MigratePhase[] = ['handoff', 'checkpoint+restore', 'hook', 'resume-destination', 'release-source'];
 
 /** Default time the beforeResume hook may take. */
 export const DEFAULT_HOOK_TIMEOUT_MS = 30000;
@@ -93,6 +96,17 @@ export interface MigrateOptions {
    * relays them through this process, as with a destination that advertises none.
    */
   directData?: boolean;
+  /**
+   * Source and destination the same daemon (the same address), with a delivery path and no hook: the
+   * live sockets themselves are handed to the new owner (the Handoff call), since rebuilt copies could not
+   * take the 4-tuples the frozen ones still hold in the same namespace. The daemon checks that the owner
+   * is in `netns` (absent: the daemon's own) and refuses before touching anything otherwise; migrate then
+   * goes on with checkpoint and restore. The old owner is left stopped, as after a migration. Default
+   * true; false always checkpoints and restores.
+   */
+  handoff?: boolean;
+  /** hand-off only: listening sockets too, with the connections waiting in their accept queues */
+  listeners?: boolean;
 }
 
 export interface PhaseEvent {
@@ -165,8 +179,14 @@ export interface MigrateReport {
   freezeMs: number;
   /** the hook's outcome, null without a hook */
   hook: HookResult | null;
-  /** how the frames went: 'direct' from daemon to daemon, or 'relay' through the orchestrator */
-  transport: 'direct' | 'relay';
+  /**
+   * how the frames went: 'direct' from daemon to daemon, or 'relay' through the orchestrator; 'handoff':
+   * none did, the sockets themselves went to the new owner (freezeMs is then how long no process served
+   * them, as the daemon measured it)
+   */
+  transport: 'direct' | 'relay' | 'handoff';
+  /** the hand-off, when transport is 'handoff': its id, and the sockets it left out with why */
+  handoff?: { id: string; skipped: Array<{ fd: number; reason: string }> };
   warnings: string[];
 }
 
@@ -403,6 +423,8 @@ class Migration {
   private leaseKeeper: LeaseKeeper | undefined;
   /** where the destination takes direct transfers (GetVersion), '' if nowhere */
   private dataEndpoint = '';
+  /** the source serves Handoff (GetVersion) */
+  private sourceHandsOff = false;
 
   constructor(
     private readonly opts: MigrateOptions,
@@ -432,10 +454,16 @@ class Migration {
   async run(): Promise<MigrateReport> {
     try {
       await this.reachBoth();
+      if (await this.handedOff()) {
+        this.report.totalMs = roundMs(performance.now() - this.t0);
+        return this.report;
+      }
       await this.phase('checkpoint+restore', () => this.transfer());
       if (this.opts.beforeResume !== undefined) await this.phase('hook', () => this.hook());
       await this.phase('resume-destination', () => this.resumeDestination());
     } catch (err) {
+      // A failed hand-off has nothing to roll back here (the daemon gave the owner back itself).
+      if (err instanceof MigrateError) throw err;
       throw await this.rollback(err);
     }
     this.report.freezeMs = roundMs(performance.now() - (this.freezeStart as number));
@@ -485,8 +513,54 @@ class Migration {
         .connect()
         .then(() => c.getVersion())
         .catch((e: unknown) => Promise.reject(new SideError(side, e)));
-    const [, dst] = await Promise.all([reach(this.src, 'source'), reach(this.dst, 'destination')]);
+    const [src, dst] = await Promise.all([reach(this.src, 'source'), reach(this.dst, 'destination')]);
     this.dataEndpoint = dst.dataEndpoint ?? '';
+    this.sourceHandsOff = src.features?.handoff === true;
+  }
+
+  /**
+   * One daemon, one namespace: the sockets themselves go to the new owner (see MigrateOptions.handoff).
+   * False when that does not apply, or the daemon found the owner in another namespace (nothing was
+   * touched: checkpoint and restore follow). A failed hand-off changed nothing either (the daemon
+   * continued the owner, which kept every socket): the MigrateError says so.
+   */
+  private async handedOff(): Promise<boolean> {
+    const o = this.opts;
+    const applies =
+      o.handoff !== false && this.sourceHandsOff && !!o.deliverUnixPath && o.beforeResume === undefined && normalizeAddress(o.from) === normalizeAddress(o.to);
+    if (!applies) return false;
+    const startedAt = Date.now();
+    const t = performance.now();
+    this.emit({ name: 'handoff', status: 'started', startedAt });
+    try {
+      const fds = o.fds ?? [];
+      const r = await this.src.handoff(o.pid, o.deliverUnixPath as string, {
+        fds,
+        all: fds.length === 0,
+        listeners: o.listeners === true && fds.length === 0,
+        expectNetns: o.netns ?? '/proc/self/ns/net',
+      });
+      const ms = roundMs(performance.now() - t);
+      this.report.transport = 'handoff';
+      this.report.handoff = { id: r.handoffId, skipped: r.skipped.map((x) => ({ fd: x.fd, reason: x.reason })) };
+      this.report.connections = r.sockets.length;
+      this.report.addresses = r.sockets.map((x) => ({ local: addressFromMsg(x.local), remote: addressFromMsg(x.remote) }));
+      this.report.freezeMs = roundMs(r.freezeUs / 1000);
+      this.report.phases.push({ name: 'handoff', startedAt, ms, ok: true });
+      this.emit({ name: 'handoff', status: 'completed', startedAt, ms, connections: r.sockets.length, queueBytes: 0 });
+      return true;
+    } catch (err) {
+      const ms = roundMs(performance.now() - t);
+      if (soccrErrorOf(err)?.kind === 'TARGET_STATE') {
+        this.report.warnings.push(`no hand-off (${reasonOf(err)}): checkpoint and restore instead`);
+        this.emit({ name: 'handoff', status: 'failed', startedAt, ms, error: reasonOf(err) });
+        return false;
+      }
+      this.report.phases.push({ name: 'handoff', startedAt, ms, ok: false });
+      this.report.totalMs = roundMs(performance.now() - this.t0);
+      this.emit({ name: 'handoff', status: 'failed', startedAt, ms, error: reasonOf(err) });
+      throw new MigrateError('handoff', reasonOf(err), ['the daemon continued the old owner, which kept every socket'], [], this.report, typedCause(err));
+    }
   }
 
   /** Checkpoint on the source into a held Restore on the destination, directly or relayed. */

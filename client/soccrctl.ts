@@ -10,6 +10,7 @@ import { DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS, describeError } from './client';
 import { parseUint } from './cli/args';
 import { addCheckpointCommand } from './cli/checkpoint';
 import { CliFailure } from './cli/globals';
+import { addHandoffCommand } from './cli/handoff';
 import { addSocketsCommand, addVersionCommand } from './cli/info';
 import { addMigrateCommand } from './cli/migrate';
 import { note } from './cli/output';
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   addRestoreCommand(program);
   addSessionCommands(program);
   addMigrateCommand(program);
+  addHandoffCommand(program);
   addShowCommand(program);
   return program;
 }

@@ -1,7 +1,7 @@
 // The receiving end of soccrd's hand-over (docs/handover.md), for Node programs: listens on a Unix
 // stream socket, takes the restored connections' fds as they arrive (still in TCP repair mode, so left
 // untouched), acknowledges the whole batch, and only once soccrd says they are live wraps each fd in a
-// net.Socket and emits it. A hand-over that aborts or breaks off before "live" has its fds closed, which
+// net.Socket and emits it (a listening socket of a hand-off is emitted as a handle for net.Server). A hand-over that aborts or breaks off before "live" has its fds closed, which
 // in repair mode is silent: the connections vanish without FIN or RST.
 //
 // The fds are read with recvmsg on the accepted connection's own descriptor (Node cannot receive
@@ -22,6 +22,16 @@ export type DeliveredMeta = DeliveryMeta;
 
 export interface DeliveredSocket {
   socket: net.Socket;
+  meta: DeliveredMeta;
+}
+
+/**
+ * A listening socket handed off (its state LISTEN): a handle a net.Server takes as it is,
+ * `server.listen(handle)` (or `server.listen({ fd: handle.fd })`). The connections that waited in its
+ * accept queue during the hand-off are accepted by that server like any later one.
+ */
+export interface DeliveredListener {
+  handle: { fd: number };
   meta: DeliveredMeta;
 }
 
@@ -292,8 +302,14 @@ class Incoming {
     this.items = [];
     this.finish();
     const batch: DeliveredSocket[] = [];
+    const listeners: DeliveredListener[] = [];
     const broken: string[] = [];
     for (const { fd, meta } of items) {
+      if (meta.state === 'LISTEN') {
+        // Left as an fd: whoever listens on it wraps it (a net.Server), so nothing accepts before then.
+        listeners.push({ handle: { fd }, meta });
+        continue;
+      }
       try {
         batch.push({ socket: new net.Socket({ fd, readable: true, writable: true }), meta });
       } catch (err) {
@@ -301,8 +317,9 @@ class Incoming {
         broken.push(`${meta.id}: ${errorMessage(err)}`);
       }
     }
+    for (const l of listeners) this.owner.emit('listener', l.handle, l.meta);
     for (const d of batch) this.owner.emit('socket', d.socket, d.meta);
-    this.owner.emit('batch', batch);
+    this.owner.emit('batch', batch, listeners);
     if (broken.length > 0) {
       this.owner.emit('error', new HandoverError(this.owner.path, `live connections that could not be wrapped, closed: ${broken.join('; ')}`, broken.length));
     }
@@ -333,7 +350,10 @@ class Incoming {
 /** SocketReceiver's events and their arguments. */
 export interface ReceiverEvents {
   socket: [socket: net.Socket, meta: DeliveredMeta];
-  batch: [batch: DeliveredSocket[]];
+  /** a listening socket (hand-off): pass the handle to net.Server's listen */
+  listener: [handle: { fd: number }, meta: DeliveredMeta];
+  /** a hand-over's connections, and its listening sockets (none but from a hand-off with listeners) */
+  batch: [batch: DeliveredSocket[], listeners: DeliveredListener[]];
   error: [err: Error];
 }
 
@@ -422,16 +442,26 @@ export class SocketReceiver extends EventEmitter<ReceiverEvents> {
 
 /**
  * Listens on `path` for a single hand-over and resolves with its connections (live), or rejects on the
- * first failed hand-over or after `timeoutMs`. The listener is closed either way.
+ * first failed hand-over or after `timeoutMs`. The listener is closed either way. Listening sockets of a
+ * hand-off: receiveHandoffOnce.
  */
 export async function receiveOnce(path: string, timeoutMs: number, opts: ReceiverOptions = {}): Promise<DeliveredSocket[]> {
+  return (await receiveHandoffOnce(path, timeoutMs, opts)).sockets;
+}
+
+/** receiveOnce, with the listening sockets of a hand-off too (to give to a net.Server). */
+export async function receiveHandoffOnce(
+  path: string,
+  timeoutMs: number,
+  opts: ReceiverOptions = {},
+): Promise<{ sockets: DeliveredSocket[]; listeners: DeliveredListener[] }> {
   const r = await SocketReceiver.listen(path, { timeoutMs, ...opts });
   try {
-    return await new Promise<DeliveredSocket[]>((resolve, reject) => {
+    return await new Promise<{ sockets: DeliveredSocket[]; listeners: DeliveredListener[] }>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no hand-over on ${path} within ${timeoutMs} ms`)), timeoutMs);
-      r.once('batch', (batch) => {
+      r.once('batch', (sockets, listeners) => {
         clearTimeout(t);
-        resolve(batch);
+        resolve({ sockets, listeners });
       });
       r.once('error', (err) => {
         clearTimeout(t);

@@ -1373,7 +1373,16 @@ describe('Restore fuzzing against a running soccrd', function () {
       const limits = { maxQueueBytes: 64 * KiB, maxConnections: 16, maxTotalBytes: 100 * KiB };
       const log = silentLogger();
       const sessions = new SessionManager({ defaultLeaseMs: 30_000, maxLeaseMs: 600_000, retainEndedMs: 60_000, lockGraceMs: 0, netlock: undefined, log });
-      const features = { tcpRepair: true, repairWindow: true, pidfdGetfd: true, bufLock: true, rawSocket: true, networkLock: false, nativeBatch: false };
+      const features = {
+        tcpRepair: true,
+        repairWindow: true,
+        pidfdGetfd: true,
+        bufLock: true,
+        rawSocket: true,
+        networkLock: false,
+        nativeBatch: false,
+        handoff: true,
+      };
       const service = new SocketRepairService({
         version: '0.0.0',
         features,

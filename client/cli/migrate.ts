@@ -19,6 +19,8 @@ interface MigrateFlags {
   networkLock: boolean;
   directData: boolean;
   leaseMs?: number;
+  handoff: boolean;
+  listeners: boolean;
 }
 
 export function addMigrateCommand(program: Command): void {
@@ -41,6 +43,8 @@ export function addMigrateCommand(program: Command): void {
     .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
     .option('--no-direct-data', 'relay the frames through this process even when the destination takes direct transfers')
     .option('--lease-ms <ms>', "lease of both sessions (default: each daemon's)", parseUint('--lease-ms'))
+    .option('--no-handoff', 'checkpoint and restore even when --from and --to are the same daemon and namespace (default: hand the sockets off)')
+    .option('--listeners', 'hand-off only: listening sockets too, with the connections in their accept queues', false)
     .action(async (opts: MigrateFlags, cmd: Command) => {
       if (opts.hookTimeoutMs === 0) cmd.error('--hook-timeout-ms must be positive');
       const g = globals(cmd);
@@ -59,6 +63,8 @@ export function addMigrateCommand(program: Command): void {
           networkLock: opts.networkLock,
           directData: opts.directData,
           leaseMs: opts.leaseMs,
+          handoff: opts.handoff,
+          listeners: opts.listeners,
           timeoutMs: g.timeout,
           credentials: connectionOptions(g).credentials,
           onPhase: (e) => {
@@ -82,6 +88,12 @@ export function addMigrateCommand(program: Command): void {
 }
 
 function migrateSummary(r: MigrateReport): string {
+  if (r.transport === 'handoff') {
+    return (
+      `handed ${r.connections} socket(s) of pid ${r.pid} off to the new owner on ${r.from} (same daemon and namespace): ` +
+      `no process served them for ${formatMs(r.freezeMs)}; the old owner is left stopped: kill it`
+    );
+  }
   return (
     `migrated ${r.connections} connection(s) of pid ${r.pid} (${formatBytes(r.queueBytes)} of queues) from ${r.from} to ${r.to}: ` +
     `frozen for ${formatMs(r.freezeMs)}, ${formatMs(r.totalMs)} in all`

@@ -114,7 +114,27 @@ export class SessionManager {
   /** aborted at shutdown: hand-overs in flight stop at their next wait */
   private readonly stopSignal = new AbortController();
 
+  /** work outside any session (a hand-off) that shutdown lets end first: it gives a stopped owner back */
+  private readonly outside = new Set<Promise<unknown>>();
+
   constructor(private readonly opts: SessionManagerOptions) {}
+
+  /**
+   * Runs `work`, a call that holds no session but must not be cut off by shutdown (a hand-off, which
+   * continues the owner it stopped if it fails): it is given the shutdown signal, and shutdown waits for
+   * it as for a hand-over in flight. Refused once the daemon is stopping.
+   */
+  runOutside<T>(work: (stopping: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.stopping) throw new SoccrError('SESSION_STATE', 'the daemon is stopping');
+    const p = work(this.stopSignal.signal);
+    const tracked = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.outside.add(tracked);
+    void tracked.then(() => this.outside.delete(tracked));
+    return p;
+  }
 
   leaseFor(requestedMs: number): number {
     if (!requestedMs) return this.opts.defaultLeaseMs;
@@ -400,7 +420,7 @@ export class SessionManager {
     // A Restore stream uses no socket between frames (see the top): only the other calls are waited for.
     const inUse = (s: Session): boolean => s.busy !== undefined && s.busy !== 'restore';
     const deadline = Date.now() + HANDOVER_MAX_MS + SHUTDOWN_SLACK_MS;
-    while (this.active().some(inUse) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((this.active().some(inUse) || this.outside.size > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     for (const s of this.active()) {
       if (inUse(s)) {
         this.opts.log.error('session still busy at shutdown: left to the exit', { session: s.id, kind: s.kind, busy: s.busy });

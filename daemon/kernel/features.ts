@@ -27,6 +27,14 @@ function withSocket(domain: number, type: number, protocol: number, fn: (fd: num
 export function probeFeatures(): FeaturesMsg {
   const scratch = N.pinned(32);
   const tcp = (fn: (fd: number) => void): boolean => withSocket(N.AF_INET, N.SOCK_STREAM, N.IPPROTO_TCP, fn);
+  const pidfdGetfd = attempt(() => {
+    const pidfd = N.pidfdOpen(process.pid);
+    try {
+      N.closeQuietly(N.pidfdGetfd(pidfd, 0));
+    } finally {
+      N.closeQuietly(pidfd);
+    }
+  });
   return {
     tcpRepair: tcp((fd) => N.setsockoptInt(fd, N.SOL_TCP, N.TCP.REPAIR, 1)),
     // On an unconnected socket in repair mode the kernel knows the option (EINVAL/ENOTCONN-free read) or not (ENOPROTOOPT).
@@ -35,19 +43,14 @@ export function probeFeatures(): FeaturesMsg {
       const r = N.tryGetsockoptBytes(fd, N.SOL_TCP, N.TCP.REPAIR_WINDOW, scratch, 20);
       if (r === -92) throw new Error('ENOPROTOOPT');
     }),
-    pidfdGetfd: attempt(() => {
-      const pidfd = N.pidfdOpen(process.pid);
-      try {
-        N.closeQuietly(N.pidfdGetfd(pidfd, 0));
-      } finally {
-        N.closeQuietly(pidfd);
-      }
-    }),
+    pidfdGetfd,
     bufLock: tcp((fd) => {
       if (N.tryGetsockoptBytes(fd, N.SOL_SOCKET, N.SO.BUF_LOCK, scratch, 4) < 0) throw new Error('no SO_BUF_LOCK');
     }),
     rawSocket: withSocket(N.AF_INET, N.SOCK_RAW, N.IPPROTO_RAW, () => undefined),
     networkLock: false,
     nativeBatch: N.batchPath().native,
+    // served wherever pidfd_getfd works: the hand-off takes the sockets with it
+    handoff: pidfdGetfd,
   };
 }

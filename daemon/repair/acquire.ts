@@ -225,6 +225,7 @@ const takeBatch = new N.KernelBatch(64);
 
 const SIGCONT = 18;
 const SIGSTOP = 19;
+const SIGKILL = 9;
 
 /** The state letter of /proc/PID/stat (R, S, T, Z, ...), or '' if the process is gone. */
 function processState(pid: number): string {
@@ -456,6 +457,37 @@ export class ProcessHandle {
       if (processState(this.pid) === 'T') return;
       if (Date.now() > deadline) throw new SoccrError('KERNEL', `pid ${this.pid} did not stop within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /**
+   * Duplicates of many of the process's fds, whatever they are, in one batch of kernel calls (a
+   * hand-off takes them while the owner is stopped). On the first failure every duplicate is closed
+   * and the failure thrown as dupFd would.
+   */
+  dupFds(fds: readonly number[]): number[] {
+    const b = takeBatch.reset();
+    const ops = fds.map((fd, i) => {
+      b.group = i;
+      return b.pidfdGetfd(this.pidfd, fd);
+    });
+    b.run();
+    const bad = fds.findIndex((_, i) => !b.ok(ops[i]));
+    if (bad < 0) return ops.map((op) => b.result(op));
+    for (const op of ops) if (b.ok(op)) N.closeQuietly(b.result(op));
+    const err = b.error(ops[bad]);
+    if (err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fds[bad]}`, err);
+    if (err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+    throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fds[bad]})`, err);
+  }
+
+  /** Kills the process (SIGKILL through its pidfd). Never throws: false if it is gone already. */
+  kill(): boolean {
+    try {
+      N.pidfdSendSignal(this.pidfd, SIGKILL);
+      return true;
+    } catch {
+      return false;
     }
   }
 

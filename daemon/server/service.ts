@@ -5,6 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Calls, ServiceOptions } from './calls';
 import { checkpointHandler } from './checkpoint';
+import { handoffHandlers } from './handoff';
 import { inspectHandlers } from './inspect';
 import { restoreHandler } from './restore';
 import { sessionHandlers } from './session-rpcs';
@@ -21,6 +22,7 @@ export class SocketRepairService {
       Checkpoint: checkpointHandler(this.calls),
       Restore: restoreHandler(this.calls),
       ...sessionHandlers(this.calls),
+      ...handoffHandlers(this.calls),
     };
   }
 }

@@ -13,6 +13,9 @@ import type { Frame as _soccr_v1_Frame, Frame__Output as _soccr_v1_Frame__Output
 import type { FrameBatch as _soccr_v1_FrameBatch, FrameBatch__Output as _soccr_v1_FrameBatch__Output } from './soccr/v1/FrameBatch';
 import type { GetVersionRequest as _soccr_v1_GetVersionRequest, GetVersionRequest__Output as _soccr_v1_GetVersionRequest__Output } from './soccr/v1/GetVersionRequest';
 import type { GetVersionResponse as _soccr_v1_GetVersionResponse, GetVersionResponse__Output as _soccr_v1_GetVersionResponse__Output } from './soccr/v1/GetVersionResponse';
+import type { HandedSocket as _soccr_v1_HandedSocket, HandedSocket__Output as _soccr_v1_HandedSocket__Output } from './soccr/v1/HandedSocket';
+import type { HandoffRequest as _soccr_v1_HandoffRequest, HandoffRequest__Output as _soccr_v1_HandoffRequest__Output } from './soccr/v1/HandoffRequest';
+import type { HandoffResponse as _soccr_v1_HandoffResponse, HandoffResponse__Output as _soccr_v1_HandoffResponse__Output } from './soccr/v1/HandoffResponse';
 import type { ListSessionsRequest as _soccr_v1_ListSessionsRequest, ListSessionsRequest__Output as _soccr_v1_ListSessionsRequest__Output } from './soccr/v1/ListSessionsRequest';
 import type { ListSessionsResponse as _soccr_v1_ListSessionsResponse, ListSessionsResponse__Output as _soccr_v1_ListSessionsResponse__Output } from './soccr/v1/ListSessionsResponse';
 import type { ListSocketsRequest as _soccr_v1_ListSocketsRequest, ListSocketsRequest__Output as _soccr_v1_ListSocketsRequest__Output } from './soccr/v1/ListSocketsRequest';
@@ -26,6 +29,7 @@ import type { SessionConnection as _soccr_v1_SessionConnection, SessionConnectio
 import type { SessionHeader as _soccr_v1_SessionHeader, SessionHeader__Output as _soccr_v1_SessionHeader__Output } from './soccr/v1/SessionHeader';
 import type { SessionInfo as _soccr_v1_SessionInfo, SessionInfo__Output as _soccr_v1_SessionInfo__Output } from './soccr/v1/SessionInfo';
 import type { SessionRequest as _soccr_v1_SessionRequest, SessionRequest__Output as _soccr_v1_SessionRequest__Output } from './soccr/v1/SessionRequest';
+import type { SkippedSocket as _soccr_v1_SkippedSocket, SkippedSocket__Output as _soccr_v1_SkippedSocket__Output } from './soccr/v1/SkippedSocket';
 import type { SocketAddress as _soccr_v1_SocketAddress, SocketAddress__Output as _soccr_v1_SocketAddress__Output } from './soccr/v1/SocketAddress';
 import type { SocketEntry as _soccr_v1_SocketEntry, SocketEntry__Output as _soccr_v1_SocketEntry__Output } from './soccr/v1/SocketEntry';
 import type { SocketOptions as _soccr_v1_SocketOptions, SocketOptions__Output as _soccr_v1_SocketOptions__Output } from './soccr/v1/SocketOptions';
@@ -52,6 +56,9 @@ export interface ProtoGrpcType {
       FrameBatch: MessageTypeDefinition<_soccr_v1_FrameBatch, _soccr_v1_FrameBatch__Output>
       GetVersionRequest: MessageTypeDefinition<_soccr_v1_GetVersionRequest, _soccr_v1_GetVersionRequest__Output>
       GetVersionResponse: MessageTypeDefinition<_soccr_v1_GetVersionResponse, _soccr_v1_GetVersionResponse__Output>
+      HandedSocket: MessageTypeDefinition<_soccr_v1_HandedSocket, _soccr_v1_HandedSocket__Output>
+      HandoffRequest: MessageTypeDefinition<_soccr_v1_HandoffRequest, _soccr_v1_HandoffRequest__Output>
+      HandoffResponse: MessageTypeDefinition<_soccr_v1_HandoffResponse, _soccr_v1_HandoffResponse__Output>
       ListSessionsRequest: MessageTypeDefinition<_soccr_v1_ListSessionsRequest, _soccr_v1_ListSessionsRequest__Output>
       ListSessionsResponse: MessageTypeDefinition<_soccr_v1_ListSessionsResponse, _soccr_v1_ListSessionsResponse__Output>
       ListSocketsRequest: MessageTypeDefinition<_soccr_v1_ListSocketsRequest, _soccr_v1_ListSocketsRequest__Output>
@@ -68,6 +75,7 @@ export interface ProtoGrpcType {
       SessionKind: EnumTypeDefinition
       SessionRequest: MessageTypeDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionRequest__Output>
       SessionState: EnumTypeDefinition
+      SkippedSocket: MessageTypeDefinition<_soccr_v1_SkippedSocket, _soccr_v1_SkippedSocket__Output>
       SocketAddress: MessageTypeDefinition<_soccr_v1_SocketAddress, _soccr_v1_SocketAddress__Output>
       SocketEntry: MessageTypeDefinition<_soccr_v1_SocketEntry, _soccr_v1_SocketEntry__Output>
       SocketOptions: MessageTypeDefinition<_soccr_v1_SocketOptions, _soccr_v1_SocketOptions__Output>

@@ -32,6 +32,10 @@ export interface Features {
    * results either way; only the cost per connection differs.
    */
   'nativeBatch'?: (boolean);
+  /**
+   * The Handoff call is served (same-host hand-off of live sockets, listeners included).
+   */
+  'handoff'?: (boolean);
 }
 
 export interface Features__Output {
@@ -65,4 +69,8 @@ export interface Features__Output {
    * results either way; only the cost per connection differs.
    */
   'nativeBatch': (boolean);
+  /**
+   * The Handoff call is served (same-host hand-off of live sockets, listeners included).
+   */
+  'handoff': (boolean);
 }

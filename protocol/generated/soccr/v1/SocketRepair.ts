@@ -6,6 +6,8 @@ import type { CheckpointRequest as _soccr_v1_CheckpointRequest, CheckpointReques
 import type { Frame as _soccr_v1_Frame, Frame__Output as _soccr_v1_Frame__Output } from '../../soccr/v1/Frame';
 import type { GetVersionRequest as _soccr_v1_GetVersionRequest, GetVersionRequest__Output as _soccr_v1_GetVersionRequest__Output } from '../../soccr/v1/GetVersionRequest';
 import type { GetVersionResponse as _soccr_v1_GetVersionResponse, GetVersionResponse__Output as _soccr_v1_GetVersionResponse__Output } from '../../soccr/v1/GetVersionResponse';
+import type { HandoffRequest as _soccr_v1_HandoffRequest, HandoffRequest__Output as _soccr_v1_HandoffRequest__Output } from '../../soccr/v1/HandoffRequest';
+import type { HandoffResponse as _soccr_v1_HandoffResponse, HandoffResponse__Output as _soccr_v1_HandoffResponse__Output } from '../../soccr/v1/HandoffResponse';
 import type { ListSessionsRequest as _soccr_v1_ListSessionsRequest, ListSessionsRequest__Output as _soccr_v1_ListSessionsRequest__Output } from '../../soccr/v1/ListSessionsRequest';
 import type { ListSessionsResponse as _soccr_v1_ListSessionsResponse, ListSessionsResponse__Output as _soccr_v1_ListSessionsResponse__Output } from '../../soccr/v1/ListSessionsResponse';
 import type { ListSocketsRequest as _soccr_v1_ListSocketsRequest, ListSocketsRequest__Output as _soccr_v1_ListSocketsRequest__Output } from '../../soccr/v1/ListSocketsRequest';
@@ -77,6 +79,35 @@ export interface SocketRepairClient extends grpc.Client {
   getVersion(argument: _soccr_v1_GetVersionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_GetVersionResponse__Output>): grpc.ClientUnaryCall;
   getVersion(argument: _soccr_v1_GetVersionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_GetVersionResponse__Output>): grpc.ClientUnaryCall;
   getVersion(argument: _soccr_v1_GetVersionRequest, callback: grpc.requestCallback<_soccr_v1_GetVersionResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Hand-off on one host: passes a process's live sockets themselves (the daemon's pidfd_getfd
+   * duplicates) to a new owner over the hand-over protocol (docs/handover.md), listening sockets with
+   * their accept queues included when asked. No repair mode, no queue copy, no second socket: the new
+   * owner holds the very sockets the old one held. The old owner is stopped (SIGSTOP) while it runs. If
+   * the receiver fails, refuses or does not answer (HANDOVER_ACK_TIMEOUT_MS), nothing changed: the old
+   * owner is continued and keeps every socket, and the call fails (UNAVAILABLE, soccr-kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
+   * owner is left stopped (or killed with kill_old), so it never reads or accepts on the shared sockets
+   * again: kill it (SIGKILL), never continue it.
+   */
+  Handoff(argument: _soccr_v1_HandoffRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  Handoff(argument: _soccr_v1_HandoffRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  Handoff(argument: _soccr_v1_HandoffRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  Handoff(argument: _soccr_v1_HandoffRequest, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Hand-off on one host: passes a process's live sockets themselves (the daemon's pidfd_getfd
+   * duplicates) to a new owner over the hand-over protocol (docs/handover.md), listening sockets with
+   * their accept queues included when asked. No repair mode, no queue copy, no second socket: the new
+   * owner holds the very sockets the old one held. The old owner is stopped (SIGSTOP) while it runs. If
+   * the receiver fails, refuses or does not answer (HANDOVER_ACK_TIMEOUT_MS), nothing changed: the old
+   * owner is continued and keeps every socket, and the call fails (UNAVAILABLE, soccr-kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
+   * owner is left stopped (or killed with kill_old), so it never reads or accepts on the shared sockets
+   * again: kill it (SIGKILL), never continue it.
+   */
+  handoff(argument: _soccr_v1_HandoffRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  handoff(argument: _soccr_v1_HandoffRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  handoff(argument: _soccr_v1_HandoffRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
+  handoff(argument: _soccr_v1_HandoffRequest, callback: grpc.requestCallback<_soccr_v1_HandoffResponse__Output>): grpc.ClientUnaryCall;
   
   ListSessions(argument: _soccr_v1_ListSessionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
   ListSessions(argument: _soccr_v1_ListSessionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
@@ -218,6 +249,18 @@ export interface SocketRepairHandlers extends grpc.UntypedServiceImplementation 
    */
   GetVersion: grpc.handleUnaryCall<_soccr_v1_GetVersionRequest__Output, _soccr_v1_GetVersionResponse>;
   
+  /**
+   * Hand-off on one host: passes a process's live sockets themselves (the daemon's pidfd_getfd
+   * duplicates) to a new owner over the hand-over protocol (docs/handover.md), listening sockets with
+   * their accept queues included when asked. No repair mode, no queue copy, no second socket: the new
+   * owner holds the very sockets the old one held. The old owner is stopped (SIGSTOP) while it runs. If
+   * the receiver fails, refuses or does not answer (HANDOVER_ACK_TIMEOUT_MS), nothing changed: the old
+   * owner is continued and keeps every socket, and the call fails (UNAVAILABLE, soccr-kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
+   * owner is left stopped (or killed with kill_old), so it never reads or accepts on the shared sockets
+   * again: kill it (SIGKILL), never continue it.
+   */
+  Handoff: grpc.handleUnaryCall<_soccr_v1_HandoffRequest__Output, _soccr_v1_HandoffResponse>;
+  
   ListSessions: grpc.handleUnaryCall<_soccr_v1_ListSessionsRequest__Output, _soccr_v1_ListSessionsResponse>;
   
   /**
@@ -267,6 +310,7 @@ export interface SocketRepairDefinition extends grpc.ServiceDefinition {
   Checkpoint: MethodDefinition<_soccr_v1_CheckpointRequest, _soccr_v1_Frame, _soccr_v1_CheckpointRequest__Output, _soccr_v1_Frame__Output>
   GetSession: MethodDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionInfo, _soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo__Output>
   GetVersion: MethodDefinition<_soccr_v1_GetVersionRequest, _soccr_v1_GetVersionResponse, _soccr_v1_GetVersionRequest__Output, _soccr_v1_GetVersionResponse__Output>
+  Handoff: MethodDefinition<_soccr_v1_HandoffRequest, _soccr_v1_HandoffResponse, _soccr_v1_HandoffRequest__Output, _soccr_v1_HandoffResponse__Output>
   ListSessions: MethodDefinition<_soccr_v1_ListSessionsRequest, _soccr_v1_ListSessionsResponse, _soccr_v1_ListSessionsRequest__Output, _soccr_v1_ListSessionsResponse__Output>
   ListSockets: MethodDefinition<_soccr_v1_ListSocketsRequest, _soccr_v1_ListSocketsResponse, _soccr_v1_ListSocketsRequest__Output, _soccr_v1_ListSocketsResponse__Output>
   Release: MethodDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionInfo, _soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo__Output>

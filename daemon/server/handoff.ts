@@ -1,0 +1,108 @@
+// The Handoff RPC: a same-host upgrade. The old owner's live sockets themselves (our pidfd_getfd
+// duplicates: the same open files, listeners with their accept queues) go to the new owner over the
+// hand-over protocol (custody/delivery.ts); nothing is frozen, copied or rebuilt, so no 4-tuple is ever
+// held twice. The old owner is stopped (SIGSTOP) from before we take its fds until the new owner
+// acknowledged, so that the two never serve the same sockets at once. A failure before the
+// acknowledgement changes nothing: our duplicates are closed (plain close: the owner still holds every
+// socket) and the owner continued. After it, the owner stays stopped (or is killed, kill_old): continuing
+// it would let it read and accept on sockets that are no longer its own.
+import type * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { type DeliveryItem, deliver } from '../custody/delivery';
+import type { Logger } from '../log';
+import { ProcessHandle } from '../repair/acquire';
+import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
+import * as N from '../kernel/native';
+import { addressToMsg } from '../../protocol/address';
+import { SoccrError } from '../../protocol/errors';
+import type { HandoffRequestMsg, HandoffResponseMsg } from '../../protocol/messages';
+import { stateName } from '../../protocol/saved-state';
+import type { Calls } from './calls';
+import { Rollback } from './rollback';
+
+export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation {
+  const Handoff = calls.unary('Handoff', (req: HandoffRequestMsg, log, caller) => {
+    const o = calls.options;
+    if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
+    if (!req.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'a hand-off needs deliver_unix_path, the Unix socket of the new owner');
+    // A hand-off is a checkpoint and a restore into the owner's own namespace in one: the caller must be
+    // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
+    const policy = calls.policyFor(caller);
+    policy.checkCheckpoint(req.pid);
+    policy.checkRestoreNetns(`/proc/${req.pid}/ns/net`);
+    policy.checkHandoverPath(req.deliverUnixPath);
+    if (req.expectNetns) checkSameNetns(req.pid, req.expectNetns);
+    return o.sessions.runOutside((stopping) => handoff(req, stopping, log));
+  });
+  return { Handoff };
+}
+
+async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger): Promise<HandoffResponseMsg> {
+  const { sockets, skipped } = chooseHandoffSockets(req.pid, { fds: req.fds, all: req.all, listeners: req.listeners });
+  const id = `handoff-${randomUUID()}`;
+  const undo = new Rollback();
+  const proc = ProcessHandle.open(req.pid);
+  undo.push('close the owner handle', () => proc.close());
+  try {
+    // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
+    // kernel still does: peers see at most a full window, never a reset).
+    const stoppedAt = process.hrtime.bigint();
+    await proc.stop();
+    undo.push('continue the owner', () => proc.cont());
+    const dups = takeHandoffSockets(proc, sockets);
+    undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
+    let ackedAt = 0n;
+    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), { signal: stopping });
+    // The new owner holds them: ours go, and the old owner never runs again on them.
+    dups.forEach((d) => N.closeQuietly(d));
+    const killed = req.killOld ? proc.kill() : false;
+    proc.close();
+    undo.release();
+    const freezeUs = Number(ackedAt - stoppedAt) / 1000;
+    log.info('handed off', {
+      handoff: id,
+      pid: req.pid,
+      sockets: sockets.length,
+      skipped: skipped.length,
+      freezeUs: Math.round(freezeUs),
+      oldOwnerKilled: killed,
+    });
+    return {
+      handoffId: id,
+      sockets: sockets.map((s) => ({ fd: s.fd, local: addressToMsg(s.local), remote: addressToMsg(s.remote), state: s.state })),
+      skipped,
+      freezeUs: Math.round(freezeUs),
+      oldOwnerKilled: killed,
+    };
+  } catch (err) {
+    undo.run(err, log);
+    throw err;
+  }
+}
+
+/** The hand-over's messages: one per socket, its state by name (LISTEN for a listener). */
+function items(id: string, pid: number, sockets: HandoffSocket[], dups: number[]): DeliveryItem[] {
+  return sockets.map((s, i) => ({
+    fd: dups[i],
+    meta: { id: `${pid}:${s.fd}`, session: id, index: i, local: s.local, remote: s.remote, state: stateName(s.state) },
+  }));
+}
+
+/** TARGET_STATE unless the process's network namespace is the one at `path` (compared by identity). */
+function checkSameNetns(pid: number, path: string): void {
+  const id = (p: string, what: string): string => {
+    try {
+      const st = statSync(p);
+      return `${st.dev}:${st.ino}`;
+    } catch (err) {
+      throw new SoccrError(what === 'owner' ? 'NO_SUCH_PROCESS' : 'BAD_REQUEST', `cannot open the network namespace ${p}: ${(err as Error).message}`, err);
+    }
+  };
+  if (id(`/proc/${pid}/ns/net`, 'owner') !== id(path, 'expected')) {
+    throw new SoccrError(
+      'TARGET_STATE',
+      `pid ${pid} is not in the network namespace ${path}: a hand-off keeps sockets where they are (checkpoint and restore move them)`,
+    );
+  }
+}

@@ -1,0 +1,251 @@
+// Hand-off on one host (issue 13): a server in a namespace with a listener and live connections whose
+// peers never stop sending is upgraded to a new owner beside it, through the daemon's Handoff (the same
+// sockets, passed over the hand-over protocol) while clients keep connecting; and every way it can fail
+// leaves the old owner serving exactly as before. Real kernel, real processes: the lab's LAN (server and
+// new owner in host A, clients in C), a soccrd in A.
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { SoccrClient } from '../client/client';
+import { migrate } from '../client/migrate';
+import { DaemonProcess, cleanupDaemons, daemonLogs, expectStatus } from '../lab/daemon';
+import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from '../lab/lan';
+import { MultiConfig, MultiFixture, MultiStatus, exchangeProblems, killAllMulti } from '../lab/multi';
+import { destroyTopologies, sleep, socketPath } from '../lab/scenario';
+import { soccrErrorOf } from '../protocol/error-status';
+import { stateName } from '../protocol/saved-state';
+
+const PORT = 5300;
+const RATE = 8 * 1024;
+
+/** The state letter of /proc/PID/stat (T: stopped), '' once the process is gone. */
+function procState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
+  }
+}
+
+interface Lab {
+  lan: Lan;
+  daemon: DaemonProcess;
+  client: SoccrClient;
+  server: MultiFixture;
+  clients: MultiFixture[];
+}
+
+/**
+ * Host A's soccrd, a server in A with `count` accepted connections and its listener open for more,
+ * clients in C streaming to it and it to them, half of the server's connections not read for a while so
+ * that their queues are full.
+ */
+async function startLab(count: number): Promise<Lab> {
+  const lan = Lan.create();
+  const daemon = await DaemonProcess.start({ netns: lan.ns.A });
+  const client = new SoccrClient(daemon.address, { timeoutMs: 20_000 });
+  const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count, acceptMore: 30, bytesPerTick: RATE });
+  const first = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count, bytesPerTick: RATE });
+  await Promise.all([server.waitConnected(15_000), first.waitConnected(15_000)]);
+  await server.stream(true);
+  await first.stream(true);
+  await server.read(false, { stride: 2 });
+  await sleep(600);
+  return { lan, daemon, client, server, clients: [first] };
+}
+
+/** More clients in C, connections firstIndex.. of the lab's server, streaming from their start. */
+function moreClients(t: Lab, firstIndex: number, count: number): Promise<MultiFixture> {
+  const cfg: MultiConfig = { mode: 'clients', ip: SERVICE_V4, port: PORT, count, firstIndex, streaming: true, bytesPerTick: RATE };
+  return MultiFixture.start(t.lan.ns.C, cfg).then((f) => {
+    t.clients.push(f);
+    return f;
+  });
+}
+
+/** Every client fixture's connections as one status, to check against the one server that holds them all. */
+function merged(all: MultiStatus[]): MultiStatus {
+  const sum = all.reduce((a, s) => a + s.totals.pending, 0);
+  return { ...all[0], connections: all.flatMap((s) => s.connections), totals: { ...all[0].totals, pending: sum } };
+}
+
+/**
+ * Stops the streams, then waits until every byte each side sent arrived at the other exactly, with no
+ * error and no EOF (no FIN, no RST) on either side; returns the final statuses.
+ */
+async function exchanged(server: MultiFixture, clients: MultiFixture[], timeoutMs: number): Promise<{ server: MultiStatus; clients: MultiStatus }> {
+  await Promise.all([server.stream(false), ...clients.map((c) => c.stream(false))]);
+  await server.read(true);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [s, ...cs] = await Promise.all([server.status(), ...clients.map((c) => c.status())]);
+    const c = merged(cs);
+    const problems = exchangeProblems(s, c);
+    const pending = s.totals.pending + c.totals.pending;
+    if (problems.length === 0 && pending === 0) return { server: s, clients: c };
+    const hard = problems.filter((p) => !/sent \d+, other end received \d+$/.test(p));
+    if (hard.length > 0 || Date.now() > deadline)
+      throw new Error(`${hard.length ? 'streams broken' : 'not exchanged in time'}: ${problems.slice(0, 8).join('; ')}`);
+    await sleep(100);
+  }
+}
+
+/** No client fixture saw a failed connect (nor any other failure of its own). */
+async function noFailedConnects(clients: MultiFixture[], total: number): Promise<void> {
+  await Promise.all(clients.map((c) => c.waitConnected(15_000)));
+  const st = await Promise.all(clients.map((c) => c.status()));
+  for (const s of st) assert.equal(s.error, null, `a client fixture failed: ${s.error ?? ''}`);
+  assert.equal(
+    st.reduce((a, s) => a + s.totals.connections, 0),
+    total,
+    'every client connection established',
+  );
+}
+
+describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
+  this.timeout(180_000);
+  let lab: Lab | undefined;
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(`${daemonLogs()}\n`);
+    lab?.client.close();
+    lab = undefined;
+    await killAllMulti();
+    await cleanupDaemons();
+    destroyLans();
+    destroyTopologies();
+  });
+
+  after(() => {
+    assert.deepEqual(leftoverLanNamespaces(), []);
+  });
+
+  it('hands a listener and 10 streaming connections with full queues to a new owner while clients keep connecting: no failed connect, no FIN/RST, every byte exact', async () => {
+    const t = (lab = await startLab(10));
+    const path = socketPath('handoff');
+    const next = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: path, count: 10, acceptMore: 30, streaming: true, bytesPerTick: RATE });
+    // Connecting while the old owner still serves, and on through its quiescing and the hand-off.
+    const early = moreClients(t, 10, 5);
+    await sleep(50);
+    const { offsets } = await t.server.quiesce();
+    await next.continueFrom(offsets);
+    const during = moreClients(t, 15, 5);
+    const r = await t.client.handoff(t.server.pid, path, { all: true, listeners: true });
+    await Promise.all([early, during]);
+    await moreClients(t, 20, 5);
+
+    const listeners = r.sockets.filter((s) => stateName(s.state) === 'LISTEN');
+    assert.equal(listeners.length, 1, 'the listener was handed off');
+    assert.equal(r.sockets.length, 1 + Object.keys(offsets).length, 'every connection the old owner held, and its listener');
+    assert.ok(r.freezeUs > 0);
+    assert.equal(r.oldOwnerKilled, false);
+    assert.equal(procState(t.server.pid), 'T', 'the old owner is left stopped');
+    await next.waitEvent('handover-live', 10_000, ['error', 'handover-failed']);
+
+    await noFailedConnects(t.clients, 25);
+    await sleep(1000);
+    // The caller's choice: the stopped owner is killed. Its sockets live on in the new owner: no FIN.
+    t.server.kill();
+    await t.server.exited();
+    await sleep(500);
+    const { server, clients } = await exchanged(next, t.clients, 60_000);
+    assert.equal(server.totals.connections, 25, 'the new owner holds every connection: the handed ones and those it accepted');
+    assert.equal(clients.totals.eofs + clients.totals.errors + server.totals.eofs + server.totals.errors, 0);
+    assert.ok(
+      server.connections.every((c) => c.received > 0 && c.sent > 0),
+      'every connection carried bytes both ways at the new owner',
+    );
+  });
+
+  it('a receiver that refuses or dies changes nothing: the old owner is continued and keeps serving every socket exactly', async () => {
+    const t = (lab = await startLab(6));
+    const before = await t.client.listSockets(t.server.pid);
+    await t.server.quiesce();
+
+    // A new owner that refuses (it has no offsets for these connections).
+    const refusing = socketPath('refuse');
+    const rx = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: refusing, count: 6, acceptMore: 30 });
+    const connecting = moreClients(t, 6, 4);
+    const e1 = await expectStatus(t.client.handoff(t.server.pid, refusing, { all: true, listeners: true }), grpc.status.UNAVAILABLE, 'refused hand-off');
+    assert.equal(soccrErrorOf(e1)?.kind, 'DELIVERY');
+    assert.match(e1.details, /refused the hand-over: no offsets/);
+    assert.notEqual(procState(t.server.pid), 'T', 'the old owner is continued');
+    await rx.waitEvent('handover-failed', 5_000, ['error']);
+
+    // A receiver that dies: it takes the connection and closes it at its first byte.
+    const dying = socketPath('dies');
+    const srv = net.createServer((c) => c.once('data', () => c.destroy()));
+    await new Promise<void>((resolve) => srv.listen(dying, resolve));
+    try {
+      const e2 = await expectStatus(
+        t.client.handoff(t.server.pid, dying, { all: true, listeners: true }),
+        grpc.status.UNAVAILABLE,
+        'hand-off to a dying receiver',
+      );
+      assert.equal(soccrErrorOf(e2)?.kind, 'DELIVERY');
+    } finally {
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
+    assert.notEqual(procState(t.server.pid), 'T', 'the old owner is continued');
+    // Nobody listening at all.
+    await expectStatus(t.client.handoff(t.server.pid, socketPath('nobody'), { all: true }), grpc.status.UNAVAILABLE, 'hand-off to nobody');
+    assert.notEqual(procState(t.server.pid), 'T');
+
+    // Nothing changed: the same sockets at the same fds, and the old owner goes on with all of them,
+    // its listener included (the clients that connected meanwhile waited in its queue).
+    const now = await t.client.listSockets(t.server.pid);
+    for (const s of before) {
+      assert.ok(
+        now.some((x) => x.fd === s.fd && x.inode === s.inode),
+        `fd ${s.fd} still the old owner's`,
+      );
+    }
+    await t.server.resume();
+    await connecting;
+    await noFailedConnects(t.clients, 10);
+    await sleep(500);
+    const { server } = await exchanged(t.server, t.clients, 60_000);
+    assert.equal(server.totals.connections, 10);
+  });
+
+  it('migrate --from X --to X in the same namespace (EADDRNOTAVAIL before) now hands the sockets off', async () => {
+    const t = (lab = await startLab(10));
+    const path = socketPath('migrate');
+    const { offsets } = await t.server.quiesce();
+    const next = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: path, continueFrom: offsets, streaming: true, bytesPerTick: RATE });
+    const report = await migrate({ from: t.daemon.address, to: t.daemon.address, pid: t.server.pid, netns: t.lan.nsPath(t.lan.ns.A), deliverUnixPath: path });
+    assert.equal(report.transport, 'handoff');
+    assert.equal(report.connections, 10);
+    assert.deepEqual(
+      report.phases.map((p) => p.name),
+      ['handoff'],
+    );
+    assert.ok(
+      report.handoff?.skipped.some((s) => s.reason.includes('listening socket')),
+      'the listener is reported as left out',
+    );
+    assert.equal(procState(t.server.pid), 'T', 'the old owner is left stopped, as after a migration');
+    await next.waitEvent('handover-live', 10_000, ['error', 'handover-failed']);
+    await sleep(800);
+    t.server.kill();
+    await t.server.exited();
+    const { server } = await exchanged(next, t.clients, 60_000);
+    assert.equal(server.totals.connections, 10);
+  });
+
+  it('migrate into another namespace of the same daemon does not hand off: the daemon refuses before touching anything', async () => {
+    const t = (lab = await startLab(2));
+    const e = await expectStatus(
+      t.client.handoff(t.server.pid, socketPath('x'), { all: true, expectNetns: t.lan.nsPath(t.lan.ns.B) }),
+      grpc.status.FAILED_PRECONDITION,
+      'hand-off expecting another namespace',
+    );
+    assert.equal(soccrErrorOf(e)?.kind, 'TARGET_STATE');
+    assert.notEqual(procState(t.server.pid), 'T', 'the owner was never stopped');
+    await t.server.stream(false);
+    const { server } = await exchanged(t.server, t.clients, 30_000);
+    assert.equal(server.totals.connections, 2);
+  });
+});

@@ -283,7 +283,7 @@ describe('hardening', function () {
   });
 
   describe('no daemon checkpoints itself or another soccrd', function () {
-    it('refuses its own pid (also with stopOwner) and a second daemon in the same namespace, and keeps serving', async function () {
+    it('refuses its own pid (also with stopOwner, and for Handoff) and a second daemon in the same namespace, and keeps serving', async function () {
       const a = await DaemonProcess.start(['--listen', '127.0.0.1:0', '--insecure']);
       const b = await DaemonProcess.start(['--listen', '127.0.0.1:0', '--insecure']);
       // Each daemon holds an established TCP connection: a client's, over its TCP listener.
@@ -305,6 +305,16 @@ describe('hardening', function () {
             assert.match(r.details, what);
             assert.notEqual(procState(target), 'T');
           }
+        }
+        // Nor hand off (issue 13's Handoff stops the owner first: it would stop itself).
+        for (const [target, what] of [
+          [a.pid, /is this soccrd daemon/],
+          [b.pid, /is another soccrd daemon/],
+        ] as const) {
+          const r = await outcome(client.handoff(target, join(tmp, 'never.sock'), { all: true, listeners: true }));
+          assert.equal(r.code, 'PERMISSION_DENIED', r.details);
+          assert.match(r.details, what);
+          assert.notEqual(procState(target), 'T');
         }
         // Nothing changed: no session, both daemons serve, also over the connections that were named.
         assert.deepEqual(await client.listSessions(), []);

@@ -268,6 +268,16 @@ export interface ProcessFacts {
   soccrd: boolean;
 }
 
+/**
+ * A daemon never takes the sockets of itself (with a stopped owner it would stop itself, and it would
+ * freeze the connections it serves on) nor of another soccrd (its sessions, data connections and
+ * callers): whatever any policy says. For Checkpoint and Handoff.
+ */
+export function refuseDaemons(facts: ProcessFacts): void {
+  if (facts.self) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is this soccrd daemon: it does not take its own connections`);
+  if (facts.soccrd) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is another soccrd daemon: a daemon's connections are not taken`);
+}
+
 /** Reads a /proc/PID file; a process gone meanwhile is NO_SUCH_PROCESS. */
 function procText(pid: number, name: string): string {
   try {

@@ -14,7 +14,7 @@ import { NetnsHandle } from '../kernel/netns';
 import { SocketDiag, diagnose } from '../kernel/sockdiag';
 import type { Logger } from '../log';
 import { callFinished } from '../metrics';
-import { ProcessFacts, ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire';
+import { ProcessFacts, ProcessHandle, TcpSocketInfo, listTcpSockets, refuseDaemons } from '../repair/acquire';
 import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
 import { thawSource } from '../custody/thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
@@ -262,16 +262,6 @@ function checkRequest(req: CheckpointRequestMsg): void {
   if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
   if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
   if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
-}
-
-/**
- * A daemon never checkpoints itself (with stopOwner it would stop itself, and it would freeze the
- * connections it serves on) nor another soccrd (its sessions, data connections and callers): whatever
- * the policy says.
- */
-function refuseDaemons(facts: ProcessFacts): void {
-  if (facts.self) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is this soccrd daemon: it does not checkpoint its own connections`);
-  if (facts.soccrd) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is another soccrd daemon: a daemon's connections are not checkpointed`);
 }
 
 /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { type DeliveryItem, deliver } from '../custody/delivery';
 import type { Logger } from '../log';
-import { ProcessHandle } from '../repair/acquire';
+import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
 import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
@@ -29,22 +29,29 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     // A hand-off is a checkpoint and a restore into the owner's own namespace in one: the caller must be
     // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
     const policy = calls.policyFor(caller);
-    policy.checkCheckpoint(req.pid);
     policy.checkRestoreNetns(`/proc/${req.pid}/ns/net`);
     policy.checkHandoverPath(req.deliverUnixPath);
     if (req.expectNetns) checkSameNetns(req.pid, req.expectNetns);
-    return o.sessions.runOutside((stopping) => handoff(req, stopping, log));
+    // The process is judged on facts read through its pidfd (as for Checkpoint): never a soccrd.
+    const checkTarget = (facts: ProcessFacts): void => {
+      refuseDaemons(facts);
+      policy.checkCheckpoint(req.pid, facts);
+    };
+    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log));
   });
   return { Handoff };
 }
 
-async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger): Promise<HandoffResponseMsg> {
-  const { sockets, skipped } = chooseHandoffSockets(req.pid, { fds: req.fds, all: req.all, listeners: req.listeners });
+async function handoff(req: HandoffRequestMsg, checkTarget: (facts: ProcessFacts) => void, stopping: AbortSignal, log: Logger): Promise<HandoffResponseMsg> {
   const id = `handoff-${randomUUID()}`;
   const undo = new Rollback();
   const proc = ProcessHandle.open(req.pid);
   undo.push('close the owner handle', () => proc.close());
   try {
+    const facts = proc.facts();
+    checkTarget(facts);
+    const { sockets, skipped } = chooseHandoffSockets(req.pid, { fds: req.fds, all: req.all, listeners: req.listeners, known: facts.sockets });
+    proc.confirm(); // the sockets listed are this process's
     // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
     // kernel still does: peers see at most a full window, never a reset).
     const stoppedAt = process.hrtime.bigint();

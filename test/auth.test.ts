@@ -423,6 +423,28 @@ describe('who may call soccrd', function () {
       );
     });
 
+    it('names each caller by its identity: uid:N whatever the pid, cert:NAME whatever the address; admins by uid or name', () => {
+      const registry = new ConnectionRegistry();
+      const authorize = makeAuthorizer({ ...policy, adminUids: [1001], adminIdentities: ['boss'] }, registry);
+      const sock = { once: () => undefined };
+      const peer = (pid: number, uid: number): string => registry.tag(sock, { transport: 'unix', cred: { pid, uid, gid: uid, groups: [] } });
+      const a1 = authorize(fakeCall(peer(10, 1000)), 'GetVersion');
+      const a2 = authorize(fakeCall(peer(11, 1000)), 'GetVersion');
+      assert.deepEqual([a1.id, a2.id, a1.admin, a1.uid], ['uid:1000', 'uid:1000', false, 1000]);
+      assert.match(a1.label, /pid=10/, 'the log still names the process');
+      const admin = authorize(fakeCall(peer(12, 1001)), 'GetVersion');
+      assert.deepEqual([admin.id, admin.admin], ['uid:1001', true], '--admin-uid: allowed (not in allowUids) and admin');
+      const root = authorize(fakeCall(peer(13, 0)), 'GetVersion');
+      assert.deepEqual([root.id, root.admin], ['uid:0', true]);
+      const cert = (cn: string) => ({ subject: { CN: cn }, fingerprint256: 'AB:CD' }) as never;
+      const tls = (cn: string, port: number) =>
+        authorize(fakeCall(`127.0.0.1:${port}`, { transportSecurityType: 'ssl', sslPeerCertificate: cert(cn) }), 'GetVersion');
+      assert.deepEqual([tls('operator', 1).id, tls('operator', 2).id, tls('operator', 2).admin], ['cert:operator', 'cert:operator', false]);
+      assert.deepEqual([tls('boss', 3).id, tls('boss', 3).admin], ['cert:boss', true], '--admin-identity: allowed and admin');
+      const insecure = authorize(fakeCall(registry.tag(sock, { transport: 'insecure-tcp', remote: '127.0.0.1:9' })), 'GetVersion');
+      assert.deepEqual([insecure.id, insecure.admin], ['insecure', true]);
+    });
+
     it('parses subjectaltname strings, quoted values included', () => {
       assert.deepEqual(parseSubjectAltName('DNS:a.example, IP Address:127.0.0.1, URI:spiffe://x/y'), [
         { type: 'DNS', value: 'a.example' },

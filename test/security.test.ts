@@ -7,8 +7,8 @@
 // every input it names: which processes (ListSockets too), which namespaces, hand-over paths,
 // transparent, SO_MARK and forced buffer sizes; the built-in default for non-admins is restrictive.
 import { strict as assert } from 'node:assert';
-import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -28,6 +28,7 @@ const ALICE = 65534;
 const BOB = 4243;
 const ADMIN = 4244;
 const MiB = 1024 * 1024;
+const SOCCRD = join(__dirname, '..', 'daemon', 'main.js');
 /** the default limit of a non-admin's forced buffers: what an unprivileged socket can have here */
 const BUFFER_LIMIT = unprivilegedBufferLimit();
 
@@ -419,6 +420,80 @@ describe('security: callers, their sessions, their policy', function () {
       // Allowed by the policy: the hand-over is tried, and nobody takes it.
       assert.equal(more[3].code, 'UNAVAILABLE', JSON.stringify(more[3]));
       assert.equal(more[4].state, SessionState.ABORTED, 'it was still held');
+    });
+  });
+
+  describe('other kinds of caller, recovery and the policy file', function () {
+    it('--insecure loopback TCP callers are admins: they see and act on every session, and list any process', async () => {
+      const i = await DaemonProcess.start(['--config', configFile, '--allow-uid', String(ALICE), '--listen', '127.0.0.1:0', '--insecure']);
+      chmodSync(i.dir, 0o711);
+      const insecure = new SoccrClient(await boundTcp(i), { timeoutMs: 10_000 });
+      try {
+        const pid = await holder(ALICE);
+        const [ck] = await callAs(ALICE, [{ op: 'checkpoint', pid, file: join(shared, 'insecure.soccr') }], i.address);
+        assert.equal(ck.code, 'OK', JSON.stringify(ck));
+        assert.deepEqual(
+          (await insecure.listSessions()).map((s) => s.sessionId),
+          [ck.id],
+        );
+        assert.equal((await outcome(insecure.listSockets(process.pid))).code, 'OK', "a root process's sockets");
+        assert.equal((await insecure.resume(ck.id as string)).state, SessionState.RESUMED);
+        assert.match(i.output, /every local user can call, as an admin/);
+      } finally {
+        insecure.close();
+        await i.cleanup();
+      }
+    });
+
+    it('a source session recovered after a crash still belongs to its creator', async () => {
+      const r = await DaemonProcess.start({
+        args: ['--config', configFile, '--allow-uid', String(ALICE), '--allow-uid', String(BOB)],
+        env: { SOCCRD_CRASH_AT: 'checkpoint.after-stream' },
+      });
+      chmodSync(r.dir, 0o711);
+      const rroot = new SoccrClient(r.address);
+      try {
+        const pid = await holder(ALICE);
+        // The daemon kills itself once the stream was sent: the call may or may not have seen its end.
+        await callAs(ALICE, [{ op: 'checkpoint', pid, file: join(shared, 'crash.soccr'), leaseMs: 60_000 }], r.address);
+        assert.equal(await r.waitExit(15_000), 'SIGKILL');
+        await r.restart();
+        const [s] = await rroot.listSessions();
+        assert.equal(s.state, SessionState.FROZEN);
+        assert.match(s.reason, /recovered/);
+        const [bob] = await callAs(BOB, [{ op: 'get', id: s.sessionId }], r.address);
+        assertDenied(bob, "another uid's GetSession of a recovered session");
+        const alice = await callAs(ALICE, [{ op: 'list' }, { op: 'resume', id: s.sessionId }], r.address);
+        assert.deepEqual(alice[0].ids, [s.sessionId]);
+        assert.equal(alice[1].state, SessionState.RESUMED, JSON.stringify(alice[1]));
+      } finally {
+        rroot.close();
+        await r.cleanup();
+      }
+    });
+
+    it('a policy file with an unknown key, a bad value or a bad identity stops the daemon at start, naming the key', () => {
+      const cases: Array<[string, RegExp]> = [
+        ['{"deafult": {}}', /policy file .*: deafult: unknown key/],
+        ['{"callers": {"uid:alice": {}}}', /callers\.uid:alice: an identity is uid:N/],
+        ['{"default": {"transparent": "yes"}}', /default\.transparent: give true or false/],
+        ['{"callers": {"cert:robot": {"marks": [-1]}}}', /callers\.cert:robot\.marks\[0\]: give a whole number/],
+        ['{"callers": {"uid:4243": {"handoverPrefixes": ["/run/app/../etc"]}}}', /handoverPrefixes\[0\]: give an absolute path/],
+        ['{"default": {"checkpointUids": "all"}}', /default\.checkpointUids: give "\*" or a list/],
+        ['not json', /policy file .*: Unexpected token/],
+      ];
+      for (const [text, message] of cases) {
+        const file = join(tmp, 'bad-policy.json');
+        writeFileSync(file, text);
+        // Settings are checked before anything is created: the program exits 2 with one line.
+        const r = spawnSync(process.execPath, [SOCCRD, '--policy', file, '--listen', `unix://${join(tmp, 'never.sock')}`, '--state-dir', join(tmp, 'never')], {
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+        assert.equal(r.status, 2, `${text}: ${r.stderr}`);
+        assert.match(r.stderr, message, text);
+      }
+      assert.ok(!existsSync(join(tmp, 'never')), 'no state directory was made');
     });
   });
 

@@ -293,7 +293,8 @@ export class CallerPolicy {
   /** Whether a hand-over path is one this caller may name: absolute, normal (no '.', '..', '//') and under one of its prefixes. */
   mayHandOverTo(path: string): boolean {
     if (!isAbsolute(path) || posix.normalize(path) !== path || path.endsWith('/')) return false;
-    return !this.handoverPrefixes || this.handoverPrefixes.some((prefix) => prefix !== path && underPrefix(path, prefix));
+    // Strictly under a prefix: a path in that directory, never the directory itself.
+    return !this.handoverPrefixes || this.handoverPrefixes.some((prefix) => underPrefix(path, prefix) && path !== prefix.replace(/(.)\/$/, '$1'));
   }
 
   /** FORBIDDEN unless this caller may name `path` for a hand-over. */

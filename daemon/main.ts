@@ -172,6 +172,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     .option('--checkpoint-cgroup <path>', 'only processes under this cgroup v2 path may be checkpointed (repeatable)', collect)
     .option('--checkpoint-pid <pid>', 'only this pid may be checkpointed (repeatable)', collect)
     .option('--restore-netns <path>', 'only this network namespace may be restored into (repeatable)', collect)
+    .option('--handover-prefix <dir>', 'hand-over sockets may only be named under this directory (repeatable; by real path)', collect)
+    .option('--receiver-uid <uid>', 'a uid a hand-over receiver may run as, checked by SO_PEERCRED after connect (repeatable)', collect)
     .option('--max-calls-per-caller <n>', `calls one caller may have running at once (default ${DEFAULTS.maxCallsPerCaller})`)
     .option('--max-sessions-per-caller <n>', `active sessions one caller may hold (default ${DEFAULTS.maxSessionsPerCaller})`)
     .option(
@@ -217,6 +219,8 @@ export function parseSettings(argv: string[]): DaemonSettings {
     checkpointCgroup?: string[];
     checkpointPid?: string[];
     restoreNetns?: string[];
+    handoverPrefix?: string[];
+    receiverUid?: string[];
     maxCallsPerCaller?: string;
     maxSessionsPerCaller?: string;
     metricsListen?: string;
@@ -269,7 +273,12 @@ export function parseSettings(argv: string[]): DaemonSettings {
     checkpointCgroups: flags.checkpointCgroup ?? filePolicy.checkpointCgroups ?? [],
     checkpointPids: flags.checkpointPid?.map((v) => idNumber('--checkpoint-pid', v)) ?? filePolicy.checkpointPids ?? [],
     restoreNetns: flags.restoreNetns ?? filePolicy.restoreNetns ?? [],
+    handoverPrefixes: flags.handoverPrefix ?? filePolicy.handoverPrefixes ?? [],
+    receiverUids: flags.receiverUid?.map((v) => idNumber('--receiver-uid', v)) ?? filePolicy.receiverUids ?? [],
   };
+  for (const dir of s.policy.handoverPrefixes) {
+    if (!dir.startsWith('/')) throw new Error(`--handover-prefix ${dir}: give an absolute directory`);
+  }
   if (s.policyFile !== undefined && (typeof s.policyFile !== 'string' || !s.policyFile)) throw new Error('policyFile: give a path');
   s.policies = s.policyFile ? readPolicyFile(s.policyFile) : EMPTY_POLICY_FILE;
   for (const [name, n] of [

@@ -324,6 +324,8 @@ describe('the daemon-wide budget', function () {
       assert.equal(all.filter((s) => s.state === SessionState.HELD).length, 2, 'two sessions held');
       assert.equal(all.filter((s) => s.state === SessionState.ABORTED && s.connections.length === 0).length, 1, 'the refused session ended with no socket');
       assert.deepEqual(await budgetUsed(metrics), { buffered: 0, kernel: 2 * BIG }, 'the budget holds the two held sessions');
+      // What the host's TCP memory accounting says meanwhile (pages, host-wide: other sockets count too).
+      const tcpMem = Number(/^TCP:.* mem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))?.[1] ?? 0) * 4096;
       assert.equal(tcpSockets(ns).length, 2, `two rebuilt sockets in the namespace: ${tcpSockets(ns).join('; ')}`);
       assert.equal(lockEntries(ns, d.lockTable), 2, "the refused stream's lock entry is gone");
 
@@ -343,7 +345,7 @@ describe('the daemon-wide budget', function () {
       for (const s of received) s.resetAndDestroy();
       await assertNothingHeld(d, metrics, fds, [c]);
       process.stdout.write(
-        `      with --max-held-socket-bytes ${mib(2.5 * BIG)}: soccrd peak RSS ${mib(peakWithBudget)} (${mib(before)} before the three streams)\n`,
+        `      with --max-held-socket-bytes ${mib(2.5 * BIG)}: soccrd peak RSS ${mib(peakWithBudget)} (${mib(before)} before the three streams); the host's TCP memory with the two held: ${mib(tcpMem)} (sockstat)\n`,
       );
     } finally {
       c.close();

@@ -4,6 +4,7 @@ import { strict as assert } from 'node:assert';
 import { parsePolicy } from '../daemon/server/policy-file';
 import { CallerPolicy, PolicyBook } from '../daemon/server/policy';
 import type { Caller } from '../daemon/server/auth';
+import type { NetnsHandle } from '../daemon/kernel/netns';
 
 const alice: Caller = { id: 'uid:1000', label: 'alice', admin: false, uid: 1000, gid: 1000, groups: [] };
 const robot: Caller = { id: 'cert:robot', label: 'robot', admin: false };
@@ -84,7 +85,9 @@ describe('the policy file and per-identity policy', function () {
     assert.throws(() => p.checkSavedState(state(0, 1001)), /at most 1000 bytes/);
     assert.throws(() => p.checkSavedState(state(0, 10, 5000)), /at most 1000 bytes/);
     assert.throws(() => p.checkRestoreOptions({ transparent: true }), /transparent/);
-    p.checkRestoreNetns('');
-    assert.throws(() => p.checkRestoreNetns('/proc/1/ns/mnt'), /does not let you restore/);
+    p.checkRestoreNetns(undefined);
+    // Another namespace as a restore opened it: only its identity and its name are consulted.
+    const elsewhere = { dev: 1, ino: 2, id: '1:2', path: '/run/netns/elsewhere' } as unknown as NetnsHandle;
+    assert.throws(() => p.checkRestoreNetns(elsewhere), /does not let you restore into \/run\/netns\/elsewhere/);
   });
 });

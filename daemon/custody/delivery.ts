@@ -14,11 +14,15 @@
 //
 // Every wait polls a non-blocking socket on a short timer, so the event loop is never blocked for more
 // than one system call, and every wait is bounded by the hand-over's deadline.
+//
+// The path is resolved once and checked against the caller's rules before the connect, and the
+// receiver's credentials after it (handover-target.ts): a refusal sends nothing, not even the abort line.
 import { constants as osConstants } from 'node:os';
 import * as N from '../kernel/native';
 import { SoccrError, errorMessage, kernelError } from '../../protocol/errors';
 import { SocketAddress } from '../../protocol/address';
 import { HANDOVER_ACK_TIMEOUT_MS, HANDOVER_LIVE_LINE_MS } from '../../protocol/handover';
+import { ANY_HANDOVER, HandoverRules, HandoverTarget, checkReceiver } from './handover-target';
 
 /** What the receiver learns about one connection, besides its fd. */
 export interface DeliveryMeta {
@@ -49,6 +53,8 @@ export interface DeliveryOptions {
   timeoutMs?: number;
   /** Aborted: the hand-over stops at its next wait, as if it had timed out (the daemon is stopping). */
   signal?: AbortSignal;
+  /** Where the socket may be and who may receive (default: anywhere, anyone). */
+  rules?: HandoverRules;
 }
 
 export const DEFAULT_DELIVERY_TIMEOUT_MS = HANDOVER_ACK_TIMEOUT_MS;
@@ -141,7 +147,7 @@ class HandoverConn {
     this.inBuf = N.pinned(MAX_REPLY_LINE);
   }
 
-  /** Connects to `path`, retrying while the listener's backlog is full. */
+  /** Connects to `path` (through `pathBytes`, the address that reaches it), retrying while the listener's backlog is full. */
   async connect(path: string, pathBytes: Buffer, deadline: number): Promise<void> {
     for (;;) {
       // The address buffer is shared by concurrent hand-overs: fill it right before each call.
@@ -264,8 +270,9 @@ class HandoverConn {
 export async function deliver(path: string, items: DeliveryItem[], goLive: () => void, opts: DeliveryOptions = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
   if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new SoccrError('BAD_REQUEST', `hand-over timeout ${timeoutMs} ms is not a positive number`);
-  const pathBytes = encodeUnixPath(path);
+  encodeUnixPath(path);
   items.forEach(validateItem);
+  const rules = opts.rules ?? ANY_HANDOVER;
   const lines = items.map((item) => socketLine(item.meta));
   const endLine = line({ type: 'end', count: items.length });
   const liveLine = line({ type: 'live' });
@@ -281,7 +288,24 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
   const conn = new HandoverConn(fd, maxLine);
   conn.stopSignal = opts.signal;
   try {
-    await conn.connect(path, pathBytes, deadline);
+    const target = HandoverTarget.open(path, rules);
+    try {
+      await conn.connect(path, Buffer.from(target.connectPath), deadline);
+    } finally {
+      target.close();
+    }
+  } catch (err) {
+    // Not connected, or connected to a receiver never checked: nothing is sent.
+    conn.close();
+    throw err instanceof SoccrError ? err : new SoccrError('DELIVERY', `hand-over to ${path} failed: ${errorMessage(err)}`, err);
+  }
+  try {
+    checkReceiver(conn.fd, path, rules);
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+  try {
     for (let i = 0; i < items.length; i++) {
       await conn.sendLine(lines[i], items[i].fd, deadline, `sending connection ${i} (${items[i].meta.id}) to ${path}`);
     }

@@ -4,9 +4,10 @@
 // lifted, so that the next daemon does not touch it again. When nothing is left to undo, the file is
 // emptied; long-lived sessions renewing their leases get it rewritten (compacted) now and then.
 // Recovery (recovery.ts) reads it at start. docs/crash-safety.md describes the whole.
-import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, readlinkSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { SoccrError } from '../../protocol/errors';
+import { type NetnsHandle, homeNetnsId } from '../kernel/netns';
 import type { Logger } from '../log';
 import type { LockTuple } from './netlock';
 import { openStateFile, readStateFile } from './state-dir';
@@ -85,20 +86,14 @@ export interface JournaledLock {
   unlockAt?: number;
 }
 
-/** The nsfs identity of the namespace at `p` (the daemon's own when undefined or ''). */
-export function netnsIdentity(p: string | undefined): { dev: number; ino: number } {
-  const st = statSync(p === undefined || p === '' ? '/proc/self/ns/net' : p);
-  return { dev: st.dev, ino: st.ino };
-}
-
-/** The owner's namespace: its identity and pid. */
-export function netnsOfPid(pid: number): NetnsRef {
-  return { ...netnsIdentity(`/proc/${pid}/ns/net`), pid };
-}
-
-/** A restore target's namespace: its identity and the path given ('' for the daemon's own). */
-export function netnsOfPath(p: string | undefined): NetnsRef {
-  return { ...netnsIdentity(p), path: p ?? '' };
+/**
+ * A namespace the call holds open (undefined: the daemon's own), as the journal records it: its identity
+ * from the descriptor, the path it was named by ('' for the daemon's own) or, for a source owner's,
+ * the owner's pid.
+ */
+export function netnsRef(ns: NetnsHandle | undefined, pid?: number): NetnsRef {
+  const [dev, ino] = (ns?.id ?? homeNetnsId()).split(':').map(Number);
+  return pid === undefined ? { dev, ino, path: ns?.path ?? '' } : { dev, ino, pid };
 }
 
 /** The inode of the socket behind a descriptor we hold. */

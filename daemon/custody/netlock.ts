@@ -10,13 +10,13 @@
 // tables it creates with a comment naming itself. It touches only tables that carry its mark: a table of
 // that name without it (another program's, or another daemon's) is never flushed, filled or deleted.
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { SoccrError } from '../../protocol/errors';
 import type { DaemonInstance } from './instance';
 import type { Logger } from '../log';
 import { SocketAddress, isMappedIPv4 } from '../../protocol/address';
 import { NftContext, reserveLowFds } from '../kernel/native';
-import { inNetnsFd } from '../kernel/netns';
+import { NetnsHandle, homeNetnsId, inNetnsFd } from '../kernel/netns';
 import { networkLockTimed } from '../metrics';
 
 export interface LockTuple {
@@ -72,14 +72,29 @@ function failure(ns: NamespaceRef | undefined, what: string, why: string): Soccr
   return new SoccrError('KERNEL', `network lock: ${what} failed${ns?.path ? ` in ${ns.path}` : ''}: ${why.split('\n')[0]}`);
 }
 
-/** A namespace's identity: its nsfs inode, so two paths to one namespace share their lock state. */
-function netnsKey(path: string | undefined): string {
+/**
+ * A namespace as the lock's callers name it: the handle their call opened once (a restore's target, a
+ * checkpoint's owner's), or a path opened here once for the call (tests, tools); undefined: the daemon's own.
+ */
+export type NetnsArg = NetnsHandle | string | undefined;
+
+/**
+ * Calls `fn` with the namespace `ns` names, opened at most once (a path is opened safely and closed after);
+ * undefined for the daemon's own.
+ */
+function withNamespace<T>(ns: NetnsArg, fn: (h: NetnsHandle | undefined) => T): T {
+  if (typeof ns !== 'string') return fn(ns);
+  const h = NetnsHandle.open(ns);
   try {
-    const st = statSync(path ?? '/proc/self/ns/net');
-    return `${st.dev}:${st.ino}`;
-  } catch (err) {
-    throw new SoccrError('BAD_REQUEST', `network namespace ${path ?? '(own)'}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
+    return fn(h);
+  } finally {
+    h.close();
   }
+}
+
+/** A namespace's identity: its nsfs inode, so two paths to one namespace share their lock state. */
+function netnsKey(h: NetnsHandle | undefined): string {
+  return h?.id ?? homeNetnsId();
 }
 
 interface NamespaceLock {
@@ -104,7 +119,7 @@ export class NetworkLock {
   /** nft transactions run so far (for tests and metrics: one per lock or unlock call) */
   transactions = 0;
   private readonly namespaces = new Map<string, NamespaceLock>();
-  private readonly ownKey = netnsKey(undefined);
+  private readonly ownKey = homeNetnsId();
   private ownNft: NftContext | undefined;
   /** libnftables in-process, unless it is missing (then the nft program) */
   private readonly viaLibrary: boolean;
@@ -230,12 +245,13 @@ export class NetworkLock {
   }
 
   /** The namespace's lock state; met for the first time, its table is created, with `then` in the same transaction. */
-  private namespace(path: string | undefined, then = ''): { key: string; ns: NamespaceLock; ran: boolean } {
-    const key = netnsKey(path);
+  private namespace(h: NetnsHandle | undefined, then = ''): { key: string; ns: NamespaceLock; ran: boolean } {
+    const key = netnsKey(h);
     let ns = this.namespaces.get(key);
     if (!ns) {
-      const fd = key === this.ownKey ? -1 : openSync(path as string, 'r');
-      ns = { path, fd, held: new Map() };
+      // Its own descriptor (a duplicate of the caller's): the lock outlives the call that named it.
+      const fd = key === this.ownKey || !h ? -1 : h.dupFd();
+      ns = { path: h?.path, fd, held: new Map() };
       try {
         this.claim(ns, then, then ? 'creating the lock table and locking' : 'creating the lock table');
       } catch (err) {
@@ -290,9 +306,9 @@ export class NetworkLock {
     }
   }
 
-  /** The key lock() and unlock() use for the namespace at `path` (the daemon's own if undefined). */
-  keyOf(path: string | undefined): string {
-    return netnsKey(path);
+  /** The key lock() and unlock() use for the namespace `ns` (the daemon's own if undefined). */
+  keyOf(ns: NetnsArg): string {
+    return withNamespace(ns, netnsKey);
   }
 
   /**
@@ -300,54 +316,64 @@ export class NetworkLock {
    * (which stays locked without a gap, held from now on by this run). With nothing to keep, the table
    * goes. Only a table of this instance is touched (LOCK_TABLE_TAKEN otherwise). Returns the namespace's key.
    */
-  reconcile(path: string, keep: readonly LockTuple[]): string {
-    const key = netnsKey(path);
-    if (key === this.ownKey) throw new SoccrError('BAD_REQUEST', "reconcile: the daemon's own namespace is reconciled by start()");
-    if (keep.length === 0) {
-      const ns = this.namespaces.get(key);
-      if (ns && ns.held.size > 0) return key; // this run holds entries there already: leave them
-      const fd = ns?.fd ?? openSync(path, 'r');
-      try {
-        if (this.ownership({ path, fd }) === 'ours') this.run({ path, fd }, `delete table inet ${this.o.table}\n`, 'removing a stale lock table');
-      } finally {
-        if (!ns) closeSync(fd);
+  reconcile(target: NetnsHandle | string, keep: readonly LockTuple[]): string {
+    return withNamespace(target, (h) => {
+      const key = netnsKey(h);
+      if (!h || key === this.ownKey) throw new SoccrError('BAD_REQUEST', "reconcile: the daemon's own namespace is reconciled by start()");
+      const path = h.path;
+      if (keep.length === 0) {
+        const ns = this.namespaces.get(key);
+        if (ns && ns.held.size > 0) return key; // this run holds entries there already: leave them
+        const fd = ns?.fd ?? h.dupFd();
+        try {
+          if (this.ownership({ path, fd }) === 'ours') this.run({ path, fd }, `delete table inet ${this.o.table}\n`, 'removing a stale lock table');
+        } finally {
+          if (!ns) closeSync(fd);
+        }
+        if (ns) {
+          this.forget(ns);
+          this.namespaces.delete(key);
+        }
+        return key;
       }
-      if (ns) {
-        this.forget(ns);
-        this.namespaces.delete(key);
-      }
+      const { script, held } = this.resetScript(keep);
+      const { ns, ran } = this.namespace(h, script);
+      if (!ran) this.run(ns, script, 'reconciling the lock table');
+      ns.held = held;
       return key;
-    }
-    const { script, held } = this.resetScript(keep);
-    const { ns, ran } = this.namespace(path, script);
-    if (!ran) this.run(ns, script, 'reconciling the lock table');
-    ns.held = held;
-    return key;
+    });
   }
 
   /**
    * Recovery: removes a table of another name (an earlier run's --lock-table) from the namespace at
    * `path`, if it carries this instance's mark (LOCK_TABLE_TAKEN otherwise).
    */
-  dropTable(path: string | undefined, table: string): void {
+  dropTable(target: NetnsArg, table: string): void {
     if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table) || table === this.o.table) return;
-    const own = netnsKey(path) === this.ownKey;
-    const fd = own ? -1 : openSync(path as string, 'r');
-    try {
-      if (this.ownership({ path, fd }, table) === 'ours') this.run({ path, fd }, `delete table inet ${table}\n`, `removing the lock table ${table}`);
-    } finally {
-      if (fd >= 0) closeSync(fd);
-    }
+    withNamespace(target, (h) => {
+      const own = netnsKey(h) === this.ownKey;
+      const fd = own || !h ? -1 : h.dupFd();
+      const path = h?.path;
+      try {
+        if (this.ownership({ path, fd }, table) === 'ours') this.run({ path, fd }, `delete table inet ${table}\n`, `removing the lock table ${table}`);
+      } finally {
+        if (fd >= 0) closeSync(fd);
+      }
+    });
   }
 
   /**
-   * Drops every packet of these connections in the namespace at `path` (the daemon's own if undefined), in
+   * Drops every packet of these connections in the namespace `target` (the daemon's own if undefined), in
    * one transaction. Returns the namespace's key, which unlock takes (the path may be gone by then).
    */
-  lock(path: string | undefined, tuples: readonly LockTuple[]): string {
+  lock(target: NetnsArg, tuples: readonly LockTuple[]): string {
+    return withNamespace(target, (h) => this.lockIn(h, tuples));
+  }
+
+  private lockIn(h: NetnsHandle | undefined, tuples: readonly LockTuple[]): string {
     const startedAt = performance.now();
     // Linear in the tuples (a session may lock tens of thousands of connections).
-    const held = this.namespaces.get(netnsKey(path))?.held;
+    const held = this.namespaces.get(netnsKey(h))?.held;
     const add = new Map<string, string[]>();
     const seen = new Set<string>();
     for (const t of tuples) {
@@ -360,7 +386,7 @@ export class NetworkLock {
     }
     const script = [...add].map(([set, els]) => `add element inet ${this.o.table} ${set} { ${els.join(', ')} }\n`).join('');
     // A namespace met for the first time gets its table in the same transaction.
-    const { key, ns, ran } = this.namespace(path, script);
+    const { key, ns, ran } = this.namespace(h, script);
     if (!ran && script) this.run(ns, script, 'locking');
     for (const t of tuples) {
       const e = element(t);

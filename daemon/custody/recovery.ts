@@ -16,6 +16,7 @@
 // - The journal is rewritten to hold exactly what was taken over.
 // Restore sessions need nothing: their sockets were in repair mode and vanished silently with the daemon.
 import { readdirSync, statSync } from 'node:fs';
+import { NetnsHandle, homeNetnsId } from '../kernel/netns';
 import { ProcessHandle } from '../repair/acquire';
 import { localAddress, peerAddress, readTcpInfoHead } from '../repair/engine';
 import { Journal, JournaledLock, JournaledSource, NetnsRef, processStartTime, socketInode } from './journal';
@@ -43,6 +44,8 @@ interface SourcePlan {
 interface NamespacePlan {
   /** undefined: the daemon's own */
   path: string | undefined;
+  /** the namespace, opened once when found (undefined: the daemon's own); closed once apply has used it */
+  ns: NetnsHandle | undefined;
   keep: LockTuple[];
   /** tables journaled there (an earlier run may have had another --lock-table) */
   tables: Set<string>;
@@ -56,31 +59,43 @@ export interface RecoveryPlan {
 }
 
 /**
- * Where the namespace is now: 'own', a path that reaches it, or null when it is gone (its table went
- * with it). Tried in order: the daemon's own, the journaled path, /proc/PID/ns/net of the journaled pid,
- * /run/netns/*, then every process's.
+ * Where the namespace is now: 'own', the namespace opened (through a path that reaches it, and checked
+ * to be that very namespace on the descriptor), or null when it is gone (its table went with it). Tried
+ * in order: the daemon's own, the journaled path, /proc/PID/ns/net of the journaled pid, /run/netns/*,
+ * then every process's.
  */
-function findNetns(ns: NetnsRef): string | null {
-  const matches = (p: string): boolean => {
+function findNetns(ns: NetnsRef): NetnsHandle | 'own' | null {
+  const found = (p: string): NetnsHandle | undefined => {
     try {
+      // A cheap look first (every process's namespace may be tried), then the one open that counts.
       const st = statSync(p);
-      return st.dev === ns.dev && st.ino === ns.ino;
+      if (st.dev !== ns.dev || st.ino !== ns.ino) return undefined;
+      const h = NetnsHandle.open(p);
+      if (h.dev === ns.dev && h.ino === ns.ino) return h;
+      h.close();
     } catch {
-      return false;
+      /* not there, or not a namespace now */
     }
+    return undefined;
   };
-  if (matches('/proc/self/ns/net')) return 'own';
-  if (ns.path && matches(ns.path)) return ns.path;
-  if (ns.pid && matches(`/proc/${ns.pid}/ns/net`)) return `/proc/${ns.pid}/ns/net`;
-  const list = (dir: string): string[] => {
-    try {
-      return readdirSync(dir);
-    } catch {
-      return [];
-    }
+  if (homeNetnsId() === `${ns.dev}:${ns.ino}`) return 'own';
+  const candidates = function* (): Generator<string> {
+    if (ns.path) yield ns.path;
+    if (ns.pid) yield `/proc/${ns.pid}/ns/net`;
+    const list = (dir: string): string[] => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    };
+    for (const name of list('/run/netns')) yield `/run/netns/${name}`;
+    for (const pid of list('/proc').filter((n) => /^\d+$/.test(n))) yield `/proc/${pid}/ns/net`;
   };
-  for (const name of list('/run/netns')) if (matches(`/run/netns/${name}`)) return `/run/netns/${name}`;
-  for (const pid of list('/proc').filter((n) => /^\d+$/.test(n))) if (matches(`/proc/${pid}/ns/net`)) return `/proc/${pid}/ns/net`;
+  for (const p of candidates()) {
+    const h = found(p);
+    if (h) return h;
+  }
   return null;
 }
 
@@ -173,8 +188,11 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
     const nsKey = `${l.ns.dev}:${l.ns.ino}`;
     let np = namespaces.get(nsKey);
     if (!np) {
-      np = { path: where === 'own' ? undefined : where, keep: [], tables: new Set() };
+      const ns = where === 'own' ? undefined : where;
+      np = { path: ns?.path, ns, keep: [], tables: new Set() };
       namespaces.set(nsKey, np);
+    } else if (where !== 'own') {
+      where.close(); // the same namespace, found again for another session's entries
     }
     np.tables.add(l.table);
     const graced = !readopted.has(l.id) && l.unlockAt !== undefined && l.unlockAt > now + 50;
@@ -193,14 +211,18 @@ export function planRecovery(journal: Journal, log: Logger, now = Date.now()): R
       for (const [nsKey, np] of namespaces) {
         if (!netlock) {
           log.error('recovery: stale lock entries cannot be removed: the network lock does not work here', { netns: np.path ?? 'own' });
+          np.ns?.close();
           continue;
         }
         try {
-          keyOf.set(nsKey, np.path === undefined ? netlock.keyOf(undefined) : netlock.reconcile(np.path, np.keep));
-          for (const t of np.tables) if (t !== netlock.table) netlock.dropTable(np.path, t);
+          keyOf.set(nsKey, np.ns === undefined ? netlock.keyOf(undefined) : netlock.reconcile(np.ns, np.keep));
+          for (const t of np.tables) if (t !== netlock.table) netlock.dropTable(np.ns, t);
           log.info('recovery: lock entries reconciled', { netns: np.path ?? 'own', kept: np.keep.length });
         } catch (err) {
           log.error('recovery: reconciling lock entries failed', { netns: np.path ?? 'own', error: err });
+        } finally {
+          // The lock holds its own descriptor of every namespace it keeps entries in.
+          np.ns?.close();
         }
       }
       // 2. Sessions: resumed at once, or taken over as they were.

@@ -14,6 +14,7 @@ import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repa
 import { thawSource } from './thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
+import { ANY_HANDOVER, HandoverRules } from './handover-target';
 import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import type { Logger } from '../log';
 import type { SocketAddress } from '../../protocol/address';
@@ -310,15 +311,18 @@ export class SessionManager {
     this.end(s, state, reason);
   }
 
-  /** Source: the connections go on at the source. Restore: make live and deliver. */
-  async resume(s: Session, deliverPath: string): Promise<void> {
+  /**
+   * Source: the connections go on at the source. Restore: make live and deliver, to a path and receiver
+   * `rules` allow (the caller's: see server/policy.ts).
+   */
+  async resume(s: Session, deliverPath: string, rules: HandoverRules = ANY_HANDOVER): Promise<void> {
     this.requireActive(s);
     if (s.kind === 'source') {
       const failed = this.thaw(s, 'RESUMED', 'resumed at the source');
       if (failed.length) throw new SoccrError('KERNEL', `some sockets did not resume: ${failed.join('; ')}`);
       return;
     }
-    await this.goLive(s, deliverPath || s.deliverPath);
+    await this.goLive(s, deliverPath || s.deliverPath, rules);
   }
 
   /**
@@ -326,7 +330,7 @@ export class SessionManager {
    * busy meanwhile: nothing else closes the fds being sent. A failed hand-over leaves it HELD with its
    * lease started over, for a Resume with another path or an Abort.
    */
-  async goLive(s: Session, path: string): Promise<void> {
+  async goLive(s: Session, path: string, rules: HandoverRules = ANY_HANDOVER): Promise<void> {
     this.requireActive(s, 'restore');
     if (s.state !== 'HELD') throw new SoccrError('SESSION_STATE', `session ${s.id} is still being restored`);
     if (!path) throw new SoccrError('BAD_REQUEST', `session ${s.id} has no delivery path: name one to resume it`);
@@ -353,7 +357,7 @@ export class SessionManager {
           if (failed) throw failed;
           live = true;
         },
-        { signal: this.stopSignal.signal },
+        { signal: this.stopSignal.signal, rules },
       );
     } catch (err) {
       s.busy = undefined;

@@ -5,7 +5,7 @@
 // go further: a KernelBatch holds many kernel calls and runs them in one FFI call through the small C
 // library native/soccr_batch.c (built at install), or one FFI call each where that library is missing.
 import { constants as osConstants } from 'node:os';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, constants as osFsConstants, existsSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
 import { SyscallError, errorMessage } from '../../protocol/errors';
@@ -165,6 +165,25 @@ export const F_SETFD = 2;
 export const O_NONBLOCK = 0o4000;
 export const FD_CLOEXEC = 1;
 export const CLONE_NEWNET = 0x40000000;
+export const F_DUPFD_CLOEXEC = 1030;
+/** open(2) flags of this platform (node's own names where it has them; O_PATH and O_CLOEXEC it lacks). */
+export const O_RDONLY = osFsConstants.O_RDONLY;
+export const O_NOFOLLOW = osFsConstants.O_NOFOLLOW;
+export const O_DIRECTORY = osFsConstants.O_DIRECTORY;
+export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+/** openat's "relative to the working directory": only ever used with absolute paths here. */
+export const AT_FDCWD = -100;
+/** ioctl on an nsfs file: the CLONE_NEW* type of the namespace (linux/nsfs.h, _IO(0xb7, 0x3)). */
+export const NS_GET_NSTYPE = 0xb703;
+/** ioctl on a pidfd: a descriptor of the process's network namespace (linux/pidfd.h, _IO(0xff, 4); Linux 6.11+). */
+export const PIDFD_GET_NET_NAMESPACE = 0xff04;
+/** st_mode's file type bits. */
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFDIR = 0o040000;
+export const S_IFIFO = 0o010000;
 
 export const SO = {
   REUSEADDR: 2,
@@ -240,6 +259,8 @@ const fns = {
   getpid: spec('getpid', []),
   memfd_create: spec('memfd_create', [I64, I32]),
   pthread_sigmask: spec('pthread_sigmask', [I32, I64, I64]),
+  openat: spec('openat', [I32, I64, I32, I32]),
+  fstat: spec('fstat', [I32, I64]),
 };
 
 export function socket(domain: number, type: number, protocol: number): number {
@@ -393,6 +414,46 @@ export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {
 
 export function getpid(): number {
   return invoke(fns.getpid, []);
+}
+
+// A path for openat: NUL-terminated bytes in pinned memory (paths are at most PATH_MAX).
+const pathBuf = pinned(4097);
+
+/**
+ * openat(2) (`dirFd` AT_FDCWD for an absolute path). Throws SyscallError (ENOENT, ELOOP for a symbolic
+ * link under O_NOFOLLOW, ...). The path must not contain NUL.
+ */
+export function openat(dirFd: number, path: string, flags: number, mode = 0): number {
+  const bytes = Buffer.from(path, 'utf8');
+  if (bytes.length >= pathBuf.buf.length || bytes.includes(0)) throw new SyscallError('openat', osConstants.errno.ENAMETOOLONG, path);
+  bytes.copy(pathBuf.buf);
+  pathBuf.buf[bytes.length] = 0;
+  return check(invoke(fns.openat, [dirFd, pathBuf.addr, flags, mode]), 'openat', path);
+}
+
+/** What fstat says of an open file: its identity (device, inode) and type/permission bits. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  mode: number;
+  uid: number;
+}
+
+// struct stat: st_dev and st_ino lead on every 64-bit Linux ABI; st_mode and st_uid follow st_nlink,
+// which is 8 bytes wide on x86_64 and 4 bytes (after st_mode) on the generic ABI (arm64, riscv64).
+const statBuf = pinned(256);
+const STAT_MODE_OFF = process.arch === 'x64' ? 24 : 16;
+const STAT_UID_OFF = process.arch === 'x64' ? 28 : 24;
+
+export function fstat(fd: number): FileIdentity {
+  check(invoke(fns.fstat, [fd, statBuf.addr]), 'fstat');
+  const b = statBuf.buf;
+  return { dev: Number(b.readBigUInt64LE(0)), ino: Number(b.readBigUInt64LE(8)), mode: b.readUInt32LE(STAT_MODE_OFF), uid: b.readUInt32LE(STAT_UID_OFF) };
+}
+
+/** An ioctl that takes no argument and returns an int (or a new fd); throws SyscallError. */
+export function ioctlNoArg(fd: number, request: number): number {
+  return check(invoke(fns.ioctl, [fd, request, 0]), 'ioctl', `0x${request.toString(16)}`);
 }
 
 // ---- batches: many kernel calls in one FFI call ------------------------------------------------

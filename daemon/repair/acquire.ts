@@ -511,6 +511,30 @@ export class ProcessHandle {
     }
   }
 
+  /**
+   * The process's network namespace, opened once: from the pidfd itself where the kernel can
+   * (PIDFD_GET_NET_NAMESPACE, Linux 6.11+), else through /proc/PID/ns/net, confirmed against the pidfd
+   * (the process still alive after the open, so the pid named it and no process that reused it).
+   */
+  netns(): NetnsHandle {
+    let fd = -1;
+    try {
+      fd = N.ioctlNoArg(this.pidfd, N.PIDFD_GET_NET_NAMESPACE);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+      // ENOTTY/EINVAL: a kernel without the ioctl; procfs below.
+    }
+    if (fd >= 0) return NetnsHandle.adopt(fd, `/proc/${this.pid}/ns/net`);
+    const ns = NetnsHandle.open(`/proc/${this.pid}/ns/net`);
+    try {
+      N.pidfdSendSignal(this.pidfd, 0);
+    } catch (err) {
+      ns.close();
+      throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
+    }
+    return ns;
+  }
+
   close(): void {
     if (this.pidfd >= 0) N.closeQuietly(this.pidfd);
     this.pidfd = -1;

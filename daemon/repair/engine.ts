@@ -661,7 +661,8 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
       if (back >= 0 && !b.ok(back)) throw kernelError("returning to the daemon's network namespace", b.error(back));
     };
     b.setInt({ op: sockOp }, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
-    const key = ns?.path ?? '';
+    // By the namespace's identity: two paths to one namespace share, one path reused by another does not.
+    const key = ns && !ns.isHome ? ns.id : '';
     let defaults = cachedDefaults(key);
     let stateCheck: number;
     if (defaults) {

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Charge } from '../custody/budget';
-import { crashPoint, netnsOfPid, socketInode } from '../custody/journal';
+import { crashPoint, netnsRef, socketInode } from '../custody/journal';
 import type { LockTuple, NetworkLock } from '../custody/netlock';
 import type { ConnectionSummary, Session } from '../custody/sessions';
 import { NetnsHandle } from '../kernel/netns';
@@ -40,6 +40,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   const startedAt = performance.now();
   const undo = new Rollback();
   let leave = (): void => undefined;
+  let ownerNs: NetnsHandle | undefined;
   // The queues of the connection being streamed, read from its frozen socket and not yet sent.
   const buffered = o.budget?.charge('buffered', 'a Checkpoint stream');
   try {
@@ -66,7 +67,8 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
     if (data) undo.push('close the data connection', () => data.destroy());
     const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
-    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, chosen, source.frozen, buffered);
+    ownerNs = source.netns;
+    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, source.netns, chosen, source.frozen, buffered);
     const s = o.sessions.createSource(
       req.pid,
       leaseMs,
@@ -114,6 +116,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     // grpc-js turns an 'error' event into the call's status (destroy() would drop it).
     if (!call.cancelled) call.emit('error', Object.assign(new Error(st.details), st));
   } finally {
+    ownerNs?.close();
     buffered?.release();
     leave();
   }
@@ -135,6 +138,8 @@ interface TakenSource {
   frozen: FrozenSocket[];
   frozenAt: number;
   freezeUs: number;
+  /** the owner's network namespace, opened once for the call (the journal, the lock, socket diagnostics) */
+  netns: NetnsHandle;
 }
 
 /**
@@ -160,6 +165,8 @@ async function freezeSource(
   const journal = o.journal;
   const source = undo.mark();
   // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
+  const netns = proc.netns();
+  undo.push("close the owner's namespace", () => netns.close());
   const copies = proc.takeTcpSockets(fds);
   undo.push('close our copies of the sockets', () => silentCloseAll(copies.map((fd) => ({ fd, reuseAddr: false }))));
   // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
@@ -181,7 +188,7 @@ async function freezeSource(
       conns: reuseAddrs(copies).map((reuseAddr, i) => ({ fd: fds[i], inode: socketInode(copies[i]), reuseAddr: (reuse[i] = reuseAddr) })),
     });
     undo.push('journal the failed checkpoint as undone', journalUndone);
-    if (netlock) journal.locked(id, 'source', netlock.table, netnsOfPid(pid), tuples);
+    if (netlock) journal.locked(id, 'source', netlock.table, netnsRef(netns, pid), tuples);
   }
   crashPoint('checkpoint.after-journal');
   if (stopOwner) {
@@ -190,7 +197,7 @@ async function freezeSource(
     undo.push('continue the owner', () => proc.cont());
   }
   // No packet may reach or leave the connections from before repair mode goes on.
-  const lock = netlock ? { key: netlock.lock(`/proc/${pid}/ns/net`, tuples), tuples } : undefined;
+  const lock = netlock ? { key: netlock.lock(netns, tuples), tuples } : undefined;
   const unlock = lock && netlock ? (): void => netlock.unlock(lock.key, lock.tuples) : undefined;
   if (unlock) undo.push('lift the network lock', unlock);
   crashPoint('checkpoint.after-lock');
@@ -210,7 +217,7 @@ async function freezeSource(
     proc.close();
   });
   crashPoint('checkpoint.after-freeze');
-  return { id, proc, stopped: stopOwner, lock, frozen, frozenAt, freezeUs };
+  return { id, proc, stopped: stopOwner, lock, frozen, frozenAt, freezeUs, netns };
 }
 
 /**
@@ -221,12 +228,13 @@ async function freezeSource(
 function streamedConnections(
   o: ServiceOptions,
   pid: number,
+  netns: NetnsHandle,
   { fds, listed }: ChosenFds,
   frozen: FrozenSocket[],
   buffered: Charge | undefined,
 ): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
   let budget = o.eagerSessionBytes;
-  const diags = diagnoseFrozen(pid, fds, listed);
+  const diags = diagnoseFrozen(netns, fds, listed);
   const save = (i: number): LoadedConnection => {
     // Small queues come with the state (within a budget for the session); larger ones are read
     // on their own as their chunks are written. Either way one connection's queues at a time.
@@ -282,17 +290,13 @@ function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts): ChosenFds {
  * addresses: each answer is used only if it names the same socket (inode). Missing ones are read call
  * by call.
  */
-function diagnoseFrozen(pid: number, fds: readonly number[], listed: Map<number, TcpSocketInfo>): Array<SocketDiag | undefined> {
+function diagnoseFrozen(ns: NetnsHandle, fds: readonly number[], listed: Map<number, TcpSocketInfo>): Array<SocketDiag | undefined> {
   const entries = fds.map((fd) => listed.get(fd));
-  let ns: NetnsHandle | undefined;
   try {
-    ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
     const found = diagnose(ns, entries);
     return found.map((d, i) => (d && entries[i] && d.inode === entries[i]?.inode ? d : undefined));
   } catch {
     return [];
-  } finally {
-    ns?.close();
   }
 }
 

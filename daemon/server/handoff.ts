@@ -8,14 +8,15 @@
 // it would let it read and accept on sockets that are no longer its own.
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
 import { type DeliveryItem, deliver } from '../custody/delivery';
+import type { HandoverRules } from '../custody/handover-target';
+import { NetnsHandle } from '../kernel/netns';
 import type { Logger } from '../log';
 import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
 import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
-import { SoccrError } from '../../protocol/errors';
+import { SoccrError, errorMessage } from '../../protocol/errors';
 import type { HandoffRequestMsg, HandoffResponseMsg } from '../../protocol/messages';
 import { stateName } from '../../protocol/saved-state';
 import type { Calls } from './calls';
@@ -29,20 +30,33 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     // A hand-off is a checkpoint and a restore into the owner's own namespace in one: the caller must be
     // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
     const policy = calls.policyFor(caller);
-    policy.checkRestoreNetns(`/proc/${req.pid}/ns/net`);
+    // The owner's namespace, opened once for both checks (and the expected one, if named, opened once too).
+    const ownerNs = ownerNetns(req.pid);
+    try {
+      policy.checkRestoreNetns(ownerNs);
+      if (req.expectNetns) checkSameNetns(req.pid, ownerNs, req.expectNetns);
+    } finally {
+      ownerNs.close();
+    }
     policy.checkHandoverPath(req.deliverUnixPath);
-    if (req.expectNetns) checkSameNetns(req.pid, req.expectNetns);
-    // The process is judged on facts read through its pidfd (as for Checkpoint): never a soccrd.
+    const rules = policy.handoverRules();
+    // The process itself is judged on facts read through its pidfd (as for Checkpoint): never a soccrd.
     const checkTarget = (facts: ProcessFacts): void => {
       refuseDaemons(facts);
       policy.checkCheckpoint(req.pid, facts);
     };
-    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log));
+    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log, rules));
   });
   return { Handoff };
 }
 
-async function handoff(req: HandoffRequestMsg, checkTarget: (facts: ProcessFacts) => void, stopping: AbortSignal, log: Logger): Promise<HandoffResponseMsg> {
+async function handoff(
+  req: HandoffRequestMsg,
+  checkTarget: (facts: ProcessFacts) => void,
+  stopping: AbortSignal,
+  log: Logger,
+  rules: HandoverRules,
+): Promise<HandoffResponseMsg> {
   const id = `handoff-${randomUUID()}`;
   const undo = new Rollback();
   const proc = ProcessHandle.open(req.pid);
@@ -60,7 +74,7 @@ async function handoff(req: HandoffRequestMsg, checkTarget: (facts: ProcessFacts
     const dups = takeHandoffSockets(proc, sockets);
     undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
     let ackedAt = 0n;
-    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), { signal: stopping });
+    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), { signal: stopping, rules });
     // The new owner holds them: ours go, and the old owner never runs again on them.
     dups.forEach((d) => N.closeQuietly(d));
     const killed = req.killOld ? proc.kill() : false;
@@ -96,17 +110,21 @@ function items(id: string, pid: number, sockets: HandoffSocket[], dups: number[]
   }));
 }
 
-/** TARGET_STATE unless the process's network namespace is the one at `path` (compared by identity). */
-function checkSameNetns(pid: number, path: string): void {
-  const id = (p: string, what: string): string => {
-    try {
-      const st = statSync(p);
-      return `${st.dev}:${st.ino}`;
-    } catch (err) {
-      throw new SoccrError(what === 'owner' ? 'NO_SUCH_PROCESS' : 'BAD_REQUEST', `cannot open the network namespace ${p}: ${(err as Error).message}`, err);
-    }
-  };
-  if (id(`/proc/${pid}/ns/net`, 'owner') !== id(path, 'expected')) {
+/** The owner's network namespace, opened once (NO_SUCH_PROCESS when there is no such process). */
+function ownerNetns(pid: number): NetnsHandle {
+  try {
+    return NetnsHandle.open(`/proc/${pid}/ns/net`);
+  } catch (err) {
+    throw new SoccrError('NO_SUCH_PROCESS', `cannot open the network namespace of pid ${pid}: ${errorMessage(err)}`, err);
+  }
+}
+
+/** TARGET_STATE unless the process's network namespace (`owner`) is the one at `path` (opened once, compared by identity). */
+function checkSameNetns(pid: number, owner: NetnsHandle, path: string): void {
+  const expected = NetnsHandle.open(path);
+  const same = expected.id === owner.id;
+  expected.close();
+  if (!same) {
     throw new SoccrError(
       'TARGET_STATE',
       `pid ${pid} is not in the network namespace ${path}: a hand-off keeps sockets where they are (checkpoint and restore move them)`,

@@ -1,7 +1,8 @@
 // What may be touched, and by whom. Two layers:
-// - the daemon-wide bound (--checkpoint-uid, --checkpoint-cgroup, --checkpoint-pid, --restore-netns):
-//   which processes may be checkpointed and which namespaces restored into, for every caller, root
-//   included; empty lists: any;
+// - the daemon-wide bound (--checkpoint-uid, --checkpoint-cgroup, --checkpoint-pid, --restore-netns,
+//   --handover-prefix, --receiver-uid): which processes may be checkpointed, which namespaces restored
+//   into, where hand-over sockets may be and who may receive, for every caller, root included; empty
+//   lists: any;
 // - per identity (the --policy file; see policy-file.ts): what one caller may do within that bound.
 //   Admins (root over a Unix socket, --admin-uid, --admin-identity, --insecure) are not narrowed; any
 //   other caller gets its identity's rules, field by field over the file's `default`, over the built-in
@@ -9,6 +10,8 @@
 // And how much one caller may hold at once: concurrent calls and active sessions, per identity.
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
+import { type HandoverRules, precheckHandoverPath } from '../custody/handover-target';
+import { type NetnsHandle, homeNetnsId } from '../kernel/netns';
 import { SoccrError } from '../../protocol/errors';
 import type { SavedConnection } from '../../protocol/saved-state';
 import type { Caller } from './auth';
@@ -22,9 +25,20 @@ export interface TargetPolicy {
   checkpointPids: number[];
   /** namespaces (paths, compared by namespace identity) that may be restored into; empty: any */
   restoreNetns: string[];
+  /** directories under which hand-over sockets may be (compared with the socket's real path); empty: any */
+  handoverPrefixes: string[];
+  /** uids a hand-over's receiver may run as (its SO_PEERCRED); empty: any */
+  receiverUids: number[];
 }
 
-export const OPEN_POLICY: TargetPolicy = { checkpointUids: [], checkpointCgroups: [], checkpointPids: [], restoreNetns: [] };
+export const OPEN_POLICY: TargetPolicy = {
+  checkpointUids: [],
+  checkpointCgroups: [],
+  checkpointPids: [],
+  restoreNetns: [],
+  handoverPrefixes: [],
+  receiverUids: [],
+};
 
 /** A list of allowed values, or '*': any. */
 export type AllowList<T> = '*' | readonly T[];
@@ -149,6 +163,11 @@ export interface NetnsIdentity {
   ino: number;
 }
 
+/**
+ * The identity of a namespace the operator's policy names (its paths are trusted, and followed). The
+ * caller's namespace is never looked up by path here: its identity comes from the descriptor the call
+ * opened once (NetnsHandle).
+ */
 function netnsIdentity(path: string): NetnsIdentity | undefined {
   try {
     // stat follows links, /proc's magic ones included (realpath cannot resolve /proc/self/ns/net).
@@ -214,13 +233,34 @@ export function checkCheckpointTarget(p: TargetPolicy, pid: number, facts?: Proc
   }
 }
 
-/** Throws FORBIDDEN unless the daemon-wide bound lets connections be restored into this namespace ('' = the daemon's). */
-export function checkRestoreTarget(p: TargetPolicy, netns: string, identity?: NetnsIdentity): void {
+/** The identity of a namespace as opened (undefined: the daemon's own). */
+function identityOf(ns: NetnsHandle | undefined): NetnsIdentity {
+  if (ns) return { dev: ns.dev, ino: ns.ino };
+  const [dev, ino] = homeNetnsId().split(':').map(Number);
+  return { dev, ino };
+}
+
+/** How a restore target is named in messages. */
+const targetName = (ns: NetnsHandle | undefined): string => (ns ? ns.path : "the daemon's own network namespace");
+
+/**
+ * Throws FORBIDDEN unless the daemon-wide bound lets connections be restored into the namespace `ns`
+ * (undefined: the daemon's own), as the restore opened it once: its identity is compared, and the
+ * restore then uses that very descriptor.
+ */
+export function checkRestoreTarget(p: TargetPolicy, ns: NetnsHandle | undefined): void {
   if (!p.restoreNetns.length) return;
-  const id = identity ?? netnsIdentity(netns || '/proc/self/ns/net');
+  const id = identityOf(ns);
   if (!p.restoreNetns.some((allowed) => sameNetns(netnsIdentity(allowed), id))) {
-    throw new SoccrError('FORBIDDEN', `the policy does not allow restoring into ${netns || "the daemon's own network namespace"}`);
+    throw new SoccrError('FORBIDDEN', `the policy does not allow restoring into ${targetName(ns)}`);
   }
+}
+
+/** Both allow-lists (undefined: any): what both allow. */
+function bothAllow(a: readonly number[] | undefined, b: readonly number[] | undefined): readonly number[] | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return a.filter((x) => b.includes(x));
 }
 
 /** An allow-list with 'self' resolved to the caller's uid (none for a caller without one); undefined: any. */
@@ -281,13 +321,16 @@ export class CallerPolicy {
     }
   }
 
-  /** FORBIDDEN unless this caller may restore into `netns` ('' = the daemon's own); `identity`: the namespace as opened, if it was. */
-  checkRestoreNetns(netns: string, identity?: NetnsIdentity): void {
-    checkRestoreTarget(this.bound, netns, identity);
+  /**
+   * FORBIDDEN unless this caller may restore into the namespace `ns` (undefined: the daemon's own), as
+   * the restore opened it once (NetnsHandle): compared by its identity.
+   */
+  checkRestoreNetns(ns: NetnsHandle | undefined): void {
+    checkRestoreTarget(this.bound, ns);
     if (!this.restoreNetns) return;
-    const id = identity ?? netnsIdentity(netns || '/proc/self/ns/net');
-    if (!this.restoreNetns.some((allowed) => sameNetns(netnsIdentity(allowed === 'daemon' ? '/proc/self/ns/net' : allowed), id)))
-      throw new SoccrError('FORBIDDEN', `your policy does not let you restore into ${netns || "the daemon's own network namespace"}`);
+    const id = identityOf(ns);
+    if (!this.restoreNetns.some((allowed) => sameNetns(allowed === 'daemon' ? identityOf(undefined) : netnsIdentity(allowed), id)))
+      throw new SoccrError('FORBIDDEN', `your policy does not let you restore into ${targetName(ns)}`);
   }
 
   /** Whether a hand-over path is one this caller may name: absolute, normal (no '.', '..', '//') and under one of its prefixes. */
@@ -297,13 +340,29 @@ export class CallerPolicy {
     return !this.handoverPrefixes || this.handoverPrefixes.some((prefix) => underPrefix(path, prefix) && path !== prefix.replace(/(.)\/$/, '$1'));
   }
 
-  /** FORBIDDEN unless this caller may name `path` for a hand-over. */
+  /**
+   * FORBIDDEN unless this caller may name `path` for a hand-over: by its name (this caller's prefixes),
+   * and by what can be told now of where it leads (the daemon-wide prefixes, the real path of its
+   * directory, never /proc). The hand-over itself checks again on the file it opens (handoverRules).
+   */
   checkHandoverPath(path: string): void {
     if (!this.mayHandOverTo(path))
       throw new SoccrError(
         'FORBIDDEN',
         `hand-over path ${path}: ${this.handoverPrefixes?.length ? `your policy allows paths under ${this.handoverPrefixes.join(', ')} only` : 'your policy names no hand-over directory'} (absolute, without . or ..)`,
       );
+    precheckHandoverPath(path, this.handoverRules());
+  }
+
+  /**
+   * What a hand-over for this caller may reach, for the hand-over to check on the socket file it opens
+   * and on the receiver it connects to: the daemon-wide bound and this caller's rules, both.
+   */
+  handoverRules(): HandoverRules {
+    const prefixes: Array<readonly string[]> = [];
+    if (this.bound.handoverPrefixes.length) prefixes.push(this.bound.handoverPrefixes);
+    if (this.handoverPrefixes) prefixes.push(this.handoverPrefixes);
+    return { prefixes, receiverUids: bothAllow(this.bound.receiverUids.length ? this.bound.receiverUids : undefined, this.receiverUids) };
   }
 
   /** Whether a receiver running as `uid` may take this caller's sockets. */

@@ -2,12 +2,10 @@
 // daemon), each connection rebuilt in repair mode as soon as its frames are whole, the network locked
 // before the first socket exists; HELD at the end, or live and handed over at once (go_live).
 import * as grpc from '@grpc/grpc-js';
-import { Stats, statSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
 import { hostBufferCaps, kernelCost } from '../custody/budget';
-import { crashPoint, netnsOfPath } from '../custody/journal';
+import { crashPoint, netnsRef } from '../custody/journal';
 import type { Session } from '../custody/sessions';
-import { NetnsHandle, inNetns } from '../kernel/netns';
+import { NetnsHandle } from '../kernel/netns';
 import { callFinished, queuesRestored } from '../metrics';
 import { restore as restoreConnection } from '../repair/engine';
 import { SoccrError, errorMessage } from '../../protocol/errors';
@@ -47,12 +45,14 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     if (frameKind(first.value) !== 'restoreOptions') throw new SoccrError('BAD_REQUEST', 'the first frame of a Restore must carry its options');
     const options = checkRestoreOptions(first.value.restoreOptions as RestoreOptionsMsg);
     const policy = calls.policyFor(caller);
-    policy.checkRestoreNetns(options.netns);
+    // Opened once, here: the policy checks this descriptor's namespace, and the lock, the journal and
+    // every rebuilt socket use it (not entered at all if it is the daemon's own). Closed at the end.
+    if (options.netns) netns = NetnsHandle.open(options.netns);
+    policy.checkRestoreNetns(netns);
     policy.checkRestoreOptions(options);
+    // Refused before anything is rebuilt; checked again, on the opened file, when the hand-over runs.
     if (options.deliverUnixPath) policy.checkHandoverPath(options.deliverUnixPath);
     const netlock = calls.networkLock(options.noNetworkLock);
-    // Held open for every socket of the stream (and not entered at all if it is the daemon's own).
-    if (options.netns) netns = NetnsHandle.open(options.netns);
     const cancelled = new AbortController();
     call.on('cancelled', () => cancelled.abort());
     const frames = options.dataTransfer ? dataPathFrames(calls, options.dataTransfer, cancelled.signal) : callFrames(input);
@@ -72,8 +72,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         const tuples = (h.tuples ?? []).map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) }));
         if (netlock && tuples.length) {
           // Journaled first: a restarted daemon removes what this run left in that namespace.
-          o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), tuples);
-          session.lock = { key: netlock.lock(options.netns || undefined, tuples), tuples };
+          o.journal?.locked(session.id, 'restore', netlock.table, netnsRef(netns), tuples);
+          session.lock = { key: netlock.lock(netns, tuples), tuples };
           crashPoint('restore.after-lock');
         }
       }
@@ -91,8 +91,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
       if (saved && netlock && session && !assembler.header?.tuples?.length) {
         const st = saved;
         const t = { local: st.local, remote: st.remote };
-        o.journal?.locked(session.id, 'restore', netlock.table, netnsOfPath(options.netns || undefined), [t]);
-        const key = netlock.lock(options.netns || undefined, [t]);
+        o.journal?.locked(session.id, 'restore', netlock.table, netnsRef(netns), [t]);
+        const key = netlock.lock(netns, [t]);
         session.lock = { key, tuples: [...(session.lock?.tuples ?? []), t] };
         crashPoint('restore.after-lock');
       }
@@ -112,7 +112,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     o.sessions.markHeld(session);
     log.info('connections rebuilt', { connections: session.held.length, goLive: options.goLive });
     crashPoint('restore.held');
-    if (options.goLive) await o.sessions.goLive(session, options.deliverUnixPath);
+    if (options.goLive) await o.sessions.goLive(session, options.deliverUnixPath, policy.handoverRules());
     callFinished('Restore', grpc.status.OK, startedAt);
     callback(null, { session: sessionToMsg(session) });
   } catch (err) {
@@ -157,34 +157,8 @@ async function* callFrames(input: AsyncIterator<FrameMsg>): AsyncGenerator<Frame
 }
 
 function checkRestoreOptions(o: RestoreOptionsMsg): RestoreOptionsMsg {
-  if (o.netns) checkNetns(o.netns);
   if (o.goLive && !o.deliverUnixPath) throw new SoccrError('BAD_REQUEST', 'going live at once needs a delivery path');
   if (o.deliverUnixPath && Buffer.byteLength(o.deliverUnixPath) > 107)
     throw new SoccrError('BAD_REQUEST', 'delivery path longer than a Unix socket path can be');
   return o;
-}
-
-/**
- * That `p` names a network namespace (/proc/PID/ns/net, /run/netns/NAME): a file of nsfs (which stat shows
- * as a regular file) that setns takes as a network namespace. Anything else would fail later as a kernel
- * error (setns, nsenter), or block the daemon for good (opening a FIFO).
- */
-function checkNetns(p: string): void {
-  const refuse = (why: string, cause?: unknown): never => {
-    throw new SoccrError('BAD_REQUEST', `network namespace ${p}: ${why}`, cause);
-  };
-  if (!isAbsolute(p)) refuse('not an absolute path');
-  let st: Stats | undefined;
-  try {
-    st = statSync(p);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    refuse(code === 'ENOENT' ? 'does not exist' : (code ?? String(err)), err);
-  }
-  if (!st?.isFile() || st.dev !== statSync('/proc/self/ns/net').dev) refuse('not a namespace');
-  try {
-    inNetns(p, () => undefined);
-  } catch (err) {
-    refuse(`not a network namespace (${errorMessage(err)})`, err);
-  }
 }

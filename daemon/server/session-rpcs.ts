@@ -18,8 +18,10 @@ export function sessionHandlers(calls: Calls): grpc.UntypedServiceImplementation
   return {
     Resume: calls.unary('Resume', async (req: ResumeRequestMsg, log, caller) => {
       const s = owned(req.sessionId, caller);
-      if (req.deliverUnixPath) calls.policyFor(caller).checkHandoverPath(req.deliverUnixPath);
-      await sessions.resume(s, req.deliverUnixPath);
+      const policy = calls.policyFor(caller);
+      if (req.deliverUnixPath) policy.checkHandoverPath(req.deliverUnixPath);
+      // Checked again by the hand-over itself, on the socket file it opens and the receiver it reaches.
+      await sessions.resume(s, req.deliverUnixPath, policy.handoverRules());
       log.info('session resumed', { session: s.id, kind: s.kind });
       return sessionToMsg(s);
     }),

@@ -70,10 +70,10 @@ describe('security: callers, their sessions, their policy', function () {
   const tls: SoccrClient[] = [];
 
   /** Runs the caller program as `uid` against `address`: one outcome per op. */
-  function callAs(uid: number, ops: RpcOp[], address = d.address): Promise<RpcOutcome[]> {
+  function callAs(uid: number, ops: RpcOp[], address = d.address, started?: (pid: number) => void): Promise<RpcOutcome[]> {
     const program = programs.get(uid) as string;
     return new Promise((resolve, reject) => {
-      execFile(process.execPath, [program, address, JSON.stringify(ops)], { uid, gid: uid, cwd: '/', timeout: 60_000 }, (err, stdout, stderr) => {
+      const child = execFile(process.execPath, [program, address, JSON.stringify(ops)], { uid, gid: uid, cwd: '/', timeout: 60_000 }, (err, stdout, stderr) => {
         if (err) {
           reject(new Error(`caller as uid ${uid} failed: ${err.message}\n${stderr}`));
           return;
@@ -85,6 +85,7 @@ describe('security: callers, their sessions, their policy', function () {
             .map((l) => JSON.parse(l) as RpcOutcome),
         );
       });
+      if (child.pid !== undefined) started?.(child.pid);
     });
   }
 
@@ -533,11 +534,14 @@ describe('security: callers, their sessions, their policy', function () {
         for (const id of [first.id, bobs.id]) await qroot.resume(id as string);
 
         // Running calls: one process of alice holds a call open, another one of hers is refused meanwhile.
-        const [, refused] = await Promise.all([
-          callAs(ALICE, [{ op: 'hold', ms: 4000 }], q.address),
-          callAs(ALICE, [{ op: 'untilRefused', ms: 3500 }], q.address),
-        ]);
-        assert.equal(refused[0].code, 'RESOURCE_EXHAUSTED', JSON.stringify(refused[0]));
+        // The other one starts once the daemon accepted the first one's connection (its log says so), so
+        // that a slow start of the first does not decide the outcome.
+        let holdPid = 0;
+        const holding = callAs(ALICE, [{ op: 'hold', ms: 5000 }], q.address, (pid) => (holdPid = pid));
+        for (const deadline = Date.now() + 15_000; !q.output.includes(`pid=${holdPid}"`) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+        const [refused] = await callAs(ALICE, [{ op: 'untilRefused', ms: 3000 }], q.address);
+        assert.equal(refused.code, 'RESOURCE_EXHAUSTED', JSON.stringify(refused));
+        await holding;
 
         // TLS: two channels of one certificate identity share its quotas.
         const held = await channels[0].restoreFromFile(baseFile, { noNetworkLock: true, leaseMs: 60_000 });
@@ -546,11 +550,11 @@ describe('security: callers, their sessions, their policy', function () {
         await channels[1].abort(held.sessionId);
         // eslint-disable-next-line require-yield -- a Restore stream that stays open and sends nothing: the call runs on
         const open = (async function* () {
-          await new Promise((r) => setTimeout(r, 3000));
+          await new Promise((r) => setTimeout(r, 4000));
         })();
         const pending = channels[0].restore({}, open).catch((err: unknown) => err);
         let code = 'OK';
-        for (const deadline = Date.now() + 2500; code === 'OK' && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50)))
+        for (const deadline = Date.now() + 3500; code === 'OK' && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50)))
           code = (await outcome(channels[1].getVersion())).code;
         assert.equal(code, 'RESOURCE_EXHAUSTED', 'a call on the other channel while one runs');
         await pending;

@@ -13,6 +13,8 @@ interface Reply {
   event?: string;
   fd?: number;
   extras?: Record<string, number>;
+  missing?: Record<string, string>;
+  arrived?: boolean;
 }
 
 export class Endpoint extends FixtureProcess<EndpointStatus, Reply> {
@@ -50,6 +52,20 @@ export class Endpoint extends FixtureProcess<EndpointStatus, Reply> {
 
   async command(cmd: string, extra: Record<string, unknown> = {}): Promise<EndpointStatus> {
     return (await this.request(cmd, extra)).status as EndpointStatus;
+  }
+
+  /**
+   * Opens connections repair mode cannot carry (MPTCP, TCP-MD5, kernel TLS), each with itself over
+   * 127.0.0.1: their fds by kind (`kind` and `kindPeer`), and why a kind this kernel cannot make is missing.
+   */
+  async uncarriable(): Promise<{ fds: Record<string, number>; missing: Record<string, string> }> {
+    const r = await this.request('uncarriable', {});
+    return { fds: r.extras ?? {}, missing: r.missing ?? {} };
+  }
+
+  /** Whether a byte written on fd `from` of the endpoint arrives on its fd `to`. */
+  async roundtrip(from: number, to: number): Promise<boolean> {
+    return (await this.request('roundtrip', { from, to })).arrived === true;
   }
 
   /** Opens sockets of other kinds in the endpoint process; returns their fds by kind. */

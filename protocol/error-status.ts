@@ -16,6 +16,7 @@ export const STATUS_BY_KIND: Readonly<Record<ErrorKind, grpc.status>> = {
   NOT_TCP: grpc.status.INVALID_ARGUMENT,
   LISTENING: grpc.status.FAILED_PRECONDITION,
   UNSUPPORTED_STATE: grpc.status.FAILED_PRECONDITION,
+  CANNOT_CARRY: grpc.status.FAILED_PRECONDITION,
   PERMISSION: grpc.status.PERMISSION_DENIED,
   INVALID_STATE: grpc.status.INVALID_ARGUMENT,
   QUEUE_MISMATCH: grpc.status.ABORTED,

@@ -29,6 +29,7 @@ export type ErrorKind =
   | 'NOT_TCP' // a socket, but not a TCP stream socket
   | 'LISTENING' // a listening socket: nothing to migrate
   | 'UNSUPPORTED_STATE' // a TCP state the engine cannot checkpoint or restore
+  | 'CANNOT_CARRY' // a TCP socket whose state lives partly outside what repair mode saves (kernel TLS or another upper-layer protocol, TCP-MD5 or TCP-AO keys, MPTCP)
   | 'PERMISSION' // the kernel refused for lack of privilege (EPERM/EACCES)
   | 'INVALID_STATE' // a saved state that is malformed or inconsistent
   | 'QUEUE_MISMATCH' // the kernel's queue contents disagree with its reported lengths

@@ -221,6 +221,32 @@ for (const path of PATHS)
       await verifyStreams(p.peer, receiver, { state: TcpState.ESTABLISHED, unread: true, unacked: true, unsent: true, ownerClosed: false, peerClosed: false });
     });
 
+    it("an owner's SO_PEEK_OFF neither shifts the saved receive queue nor is lost: off while frozen, back on resume", async () => {
+      const p = await connectPair('ipv4', 2);
+      await p.owner.command('setopts', { options: { peekOff: 1000 } });
+      const x = await setUp(p, TcpState.ESTABLISHED);
+      const ownerAt = await p.owner.command('quiesce');
+      const { frozen, saved } = checkpoint(p.owner);
+      assert.equal(frozen.peekOff, 1000, 'the owner set a peek offset (Linux 6.10 and later have it for TCP)');
+      assert.ok(saved.recvQueue.length > 1000, 'enough unread bytes for the offset to matter');
+      assert.equal(N.getsockoptInt(frozen.fd, N.SOL_SOCKET, N.SO.PEEK_OFF), -1, 'off while frozen');
+      await killOwner(p.owner, frozen);
+      const r = restoreIn(p.topo, 1, saved);
+      const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+      p.topo.routeTo(1);
+      await verifyStreams(p.peer, receiver, x);
+    });
+
+    it("a frozen socket resumed at its owner gets the owner's SO_PEEK_OFF back", async () => {
+      const p = await connectPair('ipv6', 1);
+      await p.owner.command('setopts', { options: { peekOff: 7 } });
+      const frozen = pause(takeTcpSocket(p.owner.pid, p.owner.connectedFd));
+      assert.equal(N.getsockoptInt(frozen.fd, N.SOL_SOCKET, N.SO.PEEK_OFF), -1, 'off while frozen');
+      resume(frozen);
+      assert.equal(N.getsockoptInt(frozen.fd, N.SOL_SOCKET, N.SO.PEEK_OFF), 7, 'back after resume');
+      N.close(frozen.fd);
+    });
+
     it('one saved state restores twice, into two namespaces in turn', async () => {
       const p = await connectPair('ipv6', 3);
       const x = await setUp(p, TcpState.ESTABLISHED);

@@ -148,6 +148,8 @@ export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_RAW = 255;
+/** Multipath TCP (what SO_PROTOCOL reports for a socket made with it) */
+export const IPPROTO_MPTCP = 262;
 export const SOL_SOCKET = 1;
 export const SOL_IP = 0;
 export const SOL_IPV6 = 41;
@@ -201,6 +203,7 @@ export const SO = {
   PEERNAME: 28,
   PEERCRED: 17,
   PEERGROUPS: 59,
+  PEEK_OFF: 42,
   BUF_LOCK: 72,
 } as const;
 
@@ -220,6 +223,9 @@ export const TCP = {
   REPAIR_OPTIONS: 22,
   TIMESTAMP: 24,
   REPAIR_WINDOW: 29,
+  ULP: 31,
+  MD5SIG: 14,
+  AO_INFO: 40,
 } as const;
 
 export const IP_TOS = 1;

@@ -4,9 +4,10 @@
 import { fstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import * as N from '../kernel/native';
 import { NetnsHandle } from '../kernel/netns';
-import { dumpTcpSockets } from '../kernel/sockdiag';
+import { dumpMptcpSockets, dumpTcpSockets } from '../kernel/sockdiag';
 import { SoccrError, kernelError } from '../../protocol/errors';
 import { localAddress, peerAddress, readTcpInfoHead } from './engine';
+import { ULP_NAME_MAX, checkCarriable, hasAoKeys, mptcpRefusal, ulpName } from './uncarriable';
 import { SocketAddress, formatIPv4, formatIPv6 } from '../../protocol/address';
 import { SUPPORTED_STATES, TcpState, kernelTcpState, stateName } from '../../protocol/saved-state';
 
@@ -174,6 +175,31 @@ export function listTcpSockets(pid: number, fds?: ReadonlyMap<number, number>): 
     if (e) out.push(toInfo(fd, e));
   }
   return out.sort((a, b) => a.fd - b.fd);
+}
+
+/**
+ * The fds of the process that hold Multipath TCP connections (listeners left out): sockets no
+ * checkpoint can carry, which a listing of TCP sockets does not show. Empty where the kernel cannot
+ * dump MPTCP sockets.
+ */
+export function listMptcpConnections(pid: number): number[] {
+  validatePid(pid);
+  let ns: NetnsHandle | undefined;
+  let mptcp: Array<{ inode: number; state: TcpState }> | undefined;
+  try {
+    ns = NetnsHandle.open(`/proc/${pid}/ns/net`);
+    mptcp = dumpMptcpSockets(ns);
+  } catch {
+    return [];
+  } finally {
+    ns?.close();
+  }
+  const inodes = new Set((mptcp ?? []).filter((s) => s.state !== TcpState.LISTEN).map((s) => s.inode));
+  if (inodes.size === 0) return [];
+  return [...socketFds(pid)]
+    .filter(([, inode]) => inodes.has(inode))
+    .map(([fd]) => fd)
+    .sort((a, b) => a - b);
 }
 
 export interface Owner {
@@ -366,15 +392,20 @@ export class ProcessHandle {
 
   /**
    * Takes a duplicate of the process's fd after checking that it is a connected TCP socket in a state
-   * the engine supports. On refusal nothing of the target's socket has been changed. `listedInode`: the
+   * the engine supports, with nothing repair mode cannot carry (uncarriable.ts). On refusal nothing of
+   * the target's socket has been changed. `listedInode`: the
    * inode the process's TCP table gave a connection in a supported state on this fd; if the duplicate is
    * that very socket, its kind and state are known and their checks (two calls) are skipped.
    */
   takeTcpSocket(fd: number, listedInode?: number): number {
     if (!Number.isInteger(fd) || fd < 0) throw new SoccrError('NO_SUCH_FD', `invalid fd ${fd}`);
     const dup = this.dupFd(fd);
+    const what = `fd ${fd} of pid ${this.pid}`;
     try {
-      if (listedInode !== undefined && fstatSync(dup).ino === listedInode) return dup;
+      if (listedInode !== undefined && fstatSync(dup).ino === listedInode) {
+        checkCarriable(dup, what);
+        return dup;
+      }
       let protocol: number;
       try {
         protocol = N.getsockoptInt(dup, N.SOL_SOCKET, N.SO.PROTOCOL);
@@ -382,6 +413,7 @@ export class ProcessHandle {
         if (err instanceof N.SyscallError && err.code === 'ENOTSOCK') throw new SoccrError('NOT_A_SOCKET', `fd ${fd} of pid ${this.pid} is not a socket`, err);
         throw err;
       }
+      if (protocol === N.IPPROTO_MPTCP) throw mptcpRefusal(what);
       if (protocol !== N.IPPROTO_TCP) throw new SoccrError('NOT_TCP', `fd ${fd} of pid ${this.pid} is not a TCP socket (protocol ${protocol})`);
       let state: TcpState;
       try {
@@ -394,6 +426,7 @@ export class ProcessHandle {
         throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is a TCP socket that was never connected`);
       if (!SUPPORTED_STATES.has(state))
         throw new SoccrError('UNSUPPORTED_STATE', `fd ${fd} of pid ${this.pid} is in state ${stateName(state)}, which cannot be checkpointed`);
+      checkCarriable(dup, what);
       return dup;
     } catch (err) {
       N.closeQuietly(dup);
@@ -414,15 +447,18 @@ export class ProcessHandle {
       const dup = b.pidfdGetfd(this.pidfd, fd);
       const protocol = b.getInt({ op: dup }, N.SOL_SOCKET, N.SO.PROTOCOL);
       const info = b.getBytes({ op: dup }, N.SOL_TCP, N.TCP.INFO, 8);
-      return { dup, protocol, info };
+      const ulp = b.getBytes({ op: dup }, N.SOL_TCP, N.TCP.ULP, ULP_NAME_MAX);
+      return { dup, protocol, info, ulp };
     });
     b.run();
     const dups: number[] = [];
     try {
       fds.forEach((fd, i) => {
-        const { dup, protocol, info } = ops[i];
+        const { dup, protocol, info, ulp } = ops[i];
         const state = b.ok(info) ? kernelTcpState(b.bytes(info)[0]) : undefined;
-        const fits = state !== undefined && b.int(protocol) === N.IPPROTO_TCP && state !== TcpState.CLOSE && SUPPORTED_STATES.has(state);
+        // TCP-AO needs a call of its own, and only on a kernel that has TCP-AO at all (hasAoKeys)
+        const plain = b.ok(ulp) && ulpName(b.bytes(ulp)) === '' && !(b.ok(dup) && hasAoKeys(b.result(dup)));
+        const fits = plain && state !== undefined && b.int(protocol) === N.IPPROTO_TCP && state !== TcpState.CLOSE && SUPPORTED_STATES.has(state);
         if (fits) {
           dups.push(b.result(dup));
           return;

@@ -76,6 +76,11 @@ export interface FrozenSocket {
   fd: number;
   /** The user's SO_REUSEADDR, which turning repair mode off would clear. */
   reuseAddr: boolean;
+  /**
+   * The owner's SO_PEEK_OFF when it had set one (>= 0): switched off while frozen, because a peek at the
+   * receive queue starts at that offset and moves it, and put back on resume.
+   */
+  peekOff?: number;
 }
 
 /** First 8 bytes of struct tcp_info: state, options and window scales. */
@@ -130,14 +135,42 @@ export function pause(fd: number, knownReuseAddr?: boolean): FrozenSocket {
 export function pauseAll(fds: readonly number[], knownReuseAddr: ReadonlyArray<boolean | undefined> = []): FrozenSocket[] {
   const b = socketsBatch.reset();
   const reads = fds.map((fd, i) => (knownReuseAddr[i] === undefined ? b.getInt(fd, N.SOL_SOCKET, N.SO.REUSEADDR) : -1));
+  // SO_PEEK_OFF: -1 (off) unless the owner set it; a kernel without it for TCP (before 6.10) fails the
+  // read, and then no peek offset can be in the way either.
+  const peeks = fds.map((fd) => b.getInt(fd, N.SOL_SOCKET, N.SO.PEEK_OFF, N.NOSTOP));
   const repairs = fds.map((fd) => b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON));
   b.run();
-  const frozen = fds.map((fd, i) => ({ fd, reuseAddr: knownReuseAddr[i] ?? b.int(reads[i]) !== 0 }));
-  const failed = b.firstFailure();
-  if (failed < 0) return frozen;
+  const frozen: FrozenSocket[] = fds.map((fd, i) => ({ fd, reuseAddr: knownReuseAddr[i] ?? b.int(reads[i]) !== 0 }));
+  // The first failure that matters (a peek offset's read may fail alone: see above).
+  const mustSucceed = new Set([...reads.filter((op) => op >= 0), ...repairs]);
+  let failed = b.firstFailure();
+  while (failed >= 0 && !mustSucceed.has(failed)) failed = b.firstFailure(failed + 1);
+  if (failed < 0) {
+    frozen.forEach((sock, i) => {
+      if (b.ok(peeks[i]) && b.int(peeks[i]) >= 0) sock.peekOff = b.int(peeks[i]);
+    });
+    try {
+      clearPeekOffsets(frozen);
+      return frozen;
+    } catch (err) {
+      resumeAll(frozen);
+      throw kernelError('pausing socket (SO_PEEK_OFF off)', err);
+    }
+  }
   const err = kernelError('pausing socket (TCP_REPAIR on)', b.error(failed));
   resumeAll(frozen.filter((_, i) => b.ok(repairs[i])));
   throw err;
+}
+
+/** Peek offsets off while frozen (rare: one batch only when an owner set one). */
+function clearPeekOffsets(frozen: readonly FrozenSocket[]): void {
+  const set = frozen.filter((s) => s.peekOff !== undefined);
+  if (set.length === 0) return;
+  const b = socketsBatch.reset();
+  for (const s of set) b.setInt(s.fd, N.SOL_SOCKET, N.SO.PEEK_OFF, -1);
+  b.run();
+  const failed = b.firstFailure();
+  if (failed >= 0) throw b.error(failed);
 }
 
 /** Repair mode off: the connection goes on from where it is, with the user's options as they were. */
@@ -156,6 +189,7 @@ export function resumeAll(socks: readonly FrozenSocket[]): Array<SoccrError | un
     b.group = i;
     const op = b.setInt(sock.fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_OFF);
     if (sock.reuseAddr) b.setInt(sock.fd, N.SOL_SOCKET, N.SO.REUSEADDR, 1);
+    if (sock.peekOff !== undefined) b.setInt(sock.fd, N.SOL_SOCKET, N.SO.PEEK_OFF, sock.peekOff);
     return op;
   });
   if (b.run() === 0) return socks.map(() => undefined);

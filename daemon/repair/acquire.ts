@@ -507,24 +507,20 @@ export class ProcessHandle {
   }
 
   /**
-   * Duplicates of many of the process's fds, whatever they are, in one batch of kernel calls (a
-   * hand-off takes them while the owner is stopped). On the first failure every duplicate is closed
-   * and the failure thrown as dupFd would.
+   * Duplicates of many of the process's fds, whatever they are, with the inode each duplicate names, in
+   * one batch of kernel calls (a hand-off takes them while the owner is stopped, and checks them against
+   * its listing). Per fd: the duplicate (the caller closes it) and its inode (-1 if fstat failed), or the
+   * failure of pidfd_getfd.
    */
-  dupFds(fds: readonly number[]): number[] {
+  dupFdsWithInodes(fds: readonly number[]): Array<{ dup: number; inode: number } | { error: N.SyscallError }> {
     const b = takeBatch.reset();
     const ops = fds.map((fd, i) => {
       b.group = i;
-      return b.pidfdGetfd(this.pidfd, fd);
+      const dup = b.pidfdGetfd(this.pidfd, fd);
+      return { dup, ino: b.fstatIno({ op: dup }, N.NOSTOP) };
     });
     b.run();
-    const bad = fds.findIndex((_, i) => !b.ok(ops[i]));
-    if (bad < 0) return ops.map((op) => b.result(op));
-    for (const op of ops) if (b.ok(op)) N.closeQuietly(b.result(op));
-    const err = b.error(ops[bad]);
-    if (err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fds[bad]}`, err);
-    if (err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
-    throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fds[bad]})`, err);
+    return ops.map(({ dup, ino }) => (b.ok(dup) ? { dup: b.result(dup), inode: b.ok(ino) ? b.inode(ino) : -1 } : { error: b.error(dup) }));
   }
 
   /** Kills the process (SIGKILL through its pidfd). Never throws: false if it is gone already. */

@@ -263,6 +263,7 @@ const fns = {
   pidfd_getfd: spec('pidfd_getfd', [I32, I32, I32]),
   pidfd_send_signal: spec('pidfd_send_signal', [I32, I32, I64, I32]),
   getpid: spec('getpid', []),
+  memfd_create: spec('memfd_create', [I64, I32]),
   pthread_sigmask: spec('pthread_sigmask', [I32, I64, I64]),
   openat: spec('openat', [I32, I64, I32, I32]),
   fstat: spec('fstat', [I32, I64]),
@@ -406,6 +407,15 @@ export function pidfdGetfd(pidfd: number, targetFd: number): number {
 /** Sends a signal to the process behind a pidfd (no pid-reuse race). */
 export function pidfdSendSignal(pidfd: number, sig: number): void {
   check(invoke(fns.pidfd_send_signal, [pidfd, sig, 0, 0]), 'pidfd_send_signal', `signal ${sig}`);
+}
+
+export const MFD_CLOEXEC = 1;
+
+/** An anonymous memory file whose fd links to `/memfd:NAME (deleted)` in /proc/PID/fd. */
+export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {
+  const n = pinned(Buffer.byteLength(name) + 1);
+  n.buf.write(name, 'utf8');
+  return check(invoke(fns.memfd_create, [n.addr, flags]), 'memfd_create', name);
 }
 
 export function getpid(): number {

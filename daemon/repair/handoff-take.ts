@@ -23,6 +23,8 @@ export interface HandoffSelection {
   fds: readonly number[];
   all: boolean;
   listeners: boolean;
+  /** the process's sockets (fd -> inode) as ProcessHandle.facts read them, instead of reading /proc/PID/fd again */
+  known?: ReadonlyMap<number, number>;
 }
 
 export interface HandoffChoice {
@@ -46,7 +48,7 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
   if (sel.all && sel.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
   if (!sel.all && !sel.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to hand off, or all');
   const fdsBefore = new Set(fdsOf(pid));
-  const listed = listTcpSockets(pid);
+  const listed = listTcpSockets(pid, sel.known);
   if (!sel.all) {
     const byFd = new Map(listed.map((s) => [s.fd, s]));
     const sockets = [...new Set(sel.fds)].map((fd): HandoffSocket => {

@@ -12,7 +12,7 @@ import { type DeliveryItem, MAX_FDS_PER_SEND, deliver } from '../custody/deliver
 import type { HandoverRules } from '../custody/handover-target';
 import { NetnsHandle } from '../kernel/netns';
 import type { Logger } from '../log';
-import { ProcessHandle } from '../repair/acquire';
+import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
 import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
@@ -30,7 +30,6 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     // A hand-off is a checkpoint and a restore into the owner's own namespace in one: the caller must be
     // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
     const policy = calls.policyFor(caller);
-    policy.checkCheckpoint(req.pid);
     // The owner's namespace, opened once for both checks (and the expected one, if named, opened once too).
     const ownerNs = ownerNetns(req.pid);
     try {
@@ -42,19 +41,33 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     policy.checkHandoverPath(req.deliverUnixPath);
     if (req.fdsPerMessage > MAX_FDS_PER_SEND) throw new SoccrError('BAD_REQUEST', `fds_per_message is at most ${MAX_FDS_PER_SEND}, not ${req.fdsPerMessage}`);
     const rules = policy.handoverRules();
-    return o.sessions.runOutside((stopping) => handoff(req, stopping, log, rules));
+    // The process itself is judged on facts read through its pidfd (as for Checkpoint): never a soccrd.
+    const checkTarget = (facts: ProcessFacts): void => {
+      refuseDaemons(facts);
+      policy.checkCheckpoint(req.pid, facts);
+    };
+    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log, rules));
   });
   return { Handoff };
 }
 
-async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger, rules: HandoverRules): Promise<HandoffResponseMsg> {
-  const sel = { fds: req.fds, all: req.all, listeners: req.listeners };
-  const choice = chooseHandoffSockets(req.pid, sel);
+async function handoff(
+  req: HandoffRequestMsg,
+  checkTarget: (facts: ProcessFacts) => void,
+  stopping: AbortSignal,
+  log: Logger,
+  rules: HandoverRules,
+): Promise<HandoffResponseMsg> {
   const id = `handoff-${randomUUID()}`;
   const undo = new Rollback();
   const proc = ProcessHandle.open(req.pid);
   undo.push('close the owner handle', () => proc.close());
   try {
+    const facts = proc.facts();
+    checkTarget(facts);
+    const sel = { fds: req.fds, all: req.all, listeners: req.listeners, known: facts.sockets };
+    const choice = chooseHandoffSockets(req.pid, sel);
+    proc.confirm(); // the sockets listed are this process's
     // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
     // kernel still does: peers see at most a full window, never a reset).
     const stoppedAt = process.hrtime.bigint();

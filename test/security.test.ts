@@ -467,6 +467,8 @@ describe('security: callers, their sessions, their policy', function () {
         // Root may hand over to any receiver.
         const r = await root.restoreFromFile(baseFile, { noNetworkLock: true });
         assert.equal((await root.resume(r.sessionId, join(handover, 'root.sock'))).state, SessionState.RESUMED);
+        // The receiver hands its sockets out once the daemon has said they are live: shortly after Resume.
+        for (const deadline = Date.now() + 10_000; received.length < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
         assert.equal(received.length, 2);
       } finally {
         if (relay.exitCode === null && relay.pid) process.kill(relay.pid, 'SIGTERM');

@@ -344,8 +344,10 @@ export class ProcessHandle {
     try {
       return new ProcessHandle(pid, N.pidfdOpen(pid));
     } catch (err) {
+      // A pid that names no process is the caller's NOT_FOUND, not a failed kernel call (the metrics
+      // count SyscallErrors in a cause chain): the errno goes along without it.
       if (err instanceof N.SyscallError && (err.code === 'ESRCH' || err.code === 'EINVAL')) {
-        throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+        throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, undefined, { errno: err.code });
       }
       throw kernelError(`pidfd_open(${pid})`, err);
     }
@@ -385,7 +387,8 @@ export class ProcessHandle {
     try {
       N.pidfdSendSignal(this.pidfd, 0);
     } catch (err) {
-      if (err instanceof N.SyscallError && err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited; nothing was done`, err);
+      if (err instanceof N.SyscallError && err.code === 'ESRCH')
+        throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited; nothing was done`, undefined, { errno: err.code });
       throw kernelError(`checking that pid ${this.pid} still runs`, err);
     }
   }

@@ -168,7 +168,7 @@ function handoffBreakdown(daemonOutput: string): Record<string, number> {
     .find((l) => l.includes('"handed off"'));
   if (!line) return {};
   const r = JSON.parse(line) as Record<string, unknown>;
-  const ms = (k: string): number => (typeof r[k] === 'number' ? (r[k] as number) / 1000 : NaN);
+  const ms = (k: string): number => (typeof r[k] === 'number' ? r[k] / 1000 : NaN);
   return { stop: ms('stopUs'), take: ms('takeUs'), 'deliver+ack': ms('deliverUs'), 'daemon CPU': ms('freezeCpuUs') };
 }
 

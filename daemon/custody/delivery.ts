@@ -152,7 +152,7 @@ class HandoverConn {
   private connected = false;
   /** a line was sent in part: nothing else may go out before its rest (only abort-by-close then) */
   private midLine = false;
-  private readonly out: N.PinnedBuffer;
+  private out: N.PinnedBuffer;
   private readonly inBuf: N.PinnedBuffer;
   private pending: Buffer = Buffer.alloc(0);
   /** aborted: every wait ends at once (dropped once the sockets are live: the "live" line still goes) */
@@ -194,6 +194,7 @@ class HandoverConn {
   /** Sends one whole line (or several), `fd` (or `fds`) attached to its first byte; waits while the receiver is slow. */
   async sendLine(bytes: Buffer, fd: number | readonly number[], deadline: number, what: string): Promise<void> {
     const fds = typeof fd === 'number' ? (fd >= 0 ? [fd] : []) : fd;
+    if (bytes.length > this.out.buf.length) this.out = N.pinned(bytes.length);
     let off = 0;
     while (off < bytes.length) {
       if (this.closed) throw new SoccrError('DELIVERY', `${what}: hand-over connection closed`);
@@ -284,25 +285,39 @@ class HandoverConn {
  * not run then. If `goLive` throws, the receiver is told to abort and its error is rethrown as is. A
  * DELIVERY error whose message starts with "connections are live" means goLive did run but the receiver
  * could not be told.
+ *
+ * `items` may be a function that takes them (a hand-off stops the owner and takes its sockets there):
+ * it is called once the receiver is connected and checked, so that none of that falls in the freeze.
+ * If it throws, the receiver is told to abort and its error is rethrown.
  */
-export async function deliver(path: string, items: DeliveryItem[], goLive: () => void, opts: DeliveryOptions = {}): Promise<void> {
+export async function deliver(
+  path: string,
+  itemsOrTaken: DeliveryItem[] | (() => Promise<DeliveryItem[]>),
+  goLive: () => void,
+  opts: DeliveryOptions = {},
+): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
   if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new SoccrError('BAD_REQUEST', `hand-over timeout ${timeoutMs} ms is not a positive number`);
   encodeUnixPath(path);
-  items.forEach(validateItem);
   const perSend = Math.max(1, Math.min(MAX_FDS_PER_SEND, Math.floor(opts.fdsPerMessage ?? 1)));
   const rules = opts.rules ?? ANY_HANDOVER;
-  const lines = items.map((item) => socketLine(item.meta));
-  // The sends: `perSend` lines at a time with their fds (one each by default).
-  const sends: Array<{ bytes: Buffer; fds: number[]; what: string }> = [];
-  for (let i = 0; i < items.length; i += perSend) {
-    const group = items.slice(i, i + perSend);
-    const what = group.length === 1 ? `connection ${i} (${group[0].meta.id})` : `connections ${i}..${i + group.length - 1}`;
-    sends.push({ bytes: perSend === 1 ? lines[i] : Buffer.concat(lines.slice(i, i + perSend)), fds: group.map((it) => it.fd), what });
-  }
-  const endLine = line({ type: 'end', count: items.length });
+  /** The sends: `perSend` lines at a time with their fds (one each by default). */
+  const sendsOf = (items: DeliveryItem[]): Array<{ bytes: Buffer; fds: number[]; what: string }> => {
+    items.forEach(validateItem);
+    const lines = items.map((item) => socketLine(item.meta));
+    const sends: Array<{ bytes: Buffer; fds: number[]; what: string }> = [];
+    for (let i = 0; i < items.length; i += perSend) {
+      const group = items.slice(i, i + perSend);
+      const what = group.length === 1 ? `connection ${i} (${group[0].meta.id})` : `connections ${i}..${i + group.length - 1}`;
+      sends.push({ bytes: perSend === 1 ? lines[i] : Buffer.concat(lines.slice(i, i + perSend)), fds: group.map((it) => it.fd), what });
+    }
+    return sends;
+  };
+  // Items given: checked before anything is connected. Items to be taken (a hand-off, whose owner is
+  // stopped to take them): the receiver is connected and checked first, outside that freeze.
+  const given = typeof itemsOrTaken === 'function' ? undefined : { items: itemsOrTaken, sends: sendsOf(itemsOrTaken) };
   const liveLine = line({ type: 'live' });
-  const maxLine = sends.reduce((m, l) => Math.max(m, l.bytes.length), 4096);
+  const maxLine = (given?.sends ?? []).reduce((m, l) => Math.max(m, l.bytes.length), 4096);
   const deadline = Date.now() + timeoutMs;
 
   let fd: number;
@@ -339,8 +354,14 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     throw err;
   }
   try {
+    let items = given?.items;
+    let sends = given?.sends;
+    if (!items || !sends) {
+      items = await (itemsOrTaken as () => Promise<DeliveryItem[]>)();
+      sends = sendsOf(items);
+    }
     for (const x of sends) await conn.sendLine(x.bytes, x.fds, deadline, `sending ${x.what} to ${path}`);
-    await conn.sendLine(endLine, -1, deadline, `sending the end of the hand-over to ${path}`);
+    await conn.sendLine(line({ type: 'end', count: items.length }), -1, deadline, `sending the end of the hand-over to ${path}`);
     const reply = await conn.readLine(deadline, `waiting for the receiver's acknowledgement on ${path}`);
     checkAck(reply, items.length, path);
   } catch (err) {

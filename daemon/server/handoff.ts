@@ -91,21 +91,31 @@ async function handoff(
       journal.stopping(id);
     }
     // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
-    // kernel still does: peers see at most a full window, never a reset).
-    const stoppedAt = process.hrtime.bigint();
-    const cpuAt = process.cpuUsage();
-    await proc.stop();
-    const stopped = process.hrtime.bigint();
-    undo.push('continue the owner', () => proc.cont());
-    crashPoint('handoff.after-stop');
-    const { sockets, dups } = takeHandoffSockets(proc, choice, sel);
-    const taken = process.hrtime.bigint();
-    undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
+    // kernel still does: peers see at most a full window, never a reset). The receiver is connected and
+    // checked before it starts (deliver calls `take` then).
+    let stoppedAt = 0n;
+    let stopped = 0n;
+    let taken = 0n;
+    let cpuAt = process.cpuUsage();
+    let held: { sockets: HandoffSocket[]; dups: number[] } = { sockets: [], dups: [] };
+    const take = async (): Promise<DeliveryItem[]> => {
+      stoppedAt = process.hrtime.bigint();
+      cpuAt = process.cpuUsage();
+      await proc.stop();
+      stopped = process.hrtime.bigint();
+      undo.push('continue the owner', () => proc.cont());
+      crashPoint('handoff.after-stop');
+      held = takeHandoffSockets(proc, choice, sel);
+      const { dups } = held;
+      taken = process.hrtime.bigint();
+      undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
+      return items(id, req.pid, held.sockets, dups);
+    };
     let ackedAt = 0n;
     let cpu = { user: 0, system: 0 };
     await deliver(
       req.deliverUnixPath,
-      items(id, req.pid, sockets, dups),
+      take,
       () => {
         ackedAt = process.hrtime.bigint();
         cpu = process.cpuUsage(cpuAt);
@@ -116,12 +126,13 @@ async function handoff(
         signal: stopping,
         rules,
         // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
-        sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * sockets.length),
+        sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * choice.sockets.length),
         // sixteen sockets per system call on both sides unless the caller asked for one (a receiver whose
         // control buffer takes a single fd)
         fdsPerMessage: req.fdsPerMessage === 0 ? MAX_FDS_PER_SEND : req.fdsPerMessage,
       },
     );
+    const { sockets, dups } = held;
     // The new owner holds them: ours go, and the old owner never runs again on them.
     dups.forEach((d) => N.closeQuietly(d));
     const killed = req.killOld ? proc.kill() : false;

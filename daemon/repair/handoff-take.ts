@@ -28,7 +28,7 @@ export interface HandoffSelection {
 export interface HandoffChoice {
   sockets: HandoffSocket[];
   /** what --all left out, and why */
-  skipped: Array<{ fd: number; reason: string }>;
+  skipped: Array<{ fd: number; kind: string; reason: string }>;
 }
 
 const fromInfo = (s: TcpSocketInfo): HandoffSocket => ({ fd: s.fd, inode: s.inode, local: s.local, remote: s.remote, state: s.state });
@@ -58,9 +58,9 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
   for (const s of listed) {
     if (s.state === TcpState.LISTEN) {
       if (sel.listeners) sockets.push(fromInfo(s));
-      else skipped.push({ fd: s.fd, reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
+      else skipped.push({ fd: s.fd, kind: 'LISTENING', reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
     } else if (s.remote.port === 0) {
-      skipped.push({ fd: s.fd, reason: `a TCP socket that is not connected (${stateName(s.state)})` });
+      skipped.push({ fd: s.fd, kind: 'UNSUPPORTED_STATE', reason: `a TCP socket that is not connected (${stateName(s.state)})` });
     } else sockets.push(fromInfo(s));
   }
   if (!sockets.length)

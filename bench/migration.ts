@@ -14,6 +14,10 @@
 //  - relay: 1000 connections (or the largest of --counts) with full queues once more, the destination
 //    daemon without --data-listen, so the frames go through the orchestrator: the relay's cost, next to
 //    the direct path of `full`.
+//  - handoff: 1000 connections (or the largest of --counts) with full queues plus the listener, upgraded
+//    on one host: migrate() with source and destination the same daemon hands the live sockets to a new
+//    owner beside the old one (the Handoff call); the freeze is the daemon's own figure, from the old
+//    owner stopped to the new owner's acknowledgement (holding every socket). Issue 13's goal: <= 20 ms.
 //
 // In every other series the destination daemon listens for direct transfers (`--data-listen`), as a
 // user who configured it runs it: migrate() then sends the frames straight from daemon to daemon. The
@@ -78,7 +82,7 @@ const runBoundMs = (n: number): number => 180_000 + 30 * n;
 
 /** Runs per row (each mover): fewer where one run moves hundreds of MiB. */
 const runsFor = (n: number, series: SeriesName): number =>
-  n >= 10_000 || series === 'queues' || series === 'relay' ? 1 : series === 'full' && n >= 1000 ? 2 : 3;
+  series === 'handoff' ? 3 : n >= 10_000 || series === 'queues' || series === 'relay' ? 1 : series === 'full' && n >= 1000 ? 2 : 3;
 
 /** `--profile DIR`: the daemons write V8 CPU profiles there (bench/cpu-profile.ts), one per daemon and run. */
 const profileDir = ((): string | undefined => {
@@ -86,8 +90,10 @@ const profileDir = ((): string | undefined => {
   return i >= 0 ? path.resolve(process.argv[i + 1] ?? 'bench/profiles') : undefined;
 })();
 
-export type SeriesName = 'full' | 'queues' | 'light' | 'relay';
-const SERIES: SeriesName[] = ['full', 'queues', 'light', 'relay'];
+export type SeriesName = 'full' | 'queues' | 'light' | 'relay' | 'handoff';
+const SERIES: SeriesName[] = ['full', 'queues', 'light', 'relay', 'handoff'];
+/** The hand-off series: this many connections (the largest of --counts when they do not include it), and the listener. */
+const HANDOFF_SERIES_N = 1000;
 export type Transport = MigrateReport['transport'];
 
 /** Whether the daemon at `address` makes its kernel calls in batches (GetVersion features.nativeBatch). */
@@ -151,6 +157,16 @@ function gapsOf(s: MultiStatus, stride: number): number[] {
   return s.connections.filter((c) => c.index % stride === 0).map((c) => Math.max(c.maxGapMs, c.sinceRecvMs));
 }
 
+/** The state letter of /proc/PID/stat (T: stopped), '' once the process is gone. */
+function procState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
+  }
+}
+
 /** Peak resident set (VmHWM) of a process, KiB. */
 function peakRssKiB(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
@@ -175,14 +191,21 @@ async function setup<T>(fn: () => Promise<T>): Promise<T> {
 /** How often a run whose set-up failed is tried again. */
 const SETUP_ATTEMPTS = 3;
 
-/** `direct`: the destination daemon takes direct transfers (--data-listen on its LAN address). */
-function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: boolean): Promise<RunResult> {
+/**
+ * `direct`: the destination daemon takes direct transfers (--data-listen on its LAN address). `handoff`:
+ * one daemon, in A, and migrate() from it to itself (a hand-off, the listener included).
+ */
+function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: boolean, handoff = false): Promise<RunResult> {
   return measured(async () => {
     const t0 = performance.now();
     const lan = Lan.create();
     const env = profileDir ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-profile.js')}`, SOCCRD_CPU_PROFILE_DIR: profileDir } : undefined;
-    const daemons =
-      mover === 'soccrd'
+    const daemons = handoff
+      ? await setup(async () => {
+          const a = await DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env });
+          return [a, a] as const;
+        })
+      : mover === 'soccrd'
         ? await setup(() =>
             Promise.all([
               DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env }),
@@ -193,7 +216,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
     const nativeBatch = daemons
       ? { source: await setup(() => daemonNativeBatch(daemons[0].address)), destination: await setup(() => daemonNativeBatch(daemons[1].address)) }
       : { source: N.batchPath().native, destination: N.batchPath().native };
-    const w = await setup(() => Workload.start(lan, n, fill, dir));
+    const w = await setup(() => Workload.start(lan, n, fill, dir, handoff));
     const light = fill === 'light';
     let rto = NaN;
     let baseline: number[] = [];
@@ -223,24 +246,36 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
     let transport: Transport | undefined;
     if (daemons) {
       const [a, b] = daemons;
-      const report: MigrateReport = await migrate({
-        from: a.address,
-        to: b.address,
-        pid: w.server.pid,
-        netns: lan.nsPath(lan.ns.B),
-        deliverUnixPath: w.deliverPath,
-        beforeResume: lan.moveServiceCommand('A', 'B'),
-        timeoutMs: 120_000,
-      });
-      if (report.connections !== n) throw new Error(`N=${n}: migrate moved ${report.connections} connections`);
-      if (report.transport !== (direct ? 'direct' : 'relay'))
-        throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${direct ? 'direct' : 'relay'} was set up`);
+      const report: MigrateReport = handoff
+        ? await migrate({
+            from: a.address,
+            to: a.address,
+            pid: w.server.pid,
+            netns: lan.nsPath(lan.ns.A),
+            deliverUnixPath: w.deliverPath,
+            listeners: true,
+            timeoutMs: 120_000,
+          })
+        : await migrate({
+            from: a.address,
+            to: b.address,
+            pid: w.server.pid,
+            netns: lan.nsPath(lan.ns.B),
+            deliverUnixPath: w.deliverPath,
+            beforeResume: lan.moveServiceCommand('A', 'B'),
+            timeoutMs: 120_000,
+          });
+      // A hand-off passes the listener too.
+      if (report.connections !== n + (handoff ? 1 : 0)) throw new Error(`N=${n}: migrate moved ${report.connections} connections`);
+      const want: Transport = handoff ? 'handoff' : direct ? 'direct' : 'relay';
+      if (report.transport !== want) throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${want} was set up`);
       ({ freezeMs, totalMs, queueBytes, transport } = report);
       for (const p of report.phases) phases[p.name] = p.ms;
       const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
-      freezeStartUnix = phase('checkpoint+restore').startedAt;
+      freezeStartUnix = phase(handoff ? 'handoff' : 'checkpoint+restore').startedAt;
       liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
       if (fill === 'full') peakRss = { source: peakRssKiB(a.pid), destination: peakRssKiB(b.pid) };
+      if (handoff && procState(w.server.pid) !== 'T') throw new Error(`N=${n}: the old owner is not stopped after the hand-off`);
     } else {
       const startUnix = Date.now();
       const f = await floorMigrate({
@@ -428,7 +463,7 @@ async function measureRow(
   failures: string[],
 ): Promise<MigrationRow | undefined> {
   const label = `${series} N=${n} ${fillName(fill)}`;
-  const movers: Mover[] = fill === 'light' || series === 'relay' ? ['soccrd'] : ['soccrd', 'floor'];
+  const movers: Mover[] = fill === 'light' || series === 'relay' || series === 'handoff' ? ['soccrd'] : ['soccrd', 'floor'];
   const direct = series !== 'relay';
   const perRun: RunResult[] = [];
   for (let r = 0; r < runs; r++) {
@@ -437,7 +472,7 @@ async function measureRow(
         let res: RunResult | undefined;
         for (let attempt = 1; !res; attempt++) {
           try {
-            res = await withTimeout(runOnce(mover, n, fill, dir, direct), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
+            res = await withTimeout(runOnce(mover, n, fill, dir, direct, series === 'handoff'), runBoundMs(n), `${label} ${mover} run ${r + 1}`);
           } catch (err) {
             if (!(err instanceof SetupFailure) || attempt >= SETUP_ATTEMPTS) throw err;
             process.stdout.write(`${label} ${mover} run ${r + 1}: set-up failed (${err.message.split('\n')[0].slice(0, 200)}), trying again\n`);
@@ -512,6 +547,7 @@ async function main(): Promise<void> {
       for (const fill of QUEUE_SERIES_FILLS)
         if (!(fill === 'full' && series.includes('full') && counts.includes(QUEUE_SERIES_N))) plan.push({ series: s, n: QUEUE_SERIES_N, fill });
     } else if (s === 'relay') plan.push({ series: s, n: counts.includes(RELAY_SERIES_N) ? RELAY_SERIES_N : Math.max(...counts), fill: 'full' });
+    else if (s === 'handoff') plan.push({ series: s, n: counts.includes(HANDOFF_SERIES_N) ? HANDOFF_SERIES_N : Math.max(...counts), fill: 'full' });
     else for (const n of counts) plan.push({ series: s, n, fill: s === 'full' ? 'full' : 'light' });
   }
   // Written after every row, so that a bench stopped by its time bound still reports what it measured.

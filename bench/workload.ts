@@ -118,8 +118,13 @@ export class Workload {
     readonly stride: number,
   ) {}
 
-  /** A LAN, the owner, the peers and the new owner, all N connections established. */
-  static async start(lan: Lan, n: number, fill: QueueFill, dir: string): Promise<Workload> {
+  /**
+   * A LAN, the owner, the peers and the new owner, all N connections established. `handoff`: the owner
+   * keeps its listener open, and the new owner waits beside it in A (one host, one namespace) to take
+   * the listener with the connections (Handoff), polling every millisecond as a real server's event loop
+   * would react at once.
+   */
+  static async start(lan: Lan, n: number, fill: QueueFill, dir: string, handoff = false): Promise<Workload> {
     for (const role of ['A', 'B', 'C'] as const) tuneNamespace(lan.ns[role], role === 'B' ? undefined : bufferMaxFor(n));
     const stride = Math.max(1, Math.ceil(n / SAMPLE));
     const rate = fill === 'light' ? TICK_BYTES : FULL_TICK_BYTES;
@@ -129,18 +134,20 @@ export class Workload {
     const connectMs = 30_000 + 10 * n;
     // A fixed receive queue needs a receive buffer that holds it (a set size, so no autotuning).
     const buffers = typeof fill === 'number' && fill > 32 * 1024 ? { rcvBuf: 2 * fill + 128 * 1024 } : {};
-    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: n, ...common, ...buffers });
+    const listener = handoff ? { acceptMore: 1 } : {};
+    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: n, ...common, ...buffers, ...listener });
     const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, connectTimeoutMs: connectMs, ...common });
     await Promise.all([server.waitConnected(connectMs), clients.waitConnected(connectMs)]);
     const deliverPath = path.join(dir, `deliver-${n}-${Date.now()}.sock`);
-    const receiver = await MultiFixture.start(lan.ns.B, {
+    const receiver = await MultiFixture.start(handoff ? lan.ns.A : lan.ns.B, {
       mode: 'adopt',
       unixPath: deliverPath,
       count: n,
       continueFrom: {},
       streaming: fill === 'light',
       ...common,
-      ...(fill === 'light' ? { tickMs: 1 } : {}),
+      ...(fill === 'light' || handoff ? { tickMs: 1 } : {}),
+      ...listener,
     });
     return new Workload(lan, n, fill, server, clients, receiver, deliverPath, stride);
   }

@@ -120,6 +120,8 @@ export interface HandoffOptions {
   killOld?: boolean;
   /** refused (TARGET_STATE) before anything is touched unless the old owner is in this network namespace */
   expectNetns?: string;
+  /** sockets per sendmsg of the hand-over (1..16; absent: 16); 1 for receivers whose control buffer takes one fd */
+  fdsPerMessage?: number;
 }
 
 /** A direct daemon-to-daemon transfer: the same id and key go to the Checkpoint and to the Restore. */
@@ -385,6 +387,7 @@ export class SoccrClient {
       deliverUnixPath,
       killOld: opts.killOld ?? false,
       expectNetns: opts.expectNetns ?? '',
+      fdsPerMessage: opts.fdsPerMessage ?? 0,
     };
     return this.unary('Handoff', req, this.timeoutMs > 0 ? Math.max(this.timeoutMs, RESUME_DEADLINE_MS) : 0);
   }

@@ -25,6 +25,7 @@ import { EMPTY_POLICY_FILE, PolicyFile, readPolicyFile } from './server/policy-f
 import { instanceOf } from './custody/instance';
 import { NetworkLock, lockTableOf } from './custody/netlock';
 import { SOCCR_MARK } from './repair/engine';
+import { holdDaemonMarker } from './repair/acquire';
 import { Journal } from './custody/journal';
 import { checkStateDir, writeStateFile } from './custody/state-dir';
 import { planRecovery } from './custody/recovery';
@@ -387,6 +388,8 @@ export interface RunningDaemon {
  * that one of them is bound to is served by it (the .socket unit owns that socket file).
  */
 export async function startDaemon(settings: DaemonSettings, log: Logger, inherited: InheritedSocket[] = []): Promise<RunningDaemon> {
+  // Marked as a soccrd before anything else: no daemon checkpoints another (acquire.ts, DAEMON_MARKER).
+  holdDaemonMarker();
   mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
   checkStateDir(settings.stateDir);
   const version = packageVersion();

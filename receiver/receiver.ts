@@ -4,6 +4,12 @@
 // net.Socket and emits it (a listening socket of a hand-off is emitted as a handle for net.Server). A hand-over that aborts or breaks off before "live" has its fds closed, which
 // in repair mode is silent: the connections vanish without FIN or RST.
 //
+// Who hands connections over is checked first: the sender's uid (SO_PEERCRED of the accepted
+// connection) must be `expectUid` (default 0: soccrd runs as root), else the connection is closed
+// unread, and no fd it carried is ever installed here. Each fd received must be a TCP socket (SO_DOMAIN
+// AF_INET/AF_INET6, SO_TYPE SOCK_STREAM, SO_PROTOCOL IPPROTO_TCP): anything else fails the hand-over,
+// every fd of it closed and the failure reported, none handed out.
+//
 // The fds are read with recvmsg on the accepted connection's own descriptor (Node cannot receive
 // SCM_RIGHTS on a stream socket); the connection is accepted paused so that Node never reads from it,
 // and is polled with MSG_DONTWAIT on a short timer, so the event loop is never blocked.
@@ -40,6 +46,11 @@ export interface ReceiverOptions {
   mode?: number;
   /** Bound on one hand-over, from the connection being accepted to "live", in ms (default 30 000). */
   timeoutMs?: number;
+  /**
+   * The uid the sender must run as (SO_PEERCRED), default 0: soccrd runs as root. null: any sender the
+   * socket file's permissions let connect (e.g. a test or a daemon run as another user).
+   */
+  expectUid?: number | null;
 }
 
 /** A hand-over that failed on this side; its fds have been closed. */
@@ -115,6 +126,23 @@ function parseMeta(m: Record<string, unknown>): DeliveredMeta | string {
   return { id: m.id, session: m.session, index: m.index, local: addr(m.local), remote: addr(m.remote), state: m.state };
 }
 
+/** Why `fd` is not a TCP socket (what it is instead), or undefined if it is one. */
+export function notTcpSocket(fd: number): string | undefined {
+  let domain: number;
+  let type: number;
+  let protocol: number;
+  try {
+    domain = N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.DOMAIN);
+    type = N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.TYPE);
+    protocol = N.getsockoptInt(fd, N.SOL_SOCKET, N.SO.PROTOCOL);
+  } catch (err) {
+    return err instanceof N.SyscallError && err.code === 'ENOTSOCK' ? 'not a socket' : `not inspectable (${errorMessage(err)})`;
+  }
+  if (domain !== N.AF_INET && domain !== N.AF_INET6) return `a socket of address family ${domain}, not IPv4 or IPv6`;
+  if (type !== N.SOCK_STREAM || protocol !== N.IPPROTO_TCP) return `a socket of type ${type} and protocol ${protocol}, not TCP`;
+  return undefined;
+}
+
 const lineOf = (msg: object): Buffer => Buffer.from(`${JSON.stringify(msg)}\n`, 'utf8');
 
 type Phase = 'receiving' | 'acked' | 'finished';
@@ -135,7 +163,12 @@ class Incoming {
   private outbox: Buffer = Buffer.alloc(0);
   private readonly outBuf: N.PinnedBuffer;
 
-  constructor(owner: SocketReceiver, conn: net.Socket, timeoutMs: number) {
+  constructor(
+    owner: SocketReceiver,
+    conn: net.Socket,
+    timeoutMs: number,
+    private readonly expectUid: number | null,
+  ) {
     this.owner = owner;
     this.conn = conn;
     this.fd = fdOf(conn);
@@ -147,6 +180,20 @@ class Incoming {
   }
 
   start(): void {
+    // Before a single read: fds a stranger sent are never installed in this process.
+    if (this.expectUid !== null) {
+      let uid: number;
+      try {
+        uid = N.peerCredentials(this.fd).uid;
+      } catch (err) {
+        this.fail(`cannot read the sender's credentials (SO_PEERCRED): ${errorMessage(err)}`, false);
+        return;
+      }
+      if (uid !== this.expectUid) {
+        this.fail(`the sender runs as uid ${uid}, not uid ${this.expectUid} (expectUid): connection closed unread`, false);
+        return;
+      }
+    }
     this.poll();
   }
 
@@ -235,6 +282,8 @@ class Incoming {
           return;
         }
         this.items.push({ fd, meta });
+        const wrong = notTcpSocket(fd);
+        if (wrong !== undefined) this.fail(`"socket" message ${this.items.length - 1} (${meta.id}) came with a file descriptor that is ${wrong}`, true);
         return;
       }
       case 'end': {
@@ -367,14 +416,16 @@ export class SocketReceiver extends EventEmitter<ReceiverEvents> {
   readonly path: string;
   private readonly server: net.Server;
   private readonly timeoutMs: number;
+  private readonly expectUid: number | null;
   private readonly active = new Set<Incoming>();
   private inode = -1;
   private closing: Promise<void> | undefined;
 
-  private constructor(path: string, timeoutMs: number) {
+  private constructor(path: string, timeoutMs: number, expectUid: number | null) {
     super();
     this.path = path;
     this.timeoutMs = timeoutMs;
+    this.expectUid = expectUid;
     this.server = net.createServer({ pauseOnConnect: true }, (conn) => this.accept(conn));
   }
 
@@ -382,7 +433,7 @@ export class SocketReceiver extends EventEmitter<ReceiverEvents> {
   static async listen(path: string, opts: ReceiverOptions = {}): Promise<SocketReceiver> {
     const len = Buffer.byteLength(path);
     if (len === 0 || len > MAX_UNIX_PATH) throw new RangeError(`a Unix socket path must be 1 to ${MAX_UNIX_PATH} bytes: ${path}`);
-    const r = new SocketReceiver(path, opts.timeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS);
+    const r = new SocketReceiver(path, opts.timeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS, opts.expectUid === undefined ? 0 : opts.expectUid);
     await claimSocketPath(path);
     await new Promise<void>((resolve, reject) => {
       r.server.once('error', reject);
@@ -409,7 +460,7 @@ export class SocketReceiver extends EventEmitter<ReceiverEvents> {
     }
     let h: Incoming;
     try {
-      h = new Incoming(this, conn, this.timeoutMs);
+      h = new Incoming(this, conn, this.timeoutMs, this.expectUid);
     } catch (err) {
       conn.destroy();
       this.emit('error', err instanceof Error ? err : new Error(String(err)));

@@ -11,7 +11,9 @@
 // 2. Buffered queue bytes: a stream that has announced a connection and is still sending its queue holds
 //    its budget; a second stream whose connection would pass --max-buffered-bytes fails with
 //    RESOURCE_EXHAUSTED at once, and the first completes exactly.
-// 3. A Checkpoint whose queues would pass --max-buffered-bytes fails with RESOURCE_EXHAUSTED before it
+// 3. A Restore over a direct data connection charges that connection's read-ahead first: past the
+//    budget it fails at once, reading nothing.
+// 4. A Checkpoint whose queues would pass --max-buffered-bytes fails with RESOURCE_EXHAUSTED before it
 //    reads them; the source is thawed and the connection goes on, every byte exactly once.
 import { strict as assert } from 'node:assert';
 import { createHash, randomBytes } from 'node:crypto';
@@ -422,6 +424,24 @@ describe('the daemon-wide budget', function () {
       assert.equal(s.connections[0].recvQueueLen, part);
       assert.deepEqual(await budgetUsed(metrics), { buffered: 0, kernel: part }, 'the rebuilt queue moved from the buffered pool to the kernel one');
       await c.abort(s.sessionId);
+      await assertNothingHeld(d, metrics, fds, [c]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("direct transfers: a Restore's data-connection read-ahead is charged before it reads anything", async () => {
+    const { d, metrics, fds } = await daemonWith(['--max-buffered-bytes', '1M', '--data-listen', '127.0.0.1:0']);
+    const c = clientOf(d);
+    try {
+      const err = await c.restore({ netns: topo.nsPath(ns), dataTransfer: { transferId: randomBytes(16), key: randomBytes(32), timeoutMs: 20_000 } }, []).then(
+        () => 'succeeded',
+        (e: unknown) => e,
+      );
+      assert.ok(isServiceError(err), `restore: ${String(err)}`);
+      assert.equal(grpc.status[err.code], 'RESOURCE_EXHAUSTED', err.details);
+      assert.equal(soccrErrorOf(err)?.kind, 'LIMIT');
+      assert.match(err.details, /read-ahead of its direct data connection.*--max-buffered-bytes/);
       await assertNothingHeld(d, metrics, fds, [c]);
     } finally {
       c.close();

@@ -2,6 +2,7 @@
 // TCP connection whose one end is put into repair mode ("restored-like"), handed over through a Unix
 // socket in os.tmpdir(), and made live only once the receiver holds it.
 import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
@@ -13,6 +14,7 @@ import { DeliveryItem, deliver } from '../daemon/custody/delivery';
 import { SoccrError } from '../protocol/errors';
 import { encodeSockaddr } from '../protocol/address';
 import { DeliveredSocket, HandoverError, SocketReceiver, receiveOnce } from '../receiver/receiver';
+import { NOBODY } from './support/other-user';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -497,6 +499,98 @@ describe('hand-over of restored sockets', function () {
     assert.match(err.message, /without a file descriptor/);
     if (!sender.readableEnded) await once(sender, 'end');
     assert.equal((JSON.parse(answer) as { type: string }).type, 'abort');
+  });
+
+  it('checks who hands it descriptors (SO_PEERCRED): a sender of another uid is refused unread, its fds never installed here', async function () {
+    // The default: only root (soccrd) may hand over. A real sender run as uid 65534, on a socket file it may open.
+    const path = sockPath();
+    const receiver = await SocketReceiver.listen(path, { mode: 0o666 });
+    receivers.add(receiver);
+    const failed = once(receiver, 'error') as Promise<[HandoverError]>;
+    let emitted = 0;
+    receiver.on('socket', () => emitted++);
+    const addr = { family: 'ipv4', ip: '127.0.0.1', port: 1 };
+    const script = `const c = require('net').connect(process.argv[1], () => c.write(process.argv[2])); c.on('data', (d) => process.stdout.write(d)); c.on('close', () => process.exit(0)); c.on('error', (e) => { console.error(e.message); process.exit(3); });`;
+    const line = `${JSON.stringify({ type: 'socket', id: 'x', session: 's', index: 0, local: addr, remote: addr, state: 'ESTABLISHED' })}\n`;
+    const child = execFile(process.execPath, ['-e', script, path, line], { uid: NOBODY, gid: NOBODY, cwd: '/', timeout: 10_000 });
+    let childOut = '';
+    child.stdout?.on('data', (d: Buffer) => (childOut += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (childOut += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    if (code === 3 && childOut.includes('EACCES')) {
+      if (this.test) this.test.title += ` (skipped: uid ${NOBODY} cannot reach ${path})`;
+      this.skip();
+    }
+    const [err] = await failed;
+    assert.match(err.message, new RegExp(`the sender runs as uid ${NOBODY}, not uid 0 \\(expectUid\\): connection closed unread`));
+    assert.equal(err.fdsClosed, 0);
+    assert.equal(emitted, 0);
+    assert.doesNotMatch(childOut, /"type"/, 'the sender got no answer (the connection closed: EOF or EPIPE)');
+
+    // A sender with a real descriptor, refused by uid (this test runs as root; expectUid 4242): the
+    // descriptor in flight is dropped with the connection, never installed in this process.
+    const peer = await tcpServer();
+    const c = await frozenConnection(peer, 0);
+    const path2 = sockPath();
+    const strict = await SocketReceiver.listen(path2, { expectUid: 4242 });
+    receivers.add(strict);
+    const refused = once(strict, 'error') as Promise<[HandoverError]>;
+    let wentLive = false;
+    await assert.rejects(
+      deliver(path2, [c.item], () => (wentLive = true), { timeoutMs: 5000 }),
+      (e: unknown) => assertDelivery(e, /./),
+    );
+    const [err2] = await refused;
+    assert.match(err2.message, /the sender runs as uid 0, not uid 4242/);
+    assert.equal(wentLive, false);
+    assert.equal(references(c.item.fd), 1, 'only the sender holds the socket');
+    assert.ok(isRepairing(c.item.fd), 'still frozen');
+    assert.equal(await seesAnything(c.peerSide, 300), false);
+
+    // expectUid null: any sender the file lets in.
+    const path3 = sockPath();
+    const open = await SocketReceiver.listen(path3, { expectUid: null });
+    receivers.add(open);
+    const got = once(open, 'batch') as Promise<[DeliveredSocket[]]>;
+    await deliver(path3, [c.item], () => resume(c.frozen));
+    const [batch] = await got;
+    for (const d of batch) track(d.socket);
+    assert.equal(batch.length, 1);
+  });
+
+  it('closes and reports a descriptor that is not a TCP socket, and hands nothing of that hand-over out', async () => {
+    const peer = await tcpServer();
+    const c = await frozenConnection(peer, 0);
+    const udp = N.socket(N.AF_INET, N.SOCK_DGRAM | N.SOCK_CLOEXEC, 0);
+    fds.add(udp);
+    const unix = N.socket(N.AF_UNIX, N.SOCK_STREAM | N.SOCK_CLOEXEC, 0);
+    fds.add(unix);
+    const meta = (i: number): DeliveryItem['meta'] => ({ ...c.item.meta, id: `conn-${i}`, index: i });
+    for (const [wrong, what] of [
+      [udp, /a socket of type 2 and protocol 17, not TCP/],
+      [unix, /a socket of address family 1, not IPv4 or IPv6/],
+    ] as const) {
+      const path = sockPath();
+      const receiver = await listenReceiver(path);
+      const failed = once(receiver, 'error') as Promise<[HandoverError]>;
+      let emitted = 0;
+      receiver.on('socket', () => emitted++);
+      let wentLive = false;
+      // A good connection first, then the wrong descriptor: the whole hand-over fails.
+      await assert.rejects(
+        deliver(path, [c.item, { fd: wrong, meta: meta(1) }], () => (wentLive = true), { timeoutMs: 5000 }),
+        (e: unknown) => assertDelivery(e, /conn-1.*not (TCP|IPv4)/),
+      );
+      const [err] = await failed;
+      assert.match(err.message, what);
+      assert.equal(err.fdsClosed, 2, 'both received descriptors closed');
+      assert.equal(emitted, 0);
+      assert.equal(wentLive, false);
+      assert.equal(references(wrong), 1, "the receiver's copy is closed");
+      assert.equal(references(c.item.fd), 1, "the receiver's copy of the good one too");
+      assert.ok(isRepairing(c.item.fd), 'the connection is still frozen at the sender');
+    }
+    assert.equal(await seesAnything(c.peerSide, 300), false);
   });
 
   it('receiveOnce resolves with the live connections of one hand-over', async () => {

@@ -806,7 +806,7 @@ function peakRss(pid: number): number {
  * How high the daemon's peak resident memory may be after each fuzz run. Hostile streams announce queues
  * of up to 256 MiB and send a few bytes of them, messages of up to 8 MiB come 16 at a time, and a valid
  * stream is at most a few hundred KiB. Measured here (2 shared cores, five runs): 89 MiB after the
- * warm-up, 200 to 280 MiB after the root run and after the run as uid 65534. The bound leaves room for the heap's
+ * warm-up, 200 to 300 MiB after the root run and after the run as uid 65534. The bound leaves room for the heap's
  * ups and downs under load; a daemon that filled what the streams announce (16 streams in flight, up to
  * 256 MiB each) would be far past it.
  */

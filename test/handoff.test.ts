@@ -4,7 +4,9 @@
 // leaves the old owner serving exactly as before. Real kernel, real processes: the lab's LAN (server and
 // new owner in host A, clients in C), a soccrd in A.
 import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SoccrClient } from '../client/client';
@@ -12,11 +14,14 @@ import { migrate } from '../client/migrate';
 import { DaemonProcess, cleanupDaemons, daemonLogs, expectStatus } from '../lab/daemon';
 import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from '../lab/lan';
 import { MultiConfig, MultiFixture, MultiStatus, exchangeProblems, killAllMulti } from '../lab/multi';
+import { clientSeed, multiBytes } from '../lab/multi-data';
 import { destroyTopologies, sleep, socketPath } from '../lab/scenario';
+import { DeliveredListener, DeliveredSocket, SocketReceiver } from '../receiver/receiver';
 import { soccrErrorOf } from '../protocol/error-status';
 import { stateName } from '../protocol/saved-state';
 
 const PORT = 5300;
+const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
 const RATE = 8 * 1024;
 
 /** The state letter of /proc/PID/stat (T: stopped), '' once the process is gone. */
@@ -247,5 +252,76 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     await t.server.stream(false);
     const { server } = await exchanged(t.server, t.clients, 30_000);
     assert.equal(server.totals.connections, 2);
+  });
+
+  it('soccrctl handoff --kill-old to the Node receiver: the listener comes as a handle a net.Server listens on, the connections as net.Sockets, the old owner is killed', async () => {
+    const t = (lab = await startLab(4));
+    await t.server.quiesce();
+    const path = socketPath('node');
+    const rx = await SocketReceiver.listen(path);
+    const got = new Promise<{ sockets: DeliveredSocket[]; listeners: DeliveredListener[] }>((resolve, reject) => {
+      rx.once('batch', (sockets, listeners) => resolve({ sockets, listeners }));
+      rx.once('error', reject);
+    });
+    const cli = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [
+          SOCCRCTL,
+          '--daemon',
+          t.daemon.address,
+          '--json',
+          'handoff',
+          '--pid',
+          String(t.server.pid),
+          '--all',
+          '--listeners',
+          '--deliver',
+          `unix:${path}`,
+          '--kill-old',
+        ],
+        { timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
+      );
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    const out = JSON.parse(cli.stdout) as { oldOwnerKilled: boolean; sockets: Array<{ state: string }> };
+    assert.equal(out.oldOwnerKilled, true);
+    assert.deepEqual(out.sockets.map((x) => x.state).sort(), ['ESTABLISHED', 'ESTABLISHED', 'ESTABLISHED', 'ESTABLISHED', 'LISTEN']);
+    await t.server.exited();
+    const { sockets, listeners } = await got;
+    await rx.close();
+    assert.equal(sockets.length, 4);
+    assert.ok(sockets.every((d) => d.socket instanceof net.Socket && d.meta.state === 'ESTABLISHED'));
+    assert.equal(listeners.length, 1);
+    assert.equal(listeners[0].meta.state, 'LISTEN');
+    assert.equal(listeners[0].meta.local.port, PORT);
+
+    // The handed listener serves on: new clients are accepted by a net.Server on its handle, and their
+    // first bytes are their streams' first bytes.
+    const WANT = 32 * 1024;
+    const firsts = new Map<number, Buffer>();
+    const accepted: net.Socket[] = [];
+    const server = net.createServer((c) => {
+      accepted.push(c);
+      let buf = Buffer.alloc(0);
+      c.on('data', (d: Buffer) => {
+        if (buf.length >= WANT) return;
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= WANT) firsts.set(c.remotePort ?? -1, buf.subarray(0, WANT));
+      });
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(listeners[0].handle, resolve));
+    try {
+      await moreClients(t, 4, 3);
+      const deadline = Date.now() + 20_000;
+      while (firsts.size < 3 && Date.now() < deadline) await sleep(100);
+      assert.equal(firsts.size, 3, 'three clients accepted through the handed listener, each sent its bytes');
+      for (const [port, bytes] of firsts) assert.ok(bytes.equals(multiBytes(clientSeed(port - 40_000), 0, WANT)), `client port ${port}: its stream`);
+    } finally {
+      for (const c of [...sockets.map((d) => d.socket), ...accepted]) c.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -66,10 +66,11 @@ class CountingListener {
 }
 
 /**
- * A Unix listener run as uid 65534 (node -e, nothing to read from the checkout): prints one JSON line
- * per connection once it closes, with the bytes it carried.
+ * A Unix listener in a process of its own (node -e, nothing to read from the checkout): prints one JSON
+ * line per connection once it closes, with the bytes it carried. `as`: run as uid/gid 65534; or in a
+ * mount namespace of its own where `tmpfsAt` (a directory) is a fresh tmpfs, the socket in it.
  */
-function nobodyListener(path: string): Promise<{ child: ChildProcess; closed: () => Promise<{ bytes: number }> }> {
+function childListener(path: string, how: { as: 'nobody' } | { tmpfsAt: string }): Promise<{ child: ChildProcess; closed: () => Promise<{ bytes: number }> }> {
   const script = `
     const net = require('net');
     net.createServer((s) => {
@@ -78,7 +79,16 @@ function nobodyListener(path: string): Promise<{ child: ChildProcess; closed: ()
       s.on('error', () => {});
       s.on('close', () => process.stdout.write(JSON.stringify({ bytes }) + '\\n'));
     }).listen(${JSON.stringify(path)}, () => process.stdout.write('listening\\n'));`;
-  const child = spawn(process.execPath, ['-e', script], { uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child =
+    'as' in how
+      ? spawn(process.execPath, ['-e', script], { uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(
+          'unshare',
+          ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none "$1" && exec "$2" -e "$3"', 'sh', how.tmpfsAt, process.execPath, script],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
   const lines: string[] = [];
   let buf = '';
   let wake: (() => void) | undefined;
@@ -93,7 +103,7 @@ function nobodyListener(path: string): Promise<{ child: ChildProcess; closed: ()
   const next = async (what: string): Promise<string> => {
     const deadline = Date.now() + 10_000;
     while (!lines.length) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the uid ${NOBODY} listener: no ${what} (exit ${String(child.exitCode)})`);
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the listener at ${path}: no ${what} (exit ${String(child.exitCode)})`);
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, 200);
@@ -315,7 +325,7 @@ describe('paths a caller names: namespaces and hand-over sockets', function () {
     await verifyStreams(p.peer, receiver, x);
   });
 
-  it('hand-over: outside the prefixes PERMISSION_DENIED, a symbolic link or /proc INVALID_ARGUMENT, a receiver of another uid PERMISSION_DENIED after connect; nothing sent, the session stays held and goes live to the right receiver', async () => {
+  it('hand-over: outside the prefixes PERMISSION_DENIED, a symbolic link, /proc or a directory in another mount namespace INVALID_ARGUMENT, a receiver of another uid PERMISSION_DENIED after connect; nothing sent, the session stays held and goes live to the right receiver', async () => {
     const p = await connectPair('ipv4', 2);
     const allowed = join(base, 'allowed');
     const outside = join(base, 'outside');
@@ -373,7 +383,22 @@ describe('paths a caller names: namespaces and hand-over sockets', function () {
 
     // Under the prefix, but the receiver runs as uid 65534 where only root's are allowed: refused after
     // connect (SO_PEERCRED), before a byte or a descriptor is sent.
-    const nobody = await nobodyListener(join(nobodyDir, 'r.sock'));
+    // A directory behind a link into another mount namespace (/proc/PID/root): its path, as procfs shows
+    // it, names another directory here (one under the prefix): refused, never connected.
+    const inner = join(allowed, 'inner');
+    mkdirSync(inner);
+    const foreignNs = await childListener(join(inner, 'r.sock'), { tmpfsAt: inner });
+    children.push(foreignNs.child);
+    symlinkSync(`/proc/${String(foreignNs.child.pid)}/root${inner}`, join(allowed, 'elsewhere'));
+    err = await expectStatus(
+      client.resume(held.sessionId, join(allowed, 'elsewhere', 'r.sock')),
+      grpc.status.INVALID_ARGUMENT,
+      'a directory in another mount namespace',
+    );
+    assert.match(err.details, /not reachable by its own path/);
+    await stillHeld('another mount namespace');
+
+    const nobody = await childListener(join(nobodyDir, 'r.sock'), { as: 'nobody' });
     children.push(nobody.child);
     err = await expectStatus(client.resume(held.sessionId, join(nobodyDir, 'r.sock')), grpc.status.PERMISSION_DENIED, 'a receiver of uid 65534');
     assert.match(err.details, new RegExp(`runs as uid ${NOBODY}`));

@@ -10,7 +10,8 @@ import { strict as assert } from 'node:assert';
 import { ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient, isServiceError, readCheckpointFile } from '../client/client';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
@@ -21,6 +22,7 @@ import type { SavedConnection } from '../protocol/saved-state';
 import { stateFromObject, stateToObject } from '../protocol/state-codec';
 import type { RpcOp, RpcOutcome } from './fixtures/rpc-caller';
 import { unprivilegedBufferLimit } from '../daemon/server/policy';
+import { SocketReceiver } from '../receiver/receiver';
 import { OtherUserCopy } from './support/other-user';
 import { Pki, tlsClient } from './support/pki';
 
@@ -421,6 +423,57 @@ describe('security: callers, their sessions, their policy', function () {
       // Allowed by the policy: the hand-over is tried, and nobody takes it.
       assert.equal(more[3].code, 'UNAVAILABLE', JSON.stringify(more[3]));
       assert.equal(more[4].state, SessionState.ABORTED, 'it was still held');
+    });
+
+    it("hand-over receivers: only of the uids the policy allows (by default the caller's own); admins any", async () => {
+      const received: number[] = [];
+      const rootRx = await SocketReceiver.listen(join(handover, 'root.sock'));
+      rootRx.on('socket', (sock: Socket) => {
+        received.push(1);
+        sock.destroy();
+      });
+      // Bob's own receiver (test/fixtures/nobody-relay.ts run as bob: it takes each socket and resets it).
+      const bobRx = join(handover, 'bob.sock');
+      const relay = spawn(
+        process.execPath,
+        [join(dirname(programs.get(BOB) as string), 'nobody-relay.js'), join(shared, 'bob-relay.sock'), d.socketPath, bobRx],
+        {
+          uid: BOB,
+          gid: BOB,
+          cwd: '/',
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      holders.push(relay);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error("bob's receiver not ready in 15 s")), 15_000);
+          relay.stdout?.once('data', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+        const bob = await callAs(BOB, [
+          restoreOp(baseFile),
+          { op: 'resume', id: '$last', path: join(handover, 'root.sock') },
+          { op: 'get', id: '$last' },
+          { op: 'resume', id: '$last', path: bobRx },
+        ]);
+        assert.equal(bob[0].state, SessionState.HELD, JSON.stringify(bob[0]));
+        assertDenied(bob[1], "bob's hand-over to a receiver of uid 0");
+        assert.equal(bob[2].state, SessionState.HELD, 'still held');
+        assert.deepEqual(received, [], 'the root receiver got nothing');
+        assert.equal(bob[3].state, SessionState.RESUMED, `to his own receiver: ${JSON.stringify(bob[3])}`);
+        // Root may hand over to any receiver.
+        const r = await root.restoreFromFile(baseFile, { noNetworkLock: true });
+        assert.equal((await root.resume(r.sessionId, join(handover, 'root.sock'))).state, SessionState.RESUMED);
+        // The receiver hands its sockets out once the daemon has said they are live: shortly after Resume.
+        for (const deadline = Date.now() + 10_000; received.length < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(received.length, 2);
+      } finally {
+        if (relay.exitCode === null && relay.pid) process.kill(relay.pid, 'SIGTERM');
+        await rootRx.close();
+      }
     });
   });
 

@@ -53,9 +53,26 @@ export interface DeliveryOptions {
   timeoutMs?: number;
   /** Aborted: the hand-over stops at its next wait, as if it had timed out (the daemon is stopping). */
   signal?: AbortSignal;
+  /**
+   * SO_SNDBUFFORCE of the hand-over connection: room for every message at once, so that a large batch
+   * never waits a poll interval for the receiver to drain it (a hand-off, whose owner is stopped
+   * meanwhile). Best effort; default: the kernel's.
+   */
+  sendBufferBytes?: number;
+  /**
+   * Up to this many `socket` lines go in one sendmsg, their fds attached to its first byte (each fd
+   * still arrives with or before its own line, as docs/handover.md promises). 1 (the default): one per
+   * message. More saves a system call per socket on both sides (a hand-off's freeze), and needs a receiver
+   * whose control buffer takes that many fds (MSG_CTRUNC otherwise: it refuses, nothing goes live). At
+   * most MAX_FDS_PER_SEND.
+   */
+  fdsPerMessage?: number;
   /** Where the socket may be and who may receive (default: anywhere, anyone). */
   rules?: HandoverRules;
 }
+
+/** The most fds one sendmsg of a hand-over carries: what the documented receivers' control buffers take. */
+export const MAX_FDS_PER_SEND = 16;
 
 export const DEFAULT_DELIVERY_TIMEOUT_MS = HANDOVER_ACK_TIMEOUT_MS;
 /** Longest path a sockaddr_un takes, terminating NUL excluded. */
@@ -174,15 +191,16 @@ class HandoverConn {
     }
   }
 
-  /** Sends one whole line, `fd` attached to its first byte when >= 0; waits while the receiver is slow. */
-  async sendLine(bytes: Buffer, fd: number, deadline: number, what: string): Promise<void> {
+  /** Sends one whole line (or several), `fd` (or `fds`) attached to its first byte; waits while the receiver is slow. */
+  async sendLine(bytes: Buffer, fd: number | readonly number[], deadline: number, what: string): Promise<void> {
+    const fds = typeof fd === 'number' ? (fd >= 0 ? [fd] : []) : fd;
     let off = 0;
     while (off < bytes.length) {
       if (this.closed) throw new SoccrError('DELIVERY', `${what}: hand-over connection closed`);
       // The unsent rest of the line, from the start of this connection's own buffer.
       bytes.copy(this.out.buf, 0, off);
       const len = bytes.length - off;
-      const n = off === 0 && fd >= 0 ? N.trySendFds(this.fd, this.out, len, [fd], N.MSG_DONTWAIT) : N.trySend(this.fd, this.out, 0, len, N.MSG_DONTWAIT);
+      const n = off === 0 && fds.length > 0 ? N.trySendFds(this.fd, this.out, len, fds, N.MSG_DONTWAIT) : N.trySend(this.fd, this.out, 0, len, N.MSG_DONTWAIT);
       if (n > 0) {
         off += n;
         this.midLine = off < bytes.length;
@@ -193,7 +211,7 @@ class HandoverConn {
         throw new SoccrError(
           'DELIVERY',
           `${what}: ${errnoName(errno)} (the receiver went away?)`,
-          new N.SyscallError(fd >= 0 && off === 0 ? 'sendmsg' : 'send', errno),
+          new N.SyscallError(fds.length > 0 && off === 0 ? 'sendmsg' : 'send', errno),
         );
       }
       if (Date.now() >= deadline) throw new SoccrError('DELIVERY', `${what}: the receiver takes no data (timed out)`);
@@ -272,11 +290,19 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
   if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new SoccrError('BAD_REQUEST', `hand-over timeout ${timeoutMs} ms is not a positive number`);
   encodeUnixPath(path);
   items.forEach(validateItem);
+  const perSend = Math.max(1, Math.min(MAX_FDS_PER_SEND, Math.floor(opts.fdsPerMessage ?? 1)));
   const rules = opts.rules ?? ANY_HANDOVER;
   const lines = items.map((item) => socketLine(item.meta));
+  // The sends: `perSend` lines at a time with their fds (one each by default).
+  const sends: Array<{ bytes: Buffer; fds: number[]; what: string }> = [];
+  for (let i = 0; i < items.length; i += perSend) {
+    const group = items.slice(i, i + perSend);
+    const what = group.length === 1 ? `connection ${i} (${group[0].meta.id})` : `connections ${i}..${i + group.length - 1}`;
+    sends.push({ bytes: perSend === 1 ? lines[i] : Buffer.concat(lines.slice(i, i + perSend)), fds: group.map((it) => it.fd), what });
+  }
   const endLine = line({ type: 'end', count: items.length });
   const liveLine = line({ type: 'live' });
-  const maxLine = lines.reduce((m, l) => Math.max(m, l.length), 4096);
+  const maxLine = sends.reduce((m, l) => Math.max(m, l.bytes.length), 4096);
   const deadline = Date.now() + timeoutMs;
 
   let fd: number;
@@ -284,6 +310,13 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     fd = N.socket(N.AF_UNIX, N.SOCK_STREAM | N.SOCK_CLOEXEC | N.SOCK_NONBLOCK, 0);
   } catch (err) {
     throw kernelError('creating the hand-over socket', err);
+  }
+  if (opts.sendBufferBytes) {
+    try {
+      N.setsockoptInt(fd, N.SOL_SOCKET, N.SO.SNDBUFFORCE, opts.sendBufferBytes);
+    } catch {
+      // without CAP_NET_ADMIN the kernel's default: slower for large batches, same result
+    }
   }
   const conn = new HandoverConn(fd, maxLine);
   conn.stopSignal = opts.signal;
@@ -306,9 +339,7 @@ export async function deliver(path: string, items: DeliveryItem[], goLive: () =>
     throw err;
   }
   try {
-    for (let i = 0; i < items.length; i++) {
-      await conn.sendLine(lines[i], items[i].fd, deadline, `sending connection ${i} (${items[i].meta.id}) to ${path}`);
-    }
+    for (const x of sends) await conn.sendLine(x.bytes, x.fds, deadline, `sending ${x.what} to ${path}`);
     await conn.sendLine(endLine, -1, deadline, `sending the end of the hand-over to ${path}`);
     const reply = await conn.readLine(deadline, `waiting for the receiver's acknowledgement on ${path}`);
     checkAck(reply, items.length, path);

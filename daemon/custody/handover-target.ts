@@ -73,6 +73,21 @@ export function precheckHandoverPath(path: string, rules: HandoverRules): void {
   if (refusing) refuse('FORBIDDEN', `the policy does not allow hand-over sockets at ${path}: ${allowedUnder(refusing)}`);
 }
 
+/** Whether `realDir`, opened again from the root, is the directory open at `dirFd` (same device and inode). */
+function sameDirectory(dirFd: number, realDir: string): boolean {
+  let fd = -1;
+  try {
+    fd = N.openat(N.AT_FDCWD, realDir, N.O_PATH | N.O_DIRECTORY | N.O_CLOEXEC);
+    const a = N.fstat(dirFd);
+    const b = N.fstat(fd);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  } finally {
+    if (fd >= 0) N.closeQuietly(fd);
+  }
+}
+
 /**
  * The socket file a hand-over path names, held open (O_PATH) from the checks to the connect: `connectPath`
  * reaches exactly that file. Close it (once) when the connect is done.
@@ -116,6 +131,9 @@ export class HandoverTarget {
       // Not a path from this root (another mount namespace's, or a directory removed meanwhile).
       if (!realDir.startsWith('/') || realDir.endsWith(' (deleted)'))
         refuse('BAD_REQUEST', `hand-over path ${path}: its directory is not reachable from here (${realDir})`);
+      // The real path must lead back to this very directory from the daemon's root: one reached through
+      // another mount namespace (/proc/PID/root behind a link) would show a path that names another.
+      if (!sameDirectory(dirFd, realDir)) refuse('BAD_REQUEST', `hand-over path ${path}: its directory is not reachable by its own path (${realDir})`);
       const realPath = realDir === '/' ? `/${name}` : `${realDir}/${name}`;
       if (underPrefix(realDir, '/proc')) refuse('BAD_REQUEST', `hand-over path ${path} leads into /proc (${realPath}): name the socket by its own path`);
       const refusing = refusingPrefixes(rules, realPath);

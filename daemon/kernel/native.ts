@@ -5,7 +5,7 @@
 // go further: a KernelBatch holds many kernel calls and runs them in one FFI call through the small C
 // library native/soccr_batch.c (built at install), or one FFI call each where that library is missing.
 import { constants as osConstants } from 'node:os';
-import { closeSync, constants as osFsConstants, existsSync, openSync } from 'node:fs';
+import { closeSync, constants as osFsConstants, existsSync, fstatSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { DataType, createExternalBuffer, load, open } from 'ffi-rs';
 import { SyscallError, errorMessage } from '../../protocol/errors';
@@ -263,6 +263,7 @@ const fns = {
   pidfd_getfd: spec('pidfd_getfd', [I32, I32, I32]),
   pidfd_send_signal: spec('pidfd_send_signal', [I32, I32, I64, I32]),
   getpid: spec('getpid', []),
+  memfd_create: spec('memfd_create', [I64, I32]),
   pthread_sigmask: spec('pthread_sigmask', [I32, I64, I64]),
   openat: spec('openat', [I32, I64, I32, I32]),
   fstat: spec('fstat', [I32, I64]),
@@ -406,6 +407,15 @@ export function pidfdGetfd(pidfd: number, targetFd: number): number {
 /** Sends a signal to the process behind a pidfd (no pid-reuse race). */
 export function pidfdSendSignal(pidfd: number, sig: number): void {
   check(invoke(fns.pidfd_send_signal, [pidfd, sig, 0, 0]), 'pidfd_send_signal', `signal ${sig}`);
+}
+
+export const MFD_CLOEXEC = 1;
+
+/** An anonymous memory file whose fd links to `/memfd:NAME (deleted)` in /proc/PID/fd. */
+export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {
+  const n = pinned(Buffer.byteLength(name) + 1);
+  n.buf.write(name, 'utf8');
+  return check(invoke(fns.memfd_create, [n.addr, flags]), 'memfd_create', name);
 }
 
 export function getpid(): number {
@@ -793,6 +803,11 @@ export class KernelBatch {
     return this.add(OP.PIDFD_GETFD, pidfd, targetFd, 0, 0, flags);
   }
 
+  /** fstat's st_ino of an fd (which socket a duplicate is): read it with inode(i). */
+  fstatIno(fd: FdArg, flags = 0): number {
+    return this.inline(this.add(OP.FSTAT_INO, fd, 0, 0, 0, flags), 8);
+  }
+
   /** Runs every op; returns how many failed (skipped ones not counted). */
   run(): number {
     const n = this.count;
@@ -904,6 +919,17 @@ export class KernelBatch {
       case OP.PIDFD_GETFD:
         r = invoke(fns.pidfd_getfd, [fd, a1, a2]);
         break;
+      case OP.FSTAT_INO:
+        try {
+          this.mem.buf.writeBigUInt64LE(BigInt(fstatSync(fd).ino), this.dataOff(i));
+          r = 0;
+        } catch (err) {
+          // Node's errno is the negated one
+          this.setResult(o, -1);
+          const errno = (err as NodeJS.ErrnoException).errno;
+          return [-1, errno === undefined ? osConstants.errno.EBADF : Math.abs(errno)];
+        }
+        break;
       default:
         throw new RangeError(`unknown batch op ${code}`);
     }
@@ -962,6 +988,11 @@ export class KernelBatch {
 
   errno(i: number): number {
     return this.word(i, F.ERR);
+  }
+
+  /** The inode an fstatIno op read. */
+  inode(i: number): number {
+    return Number(this.mem.buf.readBigUInt64LE(this.dataOff(i)));
   }
 
   /** The int an op read (getInt, ioctlInt). */

@@ -96,9 +96,32 @@ function readProcNetFiles(pid: number): ProcNetEntry[] {
   return [...parseProcNet(read('tcp'), 'ipv4'), ...parseProcNet(read('tcp6'), 'ipv6')];
 }
 
-/** fd -> socket inode for every socket the process holds. */
-function socketFds(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
+/**
+ * The name of the memory file every soccrd daemon holds open from its start (holdDaemonMarker): its fd
+ * links to `/memfd:soccrd-daemon (deleted)`, whatever the daemon's namespaces, path or version, so a
+ * daemon is known by what it holds, not by a name it could be started under.
+ */
+export const DAEMON_MARKER = 'soccrd-daemon';
+const MARKER_LINK = `/memfd:${DAEMON_MARKER} (deleted)`;
+
+let markerFd = -1;
+
+/** Makes this process recognisable as a soccrd daemon (see DAEMON_MARKER); once, at start. */
+export function holdDaemonMarker(): void {
+  if (markerFd < 0) markerFd = N.memfdCreate(DAEMON_MARKER);
+}
+
+interface FdScan {
+  /** fd -> socket inode for every socket the process holds */
+  sockets: Map<number, number>;
+  /** it holds a soccrd daemon's marker */
+  daemonMarker: boolean;
+}
+
+/** Walks /proc/PID/fd once: the process's sockets, and whether it is a soccrd daemon. */
+function scanFds(pid: number): FdScan {
+  const sockets = new Map<number, number>();
+  let daemonMarker = false;
   let names: string[];
   try {
     names = readdirSync(`/proc/${pid}/fd`);
@@ -108,13 +131,20 @@ function socketFds(pid: number): Map<number, number> {
   }
   for (const name of names) {
     try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${name}`));
-      if (m) out.set(Number(name), Number(m[1]));
+      const link = readlinkSync(`/proc/${pid}/fd/${name}`);
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m) sockets.set(Number(name), Number(m[1]));
+      else if (link === MARKER_LINK) daemonMarker = true;
     } catch {
       /* closed meanwhile */
     }
   }
-  return out;
+  return { sockets, daemonMarker };
+}
+
+/** fd -> socket inode for every socket the process holds. */
+function socketFds(pid: number): Map<number, number> {
+  return scanFds(pid).sockets;
 }
 
 function toInfo(fd: number, e: ProcNetEntry): TcpSocketInfo {
@@ -131,10 +161,13 @@ function toInfo(fd: number, e: ProcNetEntry): TcpSocketInfo {
   };
 }
 
-/** The process's TCP sockets (listening ones included, marked by their state). */
-export function listTcpSockets(pid: number): TcpSocketInfo[] {
+/**
+ * The process's TCP sockets (listening ones included, marked by their state). `fds`: its sockets as
+ * ProcessHandle.facts read them, instead of reading /proc/PID/fd again.
+ */
+export function listTcpSockets(pid: number, fds?: ReadonlyMap<number, number>): TcpSocketInfo[] {
   validatePid(pid);
-  const fds = socketFds(pid);
+  fds ??= socketFds(pid);
   const byInode = new Map(readProcNet(pid).map((e) => [e.inode, e]));
   const out: TcpSocketInfo[] = [];
   for (const [fd, inode] of fds) {
@@ -240,6 +273,59 @@ function hasPeer(fd: number): boolean {
   }
 }
 
+/**
+ * What the checkpoint policy and its refusals look at, read from /proc/PID once the process's pidfd was
+ * open and confirmed against that pidfd afterwards (ProcessHandle.facts): they are this process's, even
+ * if its pid is reused at any moment.
+ */
+export interface ProcessFacts {
+  pid: number;
+  /** the Uid: line of /proc/PID/status: real, effective, saved set and filesystem uid */
+  uids: { real: number; effective: number; saved: number; fs: number };
+  /** the cgroup v2 path (the 0:: line of /proc/PID/cgroup), undefined without cgroup v2 */
+  cgroup: string | undefined;
+  /** start time in clock ticks since boot (field 22 of /proc/PID/stat): the process's identity over time */
+  startTime: number;
+  /** fd -> socket inode for every socket it holds */
+  sockets: ReadonlyMap<number, number>;
+  /** it is this daemon */
+  self: boolean;
+  /** it is a soccrd daemon (it holds DAEMON_MARKER): this one or another */
+  soccrd: boolean;
+}
+
+/**
+ * A daemon never takes the sockets of itself (with a stopped owner it would stop itself, and it would
+ * freeze the connections it serves on) nor of another soccrd (its sessions, data connections and
+ * callers): whatever any policy says. For Checkpoint and Handoff.
+ */
+export function refuseDaemons(facts: ProcessFacts): void {
+  if (facts.self) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is this soccrd daemon: it does not take its own connections`);
+  if (facts.soccrd) throw new SoccrError('FORBIDDEN', `pid ${facts.pid} is another soccrd daemon: a daemon's connections are not taken`);
+}
+
+/** Reads a /proc/PID file; a process gone meanwhile is NO_SUCH_PROCESS. */
+function procText(pid: number, name: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/${name}`, 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+    throw new SoccrError('PERMISSION', `cannot read /proc/${pid}/${name}: ${(err as Error).message}`, err);
+  }
+}
+
+function parseUids(status: string, pid: number): ProcessFacts['uids'] {
+  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  if (!m) throw new SoccrError('KERNEL', `/proc/${pid}/status has no Uid: line`);
+  return { real: Number(m[1]), effective: Number(m[2]), saved: Number(m[3]), fs: Number(m[4]) };
+}
+
+function parseStartTime(stat: string): number {
+  // Fields after the command name (which may hold spaces and parentheses): state is field 3.
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
 function validatePid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0) throw new SoccrError('NO_SUCH_PROCESS', `invalid pid ${pid}`);
 }
@@ -258,10 +344,52 @@ export class ProcessHandle {
     try {
       return new ProcessHandle(pid, N.pidfdOpen(pid));
     } catch (err) {
+      // A pid that names no process is the caller's NOT_FOUND, not a failed kernel call (the metrics
+      // count SyscallErrors in a cause chain): the errno goes along without it.
       if (err instanceof N.SyscallError && (err.code === 'ESRCH' || err.code === 'EINVAL')) {
-        throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, err);
+        throw new SoccrError('NO_SUCH_PROCESS', `no process with pid ${pid}`, undefined, { errno: err.code });
       }
       throw kernelError(`pidfd_open(${pid})`, err);
+    }
+  }
+
+  /**
+   * The process's facts (ProcessFacts), read from /proc/PID after its pidfd was opened and confirmed
+   * against the pidfd afterwards: a pid reused between the pidfd_open and the reads cannot lend another
+   * process's facts. NO_SUCH_PROCESS if it exited.
+   */
+  facts(): ProcessFacts {
+    const pid = this.pid;
+    const status = procText(pid, 'status');
+    const cgroupLine = procText(pid, 'cgroup')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
+    const startTime = parseStartTime(procText(pid, 'stat'));
+    const fds = scanFds(pid);
+    this.confirm();
+    return {
+      pid,
+      uids: parseUids(status, pid),
+      cgroup: cgroupLine?.slice(3),
+      startTime,
+      sockets: fds.sockets,
+      self: pid === process.pid,
+      soccrd: fds.daemonMarker,
+    };
+  }
+
+  /**
+   * Proves that the pidfd's process is still alive, so that what /proc/PID showed before this call was
+   * its: a process never comes back, and while it lives its pid names nothing else. NO_SUCH_PROCESS if
+   * it exited (its pid may already name another process).
+   */
+  confirm(): void {
+    try {
+      N.pidfdSendSignal(this.pidfd, 0);
+    } catch (err) {
+      if (err instanceof N.SyscallError && err.code === 'ESRCH')
+        throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited; nothing was done`, undefined, { errno: err.code });
+      throw kernelError(`checking that pid ${this.pid} still runs`, err);
     }
   }
 
@@ -382,24 +510,20 @@ export class ProcessHandle {
   }
 
   /**
-   * Duplicates of many of the process's fds, whatever they are, in one batch of kernel calls (a
-   * hand-off takes them while the owner is stopped). On the first failure every duplicate is closed
-   * and the failure thrown as dupFd would.
+   * Duplicates of many of the process's fds, whatever they are, with the inode each duplicate names, in
+   * one batch of kernel calls (a hand-off takes them while the owner is stopped, and checks them against
+   * its listing). Per fd: the duplicate (the caller closes it) and its inode (-1 if fstat failed), or the
+   * failure of pidfd_getfd.
    */
-  dupFds(fds: readonly number[]): number[] {
+  dupFdsWithInodes(fds: readonly number[]): Array<{ dup: number; inode: number } | { error: N.SyscallError }> {
     const b = takeBatch.reset();
     const ops = fds.map((fd, i) => {
       b.group = i;
-      return b.pidfdGetfd(this.pidfd, fd);
+      const dup = b.pidfdGetfd(this.pidfd, fd);
+      return { dup, ino: b.fstatIno({ op: dup }, N.NOSTOP) };
     });
     b.run();
-    const bad = fds.findIndex((_, i) => !b.ok(ops[i]));
-    if (bad < 0) return ops.map((op) => b.result(op));
-    for (const op of ops) if (b.ok(op)) N.closeQuietly(b.result(op));
-    const err = b.error(ops[bad]);
-    if (err.code === 'EBADF') throw new SoccrError('NO_SUCH_FD', `pid ${this.pid} has no fd ${fds[bad]}`, err);
-    if (err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${this.pid} has exited`, err);
-    throw kernelError(`pidfd_getfd(pid ${this.pid}, fd ${fds[bad]})`, err);
+    return ops.map(({ dup, ino }) => (b.ok(dup) ? { dup: b.result(dup), inode: b.ok(ino) ? b.inode(ino) : -1 } : { error: b.error(dup) }));
   }
 
   /** Kills the process (SIGKILL through its pidfd). Never throws: false if it is gone already. */

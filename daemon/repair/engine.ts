@@ -6,6 +6,7 @@ import { SoccrError, kernelError } from '../../protocol/errors';
 import { NetnsHandle } from '../kernel/netns';
 import type { SocketDiag } from '../kernel/sockdiag';
 import { TH_ACK, TH_FIN, buildSegment, wireFamily } from '../kernel/packet';
+import { isLocalAddress } from '../kernel/local-address';
 import {
   SOCKADDR_IN6_LEN,
   SOCKADDR_IN_LEN,
@@ -667,6 +668,14 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
   const needRaw = (m & (RECEIVED_FIN | OUR_FIN_ACKED)) !== 0;
   const ownHandle = !opts.netnsHandle && opts.netns ? NetnsHandle.open(opts.netns) : undefined;
   const ns = opts.netnsHandle ?? ownHandle;
+  if (needRaw) {
+    try {
+      refuseSpoofedInjection(s, ns);
+    } catch (err) {
+      ownHandle?.close();
+      throw err;
+    }
+  }
   const b = restoreBatch.reset();
   // What each step's failure means to the caller (by op index); other failures are plain kernel errors.
   const steps = new Map<number, StepError>();
@@ -723,6 +732,21 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
     if (rawFd >= 0) N.closeQuietly(rawFd);
     ownHandle?.close();
   }
+}
+
+/**
+ * A half-closed state is rebuilt with a segment that seems to come from the peer (its FIN, or the ACK
+ * of our FIN), sent through a raw socket to the connection's local address. Only where that address is
+ * the target namespace's own does the kernel take it in; anywhere else (a transparent restore before the
+ * address has moved) it would leave on the wire with the peer's address as source. So such a state is
+ * refused, with nothing built, until its local address is there.
+ */
+function refuseSpoofedInjection(s: SavedConnection, ns: NetnsHandle | undefined): void {
+  if (isLocalAddress(ns, s.local)) return;
+  throw new SoccrError(
+    'TARGET_STATE',
+    `restoring a ${stateName(s.state)} connection ${formatAddress(s.local)} <-> ${formatAddress(s.remote)}: its local address ${s.local.ip} is not an address of ${ns ? `network namespace ${ns.path}` : "the daemon's network namespace"}, and rebuilding a half-closed connection injects a segment from the peer's address to it, which would leave the namespace as a spoofed packet: move the address there first, then restore`,
+  );
 }
 
 /** Runs the batch; `after` sees it first (fds to learn even on failure), then the first failure throws. */

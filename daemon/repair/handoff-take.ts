@@ -2,7 +2,7 @@
 // copied. Which fds (those named, or every connected TCP socket, and listening ones when asked; every
 // socket --all leaves out is named with its reason), then, while the owner is stopped, our duplicates of
 // them in one batch of kernel calls, each checked against what the listing saw.
-import { fstatSync } from 'node:fs';
+import { fstatSync, readdirSync } from 'node:fs';
 import * as N from '../kernel/native';
 import { SoccrError, kernelError } from '../../protocol/errors';
 import type { SocketAddress } from '../../protocol/address';
@@ -23,12 +23,16 @@ export interface HandoffSelection {
   fds: readonly number[];
   all: boolean;
   listeners: boolean;
+  /** the process's sockets (fd -> inode) as ProcessHandle.facts read them, instead of reading /proc/PID/fd again */
+  known?: ReadonlyMap<number, number>;
 }
 
 export interface HandoffChoice {
   sockets: HandoffSocket[];
   /** what --all left out, and why */
   skipped: Array<{ fd: number; kind: string; reason: string }>;
+  /** every fd the process had open just before it was listed: what it opens later is looked at after the stop */
+  fdsBefore: Set<number>;
 }
 
 const fromInfo = (s: TcpSocketInfo): HandoffSocket => ({ fd: s.fd, inode: s.inode, local: s.local, remote: s.remote, state: s.state });
@@ -43,7 +47,8 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
   if (!Number.isInteger(pid) || pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
   if (sel.all && sel.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
   if (!sel.all && !sel.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to hand off, or all');
-  const listed = listTcpSockets(pid);
+  const fdsBefore = new Set(fdsOf(pid));
+  const listed = listTcpSockets(pid, sel.known);
   if (!sel.all) {
     const byFd = new Map(listed.map((s) => [s.fd, s]));
     const sockets = [...new Set(sel.fds)].map((fd): HandoffSocket => {
@@ -51,7 +56,7 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
       const s = byFd.get(fd);
       return s ? fromInfo(s) : { fd, inode: -1, local: unknownAddress, remote: unknownAddress, state: TcpState.CLOSE };
     });
-    return { sockets, skipped: [] };
+    return { sockets, skipped: [], fdsBefore };
   }
   const sockets: HandoffSocket[] = [];
   const skipped: HandoffChoice['skipped'] = [];
@@ -65,28 +70,119 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
   }
   if (!sockets.length)
     throw new SoccrError('NO_SUCH_FD', `pid ${pid} holds no TCP socket to hand off${sel.listeners ? '' : ' (listening ones need listeners)'}`);
-  return { sockets, skipped };
+  return { sockets, skipped, fdsBefore };
 }
 
 const unknownAddress: SocketAddress = { family: 'ipv4', ip: '0.0.0.0', port: 0 };
 
+/** What the hand-off takes once the owner is stopped: the sockets, our duplicates of them (same order). */
+export interface TakenSockets {
+  sockets: HandoffSocket[];
+  dups: number[];
+}
+
 /**
- * Our duplicates of the chosen sockets, in their order, taken in one batch (the owner should be stopped
- * by now, so that its fds no longer change). A duplicate that is not the socket the listing saw (the fd
- * was closed and reused since) or was never listed is described from itself, and must be a TCP socket.
- * On refusal every duplicate is closed, and nothing of the owner's sockets has changed.
+ * Our duplicates of the chosen sockets, taken once the owner is stopped (its fds no longer change), in one
+ * batch of kernel calls: each duplicate and its inode, against what the listing saw. A chosen fd the owner
+ * closed since, or reused for another socket, and (with `all`) a socket it opened since (a connection it
+ * accepted between the listing and the stop) are dealt with one by one: nothing the owner holds at the
+ * stop is left behind unsaid. On refusal every duplicate is closed, and nothing of the owner's sockets has
+ * changed. `choice.skipped` gets what was left out.
  */
-export function takeHandoffSockets(proc: ProcessHandle, chosen: HandoffSocket[]): number[] {
-  const dups = proc.dupFds(chosen.map((s) => s.fd));
+export function takeHandoffSockets(proc: ProcessHandle, choice: HandoffChoice, sel: HandoffSelection): TakenSockets {
+  const taken: TakenSockets = { sockets: [], dups: [] };
+  const keep = (s: HandoffSocket, dup: number): void => {
+    taken.sockets.push(s);
+    taken.dups.push(dup);
+  };
+  const got = proc.dupFdsWithInodes(choice.sockets.map((s) => s.fd));
+  const opened: number[] = got.flatMap((g) => ('dup' in g ? [g.dup] : []));
   try {
-    chosen.forEach((s, i) => {
-      if (s.inode >= 0 && fstatSync(dups[i]).ino === s.inode) return;
-      Object.assign(s, describe(proc.pid, s.fd, dups[i]));
+    choice.sockets.forEach((s, i) => {
+      const g = got[i];
+      if ('error' in g) {
+        const err = g.error;
+        if (err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${proc.pid} has exited`, err);
+        if (err.code !== 'EBADF') throw kernelError(`pidfd_getfd(pid ${proc.pid}, fd ${s.fd})`, err);
+        if (!sel.all) throw new SoccrError('NO_SUCH_FD', `pid ${proc.pid} has no fd ${s.fd}`, err);
+        choice.skipped.push({ fd: s.fd, kind: 'NO_SUCH_FD', reason: 'closed by its owner before it was stopped' });
+        return;
+      }
+      if (s.inode >= 0 && g.inode === s.inode) {
+        keep(s, g.dup);
+        return;
+      }
+      // Never listed (another namespace's socket), or the fd now names another file.
+      const again = described(proc.pid, s.fd, g.dup, sel, choice);
+      if (again) keep({ fd: s.fd, ...again }, g.dup);
+      else closeOpened(opened, g.dup);
     });
-    return dups;
+    if (sel.all) {
+      for (const fd of openedSince(proc.pid, choice)) {
+        let d: number;
+        try {
+          d = proc.dupFd(fd);
+        } catch (err) {
+          if (err instanceof SoccrError && err.kind === 'NO_SUCH_FD') continue;
+          throw err;
+        }
+        opened.push(d);
+        const s = described(proc.pid, fd, d, sel, choice);
+        if (s) keep({ fd, ...s }, d);
+        else closeOpened(opened, d);
+      }
+    }
+    if (!taken.sockets.length) throw new SoccrError('NO_SUCH_FD', `pid ${proc.pid} holds no TCP socket to hand off any more`);
+    return taken;
   } catch (err) {
-    for (const d of dups) N.closeQuietly(d);
+    for (const d of opened) N.closeQuietly(d);
     throw err instanceof SoccrError ? err : kernelError(`inspecting the sockets of pid ${proc.pid}`, err);
+  }
+}
+
+function closeOpened(opened: number[], d: number): void {
+  N.closeQuietly(d);
+  opened.splice(opened.indexOf(d), 1);
+}
+
+/**
+ * A duplicate described, or undefined when `all` leaves it out (not a TCP socket: silently, since --all
+ * takes TCP sockets only; a TCP socket it does not take: in `choice.skipped`). Named fds: refused as
+ * describe() refuses them.
+ */
+function described(pid: number, fd: number, dup: number, sel: HandoffSelection, choice: HandoffChoice): Omit<HandoffSocket, 'fd'> | undefined {
+  let s: Omit<HandoffSocket, 'fd'>;
+  try {
+    s = describe(pid, fd, dup);
+  } catch (err) {
+    if (!sel.all) throw err;
+    if (err instanceof SoccrError && (err.kind === 'NOT_A_SOCKET' || err.kind === 'NOT_TCP')) return undefined;
+    if (err instanceof SoccrError) {
+      choice.skipped.push({ fd, kind: err.kind, reason: err.message });
+      return undefined;
+    }
+    throw err;
+  }
+  if (!sel.all) return s;
+  if (s.state === TcpState.LISTEN && !sel.listeners) {
+    choice.skipped.push({ fd, kind: 'LISTENING', reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
+    return undefined;
+  }
+  return s;
+}
+
+/** The fds the owner opened between the listing and the stop (chosen ones excluded). */
+function openedSince(pid: number, choice: HandoffChoice): number[] {
+  const chosen = new Set(choice.sockets.map((s) => s.fd));
+  return fdsOf(pid).filter((fd) => !choice.fdsBefore.has(fd) && !chosen.has(fd));
+}
+
+/** The fd numbers a process has open ([] once it is gone). */
+export function fdsOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map(Number);
+  } catch {
+    return [];
   }
 }
 

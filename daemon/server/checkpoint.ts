@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Charge } from '../custody/budget';
-import { crashPoint, netnsRef, processStartTime, socketInode } from '../custody/journal';
+import { crashPoint, netnsRef, socketInode } from '../custody/journal';
 import type { LockTuple, NetworkLock } from '../custody/netlock';
 import type { ConnectionSummary, Session } from '../custody/sessions';
 import * as N from '../kernel/native';
@@ -15,7 +15,7 @@ import { NetnsHandle } from '../kernel/netns';
 import { SocketDiag, diagnose } from '../kernel/sockdiag';
 import type { Logger } from '../log';
 import { callFinished } from '../metrics';
-import { ProcessHandle, TcpSocketInfo, listMptcpConnections, listTcpSockets } from '../repair/acquire';
+import { ProcessFacts, ProcessHandle, TcpSocketInfo, listMptcpConnections, listTcpSockets, refuseDaemons } from '../repair/acquire';
 import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
 import { md5Refusal, mptcpRefusal } from '../repair/uncarriable';
 import { thawSource } from '../custody/thaw';
@@ -48,11 +48,19 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   try {
     const admitted = calls.admit(call, 'Checkpoint', log);
     ({ log, leave } = admitted);
-    calls.policyFor(admitted.caller).checkCheckpoint(req.pid);
+    checkRequest(req);
+    // The process is held by its pidfd first; everything decided about it is read after that and
+    // confirmed against the pidfd, so a pid reused meanwhile cannot pass another process's checks.
+    const proc = ProcessHandle.open(req.pid);
+    undo.push('close the owner handle', () => proc.close());
+    const facts = proc.facts();
+    refuseDaemons(facts);
+    calls.policyFor(admitted.caller).checkCheckpoint(req.pid, facts);
     calls.checkSessionQuota(admitted.caller);
     const netlock = calls.networkLock(req.options?.noNetworkLock);
     const leaseMs = o.sessions.leaseFor(req.options?.leaseMs ?? 0);
-    const chosen = chooseFds(req);
+    const chosen = chooseFds(req, facts);
+    proc.confirm(); // the sockets listed are this process's
     // From here on, once the session exists, it undoes everything: its abort thaws the source, and the
     // data connection is the stream's (cut if the stream fails).
     const sessionTakesOver = undo.mark();
@@ -60,7 +68,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     // endpoint that cannot be reached fails the call with nothing touched.
     const data = req.dataTransfer ? await connectDataPath(req.dataTransfer) : undefined;
     if (data) undo.push('close the data connection', () => data.destroy());
-    const source = await freezeSource(o, req, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
+    const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
     ownerNs = source.netns;
     const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, source.netns, chosen, source.frozen, buffered);
     const s = o.sessions.createSource(
@@ -152,6 +160,8 @@ interface TakenSource {
 async function freezeSource(
   o: ServiceOptions,
   req: CheckpointRequestMsg,
+  proc: ProcessHandle,
+  facts: ProcessFacts,
   chosen: ChosenFds,
   netlock: NetworkLock | undefined,
   leaseMs: number,
@@ -165,8 +175,6 @@ async function freezeSource(
   const journal = o.journal;
   const source = undo.mark();
   // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
-  const proc = ProcessHandle.open(pid);
-  undo.push('close the owner handle', () => proc.close());
   const netns = proc.netns();
   undo.push("close the owner's namespace", () => netns.close());
   const copies = takeChosen(proc, chosen, req.options?.allowPartial === true, netns);
@@ -183,7 +191,7 @@ async function freezeSource(
     journal.beginSource({
       id,
       pid,
-      startTime: processStartTime(pid),
+      startTime: facts.startTime,
       leaseMs,
       expires: Date.now() + leaseMs,
       stopOwner,
@@ -340,12 +348,15 @@ function notTaken(s: TcpSocketInfo): SkippedSocketMsg {
   return { fd: s.fd, kind: 'UNSUPPORTED_STATE', reason: `in state ${s.stateName}, which cannot be checkpointed` };
 }
 
-/** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
-function chooseFds(req: CheckpointRequestMsg): ChosenFds {
+function checkRequest(req: CheckpointRequestMsg): void {
   if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
   if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
   if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
-  const listed = new Map(listTcpSockets(req.pid).map((s) => [s.fd, s]));
+}
+
+/** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
+function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts): ChosenFds {
+  const listed = new Map(listTcpSockets(req.pid, facts.sockets).map((s) => [s.fd, s]));
   const movable = (s: TcpSocketInfo): boolean => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0;
   const fds = req.all ? [...listed.values()].filter(movable).map((s) => s.fd) : [...new Set(req.fds)];
   // "all" means all: every TCP socket it leaves with the owner is reported, with why.

@@ -58,6 +58,9 @@ export function parseEndpoint(endpoint: string): { host: string; port: number } 
 /** Bytes a reader holds before it stops reading from its socket (the kernel's buffers hold the rest). */
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
+/** What a transfer's reader may hold at most at once: its read-ahead, one more read, and the record being opened (charged to the daemon's budget). */
+export const DATA_PATH_BUFFER_BYTES = READ_AHEAD_BYTES + 64 * 1024 + 2 * MAX_RECORD;
+
 /** Reads exact byte counts from a socket, buffering at most about READ_AHEAD_BYTES ahead. */
 class ExactReader {
   private chunks: Buffer[] = [];

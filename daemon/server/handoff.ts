@@ -8,11 +8,11 @@
 // it would let it read and accept on sockets that are no longer its own.
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { type DeliveryItem, deliver } from '../custody/delivery';
+import { type DeliveryItem, MAX_FDS_PER_SEND, deliver } from '../custody/delivery';
 import type { HandoverRules } from '../custody/handover-target';
 import { NetnsHandle } from '../kernel/netns';
 import type { Logger } from '../log';
-import { ProcessHandle } from '../repair/acquire';
+import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
 import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
@@ -30,7 +30,6 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
     // A hand-off is a checkpoint and a restore into the owner's own namespace in one: the caller must be
     // allowed both, as for Checkpoint (the process) and Restore (the namespace, the hand-over path).
     const policy = calls.policyFor(caller);
-    policy.checkCheckpoint(req.pid);
     // The owner's namespace, opened once for both checks (and the expected one, if named, opened once too).
     const ownerNs = ownerNetns(req.pid);
     try {
@@ -40,46 +39,89 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
       ownerNs.close();
     }
     policy.checkHandoverPath(req.deliverUnixPath);
+    if (req.fdsPerMessage > MAX_FDS_PER_SEND) throw new SoccrError('BAD_REQUEST', `fds_per_message is at most ${MAX_FDS_PER_SEND}, not ${req.fdsPerMessage}`);
     const rules = policy.handoverRules();
-    return o.sessions.runOutside((stopping) => handoff(req, stopping, log, rules));
+    // The process itself is judged on facts read through its pidfd (as for Checkpoint): never a soccrd.
+    const checkTarget = (facts: ProcessFacts): void => {
+      refuseDaemons(facts);
+      policy.checkCheckpoint(req.pid, facts);
+    };
+    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log, rules));
   });
   return { Handoff };
 }
 
-async function handoff(req: HandoffRequestMsg, stopping: AbortSignal, log: Logger, rules: HandoverRules): Promise<HandoffResponseMsg> {
-  const { sockets, skipped } = chooseHandoffSockets(req.pid, { fds: req.fds, all: req.all, listeners: req.listeners });
+async function handoff(
+  req: HandoffRequestMsg,
+  checkTarget: (facts: ProcessFacts) => void,
+  stopping: AbortSignal,
+  log: Logger,
+  rules: HandoverRules,
+): Promise<HandoffResponseMsg> {
   const id = `handoff-${randomUUID()}`;
   const undo = new Rollback();
   const proc = ProcessHandle.open(req.pid);
   undo.push('close the owner handle', () => proc.close());
   try {
+    const facts = proc.facts();
+    checkTarget(facts);
+    const sel = { fds: req.fds, all: req.all, listeners: req.listeners, known: facts.sockets };
+    const choice = chooseHandoffSockets(req.pid, sel);
+    proc.confirm(); // the sockets listed are this process's
     // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
     // kernel still does: peers see at most a full window, never a reset).
     const stoppedAt = process.hrtime.bigint();
+    const cpuAt = process.cpuUsage();
     await proc.stop();
+    const stopped = process.hrtime.bigint();
     undo.push('continue the owner', () => proc.cont());
-    const dups = takeHandoffSockets(proc, sockets);
+    const { sockets, dups } = takeHandoffSockets(proc, choice, sel);
+    const taken = process.hrtime.bigint();
     undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
     let ackedAt = 0n;
-    await deliver(req.deliverUnixPath, items(id, req.pid, sockets, dups), () => (ackedAt = process.hrtime.bigint()), { signal: stopping, rules });
+    let cpu = { user: 0, system: 0 };
+    await deliver(
+      req.deliverUnixPath,
+      items(id, req.pid, sockets, dups),
+      () => {
+        ackedAt = process.hrtime.bigint();
+        cpu = process.cpuUsage(cpuAt);
+      },
+      {
+        signal: stopping,
+        rules,
+        // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
+        sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * sockets.length),
+        // sixteen sockets per system call on both sides unless the caller asked for one (a receiver whose
+        // control buffer takes a single fd)
+        fdsPerMessage: req.fdsPerMessage === 0 ? MAX_FDS_PER_SEND : req.fdsPerMessage,
+      },
+    );
     // The new owner holds them: ours go, and the old owner never runs again on them.
     dups.forEach((d) => N.closeQuietly(d));
     const killed = req.killOld ? proc.kill() : false;
     proc.close();
     undo.release();
     const freezeUs = Number(ackedAt - stoppedAt) / 1000;
+    const us = (a: bigint, b: bigint): number => Math.round(Number(b - a) / 1000);
     log.info('handed off', {
       handoff: id,
       pid: req.pid,
       sockets: sockets.length,
-      skipped: skipped.length,
+      skipped: choice.skipped.length,
       freezeUs: Math.round(freezeUs),
+      // where the freeze went: stopping the owner, taking its fds, the hand-over up to the ack
+      stopUs: us(stoppedAt, stopped),
+      takeUs: us(stopped, taken),
+      deliverUs: us(taken, ackedAt),
+      // the daemon's own CPU time in the freeze: on a loaded machine the rest is waiting for a CPU (or for the receiver)
+      freezeCpuUs: cpu.user + cpu.system,
       oldOwnerKilled: killed,
     });
     return {
       handoffId: id,
       sockets: sockets.map((s) => ({ fd: s.fd, local: addressToMsg(s.local), remote: addressToMsg(s.remote), state: s.state })),
-      skipped,
+      skipped: choice.skipped,
       freezeUs: Math.round(freezeUs),
       oldOwnerKilled: killed,
     };

@@ -2,7 +2,7 @@
 // process's TCP sockets, as procfs shows them).
 import type * as grpc from '@grpc/grpc-js';
 import { release } from 'node:os';
-import { listTcpSockets } from '../repair/acquire';
+import { ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire';
 import { GetVersionResponseMsg, ListSocketsRequestMsg, ListSocketsResponseMsg } from '../../protocol/messages';
 import { STREAM_FORMAT } from '../../protocol/frames';
 import { WIRE_FAMILY, addressToMsg } from '../../protocol/address';
@@ -18,11 +18,21 @@ export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation
       features: o.features,
       dataEndpoint: o.dataListener?.endpoint ?? '',
     })),
-    // It reveals a process's connections: only of processes the caller may checkpoint.
+    // It reveals a process's connections: only of processes the caller may checkpoint, judged on facts
+    // confirmed against the process's pidfd (as Checkpoint does), and listed from that same process.
     ListSockets: calls.unary('ListSockets', (req: ListSocketsRequestMsg, _log, caller): ListSocketsResponseMsg => {
-      calls.policyFor(caller).checkCheckpoint(req.pid);
+      const proc = ProcessHandle.open(req.pid);
+      let listed: TcpSocketInfo[];
+      try {
+        const facts = proc.facts();
+        calls.policyFor(caller).checkCheckpoint(req.pid, facts);
+        listed = listTcpSockets(req.pid, facts.sockets);
+        proc.confirm();
+      } finally {
+        proc.close();
+      }
       return {
-        sockets: listTcpSockets(req.pid).map((s) => ({
+        sockets: listed.map((s) => ({
           fd: s.fd,
           inode: s.inode,
           family: WIRE_FAMILY[s.family],

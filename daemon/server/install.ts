@@ -4,7 +4,7 @@
 // (sd_booted: /run/systemd/system exists) and the units went to the system directory.
 import { Command } from 'commander';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { Stats, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 export const SYSTEM_UNIT_DIR = '/etc/systemd/system';
@@ -13,6 +13,13 @@ export const UNITS = { service: 'soccrd.service', socket: 'soccrd.socket' } as c
 const MARKER = '# Installed by soccrd install-service';
 const TEMPLATE_DIR = path.resolve(__dirname, '..', '..', '..', 'systemd');
 const MAIN = path.join(__dirname, '..', 'main.js');
+/** The checkout: what ExecStart's main.js is part of. */
+const CHECKOUT = path.resolve(__dirname, '..', '..', '..');
+/** What the daemon runs or reads code from in the checkout: compiled code, the native library, dependencies, protos. */
+const RUN_FROM = ['dist', 'build', 'node_modules', 'protos', 'package.json'];
+/** Problems named in a refusal: the first few say enough. */
+const MAX_PROBLEMS = 5;
+const S_ISVTX = 0o1000;
 /** Directories ProtectHome=yes hides from the service. */
 const HOME_DIRS = ['/home/', '/root/', '/run/user/'];
 
@@ -49,6 +56,62 @@ export function renderUnit(unit: string, opts: Pick<InstallOptions, 'node' | 'da
   return { text: `${MARKER} from ${path.resolve(TEMPLATE_DIR, '..')}\n${text}`, warnings };
 }
 
+/**
+ * What makes the code ExecStart runs changeable by someone other than root: the node binary, the checkout
+ * and everything the daemon loads from it, and every directory above them, must be owned by root and not
+ * writable by group or others (a sticky directory above them, such as /tmp, is fine: others cannot
+ * rename what is not theirs). Symbolic links are followed to what they name, which is checked the same
+ * way. Returns the first problems found, none if root alone can change it.
+ */
+export function changeableByOthers(node: string, checkout = CHECKOUT): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const judge = (p: string, st: Stats, above: boolean): void => {
+    if (st.uid !== 0) problems.push(`${p} is owned by uid ${st.uid}`);
+    else if (st.mode & 0o022 && !(above && st.mode & S_ISVTX))
+      problems.push(`${p} is writable by ${st.mode & 0o020 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)})`);
+  };
+  const ancestors = (p: string): void => {
+    for (let d = path.dirname(p); !seen.has(d); d = path.dirname(d)) {
+      seen.add(d);
+      judge(d, lstatSync(d), true);
+      if (d === path.dirname(d)) return;
+    }
+  };
+  const walk = (p: string): void => {
+    if (seen.has(p) || problems.length >= MAX_PROBLEMS) return;
+    seen.add(p);
+    let st: Stats;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return; // build/ is optional: without the native library the daemon makes its calls one by one
+    }
+    if (st.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = realpathSync(p);
+      } catch {
+        return; // a dangling link loads nothing
+      }
+      ancestors(target);
+      walk(target);
+      return;
+    }
+    judge(p, st, false);
+    if (st.isDirectory()) for (const name of readdirSync(p)) walk(path.join(p, name));
+  };
+  const nodeReal = realpathSync(node);
+  ancestors(nodeReal);
+  walk(nodeReal);
+  ancestors(checkout);
+  const root = lstatSync(checkout);
+  seen.add(checkout);
+  judge(checkout, root, false);
+  for (const entry of RUN_FROM) walk(path.join(checkout, entry));
+  return problems.slice(0, MAX_PROBLEMS);
+}
+
 /** Whether systemd is the init system (sd_booted(3)). */
 export function systemdRunning(): boolean {
   return existsSync('/run/systemd/system');
@@ -63,6 +126,15 @@ function systemctl(args: string[]): string {
 export function installUnits(opts: InstallOptions): string[] {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} does not exist: build first (npm run build)`);
   if (!path.isAbsolute(opts.node) || !existsSync(opts.node)) throw new Error(`node binary ${opts.node}: give an absolute path that exists`);
+  // The service runs as root whatever it loads: whoever could change that code could run code as root.
+  const problems = changeableByOthers(opts.node);
+  if (problems.length) {
+    throw new Error(
+      `refusing to point ExecStart at code that others than root can change (they could run code as root): ${problems.join('; ')}. ` +
+        `Install from a root-owned copy: cp -a ${CHECKOUT} /opt/soccrd && chown -R root:root /opt/soccrd && chmod -R go-w /opt/soccrd, ` +
+        `then run that copy's install-service (node /opt/soccrd/dist/daemon/main.js install-service)`,
+    );
+  }
   mkdirSync(opts.unitDir, { recursive: true, mode: 0o755 });
   const out: string[] = [];
   for (const unit of opts.socket ? [UNITS.service, UNITS.socket] : [UNITS.service]) {

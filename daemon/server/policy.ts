@@ -131,11 +131,11 @@ export function unprivilegedBufferLimit(): number {
   return sizes.length ? Math.max(...sizes) : 6 * 1024 * 1024;
 }
 
-/** The uids of a process: real and effective (both must be allowed), from procfs. */
-function processUids(pid: number): { real: number; effective: number } | undefined {
+/** The uids of a process: real, effective, saved set and filesystem (every one must be allowed), from procfs. */
+function processUids(pid: number): ProcessFacts['uids'] | undefined {
   try {
-    const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? { real: Number(m[1]), effective: Number(m[2]) } : undefined;
+    const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? { real: Number(m[1]), effective: Number(m[2]), saved: Number(m[3]), fs: Number(m[4]) } : undefined;
   } catch {
     return undefined;
   }
@@ -180,10 +180,32 @@ function netnsIdentity(path: string): NetnsIdentity | undefined {
 
 const sameNetns = (a: NetnsIdentity | undefined, b: NetnsIdentity | undefined): boolean => a?.dev === b?.dev && a?.ino === b?.ino && a !== undefined;
 
-/** What a checkpoint policy looks at in a process: its real and effective uid, its cgroup v2 path. */
+/**
+ * What a checkpoint policy looks at in a process: its uids, its cgroup v2 path. The checkpoint reads them
+ * through its pidfd (repair/acquire.ts ProcessHandle.facts, confirmed against the pidfd).
+ */
 export interface ProcessFacts {
-  uids: { real: number; effective: number };
+  /** real and effective uid; saved set and filesystem uid where known (a process can take its saved uid back) */
+  uids: { real: number; effective: number; saved?: number; fs?: number };
   cgroup: string | undefined;
+}
+
+/** Every uid a process holds, each with what it is ('real', 'effective', ...): each one must be allowed. */
+function heldUids(f: ProcessFacts): Array<[string, number]> {
+  const { real, effective, saved, fs } = f.uids;
+  const all: Array<[string, number | undefined]> = [
+    ['real', real],
+    ['effective', effective],
+    ['saved', saved],
+    ['filesystem', fs],
+  ];
+  return all.filter((e): e is [string, number] => e[1] !== undefined);
+}
+
+/** The uids of `f` outside `allowed`, as "effective uid 0, saved uid 0"; '' if none. */
+function uidsOutside(f: ProcessFacts, allowed: readonly number[]): { uid: number; which: string } | undefined {
+  const out = heldUids(f).filter(([, uid]) => !allowed.includes(uid));
+  return out.length ? { uid: out[0][1], which: out.map(([what, uid]) => `${what} uid ${uid}`).join(', ') } : undefined;
 }
 
 /** The facts of `pid` from procfs; NO_SUCH_PROCESS when it is gone. */
@@ -199,9 +221,8 @@ export function checkCheckpointTarget(p: TargetPolicy, pid: number, facts?: Proc
     throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing pid ${pid}`);
   }
   if (p.checkpointUids.length) {
-    const { real, effective } = (facts ?? processFacts(pid)).uids;
-    for (const uid of new Set([real, effective]))
-      if (!p.checkpointUids.includes(uid)) throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing processes of uid ${uid} (pid ${pid})`);
+    const out = uidsOutside(facts ?? processFacts(pid), p.checkpointUids);
+    if (out) throw new SoccrError('FORBIDDEN', `the policy does not allow checkpointing processes of uid ${out.uid} (pid ${pid}: ${out.which} not allowed)`);
   }
   if (p.checkpointCgroups.length) {
     const cg = (facts ?? processFacts(pid)).cgroup;
@@ -283,19 +304,15 @@ export class CallerPolicy {
 
   /**
    * FORBIDDEN unless this caller may checkpoint `pid` (and list its sockets): the daemon-wide bound, then
-   * its own rules on the process's real and effective uid and its cgroup. `facts`: what the caller of
+   * its own rules on every uid the process holds (real, effective, saved, filesystem) and its cgroup. `facts`: what the caller of
    * this check read of the process (e.g. through a pidfd); read from procfs otherwise.
    */
   checkCheckpoint(pid: number, facts?: ProcessFacts): void {
     const f = facts ?? processFacts(pid);
     checkCheckpointTarget(this.bound, pid, f);
     if (this.checkpointUids) {
-      const { real, effective } = f.uids;
-      if (!this.checkpointUids.includes(real) || !this.checkpointUids.includes(effective))
-        throw new SoccrError(
-          'FORBIDDEN',
-          `pid ${pid}: your policy does not let you touch processes of uid ${real === effective ? real : `${real}/${effective}`}`,
-        );
+      const out = uidsOutside(f, this.checkpointUids);
+      if (out) throw new SoccrError('FORBIDDEN', `pid ${pid}: your policy does not let you touch processes of uid ${out.uid} (${out.which} not allowed)`);
     }
     if (this.checkpointCgroups) {
       const cg = f.cgroup;

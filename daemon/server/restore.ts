@@ -15,7 +15,7 @@ import { addressFromMsg } from '../../protocol/address';
 import { frameKind, unpackFrames } from '../../protocol/frames';
 import { stateFromObject } from '../../protocol/state-codec';
 import { Calls, logFailure, toStatus } from './calls';
-import { dataTransferParams } from './data-path';
+import { DATA_PATH_BUFFER_BYTES, dataTransferParams } from './data-path';
 import type { Caller } from './auth';
 import { sessionToMsg, summarize } from './session-info';
 
@@ -55,6 +55,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
     const netlock = calls.networkLock(options.noNetworkLock);
     const cancelled = new AbortController();
     call.on('cancelled', () => cancelled.abort());
+    // A direct transfer's reader buffers ahead of the frames: charged before it reads anything.
+    if (options.dataTransfer) buffered?.add(DATA_PATH_BUFFER_BYTES, 'the read-ahead of its direct data connection');
     const frames = options.dataTransfer ? dataPathFrames(calls, options.dataTransfer, cancelled.signal) : callFrames(input);
     for await (const frame of frames) {
       // An Abort may have ended the session between two frames: nothing more is built for it.

@@ -33,6 +33,13 @@ export interface HandoffRequest {
    * namespace, and falls back to checkpoint and restore on that refusal. Empty: no check.
    */
   'expectNetns'?: (string);
+  /**
+   * Up to this many `socket` messages of the hand-over share one sendmsg, their fds attached to its
+   * first byte (docs/handover.md, "File descriptors"): 0 takes 16, the most; 1 sends one per message,
+   * for receivers whose control buffer takes a single fd. Fewer system calls on both sides: a shorter
+   * freeze for many sockets.
+   */
+  'fdsPerMessage'?: (number);
 }
 
 export interface HandoffRequest__Output {
@@ -67,4 +74,11 @@ export interface HandoffRequest__Output {
    * namespace, and falls back to checkpoint and restore on that refusal. Empty: no check.
    */
   'expectNetns': (string);
+  /**
+   * Up to this many `socket` messages of the hand-over share one sendmsg, their fds attached to its
+   * first byte (docs/handover.md, "File descriptors"): 0 takes 16, the most; 1 sends one per message,
+   * for receivers whose control buffer takes a single fd. Fewer system calls on both sides: a shorter
+   * freeze for many sockets.
+   */
+  'fdsPerMessage': (number);
 }

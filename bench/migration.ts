@@ -157,6 +157,21 @@ function gapsOf(s: MultiStatus, stride: number): number[] {
   return s.connections.filter((c) => c.index % stride === 0).map((c) => Math.max(c.maxGapMs, c.sinceRecvMs));
 }
 
+/**
+ * Where a hand-off's freeze went, from the daemon's last `handed off` log line (ms): stopping the owner,
+ * taking its fds, the hand-over up to the ack, and the daemon's own CPU time in all that.
+ */
+function handoffBreakdown(daemonOutput: string): Record<string, number> {
+  const line = daemonOutput
+    .split('\n')
+    .reverse()
+    .find((l) => l.includes('"handed off"'));
+  if (!line) return {};
+  const r = JSON.parse(line) as Record<string, unknown>;
+  const ms = (k: string): number => (typeof r[k] === 'number' ? r[k] / 1000 : NaN);
+  return { stop: ms('stopUs'), take: ms('takeUs'), 'deliver+ack': ms('deliverUs'), 'daemon CPU': ms('freezeCpuUs') };
+}
+
 /** The state letter of /proc/PID/stat (T: stopped), '' once the process is gone. */
 function procState(pid: number): string {
   try {
@@ -271,6 +286,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       if (report.transport !== want) throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${want} was set up`);
       ({ freezeMs, totalMs, queueBytes, transport } = report);
       for (const p of report.phases) phases[p.name] = p.ms;
+      if (handoff) Object.assign(phases, handoffBreakdown(a.output));
       const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
       freezeStartUnix = phase(handoff ? 'handoff' : 'checkpoint+restore').startedAt;
       liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;

@@ -47,9 +47,9 @@ interface Lab {
  * clients in C streaming to it and it to them, half of the server's connections not read for a while so
  * that their queues are full.
  */
-async function startLab(count: number): Promise<Lab> {
+async function startLab(count: number, env?: Record<string, string>): Promise<Lab> {
   const lan = Lan.create();
-  const daemon = await DaemonProcess.start({ netns: lan.ns.A });
+  const daemon = await DaemonProcess.start({ netns: lan.ns.A, env });
   const client = new SoccrClient(daemon.address, { timeoutMs: 20_000 });
   const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count, acceptMore: 30, bytesPerTick: RATE });
   const first = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count, bytesPerTick: RATE });
@@ -233,6 +233,13 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     );
     assert.equal(procState(t.server.pid), 'T', 'the old owner is left stopped, as after a migration');
     await next.waitEvent('handover-live', 10_000, ['error', 'handover-failed']);
+    // A daemon restarted after the hand-off leaves the old owner stopped (the journal says released).
+    await t.daemon.stop();
+    await t.daemon.restart();
+    t.client.close();
+    t.client = new SoccrClient(t.daemon.address, { timeoutMs: 20_000 });
+    await t.client.getVersion();
+    assert.equal(procState(t.server.pid), 'T', 'still stopped after the restart');
     await sleep(800);
     t.server.kill();
     await t.server.exited();
@@ -323,5 +330,28 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
       for (const c of [...sockets.map((d) => d.socket), ...accepted]) c.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it('a daemon killed while the owner is stopped continues it at its restart: the old owner keeps serving every socket exactly', async () => {
+    const t = (lab = await startLab(4, { SOCCRD_CRASH_AT: 'handoff.after-stop' }));
+    await t.server.quiesce();
+    const rx = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: socketPath('crash'), count: 4, acceptMore: 30 });
+    await t.client.handoff(t.server.pid, rx.config.unixPath as string, { all: true, listeners: true }).then(
+      () => assert.fail('the daemon was to kill itself'),
+      () => undefined,
+    );
+    assert.equal(await t.daemon.waitExit(15_000), 'SIGKILL');
+    assert.equal(procState(t.server.pid), 'T', 'the crash left the owner stopped');
+    await t.daemon.restart();
+    t.client.close();
+    t.client = new SoccrClient(t.daemon.address, { timeoutMs: 20_000 });
+    await t.client.getVersion();
+    assert.notEqual(procState(t.server.pid), 'T', 'recovery continued the owner');
+    await t.server.resume();
+    await moreClients(t, 4, 2);
+    await noFailedConnects(t.clients, 6);
+    await sleep(500);
+    const { server } = await exchanged(t.server, t.clients, 60_000);
+    assert.equal(server.totals.connections, 6);
   });
 });

@@ -25,7 +25,7 @@ import { AddressInfo, Server, Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { SoccrClient, isServiceError } from '../client/client';
+import { SessionState, SoccrClient, isServiceError } from '../client/client';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { JOURNAL_FILE } from '../daemon/custody/journal';
 import { ProcessHandle } from '../daemon/repair/acquire';
@@ -342,6 +342,52 @@ describe('hardening', function () {
       nft(`add rule inet soccrt_spoof post oifname != "lo" ip saddr ${PEER_V4} counter`);
       return () => Number(/packets (\d+)/.exec(run('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'soccrt_spoof']))?.[1] ?? NaN);
     };
+
+    it('through a daemon: a transparent Restore of a CLOSE_WAIT connection is held where its address is, FAILED_PRECONDITION where it is not, with nothing held, built or sent', async () => {
+      const p = await connectPair('ipv4', 2);
+      await setUp(p, TcpState.CLOSE_WAIT);
+      await p.owner.command('quiesce');
+      const d = await DaemonProcess.start();
+      const client = new SoccrClient(d.address);
+      try {
+        const file = join(tmp, 'close-wait.soccr');
+        const ck = await client.checkpointToFile(p.owner.pid, { all: true }, file);
+        assert.equal(ck.connections, 1);
+        await client.resume(ck.header.sessionId);
+        const host = p.topo.hosts[1];
+        const netns = p.topo.nsPath(host);
+        const sent = spoofCounter(host);
+
+        const held = await client.restoreFromFile(file, { netns, transparent: true });
+        assert.equal(held.state, SessionState.HELD);
+        await client.abort(held.sessionId);
+
+        run('ip', ['-n', host, 'addr', 'del', `${SERVICE_V4}/32`, 'dev', 'h1']);
+        run('ip', ['-n', host, 'route', 'add', `${SERVICE_V4}/32`, 'dev', 'h1']);
+        const r = await outcome(client.restoreFromFile(file, { netns, transparent: true }));
+        assert.equal(r.code, 'FAILED_PRECONDITION', r.details);
+        assert.match(
+          r.details,
+          /CLOSE_WAIT connection .* its local address 10\.77\.0\.1 is not an address of network namespace .*move the address there first/,
+        );
+        await sleep(200);
+        assert.equal(sent(), 0, 'no segment with the peer as source left the namespace');
+        assert.deepEqual(
+          (await client.listSessions()).filter((s) => s.state === SessionState.HELD || s.state === SessionState.FROZEN),
+          [],
+          'nothing held',
+        );
+        assert.deepEqual(
+          run('ip', ['netns', 'exec', host, 'ss', '-tanH'])
+            .split('\n')
+            .filter((l) => l.trim()),
+          [],
+          'no socket in the namespace',
+        );
+      } finally {
+        client.close();
+      }
+    });
 
     for (const state of [TcpState.CLOSE_WAIT, TcpState.FIN_WAIT2]) {
       it(`${stateName(state)}: rebuilt (transparent) where its local address is the namespace's; refused, with nothing sent or built, where it is not`, async () => {

@@ -381,7 +381,7 @@ const CRASH_AT = process.env.SOCCRD_CRASH_AT ?? '';
  * Test-only: with SOCCRD_CRASH_AT=<step> in the environment, the daemon kills itself (SIGKILL, nothing
  * cleaned up) right after that step: checkpoint.after-journal, checkpoint.after-lock,
  * checkpoint.after-freeze, checkpoint.mid-stream, checkpoint.after-stream, restore.after-lock,
- * restore.after-first-socket, restore.held.
+ * restore.after-first-socket, restore.held, handoff.after-stop.
  */
 export function crashPoint(step: string): void {
   if (CRASH_AT !== step) return;

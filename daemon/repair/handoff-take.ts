@@ -2,7 +2,7 @@
 // copied. Which fds (those named, or every connected TCP socket, and listening ones when asked; every
 // socket --all leaves out is named with its reason), then, while the owner is stopped, our duplicates of
 // them in one batch of kernel calls, each checked against what the listing saw.
-import { fstatSync, readdirSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync } from 'node:fs';
 import * as N from '../kernel/native';
 import { SoccrError, kernelError } from '../../protocol/errors';
 import type { SocketAddress } from '../../protocol/address';
@@ -213,4 +213,22 @@ function describe(pid: number, fd: number, dup: number): Omit<HandoffSocket, 'fd
     }
   }
   return { inode: fstatSync(dup).ino, local, remote, state };
+}
+
+/**
+ * Grows this process's fd table to hold `more` fds above the ones open now, before the owner is
+ * stopped: the kernel grows a table shared by threads (Node's) with an RCU grace period each time, tens
+ * of milliseconds on a busy machine, which would otherwise fall inside the freeze. Best effort.
+ */
+export function growFdTable(more: number): void {
+  let probe = -1;
+  try {
+    const top = Math.max(0, ...fdsOf(process.pid));
+    probe = openSync('/dev/null', 'r');
+    N.closeQuietly(N.fcntl(probe, N.F_DUPFD_CLOEXEC, top + more));
+  } catch {
+    // beyond RLIMIT_NOFILE: the table grows as fds come, as it would have anyway
+  } finally {
+    if (probe >= 0) closeSync(probe);
+  }
 }

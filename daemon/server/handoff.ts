@@ -11,9 +11,11 @@ import { randomUUID } from 'node:crypto';
 import { type DeliveryItem, MAX_FDS_PER_SEND, deliver } from '../custody/delivery';
 import type { HandoverRules } from '../custody/handover-target';
 import { NetnsHandle } from '../kernel/netns';
+import { type Journal, crashPoint, processStartTime } from '../custody/journal';
 import type { Logger } from '../log';
+import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
-import { HandoffSocket, chooseHandoffSockets, takeHandoffSockets } from '../repair/handoff-take';
+import { HandoffSocket, chooseHandoffSockets, growFdTable, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
 import { SoccrError, errorMessage } from '../../protocol/errors';
@@ -46,7 +48,7 @@ export function handoffHandlers(calls: Calls): grpc.UntypedServiceImplementation
       refuseDaemons(facts);
       policy.checkCheckpoint(req.pid, facts);
     };
-    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log, rules));
+    return o.sessions.runOutside((stopping) => handoff(req, checkTarget, stopping, log, rules, o.journal, caller.id));
   });
   return { Handoff };
 }
@@ -57,6 +59,8 @@ async function handoff(
   stopping: AbortSignal,
   log: Logger,
   rules: HandoverRules,
+  journal: Journal | undefined,
+  callerId: string,
 ): Promise<HandoffResponseMsg> {
   const id = `handoff-${randomUUID()}`;
   const undo = new Rollback();
@@ -68,6 +72,24 @@ async function handoff(
     const sel = { fds: req.fds, all: req.all, listeners: req.listeners, known: facts.sockets };
     const choice = chooseHandoffSockets(req.pid, sel);
     proc.confirm(); // the sockets listed are this process's
+    growFdTable(choice.sockets.length + 64);
+    // Journaled as a source session without sockets whose owner the daemon stops: a daemon that dies
+    // before the new owner acknowledged continues the owner at its restart (recovery.ts), which then
+    // still holds every socket; once acknowledged it is journaled released, and the owner stays stopped.
+    if (journal) {
+      journal.beginSource({
+        id,
+        pid: req.pid,
+        startTime: processStartTime(req.pid),
+        leaseMs: HANDOVER_MAX_MS,
+        expires: Date.now() + HANDOVER_MAX_MS,
+        stopOwner: true,
+        conns: [],
+        createdBy: callerId,
+      });
+      undo.push('journal the hand-off as undone', () => journal.ended(id, 'ABORTED'));
+      journal.stopping(id);
+    }
     // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
     // kernel still does: peers see at most a full window, never a reset).
     const stoppedAt = process.hrtime.bigint();
@@ -75,6 +97,7 @@ async function handoff(
     await proc.stop();
     const stopped = process.hrtime.bigint();
     undo.push('continue the owner', () => proc.cont());
+    crashPoint('handoff.after-stop');
     const { sockets, dups } = takeHandoffSockets(proc, choice, sel);
     const taken = process.hrtime.bigint();
     undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
@@ -86,6 +109,8 @@ async function handoff(
       () => {
         ackedAt = process.hrtime.bigint();
         cpu = process.cpuUsage(cpuAt);
+        // The new owner holds every socket: from now on the old one must never run again, restart or not.
+        journal?.ended(id, 'RELEASED');
       },
       {
         signal: stopping,

@@ -5,7 +5,7 @@
 // half-closed restores inject their segment only to an address of the target namespace (nothing
 // spoofed on the wire); install-service points ExecStart only at code root alone can change.
 import { strict as assert } from 'node:assert';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -35,7 +35,7 @@ import { TcpState, stateName } from '../protocol/saved-state';
 import { killAllEndpoints } from '../lab/endpoint';
 import { PEER_V4, SERVICE_V4, leftoverNamespaces, run } from '../lab/netns';
 import { connectPair, destroyTopologies, setUp } from '../lab/scenario';
-import { NOBODY } from './support/other-user';
+import { NOBODY, OtherUserCopy } from './support/other-user';
 
 /** The status a call ends with ('OK' or its name) and its details. */
 async function outcome(p: Promise<unknown>): Promise<{ code: string; details: string }> {
@@ -238,6 +238,100 @@ describe('hardening', function () {
       } finally {
         client.close();
       }
+    });
+
+    it('a non-root caller (uid 65534, the default policy: its own processes) is refused a process whose effective or saved uid is root', async function () {
+      const caller = OtherUserCopy.of(NOBODY, NOBODY).program(this, 'test/fixtures/rpc-caller.js');
+      // A program that connects, then gives up root for uid 65534 except its saved uid (no exec after:
+      // an exec would copy the effective uid into the saved one), as a daemon dropping privileges may.
+      const src = join(tmp, 'saved-root.c');
+      const bin = join(tmp, 'saved-root');
+      writeFileSync(
+        src,
+        [
+          '#define _GNU_SOURCE',
+          '#include <arpa/inet.h>',
+          '#include <stdio.h>',
+          '#include <stdlib.h>',
+          '#include <sys/socket.h>',
+          '#include <unistd.h>',
+          'int main(int argc, char **argv) {',
+          '  int s = socket(AF_INET, SOCK_STREAM, 0);',
+          '  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };',
+          '  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);',
+          '  if (connect(s, (struct sockaddr *)&a, sizeof a) || setresuid(65534, 65534, 0)) { perror("saved-root"); return 1; }',
+          '  printf("connected\\n"); fflush(stdout);',
+          '  pause();',
+          '  return 0;',
+          '}',
+        ].join('\n'),
+      );
+      const cc = spawnSync('gcc', ['-O2', '-o', bin, src], { encoding: 'utf8' });
+      assert.equal(cc.status, 0, cc.stderr);
+      chmodSync(tmp, 0o711); // traversable by uid 65534, to its own directory
+      const files = join(tmp, 'nobody-files');
+      mkdirSync(files, { mode: 0o777 });
+      chmodSync(files, 0o777);
+      const config = join(tmp, 'open-socket.json');
+      writeFileSync(config, JSON.stringify({ socketMode: 0o666 }));
+      const d = await DaemonProcess.start(['--config', config, '--allow-uid', String(NOBODY)]);
+      chmodSync(d.dir, 0o711);
+      const call = (ops: unknown[]): Promise<Array<{ op: string; code: string; details?: string }>> =>
+        new Promise((resolveCall, reject) => {
+          execFile(
+            process.execPath,
+            [caller, d.address, JSON.stringify(ops)],
+            { uid: NOBODY, gid: NOBODY, cwd: '/', timeout: 60_000 },
+            (err, stdout, stderr) => {
+              if (err) reject(new Error(`${err.message}\n${stderr}`));
+              else
+                resolveCall(
+                  stdout
+                    .trim()
+                    .split('\n')
+                    .map((l) => JSON.parse(l) as { op: string; code: string; details?: string }),
+                );
+            },
+          );
+        });
+      const started = async (cmd: string, args: string[]): Promise<ChildProcess> => {
+        const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(child);
+        let out = '';
+        child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+        child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+        await until(() => out.includes('connected') || child.exitCode !== null, 'connected');
+        assert.ok(out.includes('connected'), out);
+        return child;
+      };
+      const savedRoot = await started(bin, [String(port)]);
+      const setuidRoot = await connectedProcess(port, ['--ruid', String(NOBODY)]);
+      const own = await connectedProcess(port, ['--reuid', String(NOBODY)]);
+      children.push(setuidRoot, own);
+      assert.deepEqual(uidsOf(savedRoot.pid as number), [NOBODY, NOBODY, 0, NOBODY]);
+      for (const [child, which] of [
+        [savedRoot, /uid 0 \(saved uid 0 not allowed\)/],
+        [setuidRoot, /uid 0 \(effective uid 0, saved uid 0, filesystem uid 0 not allowed\)/],
+      ] as const) {
+        const pid = child.pid as number;
+        const [ck] = await call([{ op: 'checkpoint', pid, file: join(files, `refused-${pid}.soccr`) }]);
+        assert.equal(ck.code, 'PERMISSION_DENIED', ck.details);
+        assert.match(ck.details ?? '', which);
+        assert.notEqual(procState(pid), 'T');
+      }
+      const root = new SoccrClient(d.address);
+      try {
+        assert.deepEqual(await root.listSessions(), [], 'nothing was frozen');
+      } finally {
+        root.close();
+      }
+      // Its own process, every uid its own: checkpointed and resumed.
+      const [ck, resumed] = await call([
+        { op: 'checkpoint', pid: own.pid, file: join(files, 'own.soccr') },
+        { op: 'resume', id: '$last' },
+      ]);
+      assert.equal(ck.code, 'OK', ck.details);
+      assert.equal(resumed.code, 'OK', resumed.details);
     });
 
     it('facts are read after pidfd_open and proven by the pidfd: an exited process is NO_SUCH_PROCESS, also once its pid names another process', async function () {

@@ -95,6 +95,8 @@ export interface CheckpointOptions {
   noNetworkLock?: boolean;
   /** stop the owner (SIGSTOP) before freezing; continued on Resume, Abort or lease end, left stopped after Release */
   stopOwner?: boolean;
+  /** move what can be moved: sockets that cannot be checkpointed are left with their owner and listed in the header's `skipped` */
+  allowPartial?: boolean;
   /**
    * Send the frames straight to another daemon's data endpoint (see DataTransfer in the proto); the
    * stream then carries only the session header and the stream end.
@@ -421,7 +423,12 @@ export class SoccrClient {
       pid: u32('pid', pid),
       fds: (opts.fds ?? []).map((fd) => u32('fd', fd)),
       all: opts.all ?? false,
-      options: { leaseMs: u32('leaseMs', opts.leaseMs ?? 0), noNetworkLock: opts.noNetworkLock ?? false, stopOwner: opts.stopOwner ?? false },
+      options: {
+        leaseMs: u32('leaseMs', opts.leaseMs ?? 0),
+        noNetworkLock: opts.noNetworkLock ?? false,
+        stopOwner: opts.stopOwner ?? false,
+        allowPartial: opts.allowPartial ?? false,
+      },
       dataTransfer: dataTransferMsg(opts.dataTransfer),
     };
     const m = this.method<CheckpointRequestMsg, FrameMsg>('Checkpoint');

@@ -76,6 +76,12 @@ export interface MigrateOptions {
   beforeResume?: string;
   /** stop the owner (SIGSTOP) for the checkpoint; continued on rollback, left stopped on success. Default true. */
   stopOwner?: boolean;
+  /**
+   * Move every connection that can be moved: those that cannot (kernel TLS, TCP-MD5/AO keys, MPTCP,
+   * states the engine does not support) stay with the old owner and are listed in MigrateReport.skipped.
+   * Default false: one such connection fails the migration before anything is frozen.
+   */
+  allowPartial?: boolean;
   /** let both daemons lock the network (nftables) around the connections. Default true; false passes no_network_lock to both. */
   networkLock?: boolean;
   /** lease of both sessions in ms (0 or absent: each daemon's default) */
@@ -187,6 +193,8 @@ export interface MigrateReport {
   transport: 'direct' | 'relay' | 'handoff';
   /** the hand-off, when transport is 'handoff': its id, and the sockets it left out with why */
   handoff?: { id: string; skipped: Array<{ fd: number; reason: string }> };
+  /** the old owner's sockets the checkpoint left with it, with the error kind and why (--all leaves listeners and unsupported states; allowPartial, refusals) */
+  skipped: Array<{ fd: number; kind: string; reason: string }>;
   warnings: string[];
 }
 
@@ -447,6 +455,7 @@ class Migration {
       freezeMs: 0,
       hook: null,
       transport: 'relay',
+      skipped: [],
       warnings: [],
     };
   }
@@ -568,6 +577,7 @@ class Migration {
     if (this.dataEndpoint && this.opts.directData !== false) await this.transferDirect(this.dataEndpoint);
     else await this.transferRelayed();
     const tuples = this.header?.tuples ?? [];
+    this.report.skipped = (this.header?.skipped ?? []).map((x) => ({ fd: x.fd, kind: x.kind, reason: x.reason }));
     this.report.addresses =
       tuples.length > 0 ? tuples.map((t) => ({ local: addressFromMsg(t.local), remote: addressFromMsg(t.remote) })) : this.headerAddresses;
     return {
@@ -611,6 +621,7 @@ class Migration {
       leaseMs: o.leaseMs,
       noNetworkLock,
       stopOwner: o.stopOwner ?? true,
+      allowPartial: o.allowPartial ?? false,
       dataTransfer: { ...transfer, endpoint },
     });
     let sourceError: unknown;
@@ -659,7 +670,14 @@ class Migration {
     const noNetworkLock = o.networkLock === false;
     this.freezeStart = performance.now();
     // Frames pass from one daemon to the other still encoded: only the small ones are decoded here.
-    const cp = this.src.checkpointEncoded(o.pid, { fds, all: fds.length === 0, leaseMs: o.leaseMs, noNetworkLock, stopOwner: o.stopOwner ?? true });
+    const cp = this.src.checkpointEncoded(o.pid, {
+      fds,
+      all: fds.length === 0,
+      leaseMs: o.leaseMs,
+      noNetworkLock,
+      stopOwner: o.stopOwner ?? true,
+      allowPartial: o.allowPartial ?? false,
+    });
     // grpc-js ends the stream, then emits its error (and then its status): keep both whenever they come
     let sourceError: Error | undefined;
     let cancelledHere = false;

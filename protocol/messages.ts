@@ -27,6 +27,7 @@ import { SessionKind as WireSessionKind } from './generated/soccr/v1/SessionKind
 import type { SessionRequest__Output } from './generated/soccr/v1/SessionRequest';
 import { SessionState as WireSessionState } from './generated/soccr/v1/SessionState';
 import type { SocketAddress__Output } from './generated/soccr/v1/SocketAddress';
+import type { SkippedSocket__Output } from './generated/soccr/v1/SkippedSocket';
 import type { SocketEntry__Output } from './generated/soccr/v1/SocketEntry';
 import type { StreamEnd__Output } from './generated/soccr/v1/StreamEnd';
 import { AddressFamily as WireAddressFamily } from './generated/soccr/v1/AddressFamily';
@@ -123,3 +124,4 @@ export type ListSessionsResponseMsg = ListSessionsResponse__Output;
 export type RestoreResponseMsg = RestoreResponse__Output;
 export type HandoffRequestMsg = HandoffRequest__Output;
 export type HandoffResponseMsg = HandoffResponse__Output;
+export type SkippedSocketMsg = SkippedSocket__Output;

@@ -104,6 +104,7 @@ export function warmFrameCodecs(pkg?: protoLoader.PackageDefinition): void {
     hostname: '',
     createdUnixMs: 0,
     tuples: [{ local: addressToMsg(sample.local), remote: addressToMsg(sample.remote) }],
+    skipped: [],
   };
   const frames: FrameMsg[] = [
     { restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } },

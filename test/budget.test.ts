@@ -96,6 +96,7 @@ function header(id: string, st: SavedConnection): FrameMsg {
         remote: { family: WIRE_FAMILY.ipv4, ip: st.remote.ip, port: st.remote.port },
       },
     ],
+    skipped: [],
   };
   return { session: h };
 }

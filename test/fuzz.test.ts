@@ -216,6 +216,7 @@ function synthHeader(r: Rand, conns: Conn[], tuples: boolean): SessionHeaderMsg 
     hostname: 'fuzz',
     createdUnixMs: Date.now(),
     tuples: [],
+    skipped: [],
   };
   if (tuples) {
     h.tuples = conns.map((c) => ({
@@ -1468,7 +1469,16 @@ describe('Restore fuzzing against a running soccrd', function () {
       throw new assert.AssertionError({ message: `${what}: succeeded, expected ${grpc.status[code]}` });
     };
     const header = (count: number, tuples?: SessionHeaderMsg['tuples']): FrameMsg => ({
-      session: { sessionId: 'limits', leaseExpiresUnixMs: 0, connectionCount: count, pid: 1, hostname: 'fuzz', createdUnixMs: 0, tuples: tuples ?? [] },
+      session: {
+        sessionId: 'limits',
+        leaseExpiresUnixMs: 0,
+        connectionCount: count,
+        pid: 1,
+        hostname: 'fuzz',
+        createdUnixMs: 0,
+        tuples: tuples ?? [],
+        skipped: [],
+      },
     });
     const conn = (r: Rand, inqLen: number, outqLen: number): FrameMsg => {
       const st = synthConn(r, 'ipv4', TcpState.ESTABLISHED, 0, 0, 0);

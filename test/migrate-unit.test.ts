@@ -127,7 +127,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [3, 5],
         all: false,
-        options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true },
+        options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true, allowPartial: false },
         dataTransfer: null,
       });
       assert.deepEqual(dst.restored?.options, {
@@ -188,7 +188,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [],
         all: true,
-        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false },
+        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false, allowPartial: false },
         dataTransfer: null,
       });
       assert.equal(dst.restored?.options.noNetworkLock, true);
@@ -527,7 +527,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [3, 5],
         all: false,
-        options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true },
+        options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true, allowPartial: false },
         dataTransfer: null,
       });
       assert.deepEqual(dst.restored?.options, {
@@ -564,7 +564,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [],
         all: true,
-        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false },
+        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false, allowPartial: false },
         dataTransfer: null,
       });
       assert.equal(dst.restored?.options.noNetworkLock, true);

@@ -6,7 +6,7 @@
 // traffic and no session is left behind.
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
-import { SoccrClient } from '../client/client';
+import { SessionState, SoccrClient } from '../client/client';
 import { DaemonProcess, cleanupDaemons, expectStatus } from '../lab/daemon';
 import { killAllEndpoints } from '../lab/endpoint';
 import { leftoverNamespaces } from '../lab/netns';
@@ -18,6 +18,7 @@ describe('sockets repair mode cannot carry are refused, not broken', function ()
   let client: SoccrClient;
   let p: Pair;
   let u: { fds: Record<string, number>; missing: Record<string, string> };
+  let extras: Record<string, number>;
 
   before(async () => {
     daemon = await DaemonProcess.start(['--lease-ms', '20000']);
@@ -26,6 +27,7 @@ describe('sockets repair mode cannot carry are refused, not broken', function ()
     await p.owner.command('read', { on: true });
     await p.peer.command('read', { on: true });
     u = await p.owner.uncarriable();
+    extras = await p.owner.extras(); // among them a TCP listener, which --all leaves and must say so
   });
 
   afterEach(function () {
@@ -51,7 +53,11 @@ describe('sockets repair mode cannot carry are refused, not broken', function ()
     );
     assert.equal(err.metadata.get('soccr-kind')[0], 'CANNOT_CARRY', `${what}: ${err.details}`);
     assert.match(err.details, why, what);
-    assert.deepEqual(await client.listSessions(), [], `${what}: no session left`);
+    assert.deepEqual(
+      (await client.listSessions()).filter((x) => x.state === SessionState.FROZEN),
+      [],
+      `${what}: nothing left frozen`,
+    );
   }
 
   /** The owner's ordinary connection still carries traffic both ways. */
@@ -102,6 +108,39 @@ describe('sockets repair mode cannot carry are refused, not broken', function ()
     }
     await refused({ fds: [u.fds.ulp] }, /kernel TLS/, 'kTLS connection');
     assert.ok(await p.owner.roundtrip(u.fds.ulp, u.fds.ulpPeer), 'the kTLS connection still carries bytes');
+    await ordinaryConnectionWorks();
+  });
+
+  it('allow_partial: what can move is checkpointed, every socket left behind is listed with its kind and reason, and keeps working', async function () {
+    if (u.fds.mptcp === undefined || u.fds.md5 === undefined) this.skip();
+    const file = socketPath('partial');
+    const kindsOf = (skipped: ReadonlyArray<{ fd: number; kind: string; reason: string }>): Record<number, string> =>
+      Object.fromEntries(skipped.map((x) => [x.fd, x.kind]));
+    // --all: the listener, both ends of the MPTCP and of the MD5 connection are left, the ordinary one moves.
+    const all = await client.checkpointToFile(p.owner.pid, { all: true, allowPartial: true, stopOwner: true }, file);
+    assert.equal(all.connections, 1, 'only the ordinary connection');
+    assert.deepEqual(kindsOf(all.header.skipped), {
+      [extras.listening]: 'LISTENING',
+      [u.fds.mptcp]: 'CANNOT_CARRY',
+      [u.fds.mptcpPeer]: 'CANNOT_CARRY',
+      [u.fds.md5]: 'CANNOT_CARRY',
+      [u.fds.md5Peer]: 'CANNOT_CARRY',
+    });
+    for (const x of all.header.skipped) assert.ok(x.reason.length > 0, `fd ${x.fd} says why`);
+    assert.match(all.header.skipped.find((x) => x.fd === u.fds.md5)?.reason ?? '', /TCP-MD5/);
+    await client.abort(all.header.sessionId);
+    // Named fds: an MPTCP one makes the batched take fail, and each fd is then taken on its own.
+    const named = await client.checkpointToFile(p.owner.pid, { fds: [p.owner.connectedFd, u.fds.mptcp, u.fds.md5], allowPartial: true, stopOwner: true }, file);
+    assert.equal(named.connections, 1);
+    assert.deepEqual(kindsOf(named.header.skipped), { [u.fds.mptcp]: 'CANNOT_CARRY', [u.fds.md5]: 'CANNOT_CARRY' });
+    await client.abort(named.header.sessionId);
+    assert.deepEqual(
+      (await client.listSessions()).filter((x) => x.state === SessionState.FROZEN),
+      [],
+      'nothing frozen',
+    );
+    assert.ok(await p.owner.roundtrip(u.fds.mptcp, u.fds.mptcpPeer), 'the MPTCP connection still carries bytes');
+    assert.ok(await p.owner.roundtrip(u.fds.md5, u.fds.md5Peer), 'the MD5 connection still carries bytes');
     await ordinaryConnectionWorks();
   });
 });

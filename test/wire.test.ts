@@ -371,6 +371,7 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
       hostname: 'a',
       createdUnixMs: 1_700_000_000_456,
       tuples: conns.map((c) => ({ local: addressToMsg(c.state.local), remote: addressToMsg(c.state.remote) })),
+      skipped: [],
     };
     const kinds = new Set<string>();
     for (const f of [...sessionFrames(header, conns), ...batchFrames(sessionFrames(header, conns))]) {
@@ -382,7 +383,16 @@ describe('checkpoint frames: the daemon encodes them as proto-loader would', () 
 
   it('batches: the header alone and first, large chunks alone, the rest packed in order; unpacked they are the stream', () => {
     const conns = Array.from({ length: 40 }, (_, i) => ({ id: `7:${i}`, fd: i, state: withQueues(savedConnection(), i === 5 ? 64 * 1024 : 100, 200) }));
-    const header = { sessionId: 'src-1', leaseExpiresUnixMs: 1, connectionCount: conns.length, pid: 7, hostname: 'a', createdUnixMs: 1, tuples: [] };
+    const header = {
+      sessionId: 'src-1',
+      leaseExpiresUnixMs: 1,
+      connectionCount: conns.length,
+      pid: 7,
+      hostname: 'a',
+      createdUnixMs: 1,
+      tuples: [],
+      skipped: [],
+    };
     const plain = [...sessionFrames(header, conns)];
     const packed = [...batchFrames(plain)];
     assert.equal(frameKind(packed[0]), 'session', 'the header goes first, alone');

@@ -11,6 +11,7 @@ interface CheckpointFlags {
   all: boolean;
   leaseMs?: number;
   stopOwner: boolean;
+  allowPartial: boolean;
   networkLock: boolean;
   out: string;
 }
@@ -24,6 +25,11 @@ export function addCheckpointCommand(program: Command): void {
     .option('--all', 'every connection the process holds', false)
     .option('--lease-ms <ms>', "how long the sockets stay frozen without release or resume (default: the daemon's)", parseUint('--lease-ms'))
     .option('--stop-owner', 'stop the owner (SIGSTOP) while its connections are frozen; continued on resume, left stopped on release', false)
+    .option(
+      '--allow-partial',
+      'move what can be moved: connections that cannot be checkpointed stay with their owner and are listed (default: any such connection fails the call before anything freezes)',
+      false,
+    )
     .option('--no-network-lock', 'do not lock the network around the connections (the caller keeps packets away from them)')
     .requiredOption('--out <file>', 'checkpoint file to write')
     .action(async (opts: CheckpointFlags, cmd: Command) => {
@@ -34,7 +40,14 @@ export function addCheckpointCommand(program: Command): void {
         try {
           const r = await client.checkpointToFile(
             opts.pid,
-            { fds: opts.fd, all: opts.all, leaseMs: opts.leaseMs, stopOwner: opts.stopOwner, noNetworkLock: !opts.networkLock },
+            {
+              fds: opts.fd,
+              all: opts.all,
+              leaseMs: opts.leaseMs,
+              stopOwner: opts.stopOwner,
+              allowPartial: opts.allowPartial,
+              noNetworkLock: !opts.networkLock,
+            },
             opts.out,
             (p) => bar.update(p),
           );
@@ -54,6 +67,7 @@ export function addCheckpointCommand(program: Command): void {
               `checkpointed ${r.connections} connection(s) of pid ${r.header.pid} (${formatBytes(r.queueBytes)} of queues) into ${r.file}; ` +
                 `frozen until ${formatLease(r.header.leaseExpiresUnixMs)}: release or resume the session`,
             );
+            for (const s of r.header.skipped) note(`left with the owner: fd ${s.fd} (${s.kind}): ${s.reason}`);
           }
         } finally {
           bar.stop();

@@ -16,6 +16,7 @@ interface MigrateFlags {
   beforeResume?: string;
   hookTimeoutMs: number;
   stopOwner: boolean;
+  allowPartial: boolean;
   networkLock: boolean;
   directData: boolean;
   leaseMs?: number;
@@ -40,6 +41,11 @@ export function addMigrateCommand(program: Command): void {
     )
     .option('--hook-timeout-ms <ms>', 'how long --before-resume may run', parseUint('--hook-timeout-ms'), DEFAULT_HOOK_TIMEOUT_MS)
     .option('--no-stop-owner', 'leave the owner running while its connections are frozen')
+    .option(
+      '--allow-partial',
+      'move what can be moved: connections that cannot be checkpointed stay with their owner and are listed (default: any such connection fails the call before anything freezes)',
+      false,
+    )
     .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
     .option('--no-direct-data', 'relay the frames through this process even when the destination takes direct transfers')
     .option('--lease-ms <ms>', "lease of both sessions (default: each daemon's)", parseUint('--lease-ms'))
@@ -60,6 +66,7 @@ export function addMigrateCommand(program: Command): void {
           beforeResume: opts.beforeResume,
           hookTimeoutMs: opts.hookTimeoutMs,
           stopOwner: opts.stopOwner,
+          allowPartial: opts.allowPartial,
           networkLock: opts.networkLock,
           directData: opts.directData,
           leaseMs: opts.leaseMs,
@@ -73,7 +80,10 @@ export function addMigrateCommand(program: Command): void {
           },
         });
         if (g.json) printJson(r);
-        else print(migrateSummary(r));
+        else {
+          print(migrateSummary(r));
+          for (const s of r.skipped) note(`soccrctl: left with the old owner: fd ${s.fd} (${s.kind}): ${s.reason}`);
+        }
         for (const w of r.warnings) note(`soccrctl: warning: ${w}`);
       } catch (err) {
         if (g.json && err instanceof MigrateError) {

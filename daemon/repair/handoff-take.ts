@@ -30,7 +30,7 @@ export interface HandoffSelection {
 export interface HandoffChoice {
   sockets: HandoffSocket[];
   /** what --all left out, and why */
-  skipped: Array<{ fd: number; reason: string }>;
+  skipped: Array<{ fd: number; kind: string; reason: string }>;
   /** every fd the process had open just before it was listed: what it opens later is looked at after the stop */
   fdsBefore: Set<number>;
 }
@@ -63,9 +63,9 @@ export function chooseHandoffSockets(pid: number, sel: HandoffSelection): Handof
   for (const s of listed) {
     if (s.state === TcpState.LISTEN) {
       if (sel.listeners) sockets.push(fromInfo(s));
-      else skipped.push({ fd: s.fd, reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
+      else skipped.push({ fd: s.fd, kind: 'LISTENING', reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
     } else if (s.remote.port === 0) {
-      skipped.push({ fd: s.fd, reason: `a TCP socket that is not connected (${stateName(s.state)})` });
+      skipped.push({ fd: s.fd, kind: 'UNSUPPORTED_STATE', reason: `a TCP socket that is not connected (${stateName(s.state)})` });
     } else sockets.push(fromInfo(s));
   }
   if (!sockets.length)
@@ -105,7 +105,7 @@ export function takeHandoffSockets(proc: ProcessHandle, choice: HandoffChoice, s
         if (err.code === 'ESRCH') throw new SoccrError('NO_SUCH_PROCESS', `pid ${proc.pid} has exited`, err);
         if (err.code !== 'EBADF') throw kernelError(`pidfd_getfd(pid ${proc.pid}, fd ${s.fd})`, err);
         if (!sel.all) throw new SoccrError('NO_SUCH_FD', `pid ${proc.pid} has no fd ${s.fd}`, err);
-        choice.skipped.push({ fd: s.fd, reason: 'closed by its owner before it was stopped' });
+        choice.skipped.push({ fd: s.fd, kind: 'NO_SUCH_FD', reason: 'closed by its owner before it was stopped' });
         return;
       }
       if (s.inode >= 0 && g.inode === s.inode) {
@@ -158,14 +158,14 @@ function described(pid: number, fd: number, dup: number, sel: HandoffSelection, 
     if (!sel.all) throw err;
     if (err instanceof SoccrError && (err.kind === 'NOT_A_SOCKET' || err.kind === 'NOT_TCP')) return undefined;
     if (err instanceof SoccrError) {
-      choice.skipped.push({ fd, reason: err.message });
+      choice.skipped.push({ fd, kind: err.kind, reason: err.message });
       return undefined;
     }
     throw err;
   }
   if (!sel.all) return s;
   if (s.state === TcpState.LISTEN && !sel.listeners) {
-    choice.skipped.push({ fd, reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
+    choice.skipped.push({ fd, kind: 'LISTENING', reason: 'a listening socket (hand listeners off with listeners / --listeners)' });
     return undefined;
   }
   return s;

@@ -10,6 +10,7 @@ import type { Charge } from '../custody/budget';
 import { crashPoint, netnsRef, socketInode } from '../custody/journal';
 import type { LockTuple, NetworkLock } from '../custody/netlock';
 import type { ConnectionSummary, Session } from '../custody/sessions';
+import * as N from '../kernel/native';
 import { NetnsHandle } from '../kernel/netns';
 import { SocketDiag, diagnose } from '../kernel/sockdiag';
 import type { Logger } from '../log';
@@ -18,11 +19,11 @@ import { ProcessFacts, ProcessHandle, TcpSocketInfo, listMptcpConnections, listT
 import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
 import { md5Refusal, mptcpRefusal } from '../repair/uncarriable';
 import { thawSource } from '../custody/thaw';
-import { SoccrError, errorMessage } from '../../protocol/errors';
-import { CheckpointRequestMsg, DataTransferMsg } from '../../protocol/messages';
+import { ErrorKind, SoccrError, errorMessage } from '../../protocol/errors';
+import { CheckpointRequestMsg, DataTransferMsg, SkippedSocketMsg } from '../../protocol/messages';
 import { LoadedConnection, StreamedConnection } from '../../protocol/session-frames';
 import { addressToMsg } from '../../protocol/address';
-import { SUPPORTED_STATES } from '../../protocol/saved-state';
+import { SUPPORTED_STATES, TcpState } from '../../protocol/saved-state';
 import { Calls, ServiceOptions, logFailure, toStatus } from './calls';
 import { CheckpointCall, streamOverCall, streamOverDataPath } from './checkpoint-stream';
 import { DataSender, dataTransferParams } from './data-path';
@@ -97,6 +98,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
       hostname: hostname(),
       createdUnixMs: s.createdAt,
       tuples: summaries.map((c) => ({ local: addressToMsg(c.local), remote: addressToMsg(c.remote) })),
+      skipped: chosen.skipped,
     };
     if (data) await streamOverDataPath(call, data, header, conns);
     else await streamOverCall(call, header, conns);
@@ -123,12 +125,19 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   }
 }
 
-/** What chooseFds picked: the fds, their addresses, and what procfs listed of the owner's sockets. */
+/**
+ * What chooseFds picked: the fds, their addresses, what procfs listed of the owner's sockets, and the
+ * sockets left with the owner, with why (allow_partial's refusals are added when the sockets are taken).
+ */
 interface ChosenFds {
   fds: number[];
   tuples: LockTuple[];
   listed: Map<number, TcpSocketInfo>;
+  skipped: SkippedSocketMsg[];
 }
+
+/** The refusals allow_partial turns into skipped sockets: those about one socket, not the call or the process. */
+const PARTIAL_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['NO_SUCH_FD', 'NOT_A_SOCKET', 'NOT_TCP', 'LISTENING', 'UNSUPPORTED_STATE', 'CANNOT_CARRY']);
 
 /** The source, frozen: what the session takes over. */
 interface TakenSource {
@@ -153,7 +162,7 @@ async function freezeSource(
   req: CheckpointRequestMsg,
   proc: ProcessHandle,
   facts: ProcessFacts,
-  { fds, tuples }: ChosenFds,
+  chosen: ChosenFds,
   netlock: NetworkLock | undefined,
   leaseMs: number,
   undo: Rollback,
@@ -168,8 +177,9 @@ async function freezeSource(
   // Check and take every socket first, then freeze them together: a refusal leaves all untouched.
   const netns = proc.netns();
   undo.push("close the owner's namespace", () => netns.close());
-  const copies = proc.takeTcpSockets(fds);
+  const copies = takeChosen(proc, chosen, req.options?.allowPartial === true, netns);
   undo.push('close our copies of the sockets', () => silentCloseAll(copies.map((fd) => ({ fd, reuseAddr: false }))));
+  const { fds, tuples } = chosen;
   // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
   // whose owner, which lock entries where.
   const reuse: Array<boolean | undefined> = [];
@@ -272,6 +282,72 @@ function streamedConnections(
   return { conns, summaries, diagnosed: diags.filter((d) => d !== undefined).length };
 }
 
+/**
+ * Takes the chosen sockets from their owner. Without allow_partial the first refusal fails the call with
+ * nothing taken. With it, the sockets are taken in one batch when none is refused, else one by one: each
+ * refused one is left with its owner and added to `chosen.skipped`, and `chosen` keeps the others only.
+ * TCP-MD5 keys, which only socket diagnostics show, are looked for now on this path (before the freeze);
+ * without allow_partial they are found right after it (streamedConnections).
+ */
+function takeChosen(proc: ProcessHandle, chosen: ChosenFds, allowPartial: boolean, netns: NetnsHandle): number[] {
+  if (!allowPartial) return proc.takeTcpSockets(chosen.fds);
+  let kept: Array<{ fd: number; copy: number }>;
+  try {
+    const copies = proc.takeTcpSockets(chosen.fds);
+    kept = chosen.fds.map((fd, i) => ({ fd, copy: copies[i] }));
+  } catch (err) {
+    if (!(err instanceof SoccrError)) throw err;
+    kept = [];
+    for (const fd of chosen.fds) {
+      try {
+        kept.push({ fd, copy: proc.takeTcpSocket(fd, chosen.listed.get(fd)?.inode) });
+      } catch (e) {
+        if (!(e instanceof SoccrError) || !PARTIAL_KINDS.has(e.kind)) {
+          silentCloseAll(kept.map((k) => ({ fd: k.copy, reuseAddr: false })));
+          throw e;
+        }
+        chosen.skipped.push({ fd, kind: e.kind, reason: e.message });
+      }
+    }
+  }
+  const diags = diagnose(
+    netns,
+    kept.map((k) => chosen.listed.get(k.fd)),
+  );
+  kept = kept.filter((k, i) => {
+    if (!diags[i]?.md5Keys) return true;
+    N.closeQuietly(k.copy);
+    chosen.skipped.push({ fd: k.fd, kind: 'CANNOT_CARRY', reason: md5Refusal(`fd ${k.fd} of pid ${proc.pid}`).message });
+    return false;
+  });
+  if (!kept.length)
+    throw new SoccrError('NO_SUCH_FD', `pid ${proc.pid}: nothing left to checkpoint (${chosen.skipped.map((s) => `fd ${s.fd}: ${s.kind}`).join('; ')})`);
+  chosen.fds = kept.map((k) => k.fd);
+  chosen.tuples = tuplesOf(chosen.fds, chosen.listed);
+  return kept.map((k) => k.copy);
+}
+
+/** The addresses of the fds procfs listed (an fd it did not list is another namespace's: not locked). */
+function tuplesOf(fds: readonly number[], listed: Map<number, TcpSocketInfo>): LockTuple[] {
+  return fds.flatMap((fd) => {
+    const e = listed.get(fd);
+    return e ? [{ local: e.local, remote: e.remote }] : [];
+  });
+}
+
+/** Why `--all` leaves a listed TCP socket with its owner. */
+function notTaken(s: TcpSocketInfo): SkippedSocketMsg {
+  if (s.state === TcpState.LISTEN) {
+    return {
+      fd: s.fd,
+      kind: 'LISTENING',
+      reason: 'a listening socket: a checkpoint moves connections (on one host, soccrctl handoff --listeners moves listeners)',
+    };
+  }
+  if (s.remote.port === 0) return { fd: s.fd, kind: 'UNSUPPORTED_STATE', reason: 'a TCP socket that was never connected' };
+  return { fd: s.fd, kind: 'UNSUPPORTED_STATE', reason: `in state ${s.stateName}, which cannot be checkpointed` };
+}
+
 function checkRequest(req: CheckpointRequestMsg): void {
   if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
   if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
@@ -281,19 +357,21 @@ function checkRequest(req: CheckpointRequestMsg): void {
 /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
 function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts): ChosenFds {
   const listed = new Map(listTcpSockets(req.pid, facts.sockets).map((s) => [s.fd, s]));
-  const fds = req.all ? [...listed.values()].filter((s) => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0).map((s) => s.fd) : [...new Set(req.fds)];
+  const movable = (s: TcpSocketInfo): boolean => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0;
+  const fds = req.all ? [...listed.values()].filter(movable).map((s) => s.fd) : [...new Set(req.fds)];
+  // "all" means all: every TCP socket it leaves with the owner is reported, with why.
+  const skipped = req.all ? [...listed.values()].filter((s) => !movable(s)).map(notTaken) : [];
   if (req.all) {
-    // Connections a TCP listing does not show must not be left behind without a word: "all" means all.
+    // Connections a TCP listing does not show (MPTCP) must not be left behind without a word either.
     const mptcp = listMptcpConnections(req.pid);
-    if (mptcp.length) throw mptcpRefusal(`the connection${mptcp.length > 1 ? 's' : ''} on fd ${mptcp.join(', ')} of pid ${req.pid}`, mptcp.length);
+    if (mptcp.length && req.options?.allowPartial !== true) {
+      throw mptcpRefusal(`the connection${mptcp.length > 1 ? 's' : ''} on fd ${mptcp.join(', ')} of pid ${req.pid}`, mptcp.length);
+    }
+    for (const fd of mptcp) skipped.push({ fd, kind: 'CANNOT_CARRY', reason: mptcpRefusal(`fd ${fd} of pid ${req.pid}`).message });
   }
   if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
   // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.
-  const tuples = fds.flatMap((fd) => {
-    const e = listed.get(fd);
-    return e ? [{ local: e.local, remote: e.remote }] : [];
-  });
-  return { fds, tuples, listed };
+  return { fds, tuples: tuplesOf(fds, listed), listed, skipped };
 }
 
 /**

@@ -34,7 +34,16 @@ export function withQueues(s: SavedConnection, recv: Buffer, send: Buffer, unsen
 }
 
 export function header(count: number, sessionId = 'src-0001'): SessionHeaderMsg {
-  return { sessionId, leaseExpiresUnixMs: Date.now() + 60000, connectionCount: count, pid: 4242, hostname: 'alpha', createdUnixMs: Date.now(), tuples: [] };
+  return {
+    sessionId,
+    leaseExpiresUnixMs: Date.now() + 60000,
+    connectionCount: count,
+    pid: 4242,
+    hostname: 'alpha',
+    createdUnixMs: Date.now(),
+    tuples: [],
+    skipped: [],
+  };
 }
 
 export function writeCheckpoint(file: string, h: SessionHeaderMsg, conns: SavedStreamedConnection[]): Buffer {

@@ -19,6 +19,13 @@ export interface CheckpointOptions {
    * stopped after Release (to be killed).
    */
   'stopOwner'?: (boolean);
+  /**
+   * Move what can be moved: a socket that cannot be checkpointed (not TCP, listening, in a state the
+   * engine does not support, or holding what repair mode cannot carry: kernel TLS, TCP-MD5 or TCP-AO
+   * keys, MPTCP) is left with its owner and reported in SessionHeader.skipped instead of failing the
+   * whole checkpoint. Off by default: one such socket fails the checkpoint before anything is frozen.
+   */
+  'allowPartial'?: (boolean);
 }
 
 export interface CheckpointOptions__Output {
@@ -39,4 +46,11 @@ export interface CheckpointOptions__Output {
    * stopped after Release (to be killed).
    */
   'stopOwner': (boolean);
+  /**
+   * Move what can be moved: a socket that cannot be checkpointed (not TCP, listening, in a state the
+   * engine does not support, or holding what repair mode cannot carry: kernel TLS, TCP-MD5 or TCP-AO
+   * keys, MPTCP) is left with its owner and reported in SessionHeader.skipped instead of failing the
+   * whole checkpoint. Off by default: one such socket fails the checkpoint before anything is frozen.
+   */
+  'allowPartial': (boolean);
 }

@@ -1,6 +1,7 @@
 // Original file: protos/soccr/v1/soccr.proto
 
 import type { ConnectionTuple as _soccr_v1_ConnectionTuple, ConnectionTuple__Output as _soccr_v1_ConnectionTuple__Output } from '../../soccr/v1/ConnectionTuple';
+import type { SkippedSocket as _soccr_v1_SkippedSocket, SkippedSocket__Output as _soccr_v1_SkippedSocket__Output } from '../../soccr/v1/SkippedSocket';
 import type { Long } from '@grpc/proto-loader';
 
 export interface SessionHeader {
@@ -30,6 +31,11 @@ export interface SessionHeader {
    * transaction before it rebuilds the first.
    */
   'tuples'?: (_soccr_v1_ConnectionTuple)[];
+  /**
+   * The process's sockets this checkpoint left with their owner: with `all`, every TCP socket not taken
+   * (listeners, connections in states that cannot move); with allow_partial, also those refused.
+   */
+  'skipped'?: (_soccr_v1_SkippedSocket)[];
 }
 
 export interface SessionHeader__Output {
@@ -59,4 +65,9 @@ export interface SessionHeader__Output {
    * transaction before it rebuilds the first.
    */
   'tuples': (_soccr_v1_ConnectionTuple__Output)[];
+  /**
+   * The process's sockets this checkpoint left with their owner: with `all`, every TCP socket not taken
+   * (listeners, connections in states that cannot move); with allow_partial, also those refused.
+   */
+  'skipped': (_soccr_v1_SkippedSocket__Output)[];
 }

@@ -136,7 +136,22 @@ function validateItem(item: DeliveryItem, i: number): void {
 
 const addr = (a: SocketAddress): SocketAddress => ({ family: a.family, ip: a.ip, port: a.port });
 
+/** Lines made ahead of time (prepareSocketLines), by the very metadata object they were made of. */
+const preparedLines = new WeakMap<DeliveryMeta, Buffer>();
+
+/**
+ * Makes the `socket` lines of these connections now, so that a hand-over of them later only sends
+ * (a hand-off makes them before it stops the owner). Items must then carry these very objects, unchanged.
+ */
+export function prepareSocketLines(metas: readonly DeliveryMeta[]): void {
+  for (const m of metas) preparedLines.set(m, makeSocketLine(m));
+}
+
 function socketLine(m: DeliveryMeta): Buffer {
+  return preparedLines.get(m) ?? makeSocketLine(m);
+}
+
+function makeSocketLine(m: DeliveryMeta): Buffer {
   // Fields picked one by one: nothing else the caller's objects carry goes on the wire. JSON.stringify
   // escapes control characters, so a line never holds a raw newline.
   const msg = { type: 'socket', id: m.id, session: m.session, index: m.index, local: addr(m.local), remote: addr(m.remote), state: m.state };

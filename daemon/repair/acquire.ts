@@ -512,11 +512,11 @@ export class ProcessHandle {
   /**
    * Duplicates of many of the process's fds, whatever they are, with the inode each duplicate names, in
    * one batch of kernel calls (a hand-off takes them while the owner is stopped, and checks them against
-   * its listing). Per fd: the duplicate (the caller closes it) and its inode (-1 if fstat failed), or the
+   * its listing; `batch` sized beforehand keeps its growing out of that). Per fd: the duplicate (the caller closes it) and its inode (-1 if fstat failed), or the
    * failure of pidfd_getfd.
    */
-  dupFdsWithInodes(fds: readonly number[]): Array<{ dup: number; inode: number } | { error: N.SyscallError }> {
-    const b = takeBatch.reset();
+  dupFdsWithInodes(fds: readonly number[], batch = takeBatch): Array<{ dup: number; inode: number } | { error: N.SyscallError }> {
+    const b = batch.reset();
     const ops = fds.map((fd, i) => {
       b.group = i;
       const dup = b.pidfdGetfd(this.pidfd, fd);

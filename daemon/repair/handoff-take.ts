@@ -89,13 +89,16 @@ export interface TakenSockets {
  * stop is left behind unsaid. On refusal every duplicate is closed, and nothing of the owner's sockets has
  * changed. `choice.skipped` gets what was left out.
  */
-export function takeHandoffSockets(proc: ProcessHandle, choice: HandoffChoice, sel: HandoffSelection): TakenSockets {
+export function takeHandoffSockets(proc: ProcessHandle, choice: HandoffChoice, sel: HandoffSelection, batch?: N.KernelBatch): TakenSockets {
   const taken: TakenSockets = { sockets: [], dups: [] };
   const keep = (s: HandoffSocket, dup: number): void => {
     taken.sockets.push(s);
     taken.dups.push(dup);
   };
-  const got = proc.dupFdsWithInodes(choice.sockets.map((s) => s.fd));
+  const got = proc.dupFdsWithInodes(
+    choice.sockets.map((s) => s.fd),
+    batch,
+  );
   const opened: number[] = got.flatMap((g) => ('dup' in g ? [g.dup] : []));
   try {
     choice.sockets.forEach((s, i) => {
@@ -213,6 +216,11 @@ function describe(pid: number, fd: number, dup: number): Omit<HandoffSocket, 'fd
     }
   }
   return { inode: fstatSync(dup).ino, local, remote, state };
+}
+
+/** A batch of kernel calls with room for taking `count` sockets, made before the owner is stopped. */
+export function takeBatchFor(count: number): N.KernelBatch {
+  return new N.KernelBatch(2 * count + 8);
 }
 
 /**

@@ -8,14 +8,14 @@
 // it would let it read and accept on sockets that are no longer its own.
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { type DeliveryItem, MAX_FDS_PER_SEND, deliver } from '../custody/delivery';
+import { type DeliveryItem, MAX_FDS_PER_SEND, deliver, prepareSocketLines } from '../custody/delivery';
 import type { HandoverRules } from '../custody/handover-target';
 import { NetnsHandle } from '../kernel/netns';
 import { type Journal, crashPoint, processStartTime } from '../custody/journal';
 import type { Logger } from '../log';
 import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
-import { HandoffSocket, chooseHandoffSockets, growFdTable, takeHandoffSockets } from '../repair/handoff-take';
+import { HandoffSocket, chooseHandoffSockets, growFdTable, takeBatchFor, takeHandoffSockets } from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
 import { SoccrError, errorMessage } from '../../protocol/errors';
@@ -72,7 +72,11 @@ async function handoff(
     const sel = { fds: req.fds, all: req.all, listeners: req.listeners, known: facts.sockets };
     const choice = chooseHandoffSockets(req.pid, sel);
     proc.confirm(); // the sockets listed are this process's
+    // Everything that can be done before the stop is: the fd table grown, the batch sized, the lines made.
     growFdTable(choice.sockets.length + 64);
+    const batch = takeBatchFor(choice.sockets.length);
+    const planned = items(id, req.pid, choice.sockets, new Array<number>(choice.sockets.length).fill(0));
+    prepareSocketLines(planned.map((it) => it.meta));
     // Journaled as a source session without sockets whose owner the daemon stops: a daemon that dies
     // before the new owner acknowledged continues the owner at its restart (recovery.ts), which then
     // still holds every socket; once acknowledged it is journaled released, and the owner stays stopped.
@@ -105,11 +109,12 @@ async function handoff(
       stopped = process.hrtime.bigint();
       undo.push('continue the owner', () => proc.cont());
       crashPoint('handoff.after-stop');
-      held = takeHandoffSockets(proc, choice, sel);
+      held = takeHandoffSockets(proc, choice, sel, batch);
       const { dups } = held;
       taken = process.hrtime.bigint();
       undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
-      return items(id, req.pid, held.sockets, dups);
+      // A socket still at its place in the list keeps its line made before the stop.
+      return items(id, req.pid, held.sockets, dups).map((it, i) => (held.sockets[i] === choice.sockets[i] ? { fd: it.fd, meta: planned[i].meta } : it));
     };
     let ackedAt = 0n;
     let cpu = { user: 0, system: 0 };

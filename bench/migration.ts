@@ -1,4 +1,4 @@
-// Migration bench (`npm run bench:migration [-- --counts 1,100,1000,10000] [--series full,queues,light]`):
+// Migration bench (`npm run bench:migration [-- --counts 1,100,1000,10000] [--series full,queues,light,relay,handoff]`):
 // N live connections of one process moved from one soccrd to another with migrate() (client/migrate.ts)
 // on the test LAN (lab/lan.ts: hosts A and B, peers in C, the service address moved by the
 // hook), against the floor (bench/floor.ts: the same migration in one process, engine imported

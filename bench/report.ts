@@ -360,6 +360,24 @@ function migrationSection(m: MigrationResults | undefined): string[] {
       );
     }
   }
+  const handoff = m.rows.filter((r) => r.series === 'handoff');
+  if (handoff.length) {
+    out.push('', '### Hand-off on one host (issue 13: goal <= 20 ms for 1000 connections and a listener)', '');
+    out.push(
+      "The same full-queue workload and the listener, upgraded on one host: `migrate()` from the daemon to itself hands the live sockets to a new owner beside the old one (`Handoff`: no repair mode, no copy). The freeze is the daemon's own figure, from the old owner stopped to the new owner's acknowledgement; its parts from the daemon's log: stopping the owner, taking its fds (one batch of pidfd_getfd + fstat), the hand-over up to the ack (16 fds per sendmsg, the new owner a Node fixture polling every millisecond), and the daemon's own CPU time in all that.",
+      '',
+    );
+    out.push(
+      '| N | runs | **freeze ms** | stop | take | deliver+ack | daemon CPU ms | queue bytes copied |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of handoff) {
+      const p = (k: string): string => ms(r.soccrd.phases[k]);
+      out.push(
+        `| ${r.n} + listener | ${r.soccrd.runs} | **${ms(r.soccrd.freezeMs)}** | ${p('stop')} | ${p('take')} | ${p('deliver+ack')} | ${p('daemon CPU')} | ${r.soccrd.queueBytes} |`,
+      );
+    }
+  }
   out.push('', '### Every run', '');
   out.push(
     '| series | N | queues | mover | transport | kernel calls | freeze ms | queue bytes moved | owner receive / send queues before (ss) | peer retransmissions |',
@@ -528,7 +546,7 @@ export const BENCH_COMMANDS = [
   'npm run bench                   # all of the below in sequence, then this file and freeze.svg',
   'node dist/bench/engine.js       # npm run bench:engine',
   'node dist/bench/queues.js       # npm run bench:queues',
-  `node dist/bench/migration.js    # npm run bench:migration [-- --series full,queues,light,relay] [--counts ${DEFAULT_COUNTS.join(',')}] [--runs K] [--profile DIR]`,
+  `node dist/bench/migration.js    # npm run bench:migration [-- --series full,queues,light,relay,handoff] [--counts ${DEFAULT_COUNTS.join(',')}] [--runs K] [--profile DIR]`,
   `# 10 000 connections by flag only (--counts ${[...DEFAULT_COUNTS, 10_000].join(',')}): with them npm run bench takes well over 20 minutes on 2 cores`,
 ];
 

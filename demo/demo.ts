@@ -8,6 +8,11 @@
 // short stall. Then it streams on from B, kills the old owner in A, checks every byte both ways, and
 // removes everything it made, also on failure or Ctrl-C. Exit code 0 only when every check passed.
 //
+// `npm run demo -- --upgrade` shows the same-host upgrade instead: a server in A with a listener and live
+// connections hands them, listener included, to a new process beside it (migrate() on one daemon and
+// namespace hands the sockets themselves off), while clients keep connecting; then the old process is
+// killed and every byte of every connection checked both ways.
+//
 // It is a lab program, not part of the client library: the processes are the test suite's own (soccrd
 // as lab/daemon.ts starts it, the streaming fixture lab/fixtures/multi.ts), so the demo shows
 // exactly what the tests exercise; the orchestration is the library's migrate().
@@ -18,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError } from 'commander';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespaces, shellQuote } from '../lab/lan';
-import { MultiFixture, MultiStatus, Offsets, killAllMulti, untilExchanged } from '../lab/multi';
+import { MultiConfig, MultiFixture, MultiStatus, Offsets, killAllMulti, untilExchanged } from '../lab/multi';
 import { lockEntries } from '../lab/netns';
 import { NEEDED, PreflightError, ensureTools, requireRoot } from '../lab/preflight';
 import { Display, StreamSample } from './display';
@@ -38,6 +43,8 @@ const STREAM_AFTER_KILL_MS = 1500;
 const DEADLINE_MS = 120_000;
 const STEPS = 6;
 const TCP_ESTABLISHED = 1;
+/** --upgrade: clients connect in three waves of this many, before, during and after the hand-off. */
+const UPGRADE_CLIENTS_PER_WAVE = 5;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -124,7 +131,10 @@ class Demo {
   /** The summary's rows, filled in as the demo gets there. */
   private readonly rows: Array<[string, string]> = [];
 
-  constructor(private readonly connections: number) {}
+  constructor(
+    private readonly connections: number,
+    private readonly upgrade: boolean,
+  ) {}
 
   /** Runs the demo, then cleans up and exits: 0 on PASS, 1 on FAIL, 130 on Ctrl-C. */
   async main(): Promise<void> {
@@ -164,21 +174,10 @@ class Demo {
   }
 
   private async run(): Promise<void> {
+    if (this.upgrade) return this.runUpgrade();
     const d = this.d;
     d.title(`soccrd demo: ${this.connections} live TCP connection(s) moved from host A to host B while they stream`);
-
-    this.enter('a LAN in network namespaces: hosts A and B, client C, one bridge, no route out');
-    const lan = (this.lan = Lan.create());
-    d.info(`switch    ${lan.ns.S}: bridge br0, a veth port to each machine`);
-    for (const [role, what] of [
-      ['A', 'host A  '],
-      ['B', 'host B  '],
-      ['C', 'client C'],
-    ] as const) {
-      d.info(`${what}  ${lan.ns[role]}: eth0 ${LAN_NODES[role].v4}, ${LAN_NODES[role].v6}`);
-    }
-    d.info(`service address ${SERVICE_V4} and ${SERVICE_V6} on host A`);
-    d.info(`(look inside while it runs: ip netns exec ${lan.ns.C} ss -tni)`);
+    const lan = this.makeLan();
 
     this.enter('a soccrd on each host, each with its own socket and state directory');
     // B takes direct transfers on its LAN address: the queue bytes go from daemon to daemon.
@@ -264,6 +263,159 @@ class Demo {
     await receiver.stream(false);
     const [cs, rs] = await untilExchanged(clients, receiver, 30_000);
     this.verify(cs, rs, offsets, lockEntries(lan.ns.B, b.lockTable));
+  }
+
+  /**
+   * The same-host upgrade: one soccrd in A; a server in A with its listener and live connections (half of
+   * them not read for a while, so their queues fill), clients in C that keep connecting before, during and
+   * after; migrate() from A to A hands the sockets to a new server process in A.
+   */
+  private async runUpgrade(): Promise<void> {
+    const d = this.d;
+    const n = this.connections;
+    d.title(
+      `soccrd demo --upgrade: a server with a listener and ${n} live connection(s) upgraded to a new process on the same host, while clients keep connecting`,
+    );
+    const lan = this.makeLan();
+
+    this.enter('a soccrd on host A');
+    const a = await DaemonProcess.start({ netns: lan.ns.A });
+    d.command(shellLine(a.proc.spawnargs));
+    d.ok(`soccrd on host A: pid ${a.pid}, serving ${a.address}`);
+
+    this.enter(`a server in A with its listener and ${n} connection(s) from C, streaming both ways`);
+    const stream = { streaming: true, bytesPerTick: BYTES_PER_TICK };
+    const more = UPGRADE_CLIENTS_PER_WAVE * 3;
+    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: n, acceptMore: more, ...stream });
+    d.command(shellLine(server.proc.spawnargs));
+    const clients = [await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: n, ...stream })];
+    await Promise.all([server.waitConnected(15_000), clients[0].waitConnected(15_000)]);
+    await server.read(false, { stride: 2 }); // every other connection unread for a while: full queues
+    d.ok(
+      `server pid ${server.pid} in A accepted ${n} connection(s) from client pid ${clients[0].pid} in C; every other one is not read for now, so its queues fill`,
+    );
+    this.deliverDir = mkdtempSync(path.join(tmpdir(), 'soccrd-demo-'));
+    const deliverPath = path.join(this.deliverDir, 'handover.sock');
+    const next = await MultiFixture.start(lan.ns.A, { mode: 'adopt', unixPath: deliverPath, count: n, acceptMore: more, continueFrom: {}, ...stream });
+    d.command(shellLine(next.proc.spawnargs));
+    d.ok(`the new version: server pid ${next.pid} in A, beside the old one, waiting for the hand-over on ${deliverPath}`);
+    // Clients that connect in waves, numbered after the first ones: each wave its own process in C.
+    let firstIndex = n;
+    const wave = async (): Promise<MultiFixture> => {
+      const cfg: MultiConfig = { mode: 'clients', ip: SERVICE_V4, port: PORT, count: UPGRADE_CLIENTS_PER_WAVE, firstIndex, ...stream };
+      firstIndex += UPGRADE_CLIENTS_PER_WAVE;
+      const f = await MultiFixture.start(lan.ns.C, cfg);
+      clients.push(f);
+      return f;
+    };
+    this.watch = new PeerWatch(clients[0], (s) => d.sample(s));
+    d.startTicker('C receives');
+    this.watch.start();
+    await wave();
+    await sleep(STREAM_BEFORE_MS);
+
+    this.enter('migrate() on one daemon and namespace: the live sockets, listener included, handed to the new process');
+    d.info('from a shell, the same upgrade is:');
+    d.command(
+      shellLine([
+        process.execPath,
+        SOCCRCTL,
+        'migrate',
+        '--from',
+        a.address,
+        '--to',
+        a.address,
+        '--pid',
+        String(server.pid),
+        '--netns',
+        lan.nsPath('A'),
+        '--deliver',
+        `unix:${deliverPath}`,
+        '--listeners',
+      ]),
+    );
+    const { offsets } = await server.quiesce();
+    await next.continueFrom(offsets);
+    const during = wave(); // connecting while the sockets change hands
+    const report = await migrate({
+      from: a.address,
+      to: a.address,
+      pid: server.pid,
+      netns: lan.nsPath('A'),
+      deliverUnixPath: deliverPath,
+      listeners: true,
+      timeoutMs: 10_000,
+      onPhase: (e) => d.phase(e),
+    });
+    if (report.transport !== 'handoff') throw new Error(`migrate did not hand off (transport ${report.transport})`);
+    await during;
+    await next.waitEvent('handover-live', 15_000, ['error', 'handover-failed']);
+    this.rows.push(['sockets', `${report.connections} (a listener and the connections the old process held) handed to the new process in A`]);
+    this.rows.push(['freeze', `${formatMs(report.freezeMs)}: no process served the sockets (old one stopped until the new one acknowledged)`]);
+    d.ok(
+      `${report.connections} socket(s) live in the new process, listener included; no process served them for ${d.paint('bold', formatMs(report.freezeMs))}`,
+    );
+
+    this.enter('more clients connect to the new process; the old one is killed; every byte checked both ways');
+    await wave();
+    await sleep(STREAM_AFTER_MS);
+    d.command(`kill -9 ${server.pid}    # the old version, stopped since the hand-off`);
+    server.kill();
+    await bounded(server.exited(), 5000, 'the old server exiting');
+    d.ok('old server killed: the sockets live on in the new process, the clients see nothing');
+    await sleep(STREAM_AFTER_KILL_MS);
+    await this.watch.stop();
+    d.stopTicker();
+    await Promise.all([next.stream(false), ...clients.map((c) => c.stream(false))]);
+    await next.read(true);
+    const [rs, cs] = await untilExchanged(next, clients, 30_000);
+    this.verifyUpgrade(rs, cs, n + UPGRADE_CLIENTS_PER_WAVE * 3);
+  }
+
+  /** The upgrade's checks (already byte-exact both ways: untilExchanged); `cs`: every client fixture's connections. Throws on a failure. */
+  private verifyUpgrade(rs: MultiStatus, cs: MultiStatus, total: number): void {
+    const failures: string[] = [];
+    const check = (ok: boolean, what: string): void => {
+      if (ok) this.d.ok(what);
+      else {
+        this.d.bad(what);
+        failures.push(what);
+      }
+    };
+    check(
+      true,
+      `every byte arrived exactly once, in order, both ways: C → server ${formatBytes(cs.totals.sent)}, server → C ${formatBytes(cs.totals.received)}`,
+    );
+    check(
+      cs.error === null && cs.totals.connections === total,
+      `no failed connect: all ${total} client connection(s) established, before, during and after the hand-off`,
+    );
+    check(rs.connections.length === total, `the new process holds all ${total}: the ones handed over and the ones it accepted on the handed listener`);
+    check(cs.totals.eofs + cs.totals.errors === 0, 'the clients saw no RST and no FIN');
+    this.rows.push(['connections', `${total} × ${SERVICE_V4}:${PORT} ⇄ ${LAN_NODES.C.v4}: none refused, none reset`]);
+    this.rows.push([
+      'verified',
+      `C → server ${formatBytes(cs.totals.sent)}, server → C ${formatBytes(cs.totals.received)}: byte-exact, exactly once, no RST, no FIN`,
+    ]);
+    if (failures.length > 0) throw new Error(`checks failed: ${failures.join('; ')}`);
+  }
+
+  /** Step 1 of both flows: the LAN. */
+  private makeLan(): Lan {
+    const d = this.d;
+    this.enter('a LAN in network namespaces: hosts A and B, client C, one bridge, no route out');
+    const lan = (this.lan = Lan.create());
+    d.info(`switch    ${lan.ns.S}: bridge br0, a veth port to each machine`);
+    for (const [role, what] of [
+      ['A', 'host A  '],
+      ['B', 'host B  '],
+      ['C', 'client C'],
+    ] as const) {
+      d.info(`${what}  ${lan.ns[role]}: eth0 ${LAN_NODES[role].v4}, ${LAN_NODES[role].v6}`);
+    }
+    d.info(`service address ${SERVICE_V4} and ${SERVICE_V6} on host A`);
+    d.info(`(look inside while it runs: ip netns exec ${lan.ns.C} ss -tni)`);
+    return lan;
   }
 
   private recordMigration(r: MigrateReport): void {
@@ -367,7 +519,8 @@ function parseCount(v: string): number {
 const program = new Command('demo')
   .description('Live migration of streaming TCP connections between two hosts (network namespaces), shown step by step; needs root')
   .option('-c, --connections <n>', 'connections to stream and move', parseCount, 3)
-  .action(async (opts: { connections: number }) => {
-    await new Demo(opts.connections).main();
+  .option('--upgrade', 'show a same-host upgrade instead: a server with its listener handed to a new process beside it while clients keep connecting', false)
+  .action(async (opts: { connections: number; upgrade: boolean }) => {
+    await new Demo(opts.connections, opts.upgrade).main();
   });
 void program.parseAsync(process.argv);

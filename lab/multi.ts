@@ -43,15 +43,39 @@ export function exchangeProblems(a: MultiStatus, b: MultiStatus, allowEof = fals
   return problems;
 }
 
+/** The statuses of several fixtures (clients that connected at different times) as one: the connections of all. */
+export function mergedStatus(all: readonly MultiStatus[]): MultiStatus {
+  if (all.length === 1) return all[0];
+  const sum = (k: keyof MultiStatus['totals']): number => all.reduce((n, s) => n + s.totals[k], 0);
+  return {
+    ...all[0],
+    expected: all.reduce((n, s) => n + s.expected, 0),
+    connections: all.flatMap((s) => s.connections),
+    error: all.map((s) => s.error).find((e) => e !== null) ?? null,
+    totals: {
+      connections: sum('connections'),
+      sent: sum('sent'),
+      received: sum('received'),
+      pending: sum('pending'),
+      mismatches: sum('mismatches'),
+      errors: sum('errors'),
+      eofs: sum('eofs'),
+      totalRetrans: sum('totalRetrans'),
+    },
+  };
+}
+
 /**
  * Waits until every byte either side sent has arrived at the other, exactly (neither may be sending
  * by then: stream off, no writes pending). Fails at once on a wrong byte or an error; returns both
- * final statuses.
+ * final statuses. `b` may be several fixtures holding the other ends between them (merged).
  */
-export async function untilExchanged(a: MultiFixture, b: MultiFixture, timeoutMs: number): Promise<[MultiStatus, MultiStatus]> {
+export async function untilExchanged(a: MultiFixture, b: MultiFixture | readonly MultiFixture[], timeoutMs: number): Promise<[MultiStatus, MultiStatus]> {
   const deadline = Date.now() + timeoutMs;
+  const others: readonly MultiFixture[] = b instanceof MultiFixture ? [b] : b;
   for (;;) {
-    const [sa, sb] = await Promise.all([a.status(), b.status()]);
+    const [sa, ...sbs] = await Promise.all([a.status(), ...others.map((f) => f.status())]);
+    const sb = mergedStatus(sbs);
     const problems = exchangeProblems(sa, sb);
     // Bytes written and not yet taken by the kernel are not in `sent` yet: not exchanged until they are.
     const unsent = [sa, sb].filter((s) => s.totals.pending > 0).map((s) => `${s.mode}: ${s.totals.pending} bytes written and not sent yet`);

@@ -121,6 +121,20 @@ describe('npm run demo', function () {
     process.stdout.write(`      ${out.slice(out.lastIndexOf('│ freeze')).split('\n')[0]}\n`);
   });
 
+  it('--upgrade: a listener and its connections handed to a new process on one host while clients connect, every byte verified, PASS', async () => {
+    const r = startDemo(['--upgrade']);
+    const { code } = await exitWithin(r, 90_000);
+    const out = r.output();
+    assert.equal(code, 0, out);
+    assert.match(out, /│ result\s+│ PASS\s+│/);
+    assert.match(out, /✓ handoff\s+[\d.]+ m?s\s+\d+ socket\(s\) handed to the new owner/, 'the hand-off phase shown');
+    assert.match(out, /no failed connect: all 18 client connection\(s\) established/);
+    assert.match(out, /the new process holds all 18/);
+    assert.match(out, /the clients saw no RST and no FIN/);
+    assertNothingLeft(r);
+    process.stdout.write(`      ${out.slice(out.lastIndexOf('│ freeze')).split('\n')[0]}\n`);
+  });
+
   it('Ctrl-C in the middle of streaming: exit 130 and nothing left behind', async () => {
     const r = startDemo(['--connections', '1']);
     const deadline = Date.now() + 60_000;

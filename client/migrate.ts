@@ -568,7 +568,14 @@ class Migration {
       this.report.phases.push({ name: 'handoff', startedAt, ms, ok: false });
       this.report.totalMs = roundMs(performance.now() - this.t0);
       this.emit({ name: 'handoff', status: 'failed', startedAt, ms, error: reasonOf(err) });
-      throw new MigrateError('handoff', reasonOf(err), ['the daemon continued the old owner, which kept every socket'], [], this.report, typedCause(err));
+      throw new MigrateError(
+        'handoff',
+        reasonOf(err),
+        ['nothing at the source: the old owner keeps every socket (the daemon continued it if it had stopped it)'],
+        [],
+        this.report,
+        typedCause(err),
+      );
     }
   }
 

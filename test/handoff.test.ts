@@ -17,6 +17,10 @@ import { MultiConfig, MultiFixture, MultiStatus, exchangeProblems, killAllMulti 
 import { clientSeed, multiBytes } from '../lab/multi-data';
 import { destroyTopologies, sleep, socketPath } from '../lab/scenario';
 import { DeliveredListener, DeliveredSocket, SocketReceiver } from '../receiver/receiver';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { NOBODY, OtherUserCopy } from './support/other-user';
+import type { RpcOutcome } from './fixtures/rpc-caller';
 import { soccrErrorOf } from '../protocol/error-status';
 import { stateName } from '../protocol/saved-state';
 
@@ -47,9 +51,9 @@ interface Lab {
  * clients in C streaming to it and it to them, half of the server's connections not read for a while so
  * that their queues are full.
  */
-async function startLab(count: number, env?: Record<string, string>): Promise<Lab> {
+async function startLab(count: number, env?: Record<string, string>, args?: string[]): Promise<Lab> {
   const lan = Lan.create();
-  const daemon = await DaemonProcess.start({ netns: lan.ns.A, env });
+  const daemon = await DaemonProcess.start({ netns: lan.ns.A, env, args });
   const client = new SoccrClient(daemon.address, { timeoutMs: 20_000 });
   const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count, acceptMore: 30, bytesPerTick: RATE });
   const first = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count, bytesPerTick: RATE });
@@ -353,5 +357,43 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     await sleep(500);
     const { server } = await exchanged(t.server, t.clients, 60_000);
     assert.equal(server.totals.connections, 6);
+  });
+
+  it('a non-root caller (uid 65534, the default policy: its own processes) is refused the hand-off of a root process: PERMISSION_DENIED, the owner never stopped', async function () {
+    const caller = OtherUserCopy.of(NOBODY, NOBODY).program(this, 'test/fixtures/rpc-caller.js');
+    const tmp = mkdtempSync(join(tmpdir(), 'soccrt-ho-'));
+    try {
+      const config = join(tmp, 'open-socket.json');
+      writeFileSync(config, JSON.stringify({ socketMode: 0o666 }));
+      const t = (lab = await startLab(2, undefined, ['--config', config, '--allow-uid', String(NOBODY)]));
+      chmodSync(t.daemon.dir, 0o711);
+      const out = await new Promise<RpcOutcome[]>((resolve, reject) => {
+        execFile(
+          process.execPath,
+          [caller, t.daemon.address, JSON.stringify([{ op: 'handoff', pid: t.server.pid, path: join(tmp, 'rx.sock') }])],
+          { uid: NOBODY, gid: NOBODY, cwd: '/', timeout: 60_000 },
+          (err, stdout, stderr) => {
+            if (err) reject(new Error(`${err.message}\n${stderr}`));
+            else
+              resolve(
+                stdout
+                  .trim()
+                  .split('\n')
+                  .map((l) => JSON.parse(l) as RpcOutcome),
+              );
+          },
+        );
+      });
+      assert.equal(out[0].code, 'PERMISSION_DENIED', out[0].details);
+      assert.equal(out[0].kind, 'FORBIDDEN');
+      // refused by the first rule it breaks: no hand-over directory by default, and a root process
+      assert.match(out[0].details ?? '', /uid 0|your policy names no hand-over directory/);
+      assert.notEqual(procState(t.server.pid), 'T', 'the owner was never stopped');
+      await t.server.stream(false);
+      const { server } = await exchanged(t.server, t.clients, 30_000);
+      assert.equal(server.totals.connections, 2);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

@@ -244,14 +244,11 @@ class Demo {
     d.ok(`service address now on host ${lan.serviceHost() ?? '(none!)'}`);
 
     this.enter('streaming on from B; the old owner in A is killed; every byte checked both ways');
-    await sleep(STREAM_AFTER_MS);
-    d.command(`kill -9 ${server.pid}    # the old owner, stopped since the checkpoint`);
-    server.kill();
-    await bounded(server.exited(), 5000, 'the old owner exiting');
-    d.ok('old owner killed: its sockets were released silently, the peer sees nothing');
-    await sleep(STREAM_AFTER_KILL_MS);
-    await this.watch.stop();
-    d.stopTicker();
+    await this.killOldOwner(
+      server,
+      'the old owner, stopped since the checkpoint',
+      'old owner killed: its sockets were released silently, the peer sees nothing',
+    );
     const gap = longestGap(await clients.status());
     // More than the freeze: the applications' own hand-over is in it too (the old owner stops writing
     // before the checkpoint, the new one starts once it is live).
@@ -358,14 +355,11 @@ class Demo {
 
     this.enter('more clients connect to the new process; the old one is killed; every byte checked both ways');
     await wave();
-    await sleep(STREAM_AFTER_MS);
-    d.command(`kill -9 ${server.pid}    # the old version, stopped since the hand-off`);
-    server.kill();
-    await bounded(server.exited(), 5000, 'the old server exiting');
-    d.ok('old server killed: the sockets live on in the new process, the clients see nothing');
-    await sleep(STREAM_AFTER_KILL_MS);
-    await this.watch.stop();
-    d.stopTicker();
+    await this.killOldOwner(
+      server,
+      'the old version, stopped since the hand-off',
+      'old server killed: the sockets live on in the new process, the clients see nothing',
+    );
     await Promise.all([next.stream(false), ...clients.map((c) => c.stream(false))]);
     await next.read(true);
     const [rs, cs] = await untilExchanged(next, clients, 30_000);
@@ -398,6 +392,19 @@ class Demo {
       `C → server ${formatBytes(cs.totals.sent)}, server → C ${formatBytes(cs.totals.received)}: byte-exact, exactly once, no RST, no FIN`,
     ]);
     if (failures.length > 0) throw new Error(`checks failed: ${failures.join('; ')}`);
+  }
+
+  /** Both flows' end: streams on a while, the old owner is killed (shown as the shell command), streams on, the ticker stops. */
+  private async killOldOwner(server: MultiFixture, what: string, done: string): Promise<void> {
+    const d = this.d;
+    await sleep(STREAM_AFTER_MS);
+    d.command(`kill -9 ${server.pid}    # ${what}`);
+    server.kill();
+    await bounded(server.exited(), 5000, 'the old owner exiting');
+    d.ok(done);
+    await sleep(STREAM_AFTER_KILL_MS);
+    await this.watch?.stop();
+    d.stopTicker();
   }
 
   /** Step 1 of both flows: the LAN. */

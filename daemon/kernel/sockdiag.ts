@@ -278,72 +278,58 @@ export interface DumpedSocket {
  * Undefined if the dump fails: the caller reads procfs then.
  */
 export function dumpTcpSockets(netns: NetnsHandle | undefined): DumpedSocket[] | undefined {
-  let fd = -1;
-  try {
-    fd = openDiagSocket(netns);
-    const out: DumpedSocket[] = [];
-    for (const family of [N.AF_INET, N.AF_INET6]) {
-      writeRequest(reqBuf.buf, 0, family, family);
-      N.send(fd, reqBuf, 0, REQ_LEN, 0);
-      let failed = false;
-      // Bounded: a dump of a million sockets is ~1500 reads of 64 KiB.
-      const done = readUntil(fd, 100_000, (type, _seq, off, len) => {
-        if (type === NLMSG_DONE) return true;
-        if (type === NLMSG_ERROR) return (failed = true);
-        if (type === SOCK_DIAG_BY_FAMILY && len >= NLMSG_HDR + MSG_LEN) {
-          const r = respBuf.buf;
-          const m = off + NLMSG_HDR;
-          const fam = r[m];
-          out.push({
-            family: fam === N.AF_INET6 ? 'ipv6' : 'ipv4',
-            local: address(r, fam, m + 4, m + 8),
-            remote: address(r, fam, m + 6, m + 24),
-            state: kernelTcpState(r[m + 1]),
-            recvQueue: r.readUInt32LE(m + 56),
-            sendQueue: r.readUInt32LE(m + 60),
-            inode: r.readUInt32LE(m + 68),
-          });
-        }
-        return false;
-      });
-      if (!done || failed) return undefined;
-    }
-    return out;
-  } catch {
-    return undefined;
-  } finally {
-    if (fd >= 0) N.closeQuietly(fd);
-  }
+  return dumpSockets(netns, N.IPPROTO_TCP, (r, m) => {
+    const fam = r[m];
+    return {
+      family: fam === N.AF_INET6 ? 'ipv6' : 'ipv4',
+      local: address(r, fam, m + 4, m + 8),
+      remote: address(r, fam, m + 6, m + 24),
+      state: kernelTcpState(r[m + 1]),
+      recvQueue: r.readUInt32LE(m + 56),
+      sendQueue: r.readUInt32LE(m + 60),
+      inode: r.readUInt32LE(m + 68),
+    };
+  });
+}
+
+/**
+ * The Multipath TCP sockets of the namespace (the daemon's own if undefined): inode and state of each,
+ * listeners included. Undefined if the dump fails (no MPTCP diagnostics in this kernel).
+ */
+export function dumpMptcpSockets(netns: NetnsHandle | undefined): Array<{ inode: number; state: TcpState }> | undefined {
+  return dumpSockets(netns, N.IPPROTO_MPTCP, (r, m) => ({ inode: r.readUInt32LE(m + 68), state: kernelTcpState(r[m + 1]) }));
 }
 
 const INET_DIAG_REQ_PROTOCOL = 3;
 
 /**
- * The Multipath TCP sockets of the namespace (the daemon's own if undefined): inode and state of each,
- * listeners included. A protocol number above 255 goes in an INET_DIAG_REQ_PROTOCOL attribute (the
- * request's own field is a byte). Undefined if the dump fails (no MPTCP diagnostics in this kernel).
+ * Dumps every socket of `protocol` in the namespace, both families, each inet_diag_msg (at offset `m` of
+ * `r`) made into a T by `read`. A protocol number above 255 goes in an INET_DIAG_REQ_PROTOCOL attribute
+ * (the request's own field is a byte). Undefined if the dump fails: the caller has a fallback.
  */
-export function dumpMptcpSockets(netns: NetnsHandle | undefined): Array<{ inode: number; state: TcpState }> | undefined {
+function dumpSockets<T>(netns: NetnsHandle | undefined, protocol: number, read: (r: Buffer, m: number) => T): T[] | undefined {
   let fd = -1;
   try {
     fd = openDiagSocket(netns);
-    const out: Array<{ inode: number; state: TcpState }> = [];
+    const out: T[] = [];
     for (const family of [N.AF_INET, N.AF_INET6]) {
       const b = reqBuf.buf;
       writeRequest(b, 0, family, family);
-      b.writeUInt32LE(REQ_LEN + 8, 0);
-      b.writeUInt16LE(8, REQ_LEN);
-      b.writeUInt16LE(INET_DIAG_REQ_PROTOCOL, REQ_LEN + 2);
-      b.writeUInt32LE(N.IPPROTO_MPTCP, REQ_LEN + 4);
-      N.send(fd, reqBuf, 0, REQ_LEN + 8, 0);
+      let len = REQ_LEN;
+      if (protocol > 255) {
+        b.writeUInt16LE(8, REQ_LEN);
+        b.writeUInt16LE(INET_DIAG_REQ_PROTOCOL, REQ_LEN + 2);
+        b.writeUInt32LE(protocol, REQ_LEN + 4);
+        len += 8;
+        b.writeUInt32LE(len, 0);
+      }
+      N.send(fd, reqBuf, 0, len, 0);
       let failed = false;
-      const done = readUntil(fd, 100_000, (type, _seq, off, len) => {
+      // Bounded: a dump of a million sockets is ~1500 reads of 64 KiB.
+      const done = readUntil(fd, 100_000, (type, _seq, off, mlen) => {
         if (type === NLMSG_DONE) return true;
         if (type === NLMSG_ERROR) return (failed = true);
-        if (type === SOCK_DIAG_BY_FAMILY && len >= NLMSG_HDR + MSG_LEN) {
-          const m = off + NLMSG_HDR;
-          out.push({ inode: respBuf.buf.readUInt32LE(m + 68), state: kernelTcpState(respBuf.buf[m + 1]) });
-        }
+        if (type === SOCK_DIAG_BY_FAMILY && mlen >= NLMSG_HDR + MSG_LEN) out.push(read(respBuf.buf, off + NLMSG_HDR));
         return false;
       });
       if (!done || failed) return undefined;

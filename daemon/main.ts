@@ -402,200 +402,207 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
   const netlockCandidate = new NetworkLock({ table: lockTable, owner: instance, mark: SOCCR_MARK, log });
   const recovery = planRecovery(journal, log);
   const netlock = netlockCandidate.start(recovery.keepOwn) ? netlockCandidate : undefined;
-  const features = { ...probeFeatures(), networkLock: netlock !== undefined };
-  const kernelCalls = batchPath();
-  if (kernelCalls.native) log.info('kernel calls: batched, one FFI call per engine step', { library: kernelCalls.reason });
-  else log.warn('kernel calls: one FFI call each (slower per connection)', { reason: kernelCalls.reason });
-  const sessions = new SessionManager({
-    defaultLeaseMs: settings.leaseMs,
-    maxLeaseMs: settings.maxLeaseMs,
-    retainEndedMs: 10 * 60_000,
-    lockGraceMs: settings.lockGraceMs,
-    netlock,
-    log,
-    journal,
-  });
-  const registry = new ConnectionRegistry();
-  const authorize = makeAuthorizer(
-    {
-      allowUids: settings.allowUids,
-      allowGids: settings.allowGids,
-      allowIdentities: settings.allowIdentities,
-      adminUids: [...settings.adminUids, ...settings.policies.adminUids],
-      adminIdentities: [...settings.adminIdentities, ...settings.policies.adminIdentities],
-    },
-    registry,
-  );
-  const policies = new PolicyBook(settings.policy, settings.policies);
-  const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
-  const budget = new ResourceBudget({ bufferedBytes: settings.maxBufferedBytes, kernelBytes: settings.maxHeldSocketBytes });
-  const bufferCaps = hostBufferCaps();
-  watchBudget(budget);
-  log.info('resource budget', { maxBufferedBytes: settings.maxBufferedBytes, maxHeldSocketBytes: settings.maxHeldSocketBytes, bufferCaps });
-  let dataListener: DataListener | undefined;
-  if (settings.dataListen) {
-    const { host, port } = splitHostPort(settings.dataListen);
-    try {
-      dataListener = await DataListener.listen(host, port, log.child({ component: 'data-path' }));
-    } catch (err) {
-      throw new Error(`cannot take direct transfers on ${settings.dataListen}: ${errorMessage(err)}`, { cause: err });
+  try {
+    const features = { ...probeFeatures(), networkLock: netlock !== undefined };
+    const kernelCalls = batchPath();
+    if (kernelCalls.native) log.info('kernel calls: batched, one FFI call per engine step', { library: kernelCalls.reason });
+    else log.warn('kernel calls: one FFI call each (slower per connection)', { reason: kernelCalls.reason });
+    const sessions = new SessionManager({
+      defaultLeaseMs: settings.leaseMs,
+      maxLeaseMs: settings.maxLeaseMs,
+      retainEndedMs: 10 * 60_000,
+      lockGraceMs: settings.lockGraceMs,
+      netlock,
+      log,
+      journal,
+    });
+    const registry = new ConnectionRegistry();
+    const authorize = makeAuthorizer(
+      {
+        allowUids: settings.allowUids,
+        allowGids: settings.allowGids,
+        allowIdentities: settings.allowIdentities,
+        adminUids: [...settings.adminUids, ...settings.policies.adminUids],
+        adminIdentities: [...settings.adminIdentities, ...settings.policies.adminIdentities],
+      },
+      registry,
+    );
+    const policies = new PolicyBook(settings.policy, settings.policies);
+    const gate = new CallerGate({ maxCalls: settings.maxCallsPerCaller, maxSessions: settings.maxSessionsPerCaller });
+    const budget = new ResourceBudget({ bufferedBytes: settings.maxBufferedBytes, kernelBytes: settings.maxHeldSocketBytes });
+    const bufferCaps = hostBufferCaps();
+    watchBudget(budget);
+    log.info('resource budget', { maxBufferedBytes: settings.maxBufferedBytes, maxHeldSocketBytes: settings.maxHeldSocketBytes, bufferCaps });
+    let dataListener: DataListener | undefined;
+    if (settings.dataListen) {
+      const { host, port } = splitHostPort(settings.dataListen);
+      try {
+        dataListener = await DataListener.listen(host, port, log.child({ component: 'data-path' }));
+      } catch (err) {
+        throw new Error(`cannot take direct transfers on ${settings.dataListen}: ${errorMessage(err)}`, { cause: err });
+      }
+      log.info('taking direct transfers', { address: settings.dataListen, endpoint: dataListener.endpoint });
     }
-    log.info('taking direct transfers', { address: settings.dataListen, endpoint: dataListener.endpoint });
-  }
-  const service = new SocketRepairService({
-    dataListener,
-    version,
-    features,
-    sessions,
-    log,
-    limits: DEFAULT_LIMITS,
-    eagerQueueBytes: 256 * 1024,
-    eagerSessionBytes: 16 * 1024 * 1024,
-    netlock,
-    authorize,
-    journal,
-    policies,
-    gate,
-    budget,
-    bufferCaps,
-  });
-  recovery.apply(netlock, sessions);
-  watchSessions(sessions);
-  const pkg = loadPackageDefinition();
-  warmFrameCodecs(pkg);
-  const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
-  const definition = proto.soccr.v1.SocketRepair.service;
-  // The daemon's own frames have the proto's types already: encoded without proto-loader's fromObject.
-  definition.Checkpoint.responseSerialize = encodeFrame as (value: unknown) => Buffer;
-  server.addService(definition, service.handlers());
-  const health = new HealthImplementation({ '': 'SERVING', 'soccr.v1.SocketRepair': 'SERVING' });
-  health.addToServer(server);
-  new ReflectionService(pkg).addToServer(server);
+    const service = new SocketRepairService({
+      dataListener,
+      version,
+      features,
+      sessions,
+      log,
+      limits: DEFAULT_LIMITS,
+      eagerQueueBytes: 256 * 1024,
+      eagerSessionBytes: 16 * 1024 * 1024,
+      netlock,
+      authorize,
+      journal,
+      policies,
+      gate,
+      budget,
+      bufferCaps,
+    });
+    recovery.apply(netlock, sessions);
+    watchSessions(sessions);
+    const pkg = loadPackageDefinition();
+    warmFrameCodecs(pkg);
+    const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+    const definition = proto.soccr.v1.SocketRepair.service;
+    // The daemon's own frames have the proto's types already: encoded without proto-loader's fromObject.
+    definition.Checkpoint.responseSerialize = encodeFrame as (value: unknown) => Buffer;
+    server.addService(definition, service.handlers());
+    const health = new HealthImplementation({ '': 'SERVING', 'soccr.v1.SocketRepair': 'SERVING' });
+    health.addToServer(server);
+    new ReflectionService(pkg).addToServer(server);
 
-  // Unix sockets and insecure loopback TCP are accepted here (to know who connected), then injected.
-  const listeners: Listener[] = [];
-  const socketGid = settings.socketGroup !== undefined ? resolveGroup(settings.socketGroup) : undefined;
-  const tlsCredentials =
-    settings.tlsCert && settings.tlsKey && settings.tlsClientCa
-      ? tlsServerCredentials({ cert: settings.tlsCert, key: settings.tlsKey, clientCa: settings.tlsClientCa })
-      : undefined;
-  let injector: grpc.ConnectionInjector | undefined;
-  const inject = (): grpc.ConnectionInjector => (injector ??= server.createConnectionInjector(grpc.ServerCredentials.createInsecure()));
-  let tlsInjector: grpc.ConnectionInjector | undefined;
-  // An inherited TCP socket follows the rules of a configured TCP address (checkAccessSettings).
-  const inheritedTcpAccess = (host: string): InheritedTcpAccess => {
-    if (tlsCredentials) {
-      if (!settings.allowIdentities.length && !settings.adminIdentities.length && !settings.policies.adminIdentities.length)
+    // Unix sockets and insecure loopback TCP are accepted here (to know who connected), then injected.
+    const listeners: Listener[] = [];
+    const socketGid = settings.socketGroup !== undefined ? resolveGroup(settings.socketGroup) : undefined;
+    const tlsCredentials =
+      settings.tlsCert && settings.tlsKey && settings.tlsClientCa
+        ? tlsServerCredentials({ cert: settings.tlsCert, key: settings.tlsKey, clientCa: settings.tlsClientCa })
+        : undefined;
+    let injector: grpc.ConnectionInjector | undefined;
+    const inject = (): grpc.ConnectionInjector => (injector ??= server.createConnectionInjector(grpc.ServerCredentials.createInsecure()));
+    let tlsInjector: grpc.ConnectionInjector | undefined;
+    // An inherited TCP socket follows the rules of a configured TCP address (checkAccessSettings).
+    const inheritedTcpAccess = (host: string): InheritedTcpAccess => {
+      if (tlsCredentials) {
+        if (!settings.allowIdentities.length && !settings.adminIdentities.length && !settings.policies.adminIdentities.length)
+          return {
+            kind: 'refused',
+            reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)",
+          };
+        return { kind: 'tls', injector: (tlsInjector ??= server.createConnectionInjector(tlsCredentials)) };
+      }
+      if (!settings.insecure)
         return {
           kind: 'refused',
-          reason: "a TLS listener needs --allow-identity (a client certificate CN or SAN, or '*' for any certificate the client CA signed)",
+          reason: 'an inherited TCP socket needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address',
         };
-      return { kind: 'tls', injector: (tlsInjector ??= server.createConnectionInjector(tlsCredentials)) };
-    }
-    if (!settings.insecure)
-      return {
-        kind: 'refused',
-        reason: 'an inherited TCP socket needs TLS with client certificates (--tls-cert, --tls-key, --tls-client-ca), or --insecure on a loopback address',
-      };
-    if (!isLoopback(host)) return { kind: 'refused', reason: '--insecure only on a loopback address (127.0.0.0/8 or [::1]); use TLS elsewhere' };
-    return { kind: 'insecure', injector: inject(), registry };
-  };
-  const failed = (what: string, err: unknown): Error => {
-    for (const l of listeners) l.close();
-    return new Error(`cannot listen on ${what}: ${errorMessage(err)}`, { cause: err });
-  };
-  for (const s of inherited) {
-    try {
-      listeners.push(
-        s.kind === 'unix' ? await listenInheritedUnix(s.fd, s.path, inject(), registry, log) : await listenInheritedTcp(s.fd, inheritedTcpAccess, log),
-      );
-    } catch (err) {
-      throw failed(`socket-activation fd ${s.fd} (${s.name})`, err);
-    }
-    log.info('listening on an inherited socket', { fd: s.fd, name: s.name, bound: listeners[listeners.length - 1].bound });
-  }
-  const inheritedBound = new Set(listeners.map((l) => l.bound));
-  // Unix socket files this daemon made (and removes when it stops).
-  const ownedPaths: string[] = [];
-  for (const addr of settings.listen) {
-    if (inheritedBound.has(addr) || (!addr.startsWith('unix:') && inheritedBound.has(canonicalHostPort(addr)))) {
-      log.info('served by an inherited socket', { address: addr });
-      continue;
-    }
-    try {
-      if (addr.startsWith('unix://')) {
-        const p = addr.slice('unix://'.length);
-        if (!path.isAbsolute(p)) throw new Error(`${addr}: a Unix socket path must be absolute (unix:///run/...)`);
-        listeners.push(await listenUnix(p, { mode: settings.socketMode, gid: socketGid }, inject(), registry, log));
-        ownedPaths.push(p);
-      } else if (addr.startsWith('unix:')) {
-        throw new Error(`${addr}: write Unix addresses as unix:///absolute/path`);
-      } else if (tlsCredentials) {
-        listeners.push(await listenTls(server, addr, tlsCredentials));
-      } else {
-        listeners.push(await listenInsecureTcp(addr, inject(), registry, log)); // loopback only: checked by parseSettings
-        log.warn('listening on TCP without TLS: every local user can call, as an admin', { address: addr });
+      if (!isLoopback(host)) return { kind: 'refused', reason: '--insecure only on a loopback address (127.0.0.0/8 or [::1]); use TLS elsewhere' };
+      return { kind: 'insecure', injector: inject(), registry };
+    };
+    const failed = (what: string, err: unknown): Error => {
+      for (const l of listeners) l.close();
+      return new Error(`cannot listen on ${what}: ${errorMessage(err)}`, { cause: err });
+    };
+    for (const s of inherited) {
+      try {
+        listeners.push(
+          s.kind === 'unix' ? await listenInheritedUnix(s.fd, s.path, inject(), registry, log) : await listenInheritedTcp(s.fd, inheritedTcpAccess, log),
+        );
+      } catch (err) {
+        throw failed(`socket-activation fd ${s.fd} (${s.name})`, err);
       }
-    } catch (err) {
-      throw failed(addr, err);
+      log.info('listening on an inherited socket', { fd: s.fd, name: s.name, bound: listeners[listeners.length - 1].bound });
     }
-    const l = listeners[listeners.length - 1];
-    log.info('listening', { address: addr, bound: l.bound, tls: !addr.startsWith('unix:') && tlsCredentials !== undefined });
-  }
-  let metrics: Awaited<ReturnType<typeof listenMetrics>> | undefined;
-  if (settings.metricsListen) {
-    const { host, port } = splitHostPort(settings.metricsListen);
-    try {
-      metrics = await listenMetrics(host, port);
-    } catch (err) {
-      for (const l of listeners) l.close();
-      throw new Error(`cannot serve metrics on ${settings.metricsListen}: ${errorMessage(err)}`, { cause: err });
+    const inheritedBound = new Set(listeners.map((l) => l.bound));
+    // Unix socket files this daemon made (and removes when it stops).
+    const ownedPaths: string[] = [];
+    for (const addr of settings.listen) {
+      if (inheritedBound.has(addr) || (!addr.startsWith('unix:') && inheritedBound.has(canonicalHostPort(addr)))) {
+        log.info('served by an inherited socket', { address: addr });
+        continue;
+      }
+      try {
+        if (addr.startsWith('unix://')) {
+          const p = addr.slice('unix://'.length);
+          if (!path.isAbsolute(p)) throw new Error(`${addr}: a Unix socket path must be absolute (unix:///run/...)`);
+          listeners.push(await listenUnix(p, { mode: settings.socketMode, gid: socketGid }, inject(), registry, log));
+          ownedPaths.push(p);
+        } else if (addr.startsWith('unix:')) {
+          throw new Error(`${addr}: write Unix addresses as unix:///absolute/path`);
+        } else if (tlsCredentials) {
+          listeners.push(await listenTls(server, addr, tlsCredentials));
+        } else {
+          listeners.push(await listenInsecureTcp(addr, inject(), registry, log)); // loopback only: checked by parseSettings
+          log.warn('listening on TCP without TLS: every local user can call, as an admin', { address: addr });
+        }
+      } catch (err) {
+        throw failed(addr, err);
+      }
+      const l = listeners[listeners.length - 1];
+      log.info('listening', { address: addr, bound: l.bound, tls: !addr.startsWith('unix:') && tlsCredentials !== undefined });
     }
-    log.info('serving metrics', { address: settings.metricsListen, bound: metrics.bound });
-  }
-  writeStateFile(
-    path.join(settings.stateDir, 'daemon.json'),
-    JSON.stringify({
-      pid: process.pid,
-      listen: settings.listen,
-      bound: listeners.map((l) => l.bound),
-      metrics: metrics?.bound,
-      version,
-      startedAt: new Date().toISOString(),
-    }),
-  );
+    let metrics: Awaited<ReturnType<typeof listenMetrics>> | undefined;
+    if (settings.metricsListen) {
+      const { host, port } = splitHostPort(settings.metricsListen);
+      try {
+        metrics = await listenMetrics(host, port);
+      } catch (err) {
+        for (const l of listeners) l.close();
+        throw new Error(`cannot serve metrics on ${settings.metricsListen}: ${errorMessage(err)}`, { cause: err });
+      }
+      log.info('serving metrics', { address: settings.metricsListen, bound: metrics.bound });
+    }
+    writeStateFile(
+      path.join(settings.stateDir, 'daemon.json'),
+      JSON.stringify({
+        pid: process.pid,
+        listen: settings.listen,
+        bound: listeners.map((l) => l.bound),
+        metrics: metrics?.bound,
+        version,
+        startedAt: new Date().toISOString(),
+      }),
+    );
 
-  let stopping: Promise<void> | undefined;
-  const stop = (reason: string): Promise<void> => {
-    stopping ??= (async () => {
-      log.info('stopping', { reason });
-      health.setStatus('', 'NOT_SERVING');
-      health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
-      for (const l of listeners) l.close();
-      if (metrics) closeMetrics(metrics.server);
-      void dataListener?.close();
-      // Stop taking calls; give running ones a moment, then cut them.
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 3000);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
+    let stopping: Promise<void> | undefined;
+    const stop = (reason: string): Promise<void> => {
+      stopping ??= (async () => {
+        log.info('stopping', { reason });
+        health.setStatus('', 'NOT_SERVING');
+        health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
+        for (const l of listeners) l.close();
+        if (metrics) closeMetrics(metrics.server);
+        void dataListener?.close();
+        // Stop taking calls; give running ones a moment, then cut them.
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 3000);
+          server.tryShutdown(() => {
+            clearTimeout(t);
+            resolve();
+          });
         });
-      });
-      await sessions.shutdown();
-      netlock?.stop();
-      journal.shutdown();
-      for (const p of ownedPaths) removeSocketFile(p);
-      log.info('stopped');
-    })();
-    return stopping;
-  };
-  log.info('soccrd ready', { version, features, instance: instance.id, lockTable });
-  return { server, bound: listeners.map((l) => l.bound), sessions, stop };
+        await sessions.shutdown();
+        netlock?.stop();
+        journal.shutdown();
+        for (const p of ownedPaths) removeSocketFile(p);
+        log.info('stopped');
+      })();
+      return stopping;
+    };
+    log.info('soccrd ready', { version, features, instance: instance.id, lockTable });
+    return { server, bound: listeners.map((l) => l.bound), sessions, stop };
+  } catch (err) {
+    // A start that fails once the lock table exists removes it again, unless recovery kept entries in it
+    // for frozen connections the next start must take back (their lock must not lapse meanwhile).
+    if (netlock && recovery.keepOwn.length === 0) netlock.stop();
+    throw err;
+  }
 }
 
 /** The STATUS= line systemd shows for the daemon. */

@@ -2,6 +2,7 @@
 // what real calls did (a version query, refusals, a checkpoint resumed, one released and restored into
 // another namespace, then aborted); the endpoint is off by default and refuses remote addresses unless told.
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import { get } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -250,5 +251,17 @@ describe('metrics endpoint', function () {
     assert.throws(() => parseSettings(argv('--config', config)), /--metrics-allow-remote/);
     writeFileSync(config, JSON.stringify({ metricsListen: '192.0.2.1:9100', metricsAllowRemote: true }));
     assert.equal(parseSettings(argv('--config', config)).metricsListen, '192.0.2.1:9100');
+  });
+
+  it('a daemon that cannot serve its metrics stops, and leaves no network-lock table behind', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no address of this host: the bind fails after the lock table was made.
+    const table = `soccrt${process.pid}m`;
+    await assert.rejects(DaemonProcess.start(['--metrics-listen', '192.0.2.1:9100', '--metrics-allow-remote', '--lock-table', table]), (err: Error) => {
+      assert.match(err.message, /exited at start/);
+      assert.match(err.message, /cannot serve metrics on 192\.0\.2\.1:9100/);
+      return true;
+    });
+    const tables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout;
+    assert.ok(!tables.includes(table), `the lock table ${table} is gone:\n${tables}`);
   });
 });

@@ -31,7 +31,7 @@ import { type SocketAddress, addressFromMsg } from '../protocol/address';
 import { SoccrError } from '../protocol/errors';
 import { isServiceError, soccrErrorOf, statusTrailers } from '../protocol/error-status';
 import { RESUME_DEADLINE_MS } from '../protocol/handover';
-import { decodeFrame, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
+import { decodeFrame, encodedFrameKind, formatsRead, frameKind, unpackFrames } from '../protocol/frames';
 import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../protocol/sealed-records';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/messages';
 import { SessionState, SoccrClient, describeError, normalizeAddress, sessionStateName, warmCodecs } from './client';
@@ -523,6 +523,14 @@ class Migration {
         .then(() => c.getVersion())
         .catch((e: unknown) => Promise.reject(new SideError(side, e)));
     const [src, dst] = await Promise.all([reach(this.src, 'source'), reach(this.dst, 'destination')]);
+    // Before anything freezes: the destination must read what the source writes (a rolling upgrade of
+    // soccrd updates destinations first).
+    if (!formatsRead(dst).includes(src.streamFormat)) {
+      const why =
+        `the destination daemon (soccrd ${dst.version}) reads stream format${formatsRead(dst).length > 1 ? 's' : ''} ${formatsRead(dst).join(', ')}, ` +
+        `the source (soccrd ${src.version}) writes ${src.streamFormat}: upgrade the destination first`;
+      throw new SideError('destination', new SoccrError('TARGET_STATE', why));
+    }
     this.dataEndpoint = dst.dataEndpoint ?? '';
     this.sourceHandsOff = src.features?.handoff === true;
   }

@@ -1,5 +1,5 @@
 // Checkpoint files: a header, then the session's frames, length-delimited.
-import { FrameType, MAX_CHUNK, STREAM_FORMAT, decodeFrame, encodeFrame, invalidStream } from './frames';
+import { FrameType, MAX_CHUNK, STREAM_FORMAT, STREAM_FORMATS_READ, decodeFrame, encodeFrame, invalidStream } from './frames';
 import type { FrameMsg } from './messages';
 
 /** "SOCCR", a format byte, then a 16-bit big-endian version; length-delimited frames follow. */
@@ -16,7 +16,7 @@ export function fileHeader(): Buffer {
 export function checkFileHeader(b: Buffer): void {
   if (b.length < FILE_HEADER_LEN || !b.subarray(0, FILE_MAGIC.length).equals(FILE_MAGIC)) invalidStream('not a soccrd checkpoint file (bad magic)');
   const v = b.readUInt16BE(FILE_MAGIC.length);
-  if (v !== STREAM_FORMAT) invalidStream(`checkpoint file format ${v}, this build reads ${STREAM_FORMAT}`);
+  if (!STREAM_FORMATS_READ.includes(v)) invalidStream(`checkpoint file format ${v}, this build reads ${STREAM_FORMATS_READ.join(', ')}`);
 }
 
 /** One frame, length-delimited (varint length, then the message), as a checkpoint file stores it. */

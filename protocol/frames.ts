@@ -12,8 +12,18 @@ export const FrameType = protoRoot.lookupType('soccr.v1.Frame');
 export function invalidStream(msg: string): never {
   throw new SoccrError('INVALID_STATE', `invalid checkpoint stream: ${msg}`);
 }
-/** Version of the frame format (stream and file). */
+/** Version of the frame format (stream and file) this build writes. */
 export const STREAM_FORMAT = 1;
+/** Every frame format this build reads (a later build keeps reading the earlier ones for a rolling upgrade). */
+export const STREAM_FORMATS_READ: readonly number[] = [1];
+
+/**
+ * The formats a daemon says it reads (GetVersion): its list, or only the one it writes when it is older
+ * than the list.
+ */
+export function formatsRead(v: { streamFormat: number; streamFormatsRead: readonly number[] }): readonly number[] {
+  return v.streamFormatsRead.length > 0 ? v.streamFormatsRead : [v.streamFormat];
+}
 /** Largest queue chunk a frame carries. */
 export const MAX_CHUNK = 1 << 20;
 

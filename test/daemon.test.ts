@@ -78,6 +78,8 @@ describe('soccrd over gRPC', function () {
     const version = await client.getVersion();
     assert.match(version.version, /^\d+\.\d+\.\d+/);
     assert.equal(version.features?.tcpRepair, true);
+    assert.equal(version.streamFormat, 1);
+    assert.deepEqual(version.streamFormatsRead, [1], 'the formats it reads, for a rolling upgrade');
     assert.equal(version.features?.pidfdGetfd, true);
 
     const p = await connectPair('ipv4', 2);

@@ -92,6 +92,27 @@ describe('migrate (two stand-in daemons)', function () {
   const sessionState = (d: StandInDaemon, id: string): number | undefined => d.sessions.get(id)?.state;
 
   describe('the library', function () {
+    it('refuses before freezing anything when the destination does not read the format the source writes (a rolling upgrade)', async function () {
+      src.streamFormat = 2;
+      src.streamFormatsRead = [1, 2];
+      dst.streamFormatsRead = [1]; // an older destination
+      const err = await migrate(base()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof MigrateError, `a MigrateError, not ${String(err)}`);
+      assert.match(err.reason, /destination daemon \(soccrd 9\.9\.9-fake\) reads stream format 1, the source .* writes 2: upgrade the destination first/);
+      assert.equal(err.cause instanceof SoccrError ? err.cause.kind : undefined, 'TARGET_STATE');
+      assert.deepEqual(err.rolledBack, []);
+      const calls = log.filter((l) => !l.includes('GetVersion'));
+      assert.deepEqual(calls, [], 'no call but GetVersion reached either daemon: nothing frozen');
+      // A destination older than the list (it names none) reads the one it writes: format 1 goes through.
+      src.streamFormat = 1;
+      dst.streamFormatsRead = [];
+      const r = await migrate(base());
+      assert.equal(r.connections, 2);
+    });
+
     it('runs the phases in order and passes the options on to both daemons', async function () {
       const r = await migrate({
         ...base(),

@@ -6,6 +6,7 @@ import type { GetVersionResponseMsg, SocketEntryMsg } from '../client';
 import { parseUint } from './args';
 import { withClient } from './globals';
 import { addressJson, familyName, print, printFields, printJson, table } from './output';
+import { formatsRead } from '../../protocol/frames';
 
 export function addVersionCommand(program: Command, clientVersion: string): void {
   program
@@ -14,7 +15,15 @@ export function addVersionCommand(program: Command, clientVersion: string): void
     .action(async (_opts: object, cmd: Command) => {
       await withClient(cmd, async (client, g) => {
         const v = await client.getVersion();
-        if (g.json) printJson({ client: clientVersion, daemon: v.version, kernelRelease: v.kernelRelease, streamFormat: v.streamFormat, features: v.features });
+        if (g.json)
+          printJson({
+            client: clientVersion,
+            daemon: v.version,
+            kernelRelease: v.kernelRelease,
+            streamFormat: v.streamFormat,
+            streamFormatsRead: formatsRead(v),
+            features: v.features,
+          });
         else printVersion(clientVersion, v);
       });
     });
@@ -52,7 +61,7 @@ function printVersion(clientVersion: string, v: GetVersionResponseMsg): void {
     ['soccrd', v.version],
     ['kernel', v.kernelRelease],
     ['data path', v.dataEndpoint || '-'],
-    ['format', String(v.streamFormat)],
+    ['format', `writes ${v.streamFormat}, reads ${formatsRead(v).join(', ')}`],
   ]);
   const f = v.features;
   if (!f) return;

@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { release } from 'node:os';
 import { ProcessHandle, TcpSocketInfo, listTcpSockets } from '../repair/acquire';
 import { GetVersionResponseMsg, ListSocketsRequestMsg, ListSocketsResponseMsg } from '../../protocol/messages';
-import { STREAM_FORMAT } from '../../protocol/frames';
+import { STREAM_FORMAT, STREAM_FORMATS_READ } from '../../protocol/frames';
 import { WIRE_FAMILY, addressToMsg } from '../../protocol/address';
 import type { Calls } from './calls';
 
@@ -15,6 +15,7 @@ export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation
       version: o.version,
       kernelRelease: release(),
       streamFormat: STREAM_FORMAT,
+      streamFormatsRead: [...STREAM_FORMATS_READ],
       features: o.features,
       dataEndpoint: o.dataListener?.endpoint ?? '',
     })),

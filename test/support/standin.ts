@@ -159,6 +159,9 @@ export class StandInDaemon {
   restoresCancelled = 0;
   /** the frames the last Checkpoint call sent */
   checkpointFramesSent = 0;
+  /** what GetVersion says this daemon writes and reads (empty: the answer of a daemon older than the list) */
+  streamFormat = 1;
+  streamFormatsRead: number[] = [];
   private restores = 0;
 
   /**
@@ -211,7 +214,8 @@ export class StandInDaemon {
       GetVersion: unary('GetVersion', () => ({
         version: '9.9.9-fake',
         kernelRelease: '6.1.0-test',
-        streamFormat: 1,
+        streamFormat: this.streamFormat,
+        streamFormatsRead: this.streamFormatsRead,
         features: { tcpRepair: true, repairWindow: true, pidfdGetfd: true, bufLock: false, rawSocket: true, networkLock: false },
       })),
       ListSockets: unary('ListSockets', (req: { pid: number }) =>
@@ -405,6 +409,8 @@ export class StandInDaemon {
     this.checkpointsCancelled = 0;
     this.restoresCancelled = 0;
     this.checkpointFramesSent = 0;
+    this.streamFormat = 1;
+    this.streamFormatsRead = [];
     this.restores = 0;
   }
 

@@ -16,7 +16,7 @@ import type { SocketOptions as _soccr_v1_SocketOptions, SocketOptions__Output as
  */
 export interface ConnectionState {
   /**
-   * Format version of this state; STATE_VERSION in daemon/state.ts (currently 1). A decoder refuses any
+   * Format version of this state; STATE_VERSION in protocol/saved-state.ts (currently 1). A decoder refuses any
    * other value, including 0 (absent).
    */
   'version'?: (number);
@@ -121,7 +121,7 @@ export interface ConnectionState {
  */
 export interface ConnectionState__Output {
   /**
-   * Format version of this state; STATE_VERSION in daemon/state.ts (currently 1). A decoder refuses any
+   * Format version of this state; STATE_VERSION in protocol/saved-state.ts (currently 1). A decoder refuses any
    * other value, including 0 (absent).
    */
   'version': (number);

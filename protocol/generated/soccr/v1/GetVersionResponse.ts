@@ -12,7 +12,7 @@ export interface GetVersionResponse {
    */
   'kernelRelease'?: (string);
   /**
-   * Version of the checkpoint stream and file format this daemon reads and writes.
+   * Version of the checkpoint stream and file format this daemon writes.
    */
   'streamFormat'?: (number);
   /**
@@ -24,6 +24,13 @@ export interface GetVersionResponse {
    * it does not listen for them (--data-listen).
    */
   'dataEndpoint'?: (string);
+  /**
+   * Every stream and file format this daemon reads (stream_format among them). Empty from a daemon older
+   * than this field: it reads stream_format only. migrate() checks before freezing anything that the
+   * destination reads what the source writes, so a rolling upgrade of soccrd (destinations first) never
+   * strands a migration halfway.
+   */
+  'streamFormatsRead'?: (number)[];
 }
 
 export interface GetVersionResponse__Output {
@@ -36,7 +43,7 @@ export interface GetVersionResponse__Output {
    */
   'kernelRelease': (string);
   /**
-   * Version of the checkpoint stream and file format this daemon reads and writes.
+   * Version of the checkpoint stream and file format this daemon writes.
    */
   'streamFormat': (number);
   /**
@@ -48,4 +55,11 @@ export interface GetVersionResponse__Output {
    * it does not listen for them (--data-listen).
    */
   'dataEndpoint': (string);
+  /**
+   * Every stream and file format this daemon reads (stream_format among them). Empty from a daemon older
+   * than this field: it reads stream_format only. migrate() checks before freezing anything that the
+   * destination reads what the source writes, so a rolling upgrade of soccrd (destinations first) never
+   * strands a migration halfway.
+   */
+  'streamFormatsRead': (number)[];
 }

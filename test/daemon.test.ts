@@ -119,6 +119,27 @@ describe('soccrd over gRPC', function () {
     await verifyStreams(p.peer, receiver, x);
   });
 
+  it('--all finds a closed connection that still holds unread bytes (in no TCP table), and its bytes arrive exactly', async () => {
+    const p = await connectPair('ipv4', 2);
+    const x = await setUp(p, TcpState.CLOSE);
+    assert.ok(!(await client.listSockets(p.owner.pid)).some((s) => s.fd === p.owner.connectedFd), 'a connection in CLOSE is not listed');
+    const at = await p.owner.command('quiesce');
+    const file = socketPath('closed').replace(/\.sock$/, '.soccr');
+    const ck = await client.checkpointToFile(p.owner.pid, { all: true, stopOwner: true }, file);
+    assert.equal(ck.connections, 1, 'the closed connection was taken');
+    assert.ok(ck.queueBytes > 0, 'with its unread bytes');
+    await client.release(ck.header.sessionId);
+    p.owner.kill();
+    await p.owner.exited();
+    const path = socketPath('deliver-closed');
+    const receiver = await receiverFor(p, 1, path, at);
+    const restored = await client.restoreFromFile(file, { netns: p.topo.nsPath(p.topo.hosts[1]), deliverUnixPath: path, goLive: true });
+    assert.equal(restored.state, SessionState.RESUMED);
+    await receiver.waitEvent('connected', 10_000);
+    p.topo.routeTo(1);
+    await verifyStreams(p.peer, receiver, x);
+  });
+
   it('soccrctl: every command, and a held restore resumed by id', async () => {
     const p = await connectPair('ipv6', 2);
     const x = await setUp(p, TcpState.ESTABLISHED);

@@ -481,6 +481,40 @@ export class ProcessHandle {
   }
 
   /**
+   * The fds of closed TCP connections that still hold unread bytes: a connection in CLOSE is no longer
+   * hashed, so no TCP listing shows it, yet its receive queue is the owner's data. Every socket fd of
+   * `sockets` (fd -> inode) whose inode `listed` does not have is looked at, in one batch of kernel
+   * calls (duplicate, protocol, state, queue), and our duplicates closed again.
+   */
+  closedWithData(sockets: ReadonlyMap<number, number>, listed: ReadonlySet<number>): number[] {
+    const candidates = [...sockets].filter(([, inode]) => !listed.has(inode)).map(([fd]) => fd);
+    if (candidates.length === 0) return [];
+    const b = new N.KernelBatch(candidates.length * 4 + 1);
+    const ops = candidates.map((fd, i) => {
+      b.group = i;
+      const dup = b.pidfdGetfd(this.pidfd, fd);
+      const protocol = b.getInt({ op: dup }, N.SOL_SOCKET, N.SO.PROTOCOL);
+      const info = b.getBytes({ op: dup }, N.SOL_TCP, N.TCP.INFO, 8);
+      const inq = b.ioctlInt({ op: dup }, N.SIOCINQ);
+      return { dup, protocol, info, inq };
+    });
+    b.run();
+    const found: number[] = [];
+    candidates.forEach((fd, i) => {
+      const { dup, protocol, info, inq } = ops[i];
+      if (!b.ok(dup)) return;
+      const d = b.result(dup);
+      try {
+        const closed = b.ok(info) && b.int(protocol) === N.IPPROTO_TCP && kernelTcpState(b.bytes(info)[0]) === TcpState.CLOSE;
+        if (closed && b.ok(inq) && b.int(inq) > 0 && hasPeer(d)) found.push(fd);
+      } finally {
+        N.closeQuietly(d);
+      }
+    });
+    return found;
+  }
+
+  /**
    * A duplicate of the process's fd, whatever it is (recovery checks its inode itself). Throws
    * NO_SUCH_FD or NO_SUCH_PROCESS.
    */

@@ -59,7 +59,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     calls.checkSessionQuota(admitted.caller);
     const netlock = calls.networkLock(req.options?.noNetworkLock);
     const leaseMs = o.sessions.leaseFor(req.options?.leaseMs ?? 0);
-    const chosen = chooseFds(req, facts);
+    const chosen = chooseFds(req, facts, proc);
     proc.confirm(); // the sockets listed are this process's
     // From here on, once the session exists, it undoes everything: its abort thaws the source, and the
     // data connection is the stream's (cut if the stream fails).
@@ -355,7 +355,7 @@ function checkRequest(req: CheckpointRequestMsg): void {
 }
 
 /** Which fds a checkpoint takes (those named, or every connection the engine supports), with their addresses. */
-function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts): ChosenFds {
+function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts, proc: ProcessHandle): ChosenFds {
   const listed = new Map(listTcpSockets(req.pid, facts.sockets).map((s) => [s.fd, s]));
   const movable = (s: TcpSocketInfo): boolean => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0;
   const fds = req.all ? [...listed.values()].filter(movable).map((s) => s.fd) : [...new Set(req.fds)];
@@ -368,6 +368,9 @@ function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts): ChosenFds {
       throw mptcpRefusal(`the connection${mptcp.length > 1 ? 's' : ''} on fd ${mptcp.join(', ')} of pid ${req.pid}`, mptcp.length);
     }
     for (const fd of mptcp) skipped.push({ fd, kind: 'CANNOT_CARRY', reason: mptcpRefusal(`fd ${fd} of pid ${req.pid}`).message });
+    // Nor a connection in CLOSE that still holds unread bytes: no longer in any TCP table, but its data is
+    // the owner's (saved, and restored in CLOSE with its queue, as the engine does for a named fd).
+    fds.push(...proc.closedWithData(facts.sockets, new Set([...listed.values()].map((s) => s.inode))));
   }
   if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
   // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.

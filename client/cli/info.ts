@@ -2,9 +2,10 @@
 import type { Command } from 'commander';
 import { formatAddressMsg } from '../../protocol/address';
 import { stateName } from '../../protocol/saved-state';
-import type { GetVersionResponseMsg, SocketEntryMsg } from '../client';
+import * as grpc from '@grpc/grpc-js';
+import { type GetVersionResponseMsg, type SocketEntryMsg, isServiceError } from '../client';
 import { parseUint } from './args';
-import { withClient } from './globals';
+import { CliFailure, withClient } from './globals';
 import { addressJson, familyName, print, printFields, printJson, table } from './output';
 import { formatsRead } from '../../protocol/frames';
 
@@ -14,7 +15,20 @@ export function addVersionCommand(program: Command, clientVersion: string): void
     .description("the daemon's version, kernel and features")
     .action(async (_opts: object, cmd: Command) => {
       await withClient(cmd, async (client, g) => {
-        const v = await client.getVersion();
+        let v: GetVersionResponseMsg;
+        try {
+          v = await client.getVersion();
+        } catch (err) {
+          // Still an answer without a daemon: this client's own version, and why the daemon did not answer.
+          if (!isServiceError(err) || err.code !== grpc.status.UNAVAILABLE) throw err;
+          if (g.json) printJson({ client: clientVersion, daemon: null });
+          else
+            printFields([
+              ['soccrctl', clientVersion],
+              ['soccrd', 'unreachable'],
+            ]);
+          throw new CliFailure(`UNAVAILABLE: the daemon at ${g.daemon} is unreachable (is soccrd running?): ${err.details}`);
+        }
         if (g.json)
           printJson({
             client: clientVersion,

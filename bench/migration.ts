@@ -34,6 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { SoccrClient } from '../client/client';
 import { migrate, MigrateReport } from '../client/migrate';
 import * as N from '../daemon/kernel/native';
+import { processState } from '../daemon/repair/acquire';
 import { DaemonProcess } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4 } from '../lab/lan';
 import type { MultiStatus } from '../lab/multi';
@@ -172,16 +173,6 @@ function handoffBreakdown(daemonOutput: string): Record<string, number> {
   return { stop: ms('stopUs'), take: ms('takeUs'), 'deliver+ack': ms('deliverUs'), 'daemon CPU': ms('freezeCpuUs') };
 }
 
-/** The state letter of /proc/PID/stat (T: stopped), '' once the process is gone. */
-function procState(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return '';
-  }
-}
-
 /** Peak resident set (VmHWM) of a process, KiB. */
 function peakRssKiB(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
@@ -291,7 +282,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       freezeStartUnix = phase(handoff ? 'handoff' : 'checkpoint+restore').startedAt;
       liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
       if (fill === 'full') peakRss = { source: peakRssKiB(a.pid), destination: peakRssKiB(b.pid) };
-      if (handoff && procState(w.server.pid) !== 'T') throw new Error(`N=${n}: the old owner is not stopped after the hand-off`);
+      if (handoff && processState(w.server.pid) !== 'T') throw new Error(`N=${n}: the old owner is not stopped after the hand-off`);
     } else {
       const startUnix = Date.now();
       const f = await floorMigrate({

@@ -35,7 +35,7 @@ import { decodeFrame, encodedFrameKind, formatsRead, frameKind, unpackFrames } f
 import { DATA_KEY_BYTES, TRANSFER_ID_BYTES } from '../protocol/sealed-records';
 import type { AddressMsg, FrameMsg, SessionHeaderMsg } from '../protocol/messages';
 import { SessionState, SoccrClient, describeError, normalizeAddress, sessionStateName, warmCodecs } from './client';
-import type { GetVersionResponseMsg, SessionInfoMsg } from './client';
+import type { CheckpointOptions, GetVersionResponseMsg, SessionInfoMsg } from './client';
 
 // ---- options, events, report --------------------------------------------------------------------
 
@@ -587,6 +587,20 @@ class Migration {
     }
   }
 
+  /** The source's Checkpoint options, the same for a direct and a relayed transfer. */
+  private checkpointOptions(): CheckpointOptions {
+    const o = this.opts;
+    const fds = o.fds ?? [];
+    return {
+      fds,
+      all: fds.length === 0,
+      leaseMs: o.leaseMs,
+      noNetworkLock: o.networkLock === false,
+      stopOwner: o.stopOwner ?? true,
+      allowPartial: o.allowPartial ?? false,
+    };
+  }
+
   /** Checkpoint on the source into a held Restore on the destination, directly or relayed. */
   private async transfer(): Promise<Partial<PhaseEvent>> {
     if (this.dataEndpoint && this.opts.directData !== false) await this.transferDirect(this.dataEndpoint);
@@ -610,7 +624,6 @@ class Migration {
    */
   private async transferDirect(endpoint: string): Promise<void> {
     const o = this.opts;
-    const fds = o.fds ?? [];
     const noNetworkLock = o.networkLock === false;
     const transfer = { transferId: randomBytes(TRANSFER_ID_BYTES), key: randomBytes(DATA_KEY_BYTES) };
     this.report.transport = 'direct';
@@ -630,15 +643,7 @@ class Migration {
       [],
       cancelRestore.signal,
     );
-    const cp = this.src.checkpoint(o.pid, {
-      fds,
-      all: fds.length === 0,
-      leaseMs: o.leaseMs,
-      noNetworkLock,
-      stopOwner: o.stopOwner ?? true,
-      allowPartial: o.allowPartial ?? false,
-      dataTransfer: { ...transfer, endpoint },
-    });
+    const cp = this.src.checkpoint(o.pid, { ...this.checkpointOptions(), dataTransfer: { ...transfer, endpoint } });
     let sourceError: unknown;
     let sourceDone = false;
     // Whichever side fails first ends the other's call.
@@ -681,18 +686,10 @@ class Migration {
   /** Checkpoint on the source piped into a held Restore on the destination, through this process. */
   private async transferRelayed(): Promise<void> {
     const o = this.opts;
-    const fds = o.fds ?? [];
     const noNetworkLock = o.networkLock === false;
     this.freezeStart = performance.now();
     // Frames pass from one daemon to the other still encoded: only the small ones are decoded here.
-    const cp = this.src.checkpointEncoded(o.pid, {
-      fds,
-      all: fds.length === 0,
-      leaseMs: o.leaseMs,
-      noNetworkLock,
-      stopOwner: o.stopOwner ?? true,
-      allowPartial: o.allowPartial ?? false,
-    });
+    const cp = this.src.checkpointEncoded(o.pid, this.checkpointOptions());
     // grpc-js ends the stream, then emits its error (and then its status): keep both whenever they come
     let sourceError: Error | undefined;
     let cancelledHere = false;

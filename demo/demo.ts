@@ -368,14 +368,7 @@ class Demo {
 
   /** The upgrade's checks (already byte-exact both ways: untilExchanged); `cs`: every client fixture's connections. Throws on a failure. */
   private verifyUpgrade(rs: MultiStatus, cs: MultiStatus, total: number): void {
-    const failures: string[] = [];
-    const check = (ok: boolean, what: string): void => {
-      if (ok) this.d.ok(what);
-      else {
-        this.d.bad(what);
-        failures.push(what);
-      }
-    };
+    const { check, failures } = this.checker();
     check(
       true,
       `every byte arrived exactly once, in order, both ways: C → server ${formatBytes(cs.totals.sent)}, server → C ${formatBytes(cs.totals.received)}`,
@@ -435,8 +428,8 @@ class Demo {
     this.rows.push(['queue bytes moved', formatBytes(r.queueBytes)]);
   }
 
-  /** Checks the final statuses of both ends (already byte-exact both ways: untilExchanged). Throws on a failure. */
-  private verify(cs: MultiStatus, rs: MultiStatus, before: Offsets, lockLeft: number): void {
+  /** A check line each (✓ or ✗), the failed ones collected for the step's verdict. */
+  private checker(): { check: (ok: boolean, what: string) => void; failures: string[] } {
     const failures: string[] = [];
     const check = (ok: boolean, what: string): void => {
       if (ok) this.d.ok(what);
@@ -445,6 +438,12 @@ class Demo {
         failures.push(what);
       }
     };
+    return { check, failures };
+  }
+
+  /** Checks the final statuses of both ends (already byte-exact both ways: untilExchanged). Throws on a failure. */
+  private verify(cs: MultiStatus, rs: MultiStatus, before: Offsets, lockLeft: number): void {
+    const { check, failures } = this.checker();
     const toServer = cs.totals.sent;
     const toClient = cs.totals.received;
     check(true, `every byte arrived exactly once, in order, both ways: C → server ${formatBytes(toServer)}, server → C ${formatBytes(toClient)}`);

@@ -5,7 +5,6 @@
 // new owner in host A, clients in C), a soccrd in A.
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -13,7 +12,7 @@ import { SoccrClient } from '../client/client';
 import { migrate } from '../client/migrate';
 import { DaemonProcess, cleanupDaemons, daemonLogs, expectStatus } from '../lab/daemon';
 import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from '../lab/lan';
-import { MultiConfig, MultiFixture, MultiStatus, exchangeProblems, killAllMulti } from '../lab/multi';
+import { MultiConfig, MultiFixture, MultiStatus, killAllMulti, untilExchanged } from '../lab/multi';
 import { clientSeed, multiBytes } from '../lab/multi-data';
 import { destroyTopologies, sleep, socketPath } from '../lab/scenario';
 import { DeliveredListener, DeliveredSocket, SocketReceiver } from '../receiver/receiver';
@@ -23,20 +22,11 @@ import { NOBODY, OtherUserCopy } from './support/other-user';
 import type { RpcOutcome } from './fixtures/rpc-caller';
 import { soccrErrorOf } from '../protocol/error-status';
 import { stateName } from '../protocol/saved-state';
+import { processState } from '../daemon/repair/acquire';
 
 const PORT = 5300;
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
 const RATE = 8 * 1024;
-
-/** The state letter of /proc/PID/stat (T: stopped), '' once the process is gone. */
-function procState(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return '';
-  }
-}
 
 interface Lab {
   lan: Lan;
@@ -74,31 +64,15 @@ function moreClients(t: Lab, firstIndex: number, count: number): Promise<MultiFi
   });
 }
 
-/** Every client fixture's connections as one status, to check against the one server that holds them all. */
-function merged(all: MultiStatus[]): MultiStatus {
-  const sum = all.reduce((a, s) => a + s.totals.pending, 0);
-  return { ...all[0], connections: all.flatMap((s) => s.connections), totals: { ...all[0].totals, pending: sum } };
-}
-
 /**
  * Stops the streams, then waits until every byte each side sent arrived at the other exactly, with no
- * error and no EOF (no FIN, no RST) on either side; returns the final statuses.
+ * error and no EOF (no FIN, no RST) on either side; returns the final statuses (the clients' as one).
  */
 async function exchanged(server: MultiFixture, clients: MultiFixture[], timeoutMs: number): Promise<{ server: MultiStatus; clients: MultiStatus }> {
   await Promise.all([server.stream(false), ...clients.map((c) => c.stream(false))]);
   await server.read(true);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [s, ...cs] = await Promise.all([server.status(), ...clients.map((c) => c.status())]);
-    const c = merged(cs);
-    const problems = exchangeProblems(s, c);
-    const pending = s.totals.pending + c.totals.pending;
-    if (problems.length === 0 && pending === 0) return { server: s, clients: c };
-    const hard = problems.filter((p) => !/sent \d+, other end received \d+$/.test(p));
-    if (hard.length > 0 || Date.now() > deadline)
-      throw new Error(`${hard.length ? 'streams broken' : 'not exchanged in time'}: ${problems.slice(0, 8).join('; ')}`);
-    await sleep(100);
-  }
+  const [s, c] = await untilExchanged(server, clients, timeoutMs);
+  return { server: s, clients: c };
 }
 
 /** No client fixture saw a failed connect (nor any other failure of its own). */
@@ -150,7 +124,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     assert.equal(r.sockets.length, 1 + Object.keys(offsets).length, 'every connection the old owner held, and its listener');
     assert.ok(r.freezeUs > 0);
     assert.equal(r.oldOwnerKilled, false);
-    assert.equal(procState(t.server.pid), 'T', 'the old owner is left stopped');
+    assert.equal(processState(t.server.pid), 'T', 'the old owner is left stopped');
     await next.waitEvent('handover-live', 10_000, ['error', 'handover-failed']);
 
     await noFailedConnects(t.clients, 25);
@@ -180,7 +154,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     const e1 = await expectStatus(t.client.handoff(t.server.pid, refusing, { all: true, listeners: true }), grpc.status.UNAVAILABLE, 'refused hand-off');
     assert.equal(soccrErrorOf(e1)?.kind, 'DELIVERY');
     assert.match(e1.details, /refused the hand-over: no offsets/);
-    assert.notEqual(procState(t.server.pid), 'T', 'the old owner is continued');
+    assert.notEqual(processState(t.server.pid), 'T', 'the old owner is continued');
     await rx.waitEvent('handover-failed', 5_000, ['error']);
 
     // A receiver that dies: it takes the connection and closes it at its first byte.
@@ -197,10 +171,10 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     } finally {
       await new Promise<void>((resolve) => srv.close(() => resolve()));
     }
-    assert.notEqual(procState(t.server.pid), 'T', 'the old owner is continued');
+    assert.notEqual(processState(t.server.pid), 'T', 'the old owner is continued');
     // Nobody listening at all.
     await expectStatus(t.client.handoff(t.server.pid, socketPath('nobody'), { all: true }), grpc.status.UNAVAILABLE, 'hand-off to nobody');
-    assert.notEqual(procState(t.server.pid), 'T');
+    assert.notEqual(processState(t.server.pid), 'T');
 
     // Nothing changed: the same sockets at the same fds, and the old owner goes on with all of them,
     // its listener included (the clients that connected meanwhile waited in its queue).
@@ -235,7 +209,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
       report.handoff?.skipped.some((s) => s.reason.includes('listening socket')),
       'the listener is reported as left out',
     );
-    assert.equal(procState(t.server.pid), 'T', 'the old owner is left stopped, as after a migration');
+    assert.equal(processState(t.server.pid), 'T', 'the old owner is left stopped, as after a migration');
     await next.waitEvent('handover-live', 10_000, ['error', 'handover-failed']);
     // A daemon restarted after the hand-off leaves the old owner stopped (the journal says released).
     await t.daemon.stop();
@@ -243,7 +217,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     t.client.close();
     t.client = new SoccrClient(t.daemon.address, { timeoutMs: 20_000 });
     await t.client.getVersion();
-    assert.equal(procState(t.server.pid), 'T', 'still stopped after the restart');
+    assert.equal(processState(t.server.pid), 'T', 'still stopped after the restart');
     await sleep(800);
     t.server.kill();
     await t.server.exited();
@@ -259,7 +233,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
       'hand-off expecting another namespace',
     );
     assert.equal(soccrErrorOf(e)?.kind, 'TARGET_STATE');
-    assert.notEqual(procState(t.server.pid), 'T', 'the owner was never stopped');
+    assert.notEqual(processState(t.server.pid), 'T', 'the owner was never stopped');
     await t.server.stream(false);
     const { server } = await exchanged(t.server, t.clients, 30_000);
     assert.equal(server.totals.connections, 2);
@@ -345,12 +319,12 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
       () => undefined,
     );
     assert.equal(await t.daemon.waitExit(15_000), 'SIGKILL');
-    assert.equal(procState(t.server.pid), 'T', 'the crash left the owner stopped');
+    assert.equal(processState(t.server.pid), 'T', 'the crash left the owner stopped');
     await t.daemon.restart();
     t.client.close();
     t.client = new SoccrClient(t.daemon.address, { timeoutMs: 20_000 });
     await t.client.getVersion();
-    assert.notEqual(procState(t.server.pid), 'T', 'recovery continued the owner');
+    assert.notEqual(processState(t.server.pid), 'T', 'recovery continued the owner');
     await t.server.resume();
     await moreClients(t, 4, 2);
     await noFailedConnects(t.clients, 6);
@@ -388,7 +362,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
       assert.equal(out[0].kind, 'FORBIDDEN');
       // refused by the first rule it breaks: no hand-over directory by default, and a root process
       assert.match(out[0].details ?? '', /uid 0|your policy names no hand-over directory/);
-      assert.notEqual(procState(t.server.pid), 'T', 'the owner was never stopped');
+      assert.notEqual(processState(t.server.pid), 'T', 'the owner was never stopped');
       await t.server.stream(false);
       const { server } = await exchanged(t.server, t.clients, 30_000);
       assert.equal(server.totals.connections, 2);

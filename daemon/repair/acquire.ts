@@ -254,7 +254,7 @@ const SIGSTOP = 19;
 const SIGKILL = 9;
 
 /** The state letter of /proc/PID/stat (R, S, T, Z, ...), or '' if the process is gone. */
-function processState(pid: number): string {
+export function processState(pid: number): string {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
@@ -489,7 +489,7 @@ export class ProcessHandle {
   closedWithData(sockets: ReadonlyMap<number, number>, listed: ReadonlySet<number>): number[] {
     const candidates = [...sockets].filter(([, inode]) => !listed.has(inode)).map(([fd]) => fd);
     if (candidates.length === 0) return [];
-    const b = new N.KernelBatch(candidates.length * 4 + 1);
+    const b = takeBatch.reset();
     const ops = candidates.map((fd, i) => {
       b.group = i;
       const dup = b.pidfdGetfd(this.pidfd, fd);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { SoccrError, errorMessage } from '../protocol/errors';
+import type { ErrorKind } from '../protocol/errors';
 import { isServiceError, soccrErrorOf, statusTrailers } from '../protocol/error-status';
 import { DEFAULT_LIMITS, FrameAssembler, checksumMismatch } from '../protocol/assembler';
 import { FILE_HEADER_LEN, checkFileHeader, decodeFramesDelimited, encodeFrameDelimited, fileHeader } from '../protocol/checkpoint-file';
@@ -792,6 +793,8 @@ export interface CheckpointFileDescription {
   verified: boolean;
   /** the first problem found, one line ("DATA_LOSS: connection 0 ...") */
   error: string | null;
+  /** its kind (DATA_LOSS, INVALID_STATE, ...), when it has one */
+  errorKind: ErrorKind | null;
 }
 
 /** A connection the assembler completed, or (without checksums) one it was inside of when the file ended. */
@@ -873,5 +876,6 @@ export async function describeCheckpointFile(file: string): Promise<CheckpointFi
     complete,
     verified: !error && complete,
     error: error === undefined ? null : describeError(error),
+    errorKind: soccrErrorOf(error)?.kind ?? null,
   };
 }

@@ -1,19 +1,22 @@
 #!/usr/bin/env node
 // soccrctl: the command line of soccrd. Talks to the daemon over gRPC (client.ts), and decodes
 // checkpoint files offline (`show`). Human-readable output by default, one JSON document with --json;
-// on failure, exit code 1 and one line on stderr: "soccrctl: NOT_FOUND: ...". This file builds the
-// program from its global options and the commands in cli/ (one module per command or family).
+// on failure one line on stderr ("soccrctl: NOT_FOUND: ...") and an exit code by gRPC status
+// (cli/failure.ts). This file builds the program from its global options and the commands in cli/ (one
+// module per command or family).
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS, describeError } from './client';
+import { CommanderError } from 'commander';
+import { DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS } from './client';
 import { parseUint } from './cli/args';
 import { addCheckpointCommand } from './cli/checkpoint';
-import { CliFailure } from './cli/globals';
+import { addCompletionCommand } from './cli/completion';
+import { CliFailure, EXIT_OK, errorReport, exitCodesHelp, wantsJson } from './cli/failure';
 import { addHandoffCommand } from './cli/handoff';
 import { addSocketsCommand, addVersionCommand } from './cli/info';
 import { addMigrateCommand } from './cli/migrate';
-import { note } from './cli/output';
+import { note, printJson } from './cli/output';
 import { addRestoreCommand } from './cli/restore';
 import { addSessionCommands } from './cli/sessions';
 import { addShowCommand } from './cli/show';
@@ -46,9 +49,10 @@ export function buildProgram(): Command {
       new Option('--tls-server-name <name>', "TLS: the name the daemon's certificate carries, if not the address's host").env('SOCCRD_TLS_SERVER_NAME'),
     )
     .showSuggestionAfterError()
-    .configureOutput({
-      outputError: (str, write) => write(`soccrctl: ${str.replace(/^error: /, '')}`),
-    });
+    // main() reports every failure, commander's own included, in one format and with one exit code table
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined })
+    .addHelpText('after', `\n${exitCodesHelp()}`);
 
   // in this order in `soccrctl --help`
   addVersionCommand(program, version);
@@ -59,16 +63,24 @@ export function buildProgram(): Command {
   addMigrateCommand(program);
   addHandoffCommand(program);
   addShowCommand(program);
+  addCompletionCommand(program);
   return program;
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
-    return 0;
+    return EXIT_OK;
   } catch (err) {
-    note(`soccrctl: ${err instanceof CliFailure ? err.message : describeError(err)}`);
-    return 1;
+    // --help and --client-version end here too, having printed what they print
+    if (err instanceof CommanderError && err.exitCode === 0) return EXIT_OK;
+    const report = errorReport(err);
+    note(`soccrctl: ${report.message}`);
+    if (wantsJson(argv.slice(2))) {
+      const failure = err instanceof CliFailure ? err : undefined;
+      printJson({ ...failure?.document, error: { ...report, ...failure?.errorFields } });
+    }
+    return report.exitCode;
   }
 }
 

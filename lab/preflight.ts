@@ -16,6 +16,7 @@ export const NEEDED: Tool[] = [
   { command: 'gcc', pkg: 'gcc', why: 'the no-FFI baseline of the benchmarks' },
   { command: 'openssl', pkg: 'openssl', why: 'certificates for the mTLS tests of the daemon' },
   { command: 'systemd-analyze', pkg: 'systemd', why: 'verifying the unit files and their security exposure' },
+  { command: 'zsh', pkg: 'zsh', why: "loading and running soccrctl's zsh completion" },
 ];
 
 /** What stops a run: its message says what is missing and what to do. */

@@ -275,10 +275,10 @@ describe('who may call soccrd', function () {
         pki.path('intruder', 'key'),
         'version',
       ]);
-      assert.equal(denied.code, 1);
+      assert.equal(denied.code, 71, 'PERMISSION_DENIED: 64 + 7');
       assert.match(denied.stderr, /^soccrctl: PERMISSION_DENIED: /);
       const wrongName = await soccrctl(['--daemon', addr, ...tlsArgs, '--tls-server-name', 'elsewhere.test', 'version']);
-      assert.equal(wrongName.code, 1, 'a daemon certificate without the expected name is refused');
+      assert.equal(wrongName.code, 78, 'a daemon certificate without the expected name is refused: UNAVAILABLE, 64 + 14');
       assert.match(wrongName.stderr, /^soccrctl: UNAVAILABLE: /);
     });
 

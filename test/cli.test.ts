@@ -3,7 +3,7 @@
 // in this process, on a Unix socket in the temp directory) that the CLI, run as a child process,
 // checkpoints from and restores to. Pure user space: needs no privileges.
 import { strict as assert } from 'node:assert';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import { SoccrClient, describeError, readCheckpointFile } from '../client';
 import * as grpc from '@grpc/grpc-js';
 import { jsonText, terminalSafe } from '../client/cli/output';
+import type { ErrorReport } from '../client/cli/failure';
+import { buildProgram } from '../client/soccrctl';
 import { SessionHeaderMsg } from '../protocol/messages';
 import { frameKind } from '../protocol/frames';
 import { sessionFrames } from '../protocol/session-frames';
@@ -180,7 +182,7 @@ describe('soccrctl', function () {
       assert.equal((b.tcp as { window: unknown }).window, null);
     });
 
-    it('reports a flipped queue byte as a checksum mismatch (DATA_LOSS, exit 1)', async function () {
+    it('reports a flipped queue byte as a checksum mismatch (DATA_LOSS, exit 79)', async function () {
       const bad = Buffer.from(bytes);
       const at = bad.indexOf(send.subarray(0, 64));
       assert.ok(at > 0);
@@ -189,7 +191,7 @@ describe('soccrctl', function () {
       writeFileSync(badFile, bad);
 
       const r = await run(['show', badFile]);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 79);
       const lines = r.stderr.trimEnd().split('\n');
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0], /^soccrctl: DATA_LOSS: connection 0 \(3:123456\): queue checksum mismatch/);
@@ -197,15 +199,17 @@ describe('soccrctl', function () {
       assert.ok(r.stdout.includes('NOT VERIFIED'), r.stdout);
 
       const j = await run(['show', '--json', badFile]);
-      assert.equal(j.code, 1);
+      assert.equal(j.code, 79);
       assert.match(j.stderr, /DATA_LOSS/);
       const d = JSON.parse(j.stdout) as {
         verified: boolean;
-        error: string;
+        error: ErrorReport;
         connections: Array<{ verified: boolean; sendSha256: string; actualSendSha256: string }>;
       };
       assert.equal(d.verified, false);
-      assert.match(d.error, /^DATA_LOSS: /);
+      // the description, its error member the failure's report
+      assert.deepEqual([d.error.exitCode, d.error.code, d.error.status, d.error.kind], [79, 15, 'DATA_LOSS', 'DATA_LOSS']);
+      assert.match(d.error.message, /^DATA_LOSS: connection 0 /);
       // listing goes on past the damaged connection
       assert.deepEqual(
         d.connections.map((c) => c.verified),
@@ -219,19 +223,24 @@ describe('soccrctl', function () {
       const cut = path.join(dir, 'cut.soccr');
       writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
       const r = await run(['show', cut]);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 67, 'INVALID_ARGUMENT');
       assert.match(r.stderr, /^soccrctl: INVALID_STATE: .*truncated/);
       assert.equal(r.stderr.trimEnd().split('\n').length, 1);
 
       const junk = path.join(dir, 'junk');
       writeFileSync(junk, 'hello world, not a checkpoint');
       const j = await run(['show', junk]);
-      assert.equal(j.code, 1);
+      assert.equal(j.code, 67, 'INVALID_ARGUMENT');
       assert.match(j.stderr, /^soccrctl: INVALID_STATE: .*bad magic/);
 
       const missing = await run(['show', path.join(dir, 'nope')]);
-      assert.equal(missing.code, 1);
+      assert.equal(missing.code, 1, 'a local file: no gRPC status');
       assert.match(missing.stderr, /^soccrctl: ENOENT/);
+      const missingJson = await run(['--json', 'show', path.join(dir, 'nope')]);
+      assert.equal(missingJson.code, 1);
+      assert.deepEqual(JSON.parse(missingJson.stdout), {
+        error: { exitCode: 1, code: null, status: null, kind: null, errno: 'ENOENT', message: missing.stderr.trim().replace(/^soccrctl: /, '') },
+      });
     });
 
     it('reads a checkpoint file frame by frame', async function () {
@@ -264,13 +273,18 @@ describe('soccrctl', function () {
       ]) {
         assert.ok(r.stdout.includes(c), `--help lacks ${c}`);
       }
+      // the exit codes, documented where the user looks
+      assert.match(r.stdout, /Exit codes/);
+      assert.match(r.stdout, /\n\s+2\s+usage/);
+      assert.match(r.stdout, /\n\s+69\s+gRPC status NOT_FOUND\n/);
+      assert.match(r.stdout, /\n\s+78\s+gRPC status UNAVAILABLE\n/);
       const sub = await run(['restore', '--help']);
       assert.equal(sub.code, 0);
       assert.match(sub.stdout, /--deliver/);
       assert.match(sub.stdout, /--hold/);
     });
 
-    it('rejects bad arguments with one line and exit 1, before calling the daemon', async function () {
+    it('rejects bad arguments with one line and exit 2, before calling the daemon; --json: an error document', async function () {
       for (const args of [
         ['restore', '--in', 'x.soccr'],
         ['checkpoint', '--pid', '1', '--out', 'x'],
@@ -279,29 +293,145 @@ describe('soccrctl', function () {
         ['frobnicate'],
       ]) {
         const r = await run(['--daemon', 'unix:///nonexistent/soccrd.sock', ...args]);
-        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.code, 2, args.join(' '));
         assert.equal(r.stdout, '');
         assert.match(r.stderr, /^soccrctl: /);
         assert.doesNotMatch(r.stderr, /UNAVAILABLE/);
         assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+        const j = await run(['--daemon', 'unix:///nonexistent/soccrd.sock', '--json', ...args]);
+        assert.equal(j.code, 2, args.join(' '));
+        const doc = JSON.parse(j.stdout) as { error: ErrorReport };
+        assert.deepEqual(doc, {
+          error: { exitCode: 2, code: null, status: null, kind: 'USAGE', errno: null, message: r.stderr.trim().replace(/^soccrctl: /, '') },
+        });
       }
+      const none = await run([]);
+      assert.equal(none.code, 2, 'no command: usage');
+      assert.match(none.stderr, /Usage: soccrctl/);
+    });
+  });
+
+  describe('completion', function () {
+    /** What bash completes for `words` (the last one being completed) with the script soccrctl printed. */
+    function bashComplete(script: string, words: string[]): string[] {
+      const file = path.join(dir, 'completion.bash');
+      writeFileSync(file, script);
+      const words_ = words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
+      const out = execFileSync(
+        'bash',
+        ['-c', `source ${JSON.stringify(file)}; COMP_WORDS=(${words_}); COMP_CWORD=${words.length - 1}; _soccrctl; printf '%s\\n' "\${COMPREPLY[@]}"`],
+        { encoding: 'utf8', timeout: 10_000 },
+      );
+      return out.split('\n').filter((l) => l !== '');
+    }
+
+    it('bash: completes commands, options, option values and arguments from the program itself', async function () {
+      const r = await run(['completion', 'bash']);
+      assert.equal(r.code, 0, r.stderr);
+      const script = r.stdout;
+      assert.match(script, /complete -F _soccrctl soccrctl/);
+      assert.deepEqual(bashComplete(script, ['soccrctl', 'che']), ['checkpoint']);
+      assert.deepEqual(bashComplete(script, ['soccrctl', '--json', 'ses']).sort(), ['session', 'sessions']);
+      // an option's value is not the command
+      assert.deepEqual(bashComplete(script, ['soccrctl', '--daemon', 'unix:///x.sock', 'res']).sort(), ['restore', 'resume']);
+      assert.deepEqual(bashComplete(script, ['soccrctl', 'checkpoint', '--p']), ['--pid']);
+      assert.deepEqual(bashComplete(script, ['soccrctl', 'migrate', '--no-s']), ['--no-stop-owner']);
+      assert.deepEqual(bashComplete(script, ['soccrctl', 'completion', '']), ['bash', 'zsh']);
+      assert.deepEqual(bashComplete(script, ['soccrctl', '--pid', '']), [], 'a free value: no suggestion');
+      // file arguments and file-valued options complete file names
+      writeFileSync(path.join(dir, 'conn-one.soccr'), '');
+      assert.deepEqual(bashComplete(script, ['soccrctl', 'show', path.join(dir, 'conn-o')]), [path.join(dir, 'conn-one.soccr')]);
+      assert.deepEqual(bashComplete(script, ['soccrctl', 'restore', '--in', path.join(dir, 'conn-o')]), [path.join(dir, 'conn-one.soccr')]);
+      // every command the program has, and nothing else (the script cannot drift from the program)
+      const program = buildProgram();
+      assert.deepEqual(bashComplete(script, ['soccrctl', '']).sort(), [...program.commands.map((c) => c.name()), 'help'].sort());
+      for (const c of program.commands) {
+        const longs = c.options.flatMap((o) => (o.long ? [o.long] : []));
+        const offered = bashComplete(script, ['soccrctl', c.name(), '--']);
+        for (const l of [...longs, '--daemon', '--json', '--help']) assert.ok(offered.includes(l), `${c.name()}: ${l} not offered`);
+      }
+      const bad = await run(['completion', 'fish']);
+      assert.equal(bad.code, 2);
+    });
+
+    it('zsh: a script that names every command and option, that zsh loads and completes with', async function () {
+      const r = await run(['completion', 'zsh']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^#compdef soccrctl\n/);
+      const program = buildProgram();
+      for (const c of program.commands) {
+        assert.ok(r.stdout.includes(`'${c.name()}:`), `zsh: command ${c.name()}`);
+        for (const o of c.options) if (o.long) assert.ok(r.stdout.includes(o.long), `zsh: ${c.name()} ${o.long}`);
+      }
+      const zsh = spawnSync('zsh', ['--version'], { encoding: 'utf8' });
+      if (zsh.status !== 0) {
+        console.log('      (zsh is not installed: its parse of the script is not checked; npm test installs it)');
+        return;
+      }
+      const file = path.join(dir, '_soccrctl');
+      writeFileSync(file, r.stdout);
+      const parsed = spawnSync('zsh', ['-n', file], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(parsed.status, 0, parsed.stderr);
+      // loaded by compinit the way a user's fpath would: the function is defined and registered
+      const loaded = spawnSync(
+        'zsh',
+        ['-f', '-c', `autoload -U compinit && compinit -u -D && source ${JSON.stringify(file)} && print -r -- \${_comps[soccrctl]}`],
+        { encoding: 'utf8', timeout: 10_000 },
+      );
+      assert.equal(loaded.status, 0, loaded.stderr);
+      assert.equal(loaded.stdout.trim(), '_soccrctl');
+      // and it completes: an interactive zsh on a pseudo-terminal (zsh/zpty), a line typed and TAB pressed
+      const typed = (line: string, expect: string): string => {
+        const driver = [
+          'zmodload zsh/zpty',
+          "zpty z 'zsh -f -i'",
+          `zpty -w z 'PS1="> "; autoload -U compinit; compinit -u -D; source ${file}'`,
+          `zpty -w -n z $'${line}\\t'`,
+          'out=""',
+          `for (( i = 0; i < 50; i++ )); do sleep 0.1; while zpty -r -t z chunk; do out+=$chunk; done; [[ $out == *${expect}* ]] && break; done`,
+          'zpty -d z',
+          'print -r -- "$out"',
+        ].join('\n');
+        const z = spawnSync('zsh', ['-f', '-c', driver], { encoding: 'utf8', timeout: 20_000 });
+        assert.equal(z.status, 0, z.stderr);
+        // the last line the terminal showed, without its escape sequences
+        return (
+          z.stdout
+            // eslint-disable-next-line no-control-regex
+            .replace(/\x1b\[[0-9;?]*[A-Za-z]|[\b\r\x07]/g, '')
+            .split('\n')
+            .filter((l) => l.includes(line.split(' ')[0]))
+            .at(-1) ?? ''
+        );
+      };
+      assert.match(typed('soccrctl che', 'checkpoint'), /soccrctl checkpoint\s*$/);
+      assert.match(typed('soccrctl checkpoint --pi', '--pid'), /soccrctl checkpoint --pid\s*$/);
+      assert.match(typed('soccrctl completion b', 'bash'), /soccrctl completion bash\s*$/);
     });
   });
 
   describe('a daemon address where nothing listens', function () {
-    it('fails fast with exit 1 and one UNAVAILABLE line', async function () {
+    it('fails fast with exit 78 (UNAVAILABLE) and one line; --json: the error document', async function () {
       const sock = path.join(os.tmpdir(), `soccrctl-nothing-${process.pid}-${Date.now()}.sock`);
       assert.ok(!existsSync(sock));
       for (const args of [['version'], ['sessions', '--json'], ['checkpoint', '--pid', '1', '--all', '--out', path.join(dir, 'never.soccr')]]) {
         const r = await run(['--daemon', `unix://${sock}`, '--timeout', '3000', ...args]);
-        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.code, 78, args.join(' '));
         // version still says which client this is, and that the daemon is unreachable
         if (args[0] === 'version') assert.match(r.stdout, /soccrctl\s+\d+\.\d+\.\d+[\s\S]*soccrd\s+unreachable/);
-        else assert.equal(r.stdout, '');
+        else if (!args.includes('--json')) assert.equal(r.stdout, '');
         if (args[0] === 'version') assert.match(r.stderr, /the daemon at unix:\/\/.* is unreachable \(is soccrd running\?\)/);
         assert.match(r.stderr, /^soccrctl: UNAVAILABLE: /);
         assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
         assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+        const j = await run(['--daemon', `unix://${sock}`, '--timeout', '3000', '--json', ...args]);
+        assert.equal(j.code, 78, args.join(' '));
+        const doc = JSON.parse(j.stdout) as { client?: string; daemon?: null; error: ErrorReport };
+        assert.deepEqual([doc.error.exitCode, doc.error.code, doc.error.status, doc.error.kind], [78, 14, 'UNAVAILABLE', null]);
+        assert.match(doc.error.message, /^UNAVAILABLE: /);
+        // version's document still says which client this is
+        if (args[0] === 'version') assert.deepEqual([typeof doc.client, doc.daemon], ['string', null]);
+        else assert.deepEqual(Object.keys(doc), ['error']);
       }
       // no partial checkpoint file is left behind
       assert.deepEqual(
@@ -366,8 +496,21 @@ describe('soccrctl', function () {
         ],
       );
       const e = await run(['--daemon', fake.address, 'sockets', '--pid', '999']);
-      assert.equal(e.code, 1);
+      assert.equal(e.code, 69, 'NOT_FOUND');
       assert.equal(e.stderr, 'soccrctl: NOT_FOUND: no process with pid 999 (errno ESRCH)\n');
+      const ej = await run(['--daemon', fake.address, '--json', 'sockets', '--pid', '999']);
+      assert.equal(ej.code, 69);
+      assert.equal(ej.stderr, e.stderr, 'the same line on stderr');
+      assert.deepEqual(JSON.parse(ej.stdout), {
+        error: {
+          exitCode: 69,
+          code: grpc.status.NOT_FOUND,
+          status: 'NOT_FOUND',
+          kind: 'NO_SUCH_PROCESS',
+          errno: 'ESRCH',
+          message: 'NOT_FOUND: no process with pid 999 (errno ESRCH)',
+        },
+      });
     });
 
     it('checkpoint to a file, show it, restore it held, resume it', async function () {
@@ -425,7 +568,7 @@ describe('soccrctl', function () {
       assert.match(list.stdout, new RegExp(`${id}.*RESTORE.*RESUMED`));
 
       const missing = await run(['--daemon', fake.address, 'abort', 'nope']);
-      assert.equal(missing.code, 1);
+      assert.equal(missing.code, 69, 'NOT_FOUND');
       assert.equal(missing.stderr, 'soccrctl: NOT_FOUND: no session nope\n');
     });
 
@@ -565,7 +708,7 @@ describe('soccrctl', function () {
         assert.doesNotMatch(one.stdout, controls);
         assert.ok(one.stdout.includes('ok\\x1b[2J\\x1b]0;pwned\\x07\\x0dX\\x9b31m\\u202eevil'), one.stdout);
         const failed = await run(['--daemon', fake.address, 'release', id]);
-        assert.equal(failed.code, 1);
+        assert.equal(failed.code, 73, 'FAILED_PRECONDITION');
         assert.doesNotMatch(failed.stderr, controls);
         assert.equal(failed.stderr.trimEnd().split('\n').length, 1, failed.stderr);
         assert.match(failed.stderr, /refused: ok\\x1b\[2J/);

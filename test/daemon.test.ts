@@ -185,7 +185,7 @@ describe('soccrd over gRPC', function () {
     await verifyStreams(p.peer, receiver, x);
     // Ending a session twice is refused with a reason.
     const again = await soccrctl(daemon, ['abort', restoreId]);
-    assert.equal(again.code, 1);
+    assert.equal(again.code, 73, 'FAILED_PRECONDITION: 64 + 9');
     assert.match(again.stderr, /^soccrctl: FAILED_PRECONDITION: /);
   });
 
@@ -280,7 +280,7 @@ describe('soccrd over gRPC', function () {
     await expectStatus(client.release('no-such-session'), grpc.status.NOT_FOUND, 'unknown session');
     await expectStatus(client.checkpointToFile(p.owner.pid, {}, socketPath('bad')), grpc.status.INVALID_ARGUMENT, 'no fds');
     const cli = await soccrctl(daemon, ['checkpoint', '--pid', String(gonePid), '--all', '--out', socketPath('bad')]);
-    assert.equal(cli.code, 1);
+    assert.equal(cli.code, 69, 'NOT_FOUND: 64 + 5');
     assert.match(cli.stderr.trim(), /^soccrctl: NOT_FOUND: .+$/);
 
     // Still serving; no session was left behind; the owner's connection still carries traffic.

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { MigrateError, MigrateOptions, MigrateReport, RESUME_DEADLINE_MS, SoccrError, migrate } from '../client';
 import { CallRecord, MiB, StandInDaemon, bulkLocalPort, conn, withQueues } from './support/standin';
+import type { ErrorReport } from '../client/cli/failure';
 
 const CLI = path.resolve(__dirname, '..', 'client', 'soccrctl.js');
 
@@ -597,7 +598,7 @@ describe('migrate (two stand-in daemons)', function () {
       assert.equal(dst.restored?.options.noNetworkLock, true);
     });
 
-    it('exits 1 with one line saying which phase failed, why and what was rolled back', async function () {
+    it('exits with one line saying which phase failed, why and what was rolled back: 1 for a hook, 64 + the status for a daemon', async function () {
       const r = await run([
         'migrate',
         '--from',
@@ -609,7 +610,7 @@ describe('migrate (two stand-in daemons)', function () {
         '--before-resume',
         'echo some output; echo "cannot move 10.1.2.3" >&2; exit 4',
       ]);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 1, 'a failed hook has no gRPC status');
       assert.equal(
         r.stderr,
         'soccrctl: migrate failed in hook: hook exited with code 4: cannot move 10.1.2.3 (rolled back: aborted destination session rst-1, resumed source session src-77)\n',
@@ -627,13 +628,16 @@ describe('migrate (two stand-in daemons)', function () {
       src.checkpointConns = [{ id: '3:1', fd: 3, state: withQueues(conn(), q.a, q.b) }];
       dst.restoreFailure = { code: grpc.status.PERMISSION_DENIED, details: 'setns failed', errno: 'EPERM', afterFrames: 1 };
       const j = await run(['--json', 'migrate', '--from', src.address, '--to', dst.address, '--pid', '77']);
-      assert.equal(j.code, 1);
+      assert.equal(j.code, 71, 'PERMISSION_DENIED: 64 + 7');
       const errLines = j.stderr.trimEnd().split('\n');
       assert.equal(
         errLines[errLines.length - 1],
         'soccrctl: migrate failed in checkpoint+restore: destination Restore: PERMISSION_DENIED: setns failed (errno EPERM) (rolled back: resumed source session src-77)',
       );
-      const doc = JSON.parse(j.stdout) as { error: { phase: string; rolledBack: string[] }; report: MigrateReport };
+      const doc = JSON.parse(j.stdout) as { error: ErrorReport & { phase: string; rolledBack: string[] }; report: MigrateReport };
+      assert.deepEqual(Object.keys(doc), ['report', 'error']);
+      assert.deepEqual([doc.error.exitCode, doc.error.status, doc.error.errno], [71, 'PERMISSION_DENIED', 'EPERM']);
+      assert.equal(doc.error.message, errLines[errLines.length - 1].replace(/^soccrctl: /, ''));
       assert.equal(doc.error.phase, 'checkpoint+restore');
       assert.deepEqual(doc.error.rolledBack, ['resumed source session src-77']);
       assert.equal(doc.report.sourceSessionId, 'src-77');
@@ -648,7 +652,7 @@ describe('migrate (two stand-in daemons)', function () {
         ['migrate', '--from', src.address, '--to', dst.address, '--pid', '1', '--hook-timeout-ms', '0'],
       ]) {
         const r = await run(args);
-        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.code, 2, args.join(' '));
         assert.equal(r.stdout, '');
         assert.match(r.stderr, /^soccrctl: /);
         assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);

@@ -36,6 +36,3 @@ export async function withClient<T>(cmd: Command, fn: (client: SoccrClient, g: G
     client.close();
   }
 }
-
-/** A failure already explained on stdout (e.g. `show` of a corrupt file): only its line goes to stderr. */
-export class CliFailure extends Error {}

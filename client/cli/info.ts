@@ -5,7 +5,8 @@ import { stateName } from '../../protocol/saved-state';
 import * as grpc from '@grpc/grpc-js';
 import { type GetVersionResponseMsg, type SocketEntryMsg, isServiceError } from '../client';
 import { parseUint } from './args';
-import { CliFailure, withClient } from './globals';
+import { CliFailure } from './failure';
+import { withClient } from './globals';
 import { addressJson, familyName, print, printFields, printJson, table } from './output';
 import { formatsRead } from '../../protocol/frames';
 
@@ -21,13 +22,15 @@ export function addVersionCommand(program: Command, clientVersion: string): void
         } catch (err) {
           // Still an answer without a daemon: this client's own version, and why the daemon did not answer.
           if (!isServiceError(err) || err.code !== grpc.status.UNAVAILABLE) throw err;
-          if (g.json) printJson({ client: clientVersion, daemon: null });
-          else
+          if (!g.json)
             printFields([
               ['soccrctl', clientVersion],
               ['soccrd', 'unreachable'],
             ]);
-          throw new CliFailure(`UNAVAILABLE: the daemon at ${g.daemon} is unreachable (is soccrd running?): ${err.details}`);
+          throw new CliFailure(`UNAVAILABLE: the daemon at ${g.daemon} is unreachable (is soccrd running?): ${err.details}`, {
+            cause: err,
+            document: { client: clientVersion, daemon: null },
+          });
         }
         if (g.json)
           printJson({

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { formatBytes, formatMs, phaseLine } from '../format';
 import { DEFAULT_HOOK_TIMEOUT_MS, MigrateError, MigrateReport, migrate } from '../migrate';
 import { collectFds, parseDeliver, parseNetns, parseUint } from './args';
+import { CliFailure } from './failure';
 import { connectionOptions, globals } from './globals';
 import { note, print, printJson } from './output';
 
@@ -86,13 +87,12 @@ export function addMigrateCommand(program: Command): void {
         }
         for (const w of r.warnings) note(`soccrctl: warning: ${w}`);
       } catch (err) {
-        if (g.json && err instanceof MigrateError) {
-          printJson({
-            error: { phase: err.phase, reason: err.reason, rolledBack: err.rolledBack, rollbackFailures: err.rollbackFailures },
-            report: err.report,
-          });
-        }
-        throw err;
+        if (!(err instanceof MigrateError)) throw err;
+        throw new CliFailure(err.message, {
+          cause: (err as { cause?: unknown }).cause,
+          document: { report: err.report },
+          errorFields: { phase: err.phase, reason: err.reason, rolledBack: err.rolledBack, rollbackFailures: err.rollbackFailures },
+        });
       }
     });
 }

@@ -1,8 +1,10 @@
 // `soccrctl show`: decode and verify a checkpoint file offline, like `crit show`.
 import type { Command } from 'commander';
+import { SoccrError } from '../../protocol/errors';
 import { CheckpointFileDescription, describeCheckpointFile } from '../client';
 import { formatBytes } from '../format';
-import { CliFailure, globals } from './globals';
+import { CliFailure } from './failure';
+import { globals } from './globals';
 import { formatTime, print, printFields, printJson, table } from './output';
 
 export function addShowCommand(program: Command): void {
@@ -13,9 +15,14 @@ export function addShowCommand(program: Command): void {
     .action(async (file: string, _opts: object, cmd: Command) => {
       const g = globals(cmd);
       const d = await describeCheckpointFile(file);
+      if (!d.verified) {
+        // the description is the document; the failure (exit code, --json error member) is the first problem found
+        if (!g.json) printDescription(d);
+        const message = d.error ?? 'the checkpoint file did not verify';
+        throw new CliFailure(message, { cause: new SoccrError(d.errorKind ?? 'INVALID_STATE', message), document: { ...d } });
+      }
       if (g.json) printJson(d);
       else printDescription(d);
-      if (!d.verified) throw new CliFailure(d.error ?? 'the checkpoint file did not verify');
     });
 }
 

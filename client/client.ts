@@ -99,6 +99,11 @@ export interface CheckpointOptions {
   /** move what can be moved: sockets that cannot be checkpointed are left with their owner and listed in the header's `skipped` */
   allowPartial?: boolean;
   /**
+   * with all: the connections waiting in the process's listeners' accept queues are accepted on the
+   * owner's behalf and checkpointed with the others (the listeners stay; see take_backlog in the proto)
+   */
+  takeBacklog?: boolean;
+  /**
    * Send the frames straight to another daemon's data endpoint (see DataTransfer in the proto); the
    * stream then carries only the session header and the stream end.
    */
@@ -429,6 +434,7 @@ export class SoccrClient {
         noNetworkLock: opts.noNetworkLock ?? false,
         stopOwner: opts.stopOwner ?? false,
         allowPartial: opts.allowPartial ?? false,
+        takeBacklog: opts.takeBacklog ?? false,
       },
       dataTransfer: dataTransferMsg(opts.dataTransfer),
     };

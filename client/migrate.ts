@@ -82,6 +82,13 @@ export interface MigrateOptions {
    * Default false: one such connection fails the migration before anything is frozen.
    */
   allowPartial?: boolean;
+  /**
+   * Without fds (every connection): the connections waiting in the old owner's accept queues, which no
+   * listener can carry to another host, are accepted on its behalf and moved with the others (the
+   * listeners stay, listed in MigrateReport.skipped with how many were taken; new SYNs to them are dropped
+   * by the source's network lock meanwhile, and their peers retransmit). Default true.
+   */
+  backlog?: boolean;
   /** let both daemons lock the network (nftables) around the connections. Default true; false passes no_network_lock to both. */
   networkLock?: boolean;
   /** lease of both sessions in ms (0 or absent: each daemon's default) */
@@ -598,6 +605,7 @@ class Migration {
       noNetworkLock: o.networkLock === false,
       stopOwner: o.stopOwner ?? true,
       allowPartial: o.allowPartial ?? false,
+      takeBacklog: fds.length === 0 && o.backlog !== false,
     };
   }
 

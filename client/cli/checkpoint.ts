@@ -12,6 +12,7 @@ interface CheckpointFlags {
   leaseMs?: number;
   stopOwner: boolean;
   allowPartial: boolean;
+  backlog: boolean;
   networkLock: boolean;
   out: string;
 }
@@ -30,11 +31,17 @@ export function addCheckpointCommand(program: Command): void {
       'move what can be moved: connections that cannot be checkpointed stay with their owner and are listed (default: any such connection fails the call before anything freezes)',
       false,
     )
+    .option(
+      '--backlog',
+      "with --all: accept the connections waiting in the process's accept queues on its behalf and checkpoint them too (the listeners stay)",
+      false,
+    )
     .option('--no-network-lock', 'do not lock the network around the connections (the caller keeps packets away from them)')
     .requiredOption('--out <file>', 'checkpoint file to write')
     .action(async (opts: CheckpointFlags, cmd: Command) => {
       if (!opts.all && !opts.fd?.length) cmd.error('checkpoint needs --fd N or --all');
       if (opts.all && opts.fd?.length) cmd.error('--fd and --all exclude each other');
+      if (opts.backlog && !opts.all) cmd.error('--backlog goes with --all');
       await withClient(cmd, async (client, g) => {
         const bar = new TransferBar('checkpoint');
         try {
@@ -46,6 +53,7 @@ export function addCheckpointCommand(program: Command): void {
               leaseMs: opts.leaseMs,
               stopOwner: opts.stopOwner,
               allowPartial: opts.allowPartial,
+              takeBacklog: opts.backlog,
               noNetworkLock: !opts.networkLock,
             },
             opts.out,

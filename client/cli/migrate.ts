@@ -23,6 +23,7 @@ interface MigrateFlags {
   leaseMs?: number;
   handoff: boolean;
   listeners: boolean;
+  backlog: boolean;
 }
 
 export function addMigrateCommand(program: Command): void {
@@ -46,6 +47,10 @@ export function addMigrateCommand(program: Command): void {
       '--allow-partial',
       'move what can be moved: connections that cannot be checkpointed stay with their owner and are listed (default: any such connection fails the call before anything freezes)',
       false,
+    )
+    .option(
+      '--no-backlog',
+      "leave the connections waiting in the old owner's accept queues there (default: accept them on its behalf and move them with the others)",
     )
     .option('--no-network-lock', 'lock the network on neither side (the caller keeps packets away from the connections)')
     .option('--no-direct-data', 'relay the frames through this process even when the destination takes direct transfers')
@@ -73,6 +78,7 @@ export function addMigrateCommand(program: Command): void {
           leaseMs: opts.leaseMs,
           handoff: opts.handoff,
           listeners: opts.listeners,
+          backlog: opts.backlog,
           timeoutMs: g.timeout,
           credentials: connectionOptions(g).credentials,
           onPhase: (e) => {

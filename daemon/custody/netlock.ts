@@ -19,10 +19,18 @@ import { NftContext, reserveLowFds } from '../kernel/native';
 import { NetnsHandle, homeNetnsId, inNetnsFd } from '../kernel/netns';
 import { networkLockTimed } from '../metrics';
 
+/**
+ * A connection's addresses; or, with remote port 0, a listening socket's: then only new connections'
+ * SYNs to it are dropped (a peer retransmits a SYN that got no answer), so no connection completes into
+ * its accept queue while that queue is being taken (Checkpoint's take_backlog).
+ */
 export interface LockTuple {
   local: SocketAddress;
   remote: SocketAddress;
 }
+
+type LockSet = 'conn4' | 'conn6' | 'listen4' | 'listen6' | 'listenport';
+const LOCK_SETS: readonly LockSet[] = ['conn4', 'conn6', 'listen4', 'listen6', 'listenport'];
 
 export interface NetworkLockOptions {
   /** nftables table name (family inet); lockTableOf(owner) unless the operator chose one */
@@ -59,8 +67,14 @@ function tableComment(listing: string): string {
 }
 
 /** One tuple as an nftables set element, and the set it belongs to. */
-function element(t: LockTuple): { set: 'conn4' | 'conn6'; text: string } {
+function element(t: LockTuple): { set: LockSet; text: string } {
   const v4 = (a: SocketAddress): string | undefined => (a.family === 'ipv4' ? a.ip : isMappedIPv4(a) ? a.ip.slice(a.ip.lastIndexOf(':') + 1) : undefined);
+  if (t.remote.port === 0) {
+    // A listener: bound to every address (one of IPv6 takes IPv4 too), by its port alone.
+    if (t.local.ip === '0.0.0.0' || t.local.ip === '::') return { set: 'listenport', text: String(t.local.port) };
+    const a4 = v4(t.local);
+    return a4 !== undefined ? { set: 'listen4', text: `${a4} . ${t.local.port}` } : { set: 'listen6', text: `${t.local.ip} . ${t.local.port}` };
+  }
   const l4 = v4(t.local);
   const r4 = v4(t.remote);
   if (l4 !== undefined && r4 !== undefined) return { set: 'conn4', text: `${l4} . ${t.local.port} . ${r4} . ${t.remote.port}` };
@@ -230,6 +244,9 @@ export class NetworkLock {
     return [
       `add set ${t} conn4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }`,
       `add set ${t} conn6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }`,
+      `add set ${t} listen4 { type ipv4_addr . inet_service; }`,
+      `add set ${t} listen6 { type ipv6_addr . inet_service; }`,
+      `add set ${t} listenport { type inet_service; }`,
       `add chain ${t} input { type filter hook input priority -300; policy accept; }`,
       `add chain ${t} output { type filter hook output priority -300; policy accept; }`,
       `flush chain ${t} input`,
@@ -237,6 +254,11 @@ export class NetworkLock {
       `add rule ${t} input meta mark ${mark} accept`,
       `add rule ${t} input ip daddr . tcp dport . ip saddr . tcp sport @conn4 drop`,
       `add rule ${t} input ip6 daddr . tcp dport . ip6 saddr . tcp sport @conn6 drop`,
+      // A new connection's SYN to a listener whose accept queue is being taken (an ACK that completes
+      // an earlier handshake passes: its connection joins the queue before the queue is read, or stays).
+      `add rule ${t} input tcp flags & (syn | ack) == syn ip daddr . tcp dport @listen4 drop`,
+      `add rule ${t} input tcp flags & (syn | ack) == syn ip6 daddr . tcp dport @listen6 drop`,
+      `add rule ${t} input tcp flags & (syn | ack) == syn tcp dport @listenport drop`,
       `add rule ${t} output meta mark ${mark} accept`,
       `add rule ${t} output ip saddr . tcp sport . ip daddr . tcp dport @conn4 drop`,
       `add rule ${t} output ip6 saddr . tcp sport . ip6 daddr . tcp dport @conn6 drop`,
@@ -278,8 +300,8 @@ export class NetworkLock {
       if (h) h.count++;
       else held.set(e.text, { set: e.set, count: 1 });
     }
-    const lines = [`flush set inet ${this.o.table} conn4`, `flush set inet ${this.o.table} conn6`];
-    for (const set of ['conn4', 'conn6']) {
+    const lines = LOCK_SETS.map((set) => `flush set inet ${this.o.table} ${set}`);
+    for (const set of LOCK_SETS) {
       const els = [...held].filter(([, h]) => h.set === set).map(([text]) => text);
       if (els.length) lines.push(`add element inet ${this.o.table} ${set} { ${els.join(', ')} }`);
     }

@@ -16,13 +16,14 @@ import { SocketDiag, diagnose } from '../kernel/sockdiag';
 import type { Logger } from '../log';
 import { callFinished } from '../metrics';
 import { ProcessFacts, ProcessHandle, TcpSocketInfo, listMptcpConnections, listTcpSockets, refuseDaemons } from '../repair/acquire';
+import { AcceptedConnection, acceptBacklogs, backlogReason } from '../repair/backlog';
 import { FrozenSocket, capture, pauseAll, readQueues, reuseAddrs, silentCloseAll } from '../repair/engine';
 import { md5Refusal, mptcpRefusal } from '../repair/uncarriable';
 import { thawSource } from '../custody/thaw';
 import { ErrorKind, SoccrError, errorMessage } from '../../protocol/errors';
 import { CheckpointRequestMsg, DataTransferMsg, SkippedSocketMsg } from '../../protocol/messages';
 import { LoadedConnection, StreamedConnection } from '../../protocol/session-frames';
-import { addressToMsg } from '../../protocol/address';
+import { SocketAddress, addressToMsg } from '../../protocol/address';
 import { SUPPORTED_STATES, TcpState } from '../../protocol/saved-state';
 import { Calls, ServiceOptions, logFailure, toStatus } from './calls';
 import { CheckpointCall, streamOverCall, streamOverDataPath } from './checkpoint-stream';
@@ -70,7 +71,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     if (data) undo.push('close the data connection', () => data.destroy());
     const source = await freezeSource(o, req, proc, facts, chosen, netlock, leaseMs, undo, log, admitted.caller.id);
     ownerNs = source.netns;
-    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, source.netns, chosen, source.frozen, buffered);
+    const { conns, summaries, diagnosed } = streamedConnections(o, req.pid, source.netns, chosen, source.frozen, source.accepted, buffered);
     const s = o.sessions.createSource(
       req.pid,
       leaseMs,
@@ -134,6 +135,8 @@ interface ChosenFds {
   tuples: LockTuple[];
   listed: Map<number, TcpSocketInfo>;
   skipped: SkippedSocketMsg[];
+  /** take_backlog: the listeners whose accept queues are taken (each reported in `skipped` once taken) */
+  listeners: TcpSocketInfo[];
 }
 
 /** The refusals allow_partial turns into skipped sockets: those about one socket, not the call or the process. */
@@ -145,7 +148,10 @@ interface TakenSource {
   proc: ProcessHandle;
   stopped: boolean;
   lock: Session['lock'];
+  /** the owner's sockets (chosen.fds, in order), then the connections taken from accept queues */
   frozen: FrozenSocket[];
+  /** the connections taken from the listeners' accept queues (take_backlog), the last of `frozen` */
+  accepted: AcceptedConnection[];
   frozenAt: number;
   freezeUs: number;
   /** the owner's network namespace, opened once for the call (the journal, the lock, socket diagnostics) */
@@ -180,6 +186,9 @@ async function freezeSource(
   const copies = takeChosen(proc, chosen, req.options?.allowPartial === true, netns);
   undo.push('close our copies of the sockets', () => silentCloseAll(copies.map((fd) => ({ fd, reuseAddr: false }))));
   const { fds, tuples } = chosen;
+  // take_backlog: new SYNs to the listeners are dropped from before their queues are read (their peers
+  // retransmit), so no connection completes into a queue after it was taken.
+  const synLocks: LockTuple[] = chosen.listeners.map((l) => ({ local: l.local, remote: l.remote }));
   // Before anything a restarted daemon would have to undo: which sockets (fd, inode, SO_REUSEADDR),
   // whose owner, which lock entries where.
   const reuse: Array<boolean | undefined> = [];
@@ -199,7 +208,7 @@ async function freezeSource(
       conns: reuseAddrs(copies).map((reuseAddr, i) => ({ fd: fds[i], inode: socketInode(copies[i]), reuseAddr: (reuse[i] = reuseAddr) })),
     });
     undo.push('journal the failed checkpoint as undone', journalUndone);
-    if (netlock) journal.locked(id, 'source', netlock.table, netnsRef(netns, pid), tuples);
+    if (netlock) journal.locked(id, 'source', netlock.table, netnsRef(netns, pid), [...tuples, ...synLocks]);
   }
   crashPoint('checkpoint.after-journal');
   if (stopOwner) {
@@ -208,13 +217,21 @@ async function freezeSource(
     undo.push('continue the owner', () => proc.cont());
   }
   // No packet may reach or leave the connections from before repair mode goes on.
-  const lock = netlock ? { key: netlock.lock(netns, tuples), tuples } : undefined;
+  const locked = [...tuples, ...synLocks];
+  const lock = netlock ? { key: netlock.lock(netns, locked), tuples: locked } : undefined;
   const unlock = lock && netlock ? (): void => netlock.unlock(lock.key, lock.tuples) : undefined;
   if (unlock) undo.push('lift the network lock', unlock);
   crashPoint('checkpoint.after-lock');
+  const accepted = takeBacklogs(proc, netns, chosen, undo);
+  if (accepted.length && lock && netlock) {
+    const more = accepted.map((a) => ({ local: a.local, remote: a.remote }));
+    journal?.locked(id, 'source', netlock.table, netnsRef(netns, pid), more);
+    netlock.lock(netns, more);
+    lock.tuples.push(...more);
+  }
   const freezeStart = process.hrtime.bigint();
   const frozenAt = performance.now();
-  const frozen = pauseAll(copies, reuse);
+  const frozen = pauseAll([...copies, ...accepted.map((a) => a.fd)], reuse);
   const freezeUs = Number(process.hrtime.bigint() - freezeStart) / 1000;
   // Frozen: from now on the source is given back as a whole, in thaw.ts's order, and only then
   // journaled as undone (a daemon that crashes in between must still find it, to resume it).
@@ -228,7 +245,26 @@ async function freezeSource(
     proc.close();
   });
   crashPoint('checkpoint.after-freeze');
-  return { id, proc, stopped: stopOwner, lock, frozen, frozenAt, freezeUs, netns };
+  return { id, proc, stopped: stopOwner, lock, frozen, accepted, frozenAt, freezeUs, netns };
+}
+
+/**
+ * take_backlog: the connections waiting in the chosen listeners' accept queues, accepted on the owner's
+ * behalf (repair/backlog.ts), each listener reported in `chosen.skipped` with how many it gave. Until
+ * they are frozen, a failure closes them (they cannot go back into a queue).
+ */
+function takeBacklogs(proc: ProcessHandle, netns: NetnsHandle, chosen: ChosenFds, undo: Rollback): AcceptedConnection[] {
+  const accepted: AcceptedConnection[] = [];
+  if (!chosen.listeners.length) return accepted;
+  undo.push('close the connections taken from accept queues', () => {
+    for (const a of accepted) N.closeQuietly(a.fd);
+  });
+  const found = acceptBacklogs(proc, netns, chosen.listeners, accepted);
+  for (const b of found) chosen.skipped.push({ fd: b.listener.fd, kind: 'LISTENING', reason: backlogReason(b) });
+  if (!chosen.fds.length && !accepted.length) {
+    throw new SoccrError('NO_SUCH_FD', `pid ${proc.pid} holds no TCP connection that can be checkpointed, and no connection waits in its listeners' queues`);
+  }
+  return accepted;
 }
 
 /**
@@ -242,14 +278,18 @@ function streamedConnections(
   netns: NetnsHandle,
   { fds, listed }: ChosenFds,
   frozen: FrozenSocket[],
+  accepted: readonly AcceptedConnection[],
   buffered: Charge | undefined,
 ): { conns: StreamedConnection[]; summaries: ConnectionSummary[]; diagnosed: number } {
   let budget = o.eagerSessionBytes;
-  const diags = diagnoseFrozen(netns, fds, listed);
+  const diags = diagnoseFrozen(netns, [...fds.map((fd) => listed.get(fd)), ...accepted]);
+  // A connection taken from an accept queue has no fd in the owner: it is named by its listener's.
+  const what = (i: number): string =>
+    i < fds.length ? `fd ${fds[i]} of pid ${pid}` : `a connection from the queue of fd ${accepted[i - fds.length].listenerFd} of pid ${pid}`;
   // TCP-MD5 keys show only here (uncarriable.ts): such a checkpoint fails now, and its source is thawed.
   // A socket diagnostics did not answer for (another namespace's, or no diagnostics) is not checked.
   diags.forEach((d, i) => {
-    if (d?.md5Keys) throw md5Refusal(`fd ${fds[i]} of pid ${pid}`);
+    if (d?.md5Keys) throw md5Refusal(what(i));
   });
   const save = (i: number): LoadedConnection => {
     // Small queues come with the state (within a budget for the session); larger ones are read
@@ -258,7 +298,7 @@ function streamedConnections(
     if (!c.queuesPending) budget -= c.state.inqLen + c.state.outqLen;
     // This connection's queues replace the previous one's in memory (one at a time); past the daemon's
     // budget the stream fails before the larger queues are read, and the source is thawed.
-    buffered?.set(c.state.inqLen + c.state.outqLen, `connection ${pid}:${fds[i]} (${c.state.inqLen + c.state.outqLen} queue bytes)`);
+    buffered?.set(c.state.inqLen + c.state.outqLen, `${what(i)} (${c.state.inqLen + c.state.outqLen} queue bytes)`);
     return { state: c.state, queues: c.queuesPending ? () => readQueues(frozen[i], c.state.inqLen, c.state.outqLen) : undefined };
   };
   const summaries: ConnectionSummary[] = [];
@@ -278,6 +318,13 @@ function streamedConnections(
       return loaded;
     };
     return { id, fd, load };
+  });
+  accepted.forEach((a, j) => {
+    // Saved now (its addresses and queues are not in the owner's listing): a request or two, small.
+    const id = `${pid}:${a.listenerFd}:queued${j}`;
+    const loaded = save(fds.length + j);
+    summaries.push(summarize(id, a.listenerFd, loaded.state));
+    conns.push({ id, fd: a.listenerFd, ...loaded });
   });
   return { conns, summaries, diagnosed: diags.filter((d) => d !== undefined).length };
 }
@@ -320,7 +367,7 @@ function takeChosen(proc: ProcessHandle, chosen: ChosenFds, allowPartial: boolea
     chosen.skipped.push({ fd: k.fd, kind: 'CANNOT_CARRY', reason: md5Refusal(`fd ${k.fd} of pid ${proc.pid}`).message });
     return false;
   });
-  if (!kept.length)
+  if (!kept.length && !chosen.listeners.length)
     throw new SoccrError('NO_SUCH_FD', `pid ${proc.pid}: nothing left to checkpoint (${chosen.skipped.map((s) => `fd ${s.fd}: ${s.kind}`).join('; ')})`);
   chosen.fds = kept.map((k) => k.fd);
   chosen.tuples = tuplesOf(chosen.fds, chosen.listed);
@@ -335,13 +382,14 @@ function tuplesOf(fds: readonly number[], listed: Map<number, TcpSocketInfo>): L
   });
 }
 
-/** Why `--all` leaves a listed TCP socket with its owner. */
+/** Why `--all` leaves a listed TCP socket with its owner (a listener whose queue is taken is reported once it is). */
 function notTaken(s: TcpSocketInfo): SkippedSocketMsg {
   if (s.state === TcpState.LISTEN) {
+    const queued = s.recvQueue ? `; ${s.recvQueue} queued connection(s) left in its accept queue (take_backlog, --backlog, takes them)` : '';
     return {
       fd: s.fd,
       kind: 'LISTENING',
-      reason: 'a listening socket: a checkpoint moves connections (on one host, soccrctl handoff --listeners moves listeners)',
+      reason: `listener stays: a checkpoint moves connections (on one host, soccrctl handoff --listeners moves listeners)${queued}`,
     };
   }
   if (s.remote.port === 0) return { fd: s.fd, kind: 'UNSUPPORTED_STATE', reason: 'a TCP socket that was never connected' };
@@ -351,6 +399,7 @@ function notTaken(s: TcpSocketInfo): SkippedSocketMsg {
 function checkRequest(req: CheckpointRequestMsg): void {
   if (!Number.isInteger(req.pid) || req.pid <= 0) throw new SoccrError('BAD_REQUEST', 'pid is required');
   if (req.all && req.fds.length) throw new SoccrError('BAD_REQUEST', 'give fds or all, not both');
+  if (req.options?.takeBacklog && !req.all) throw new SoccrError('BAD_REQUEST', 'take_backlog goes with all');
   if (!req.all && !req.fds.length) throw new SoccrError('BAD_REQUEST', 'give the fds to checkpoint, or all');
 }
 
@@ -359,8 +408,10 @@ function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts, proc: Process
   const listed = new Map(listTcpSockets(req.pid, facts.sockets).map((s) => [s.fd, s]));
   const movable = (s: TcpSocketInfo): boolean => SUPPORTED_STATES.has(s.state) && s.remote.port !== 0;
   const fds = req.all ? [...listed.values()].filter(movable).map((s) => s.fd) : [...new Set(req.fds)];
+  const backlog = req.all && req.options?.takeBacklog === true;
+  const listeners = backlog ? [...listed.values()].filter((s) => s.state === TcpState.LISTEN) : [];
   // "all" means all: every TCP socket it leaves with the owner is reported, with why.
-  const skipped = req.all ? [...listed.values()].filter((s) => !movable(s)).map(notTaken) : [];
+  const skipped = req.all ? [...listed.values()].filter((s) => !movable(s) && !listeners.includes(s)).map(notTaken) : [];
   if (req.all) {
     // Connections a TCP listing does not show (MPTCP) must not be left behind without a word either.
     const mptcp = listMptcpConnections(req.pid);
@@ -372,9 +423,11 @@ function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts, proc: Process
     // the owner's (saved, and restored in CLOSE with its queue, as the engine does for a named fd).
     fds.push(...proc.closedWithData(facts.sockets, new Set([...listed.values()].map((s) => s.inode))));
   }
-  if (!fds.length) throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
+  // With take_backlog, connections waiting in a queue are enough (takeBacklogs checks what it found).
+  if (!fds.length && !listeners.some((l) => l.recvQueue > 0))
+    throw new SoccrError('NO_SUCH_FD', `pid ${req.pid} holds no TCP connection that can be checkpointed`);
   // An fd procfs does not show as TCP gets its precise refusal from takeTcpSocket.
-  return { fds, tuples: tuplesOf(fds, listed), listed, skipped };
+  return { fds, tuples: tuplesOf(fds, listed), listed, skipped, listeners };
 }
 
 /**
@@ -382,8 +435,10 @@ function chooseFds(req: CheckpointRequestMsg, facts: ProcessFacts, proc: Process
  * addresses: each answer is used only if it names the same socket (inode). Missing ones are read call
  * by call.
  */
-function diagnoseFrozen(ns: NetnsHandle, fds: readonly number[], listed: Map<number, TcpSocketInfo>): Array<SocketDiag | undefined> {
-  const entries = fds.map((fd) => listed.get(fd));
+function diagnoseFrozen(
+  ns: NetnsHandle,
+  entries: ReadonlyArray<{ local: SocketAddress; remote: SocketAddress; inode: number } | undefined>,
+): Array<SocketDiag | undefined> {
   try {
     const found = diagnose(ns, entries);
     return found.map((d, i) => (d && entries[i] && d.inode === entries[i]?.inode ? d : undefined));

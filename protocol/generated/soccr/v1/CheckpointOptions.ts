@@ -26,6 +26,16 @@ export interface CheckpointOptions {
    * whole checkpoint. Off by default: one such socket fails the checkpoint before anything is frozen.
    */
   'allowPartial'?: (boolean);
+  /**
+   * With all: the connections waiting in the accept queues of the process's listening sockets
+   * (handshakes completed, not yet accepted by the owner) are accepted on the owner's behalf through the
+   * daemon's duplicate of each listener and checkpointed with the others, as established connections.
+   * The listeners stay with their owner (SessionHeader.skipped says how many were taken from each). New
+   * SYNs to each listener are dropped by the network lock from before the queue is read until the lock
+   * lifts (their peers retransmit them). A taken connection cannot go back into a queue: if the source
+   * resumes (a migration rolled back), the daemon closes it, and its peer sees it reset.
+   */
+  'takeBacklog'?: (boolean);
 }
 
 export interface CheckpointOptions__Output {
@@ -53,4 +63,14 @@ export interface CheckpointOptions__Output {
    * whole checkpoint. Off by default: one such socket fails the checkpoint before anything is frozen.
    */
   'allowPartial': (boolean);
+  /**
+   * With all: the connections waiting in the accept queues of the process's listening sockets
+   * (handshakes completed, not yet accepted by the owner) are accepted on the owner's behalf through the
+   * daemon's duplicate of each listener and checkpointed with the others, as established connections.
+   * The listeners stay with their owner (SessionHeader.skipped says how many were taken from each). New
+   * SYNs to each listener are dropped by the network lock from before the queue is read until the lock
+   * lifts (their peers retransmit them). A taken connection cannot go back into a queue: if the source
+   * resumes (a migration rolled back), the daemon closes it, and its peer sees it reset.
+   */
+  'takeBacklog': (boolean);
 }

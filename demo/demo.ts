@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError } from 'commander';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4, SERVICE_V6, destroyLans, leftoverLanNamespaces, shellQuote } from '../lab/lan';
-import { MultiConfig, MultiFixture, MultiStatus, Offsets, killAllMulti, untilExchanged } from '../lab/multi';
+import { MultiConfig, MultiFixture, MultiStatus, Offsets, killAllMulti, queuedOffsets, untilExchanged } from '../lab/multi';
 import { lockEntries } from '../lab/netns';
 import { NEEDED, PreflightError, ensureTools, requireRoot } from '../lab/preflight';
 import { Display, StreamSample } from './display';
@@ -134,6 +134,8 @@ class Demo {
   constructor(
     private readonly connections: number,
     private readonly upgrade: boolean,
+    /** cross-host: connections that wait unaccepted in the server's queue when it migrates */
+    private readonly backlog: number,
   ) {}
 
   /** Runs the demo, then cleans up and exits: 0 on PASS, 1 on FAIL, 130 on Ctrl-C. */
@@ -176,7 +178,12 @@ class Demo {
   private async run(): Promise<void> {
     if (this.upgrade) return this.runUpgrade();
     const d = this.d;
-    d.title(`soccrd demo: ${this.connections} live TCP connection(s) moved from host A to host B while they stream`);
+    const queued = this.backlog;
+    const total = this.connections + queued;
+    d.title(
+      `soccrd demo: ${this.connections} live TCP connection(s) moved from host A to host B while they stream` +
+        (queued ? `, and ${queued} waiting unaccepted in the server's listener` : ''),
+    );
     const lan = this.makeLan();
 
     this.enter('a soccrd on each host, each with its own socket and state directory');
@@ -195,7 +202,8 @@ class Demo {
 
     this.enter(`${this.connections} connection(s) from C to a server in A, streaming both ways`);
     const stream = { streaming: true, bytesPerTick: BYTES_PER_TICK };
-    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: this.connections, ...stream });
+    // acceptMore keeps the listener open for the connections that will wait in its queue.
+    const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: this.connections, acceptMore: queued, ...stream });
     d.command(shellLine(server.proc.spawnargs));
     const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: this.connections, ...stream });
     d.command(shellLine(clients.proc.spawnargs));
@@ -203,10 +211,21 @@ class Demo {
     d.ok(
       `server pid ${server.pid} in A and client pid ${clients.pid} in C connected; each sends ${formatBytes(BYTES_PER_TICK * 100)}/s per connection and checks every byte it receives`,
     );
+    const clientFixtures = [clients];
+    if (queued) {
+      // The server accepts no more: these connect (the kernel completes their handshakes) and wait in its
+      // accept queue, sending what fits; migrate() takes them from the queue and moves them too.
+      await server.accept(false);
+      const late = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: queued, firstIndex: this.connections, ...stream });
+      d.command(shellLine(late.proc.spawnargs));
+      clientFixtures.push(late);
+      await late.waitConnected(15_000);
+      d.ok(`${queued} more connection(s) from client pid ${late.pid} in C, which the server does not accept: they wait in its listener's queue`);
+    }
     this.deliverDir = mkdtempSync(path.join(tmpdir(), 'soccrd-demo-'));
     const deliverPath = path.join(this.deliverDir, 'handover.sock');
     // Started now, so that the hand-over finds it ready; it learns where to go on from at the move.
-    const receiver = await MultiFixture.start(lan.ns.B, { mode: 'adopt', unixPath: deliverPath, count: this.connections, continueFrom: {}, ...stream });
+    const receiver = await MultiFixture.start(lan.ns.B, { mode: 'adopt', unixPath: deliverPath, count: total, continueFrom: {}, ...stream });
     d.command(shellLine(receiver.proc.spawnargs));
     d.ok(`new owner pid ${receiver.pid} in B, waiting for the hand-over on ${deliverPath}`);
     this.watch = new PeerWatch(clients, (s) => d.sample(s));
@@ -223,7 +242,9 @@ class Demo {
     );
     // The application's own part of a hand-over: the old owner stops its I/O and says how far each
     // stream got, and the new owner goes on from there.
-    const { offsets } = await server.quiesce();
+    const quiesced = await server.quiesce();
+    // The queued connections start their streams at the new owner: the old one never read or wrote them.
+    const offsets = { ...quiesced.offsets, ...queuedOffsets({ family: 'ipv4', ip: SERVICE_V4, port: PORT }, LAN_NODES.C.v4, this.connections, queued) };
     await receiver.continueFrom(offsets);
     const report = await migrate({
       from: a.address,
@@ -237,6 +258,7 @@ class Demo {
       onPhase: (e) => d.phase(e),
     });
     this.recordMigration(report);
+    for (const s of report.skipped) d.info(`left in A: fd ${s.fd} (${s.kind}): ${s.reason}`);
     await receiver.waitEvent('handover-live', 15_000, ['error', 'handover-failed']);
     d.ok(
       `${report.connections} connection(s) live in B, ${formatBytes(report.queueBytes)} of queues moved; frozen for ${d.paint('bold', formatMs(report.freezeMs))}`,
@@ -256,10 +278,9 @@ class Demo {
       "peer's longest gap",
       `${formatMs(gap)} without a byte on any connection: the freeze plus the applications' hand-over (old owner quiesced before the checkpoint, new owner writing after 'live')`,
     ]);
-    await clients.stream(false);
-    await receiver.stream(false);
-    const [cs, rs] = await untilExchanged(clients, receiver, 30_000);
-    this.verify(cs, rs, offsets, lockEntries(lan.ns.B, b.lockTable));
+    await Promise.all([receiver, ...clientFixtures].map((f) => f.stream(false)));
+    const [rs, cs] = await untilExchanged(receiver, clientFixtures, 30_000);
+    this.verify(cs, rs, offsets, lockEntries(lan.ns.B, b.lockTable), report);
   }
 
   /**
@@ -442,12 +463,24 @@ class Demo {
   }
 
   /** Checks the final statuses of both ends (already byte-exact both ways: untilExchanged). Throws on a failure. */
-  private verify(cs: MultiStatus, rs: MultiStatus, before: Offsets, lockLeft: number): void {
+  private verify(cs: MultiStatus, rs: MultiStatus, before: Offsets, lockLeft: number, report: MigrateReport): void {
     const { check, failures } = this.checker();
     const toServer = cs.totals.sent;
     const toClient = cs.totals.received;
+    const total = this.connections + this.backlog;
     check(true, `every byte arrived exactly once, in order, both ways: C → server ${formatBytes(toServer)}, server → C ${formatBytes(toClient)}`);
-    check(cs.connections.length === this.connections && rs.connections.length === this.connections, `${this.connections} connection(s) at both ends`);
+    check(cs.connections.length === total && rs.connections.length === total, `${total} connection(s) at both ends`);
+    if (this.backlog) {
+      const listener = report.skipped.find((s) => s.kind === 'LISTENING');
+      check(
+        listener?.reason.startsWith(`listener stays; ${this.backlog} queued connection(s) taken`) === true,
+        `the ${this.backlog} connection(s) waiting in the listener's queue were taken and moved; the listener stays in A`,
+      );
+      check(
+        rs.connections.filter((c) => c.index >= this.connections).every((c) => c.handedState === 'ESTABLISHED'),
+        'they arrived in B as established connections',
+      );
+    }
     check(
       cs.connections.every((c) => c.error === null && !c.eof && c.state === TCP_ESTABLISHED),
       'the client saw no RST and no FIN: every connection still ESTABLISHED',
@@ -522,11 +555,17 @@ function parseCount(v: string): number {
   return Number(v);
 }
 
+function parseBacklog(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 50) throw new InvalidArgumentError('a whole number from 0 to 50');
+  return Number(v);
+}
+
 const program = new Command('demo')
   .description('Live migration of streaming TCP connections between two hosts (network namespaces), shown step by step; needs root')
   .option('-c, --connections <n>', 'connections to stream and move', parseCount, 3)
   .option('--upgrade', 'show a same-host upgrade instead: a server with its listener handed to a new process beside it while clients keep connecting', false)
-  .action(async (opts: { connections: number; upgrade: boolean }) => {
-    await new Demo(opts.connections, opts.upgrade).main();
+  .option('--backlog <n>', "cross-host: connections left waiting in the server's accept queue when it migrates (0 for none)", parseBacklog, 2)
+  .action(async (opts: { connections: number; upgrade: boolean; backlog: number }) => {
+    await new Demo(opts.connections, opts.upgrade, opts.backlog).main();
   });
 void program.parseAsync(process.argv);

@@ -4,7 +4,8 @@
 import { join } from 'node:path';
 import type { ConnSelection, ConnStatus, MultiConfig, MultiStatus, Offsets } from './fixtures/multi';
 import { FixtureProcess, killAllFixtures } from './fixture-process';
-import { pairingKey, peerKey } from './multi-data';
+import type { SocketAddress } from '../protocol/address';
+import { clientSeed, connKey, pairingKey, peerKey, serverSeed } from './multi-data';
 
 export type { ConnSelection, ConnStatus, Continuation, MultiConfig, MultiStatus, Offsets } from './fixtures/multi';
 
@@ -41,6 +42,20 @@ export function exchangeProblems(a: MultiStatus, b: MultiStatus, allowEof = fals
   }
   for (const p of byKey.values()) problems.push(`${b.mode} ${p.key}: no other end in ${a.mode}`);
   return problems;
+}
+
+/**
+ * Where a new owner starts the server ends of connections firstIndex .. firstIndex+count-1 that no
+ * server ever accepted (they waited in its accept queue): at the start of both streams. `server` is the
+ * listener's address, `clientIp` the clients' (their ports from clientPortBase, as the fixture numbers them).
+ */
+export function queuedOffsets(server: SocketAddress, clientIp: string, firstIndex: number, count: number, clientPortBase = 40_000): Offsets {
+  const out: Offsets = {};
+  for (let i = firstIndex; i < firstIndex + count; i++) {
+    const key = connKey(server, { family: server.family, ip: clientIp, port: clientPortBase + i });
+    out[key] = { index: i, sendSeed: serverSeed(i), recvSeed: clientSeed(i), sent: 0, received: 0 };
+  }
+  return out;
 }
 
 /** The statuses of several fixtures (clients that connected at different times) as one: the connections of all. */
@@ -143,7 +158,7 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   }
 
   async command(
-    cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from',
+    cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from' | 'accept',
     extra: Record<string, unknown> = {},
   ): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
@@ -179,6 +194,11 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
    */
   continueFrom(offsets: Offsets): Promise<MultiStatus> {
     return this.command('continue-from', { offsets });
+  }
+
+  /** serve: accepting on or off; off, later connections wait in the listener's accept queue while the others stream on. */
+  accept(on: boolean): Promise<MultiStatus> {
+    return this.command('accept', { on });
   }
 
   /** Undoes quiesce (the connections stayed here after all). */

@@ -12,8 +12,7 @@ import { SoccrClient } from '../client/client';
 import { migrate } from '../client/migrate';
 import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { LAN_NODES, Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from '../lab/lan';
-import { MultiFixture, Offsets, killAllMulti, untilExchanged } from '../lab/multi';
-import { clientSeed, connKey, serverSeed } from '../lab/multi-data';
+import { MultiFixture, killAllMulti, queuedOffsets, untilExchanged } from '../lab/multi';
 import { sleep } from '../lab/scenario';
 import { TcpState as WireTcpState } from '../protocol/generated/soccr/v1/TcpState';
 
@@ -49,11 +48,10 @@ describe('backlog: connections waiting in an accept queue migrate to another hos
     const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: PORT, count: live, acceptMore: queued, ...stream });
     const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: live, ...stream });
     await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
-    await sleep(500);
-    const { offsets } = await server.quiesce();
+    await server.accept(false); // the live ones stream on
     const late = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: PORT, count: queued, firstIndex: live, ...stream });
     await late.waitConnected(15_000); // the kernel completed their handshakes: they wait in the queue
-    await sleep(300); // and send meanwhile, into sockets nobody has accepted
+    await sleep(500); // and send meanwhile, into sockets nobody has accepted
 
     const src = new SoccrClient(a.address);
     try {
@@ -65,20 +63,18 @@ describe('backlog: connections waiting in an accept queue migrate to another hos
     }
 
     // The new owner goes on from the old one's offsets; the queued connections from the start of their streams.
-    const fromStart: Offsets = {};
-    for (let i = live; i < live + queued; i++) {
-      const key = connKey({ family: 'ipv4', ip: SERVICE_V4, port: PORT }, { family: 'ipv4', ip: LAN_NODES.C.v4, port: 40_000 + i });
-      fromStart[key] = { index: i, sendSeed: serverSeed(i), recvSeed: clientSeed(i), sent: 0, received: 0 };
-    }
+    const fromStart = queuedOffsets({ family: 'ipv4', ip: SERVICE_V4, port: PORT }, LAN_NODES.C.v4, live, queued);
     dir = mkdtempSync(join(tmpdir(), 'soccrt-backlog-'));
     const deliver = join(dir, 'handover.sock');
     const next = await MultiFixture.start(lan.ns.B, {
       mode: 'adopt',
       unixPath: deliver,
       count: live + queued,
-      continueFrom: { ...offsets, ...fromStart },
+      continueFrom: fromStart,
       ...stream,
     });
+    const { offsets } = await server.quiesce();
+    await next.continueFrom(offsets);
     const report = await migrate({
       from: a.address,
       to: b.address,

@@ -105,7 +105,7 @@ describe('npm run demo', function () {
     }
   });
 
-  it('moves streaming connections from A to B, verifies every byte, reports PASS and cleans up', async () => {
+  it("moves streaming connections from A to B, with two unaccepted ones from the listener's queue, verifies every byte, reports PASS and cleans up", async () => {
     const r = startDemo();
     const { code } = await exitWithin(r, 90_000);
     const out = r.output();
@@ -115,6 +115,8 @@ describe('npm run demo', function () {
     assert.ok(freeze, `a freeze time in the summary:\n${out}`);
     assert.match(out, /checkpoint\+restore .* connection\(s\), .* of queues/, 'phases shown as they complete');
     assert.match(out, /│ peer's longest gap\s+│ [\d.]+ m?s/);
+    assert.match(out, /✓ the 2 connection\(s\) waiting in the listener's queue were taken and moved; the listener stays in A/, 'the backlog moved');
+    assert.match(out, /✓ they arrived in B as established connections/);
     assert.match(out, /C receives t=[\d.]+s KiB per 100 ms: \d+/, 'the plain ticker (stdout is a pipe)');
     assert.ok(!out.includes('\x1b['), 'no terminal escapes when stdout is not a terminal');
     assertNothingLeft(r);

@@ -596,12 +596,12 @@ describe('soccrctl', function () {
         pid: 77,
         fds: [3, 5],
         all: false,
-        options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true, allowPartial: false },
+        options: { leaseMs: 9000, noNetworkLock: true, stopOwner: true, allowPartial: false, takeBacklog: false },
         dataTransfer: null,
       });
       const plain = await run(['--daemon', fake.address, 'checkpoint', '--pid', '77', '--all', '--out', out]);
       assert.equal(plain.code, 0, plain.stderr);
-      assert.deepEqual(lastCheckpoint()?.options, { leaseMs: 0, noNetworkLock: false, stopOwner: false, allowPartial: false });
+      assert.deepEqual(lastCheckpoint()?.options, { leaseMs: 0, noNetworkLock: false, stopOwner: false, allowPartial: false, takeBacklog: false });
       const r = await run(['--daemon', fake.address, 'restore', '--in', out, '--hold', '--no-network-lock']);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(fake.restored?.options.noNetworkLock, true);

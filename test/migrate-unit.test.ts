@@ -149,7 +149,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [3, 5],
         all: false,
-        options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true, allowPartial: false },
+        options: { leaseMs: 20000, noNetworkLock: false, stopOwner: true, allowPartial: false, takeBacklog: false },
         dataTransfer: null,
       });
       assert.deepEqual(dst.restored?.options, {
@@ -216,7 +216,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [],
         all: true,
-        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false, allowPartial: false },
+        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false, allowPartial: false, takeBacklog: true },
         dataTransfer: null,
       });
       assert.equal(dst.restored?.options.noNetworkLock, true);
@@ -555,7 +555,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [3, 5],
         all: false,
-        options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true, allowPartial: false },
+        options: { leaseMs: 15000, noNetworkLock: false, stopOwner: true, allowPartial: false, takeBacklog: false },
         dataTransfer: null,
       });
       assert.deepEqual(dst.restored?.options, {
@@ -592,7 +592,7 @@ describe('migrate (two stand-in daemons)', function () {
         pid: 77,
         fds: [],
         all: true,
-        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false, allowPartial: false },
+        options: { leaseMs: 0, noNetworkLock: true, stopOwner: false, allowPartial: false, takeBacklog: true },
         dataTransfer: null,
       });
       assert.equal(dst.restored?.options.noNetworkLock, true);

@@ -39,6 +39,8 @@ export interface DaemonOptions {
   defaultLockTable?: boolean;
   /** More fds the daemon inherits, after LISTEN_FDS's: fd numbers, or 'ignore' to leave that fd free. */
   inheritFds?: Array<number | 'ignore'>;
+  /** The soccrd program to run (e.g. an installed package's dist/daemon/main.js); default this tree's. */
+  main?: string;
 }
 
 export class DaemonProcess {
@@ -57,6 +59,7 @@ export class DaemonProcess {
     readonly listenFds: Array<{ fd: number; name: string }> = [],
     defaultLockTable = false,
     readonly inheritFds: Array<number | 'ignore'> = [],
+    readonly main: string = MAIN,
   ) {
     this.givenLockTable = defaultLockTable ? undefined : `soccrt${process.pid}d${counter++}`;
     this.dir = mkdtempSync(join(tmpdir(), 'soccrt-d'));
@@ -70,7 +73,7 @@ export class DaemonProcess {
    */
   static async start(argsOrOptions: string[] | DaemonOptions = []): Promise<DaemonProcess> {
     const o: DaemonOptions = Array.isArray(argsOrOptions) ? { args: argsOrOptions } : argsOrOptions;
-    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds, o.defaultLockTable, o.inheritFds);
+    const d = new DaemonProcess(o.args ?? [], o.netns, o.env, o.listenFds, o.defaultLockTable, o.inheritFds, o.main);
     running.add(d);
     await d.spawn();
     return d;
@@ -78,7 +81,7 @@ export class DaemonProcess {
 
   private async spawn(): Promise<void> {
     const lockTable = this.givenLockTable ? ['--lock-table', this.givenLockTable] : [];
-    const argv = [MAIN, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', ...lockTable, ...this.extraArgs];
+    const argv = [this.main, '--listen', this.address, '--state-dir', join(this.dir, 'state'), '--log-level', 'debug', ...lockTable, ...this.extraArgs];
     const env = { ...process.env, ...this.env };
     const fds = this.listenFds.map((l) => l.fd);
     if (fds.length) Object.assign(env, { LISTEN_FDS: String(fds.length), LISTEN_FDNAMES: this.listenFds.map((l) => l.name).join(':') });

@@ -158,10 +158,15 @@ export class MultiFixture extends FixtureProcess<MultiStatus, Reply> {
   }
 
   async command(
-    cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from' | 'accept',
+    cmd: 'status' | 'write' | 'read' | 'stream' | 'quiesce' | 'resume' | 'gaps' | 'continue-from' | 'accept' | 'close',
     extra: Record<string, unknown> = {},
   ): Promise<MultiStatus> {
     return (await this.request(cmd, extra)).status as MultiStatus;
+  }
+
+  /** Closes the connections `select` names (the owner's own close: FIN, or RST with unread bytes). */
+  close(select: ConnSelection): Promise<MultiStatus> {
+    return this.command('close', { select });
   }
 
   /** Queues `bytes` more of each connection's stream on every connection (or on those `select` names). */

@@ -20,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SOCCR_BATCH_ABI 1
+#define SOCCR_BATCH_ABI 2
 
 enum {
   OP_SETSOCKOPT = 1,
@@ -38,6 +38,7 @@ enum {
   OP_SETNS = 13,
   OP_PIDFD_GETFD = 14,
   OP_FSTAT_INO = 15, // st_ino lands in data (u64)
+  OP_KCMP_FILE = 16, // kcmp(a3 = our pid, a1 = their pid, KCMP_FILE, fd, a2): 0 when both name one open file
 };
 
 enum {
@@ -150,6 +151,8 @@ static int64_t execute(struct soccr_op *op, int fd, char *mem) {
     }
     return r;
   }
+  case OP_KCMP_FILE:
+    return syscall(SYS_kcmp, op->a3, op->a1, 0 /* KCMP_FILE */, fd, op->a2);
   default:
     errno = ENOSYS;
     return -1;

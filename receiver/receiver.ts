@@ -339,7 +339,9 @@ class Incoming {
         else this.goLive();
         return;
       case 'abort':
-        this.fail(`the sender aborted the hand-over: ${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}`, false);
+        // "again": the same sockets follow on a new hand-over connection (a hand-off whose old owner
+        // changed its sockets before it was stopped): nothing failed, nothing to report.
+        this.fail(`the sender aborted the hand-over: ${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}`, false, msg.again === true);
         return;
       default:
         this.fail(`unknown message type ${JSON.stringify(msg.type)}`, true);

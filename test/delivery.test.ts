@@ -537,7 +537,14 @@ describe('hand-over of restored sockets', function () {
     const refused = once(strict, 'error') as Promise<[HandoverError]>;
     let wentLive = false;
     await assert.rejects(
-      deliver(path2, [c.item], () => (wentLive = true), { timeoutMs: 5000 }),
+      deliver(
+        path2,
+        [c.item],
+        () => {
+          wentLive = true;
+        },
+        { timeoutMs: 5000 },
+      ),
       (e: unknown) => assertDelivery(e, /./),
     );
     const [err2] = await refused;
@@ -578,7 +585,14 @@ describe('hand-over of restored sockets', function () {
       let wentLive = false;
       // A good connection first, then the wrong descriptor: the whole hand-over fails.
       await assert.rejects(
-        deliver(path, [c.item, { fd: wrong, meta: meta(1) }], () => (wentLive = true), { timeoutMs: 5000 }),
+        deliver(
+          path,
+          [c.item, { fd: wrong, meta: meta(1) }],
+          () => {
+            wentLive = true;
+          },
+          { timeoutMs: 5000 },
+        ),
         (e: unknown) => assertDelivery(e, /conn-1.*not (TCP|IPv4)/),
       );
       const [err] = await failed;

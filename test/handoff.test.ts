@@ -12,7 +12,7 @@ import { SoccrClient } from '../client/client';
 import { migrate } from '../client/migrate';
 import { DaemonProcess, cleanupDaemons, daemonLogs, expectStatus } from '../lab/daemon';
 import { Lan, SERVICE_V4, destroyLans, leftoverLanNamespaces } from '../lab/lan';
-import { MultiConfig, MultiFixture, MultiStatus, killAllMulti, untilExchanged } from '../lab/multi';
+import { MultiConfig, MultiFixture, MultiStatus, exchangeProblems, killAllMulti, untilExchanged } from '../lab/multi';
 import { clientSeed, multiBytes } from '../lab/multi-data';
 import { destroyTopologies, sleep, socketPath } from '../lab/scenario';
 import { DeliveredListener, DeliveredSocket, SocketReceiver } from '../receiver/receiver';
@@ -140,6 +140,52 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
       server.connections.every((c) => c.received > 0 && c.sent > 0),
       'every connection carried bytes both ways at the new owner',
     );
+  });
+
+  it('an owner that closes a connection after its sockets went to the new owner but before it is stopped: they are handed over again while it is stopped, without that one (its peer sees the close), the others exact', async () => {
+    const t = (lab = await startLab(6));
+    const path = socketPath('again');
+    const { offsets } = await t.server.quiesce();
+    // A new owner slow to acknowledge: the sockets are all with it, the old owner still runs, and closes one.
+    const next = await MultiFixture.start(t.lan.ns.A, {
+      mode: 'adopt',
+      unixPath: path,
+      continueFrom: offsets,
+      acceptMore: 30,
+      ackDelayMs: 1500,
+      streaming: true,
+      bytesPerTick: RATE,
+    });
+    const handing = t.client.handoff(t.server.pid, path, { all: true, listeners: true });
+    await sleep(600);
+    assert.notEqual(processState(t.server.pid), 'T', 'the old owner runs while the new one holds its sockets unacknowledged');
+    await t.server.close({ stride: 6, offset: 1 });
+    const r = await handing;
+
+    assert.equal(r.sockets.length, 6, 'the five connections left and the listener');
+    assert.ok(
+      r.skipped.some((x) => x.kind === 'NO_SUCH_FD'),
+      `the closed one is named: ${JSON.stringify(r.skipped)}`,
+    );
+    await next.waitEvent('handover-live', 10_000, ['error', 'handover-failed']);
+    const st = await next.status();
+    assert.deepEqual(st.handovers, { accepted: 2, live: 1, failed: [], again: 1 }, 'the first hand-over aborted with "again", the second live');
+    assert.equal(st.connections.length, 5);
+    t.server.kill();
+    await t.server.exited();
+    // The close reached its peer (no copy of ours or the new owner's kept it open); the others are exact.
+    await Promise.all([next.stream(false), ...t.clients.map((c) => c.stream(false))]);
+    await next.read(true);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const [s, c] = await Promise.all([next.status(), t.clients[0].status()]);
+      const closed = c.connections.find((x) => x.index === 1);
+      const rest = { ...c, connections: c.connections.filter((x) => x.index !== 1) };
+      const problems = exchangeProblems(s, rest);
+      if (closed && (closed.eof || closed.error) && problems.length === 0) break;
+      if (Date.now() > deadline) assert.fail(`closed: ${JSON.stringify(closed)}; ${problems.slice(0, 5).join('; ')}`);
+      await sleep(100);
+    }
   });
 
   it('a receiver that refuses or dies changes nothing: the old owner is continued and keeps serving every socket exactly', async () => {
@@ -312,8 +358,9 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
 
   it('a daemon killed while the owner is stopped continues it at its restart: the old owner keeps serving every socket exactly', async () => {
     const t = (lab = await startLab(4, { SOCCRD_CRASH_AT: 'handoff.after-stop' }));
-    await t.server.quiesce();
-    const rx = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: socketPath('crash'), count: 4, acceptMore: 30 });
+    // A receiver that takes them (the sockets are handed over before the owner is stopped; the crash comes after the stop).
+    const { offsets } = await t.server.quiesce();
+    const rx = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: socketPath('crash'), continueFrom: offsets, acceptMore: 30 });
     await t.client.handoff(t.server.pid, rx.config.unixPath as string, { all: true, listeners: true }).then(
       () => assert.fail('the daemon was to kill itself'),
       () => undefined,

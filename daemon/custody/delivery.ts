@@ -71,6 +71,13 @@ export interface DeliveryOptions {
   rules?: HandoverRules;
 }
 
+/**
+ * Thrown by a `goLive` that finds the sockets it was to make live are no longer the ones to hand over (a
+ * hand-off whose owner changed its sockets before it was stopped): the receiver is told to abort with
+ * `"again":true`, as the same sockets follow on a new hand-over connection.
+ */
+export class HandOverAgain extends Error {}
+
 /** The most fds one sendmsg of a hand-over carries: what the documented receivers' control buffers take. */
 export const MAX_FDS_PER_SEND = 16;
 
@@ -265,11 +272,12 @@ class HandoverConn {
     await sleep(POLL_MS);
   }
 
-  /** Best effort, never waits: sends the abort line if it fits at once, then closes. */
-  abort(reason: string): void {
+  /** Best effort, never waits: sends the abort line if it fits at once, then closes. `again`: the same sockets follow on a new connection. */
+  abort(reason: string, again = false): void {
     if (this.closed) return;
     if (this.connected && !this.midLine) {
-      const bytes = line({ type: 'abort', reason: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON)}...` : reason });
+      const text = reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON)}...` : reason;
+      const bytes = line(again ? { type: 'abort', reason: text, again: true } : { type: 'abort', reason: text });
       if (bytes.length <= this.out.buf.length) {
         bytes.copy(this.out.buf);
         // A partial abort line is no worse than none: the receiver treats both, and the close, alike.
@@ -297,7 +305,8 @@ class HandoverConn {
  *
  * Rejects with SoccrError('BAD_REQUEST') for a path or item that cannot be sent (nothing was sent), and
  * SoccrError('DELIVERY') when the receiver is absent, refuses, goes away or is too slow; `goLive` has
- * not run then. If `goLive` throws, the receiver is told to abort and its error is rethrown as is. A
+ * not run then. If `goLive` (which may be async) throws, the receiver is told to abort (with
+ * `"again":true` for a HandOverAgain) and its error is rethrown as is. A
  * DELIVERY error whose message starts with "connections are live" means goLive did run but the receiver
  * could not be told.
  *
@@ -308,7 +317,7 @@ class HandoverConn {
 export async function deliver(
   path: string,
   itemsOrTaken: DeliveryItem[] | (() => Promise<DeliveryItem[]>),
-  goLive: () => void,
+  goLive: () => void | Promise<void>,
   opts: DeliveryOptions = {},
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
@@ -386,9 +395,9 @@ export async function deliver(
   }
 
   try {
-    goLive();
+    await goLive();
   } catch (err) {
-    conn.abort(`going live failed: ${errorMessage(err)}`);
+    conn.abort(err instanceof HandOverAgain ? err.message : `going live failed: ${errorMessage(err)}`, err instanceof HandOverAgain);
     throw err;
   }
 

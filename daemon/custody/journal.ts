@@ -222,15 +222,21 @@ export class Journal {
   }
 
   /** Appends a record and makes it durable; throws (SoccrError KERNEL) if it could not be. */
-  private append(r: JournalRecord): void {
+  private append(r: JournalRecord, sync = true): void {
     try {
       writeSync(this.fd, `${JSON.stringify({ v: FORMAT, ...r })}\n`);
-      fdatasyncSync(this.fd);
+      if (sync) fdatasyncSync(this.fd);
     } catch (err) {
       throw new SoccrError('KERNEL', `crash journal ${this.file}: ${(err as Error).message}`, err);
     }
     this.apply(r);
     this.appended++;
+    // An unsynced record is written where time counts: its compaction (a sync) waits for tidy().
+    if (sync) this.maybeCompact();
+  }
+
+  /** Compacts what handedOff left as it was (after the freeze it was written in). */
+  tidy(): void {
     this.maybeCompact();
   }
 
@@ -340,6 +346,16 @@ export class Journal {
    */
   ended(id: string, state: SessionEnd, unlockAt?: number): void {
     if (this.sources.has(id)) this.append({ t: 'end', id, state, ...(unlockAt !== undefined ? { unlockAt } : {}) });
+  }
+
+  /**
+   * A hand-off's new owner holds the sockets (RELEASED: its owner is never to be continued), written but
+   * not synced: the record must outlive the daemon, not the machine (after a crash of the machine there
+   * is no stopped owner left to continue), and the hand-off writes it while the owner is stopped, where a
+   * sync would add milliseconds to the freeze. Nor is the journal compacted then: tidy() does it later.
+   */
+  handedOff(id: string): void {
+    if (this.sources.has(id)) this.append({ t: 'end', id, state: 'RELEASED' }, false);
   }
 
   /** After a session's lock entries were removed. */

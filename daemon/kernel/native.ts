@@ -267,7 +267,12 @@ const fns = {
   pthread_sigmask: spec('pthread_sigmask', [I32, I64, I64]),
   openat: spec('openat', [I32, I64, I32, I32]),
   fstat: spec('fstat', [I32, I64]),
+  // kcmp has no libc wrapper: syscall(2) with integer arguments only
+  syscall5: spec('syscall', [I64, I64, I64, I64, I64, I64], I64),
 };
+
+const SYS_KCMP = process.arch === 'x64' ? 312 : 272; // x86_64; the generic table (arm64, riscv64)
+const KCMP_FILE = 0;
 
 export function socket(domain: number, type: number, protocol: number): number {
   return check(invoke(fns.socket, [domain, type, protocol]), 'socket');
@@ -481,6 +486,7 @@ const OP = {
   SETNS: 13,
   PIDFD_GETFD: 14,
   FSTAT_INO: 15,
+  KCMP_FILE: 16,
 } as const;
 const OP_NAMES = [
   '',
@@ -499,6 +505,7 @@ const OP_NAMES = [
   'setns',
   'pidfd_getfd',
   'fstat',
+  'kcmp',
 ];
 
 /** Op flags. */
@@ -535,7 +542,7 @@ const F = {
 } as const;
 const DATA_OFF = 72; // bytes: inline memory for small values
 const INLINE_BYTES = 56;
-const ABI = 1;
+const ABI = 2;
 
 /** Where an op's fd comes from: a number, or the result of an earlier op of the same batch (a new socket). */
 export type FdArg = number | { op: number };
@@ -808,6 +815,16 @@ export class KernelBatch {
     return this.inline(this.add(OP.FSTAT_INO, fd, 0, 0, 0, flags), 8);
   }
 
+  /**
+   * Whether our `fd` and `theirFd` of process `pid` name the same open file (kcmp KCMP_FILE): the op
+   * succeeds only then; a different file fails with errno 0, a closed one with EBADF.
+   */
+  kcmpFile(fd: number, pid: number, theirFd: number, flags = 0): number {
+    const i = this.add(OP.KCMP_FILE, fd, pid, theirFd, process.pid, flags);
+    this.words[(i + 1) * W + F.EXPECT] = 0;
+    return i;
+  }
+
   /** Runs every op; returns how many failed (skipped ones not counted). */
   run(): number {
     const n = this.count;
@@ -918,6 +935,9 @@ export class KernelBatch {
         break;
       case OP.PIDFD_GETFD:
         r = invoke(fns.pidfd_getfd, [fd, a1, a2]);
+        break;
+      case OP.KCMP_FILE:
+        r = invoke(fns.syscall5, [SYS_KCMP, w[o + F.A3], a1, KCMP_FILE, fd, a2]);
         break;
       case OP.FSTAT_INO:
         try {

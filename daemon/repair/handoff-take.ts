@@ -1,8 +1,10 @@
 // What a same-host hand-off takes from the old owner: the live sockets themselves, never frozen and never
 // copied. Which fds (those named, or every connected TCP socket, and listening ones when asked; every
-// socket --all leaves out is named with its reason), then, while the owner is stopped, our duplicates of
-// them in one batch of kernel calls, each checked against what the listing saw.
-import { closeSync, fstatSync, openSync, readdirSync } from 'node:fs';
+// socket --all leaves out is named with its reason), then our duplicates of them in one batch of kernel
+// calls, each checked against what the listing saw; and, once the owner is stopped, whether it changed
+// any of them since they were taken (it ran meanwhile).
+import { closeSync, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import * as N from '../kernel/native';
 import { SoccrError, kernelError } from '../../protocol/errors';
 import type { SocketAddress } from '../../protocol/address';
@@ -216,6 +218,92 @@ function describe(pid: number, fd: number, dup: number): Omit<HandoffSocket, 'fd
     }
   }
   return { inode: fstatSync(dup).ino, local, remote, state };
+}
+
+/** The owner's other fds as the take left them: fd -> the inode each names (0 where it could not be read). */
+export type OtherFds = ReadonlyMap<number, number>;
+
+/**
+ * The owner's other fds as the take left them, to see after the stop which fds changed (a hand-off
+ * that sent its sockets before stopping the owner).
+ */
+export function otherFds(pid: number, taken: TakenSockets): OtherFds {
+  const handed = new Set(taken.sockets.map((s) => s.fd));
+  return new Map(fdsOf(pid).flatMap((fd) => (handed.has(fd) ? [] : [[fd, inodeAt(pid, fd)] as [number, number]])));
+}
+
+/** How many fds a process has open: the size /proc/PID/fd reports (Linux 6.2+), or undefined. */
+function fdCount(pid: number): number | undefined {
+  try {
+    const size = statSync(`/proc/${pid}/fd`).size;
+    return size > 0 ? size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The inode the owner's `fd` names (following /proc/PID/fd/FD), 0 if it cannot be read (closed). */
+function inodeAt(pid: number, fd: number): number {
+  try {
+    return statSync(`/proc/${pid}/fd/${fd}`).ino;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Once the owner is stopped: what changed since `taken` was taken while it ran, or undefined if nothing
+ * did. Every handed fd must still name the very open file we hold (kcmp, all in one batch of kernel
+ * calls): one the owner closed meanwhile must not go on in the new owner, as it would, held by our
+ * duplicate. With `all`, no other fd may have become a socket the hand-off takes (an accepted
+ * connection): each fd that is new or names another file than at the take (`others`) is looked at.
+ */
+export function changedSince(
+  proc: ProcessHandle,
+  taken: TakenSockets,
+  sel: HandoffSelection,
+  others: ReadonlyMap<number, number>,
+  batch: N.KernelBatch,
+): string | undefined {
+  const b = batch.reset();
+  const ops = taken.sockets.map((s, i) => {
+    b.group = i;
+    return b.kcmpFile(taken.dups[i], proc.pid, s.fd);
+  });
+  b.run();
+  const moved = ops.findIndex((op) => !b.ok(op));
+  if (moved >= 0) {
+    const fd = taken.sockets[moved].fd;
+    return b.errno(ops[moved]) === osConstants.errno.EBADF ? `the owner closed fd ${fd}` : `fd ${fd} of the owner names another file`;
+  }
+  if (!sel.all) return undefined;
+  // Every handed fd is in place; if every other one is too, naming what it named, and the process has
+  // no more fds than that, nothing was opened: the common case, without listing a thousand fds.
+  const same = [...others].every(([fd, ino]) => ino === 0 || inodeAt(proc.pid, fd) === ino);
+  const open = [...others.values()].filter((ino) => ino !== 0).length + taken.sockets.length;
+  if (same && fdCount(proc.pid) === open) return undefined;
+  const handed = new Set(taken.sockets.map((s) => s.fd));
+  for (const fd of fdsOf(proc.pid)) {
+    if (handed.has(fd)) continue;
+    const ino = inodeAt(proc.pid, fd);
+    if (ino === 0 || others.get(fd) === ino) continue;
+    // New, or another file than at the take: one the hand-off takes would have been left behind.
+    let dup: number;
+    try {
+      dup = proc.dupFd(fd);
+    } catch {
+      continue; // closed again
+    }
+    try {
+      const s = describe(proc.pid, fd, dup);
+      if (s.state !== TcpState.LISTEN ? s.remote.port !== 0 : sel.listeners) return `the owner opened fd ${fd} (a TCP socket) meanwhile`;
+    } catch {
+      // not a TCP socket, or one --all would not take
+    } finally {
+      N.closeQuietly(dup);
+    }
+  }
+  return undefined;
 }
 
 /** A batch of kernel calls with room for taking `count` sockets, made before the owner is stopped. */

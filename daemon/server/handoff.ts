@@ -1,21 +1,35 @@
 // The Handoff RPC: a same-host upgrade. The old owner's live sockets themselves (our pidfd_getfd
 // duplicates: the same open files, listeners with their accept queues) go to the new owner over the
 // hand-over protocol (custody/delivery.ts); nothing is frozen, copied or rebuilt, so no 4-tuple is ever
-// held twice. The old owner is stopped (SIGSTOP) from before we take its fds until the new owner
-// acknowledged, so that the two never serve the same sockets at once. A failure before the
-// acknowledgement changes nothing: our duplicates are closed (plain close: the owner still holds every
-// socket) and the owner continued. After it, the owner stays stopped (or is killed, kill_old): continuing
-// it would let it read and accept on sockets that are no longer its own.
+// held twice. They are taken and handed over while the old owner still runs (the receiver holds them
+// unused until "live"); once the receiver acknowledged, the owner is stopped (SIGSTOP), its fds are
+// checked against ours (handoff-take.ts changedSince) and "live" is sent: the freeze is the stop, the
+// check and one line. An owner that changed its sockets before the stop gets them taken and handed
+// over again while it is stopped (the receiver told to abort "again"). A failure before "live" changes
+// nothing: our duplicates are closed (plain close: the owner still holds every socket) and the owner
+// continued. After it, the owner stays stopped (or is killed, kill_old): continuing it would let it
+// read and accept on sockets that are no longer its own.
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { type DeliveryItem, MAX_FDS_PER_SEND, deliver, prepareSocketLines } from '../custody/delivery';
+import { type DeliveryItem, HandOverAgain, MAX_FDS_PER_SEND, deliver, prepareSocketLines } from '../custody/delivery';
 import type { HandoverRules } from '../custody/handover-target';
 import { NetnsHandle } from '../kernel/netns';
+import { boostThread } from '../kernel/priority';
 import { type Journal, crashPoint, processStartTime } from '../custody/journal';
 import type { Logger } from '../log';
 import { HANDOVER_MAX_MS } from '../../protocol/handover';
 import { ProcessFacts, ProcessHandle, refuseDaemons } from '../repair/acquire';
-import { HandoffSocket, chooseHandoffSockets, growFdTable, takeBatchFor, takeHandoffSockets } from '../repair/handoff-take';
+import {
+  HandoffChoice,
+  HandoffSocket,
+  TakenSockets,
+  changedSince,
+  chooseHandoffSockets,
+  growFdTable,
+  otherFds,
+  takeBatchFor,
+  takeHandoffSockets,
+} from '../repair/handoff-take';
 import * as N from '../kernel/native';
 import { addressToMsg } from '../../protocol/address';
 import { SoccrError, errorMessage } from '../../protocol/errors';
@@ -77,9 +91,13 @@ async function handoff(
     const batch = takeBatchFor(choice.sockets.length);
     const planned = items(id, req.pid, choice.sockets, new Array<number>(choice.sockets.length).fill(0));
     prepareSocketLines(planned.map((it) => it.meta));
+    /** Items for taken sockets: one still at its place in the list keeps its line made before the stop. */
+    const itemsOf = (t: TakenSockets): DeliveryItem[] =>
+      items(id, req.pid, t.sockets, t.dups).map((it, i) => (t.sockets[i] === choice.sockets[i] ? { fd: it.fd, meta: planned[i].meta } : it));
     // Journaled as a source session without sockets whose owner the daemon stops: a daemon that dies
-    // before the new owner acknowledged continues the owner at its restart (recovery.ts), which then
-    // still holds every socket; once acknowledged it is journaled released, and the owner stays stopped.
+    // before the new owner may go live continues the owner at its restart (recovery.ts), which then
+    // still holds every socket; once the check after the stop passed it is journaled released, and the
+    // owner stays stopped.
     if (journal) {
       journal.beginSource({
         id,
@@ -94,78 +112,137 @@ async function handoff(
       undo.push('journal the hand-off as undone', () => journal.ended(id, 'ABORTED'));
       journal.stopping(id);
     }
-    // The freeze: from the stop to the new owner's acknowledgement, no process serves the sockets (the
-    // kernel still does: peers see at most a full window, never a reset). The receiver is connected and
-    // checked before it starts (deliver calls `take` then).
-    let stoppedAt = 0n;
-    let stopped = 0n;
-    let taken = 0n;
-    let cpuAt = process.cpuUsage();
-    let held: { sockets: HandoffSocket[]; dups: number[] } = { sockets: [], dups: [] };
-    const take = async (): Promise<DeliveryItem[]> => {
-      stoppedAt = process.hrtime.bigint();
-      cpuAt = process.cpuUsage();
-      await proc.stop();
-      stopped = process.hrtime.bigint();
-      undo.push('continue the owner', () => proc.cont());
-      crashPoint('handoff.after-stop');
-      held = takeHandoffSockets(proc, choice, sel, batch);
-      const { dups } = held;
-      taken = process.hrtime.bigint();
-      undo.push('close our duplicates (the owner still holds every socket)', () => dups.forEach((d) => N.closeQuietly(d)));
-      // A socket still at its place in the list keeps its line made before the stop.
-      return items(id, req.pid, held.sockets, dups).map((it, i) => (held.sockets[i] === choice.sockets[i] ? { fd: it.fd, meta: planned[i].meta } : it));
+    const opts = {
+      signal: stopping,
+      rules,
+      // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
+      sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * choice.sockets.length),
+      // sixteen sockets per system call on both sides unless the caller asked for one (a receiver whose
+      // control buffer takes a single fd)
+      fdsPerMessage: req.fdsPerMessage === 0 ? MAX_FDS_PER_SEND : req.fdsPerMessage,
     };
-    let ackedAt = 0n;
-    let cpu = { user: 0, system: 0 };
+    // Our duplicates held now (closed by the undo, or once the new owner holds them).
+    let held: TakenSockets = { sockets: [], dups: [] };
+    undo.push('close our duplicates (the owner still holds every socket)', () => held.dups.forEach((d) => N.closeQuietly(d)));
+    const t = { stop: 0n, stopped: 0n, checked: 0n, taken: 0n, acked: 0n, live: 0n, cpuAt: process.cpuUsage(), stopUnixMs: 0 };
+    // From the stop to "live" this thread runs at the highest priority, and the owner's main thread
+    // until it stopped (kernel/priority.ts): a busy machine's other work would otherwise lengthen the freeze.
+    let unboost = (): void => undefined;
+    undo.push('put our priority back', () => unboost());
+    const stopOwner = async (): Promise<void> => {
+      if (t.stop === 0n) {
+        t.stop = process.hrtime.bigint();
+        t.stopUnixMs = performance.timeOrigin + performance.now();
+        t.cpuAt = process.cpuUsage();
+        unboost = boostThread(0);
+      }
+      const unboostOwner = boostThread(req.pid);
+      try {
+        await proc.stop();
+      } finally {
+        unboostOwner();
+      }
+      if (t.stopped === 0n) {
+        t.stopped = process.hrtime.bigint();
+        undo.push('continue the owner', () => proc.cont());
+      }
+      crashPoint('handoff.after-stop');
+    };
+    // The freeze is what the old owner's stop costs the peers: from the stop until the new owner may use
+    // the sockets ("live"), no process serves them (the kernel still does: peers see at most a full
+    // window, never a reset). So the sockets are taken and handed over while the owner still runs (the
+    // receiver holds them unused until "live"), and the stop only has to check that the owner changed
+    // none of them meanwhile.
+    const early = { ...choice, skipped: [...choice.skipped] };
+    held = takeHandoffSockets(proc, early, sel, batch);
+    const others = otherFds(req.pid, held);
+    let again: string | undefined;
+    try {
+      await deliver(
+        req.deliverUnixPath,
+        itemsOf(held),
+        async () => {
+          await stopOwner();
+          const changed = changedSince(proc, held, sel, others, batch);
+          t.checked = process.hrtime.bigint();
+          if (changed) throw new HandOverAgain(`the owner changed its sockets before it was stopped (${changed}): they follow on a new hand-over`);
+          // The new owner holds every socket: from now on the old one must never run again, restart or not.
+          journal?.handedOff(id);
+        },
+        opts,
+      );
+    } catch (err) {
+      if (!(err instanceof HandOverAgain)) throw err;
+      again = err.message;
+    }
+    if (again === undefined) {
+      t.live = process.hrtime.bigint();
+      return finish(held, early.skipped, 'early');
+    }
+    // The owner changed its sockets in the meantime (it closed one, or accepted a connection): the
+    // receiver closes what it got, and the owner, stopped now, has its sockets taken and handed over again.
+    log.info('hand-off: the owner changed its sockets before it was stopped; handing them over again while it is stopped', { handoff: id, why: again });
+    held.dups.forEach((d) => N.closeQuietly(d));
+    held = { sockets: [], dups: [] };
+    const take = async (): Promise<DeliveryItem[]> => {
+      await stopOwner();
+      held = takeHandoffSockets(proc, choice, sel, batch);
+      t.taken = process.hrtime.bigint();
+      return itemsOf(held);
+    };
     await deliver(
       req.deliverUnixPath,
       take,
       () => {
-        ackedAt = process.hrtime.bigint();
-        cpu = process.cpuUsage(cpuAt);
-        // The new owner holds every socket: from now on the old one must never run again, restart or not.
-        journal?.ended(id, 'RELEASED');
+        t.acked = process.hrtime.bigint();
+        journal?.handedOff(id);
       },
-      {
-        signal: stopping,
-        rules,
-        // every message in flight at once (about 1 KiB of kernel memory each): never a wait for the receiver to drain
-        sendBufferBytes: Math.min(64 << 20, 256 * 1024 + 2048 * choice.sockets.length),
-        // sixteen sockets per system call on both sides unless the caller asked for one (a receiver whose
-        // control buffer takes a single fd)
-        fdsPerMessage: req.fdsPerMessage === 0 ? MAX_FDS_PER_SEND : req.fdsPerMessage,
-      },
+      opts,
     );
-    const { sockets, dups } = held;
-    // The new owner holds them: ours go, and the old owner never runs again on them.
-    dups.forEach((d) => N.closeQuietly(d));
-    const killed = req.killOld ? proc.kill() : false;
-    proc.close();
-    undo.release();
-    const freezeUs = Number(ackedAt - stoppedAt) / 1000;
-    const us = (a: bigint, b: bigint): number => Math.round(Number(b - a) / 1000);
-    log.info('handed off', {
-      handoff: id,
-      pid: req.pid,
-      sockets: sockets.length,
-      skipped: choice.skipped.length,
-      freezeUs: Math.round(freezeUs),
-      // where the freeze went: stopping the owner, taking its fds, the hand-over up to the ack
-      stopUs: us(stoppedAt, stopped),
-      takeUs: us(stopped, taken),
-      deliverUs: us(taken, ackedAt),
-      // the daemon's own CPU time in the freeze: on a loaded machine the rest is waiting for a CPU (or for the receiver)
-      freezeCpuUs: cpu.user + cpu.system,
-      oldOwnerKilled: killed,
-    });
-    return {
-      handoffId: id,
-      sockets: sockets.map((s) => ({ fd: s.fd, local: addressToMsg(s.local), remote: addressToMsg(s.remote), state: s.state })),
-      skipped: choice.skipped,
-      freezeUs: Math.round(freezeUs),
-      oldOwnerKilled: killed,
-    };
+    t.live = process.hrtime.bigint();
+    return finish(held, choice.skipped, 'stopped');
+
+    function finish(taken: TakenSockets, skipped: HandoffChoice['skipped'], how: 'early' | 'stopped'): HandoffResponseMsg {
+      unboost();
+      const cpu = process.cpuUsage(t.cpuAt);
+      journal?.tidy();
+      const { sockets, dups } = taken;
+      // The new owner holds them: ours go, and the old owner never runs again on them.
+      dups.forEach((d) => N.closeQuietly(d));
+      const killed = req.killOld ? proc.kill() : false;
+      proc.close();
+      undo.release();
+      const freezeUs = Number(t.live - t.stop) / 1000;
+      const us = (a: bigint, b: bigint): number => (a && b ? Math.round(Number(b - a) / 1000) : 0);
+      log.info('handed off', {
+        handoff: id,
+        pid: req.pid,
+        sockets: sockets.length,
+        skipped: skipped.length,
+        // early: handed over while the owner ran, checked once it was stopped; stopped: taken and handed over while it was stopped
+        how,
+        freezeUs: Math.round(freezeUs),
+        // where the freeze went: stopping the owner, checking its fds (early), taking them and the
+        // hand-over up to the ack (stopped), then up to "live" sent
+        stopUs: us(t.stop, t.stopped),
+        checkUs: us(t.stopped, t.checked),
+        takeUs: how === 'stopped' ? us(t.checked || t.stopped, t.taken) : 0,
+        deliverUs: how === 'stopped' ? us(t.taken, t.acked) : 0,
+        liveUs: us(how === 'stopped' ? t.acked : t.checked, t.live),
+        // the daemon's own CPU time in the freeze: on a loaded machine the rest is waiting for a CPU (or for the receiver)
+        freezeCpuUs: cpu.user + cpu.system,
+        // when the stop began (Unix ms, fractional): a receiver's own clock shows when it read "live"
+        stoppedAtUnixMs: Math.round(t.stopUnixMs * 1000) / 1000,
+        oldOwnerKilled: killed,
+      });
+      return {
+        handoffId: id,
+        sockets: sockets.map((s) => ({ fd: s.fd, local: addressToMsg(s.local), remote: addressToMsg(s.remote), state: s.state })),
+        skipped,
+        freezeUs: Math.round(freezeUs),
+        oldOwnerKilled: killed,
+      };
+    }
   } catch (err) {
     undo.run(err, log);
     throw err;

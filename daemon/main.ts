@@ -98,6 +98,8 @@ export interface DaemonSettings {
   metricsAllowRemote: boolean;
   /** host:port where other daemons send direct transfers (port 0: any free one); absent: none */
   dataListen?: string;
+  /** host:port of a plaintext gRPC listener serving only grpc.health.v1 (for kubelet's grpc probes); absent: none */
+  healthListen?: string;
   /** queue bytes all streams together may buffer in the daemon's memory (budget.ts); default: an eighth of RAM */
   maxBufferedBytes: number;
   /** kernel memory the rebuilt sockets of all held restore sessions may hold; default: half of tcp_mem's pressure threshold */
@@ -181,6 +183,10 @@ export function parseSettings(argv: string[]): DaemonSettings {
       'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (loopback only unless --metrics-allow-remote)',
     )
     .option('--metrics-allow-remote', 'allow --metrics-listen on a non-loopback address (the endpoint has no authentication)')
+    .option(
+      '--health-listen <host:port>',
+      'also serve the gRPC health service alone, in plaintext, here (for probes that cannot use the Unix socket or TLS, such as kubelet grpc probes)',
+    )
     .option('--data-listen <host:port>', 'take direct transfers from other daemons here (the address they reach this host at; port 0: any free one)')
     .option(
       '--max-buffered-bytes <bytes>',
@@ -226,6 +232,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     metricsListen?: string;
     metricsAllowRemote?: boolean;
     dataListen?: string;
+    healthListen?: string;
     maxBufferedBytes?: string;
     maxHeldSocketBytes?: string;
   }>();
@@ -262,6 +269,7 @@ export function parseSettings(argv: string[]): DaemonSettings {
     ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
     ...(flags.metricsAllowRemote ? { metricsAllowRemote: true } : {}),
     ...(flags.dataListen ? { dataListen: flags.dataListen } : {}),
+    ...(flags.healthListen ? { healthListen: flags.healthListen } : {}),
     ...(flags.maxBufferedBytes ? { maxBufferedBytes: parseBytes('--max-buffered-bytes', flags.maxBufferedBytes) } : {}),
     ...(flags.maxHeldSocketBytes ? { maxHeldSocketBytes: parseBytes('--max-held-socket-bytes', flags.maxHeldSocketBytes) } : {}),
   };
@@ -544,6 +552,26 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
       const l = listeners[listeners.length - 1];
       log.info('listening', { address: addr, bound: l.bound, tls: !addr.startsWith('unix:') && tlsCredentials !== undefined });
     }
+    // Health alone on its own server: what it reveals (serving or not) needs no caller identity.
+    let healthServer: grpc.Server | undefined;
+    let healthBound: string | undefined;
+    if (settings.healthListen) {
+      const { host, port } = splitHostPort(settings.healthListen);
+      healthServer = new grpc.Server();
+      health.addToServer(healthServer);
+      try {
+        const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+        const boundPort = await new Promise<number>((resolve, reject) =>
+          (healthServer as grpc.Server).bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+        );
+        healthBound = host.includes(':') ? `[${host}]:${boundPort}` : `${host}:${boundPort}`;
+      } catch (err) {
+        healthServer.forceShutdown();
+        for (const l of listeners) l.close();
+        throw new Error(`cannot serve health on ${settings.healthListen}: ${errorMessage(err)}`, { cause: err });
+      }
+      log.info('serving health', { address: settings.healthListen, bound: healthBound });
+    }
     let metrics: Awaited<ReturnType<typeof listenMetrics>> | undefined;
     if (settings.metricsListen) {
       const { host, port } = splitHostPort(settings.metricsListen);
@@ -551,6 +579,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
         metrics = await listenMetrics(host, port);
       } catch (err) {
         for (const l of listeners) l.close();
+        healthServer?.forceShutdown();
         throw new Error(`cannot serve metrics on ${settings.metricsListen}: ${errorMessage(err)}`, { cause: err });
       }
       log.info('serving metrics', { address: settings.metricsListen, bound: metrics.bound });
@@ -562,6 +591,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
         listen: settings.listen,
         bound: listeners.map((l) => l.bound),
         metrics: metrics?.bound,
+        health: healthBound,
         version,
         startedAt: new Date().toISOString(),
       }),
@@ -575,6 +605,8 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
         health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
         for (const l of listeners) l.close();
         if (metrics) closeMetrics(metrics.server);
+        // NOT_SERVING is what probes see until the process is gone, then nothing
+        healthServer?.forceShutdown();
         void dataListener?.close();
         // Stop taking calls; give running ones a moment, then cut them.
         await new Promise<void>((resolve) => {

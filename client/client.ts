@@ -1,4 +1,4 @@
-// The soccr.v1 client: typed promise methods over grpc-js for every SocketRepair call, checkpoint files
+// The soccr.v1 client: typed promise methods over grpc-js for every SocketRepairService call, checkpoint files
 // written and read incrementally, and an offline decoder and verifier for those files.
 import { once } from 'node:events';
 import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { RESUME_DEADLINE_MS } from '../protocol/handover';
 import { STREAM_FORMAT, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
 import { SessionKind, SessionState, enumName } from '../protocol/messages';
 import { formatAddressMsg } from '../protocol/address';
-import { loadPackageDefinition } from '../protocol/proto';
+import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 import { stateName } from '../protocol/saved-state';
 import { warmFrameCodecs } from '../protocol/session-frames';
 import type { AssemblyLimits, CheckedConnection } from '../protocol/assembler';
@@ -58,7 +58,6 @@ export const DEFAULT_ADDRESS = 'unix:///run/soccrd/soccrd.sock';
 /** Deadline of unary calls, and how long a streaming call may wait for a connection, by default. */
 export const DEFAULT_TIMEOUT_MS = 5000;
 
-const SERVICE = 'soccr.v1.SocketRepair';
 const CALL_ENDED: unique symbol = Symbol('call ended');
 
 export function sessionKindName(k: number): string {
@@ -257,7 +256,7 @@ let packageDefinition: protoLoader.PackageDefinition | undefined;
 
 function serviceDefinition(): protoLoader.ServiceDefinition {
   packageDefinition ??= loadPackageDefinition();
-  return packageDefinition[SERVICE] as protoLoader.ServiceDefinition;
+  return packageDefinition[SERVICE_NAME] as protoLoader.ServiceDefinition;
 }
 
 let codecsWarm = false;
@@ -296,7 +295,7 @@ const NO_LIMITS: AssemblyLimits = { maxQueueBytes: Infinity, maxConnections: Inf
 const RETRY_SERVICE_CONFIG = JSON.stringify({
   methodConfig: [
     {
-      name: ['GetVersion', 'ListSockets', 'ListSessions', 'GetSession', 'RenewLease'].map((method) => ({ service: 'soccr.v1.SocketRepair', method })),
+      name: ['GetVersion', 'ListSockets', 'ListSessions', 'GetSession', 'RenewLease'].map((method) => ({ service: SERVICE_NAME, method })),
       retryPolicy: { maxAttempts: 4, initialBackoff: '0.05s', maxBackoff: '0.5s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
     },
   ],
@@ -633,7 +632,7 @@ export class SoccrClient {
 
   private method<Req, Res>(name: MethodName): Method<Req, Res> {
     const def = this.service[name];
-    if (!def) throw new Error(`${SERVICE}/${name} missing from the proto`);
+    if (!def) throw new Error(`${SERVICE_NAME}/${name} missing from the proto`);
     return {
       path: def.path,
       serialize: def.requestSerialize as (value: Req) => Buffer,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // soccrd: the daemon. Settings come from flags and an optional JSON config file (flags win); it serves
-// soccr.v1.SocketRepair plus gRPC health and reflection, and on SIGTERM stops taking calls, resumes
+// soccr.v1.SocketRepairService plus gRPC health and reflection, and on SIGTERM stops taking calls, resumes
 // whatever it froze that was not released, and exits.
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -15,7 +15,7 @@ import { batchPath } from './kernel/native';
 import { createLogger, Logger } from './log';
 import { DEFAULT_LIMITS } from '../protocol/assembler';
 import { encodeFrame } from '../protocol/frames';
-import { loadPackageDefinition } from '../protocol/proto';
+import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 import { warmFrameCodecs } from '../protocol/session-frames';
 import { SocketRepairService } from './server/service';
 import { SessionManager } from './custody/sessions';
@@ -472,13 +472,13 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
     watchSessions(sessions);
     const pkg = loadPackageDefinition();
     warmFrameCodecs(pkg);
-    const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } };
+    const proto = grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepairService: grpc.ServiceClientConstructor } } };
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
-    const definition = proto.soccr.v1.SocketRepair.service;
+    const definition = proto.soccr.v1.SocketRepairService.service;
     // The daemon's own frames have the proto's types already: encoded without proto-loader's fromObject.
     definition.Checkpoint.responseSerialize = encodeFrame as (value: unknown) => Buffer;
     server.addService(definition, service.handlers());
-    const health = new HealthImplementation({ '': 'SERVING', 'soccr.v1.SocketRepair': 'SERVING' });
+    const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
     health.addToServer(server);
     new ReflectionService(pkg).addToServer(server);
 
@@ -602,7 +602,7 @@ export async function startDaemon(settings: DaemonSettings, log: Logger, inherit
       stopping ??= (async () => {
         log.info('stopping', { reason });
         health.setStatus('', 'NOT_SERVING');
-        health.setStatus('soccr.v1.SocketRepair', 'NOT_SERVING');
+        health.setStatus(SERVICE_NAME, 'NOT_SERVING');
         for (const l of listeners) l.close();
         if (metrics) closeMetrics(metrics.server);
         // NOT_SERVING is what probes see until the process is gone, then nothing

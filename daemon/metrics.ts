@@ -13,14 +13,14 @@ export const registry = new Registry();
 
 const grpcCalls = new Counter({
   name: 'soccrd_grpc_calls_total',
-  help: 'soccr.v1.SocketRepair calls finished, by method and final gRPC status',
+  help: 'soccr.v1.SocketRepairService calls finished, by method and final gRPC status',
   labelNames: ['method', 'code'] as const,
   registers: [registry],
 });
 
 const grpcDuration = new Histogram({
   name: 'soccrd_grpc_call_duration_seconds',
-  help: 'Time from the start of a soccr.v1.SocketRepair call to its final status (streams included), by method',
+  help: 'Time from the start of a soccr.v1.SocketRepairService call to its final status (streams included), by method',
   labelNames: ['method'] as const,
   buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   registers: [registry],

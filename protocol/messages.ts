@@ -2,6 +2,7 @@
 // proto.ts: every scalar present, absent messages null). The shapes are generated from the protos
 // (protocol/generated/, `npm run gen`, proto-loader-gen-types with the same options), so they cannot
 // drift from soccr.proto; this module gives them the names the code uses.
+import type { AbortRequest__Output } from './generated/soccr/v1/AbortRequest';
 import type { CheckpointRequest__Output } from './generated/soccr/v1/CheckpointRequest';
 import type { ConnectionEnd__Output } from './generated/soccr/v1/ConnectionEnd';
 import type { ConnectionHeader__Output } from './generated/soccr/v1/ConnectionHeader';
@@ -10,6 +11,7 @@ import type { DataTransfer__Output } from './generated/soccr/v1/DataTransfer';
 import type { Features__Output } from './generated/soccr/v1/Features';
 import type { Frame__Output } from './generated/soccr/v1/Frame';
 import type { GetVersionResponse__Output } from './generated/soccr/v1/GetVersionResponse';
+import type { GetSessionRequest__Output } from './generated/soccr/v1/GetSessionRequest';
 import type { HandoffRequest__Output } from './generated/soccr/v1/HandoffRequest';
 import type { HandoffResponse__Output } from './generated/soccr/v1/HandoffResponse';
 import type { ListSessionsResponse__Output } from './generated/soccr/v1/ListSessionsResponse';
@@ -17,6 +19,8 @@ import type { ListSocketsRequest__Output } from './generated/soccr/v1/ListSocket
 import type { ListSocketsResponse__Output } from './generated/soccr/v1/ListSocketsResponse';
 import { Queue } from './generated/soccr/v1/Queue';
 import type { QueueChunk__Output } from './generated/soccr/v1/QueueChunk';
+import type { ReleaseRequest__Output } from './generated/soccr/v1/ReleaseRequest';
+import type { RenewLeaseRequest__Output } from './generated/soccr/v1/RenewLeaseRequest';
 import type { RestoreOptions__Output } from './generated/soccr/v1/RestoreOptions';
 import type { RestoreResponse__Output } from './generated/soccr/v1/RestoreResponse';
 import type { ResumeRequest__Output } from './generated/soccr/v1/ResumeRequest';
@@ -24,7 +28,6 @@ import type { SessionConnection__Output } from './generated/soccr/v1/SessionConn
 import type { SessionHeader__Output } from './generated/soccr/v1/SessionHeader';
 import type { SessionInfo__Output } from './generated/soccr/v1/SessionInfo';
 import { SessionKind as WireSessionKind } from './generated/soccr/v1/SessionKind';
-import type { SessionRequest__Output } from './generated/soccr/v1/SessionRequest';
 import { SessionState as WireSessionState } from './generated/soccr/v1/SessionState';
 import type { SocketAddress__Output } from './generated/soccr/v1/SocketAddress';
 import type { SkippedSocket__Output } from './generated/soccr/v1/SkippedSocket';
@@ -117,7 +120,8 @@ export type SocketEntryMsg = SocketEntry__Output;
 export type ListSocketsResponseMsg = ListSocketsResponse__Output;
 export type CheckpointRequestMsg = CheckpointRequest__Output;
 export type ResumeRequestMsg = ResumeRequest__Output;
-export type SessionRequestMsg = SessionRequest__Output;
+/** Release, Abort, RenewLease and GetSession each have a request of their own, all naming one session. */
+export type SessionRequestMsg = ReleaseRequest__Output | AbortRequest__Output | RenewLeaseRequest__Output | GetSessionRequest__Output;
 export type SessionConnectionMsg = SessionConnection__Output;
 export type SessionInfoMsg = SessionInfo__Output;
 export type ListSessionsResponseMsg = ListSessionsResponse__Output;

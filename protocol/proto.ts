@@ -12,6 +12,8 @@ export const PROTO_DIR: string = (() => {
   return found;
 })();
 export const SOCCR_PROTO = 'soccr/v1/soccr.proto';
+/** The gRPC service's full name: the path of every call, the health service's name for it. */
+export const SERVICE_NAME = 'soccr.v1.SocketRepairService';
 
 /** Decoding options shared by grpc-js and the file format, so both hand over the same plain objects. */
 export const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: Number, defaults: true, oneofs: true } as const;
@@ -24,7 +26,7 @@ export function loadPackageDefinition(): protoLoader.PackageDefinition {
   // grpc-js answers a request deserializer that throws with INTERNAL. A Restore frame whose bytes do not
   // decode is the caller's fault: it reaches the handler as a frame of kind UNDECODABLE instead, which
   // the stream check refuses (INVALID_ARGUMENT).
-  const restore = (pkg['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition | undefined)?.Restore;
+  const restore = (pkg[SERVICE_NAME] as protoLoader.ServiceDefinition | undefined)?.Restore;
   if (restore) {
     const decode = restore.requestDeserialize;
     restore.requestDeserialize = (b: Buffer): object => {

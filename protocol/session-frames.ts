@@ -3,6 +3,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { addressToMsg } from './address';
 import { MAX_CHUNK, batchFrames, decodeFrame, encodeFrame, sha256 } from './frames';
 import { type FrameMsg, QueueKind, type SessionHeaderMsg } from './messages';
+import { SERVICE_NAME } from './proto';
 import { STATE_VERSION, type SavedConnection, TcpState } from './saved-state';
 import { stateToObject } from './state-codec';
 
@@ -110,7 +111,7 @@ export function warmFrameCodecs(pkg?: protoLoader.PackageDefinition): void {
     { restoreOptions: { netns: '', deliverUnixPath: '', goLive: false, transparent: false, leaseMs: 0, noNetworkLock: false, dataTransfer: null } },
     ...batchFrames(sessionFrames(header, [{ id: 'w', fd: 0, state: sample }])),
   ];
-  const methods = pkg ? (pkg['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition | undefined) : undefined;
+  const methods = pkg ? (pkg[SERVICE_NAME] as protoLoader.ServiceDefinition | undefined) : undefined;
   for (const f of frames) {
     const bytes = encodeFrame(f);
     decodeFrame(bytes);

@@ -1,5 +1,5 @@
 // soccrctl and the client library without a real daemon: `show` on checkpoint files built here, usage
-// errors, an address where nothing listens, and a stand-in SocketRepair server (test/support/standin.ts:
+// errors, an address where nothing listens, and a stand-in SocketRepairService server (test/support/standin.ts:
 // in this process, on a Unix socket in the temp directory) that the CLI, run as a child process,
 // checkpoints from and restores to. Pure user space: needs no privileges.
 import { strict as assert } from 'node:assert';

@@ -12,12 +12,12 @@ import { SoccrClient, SoccrError, describeError, errorMessage, isServiceError, s
 import type { ErrorKind } from '../client';
 import { ERRNO_TRAILER, KIND_TRAILER, STATUS_BY_KIND, errorStatus } from '../protocol/error-status';
 import { SyscallError } from '../protocol/errors';
-import { loadPackageDefinition } from '../protocol/proto';
+import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 
 const EPERM = os.constants.errno.EPERM;
 const ESRCH = os.constants.errno.ESRCH;
 
-/** A SocketRepair server whose GetVersion fails with whatever `refusal` holds, through errorStatus. */
+/** A SocketRepairService server whose GetVersion fails with whatever `refusal` holds, through errorStatus. */
 class RefusingServer {
   refusal: unknown = new Error('unset');
   readonly address: string;
@@ -25,7 +25,7 @@ class RefusingServer {
 
   constructor(dir: string) {
     this.address = `unix://${path.join(dir, 'refusing.sock')}`;
-    const def = loadPackageDefinition()['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition;
+    const def = loadPackageDefinition()[SERVICE_NAME] as protoLoader.ServiceDefinition;
     this.server.addService(def, {
       GetVersion: (_call: grpc.ServerUnaryCall<object, object>, cb: grpc.sendUnaryData<object>) => cb(errorStatus(this.refusal), null),
     });

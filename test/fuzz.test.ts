@@ -36,7 +36,7 @@ import { DEFAULT_LIMITS } from '../protocol/assembler';
 import { MAX_CHUNK, batchFrames, frameKind, unpackFrames } from '../protocol/frames';
 import { AddressFamily, QueueKind, SessionHeaderMsg } from '../protocol/messages';
 import { WIRE_FAMILY } from '../protocol/address';
-import { loadPackageDefinition } from '../protocol/proto';
+import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 import { SocketRepairService } from '../daemon/server/service';
 import { SessionManager } from '../daemon/custody/sessions';
 import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
@@ -863,7 +863,7 @@ async function settle<T>(read: () => T | Promise<T>, want: T, timeoutMs: number)
 type RestoreDef = protoLoader.MethodDefinition<FrameMsg, { session: SessionInfoMsg | null }>;
 
 function restoreDefinition(): RestoreDef {
-  const svc = loadPackageDefinition()['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition;
+  const svc = loadPackageDefinition()[SERVICE_NAME] as protoLoader.ServiceDefinition;
   return svc.Restore as RestoreDef;
 }
 
@@ -1588,7 +1588,8 @@ describe('Restore fuzzing against a running soccrd', function () {
       const pkg = loadPackageDefinition();
       const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * MiB });
       server.addService(
-        (grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepair: grpc.ServiceClientConstructor } } }).soccr.v1.SocketRepair.service,
+        (grpc.loadPackageDefinition(pkg) as unknown as { soccr: { v1: { SocketRepairService: grpc.ServiceClientConstructor } } }).soccr.v1.SocketRepairService
+          .service,
         service.handlers(),
       );
       const sock = join(dir, 'limited.sock');

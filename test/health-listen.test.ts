@@ -1,5 +1,5 @@
 // --health-listen: the gRPC health service alone on a plaintext TCP port, as kubelet's grpc probes need
-// it (they speak neither Unix sockets nor TLS); the SocketRepair API is not served there.
+// it (they speak neither Unix sockets nor TLS); the SocketRepairService API is not served there.
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -10,7 +10,7 @@ import { savedConnection } from './support/states';
 import { FrameMsg } from '../protocol/messages';
 import { addressToMsg } from '../protocol/address';
 import { batchFrames, encodeFrame, frameKind, unpackFrames } from '../protocol/frames';
-import { loadPackageDefinition } from '../protocol/proto';
+import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 import { sessionFrames } from '../protocol/session-frames';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 
@@ -351,7 +351,7 @@ describe('wire: saved state encoding', () => {
 
 describe('checkpoint frames: the daemon encodes them as proto-loader would', () => {
   it('encodeFrame gives the same bytes as the generic serializer, for every kind of frame a session streams', () => {
-    const serialize = (loadPackageDefinition()['soccr.v1.SocketRepair'] as ServiceDefinition).Checkpoint.responseSerialize;
+    const serialize = (loadPackageDefinition()[SERVICE_NAME] as ServiceDefinition).Checkpoint.responseSerialize;
     const v6 = savedConnection({
       socketFamily: 'ipv6',
       local: { family: 'ipv6', ip: 'fd00::1', port: 443 },

@@ -1,4 +1,4 @@
-// What every call of soccr.v1.SocketRepair goes through, whatever its RPC: a logger of its own, admission
+// What every call of soccr.v1.SocketRepairService goes through, whatever its RPC: a logger of its own, admission
 // (the authorization hook names the caller or refuses it, the caller takes a call slot), failures turned
 // into status codes, and the per-call metrics. The RPCs themselves live one module each (see service.ts).
 import * as grpc from '@grpc/grpc-js';

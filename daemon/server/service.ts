@@ -1,4 +1,4 @@
-// The gRPC service soccr.v1.SocketRepair: its handler table. Each RPC (or small family of RPCs) is a
+// The gRPC service soccr.v1.SocketRepairService: its handler table. Each RPC (or small family of RPCs) is a
 // module of its own over the shared call plumbing of calls.ts (admission, logging, errors to status codes,
 // metrics). Every failure becomes a status code with a one-line message and, where a kernel call was the
 // cause, its errno name in the `soccr-errno` trailer.

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AbortRequest as _soccr_v1_AbortRequest, AbortRequest__Output as _soccr_v1_AbortRequest__Output } from './soccr/v1/AbortRequest';
 import type { CheckpointOptions as _soccr_v1_CheckpointOptions, CheckpointOptions__Output as _soccr_v1_CheckpointOptions__Output } from './soccr/v1/CheckpointOptions';
 import type { CheckpointRequest as _soccr_v1_CheckpointRequest, CheckpointRequest__Output as _soccr_v1_CheckpointRequest__Output } from './soccr/v1/CheckpointRequest';
 import type { ConnectionEnd as _soccr_v1_ConnectionEnd, ConnectionEnd__Output as _soccr_v1_ConnectionEnd__Output } from './soccr/v1/ConnectionEnd';
@@ -11,6 +12,7 @@ import type { DataTransfer as _soccr_v1_DataTransfer, DataTransfer__Output as _s
 import type { Features as _soccr_v1_Features, Features__Output as _soccr_v1_Features__Output } from './soccr/v1/Features';
 import type { Frame as _soccr_v1_Frame, Frame__Output as _soccr_v1_Frame__Output } from './soccr/v1/Frame';
 import type { FrameBatch as _soccr_v1_FrameBatch, FrameBatch__Output as _soccr_v1_FrameBatch__Output } from './soccr/v1/FrameBatch';
+import type { GetSessionRequest as _soccr_v1_GetSessionRequest, GetSessionRequest__Output as _soccr_v1_GetSessionRequest__Output } from './soccr/v1/GetSessionRequest';
 import type { GetVersionRequest as _soccr_v1_GetVersionRequest, GetVersionRequest__Output as _soccr_v1_GetVersionRequest__Output } from './soccr/v1/GetVersionRequest';
 import type { GetVersionResponse as _soccr_v1_GetVersionResponse, GetVersionResponse__Output as _soccr_v1_GetVersionResponse__Output } from './soccr/v1/GetVersionResponse';
 import type { HandedSocket as _soccr_v1_HandedSocket, HandedSocket__Output as _soccr_v1_HandedSocket__Output } from './soccr/v1/HandedSocket';
@@ -21,6 +23,8 @@ import type { ListSessionsResponse as _soccr_v1_ListSessionsResponse, ListSessio
 import type { ListSocketsRequest as _soccr_v1_ListSocketsRequest, ListSocketsRequest__Output as _soccr_v1_ListSocketsRequest__Output } from './soccr/v1/ListSocketsRequest';
 import type { ListSocketsResponse as _soccr_v1_ListSocketsResponse, ListSocketsResponse__Output as _soccr_v1_ListSocketsResponse__Output } from './soccr/v1/ListSocketsResponse';
 import type { QueueChunk as _soccr_v1_QueueChunk, QueueChunk__Output as _soccr_v1_QueueChunk__Output } from './soccr/v1/QueueChunk';
+import type { ReleaseRequest as _soccr_v1_ReleaseRequest, ReleaseRequest__Output as _soccr_v1_ReleaseRequest__Output } from './soccr/v1/ReleaseRequest';
+import type { RenewLeaseRequest as _soccr_v1_RenewLeaseRequest, RenewLeaseRequest__Output as _soccr_v1_RenewLeaseRequest__Output } from './soccr/v1/RenewLeaseRequest';
 import type { RepairWindow as _soccr_v1_RepairWindow, RepairWindow__Output as _soccr_v1_RepairWindow__Output } from './soccr/v1/RepairWindow';
 import type { RestoreOptions as _soccr_v1_RestoreOptions, RestoreOptions__Output as _soccr_v1_RestoreOptions__Output } from './soccr/v1/RestoreOptions';
 import type { RestoreResponse as _soccr_v1_RestoreResponse, RestoreResponse__Output as _soccr_v1_RestoreResponse__Output } from './soccr/v1/RestoreResponse';
@@ -28,12 +32,11 @@ import type { ResumeRequest as _soccr_v1_ResumeRequest, ResumeRequest__Output as
 import type { SessionConnection as _soccr_v1_SessionConnection, SessionConnection__Output as _soccr_v1_SessionConnection__Output } from './soccr/v1/SessionConnection';
 import type { SessionHeader as _soccr_v1_SessionHeader, SessionHeader__Output as _soccr_v1_SessionHeader__Output } from './soccr/v1/SessionHeader';
 import type { SessionInfo as _soccr_v1_SessionInfo, SessionInfo__Output as _soccr_v1_SessionInfo__Output } from './soccr/v1/SessionInfo';
-import type { SessionRequest as _soccr_v1_SessionRequest, SessionRequest__Output as _soccr_v1_SessionRequest__Output } from './soccr/v1/SessionRequest';
 import type { SkippedSocket as _soccr_v1_SkippedSocket, SkippedSocket__Output as _soccr_v1_SkippedSocket__Output } from './soccr/v1/SkippedSocket';
 import type { SocketAddress as _soccr_v1_SocketAddress, SocketAddress__Output as _soccr_v1_SocketAddress__Output } from './soccr/v1/SocketAddress';
 import type { SocketEntry as _soccr_v1_SocketEntry, SocketEntry__Output as _soccr_v1_SocketEntry__Output } from './soccr/v1/SocketEntry';
 import type { SocketOptions as _soccr_v1_SocketOptions, SocketOptions__Output as _soccr_v1_SocketOptions__Output } from './soccr/v1/SocketOptions';
-import type { SocketRepairClient as _soccr_v1_SocketRepairClient, SocketRepairDefinition as _soccr_v1_SocketRepairDefinition } from './soccr/v1/SocketRepair';
+import type { SocketRepairServiceClient as _soccr_v1_SocketRepairServiceClient, SocketRepairServiceDefinition as _soccr_v1_SocketRepairServiceDefinition } from './soccr/v1/SocketRepairService';
 import type { StreamEnd as _soccr_v1_StreamEnd, StreamEnd__Output as _soccr_v1_StreamEnd__Output } from './soccr/v1/StreamEnd';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -43,6 +46,7 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   soccr: {
     v1: {
+      AbortRequest: MessageTypeDefinition<_soccr_v1_AbortRequest, _soccr_v1_AbortRequest__Output>
       AddressFamily: EnumTypeDefinition
       CheckpointOptions: MessageTypeDefinition<_soccr_v1_CheckpointOptions, _soccr_v1_CheckpointOptions__Output>
       CheckpointRequest: MessageTypeDefinition<_soccr_v1_CheckpointRequest, _soccr_v1_CheckpointRequest__Output>
@@ -54,6 +58,7 @@ export interface ProtoGrpcType {
       Features: MessageTypeDefinition<_soccr_v1_Features, _soccr_v1_Features__Output>
       Frame: MessageTypeDefinition<_soccr_v1_Frame, _soccr_v1_Frame__Output>
       FrameBatch: MessageTypeDefinition<_soccr_v1_FrameBatch, _soccr_v1_FrameBatch__Output>
+      GetSessionRequest: MessageTypeDefinition<_soccr_v1_GetSessionRequest, _soccr_v1_GetSessionRequest__Output>
       GetVersionRequest: MessageTypeDefinition<_soccr_v1_GetVersionRequest, _soccr_v1_GetVersionRequest__Output>
       GetVersionResponse: MessageTypeDefinition<_soccr_v1_GetVersionResponse, _soccr_v1_GetVersionResponse__Output>
       HandedSocket: MessageTypeDefinition<_soccr_v1_HandedSocket, _soccr_v1_HandedSocket__Output>
@@ -65,6 +70,8 @@ export interface ProtoGrpcType {
       ListSocketsResponse: MessageTypeDefinition<_soccr_v1_ListSocketsResponse, _soccr_v1_ListSocketsResponse__Output>
       Queue: EnumTypeDefinition
       QueueChunk: MessageTypeDefinition<_soccr_v1_QueueChunk, _soccr_v1_QueueChunk__Output>
+      ReleaseRequest: MessageTypeDefinition<_soccr_v1_ReleaseRequest, _soccr_v1_ReleaseRequest__Output>
+      RenewLeaseRequest: MessageTypeDefinition<_soccr_v1_RenewLeaseRequest, _soccr_v1_RenewLeaseRequest__Output>
       RepairWindow: MessageTypeDefinition<_soccr_v1_RepairWindow, _soccr_v1_RepairWindow__Output>
       RestoreOptions: MessageTypeDefinition<_soccr_v1_RestoreOptions, _soccr_v1_RestoreOptions__Output>
       RestoreResponse: MessageTypeDefinition<_soccr_v1_RestoreResponse, _soccr_v1_RestoreResponse__Output>
@@ -73,13 +80,12 @@ export interface ProtoGrpcType {
       SessionHeader: MessageTypeDefinition<_soccr_v1_SessionHeader, _soccr_v1_SessionHeader__Output>
       SessionInfo: MessageTypeDefinition<_soccr_v1_SessionInfo, _soccr_v1_SessionInfo__Output>
       SessionKind: EnumTypeDefinition
-      SessionRequest: MessageTypeDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionRequest__Output>
       SessionState: EnumTypeDefinition
       SkippedSocket: MessageTypeDefinition<_soccr_v1_SkippedSocket, _soccr_v1_SkippedSocket__Output>
       SocketAddress: MessageTypeDefinition<_soccr_v1_SocketAddress, _soccr_v1_SocketAddress__Output>
       SocketEntry: MessageTypeDefinition<_soccr_v1_SocketEntry, _soccr_v1_SocketEntry__Output>
       SocketOptions: MessageTypeDefinition<_soccr_v1_SocketOptions, _soccr_v1_SocketOptions__Output>
-      SocketRepair: SubtypeConstructor<typeof grpc.Client, _soccr_v1_SocketRepairClient> & { service: _soccr_v1_SocketRepairDefinition }
+      SocketRepairService: SubtypeConstructor<typeof grpc.Client, _soccr_v1_SocketRepairServiceClient> & { service: _soccr_v1_SocketRepairServiceDefinition }
       StreamEnd: MessageTypeDefinition<_soccr_v1_StreamEnd, _soccr_v1_StreamEnd__Output>
       TcpState: EnumTypeDefinition
     }

@@ -1,4 +1,4 @@
-// A stand-in soccrd for tests that need no privileges: a SocketRepair gRPC server in the test process, on
+// A stand-in soccrd for tests that need no privileges: a SocketRepairService gRPC server in the test process, on
 // a Unix socket, that keeps sessions in a map, records every call it receives (in its own list and in a
 // log that several stand-ins can share, so that the order of calls across daemons can be checked), and
 // fails on request. Its Checkpoint streams either the connections it is given or, for volume tests,
@@ -15,7 +15,7 @@ import { MAX_CHUNK, frameKind } from '../../protocol/frames';
 import { SavedStreamedConnection, sessionFrames } from '../../protocol/session-frames';
 import { addressToMsg } from '../../protocol/address';
 import { encodeFrameDelimited, fileHeader } from '../../protocol/checkpoint-file';
-import { loadPackageDefinition } from '../../protocol/proto';
+import { SERVICE_NAME, loadPackageDefinition } from '../../protocol/proto';
 import type { SavedConnection } from '../../protocol/saved-state';
 import { stateToObject } from '../../protocol/state-codec';
 import { savedConnection } from './states';
@@ -174,7 +174,7 @@ export class StandInDaemon {
     readonly name = 'daemon',
     readonly log: string[] = [],
   ) {
-    const def = loadPackageDefinition()['soccr.v1.SocketRepair'] as protoLoader.ServiceDefinition;
+    const def = loadPackageDefinition()[SERVICE_NAME] as protoLoader.ServiceDefinition;
     const status = (f: Failure): Partial<grpc.StatusObject> => {
       const metadata = new grpc.Metadata();
       if (f.kind) metadata.set('soccr-kind', f.kind);

@@ -1,10 +1,10 @@
 // Original file: protos/soccr/v1/soccr.proto
 
 
-export interface SessionRequest {
+export interface ReleaseRequest {
   'sessionId'?: (string);
 }
 
-export interface SessionRequest__Output {
+export interface ReleaseRequest__Output {
   'sessionId': (string);
 }

@@ -2,8 +2,10 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AbortRequest as _soccr_v1_AbortRequest, AbortRequest__Output as _soccr_v1_AbortRequest__Output } from '../../soccr/v1/AbortRequest';
 import type { CheckpointRequest as _soccr_v1_CheckpointRequest, CheckpointRequest__Output as _soccr_v1_CheckpointRequest__Output } from '../../soccr/v1/CheckpointRequest';
 import type { Frame as _soccr_v1_Frame, Frame__Output as _soccr_v1_Frame__Output } from '../../soccr/v1/Frame';
+import type { GetSessionRequest as _soccr_v1_GetSessionRequest, GetSessionRequest__Output as _soccr_v1_GetSessionRequest__Output } from '../../soccr/v1/GetSessionRequest';
 import type { GetVersionRequest as _soccr_v1_GetVersionRequest, GetVersionRequest__Output as _soccr_v1_GetVersionRequest__Output } from '../../soccr/v1/GetVersionRequest';
 import type { GetVersionResponse as _soccr_v1_GetVersionResponse, GetVersionResponse__Output as _soccr_v1_GetVersionResponse__Output } from '../../soccr/v1/GetVersionResponse';
 import type { HandoffRequest as _soccr_v1_HandoffRequest, HandoffRequest__Output as _soccr_v1_HandoffRequest__Output } from '../../soccr/v1/HandoffRequest';
@@ -12,30 +14,31 @@ import type { ListSessionsRequest as _soccr_v1_ListSessionsRequest, ListSessions
 import type { ListSessionsResponse as _soccr_v1_ListSessionsResponse, ListSessionsResponse__Output as _soccr_v1_ListSessionsResponse__Output } from '../../soccr/v1/ListSessionsResponse';
 import type { ListSocketsRequest as _soccr_v1_ListSocketsRequest, ListSocketsRequest__Output as _soccr_v1_ListSocketsRequest__Output } from '../../soccr/v1/ListSocketsRequest';
 import type { ListSocketsResponse as _soccr_v1_ListSocketsResponse, ListSocketsResponse__Output as _soccr_v1_ListSocketsResponse__Output } from '../../soccr/v1/ListSocketsResponse';
+import type { ReleaseRequest as _soccr_v1_ReleaseRequest, ReleaseRequest__Output as _soccr_v1_ReleaseRequest__Output } from '../../soccr/v1/ReleaseRequest';
+import type { RenewLeaseRequest as _soccr_v1_RenewLeaseRequest, RenewLeaseRequest__Output as _soccr_v1_RenewLeaseRequest__Output } from '../../soccr/v1/RenewLeaseRequest';
 import type { RestoreResponse as _soccr_v1_RestoreResponse, RestoreResponse__Output as _soccr_v1_RestoreResponse__Output } from '../../soccr/v1/RestoreResponse';
 import type { ResumeRequest as _soccr_v1_ResumeRequest, ResumeRequest__Output as _soccr_v1_ResumeRequest__Output } from '../../soccr/v1/ResumeRequest';
 import type { SessionInfo as _soccr_v1_SessionInfo, SessionInfo__Output as _soccr_v1_SessionInfo__Output } from '../../soccr/v1/SessionInfo';
-import type { SessionRequest as _soccr_v1_SessionRequest, SessionRequest__Output as _soccr_v1_SessionRequest__Output } from '../../soccr/v1/SessionRequest';
 
-export interface SocketRepairClient extends grpc.Client {
+export interface SocketRepairServiceClient extends grpc.Client {
   /**
    * Restore session: close every restored socket silently (nothing went live). Source session: same
    * as Resume. For orchestrators that abort a migration. FAILED_PRECONDITION (SESSION_BUSY) during a
    * hand-over or a Checkpoint stream; during its Restore stream, immediate (see Resume).
    */
-  Abort(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  Abort(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  Abort(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  Abort(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Abort(argument: _soccr_v1_AbortRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Abort(argument: _soccr_v1_AbortRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Abort(argument: _soccr_v1_AbortRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Abort(argument: _soccr_v1_AbortRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   /**
    * Restore session: close every restored socket silently (nothing went live). Source session: same
    * as Resume. For orchestrators that abort a migration. FAILED_PRECONDITION (SESSION_BUSY) during a
    * hand-over or a Checkpoint stream; during its Restore stream, immediate (see Resume).
    */
-  abort(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  abort(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  abort(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  abort(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  abort(argument: _soccr_v1_AbortRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  abort(argument: _soccr_v1_AbortRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  abort(argument: _soccr_v1_AbortRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  abort(argument: _soccr_v1_AbortRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   
   /**
    * Freezes connections of a process and streams them: a SessionHeader frame, then per connection a
@@ -56,14 +59,14 @@ export interface SocketRepairClient extends grpc.Client {
   checkpoint(argument: _soccr_v1_CheckpointRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_soccr_v1_Frame__Output>;
   checkpoint(argument: _soccr_v1_CheckpointRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_soccr_v1_Frame__Output>;
   
-  GetSession(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  GetSession(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  GetSession(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  GetSession(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  getSession(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  getSession(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  getSession(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  getSession(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _soccr_v1_GetSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _soccr_v1_GetSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _soccr_v1_GetSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _soccr_v1_GetSessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _soccr_v1_GetSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _soccr_v1_GetSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _soccr_v1_GetSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _soccr_v1_GetSessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   
   /**
    * Daemon version, kernel release and which features work on this host.
@@ -137,35 +140,35 @@ export interface SocketRepairClient extends grpc.Client {
    * Source session: commit. The daemon drops its copies; the sockets stay frozen and silent, so their
    * owner can be killed without the peer seeing FIN or RST. FAILED_PRECONDITION (SESSION_BUSY) while busy.
    */
-  Release(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  Release(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  Release(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  Release(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Release(argument: _soccr_v1_ReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Release(argument: _soccr_v1_ReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Release(argument: _soccr_v1_ReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  Release(argument: _soccr_v1_ReleaseRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   /**
    * Source session: commit. The daemon drops its copies; the sockets stay frozen and silent, so their
    * owner can be killed without the peer seeing FIN or RST. FAILED_PRECONDITION (SESSION_BUSY) while busy.
    */
-  release(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  release(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  release(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  release(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  release(argument: _soccr_v1_ReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  release(argument: _soccr_v1_ReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  release(argument: _soccr_v1_ReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  release(argument: _soccr_v1_ReleaseRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   
   /**
    * Pushes a session's lease expiry forward by its lease duration. FAILED_PRECONDITION (SESSION_BUSY)
    * while busy (a lease does not end while a call uses its session).
    */
-  RenewLease(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  RenewLease(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  RenewLease(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  RenewLease(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  RenewLease(argument: _soccr_v1_RenewLeaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  RenewLease(argument: _soccr_v1_RenewLeaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  RenewLease(argument: _soccr_v1_RenewLeaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  RenewLease(argument: _soccr_v1_RenewLeaseRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   /**
    * Pushes a session's lease expiry forward by its lease duration. FAILED_PRECONDITION (SESSION_BUSY)
    * while busy (a lease does not end while a call uses its session).
    */
-  renewLease(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  renewLease(argument: _soccr_v1_SessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  renewLease(argument: _soccr_v1_SessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
-  renewLease(argument: _soccr_v1_SessionRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  renewLease(argument: _soccr_v1_RenewLeaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  renewLease(argument: _soccr_v1_RenewLeaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  renewLease(argument: _soccr_v1_RenewLeaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
+  renewLease(argument: _soccr_v1_RenewLeaseRequest, callback: grpc.requestCallback<_soccr_v1_SessionInfo__Output>): grpc.ClientUnaryCall;
   
   /**
    * Rebuilds connections. The first frame carries RestoreOptions; the rest is exactly what Checkpoint
@@ -225,13 +228,13 @@ export interface SocketRepairClient extends grpc.Client {
   
 }
 
-export interface SocketRepairHandlers extends grpc.UntypedServiceImplementation {
+export interface SocketRepairServiceHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Restore session: close every restored socket silently (nothing went live). Source session: same
    * as Resume. For orchestrators that abort a migration. FAILED_PRECONDITION (SESSION_BUSY) during a
    * hand-over or a Checkpoint stream; during its Restore stream, immediate (see Resume).
    */
-  Abort: grpc.handleUnaryCall<_soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo>;
+  Abort: grpc.handleUnaryCall<_soccr_v1_AbortRequest__Output, _soccr_v1_SessionInfo>;
   
   /**
    * Freezes connections of a process and streams them: a SessionHeader frame, then per connection a
@@ -242,7 +245,7 @@ export interface SocketRepairHandlers extends grpc.UntypedServiceImplementation 
    */
   Checkpoint: grpc.handleServerStreamingCall<_soccr_v1_CheckpointRequest__Output, _soccr_v1_Frame>;
   
-  GetSession: grpc.handleUnaryCall<_soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo>;
+  GetSession: grpc.handleUnaryCall<_soccr_v1_GetSessionRequest__Output, _soccr_v1_SessionInfo>;
   
   /**
    * Daemon version, kernel release and which features work on this host.
@@ -272,13 +275,13 @@ export interface SocketRepairHandlers extends grpc.UntypedServiceImplementation 
    * Source session: commit. The daemon drops its copies; the sockets stay frozen and silent, so their
    * owner can be killed without the peer seeing FIN or RST. FAILED_PRECONDITION (SESSION_BUSY) while busy.
    */
-  Release: grpc.handleUnaryCall<_soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo>;
+  Release: grpc.handleUnaryCall<_soccr_v1_ReleaseRequest__Output, _soccr_v1_SessionInfo>;
   
   /**
    * Pushes a session's lease expiry forward by its lease duration. FAILED_PRECONDITION (SESSION_BUSY)
    * while busy (a lease does not end while a call uses its session).
    */
-  RenewLease: grpc.handleUnaryCall<_soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo>;
+  RenewLease: grpc.handleUnaryCall<_soccr_v1_RenewLeaseRequest__Output, _soccr_v1_SessionInfo>;
   
   /**
    * Rebuilds connections. The first frame carries RestoreOptions; the rest is exactly what Checkpoint
@@ -305,16 +308,16 @@ export interface SocketRepairHandlers extends grpc.UntypedServiceImplementation 
   
 }
 
-export interface SocketRepairDefinition extends grpc.ServiceDefinition {
-  Abort: MethodDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionInfo, _soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo__Output>
+export interface SocketRepairServiceDefinition extends grpc.ServiceDefinition {
+  Abort: MethodDefinition<_soccr_v1_AbortRequest, _soccr_v1_SessionInfo, _soccr_v1_AbortRequest__Output, _soccr_v1_SessionInfo__Output>
   Checkpoint: MethodDefinition<_soccr_v1_CheckpointRequest, _soccr_v1_Frame, _soccr_v1_CheckpointRequest__Output, _soccr_v1_Frame__Output>
-  GetSession: MethodDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionInfo, _soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo__Output>
+  GetSession: MethodDefinition<_soccr_v1_GetSessionRequest, _soccr_v1_SessionInfo, _soccr_v1_GetSessionRequest__Output, _soccr_v1_SessionInfo__Output>
   GetVersion: MethodDefinition<_soccr_v1_GetVersionRequest, _soccr_v1_GetVersionResponse, _soccr_v1_GetVersionRequest__Output, _soccr_v1_GetVersionResponse__Output>
   Handoff: MethodDefinition<_soccr_v1_HandoffRequest, _soccr_v1_HandoffResponse, _soccr_v1_HandoffRequest__Output, _soccr_v1_HandoffResponse__Output>
   ListSessions: MethodDefinition<_soccr_v1_ListSessionsRequest, _soccr_v1_ListSessionsResponse, _soccr_v1_ListSessionsRequest__Output, _soccr_v1_ListSessionsResponse__Output>
   ListSockets: MethodDefinition<_soccr_v1_ListSocketsRequest, _soccr_v1_ListSocketsResponse, _soccr_v1_ListSocketsRequest__Output, _soccr_v1_ListSocketsResponse__Output>
-  Release: MethodDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionInfo, _soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo__Output>
-  RenewLease: MethodDefinition<_soccr_v1_SessionRequest, _soccr_v1_SessionInfo, _soccr_v1_SessionRequest__Output, _soccr_v1_SessionInfo__Output>
+  Release: MethodDefinition<_soccr_v1_ReleaseRequest, _soccr_v1_SessionInfo, _soccr_v1_ReleaseRequest__Output, _soccr_v1_SessionInfo__Output>
+  RenewLease: MethodDefinition<_soccr_v1_RenewLeaseRequest, _soccr_v1_SessionInfo, _soccr_v1_RenewLeaseRequest__Output, _soccr_v1_SessionInfo__Output>
   Restore: MethodDefinition<_soccr_v1_Frame, _soccr_v1_RestoreResponse, _soccr_v1_Frame__Output, _soccr_v1_RestoreResponse__Output>
   Resume: MethodDefinition<_soccr_v1_ResumeRequest, _soccr_v1_SessionInfo, _soccr_v1_ResumeRequest__Output, _soccr_v1_SessionInfo__Output>
 }

@@ -56,6 +56,7 @@ import {
 } from './common';
 import { CriuResult, CriuStatus, criuStatus, runCriu } from './criu';
 import { floorMigrate } from './floor';
+import { handoffFloor } from './handoff-floor';
 import { DEFAULT_COUNTS, PORT, QueueFill, SAMPLE, TICK_BYTES, TICK_MS, Workload, fillName, queueBytesIn } from './workload';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -160,17 +161,30 @@ function gapsOf(s: MultiStatus, stride: number): number[] {
 
 /**
  * Where a hand-off's freeze went, from the daemon's last `handed off` log line (ms): stopping the owner,
- * taking its fds, the hand-over up to the ack, and the daemon's own CPU time in all that.
+ * checking its fds (sockets handed over before the stop), taking them and the hand-over up to the ack
+ * (when they were handed over again while it was stopped), up to "live" sent, and the daemon's own CPU
+ * time in all that; `early` 1 when the sockets went before the stop. `stoppedAtUnixMs`: when the stop began.
  */
-function handoffBreakdown(daemonOutput: string): Record<string, number> {
+function handoffBreakdown(daemonOutput: string): { phases: Record<string, number>; stoppedAtUnixMs: number } {
   const line = daemonOutput
     .split('\n')
     .reverse()
     .find((l) => l.includes('"handed off"'));
-  if (!line) return {};
+  if (!line) return { phases: {}, stoppedAtUnixMs: NaN };
   const r = JSON.parse(line) as Record<string, unknown>;
   const ms = (k: string): number => (typeof r[k] === 'number' ? r[k] / 1000 : NaN);
-  return { stop: ms('stopUs'), take: ms('takeUs'), 'deliver+ack': ms('deliverUs'), 'daemon CPU': ms('freezeCpuUs') };
+  return {
+    phases: {
+      stop: ms('stopUs'),
+      check: ms('checkUs'),
+      take: ms('takeUs'),
+      'deliver+ack': ms('deliverUs'),
+      live: ms('liveUs'),
+      'daemon CPU': ms('freezeCpuUs'),
+      early: r.how === 'early' ? 1 : 0,
+    },
+    stoppedAtUnixMs: typeof r.stoppedAtUnixMs === 'number' ? r.stoppedAtUnixMs : NaN,
+  };
 }
 
 /** Peak resident set (VmHWM) of a process, KiB. */
@@ -207,10 +221,12 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
     const lan = Lan.create();
     const env = profileDir ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-profile.js')}`, SOCCRD_CPU_PROFILE_DIR: profileDir } : undefined;
     const daemons = handoff
-      ? await setup(async () => {
-          const a = await DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env });
-          return [a, a] as const;
-        })
+      ? mover === 'floor'
+        ? undefined
+        : await setup(async () => {
+            const a = await DaemonProcess.start({ netns: lan.ns.A, args: ['--log-level', 'info'], env });
+            return [a, a] as const;
+          })
       : mover === 'soccrd'
         ? await setup(() =>
             Promise.all([
@@ -247,6 +263,9 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
     let queueBytes: number;
     let phases: Record<string, number> = {};
     let freezeStartUnix = NaN;
+    let handoffStoppedAt = NaN;
+    /** false: the hand-off floor, which leaves every socket with the old owner (nothing to verify) */
+    let moved = true;
     let liveUnix = NaN;
     let peakRss: RunResult['peakRssKiB'];
     let transport: Transport | undefined;
@@ -277,12 +296,24 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       if (report.transport !== want) throw new Error(`N=${n}: migrate used the ${report.transport} transport, ${want} was set up`);
       ({ freezeMs, totalMs, queueBytes, transport } = report);
       for (const p of report.phases) phases[p.name] = p.ms;
-      if (handoff) Object.assign(phases, handoffBreakdown(a.output));
+      if (handoff) {
+        const b = handoffBreakdown(a.output);
+        Object.assign(phases, b.phases);
+        handoffStoppedAt = b.stoppedAtUnixMs;
+      }
       const phase = (name: string): { startedAt: number; ms: number } => report.phases.find((p) => p.name === name) ?? { startedAt: NaN, ms: NaN };
       freezeStartUnix = phase(handoff ? 'handoff' : 'checkpoint+restore').startedAt;
       liveUnix = phase('resume-destination').startedAt + phase('resume-destination').ms;
       if (fill === 'full') peakRss = { source: peakRssKiB(a.pid), destination: peakRssKiB(b.pid) };
       if (handoff && processState(w.server.pid) !== 'T') throw new Error(`N=${n}: the old owner is not stopped after the hand-off`);
+    } else if (handoff) {
+      // The floor: the same kernel work in C on the same owner, which it continues afterwards.
+      const f = handoffFloor(w.server.pid);
+      if (f.sockets !== n + 1) throw new Error(`N=${n}: the hand-off floor took ${f.sockets} sockets`);
+      ({ freezeMs, phases } = f);
+      totalMs = freezeMs;
+      queueBytes = 0;
+      moved = false;
     } else {
       const startUnix = Date.now();
       const f = await floorMigrate({
@@ -299,7 +330,12 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       freezeStartUnix = startUnix;
       liveUnix = startUnix + freezeMs;
     }
-    await w.receiver.waitEvent('handover-live', 60_000);
+    if (moved) {
+      const live = await w.receiver.waitEvent('handover-live', 60_000);
+      // The freeze as the new owner saw it: from the daemon's stop to its reading "live" (its own clock).
+      const liveAt = (live as { liveAtUnixMs?: unknown }).liveAtUnixMs;
+      if (handoff && typeof liveAt === 'number') phases['new owner live'] = liveAt - handoffStoppedAt;
+    }
     let gaps: Partial<RunResult> = {};
     if (light) {
       await sleep(AFTER_MS);
@@ -318,7 +354,7 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       };
     }
     // Exactness: everything read on both sides, fresh bytes both ways, every connection checked.
-    const { clients: cs } = await w.verify(60_000 + 10 * n + queueBytes / 20_000);
+    const cs = moved ? (await w.verify(60_000 + 10 * n + queueBytes / 20_000)).clients : undefined;
     return {
       mover,
       n,
@@ -331,8 +367,8 @@ function runOnce(mover: Mover, n: number, fill: QueueFill, dir: string, direct: 
       ownerSendQueue: queued.send,
       peakRssKiB: peakRss,
       ...gaps,
-      peerRetrans: cs.totals.totalRetrans - before.totals.totalRetrans,
-      verifiedConnections: n,
+      peerRetrans: cs ? cs.totals.totalRetrans - before.totals.totalRetrans : 0,
+      verifiedConnections: cs ? n : 0,
       setupMs,
       transport,
       nativeBatch,
@@ -456,7 +492,7 @@ function describeRun(r: RunResult): string {
   const rss = r.peakRssKiB ? `, peak RSS ${fmt(r.peakRssKiB.source / 1024, 0)}/${fmt(r.peakRssKiB.destination / 1024, 0)} MiB` : '';
   const gap = r.peerGapMaxMs !== undefined ? `, peer gap max ${fmt(r.peerGapMaxMs)} ms (cadence ${fmt(r.baselineGapMs)})` : '';
   const how = `${r.transport ? `${r.transport}, ` : ''}${kernelCallsOf([r])} kernel calls`;
-  return `${how}: freeze ${fmt(r.freezeMs)} ms (${phases}), ${mib(r.queueBytes)} MiB queued (owner recv ${mib(r.ownerRecvQueue)}, send ${mib(r.ownerSendQueue)})${rss}${gap}, all ${r.verifiedConnections} exact`;
+  return `${how}: freeze ${fmt(r.freezeMs)} ms (${phases}), ${mib(r.queueBytes)} MiB queued (owner recv ${mib(r.ownerRecvQueue)}, send ${mib(r.ownerSendQueue)})${rss}${gap}, ${r.verifiedConnections ? `all ${r.verifiedConnections} exact` : 'no migration (the owner continued)'}`;
 }
 
 /** Runs one row: soccrd and floor runs alternating (light: soccrd only), then CRIU where wanted. */
@@ -470,7 +506,7 @@ async function measureRow(
   failures: string[],
 ): Promise<MigrationRow | undefined> {
   const label = `${series} N=${n} ${fillName(fill)}`;
-  const movers: Mover[] = fill === 'light' || series === 'relay' || series === 'handoff' ? ['soccrd'] : ['soccrd', 'floor'];
+  const movers: Mover[] = fill === 'light' || series === 'relay' ? ['soccrd'] : ['soccrd', 'floor'];
   const direct = series !== 'relay';
   const perRun: RunResult[] = [];
   for (let r = 0; r < runs; r++) {

@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import * as N from '../daemon/kernel/native';
 import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/repair/acquire';
-import { FrozenSocket, RestoredSocket, capture, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/repair/engine';
+import { FrozenSocket, RestoredSocket, capture, finishRestoredAll, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/repair/engine';
 import { NetnsHandle } from '../daemon/kernel/netns';
 import { diagnose } from '../daemon/kernel/sockdiag';
 import { SoccrError } from '../protocol/errors';
@@ -30,6 +30,7 @@ import {
 } from '../lab/scenario';
 import type { EndpointStatus } from '../lab/fixtures/endpoint';
 import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
+import { captureTcp, stopCaptures } from '../lab/capture';
 import { SoccrClient } from '../client';
 
 /** The path the process started with (the library loaded, unless SOCCRD_NATIVE_BATCH=0). */
@@ -116,9 +117,14 @@ async function killOwner(owner: Endpoint, frozen: FrozenSocket): Promise<void> {
   silentClose(frozen);
 }
 
-/** Rebuilds the saved connection in the namespace of `host`, in repair mode, and checks it reads back. */
+/**
+ * Rebuilds the saved connection in the namespace of `host`, in repair mode, with its go-live steps
+ * written (as the daemon does once the new owner holds it), and checks it reads back.
+ */
 function restoreIn(topo: Topology, host: number, saved: SavedConnection): RestoredSocket {
   const r = restore(saved, { netns: topo.nsPath(topo.hosts[host]) });
+  const [err] = finishRestoredAll([r]);
+  if (err) throw err;
   assertReadsBack(r, saved);
   return r;
 }
@@ -275,6 +281,7 @@ for (const path of PATHS)
       assert.ok(w, 'the saved state has a repair window');
       const beyond = { ...saved, window: { ...w, sndWl1: (saved.inqSeq + w.rcvWnd + 100_000) >>> 0 } };
       const r = restore(beyond, { netns: p.topo.nsPath(p.topo.hosts[1]) });
+      assert.deepEqual(finishRestoredAll([r]), [undefined], 'go-live steps');
       assert.equal(save(r).window?.sndWl1, saved.inqSeq, 'snd_wl1 clamped to rcv_nxt');
       const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
       p.topo.routeTo(1);
@@ -384,6 +391,49 @@ for (const path of PATHS)
       });
     });
   });
+
+describe('held sockets send nothing (issue 14)', function () {
+  this.timeout(120_000);
+  // Longer than the first retransmission timeout (1 s), a tail-loss probe and a 1 s keepalive.
+  const HOLD_MS = 4000;
+
+  afterEach(async () => {
+    stopCaptures();
+    await killAllEndpoints();
+    destroyTopologies();
+  });
+
+  /**
+   * Rebuilds the frozen connection in the second host with no network lock at all, captures what leaves
+   * that host for HOLD_MS (the peer would receive it), then hands it over and checks both streams.
+   */
+  async function holdSilently(p: Awaited<ReturnType<typeof connectPair>>, x: Parameters<typeof verifyStreams>[2]): Promise<void> {
+    const ownerAt = await p.owner.command('quiesce');
+    const { frozen, saved } = checkpoint(p.owner);
+    await killOwner(p.owner, frozen);
+    const host = p.topo.hosts[1];
+    const capture = await captureTcp(host, 'h1');
+    const r = restore(saved, { netns: p.topo.nsPath(host) });
+    await sleep(HOLD_MS);
+    assert.deepEqual(await capture.stop(), [], `segments that left the held ${stateName(saved.state)} socket`);
+    const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+    p.topo.routeTo(1);
+    await verifyStreams(p.peer, receiver, x);
+  }
+
+  for (const state of [TcpState.ESTABLISHED, TcpState.FIN_WAIT1, TcpState.CLOSE_WAIT, TcpState.LAST_ACK, TcpState.CLOSING]) {
+    it(`${stateName(state)} with data in flight: held ${HOLD_MS / 1000} s without a lock, not one segment leaves; then live, both streams exact`, async () => {
+      const p = await connectPair('ipv4', 2);
+      await holdSilently(p, await setUp(p, state));
+    });
+  }
+
+  it(`ESTABLISHED and idle, keepalive after 1 s: held ${HOLD_MS / 1000} s without a lock, no keepalive probe leaves; then live, both streams exact`, async () => {
+    const p = await connectPair('ipv4', 2, { ...USER_OPTIONS, keepIdle: 1, keepIntvl: 1 });
+    p.topo.blackhole(0); // the old host answers nothing any more, as in the other cases
+    await holdSilently(p, { state: TcpState.ESTABLISHED, unread: false, unacked: false, unsent: false, ownerClosed: false, peerClosed: false });
+  });
+});
 
 describe('kernel-call path of the daemon', function () {
   this.timeout(60_000);

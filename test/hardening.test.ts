@@ -29,7 +29,7 @@ import { SessionState, SoccrClient, isServiceError } from '../client/client';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { JOURNAL_FILE } from '../daemon/custody/journal';
 import { ProcessHandle } from '../daemon/repair/acquire';
-import { pause, readTcpInfoHead, restore, resume, save, silentClose } from '../daemon/repair/engine';
+import { finishRestoredAll, pause, readTcpInfoHead, restore, resume, save, silentClose } from '../daemon/repair/engine';
 import { SoccrError } from '../protocol/errors';
 import { TcpState, stateName } from '../protocol/saved-state';
 import { killAllEndpoints } from '../lab/endpoint';
@@ -498,10 +498,11 @@ describe('hardening', function () {
           const netns = p.topo.nsPath(host);
           const sent = spoofCounter(host);
 
-          // The local address is there: the injected segment is taken in locally, the state reached.
+          // The local address is there: the injected segment (at go-live) is taken in locally, the state reached.
           const r = restore(saved, { netns, transparent: true });
+          assert.deepEqual(finishRestoredAll([r]), [undefined], 'go-live steps');
           assert.equal(stateName(readTcpInfoHead(r.fd).state), stateName(state));
-          silentClose({ fd: r.fd, reuseAddr: false });
+          silentClose(r);
           assert.equal(sent(), 0, 'nothing left the namespace');
 
           // The address is elsewhere on the link (as on a LAN before it moves): refused before anything is built.

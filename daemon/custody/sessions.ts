@@ -10,7 +10,7 @@
 // use between two frames: Abort ends its session at once, and the stream stops at its next frame. A
 // session that ended never becomes active again.
 import { randomUUID } from 'node:crypto';
-import { FrozenSocket, RestoredSocket, resumeAll, silentCloseAll } from '../repair/engine';
+import { FrozenSocket, RestoredSocket, finishRestoredAll, resumeAll, silentCloseAll } from '../repair/engine';
 import { thawSource } from './thaw';
 import { SoccrError, errorMessage } from '../../protocol/errors';
 import { deliver } from './delivery';
@@ -336,6 +336,9 @@ export class SessionManager {
     if (!path) throw new SoccrError('BAD_REQUEST', `session ${s.id} has no delivery path: name one to resume it`);
     s.busy = 'handover';
     let live = false;
+    // A socket whose go-live steps failed (a saved state whose FINs lead elsewhere, no memory for its
+    // send queue) can never go live: the session is aborted rather than held for another Resume.
+    let broken: SoccrError | undefined;
     try {
       const items = s.held.map((h, index) => ({
         fd: h.sock.fd,
@@ -352,8 +355,12 @@ export class SessionManager {
         path,
         items,
         () => {
+          // Written while the lock still holds (engine.ts: finishRestoredAll); repair off once it is lifted.
+          const socks = s.held.map((h) => h.sock as RestoredSocket);
+          broken = finishRestoredAll(socks).find((err) => err !== undefined);
+          if (broken) throw broken;
           this.unlock(s);
-          const failed = resumeAll(s.held.map((h) => h.sock as RestoredSocket)).find((err) => err !== undefined);
+          const failed = resumeAll(socks).find((err) => err !== undefined);
           if (failed) throw failed;
           live = true;
         },
@@ -363,6 +370,7 @@ export class SessionManager {
       s.busy = undefined;
       // Live, but the receiver was not told: the session is over all the same (its sockets are the new owner's).
       if (live) this.delivered(s, path, `live and delivered to ${path}, but ${errorMessage(err)}`);
+      else if (broken && s.active) this.closeSilently(s, 'ABORTED', `could not go live: ${errorMessage(broken)}`);
       else if (s.active) this.extendLease(s);
       throw err;
     }

@@ -1,5 +1,15 @@
 // The repair engine: freeze a TCP socket in repair mode, save everything needed to rebuild it, and
 // rebuild it from that saved state in a new socket, in the order the kernel accepts.
+//
+// A rebuilt socket is held in two steps, because repair mode does not stop the kernel's timers: bytes
+// written into the send queue in repair mode arm the retransmission timer (tcp_write_xmit treats them as
+// sent, and tcp_event_new_data_sent arms the RTO; with SACK a tail-loss probe comes first), a never-sent
+// tail arms the zero-window probe, SO_KEEPALIVE arms the keepalive timer, and a FIN taken in (the peer's,
+// injected) is acknowledged; none of the timer handlers looks at repair mode, so each of them sends
+// while the socket is still held. `restore` therefore builds only what arms nothing (sequence numbers,
+// addresses, negotiated options, the receive queue, the user's options but keepalive): the held socket
+// sends nothing, lock or no lock. `finishRestored` (or resumeRestored/resumeAll, which call it) writes
+// the send queue, the window, the FINs and keepalive at go-live, while the destination's lock still holds.
 import { constants as osConstants } from 'node:os';
 import * as N from '../kernel/native';
 import { SoccrError, kernelError } from '../../protocol/errors';
@@ -69,6 +79,7 @@ const destBuf = N.pinned(N.SOCKADDR_STORAGE);
 const captureBatch = new N.KernelBatch(48);
 const queueBatch = new N.KernelBatch(8);
 const restoreBatch = new N.KernelBatch(64);
+const liveBatch = new N.KernelBatch(48);
 const socketsBatch = new N.KernelBatch(256);
 
 /** A socket in repair mode, and what resuming it needs to put back. */
@@ -184,6 +195,23 @@ export function resume(sock: FrozenSocket): void {
  * socket, its error or undefined.
  */
 export function resumeAll(socks: readonly FrozenSocket[]): Array<SoccrError | undefined> {
+  // A rebuilt socket whose go-live steps have not run gets them first; one that fails them stays held.
+  const held = socks.filter(isHeldRestore);
+  const unfinished = new Map<FrozenSocket, SoccrError>();
+  finishRestoredAll(held).forEach((err, i) => {
+    if (err) unfinished.set(held[i], err);
+  });
+  const ready = unfinished.size ? socks.filter((sock) => !unfinished.has(sock)) : socks;
+  const errors = repairOffAll(ready);
+  return unfinished.size ? socks.map((sock) => unfinished.get(sock) ?? errors[ready.indexOf(sock)]) : errors;
+}
+
+function isHeldRestore(sock: FrozenSocket): sock is RestoredSocket {
+  return (sock as Partial<RestoredSocket>).live !== undefined;
+}
+
+/** Repair off (with the window probe) and the user's options back, each socket whatever the others do. */
+function repairOffAll(socks: readonly FrozenSocket[]): Array<SoccrError | undefined> {
   const b = socketsBatch.reset();
   const first = socks.map((sock, i) => {
     b.group = i;
@@ -204,15 +232,18 @@ export function resumeAll(socks: readonly FrozenSocket[]): Array<SoccrError | un
  * without FIN or RST.
  */
 export function silentClose(sock: FrozenSocket): void {
-  N.closeQuietly(sock.fd);
+  silentCloseAll([sock]);
 }
 
-/** silentClose for many sockets in one batch. */
+/** silentClose for many sockets in one batch (with the raw sockets that held restores kept for go-live). */
 export function silentCloseAll(socks: readonly FrozenSocket[]): void {
   const b = socketsBatch.reset();
   socks.forEach((sock, i) => {
     b.group = i;
     b.close(sock.fd);
+    const live = (sock as Partial<RestoredSocket>).live;
+    if (live && live.rawFd >= 0) b.close(live.rawFd, N.ALWAYS);
+    if (live) (sock as RestoredSocket).live = undefined;
   });
   b.run();
 }
@@ -582,6 +613,16 @@ function targetError(what: string, err: unknown): SoccrError {
 /** A rebuilt socket, still in repair mode until `resumeRestored`. */
 export interface RestoredSocket extends FrozenSocket {
   state: TcpState;
+  /** What going live still has to write (see the top of this file); undefined once finishRestored ran. */
+  live?: LiveSteps;
+}
+
+/** The part of a rebuild that would make a held socket send, kept for go-live. */
+interface LiveSteps {
+  /** the saved state (its receive queue dropped: already in the socket) */
+  saved: SavedConnection;
+  /** the raw socket, made in the target namespace, that injects the peer's FIN or ACK; -1 if none */
+  rawFd: number;
 }
 
 /**
@@ -626,7 +667,7 @@ function addUserOptions(b: N.KernelBatch, fd: N.FdArg, s: SavedConnection, d: Ne
   // Kernel constants for a new socket: all off, no timeout, no TOS, no mark.
   set(N.SOL_TCP, N.TCP.NODELAY, o.noDelay ? 1 : 0, 0);
   set(N.SOL_TCP, N.TCP.CORK, o.cork ? 1 : 0, 0);
-  set(N.SOL_SOCKET, N.SO.KEEPALIVE, o.keepAlive ? 1 : 0, 0);
+  // SO_KEEPALIVE is set at go-live (addLiveSteps): it arms a timer that would send from a held socket.
   set(N.SOL_TCP, N.TCP.USER_TIMEOUT, o.userTimeout, 0);
   set(N.SOL_SOCKET, N.SO.MARK, o.mark, 0);
   if (s.socketFamily === 'ipv4') set(N.SOL_IP, N.IP_TOS, o.tos, 0);
@@ -656,10 +697,11 @@ type StepError = (b: N.KernelBatch, op: number) => Error;
 const syscallStep: StepError = (b, op) => b.error(op);
 
 /**
- * Rebuilds a connection from a saved state, optionally inside another network namespace. The new socket
- * is left in repair mode: it sends nothing until `resumeRestored`, so a network lock can sit in between.
- * The saved state is never modified. Its kernel calls go in one batch (two when the namespace's
- * defaults must be read again), the namespace entered and left within it.
+ * Rebuilds a connection from a saved state, optionally inside another network namespace, as far as a
+ * held socket may be built: in repair mode, and nothing in it that would make the kernel send (see the
+ * top of this file); the rest is written by finishRestored at go-live. The saved state is never
+ * modified. Its kernel calls go in one batch (two when the namespace's defaults must be read again),
+ * the namespace entered and left within it.
  */
 export function restore(s: SavedConnection, opts: RestoreOptions = {}): RestoredSocket {
   validateSaved(s);
@@ -697,40 +739,80 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
     b.setInt({ op: sockOp }, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
     // By the namespace's identity: two paths to one namespace share, one path reused by another does not.
     const key = ns && !ns.isHome ? ns.id : '';
-    let defaults = cachedDefaults(key);
-    let stateCheck: number;
+    const defaults = cachedDefaults(key);
     if (defaults) {
-      stateCheck = addRestoreSteps(b, steps, s, opts, defaults, { op: sockOp }, rawOp >= 0 ? { op: rawOp } : -1);
+      addHoldSteps(b, steps, s, opts, defaults, { op: sockOp });
       runSteps(b, steps, learnFds);
     } else {
       // The options to set depend on the namespace's defaults, read from the new socket: two batches.
       const read = addDefaultsReads(b, { op: sockOp });
       runSteps(b, steps, learnFds);
-      defaults = read();
-      netnsDefaults.set(key, defaults);
+      const fresh = read();
+      netnsDefaults.set(key, fresh);
       b.reset();
       steps.clear();
-      stateCheck = addRestoreSteps(b, steps, s, opts, defaults, fd, rawFd);
+      addHoldSteps(b, steps, s, opts, fresh, fd);
       runSteps(b, steps);
     }
-    if (stateCheck >= 0) {
-      const got = kernelTcpState(b.bytes(stateCheck)[0]);
-      if (got !== s.state) {
-        // The kernel took the FINs the saved sequence numbers place, and they lead elsewhere: the state
-        // does not hold together (or something in the target namespace dropped the injected segment).
-        throw new SoccrError(
-          'INVALID_STATE',
-          `invalid saved state: the rebuilt socket reached ${stateName(got)}, not ${stateName(s.state)}: its sequence numbers do not fit that state (or the injected FIN/ACK was dropped)`,
-        );
-      }
-    }
-    return { fd, reuseAddr: s.options.reuseAddr, state: s.state };
+    // Only the bytes go-live writes are kept (the receive queue is in the socket): the rest of a
+    // stream's buffer is not held with them.
+    const saved: SavedConnection = { ...s, recvQueue: EMPTY, sendQueue: ownBytes(s.sendQueue) };
+    const restored: RestoredSocket = { fd, reuseAddr: s.options.reuseAddr, state: s.state, live: { saved, rawFd } };
+    rawFd = -1;
+    return restored;
   } catch (err) {
     if (fd >= 0) N.closeQuietly(fd); // still in repair mode: vanishes silently
     throw kernelError('restoring socket', err);
   } finally {
     if (rawFd >= 0) N.closeQuietly(rawFd);
     ownHandle?.close();
+  }
+}
+
+/** `bytes` in memory of their own, unless they are all of it already. */
+function ownBytes(bytes: Buffer): Buffer {
+  return bytes.length === 0 ? EMPTY : bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length ? bytes : Buffer.from(bytes);
+}
+
+/**
+ * Writes what a held socket was built without: its send queue, window, FINs and keepalive, in the order
+ * the kernel accepts, then it is ready for repair off. Each socket whatever the others do (one batch
+ * each); returns, per socket, its error or undefined. Run while the destination's network lock still
+ * holds: a segment the kernel sends meanwhile (a FIN_WAIT1 socket's FIN, the ACK of an injected FIN) is
+ * dropped there and sent again by TCP, whereas a peer's segment that arrived half way through could
+ * acknowledge bytes not yet written back, and be dropped by the socket.
+ */
+export function finishRestoredAll(socks: readonly RestoredSocket[]): Array<SoccrError | undefined> {
+  return socks.map((sock) => {
+    const live = sock.live;
+    if (!live) return undefined;
+    try {
+      finishOne(sock.fd, live);
+      return undefined;
+    } catch (err) {
+      return kernelError('making a restored socket live', err);
+    } finally {
+      if (live.rawFd >= 0) N.closeQuietly(live.rawFd);
+      sock.live = undefined;
+    }
+  });
+}
+
+function finishOne(fd: number, live: LiveSteps): void {
+  const s = live.saved;
+  const b = liveBatch.reset();
+  const steps = new Map<number, StepError>();
+  const stateCheck = addLiveSteps(b, steps, s, fd, live.rawFd);
+  runSteps(b, steps);
+  if (stateCheck < 0) return;
+  const got = kernelTcpState(b.bytes(stateCheck)[0]);
+  if (got !== s.state) {
+    // The kernel took the FINs the saved sequence numbers place, and they lead elsewhere: the state
+    // does not hold together (or something in the target namespace dropped the injected segment).
+    throw new SoccrError(
+      'INVALID_STATE',
+      `invalid saved state: the rebuilt socket reached ${stateName(got)}, not ${stateName(s.state)}: its sequence numbers do not fit that state (or the injected FIN/ACK was dropped)`,
+    );
   }
 }
 
@@ -757,28 +839,23 @@ function runSteps(b: N.KernelBatch, steps: Map<number, StepError>, after?: () =>
   if (failed >= 0) throw (steps.get(failed) ?? syscallStep)(b, failed);
 }
 
+/** Buffer sizes as saved, or larger where the queues need room (then set back once the bytes are in). */
+function bufferPlan(s: SavedConnection): { growSnd: boolean; growRcv: boolean; sndNeed: number; rcvNeed: number } {
+  const sndNeed = s.outqLen * 2 + 65536;
+  const rcvNeed = s.inqLen * 2 + 65536;
+  return { growSnd: sndNeed > s.options.sndBuf, growRcv: rcvNeed > s.options.rcvBuf, sndNeed, rcvNeed };
+}
+
 /**
- * Adds the rebuild, in the order the kernel accepts (docs: tcp-repair.md), to a batch whose socket is
- * in repair mode already. `fd`, `rawFd`: numbers, or the ops of this batch that make them. Returns the
- * op that reads the state the FINs led to (half-closed states), or -1.
+ * Adds the held part of the rebuild, in the order the kernel accepts (docs: tcp-repair.md), to a batch
+ * whose socket is in repair mode already: everything that arms no timer. `fd`: a number, or the op of
+ * this batch that makes it.
  */
-function addRestoreSteps(
-  b: N.KernelBatch,
-  steps: Map<number, StepError>,
-  s: SavedConnection,
-  opts: RestoreOptions,
-  defaults: NetnsDefaults,
-  fd: N.FdArg,
-  rawFd: N.FdArg,
-): number {
+function addHoldSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedConnection, opts: RestoreOptions, defaults: NetnsDefaults, fd: N.FdArg): void {
   const m = bit(s.state);
   // Buffer sizes as saved, or larger where the queues need room; a size the user set goes back to
   // exactly its value once the bytes are in.
-  const lock = s.options.bufLock;
-  const sndNeed = s.outqLen * 2 + 65536;
-  const rcvNeed = s.inqLen * 2 + 65536;
-  const growSnd = sndNeed > s.options.sndBuf;
-  const growRcv = rcvNeed > s.options.rcvBuf;
+  const { growSnd, growRcv, sndNeed, rcvNeed } = bufferPlan(s);
   b.setInt(fd, N.SOL_SOCKET, N.SO.SNDBUFFORCE, Math.ceil((growSnd ? sndNeed : s.options.sndBuf) / 2));
   b.setInt(fd, N.SOL_SOCKET, N.SO.RCVBUFFORCE, Math.ceil((growRcv ? rcvNeed : s.options.rcvBuf) / 2));
 
@@ -815,30 +892,48 @@ function addRestoreSteps(
   b.setBytes(fd, N.SOL_TCP, N.TCP.REPAIR_OPTIONS, o, n * 8);
   if (s.tcpOptions & TCPI_OPT_TIMESTAMPS) b.setInt(fd, N.SOL_TCP, N.TCP.TIMESTAMP, s.timestamp | 0);
 
-  // Queue bytes: unread data, then the sent-but-unacknowledged part (retransmitted on timeout), then
-  // the never-sent tail as ordinary data with repair briefly off (without the window probe). Written
-  // from the saved Buffers themselves wherever their address is known.
-  const queue = (bytes: Buffer, start: number, end: number, what: string): void => {
-    steps.set(b.sendAll(fd, bytes, start, end, N.MSG_DONTWAIT), (bb, op) => {
-      const len = end - start;
-      if (bb.errno(op) === 0) return new SoccrError('KERNEL', `${what} queue: no progress writing ${len} bytes`);
-      return new N.SyscallError('send', bb.errno(op), `${what} queue at byte ${bb.result(op)} of ${len}`);
+  // The unread data (the receive queue is still selected): taken in without an acknowledgement or a timer.
+  if (s.inqLen > 0) addQueueWrite(b, steps, fd, s.recvQueue, 0, s.inqLen, 'receive');
+  // Until it goes live, a write by whoever holds the socket must fail (EINVAL), not join a queue.
+  b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
+  const cong = addUserOptions(b, fd, s, defaults);
+  if (cong >= 0) {
+    steps.set(cong, (bb, op) => {
+      const err = bb.error(op);
+      if (err.code !== 'ENOENT') return err;
+      return new SoccrError('TARGET_STATE', `restoring socket: congestion control ${s.options.congestion} is not available in the target namespace`, err);
     });
-  };
-  if (s.inqLen > 0) {
-    b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, RECV_QUEUE);
-    queue(s.recvQueue, 0, s.inqLen, 'receive');
   }
+}
+
+/** Adds a queue's bytes, written from the saved Buffer itself. */
+function addQueueWrite(b: N.KernelBatch, steps: Map<number, StepError>, fd: N.FdArg, bytes: Buffer, start: number, end: number, what: string): void {
+  steps.set(b.sendAll(fd, bytes, start, end, N.MSG_DONTWAIT), (bb, op) => {
+    const len = end - start;
+    if (bb.errno(op) === 0) return new SoccrError('KERNEL', `${what} queue: no progress writing ${len} bytes`);
+    return new N.SyscallError('send', bb.errno(op), `${what} queue at byte ${bb.result(op)} of ${len}`);
+  });
+}
+
+/**
+ * Adds the go-live part of the rebuild to a batch: the sent-but-unacknowledged bytes (retransmitted on
+ * timeout), the never-sent tail as ordinary data with repair briefly off (without the window probe; the
+ * window is still closed, so it waits), buffer sizes back, the window, the FINs, keepalive. Returns the
+ * op that reads the state the FINs led to (half-closed states), or -1.
+ */
+function addLiveSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedConnection, fd: number, rawFd: number): number {
+  const m = bit(s.state);
+  const lock = s.options.bufLock;
+  const { growSnd, growRcv } = bufferPlan(s);
   const sentLen = s.outqLen - s.unsentLen;
   if (sentLen > 0) {
     b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, SEND_QUEUE);
-    queue(s.sendQueue, 0, sentLen, 'send');
+    addQueueWrite(b, steps, fd, s.sendQueue, 0, sentLen, 'send');
+    b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
   }
-  // Until it goes live, a write by whoever holds the socket must fail (EINVAL), not join a queue.
-  if (s.inqLen > 0 || sentLen > 0) b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
   if (s.unsentLen > 0) {
     b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_OFF_NO_PROBE);
-    queue(s.sendQueue, sentLen, s.outqLen, 'unsent');
+    addQueueWrite(b, steps, fd, s.sendQueue, sentLen, s.outqLen, 'unsent');
     b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
   }
   if (growSnd && lock & 1) b.setInt(fd, N.SOL_SOCKET, N.SO.SNDBUFFORCE, Math.ceil(s.options.sndBuf / 2));
@@ -868,10 +963,9 @@ function addRestoreSteps(
       const err = bb.error(op);
       // The peer's FIN, injected as the saved sequence numbers place it, already closed the socket.
       if (err.code !== 'ENOTCONN') return err;
-      const at = typeof fd === 'number' ? fd : bb.result(fd.op);
       return new SoccrError(
         'INVALID_STATE',
-        `invalid saved state: the rebuilt socket reached ${stateName(readTcpInfoHead(at).state)} before its own FIN went back: its sequence numbers do not fit ${stateName(s.state)}`,
+        `invalid saved state: the rebuilt socket reached ${stateName(readTcpInfoHead(fd).state)} before its own FIN went back: its sequence numbers do not fit ${stateName(s.state)}`,
         err,
       );
     });
@@ -889,14 +983,8 @@ function addRestoreSteps(
   }
   // The state the FINs led to, checked once the batch has run.
   const stateCheck = m & (RECEIVED_FIN | OUR_FIN_ACKED) ? b.getBytes(fd, N.SOL_TCP, N.TCP.INFO, 8) : -1;
-  const cong = addUserOptions(b, fd, s, defaults);
-  if (cong >= 0) {
-    steps.set(cong, (bb, op) => {
-      const err = bb.error(op);
-      if (err.code !== 'ENOENT') return err;
-      return new SoccrError('TARGET_STATE', `restoring socket: congestion control ${s.options.congestion} is not available in the target namespace`, err);
-    });
-  }
+  // Keepalive last: it arms its timer at once.
+  if (s.options.keepAlive) b.setInt(fd, N.SOL_SOCKET, N.SO.KEEPALIVE, 1);
   return stateCheck;
 }
 /**
@@ -909,7 +997,10 @@ function sndWl1ForRepair(w: RepairWindow, rcvNxt: number, finPending: number): n
   return after(w.sndWl1 >>> 0, (rcvNxt + w.rcvWnd + finPending) >>> 0) ? rcvNxt : w.sndWl1 >>> 0;
 }
 
-/** Makes a restored socket live: repair off (with a window probe), then the user's SO_REUSEADDR. */
+/**
+ * Makes a restored socket live: its go-live steps (finishRestoredAll) if they did not run yet, repair off
+ * (with a window probe), then the user's SO_REUSEADDR.
+ */
 export function resumeRestored(sock: RestoredSocket): void {
   resume(sock);
 }

@@ -10,7 +10,9 @@ export interface CheckpointOptions {
   /**
    * Do not lock the network: the caller makes sure no packet reaches or leaves the connections while
    * they are frozen. By default the daemon drops their packets in both directions (nftables) from just
-   * before repair mode goes on until Resume, or until a grace period after Release.
+   * before repair mode goes on until Resume, or until a grace period after Release. Repair mode does
+   * not stop a socket's timers: a frozen socket still retransmits its unacknowledged bytes, probes a
+   * zero window, sends keepalive probes and acknowledges what reaches it; without the lock these leave.
    */
   'noNetworkLock'?: (boolean);
   /**
@@ -47,7 +49,9 @@ export interface CheckpointOptions__Output {
   /**
    * Do not lock the network: the caller makes sure no packet reaches or leaves the connections while
    * they are frozen. By default the daemon drops their packets in both directions (nftables) from just
-   * before repair mode goes on until Resume, or until a grace period after Release.
+   * before repair mode goes on until Resume, or until a grace period after Release. Repair mode does
+   * not stop a socket's timers: a frozen socket still retransmits its unacknowledged bytes, probes a
+   * zero window, sends keepalive probes and acknowledges what reaches it; without the lock these leave.
    */
   'noNetworkLock': (boolean);
   /**

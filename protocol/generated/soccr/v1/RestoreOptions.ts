@@ -30,7 +30,11 @@ export interface RestoreOptions {
   /**
    * Do not lock the network here: the caller keeps packets away from the connections until they are
    * live. By default the daemon drops their packets from before the first socket exists until they go
-   * live.
+   * live. A held socket sends nothing of its own (its send queue, FINs and keepalive are written at
+   * go-live), but the kernel still acknowledges a segment that reaches it (the peer's retransmission
+   * once the address has moved): without the lock, keep the peer's packets away until Resume. At
+   * go-live the sockets may send (a FIN not yet acknowledged, the ACK of the peer's FIN) just before
+   * repair mode ends.
    */
   'noNetworkLock'?: (boolean);
   /**
@@ -71,7 +75,11 @@ export interface RestoreOptions__Output {
   /**
    * Do not lock the network here: the caller keeps packets away from the connections until they are
    * live. By default the daemon drops their packets from before the first socket exists until they go
-   * live.
+   * live. A held socket sends nothing of its own (its send queue, FINs and keepalive are written at
+   * go-live), but the kernel still acknowledges a segment that reaches it (the peer's retransmission
+   * once the address has moved): without the lock, keep the peer's packets away until Resume. At
+   * go-live the sockets may send (a FIN not yet acknowledged, the ACK of the peer's FIN) just before
+   * repair mode ends.
    */
   'noNetworkLock': (boolean);
   /**

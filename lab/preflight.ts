@@ -17,6 +17,7 @@ export const NEEDED: Tool[] = [
   { command: 'openssl', pkg: 'openssl', why: 'certificates for the mTLS tests of the daemon' },
   { command: 'systemd-analyze', pkg: 'systemd', why: 'verifying the unit files and their security exposure' },
   { command: 'zsh', pkg: 'zsh', why: "loading and running soccrctl's zsh completion" },
+  { command: 'tcpdump', pkg: 'tcpdump', why: 'packet captures showing that held sockets send nothing' },
 ];
 
 /** What stops a run: its message says what is missing and what to do. */

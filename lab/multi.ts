@@ -86,11 +86,32 @@ export function mergedStatus(all: readonly MultiStatus[]): MultiStatus {
  * final statuses. `b` may be several fixtures holding the other ends between them (merged).
  */
 export async function untilExchanged(a: MultiFixture, b: MultiFixture | readonly MultiFixture[], timeoutMs: number): Promise<[MultiStatus, MultiStatus]> {
-  const deadline = Date.now() + timeoutMs;
   const others: readonly MultiFixture[] = b instanceof MultiFixture ? [b] : b;
-  for (;;) {
+  return untilStatusesExchanged(async () => {
     const [sa, ...sbs] = await Promise.all([a.status(), ...others.map((f) => f.status())]);
-    const sb = mergedStatus(sbs);
+    return [sa, mergedStatus(sbs)];
+  }, timeoutMs);
+}
+
+/**
+ * untilExchanged for one fixture that holds both ends of its connections (a self fixture, or the
+ * process that adopted both): its server ends (local port `port`) against its client ends.
+ */
+export function untilSelfExchanged(f: MultiFixture, port: number, timeoutMs: number): Promise<[MultiStatus, MultiStatus]> {
+  return untilStatusesExchanged(async () => {
+    const s = await f.status();
+    const side = (server: boolean): MultiStatus => {
+      const connections = s.connections.filter((c) => (c.local.port === port) === server);
+      return { ...s, mode: server ? 'serve' : 'clients', connections };
+    };
+    return [side(true), side(false)];
+  }, timeoutMs);
+}
+
+async function untilStatusesExchanged(get: () => Promise<[MultiStatus, MultiStatus]>, timeoutMs: number): Promise<[MultiStatus, MultiStatus]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [sa, sb] = await get();
     const problems = exchangeProblems(sa, sb);
     // Bytes written and not yet taken by the kernel are not in `sent` yet: not exchanged until they are.
     const unsent = [sa, sb].filter((s) => s.totals.pending > 0).map((s) => `${s.mode}: ${s.totals.pending} bytes written and not sent yet`);

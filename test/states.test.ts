@@ -5,7 +5,9 @@ import { SessionState, SoccrClient } from '../client/client';
 import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { MultiFixture, killAllMulti, untilSelfExchanged } from '../lab/multi';
 import { Topology, leftoverNamespaces } from '../lab/netns';
-import { KiB, sleep, socketPath } from '../lab/scenario';
+import { TcpState } from '../protocol/saved-state';
+import { Endpoint, killAllEndpoints } from '../lab/endpoint';
+import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, connectPair, destroyTopologies, sleep, socketPath } from '../lab/scenario';
 import { captureTcp, stopCaptures } from '../lab/capture';
 
 /** Longer than a first retransmission timeout and a zero-window probe (1 s each). */
@@ -27,6 +29,8 @@ describe('connection shapes (issue 14)', function () {
     stopCaptures();
     if (this.currentTest?.state === 'failed') process.stderr.write(`--- soccrd output ---\n${daemon.output.slice(-4000)}\n`);
     await killAllMulti();
+    await killAllEndpoints();
+    destroyTopologies();
     await cleanupDaemons();
     for (const t of topologies.splice(0)) t.destroy();
   });
@@ -94,5 +98,61 @@ describe('connection shapes (issue 14)', function () {
 
   it(`both ends of loopback connections in one process: held ${HOLD_MS / 1000} s without a lock, the ends send each other nothing; then live, every byte both ways`, async () => {
     await moveSelfPairs(true);
+  });
+
+  /**
+   * The peer resets the connection (SO_LINGER 0) after sending bytes the owner reads (`unread` false)
+   * or does not read; the owner's socket is then in CLOSE, in no TCP table, its ECONNRESET pending.
+   * --all takes it; restored in another namespace, the new owner reads what was unread, then the end.
+   */
+  async function moveReset(unread: boolean): Promise<void> {
+    const p = await connectPair('ipv4', 2);
+    if (!unread) await p.owner.command('read', { on: true });
+    await p.peer.command('write', { bytes: 48 * KiB });
+    const peerAt = await p.peer.until((s) => s.pending === 0, 10_000, 'the peer bytes handed to its kernel');
+    if (!unread) {
+      await p.owner.until((s) => s.received === peerAt.sent, 10_000, 'every peer byte read by the owner');
+      await p.owner.command('read', { on: false }); // a read after the RST would take its error
+    }
+    await sleep(200);
+    await p.peer.command('reset');
+    await sleep(200);
+    const at = await p.owner.command('quiesce');
+    assert.equal(peerAt.sent > at.received, unread, 'bytes the owner did not read');
+
+    const file = socketPath('reset').replace(/\.sock$/, '.soccr');
+    const ck = await client.checkpointToFile(p.owner.pid, { all: true, stopOwner: true }, file);
+    assert.equal(ck.connections, 1, 'the reset connection was taken');
+    assert.equal(ck.queueBytes, peerAt.sent - at.received, 'its unread bytes, and nothing of its send queue');
+    await client.release(ck.header.sessionId);
+    p.owner.kill();
+    await p.owner.exited();
+
+    const path = socketPath('deliver-reset');
+    const receiver = await Endpoint.start(p.topo.hosts[1], {
+      mode: 'adopt',
+      unixPath: path,
+      sendSeed: OWNER_TO_PEER,
+      recvSeed: PEER_TO_OWNER,
+      sendOffset: at.sent,
+      recvOffset: at.received,
+      reading: true,
+    });
+    const restored = await client.restoreFromFile(file, { netns: p.topo.nsPath(p.topo.hosts[1]), deliverUnixPath: path, goLive: true });
+    assert.equal(restored.state, SessionState.RESUMED);
+    assert.equal(restored.connections[0]?.state, TcpState.CLOSE);
+    await receiver.waitEvent('connected', 10_000);
+    const end = await receiver.until((s) => s.eof || s.error !== null, 10_000, 'the end of the reset connection');
+    assert.equal(end.error, null, 'no error at the new owner');
+    assert.equal(end.mismatchAt, -1, 'every byte right');
+    assert.equal(end.received, peerAt.sent, 'every byte the peer sent before its RST');
+  }
+
+  it('a connection reset by its peer, unread bytes and the error pending: --all takes it; the new owner reads every byte, then the end (as CRIU restores it)', async () => {
+    await moveReset(true);
+  });
+
+  it('a connection reset by its peer, everything read, only the error pending: --all takes it; the new owner reads the end (as CRIU restores it)', async () => {
+    await moveReset(false);
   });
 });

@@ -269,6 +269,7 @@ const fns = {
   fstat: spec('fstat', [I32, I64]),
   // kcmp has no libc wrapper: syscall(2) with integer arguments only
   syscall5: spec('syscall', [I64, I64, I64, I64, I64, I64], I64),
+  poll: spec('poll', [I64, I64, I32]),
 };
 
 const SYS_KCMP = process.arch === 'x64' ? 312 : 272; // x86_64; the generic table (arm64, riscv64)
@@ -312,6 +313,21 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
 /** setsockopt with an arbitrary value; `value` must be a pinned buffer. */
 export function setsockoptBytes(fd: number, level: number, name: number, value: PinnedBuffer, len: number): void {
   check(invoke(fns.setsockopt, [fd, level, name, value.addr, len]), 'setsockopt', `${level}/${name}`);
+}
+
+/** poll(2) revents bit: an error is pending on the socket (reported whatever was asked). */
+export const POLLERR = 0x8;
+
+/**
+ * The events pending on `fd` now (poll with no wait). Unlike SO_ERROR, it leaves a pending error in
+ * place for the socket's owner.
+ */
+export function pollNow(fd: number, events = 0): number {
+  scratch.buf.writeInt32LE(fd, VAL_OFF);
+  scratch.buf.writeInt16LE(events, VAL_OFF + 4);
+  scratch.buf.writeInt16LE(0, VAL_OFF + 6);
+  check(invoke(fns.poll, [scratch.addr + VAL_OFF, 1, 0]), 'poll');
+  return scratch.buf.readInt16LE(VAL_OFF + 6);
 }
 
 export function getsockoptInt(fd: number, level: number, name: number): number {

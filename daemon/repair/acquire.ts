@@ -484,10 +484,12 @@ export class ProcessHandle {
   }
 
   /**
-   * The fds of closed TCP connections that still hold unread bytes: a connection in CLOSE is no longer
-   * hashed, so no TCP listing shows it, yet its receive queue is the owner's data. Every socket fd of
-   * `sockets` (fd -> inode) whose inode `listed` does not have is looked at, in one batch of kernel
-   * calls (duplicate, protocol, state, queue), and our duplicates closed again.
+   * The fds of closed TCP connections that still hold unread bytes or a pending error (reset by the
+   * peer): a connection in CLOSE is no longer hashed, so no TCP listing shows it, yet its receive
+   * queue, and the news that it ended, are the owner's (CRIU takes every closed socket with a peer).
+   * Every socket fd of `sockets` (fd -> inode) whose inode `listed` does not have is looked at, in one
+   * batch of kernel calls (duplicate, protocol, state, queue), the error by poll (SO_ERROR would clear
+   * it), and our duplicates closed again.
    */
   closedWithData(sockets: ReadonlyMap<number, number>, listed: ReadonlySet<number>): number[] {
     const candidates = [...sockets].filter(([, inode]) => !listed.has(inode)).map(([fd]) => fd);
@@ -509,7 +511,8 @@ export class ProcessHandle {
       const d = b.result(dup);
       try {
         const closed = b.ok(info) && b.int(protocol) === N.IPPROTO_TCP && kernelTcpState(b.bytes(info)[0]) === TcpState.CLOSE;
-        if (closed && b.ok(inq) && b.int(inq) > 0 && hasPeer(d)) found.push(fd);
+        const unread = b.ok(inq) && b.int(inq) > 0;
+        if (closed && (unread || (N.pollNow(d) & N.POLLERR) !== 0) && hasPeer(d)) found.push(fd);
       } finally {
         N.closeQuietly(d);
       }

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Endpoint } from './endpoint';
+import type { EndpointStatus } from './fixtures/endpoint';
 import { SERVICE_V4, SERVICE_V6, Topology } from './netns';
 import { streamHash } from './stream';
 import { TcpState, stateName } from '../protocol/saved-state';
@@ -152,6 +153,19 @@ async function bringInto(p: Pair, state: TcpState): Promise<Expect> {
     default:
       throw new Error(`no set-up for ${stateName(state)}`);
   }
+}
+
+/** A new owner in host `host` that takes the connection over the hand-over socket and goes on from `at`. */
+export function receiverFor(p: Pair, host: number, path: string, at: EndpointStatus): Promise<Endpoint> {
+  return Endpoint.start(p.topo.hosts[host], {
+    mode: 'adopt',
+    unixPath: path,
+    sendSeed: OWNER_TO_PEER,
+    recvSeed: PEER_TO_OWNER,
+    sendOffset: at.sent,
+    recvOffset: at.received,
+    reading: true,
+  });
 }
 
 /** Both streams complete, in order, exactly once; no RST; FIN only where one was sent. */

@@ -11,9 +11,8 @@ import { soccrErrorOf } from '../protocol/error-status';
 import { DaemonProcess, cleanupDaemons, expectStatus } from '../lab/daemon';
 import { Endpoint, killAllEndpoints } from '../lab/endpoint';
 import { leftoverNamespaces, run } from '../lab/netns';
-import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, Pair, connectPair, destroyTopologies, setUp, sleep, socketPath, verifyStreams } from '../lab/scenario';
+import { KiB, connectPair, destroyTopologies, receiverFor, setUp, sleep, socketPath, verifyStreams } from '../lab/scenario';
 import { TcpState, stateName } from '../protocol/saved-state';
-import type { EndpointStatus } from '../lab/fixtures/endpoint';
 
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
 
@@ -29,19 +28,6 @@ function soccrctl(daemon: DaemonProcess, args: string[]): Promise<CliResult> {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
-  });
-}
-
-/** A new owner in host `host` that takes the connection over the hand-over socket and goes on from `at`. */
-function receiverFor(p: Pair, host: number, path: string, at: EndpointStatus): Promise<Endpoint> {
-  return Endpoint.start(p.topo.hosts[host], {
-    mode: 'adopt',
-    unixPath: path,
-    sendSeed: OWNER_TO_PEER,
-    recvSeed: PEER_TO_OWNER,
-    sendOffset: at.sent,
-    recvOffset: at.received,
-    reading: true,
   });
 }
 

@@ -12,25 +12,11 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient } from '../client/client';
 import { DaemonProcess, cleanupDaemons, expectStatus } from '../lab/daemon';
-import { Endpoint, killAllEndpoints } from '../lab/endpoint';
+import { killAllEndpoints } from '../lab/endpoint';
 import { leftoverNamespaces, run, tcpSockets } from '../lab/netns';
-import { OWNER_TO_PEER, PEER_TO_OWNER, Pair, connectPair, destroyTopologies, setUp, socketPath, verifyStreams } from '../lab/scenario';
+import { Pair, connectPair, destroyTopologies, receiverFor, setUp, socketPath, verifyStreams } from '../lab/scenario';
 import { TcpState } from '../protocol/saved-state';
-import type { EndpointStatus } from '../lab/fixtures/endpoint';
 import { NOBODY } from './support/other-user';
-
-/** A new owner in host `host` that takes the connection over the hand-over socket and goes on from `at`. */
-function receiverFor(p: Pair, host: number, path: string, at: EndpointStatus): Promise<Endpoint> {
-  return Endpoint.start(p.topo.hosts[host], {
-    mode: 'adopt',
-    unixPath: path,
-    sendSeed: OWNER_TO_PEER,
-    recvSeed: PEER_TO_OWNER,
-    sendOffset: at.sent,
-    recvOffset: at.received,
-    reading: true,
-  });
-}
 
 /** soccrd's lock tables in namespace `ns` (none once nothing is locked there). */
 function soccrdTables(ns: string): string[] {

@@ -6,8 +6,8 @@ import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { MultiFixture, killAllMulti, untilSelfExchanged } from '../lab/multi';
 import { Topology, leftoverNamespaces } from '../lab/netns';
 import { TcpState } from '../protocol/saved-state';
-import { Endpoint, killAllEndpoints } from '../lab/endpoint';
-import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, connectPair, destroyTopologies, sleep, socketPath } from '../lab/scenario';
+import { killAllEndpoints } from '../lab/endpoint';
+import { KiB, connectPair, destroyTopologies, receiverFor, sleep, socketPath } from '../lab/scenario';
 import { captureTcp, stopCaptures } from '../lab/capture';
 
 /** Longer than a first retransmission timeout and a zero-window probe (1 s each). */
@@ -129,15 +129,7 @@ describe('connection shapes (issue 14)', function () {
     await p.owner.exited();
 
     const path = socketPath('deliver-reset');
-    const receiver = await Endpoint.start(p.topo.hosts[1], {
-      mode: 'adopt',
-      unixPath: path,
-      sendSeed: OWNER_TO_PEER,
-      recvSeed: PEER_TO_OWNER,
-      sendOffset: at.sent,
-      recvOffset: at.received,
-      reading: true,
-    });
+    const receiver = await receiverFor(p, 1, path, at);
     const restored = await client.restoreFromFile(file, { netns: p.topo.nsPath(p.topo.hosts[1]), deliverUnixPath: path, goLive: true });
     assert.equal(restored.state, SessionState.RESUMED);
     assert.equal(restored.connections[0]?.state, TcpState.CLOSE);

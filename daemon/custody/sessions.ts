@@ -334,11 +334,18 @@ export class SessionManager {
     this.requireActive(s, 'restore');
     if (s.state !== 'HELD') throw new SoccrError('SESSION_STATE', `session ${s.id} is still being restored`);
     if (!path) throw new SoccrError('BAD_REQUEST', `session ${s.id} has no delivery path: name one to resume it`);
+    // What a held socket was built without (engine.ts: finishRestoredAll), written under the lock before
+    // the hand-over starts, so that nothing reaches a receiver that cannot go live. A socket whose
+    // go-live steps fail (a saved state whose FINs lead elsewhere, no memory for its send queue) never
+    // can: the session is aborted rather than held for another Resume.
+    const socks = s.held.map((h) => h.sock as RestoredSocket);
+    const broken = finishRestoredAll(socks).find((err) => err !== undefined);
+    if (broken) {
+      this.closeSilently(s, 'ABORTED', `could not go live: ${errorMessage(broken)}`);
+      throw broken;
+    }
     s.busy = 'handover';
     let live = false;
-    // A socket whose go-live steps failed (a saved state whose FINs lead elsewhere, no memory for its
-    // send queue) can never go live: the session is aborted rather than held for another Resume.
-    let broken: SoccrError | undefined;
     try {
       const items = s.held.map((h, index) => ({
         fd: h.sock.fd,
@@ -355,10 +362,6 @@ export class SessionManager {
         path,
         items,
         () => {
-          // Written while the lock still holds (engine.ts: finishRestoredAll); repair off once it is lifted.
-          const socks = s.held.map((h) => h.sock as RestoredSocket);
-          broken = finishRestoredAll(socks).find((err) => err !== undefined);
-          if (broken) throw broken;
           this.unlock(s);
           const failed = resumeAll(socks).find((err) => err !== undefined);
           if (failed) throw failed;
@@ -370,7 +373,6 @@ export class SessionManager {
       s.busy = undefined;
       // Live, but the receiver was not told: the session is over all the same (its sockets are the new owner's).
       if (live) this.delivered(s, path, `live and delivered to ${path}, but ${errorMessage(err)}`);
-      else if (broken && s.active) this.closeSilently(s, 'ABORTED', `could not go live: ${errorMessage(broken)}`);
       else if (s.active) this.extendLease(s);
       throw err;
     }

@@ -21,6 +21,7 @@ export enum TcpState {
 
 export const SUPPORTED_STATES: ReadonlySet<TcpState> = new Set([
   TcpState.ESTABLISHED,
+  TcpState.SYN_SENT,
   TcpState.FIN_WAIT1,
   TcpState.FIN_WAIT2,
   TcpState.CLOSE_WAIT,

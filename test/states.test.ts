@@ -4,10 +4,10 @@ import { strict as assert } from 'node:assert';
 import { SessionState, SoccrClient } from '../client/client';
 import { DaemonProcess, cleanupDaemons } from '../lab/daemon';
 import { MultiFixture, killAllMulti, untilSelfExchanged } from '../lab/multi';
-import { Topology, leftoverNamespaces } from '../lab/netns';
-import { TcpState } from '../protocol/saved-state';
-import { killAllEndpoints } from '../lab/endpoint';
-import { KiB, connectPair, destroyTopologies, receiverFor, sleep, socketPath } from '../lab/scenario';
+import { PEER_V4, Topology, leftoverNamespaces } from '../lab/netns';
+import { TcpState, stateName } from '../protocol/saved-state';
+import { Endpoint, killAllEndpoints } from '../lab/endpoint';
+import { KiB, OWNER_TO_PEER, PEER_TO_OWNER, connectPair, destroyTopologies, receiverFor, sleep, socketPath, verifyStreams } from '../lab/scenario';
 import { captureTcp, stopCaptures } from '../lab/capture';
 
 /** Longer than a first retransmission timeout and a zero-window probe (1 s each). */
@@ -146,5 +146,48 @@ describe('connection shapes (issue 14)', function () {
 
   it('a connection reset by its peer, everything read, only the error pending: --all takes it; the new owner reads the end (as CRIU restores it)', async () => {
     await moveReset(false);
+  });
+
+  it('a connect in progress (the peer drops its SYNs): checkpointed in SYN_SENT, restored held in another namespace, completed there once the peer answers; every byte both ways', async () => {
+    const topo = Topology.create(2);
+    topologies.push(topo);
+    const port = 6200;
+    const peer = await Endpoint.start(topo.peer, { mode: 'listen', ip: PEER_V4, port, sendSeed: PEER_TO_OWNER, recvSeed: OWNER_TO_PEER });
+    topo.blackhole(0); // the peer hears nothing from host 0: its connect stays in SYN_SENT
+    const owner = await Endpoint.start(topo.hosts[0], {
+      mode: 'connect',
+      ip: PEER_V4,
+      port,
+      sendSeed: OWNER_TO_PEER,
+      recvSeed: PEER_TO_OWNER,
+      connectPending: true,
+    });
+    await owner.waitEvent('connected', 10_000);
+    await sleep(1500); // a SYN retransmitted into the cut
+    const listed = await client.listSockets(owner.pid);
+    assert.deepEqual(
+      listed.map((s) => stateName(s.state)),
+      ['SYN_SENT'],
+      'the connect in progress',
+    );
+    const at = await owner.command('quiesce');
+
+    const file = socketPath('syn-sent').replace(/\.sock$/, '.soccr');
+    const ck = await client.checkpointToFile(owner.pid, { all: true, stopOwner: true }, file);
+    assert.equal(ck.connections, 1, 'the connect in progress was taken');
+    await client.release(ck.header.sessionId);
+    owner.kill();
+    await owner.exited();
+
+    const held = await client.restoreFromFile(file, { netns: topo.nsPath(topo.hosts[1]) });
+    assert.equal(held.state, SessionState.HELD);
+    assert.equal(held.connections[0]?.state, TcpState.SYN_SENT);
+    topo.routeTo(1); // the peer answers host 1 from now on
+    const path = socketPath('deliver-syn-sent');
+    const receiver = await receiverFor({ topo, owner, peer }, 1, path, at);
+    assert.equal((await client.resume(held.sessionId, path)).state, SessionState.RESUMED);
+    await receiver.waitEvent('connected', 10_000);
+    await peer.waitEvent('connected', 10_000);
+    await verifyStreams(peer, receiver, { state: TcpState.ESTABLISHED, unread: false, unacked: false, unsent: false, ownerClosed: false, peerClosed: false });
   });
 });

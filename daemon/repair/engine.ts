@@ -203,7 +203,32 @@ export function resumeAll(socks: readonly FrozenSocket[]): Array<SoccrError | un
   });
   const ready = unfinished.size ? socks.filter((sock) => !unfinished.has(sock)) : socks;
   const errors = repairOffAll(ready);
+  ready.forEach((sock, i) => {
+    const to = (sock as Partial<RestoredSocket>).connectTo;
+    if (to && !errors[i]) errors[i] = connectNow(sock.fd, to);
+  });
   return unfinished.size ? socks.map((sock) => unfinished.get(sock) ?? errors[ready.indexOf(sock)]) : errors;
+}
+
+/**
+ * A restored connect in progress goes on: repair is off, so connect() sends its SYN (with the saved
+ * initial sequence number); non-blocking for the call only, the file's own flags put back.
+ */
+function connectNow(fd: number, to: SocketAddress): SoccrError | undefined {
+  try {
+    const flags = N.fcntl(fd, N.F_GETFL);
+    N.fcntl(fd, N.F_SETFL, flags | N.O_NONBLOCK);
+    try {
+      N.connect(fd, addrBuf, encodeSockaddr(to, addrBuf.buf));
+    } catch (err) {
+      if (!(err instanceof N.SyscallError && err.code === 'EINPROGRESS')) throw err;
+    } finally {
+      N.fcntl(fd, N.F_SETFL, flags);
+    }
+    return undefined;
+  } catch (err) {
+    return kernelError(`connecting to ${formatAddress(to)} (SYN_SENT)`, err);
+  }
 }
 
 function isHeldRestore(sock: FrozenSocket): sock is RestoredSocket {
@@ -372,8 +397,9 @@ function addStateReads(b: N.KernelBatch, sock: FrozenSocket, eagerLimit: number,
   let unsentLen = diag ? diag.notsent : (first as CaptureHead).unsent;
   // SIOCINQ leaves out the peer's FIN, which the diagnostics count in.
   const inqLen = diag ? Math.max(0, diag.rqueue - (m & RECEIVED_FIN && diag.rqueue > 0 ? 1 : 0)) : (first as CaptureHead).inq;
-  if (state === TcpState.CLOSE) {
-    // A closed connection keeps nothing the peer could still acknowledge.
+  if (state === TcpState.CLOSE || state === TcpState.SYN_SENT) {
+    // A closed connection keeps nothing the peer could still acknowledge; a connect in progress has
+    // nothing queued but its SYN (which socket diagnostics count in).
     outqLen = 0;
     unsentLen = 0;
   } else if (m & SENT_FIN) {
@@ -615,6 +641,8 @@ export interface RestoredSocket extends FrozenSocket {
   state: TcpState;
   /** What going live still has to write (see the top of this file); undefined once finishRestored ran. */
   live?: LiveSteps;
+  /** SYN_SENT: the peer its connect goes to when it goes live */
+  connectTo?: SocketAddress;
 }
 
 /** The part of a rebuild that would make a held socket send, kept for go-live. */
@@ -758,6 +786,7 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
     // stream's buffer is not held with them.
     const saved: SavedConnection = { ...s, recvQueue: EMPTY, sendQueue: ownBytes(s.sendQueue) };
     const restored: RestoredSocket = { fd, reuseAddr: s.options.reuseAddr, state: s.state, live: { saved, rawFd } };
+    if (s.state === TcpState.SYN_SENT) restored.connectTo = s.remote;
     rawFd = -1;
     return restored;
   } catch (err) {
@@ -862,7 +891,9 @@ function addHoldSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedC
   // Sequence numbers go in at the start of each queue: writing the bytes back moves them to the saved
   // values. A FIN counted in a saved sequence number is not part of any queue.
   const inqSeq = (s.inqSeq - s.inqLen - (m & RECEIVED_FIN ? 1 : 0)) >>> 0;
-  const outqSeq = (s.outqSeq - s.outqLen - (m & SENT_FIN ? 1 : 0)) >>> 0;
+  // A connect in progress: write_seq counts its SYN, which the connect at go-live sends again with the
+  // same initial sequence number (libsoccr does the same).
+  const outqSeq = (s.outqSeq - s.outqLen - (m & SENT_FIN ? 1 : 0) - (s.state === TcpState.SYN_SENT ? 1 : 0)) >>> 0;
   b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, SEND_QUEUE);
   b.setInt(fd, N.SOL_TCP, N.TCP.QUEUE_SEQ, outqSeq | 0);
   b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, RECV_QUEUE);
@@ -874,6 +905,12 @@ function addHoldSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedC
   }
   const llen = encodeSockaddr(s.local, addrBuf.buf);
   steps.set(b.bind(fd, addrBuf.buf, llen), (bb, op) => targetError(`binding to ${formatAddress(s.local)}`, bb.error(op)));
+  if (s.state === TcpState.SYN_SENT) {
+    // Held bound, not connected: its SYN leaves at go-live (resumeAll), when the peer may answer.
+    b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
+    addSynSentOptions(b, steps, s, defaults, fd);
+    return;
+  }
   const rlen = encodeSockaddr(s.remote, addrBuf.buf);
   steps.set(b.connect(fd, addrBuf.buf, rlen), (bb, op) => targetError(`connecting to ${formatAddress(s.remote)}`, bb.error(op)));
 
@@ -896,14 +933,17 @@ function addHoldSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedC
   if (s.inqLen > 0) addQueueWrite(b, steps, fd, s.recvQueue, 0, s.inqLen, 'receive');
   // Until it goes live, a write by whoever holds the socket must fail (EINVAL), not join a queue.
   b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
+  addSynSentOptions(b, steps, s, defaults, fd);
+}
+
+function addSynSentOptions(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedConnection, defaults: NetnsDefaults, fd: N.FdArg): void {
   const cong = addUserOptions(b, fd, s, defaults);
-  if (cong >= 0) {
-    steps.set(cong, (bb, op) => {
-      const err = bb.error(op);
-      if (err.code !== 'ENOENT') return err;
-      return new SoccrError('TARGET_STATE', `restoring socket: congestion control ${s.options.congestion} is not available in the target namespace`, err);
-    });
-  }
+  if (cong >= 0) steps.set(cong, (bb, op) => congestionError(s, bb.error(op)));
+}
+
+function congestionError(s: SavedConnection, err: N.SyscallError): Error {
+  if (err.code !== 'ENOENT') return err;
+  return new SoccrError('TARGET_STATE', `restoring socket: congestion control ${s.options.congestion} is not available in the target namespace`, err);
 }
 
 /** Adds a queue's bytes, written from the saved Buffer itself. */
@@ -923,6 +963,10 @@ function addQueueWrite(b: N.KernelBatch, steps: Map<number, StepError>, fd: N.Fd
  */
 function addLiveSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedConnection, fd: number, rawFd: number): number {
   const m = bit(s.state);
+  if (s.state === TcpState.SYN_SENT) {
+    if (s.options.keepAlive) b.setInt(fd, N.SOL_SOCKET, N.SO.KEEPALIVE, 1);
+    return -1;
+  }
   const lock = s.options.bufLock;
   const { growSnd, growRcv } = bufferPlan(s);
   const sentLen = s.outqLen - s.unsentLen;

@@ -350,11 +350,10 @@ for (const path of PATHS)
           'NO_SUCH_PROCESS',
         );
 
-        // Nothing changed: same sockets in the same states, and the connection still carries traffic.
-        assert.deepEqual(
-          listTcpSockets(p.owner.pid).map((s) => [s.fd, s.stateName]),
-          before.map((s) => [s.fd, s.stateName]),
-        );
+        // Nothing changed: same sockets in the same states, and the connection still carries traffic. (The
+        // connect in progress is left out: once the link is back, its next SYN meets a closed port.)
+        const others = (list: typeof before): Array<[number, string]> => list.filter((s) => s.fd !== fds.synSent).map((s) => [s.fd, s.stateName]);
+        assert.deepEqual(others(listTcpSockets(p.owner.pid)), others(before));
         const o0 = await p.owner.status();
         const q0 = await p.peer.status();
         await p.owner.command('write', { bytes: 100 * KiB });

@@ -56,6 +56,17 @@
 #define SO_PEERNAME_ 28
 #define SO_BUF_LOCK_ 72
 #define IP_TOS_ 1
+#define IP_TTL_ 2
+#define IP_FREEBIND_ 15
+#define SO_PRIORITY_ 12
+#define SO_LINGER_ 13
+#define SO_REUSEPORT_ 15
+#define SO_RCVLOWAT_ 18
+#define SO_RCVTIMEO_ 20
+#define SO_SNDTIMEO_ 21
+#define SO_BINDTODEVICE_ 25
+#define TCP_WINDOW_CLAMP_ 10
+#define TCP_NOTSENT_LOWAT_ 25
 #define SIOCINQ_ 0x541b
 #define SIOCOUTQ_ 0x5411
 #define SIOCOUTQNSD_ 0x894b
@@ -116,6 +127,11 @@ struct saved {
   int reuse_addr, nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout;
   char congestion[17];
   int sndbuf, rcvbuf, tos, mark, buf_lock;
+  // carried since SocketOptions field 15
+  int ttl, priority, rcvlowat, reuseport, freebind, notsent_lowat, window_clamp;
+  long long rcvtimeo[2], sndtimeo[2];
+  int linger[2];
+  char device[16];
 };
 
 static unsigned char peek_scratch[PEEK_SCRATCH + 1];
@@ -125,6 +141,9 @@ static int gs_int(int fd, int level, int name) {
   socklen_t l = 4;
   if (K(getsockopt(fd, level, name, &v, &l)) < 0) die("getsockopt");
   return v;
+}
+static void gs_bytes(int fd, int level, int name, void *out, socklen_t len) {
+  if (K(getsockopt(fd, level, name, out, &len)) < 0) die("getsockopt");
 }
 static void ss_int(int fd, int level, int name, int v) {
   if (K(setsockopt(fd, level, name, &v, 4)) < 0) die("setsockopt");
@@ -225,6 +244,19 @@ static void save(int fd, int reuse, struct saved *s) {
   s->rcvbuf = gs_int(fd, SOL_SOCKET, SO_RCVBUF_);
   s->tos = gs_int(fd, SOL_IP_, IP_TOS_);
   s->mark = gs_int(fd, SOL_SOCKET, SO_MARK_);
+  // engine.ts addCarriedOptionReads (an IPv4 socket: no IPV6_V6ONLY).
+  s->ttl = gs_int(fd, SOL_IP_, IP_TTL_);
+  s->priority = gs_int(fd, SOL_SOCKET, SO_PRIORITY_);
+  s->rcvlowat = gs_int(fd, SOL_SOCKET, SO_RCVLOWAT_);
+  gs_bytes(fd, SOL_SOCKET, SO_RCVTIMEO_, s->rcvtimeo, 16);
+  gs_bytes(fd, SOL_SOCKET, SO_SNDTIMEO_, s->sndtimeo, 16);
+  gs_bytes(fd, SOL_SOCKET, SO_LINGER_, s->linger, 8);
+  s->reuseport = gs_int(fd, SOL_SOCKET, SO_REUSEPORT_);
+  s->freebind = gs_int(fd, SOL_IP_, IP_FREEBIND_);
+  memset(s->device, 0, sizeof s->device);
+  gs_bytes(fd, SOL_SOCKET, SO_BINDTODEVICE_, s->device, 16);
+  s->notsent_lowat = gs_int(fd, SOL_TCP_, TCP_NOTSENT_LOWAT_);
+  s->window_clamp = gs_int(fd, SOL_TCP_, TCP_WINDOW_CLAMP_);
   // engine.ts readBufLock: SO_BUF_LOCK, or both locked where the kernel (before 5.14) cannot tell.
   int lock = 0;
   socklen_t ll = 4;
@@ -254,7 +286,7 @@ static void write_queue(int fd, const char *bytes, int len) {
 // socket (right after TCP_REPAIR on) when the cached copy is missing or older than 2 s. One namespace
 // here, so one cache entry.
 struct netns_defaults {
-  int valid, keepidle, keepintvl, keepcnt;
+  int valid, keepidle, keepintvl, keepcnt, ttl;
   char congestion[17];
   double read_at_ms;
 };
@@ -269,6 +301,7 @@ static const struct netns_defaults *defaults_for(int fd) {
     defaults.keepidle = gs_int(fd, SOL_TCP_, TCP_KEEPIDLE_);
     defaults.keepintvl = gs_int(fd, SOL_TCP_, TCP_KEEPINTVL_);
     defaults.keepcnt = gs_int(fd, SOL_TCP_, TCP_KEEPCNT_);
+    defaults.ttl = gs_int(fd, SOL_IP_, IP_TTL_);
     defaults.read_at_ms = now;
     defaults.valid = 1;
   }
@@ -287,6 +320,17 @@ static void apply_user_options(int fd, const struct saved *s, const struct netns
   set_unless_default(fd, SOL_TCP_, TCP_USER_TIMEOUT_, s->user_timeout, 0);
   set_unless_default(fd, SOL_SOCKET, SO_MARK_, s->mark, 0);
   set_unless_default(fd, SOL_IP_, IP_TOS_, s->tos, 0); // IPv4 only here
+  // engine.ts addCarriedOptions
+  set_unless_default(fd, SOL_IP_, IP_TTL_, s->ttl, d->ttl);
+  if (s->priority != 0 || s->tos != 0) ss_int(fd, SOL_SOCKET, SO_PRIORITY_, s->priority);
+  if (s->rcvlowat > 1) ss_int(fd, SOL_SOCKET, SO_RCVLOWAT_, s->rcvlowat);
+  if ((s->rcvtimeo[0] || s->rcvtimeo[1]) && K(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO_, s->rcvtimeo, 16)) < 0) die("setsockopt SO_RCVTIMEO");
+  if ((s->sndtimeo[0] || s->sndtimeo[1]) && K(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO_, s->sndtimeo, 16)) < 0) die("setsockopt SO_SNDTIMEO");
+  if (s->linger[0] && K(setsockopt(fd, SOL_SOCKET, SO_LINGER_, s->linger, 8)) < 0) die("setsockopt SO_LINGER");
+  set_unless_default(fd, SOL_SOCKET, SO_REUSEPORT_, s->reuseport, 0);
+  set_unless_default(fd, SOL_IP_, IP_FREEBIND_, s->freebind, 0);
+  set_unless_default(fd, SOL_TCP_, TCP_NOTSENT_LOWAT_, s->notsent_lowat, 0);
+  set_unless_default(fd, SOL_TCP_, TCP_WINDOW_CLAMP_, s->window_clamp, 0);
   set_unless_default(fd, SOL_TCP_, TCP_KEEPIDLE_, s->keepidle, d->keepidle);
   set_unless_default(fd, SOL_TCP_, TCP_KEEPINTVL_, s->keepintvl, d->keepintvl);
   set_unless_default(fd, SOL_TCP_, TCP_KEEPCNT_, s->keepcnt, d->keepcnt);

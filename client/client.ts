@@ -14,7 +14,7 @@ import { FILE_HEADER_LEN, checkFileHeader, decodeFramesDelimited, encodeFrameDel
 import { RESUME_DEADLINE_MS } from '../protocol/handover';
 import { STREAM_FORMAT, encodedFrameKind, frameKind, unpackFrames } from '../protocol/frames';
 import { SessionKind, SessionState, enumName } from '../protocol/messages';
-import { formatAddressMsg } from '../protocol/address';
+import { formatAddress } from '../protocol/address';
 import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 import { stateName } from '../protocol/saved-state';
 import { warmFrameCodecs } from '../protocol/session-frames';
@@ -806,16 +806,14 @@ export interface CheckpointFileDescription {
 function describeConnection(c: Pick<CheckedConnection, 'index' | 'id' | 'fd' | 'state'> & Partial<CheckedConnection>): ConnectionDescription {
   const s = c.state;
   const hex = (b: Buffer | undefined): string | null => (b ? b.toString('hex') : null);
-  const addr = (a: { family: 'ipv4' | 'ipv6'; ip: string; port: number }): string =>
-    formatAddressMsg({ family: a.family === 'ipv6' ? 2 : 1, ip: a.ip, port: a.port });
   return {
     index: c.index,
     id: c.id,
     fd: c.fd,
     state: stateName(s.state),
     socketFamily: s.socketFamily,
-    local: addr(s.local),
-    remote: addr(s.remote),
+    local: formatAddress(s.local),
+    remote: formatAddress(s.remote),
     recvQueueLen: s.inqLen,
     sendQueueLen: s.outqLen,
     unsentLen: s.unsentLen,

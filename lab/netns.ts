@@ -24,17 +24,25 @@ export class Topology {
   readonly hosts: string[];
   private active = 0;
 
-  private constructor(peer: string, hosts: string[]) {
+  private constructor(
+    peer: string,
+    hosts: string[],
+    private readonly link?: string,
+  ) {
     this.peer = peer;
     this.hosts = hosts;
   }
 
-  /** A peer namespace and `hostCount` host namespaces, the first host routed. */
-  static create(hostCount: number): Topology {
+  /**
+   * A peer namespace and `hostCount` host namespaces, the first host routed. The host end of host i's
+   * link is h<i>, or `hostLink` in every host (a connection bound to its interface can move).
+   */
+  static create(hostCount: number, hostLink?: string): Topology {
     const base = `soccrt${process.pid}x${counter++}`;
     const t = new Topology(
       `${base}p`,
       Array.from({ length: hostCount }, (_, i) => `${base}h${i}`),
+      hostLink,
     );
     try {
       for (const ns of [t.peer, ...t.hosts]) {
@@ -45,7 +53,7 @@ export class Topology {
       }
       t.hosts.forEach((host, i) => {
         const p = `p${i}`;
-        const h = `h${i}`;
+        const h = hostLink ?? `h${i}`;
         ip(['link', 'add', p, 'netns', t.peer, 'type', 'veth', 'peer', 'name', h, 'netns', host]);
         ip(['-n', t.peer, 'link', 'set', p, 'up']);
         ip(['-n', host, 'link', 'set', h, 'up']);
@@ -93,6 +101,11 @@ export class Topology {
   /** Lifts blackhole(i). */
   unblackhole(i: number): void {
     run('ip', ['netns', 'exec', this.peer, 'nft', 'delete', 'table', 'inet', `soccrt_cut${i}`]);
+  }
+
+  /** The host end of host i's link. */
+  hostLink(i: number): string {
+    return this.link ?? `h${i}`;
   }
 
   nsPath(ns: string): string {

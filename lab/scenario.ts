@@ -29,8 +29,9 @@ export interface Pair {
   peer: Endpoint;
 }
 
-export async function connectPair(flavor: Flavor, hosts: number, ownerOptions: Record<string, number> = USER_OPTIONS): Promise<Pair> {
-  const topo = Topology.create(hosts);
+/** A connection between new processes in a new topology (`hostLink`: see Topology.create). */
+export async function connectPair(flavor: Flavor, hosts: number, ownerOptions: Record<string, number> = USER_OPTIONS, hostLink?: string): Promise<Pair> {
+  const topo = Topology.create(hosts, hostLink);
   topologies.add(topo);
   return addPair(topo, flavor, PORT, ownerOptions);
 }

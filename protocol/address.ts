@@ -13,6 +13,11 @@ export interface SocketAddress {
   /** Textual address: dotted quad, or IPv6 (an IPv4-mapped one as ::ffff:a.b.c.d). */
   ip: string;
   port: number;
+  /**
+   * An IPv6 link-local address's scope (sin6_scope_id), by interface name as the socket's namespace
+   * calls it; absent for every other address.
+   */
+  scope?: string;
 }
 
 export const SOCKADDR_IN_LEN = 16;
@@ -76,6 +81,13 @@ export function formatIPv6(b: Buffer, off = 0): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
+/** An IPv6 link-local address (fe80::/10): it means something only together with its interface. */
+export function isLinkLocal(addr: SocketAddress): boolean {
+  if (addr.family !== 'ipv6' || !isIPv6(addr.ip)) return false;
+  const b = parseIPv6(addr.ip);
+  return b[0] === 0xfe && (b[1] & 0xc0) === 0x80;
+}
+
 export function isMappedIPv4(addr: SocketAddress): boolean {
   return addr.family === 'ipv6' && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(addr.ip);
 }
@@ -108,7 +120,7 @@ export function decodeSockaddr(b: Buffer, len: number): SocketAddress {
 }
 
 export function formatAddress(a: SocketAddress): string {
-  return a.family === 'ipv6' ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+  return a.family === 'ipv6' ? `[${a.ip}${a.scope ? `%${a.scope}` : ''}]:${a.port}` : `${a.ip}:${a.port}`;
 }
 
 // ---- the wire form (soccr.v1.SocketAddress) --------------------------------------------------------
@@ -122,15 +134,17 @@ export function familyFromWire(n: number): Family | undefined {
 }
 
 export function addressToMsg(a: SocketAddress): AddressMsg {
-  return { family: WIRE_FAMILY[a.family], ip: a.ip, port: a.port };
+  return { family: WIRE_FAMILY[a.family], ip: a.ip, port: a.port, scopeInterface: a.scope ?? '' };
 }
 
 export function addressFromMsg(a: AddressMsg | null | undefined): SocketAddress {
   if (!a) return { family: 'ipv4', ip: '0.0.0.0', port: 0 };
-  return { family: familyFromWire(a.family) ?? 'ipv4', ip: a.ip, port: a.port };
+  const out: SocketAddress = { family: familyFromWire(a.family) ?? 'ipv4', ip: a.ip, port: a.port };
+  if (a.scopeInterface) out.scope = a.scopeInterface;
+  return out;
 }
 
 export function formatAddressMsg(a: AddressMsg | null | undefined): string {
   if (!a) return '-';
-  return a.family === WIRE_FAMILY.ipv6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+  return a.family === WIRE_FAMILY.ipv6 ? `[${a.ip}${a.scopeInterface ? `%${a.scopeInterface}` : ''}]:${a.port}` : `${a.ip}:${a.port}`;
 }

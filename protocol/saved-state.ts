@@ -85,7 +85,51 @@ export interface UserSocketOptions {
    * are the kernel's autotuning, which must go on after a restore. 3 where the kernel cannot tell.
    */
   bufLock: number;
+  /**
+   * IP_TTL (IPv4 connections, IPv4-mapped ones included) or IPV6_UNICAST_HOPS (IPv6 ones), as the kernel
+   * reports it (its namespace's default where none was set). Undefined: not carried (an older state).
+   */
+  ttl?: number;
+  /** SO_PRIORITY (IP_TOS moves it on IPv4 sockets); undefined: not carried. */
+  priority?: number;
+  /** SO_RCVLOWAT in bytes (the kernel reports at least 1; 0: not carried). */
+  rcvLowat: number;
+  /** SO_RCVTIMEO and SO_SNDTIMEO in microseconds (0: none), at most Number.MAX_SAFE_INTEGER. */
+  rcvTimeoutUs: number;
+  sndTimeoutUs: number;
+  /** SO_LINGER's l_linger in seconds when l_onoff is set (0: close resets); undefined when linger is off. */
+  lingerSeconds?: number;
+  reusePort: boolean;
+  /** IPV6_V6ONLY (IPv6 sockets; false on IPv4 ones). */
+  v6only: boolean;
+  /** IP_FREEBIND. */
+  freebind: boolean;
+  /** SO_BINDTODEVICE: an interface name, '' for none. */
+  bindDevice: string;
+  /** TCP_NOTSENT_LOWAT in bytes (0: not set). */
+  notsentLowat: number;
+  /** TCP_WINDOW_CLAMP in bytes (0: not carried). */
+  windowClamp: number;
 }
+
+/**
+ * The options carried since fields 15-26 of soccr.v1.SocketOptions, as a state written before them
+ * decodes: each one not carried, so that a restore leaves the kernel's default.
+ */
+export const OPTIONS_NOT_CARRIED = {
+  ttl: undefined,
+  priority: undefined,
+  rcvLowat: 0,
+  rcvTimeoutUs: 0,
+  sndTimeoutUs: 0,
+  lingerSeconds: undefined,
+  reusePort: false,
+  v6only: false,
+  freebind: false,
+  bindDevice: '',
+  notsentLowat: 0,
+  windowClamp: 0,
+} as const satisfies Partial<UserSocketOptions>;
 
 export interface SavedConnection {
   version: number;

@@ -4,7 +4,7 @@ import { addressToMsg } from './address';
 import { MAX_CHUNK, batchFrames, decodeFrame, encodeFrame, sha256 } from './frames';
 import { type FrameMsg, QueueKind, type SessionHeaderMsg } from './messages';
 import { SERVICE_NAME } from './proto';
-import { STATE_VERSION, type SavedConnection, TcpState } from './saved-state';
+import { OPTIONS_NOT_CARRIED, STATE_VERSION, type SavedConnection, TcpState } from './saved-state';
 import { stateToObject } from './state-codec';
 
 /** One connection as the checkpoint stream carries it. */
@@ -95,6 +95,7 @@ export function warmFrameCodecs(pkg?: protoLoader.PackageDefinition): void {
       tos: 0,
       mark: 0,
       bufLock: 0,
+      ...OPTIONS_NOT_CARRIED,
     },
   };
   const header = {

@@ -8,7 +8,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import * as protobuf from 'protobufjs';
 import { SoccrError } from './errors';
-import { type Family, type SocketAddress, WIRE_FAMILY, familyFromWire } from './address';
+import { type Family, type SocketAddress, WIRE_FAMILY, familyFromWire, isLinkLocal } from './address';
 import { protoRoot } from './proto';
 import { RepairWindow, STATE_VERSION, SavedConnection, TcpState, UserSocketOptions, isTcpState } from './saved-state';
 
@@ -64,14 +64,20 @@ export function stateToObject(s: SavedConnection): Record<string, unknown> {
   };
   const address = (name: string, a: SocketAddress): Plain => {
     if (a === null || typeof a !== 'object') bad(`${name} address missing`);
-    const problem = addressProblem(a.family, a.ip, a.port);
+    const problem = addressProblem(a.family, a.ip, a.port, a.scope);
     if (problem) bad(`${name} ${problem}`);
-    return { family: WIRE_FAMILY[a.family], ip: a.ip, port: a.port };
+    return { family: WIRE_FAMILY[a.family], ip: a.ip, port: a.port, scopeInterface: a.scope ?? '' };
   };
+  const u53 = (name: string, v: number): number => {
+    if (!Number.isSafeInteger(v) || v < 0) bad(`${name} ${v} is not a whole number of microseconds`);
+    return v;
+  };
+  const optional = (name: string, v: number | undefined): number | undefined => (v === undefined ? undefined : i32(name, v));
   if (typeof TcpState[s.state] !== 'string') bad(`state ${s.state} is not a TCP state`);
   const o = s.options;
   if (o === null || typeof o !== 'object') bad('socket options missing');
   if (typeof o.congestion !== 'string') bad('options.congestion is not a string');
+  if (typeof o.bindDevice !== 'string' || !isInterfaceName(o.bindDevice, true)) bad('options.bindDevice is not an interface name');
 
   const msg: Plain = {
     version: u32('version', s.version),
@@ -106,6 +112,18 @@ export function stateToObject(s: SavedConnection): Record<string, unknown> {
       tos: i32('options.tos', o.tos),
       mark: i32('options.mark', o.mark),
       bufLock: i32('options.bufLock', o.bufLock),
+      ttl: optional('options.ttl', o.ttl),
+      priority: optional('options.priority', o.priority),
+      rcvLowat: i32('options.rcvLowat', o.rcvLowat),
+      rcvTimeoutUs: u53('options.rcvTimeoutUs', o.rcvTimeoutUs),
+      sndTimeoutUs: u53('options.sndTimeoutUs', o.sndTimeoutUs),
+      lingerSeconds: optional('options.lingerSeconds', o.lingerSeconds),
+      reusePort: bool('options.reusePort', o.reusePort),
+      v6only: bool('options.v6only', o.v6only),
+      freebind: bool('options.freebind', o.freebind),
+      bindDevice: o.bindDevice,
+      notsentLowat: u32('options.notsentLowat', o.notsentLowat),
+      windowClamp: u32('options.windowClamp', o.windowClamp),
     },
   };
   if (s.window !== undefined) {
@@ -208,6 +226,18 @@ function boolOf(o: Plain, key: string, bad: Bad, where = ''): boolean {
   return v;
 }
 
+/** A field with explicit presence (proto3 `optional`): undefined when absent. */
+function optionalI32Of(o: Plain, key: string, bad: Bad, where = ''): number | undefined {
+  return o[key] === undefined || o[key] === null ? undefined : i32Of(o, key, bad, where);
+}
+
+/** A uint64 as a number: protobufjs gives a number (longs: Number) that may have lost precision above 2^53. */
+function u53Of(o: Plain, key: string, bad: Bad, where = ''): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${where}${key} is not a whole number below 2^53`);
+  return v;
+}
+
 function stringOf(o: Plain, key: string, bad: Bad, where = ''): string {
   const v = o[key];
   if (typeof v !== 'string') bad(`${where}${key} is not a string`);
@@ -225,13 +255,22 @@ function familyOf(n: number, what: string, bad: Bad): Family {
   return familyFromWire(n) ?? bad(n === 0 ? `${what} missing` : `${what} ${n} is not an address family`);
 }
 
+/** An interface name as the kernel takes it: 1..15 bytes (IFNAMSIZ - 1), no '/', ':' or white space ('' if `empty`). */
+function isInterfaceName(name: string, empty = false): boolean {
+  if (name === '') return empty;
+  return name.length <= 15 && name !== '.' && name !== '..' && /^[\x21-\x7e]+$/.test(name) && !/[/:]/.test(name);
+}
+
 /** What is wrong with an address, or undefined if nothing. */
-function addressProblem(family: Family, ip: string, port: number): string | undefined {
+function addressProblem(family: Family, ip: string, port: number, scope: string | undefined): string | undefined {
   if (family !== 'ipv4' && family !== 'ipv6') return `address family ${String(family)} unknown`;
   if (typeof ip !== 'string' || !(family === 'ipv4' ? isIPv4(ip) : isIPv6(ip))) return `ip ${JSON.stringify(ip)} is not an ${family} address`;
-  // isIPv6 takes a zone (fe80::1%eth0); the saved address never has one (scope ids are not carried).
+  // isIPv6 takes a zone (fe80::1%eth0); the saved address carries its scope apart, by interface name.
   if (ip.includes('%')) return `ip ${JSON.stringify(ip)} carries a zone`;
   if (!Number.isInteger(port) || port < 0 || port > 65535) return `port ${port} out of range`;
+  if (scope === undefined) return undefined;
+  if (typeof scope !== 'string' || !isInterfaceName(scope)) return `scope ${JSON.stringify(scope)} is not an interface name`;
+  if (!isLinkLocal({ family, ip, port })) return `scope ${scope} on an address that is not IPv6 link-local`;
   return undefined;
 }
 
@@ -240,9 +279,12 @@ function addressOf(v: unknown, what: string, bad: Bad): SocketAddress {
   const family = familyOf(u32Of(v, 'family', bad, `${what}.`), `${what}.family`, bad);
   const ip = stringOf(v, 'ip', bad, `${what}.`);
   const port = u32Of(v, 'port', bad, `${what}.`);
-  const problem = addressProblem(family, ip, port);
+  // Absent in states written before it existed, as in every other address: '' either way.
+  const scopeName = v.scopeInterface === undefined ? '' : stringOf(v, 'scopeInterface', bad, `${what}.`);
+  const scope = scopeName === '' ? undefined : scopeName;
+  const problem = addressProblem(family, ip, port, scope);
   if (problem) bad(`${what} ${problem}`);
-  return { family, ip, port };
+  return scope === undefined ? { family, ip, port } : { family, ip, port, scope };
 }
 
 function windowOf(v: unknown, bad: Bad): RepairWindow {
@@ -274,5 +316,23 @@ function optionsOf(v: unknown, bad: Bad): UserSocketOptions {
     tos: i32Of(v, 'tos', bad, w),
     mark: i32Of(v, 'mark', bad, w),
     bufLock: i32Of(v, 'bufLock', bad, w),
+    ttl: optionalI32Of(v, 'ttl', bad, w),
+    priority: optionalI32Of(v, 'priority', bad, w),
+    rcvLowat: i32Of(v, 'rcvLowat', bad, w),
+    rcvTimeoutUs: u53Of(v, 'rcvTimeoutUs', bad, w),
+    sndTimeoutUs: u53Of(v, 'sndTimeoutUs', bad, w),
+    lingerSeconds: optionalI32Of(v, 'lingerSeconds', bad, w),
+    reusePort: boolOf(v, 'reusePort', bad, w),
+    v6only: boolOf(v, 'v6only', bad, w),
+    freebind: boolOf(v, 'freebind', bad, w),
+    bindDevice: bindDeviceOf(v, bad),
+    notsentLowat: u32Of(v, 'notsentLowat', bad, w),
+    windowClamp: u32Of(v, 'windowClamp', bad, w),
   };
+}
+
+function bindDeviceOf(v: Plain, bad: Bad): string {
+  const name = stringOf(v, 'bindDevice', bad, 'options.');
+  if (!isInterfaceName(name, true)) bad(`options.bindDevice ${JSON.stringify(name)} is not an interface name`);
+  return name;
 }

@@ -29,8 +29,8 @@ import { defaultBudgetLimits } from '../daemon/custody/budget';
 import { soccrErrorOf } from '../protocol/error-status';
 import { MAX_CHUNK } from '../protocol/frames';
 import { QueueKind, SessionHeaderMsg } from '../protocol/messages';
-import { WIRE_FAMILY } from '../protocol/address';
-import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
+import { addressToMsg } from '../protocol/address';
+import { OPTIONS_NOT_CARRIED, STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
 import { stateToObject } from '../protocol/state-codec';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { killAllEndpoints } from '../lab/endpoint';
@@ -78,6 +78,7 @@ function synthConn(localPort: number, recvLen: number): SavedConnection {
       tos: 0,
       mark: 0,
       bufLock: 0,
+      ...OPTIONS_NOT_CARRIED,
     },
   };
 }
@@ -92,8 +93,8 @@ function header(id: string, st: SavedConnection): FrameMsg {
     createdUnixMs: Date.now(),
     tuples: [
       {
-        local: { family: WIRE_FAMILY.ipv4, ip: st.local.ip, port: st.local.port },
-        remote: { family: WIRE_FAMILY.ipv4, ip: st.remote.ip, port: st.remote.port },
+        local: addressToMsg(st.local),
+        remote: addressToMsg(st.remote),
       },
     ],
     skipped: [],

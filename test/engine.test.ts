@@ -6,14 +6,27 @@
 import { strict as assert } from 'node:assert';
 import * as N from '../daemon/kernel/native';
 import { ProcessHandle, listTcpSockets, findOwners, takeTcpSocket } from '../daemon/repair/acquire';
-import { FrozenSocket, RestoredSocket, capture, finishRestoredAll, pause, restore, resume, resumeRestored, save, silentClose } from '../daemon/repair/engine';
+import {
+  FrozenSocket,
+  RestoredSocket,
+  capture,
+  finishRestoredAll,
+  pause,
+  restore,
+  resume,
+  resumeRestored,
+  save,
+  silentClose,
+  validateSaved,
+} from '../daemon/repair/engine';
+import { savedConnection } from './support/states';
 import { NetnsHandle } from '../daemon/kernel/netns';
 import { diagnose } from '../daemon/kernel/sockdiag';
 import { SoccrError } from '../protocol/errors';
 import { deliver } from '../daemon/custody/delivery';
 import { SavedConnection, TcpState, stateName } from '../protocol/saved-state';
 import { Endpoint, killAllEndpoints } from '../lab/endpoint';
-import { PEER_V4, PEER_V6, Topology, leftoverNamespaces } from '../lab/netns';
+import { PEER_V4, PEER_V6, Topology, leftoverNamespaces, run } from '../lab/netns';
 import {
   Flavor,
   KiB,
@@ -62,8 +75,9 @@ function checkpoint(owner: Endpoint): { frozen: FrozenSocket; saved: SavedConnec
       assert.deepEqual({ ...other, timestamp: 0 }, { ...saved, timestamp: 0 }, 'saved by the other kernel-call path');
     }
     const [diag] = diagnose(ns, [{ local: saved.local, remote: saved.remote }]);
-    // A connection in CLOSE is no longer hashed: the kernel does not find it by its addresses.
-    assert.equal(diag === undefined, saved.state === TcpState.CLOSE, 'socket diagnostics found the connection');
+    // A connection in CLOSE is no longer hashed: the kernel does not find it by its addresses; nor one
+    // bound to an interface, by a lookup that names none.
+    assert.equal(diag === undefined, saved.state === TcpState.CLOSE || saved.options.bindDevice !== '', 'socket diagnostics found the connection');
     if (diag) {
       const viaDiag = capture(frozen, Infinity, diag).state;
       assert.deepEqual({ ...viaDiag, timestamp: 0 }, { ...saved, timestamp: 0 }, 'saved with socket diagnostics');
@@ -170,6 +184,57 @@ async function migrate(flavor: Flavor, state: TcpState): Promise<void> {
   const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
   p.topo.routeTo(1);
   await verifyStreams(p.peer, receiver, x);
+}
+
+/**
+ * The options carried since soccr.v1.SocketOptions field 15 as the kernel reports them, read here call
+ * by call (not by the engine's save): TTL or hop limit, priority, low-water marks, timeouts (ms),
+ * linger, SO_REUSEPORT, IP_FREEBIND, IPV6_V6ONLY (-1 on an IPv4 socket), SO_BINDTODEVICE, window clamp.
+ */
+function carriedOptions(fd: number, flavor: Flavor): Record<string, unknown> {
+  const out = N.pinned(16);
+  const bytes = (level: number, name: number, len: number): Buffer => Buffer.from(out.buf.subarray(0, N.getsockoptBytes(fd, level, name, out, len)));
+  const int = (level: number, name: number): number => N.getsockoptInt(fd, level, name);
+  const ms = (name: number): number => {
+    const tv = bytes(N.SOL_SOCKET, name, 16);
+    return Number(tv.readBigInt64LE(0)) * 1000 + Number(tv.readBigInt64LE(8)) / 1000;
+  };
+  const linger = bytes(N.SOL_SOCKET, N.SO.LINGER, 8);
+  const device = bytes(N.SOL_SOCKET, N.SO.BINDTODEVICE, N.IFNAMSIZ);
+  return {
+    ttl: flavor === 'ipv6' ? int(N.SOL_IPV6, N.IPV6_UNICAST_HOPS) : int(N.SOL_IP, N.IP_TTL),
+    priority: int(N.SOL_SOCKET, N.SO.PRIORITY),
+    rcvLowat: int(N.SOL_SOCKET, N.SO.RCVLOWAT),
+    rcvTimeoMs: ms(N.SO.RCVTIMEO),
+    sndTimeoMs: ms(N.SO.SNDTIMEO),
+    linger: [linger.readInt32LE(0), linger.readInt32LE(4)],
+    reusePort: int(N.SOL_SOCKET, N.SO.REUSEPORT),
+    freebind: int(N.SOL_IP, N.IP_FREEBIND),
+    v6only: flavor === 'ipv4' ? -1 : int(N.SOL_IPV6, N.IPV6_V6ONLY),
+    device: device.subarray(0, Math.max(0, device.indexOf(0))).toString('latin1'),
+    notsentLowat: int(N.SOL_TCP, N.TCP.NOTSENT_LOWAT),
+    windowClamp: int(N.SOL_TCP, N.TCP.WINDOW_CLAMP),
+  };
+}
+
+/** Each carried option at a value a new socket does not have (linger on with 0 s: close resets). */
+const CARRIED = {
+  ttl: 33,
+  priority: 5,
+  rcvLowat: 3,
+  rcvTimeoMs: 1500,
+  sndTimeoMs: 2500,
+  linger: 0,
+  reusePort: 1,
+  freebind: 1,
+  notsentLowat: 1 << 20,
+  windowClamp: 200_000,
+};
+const BOUND_LINK = 'svc0';
+
+/** The interface's index in the namespace. */
+function ifIndex(ns: string, link: string): number {
+  return Number(run('ip', ['netns', 'exec', ns, 'cat', `/sys/class/net/${link}/ifindex`]).trim());
 }
 
 const STATES = [TcpState.ESTABLISHED, TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.CLOSE_WAIT, TcpState.LAST_ACK, TcpState.CLOSING, TcpState.CLOSE];
@@ -288,7 +353,108 @@ for (const path of PATHS)
       await verifyStreams(p.peer, receiver, x);
     });
 
+    for (const flavor of ['ipv4', 'ipv6', 'mapped'] as Flavor[]) {
+      it(`over ${flavor}: every option carried since field 15, set to a value a new socket lacks, reads back after a restore in another namespace (bound to an interface of the same name); refused, naming it, where that interface is missing`, async () => {
+        const p = await connectPair(flavor, 2, USER_OPTIONS, BOUND_LINK);
+        await p.owner.command('setopts', { options: CARRIED, device: BOUND_LINK });
+        const x = await setUp(p, TcpState.ESTABLISHED);
+        const ownerAt = await p.owner.command('quiesce');
+        const { frozen, saved } = checkpoint(p.owner);
+        const source = carriedOptions(frozen.fd, flavor);
+        // The kernel moves the window clamp itself (it follows the receive buffer): whatever it was at the freeze.
+        const { windowClamp, ...set } = CARRIED;
+        const v6only = flavor === 'ipv4' ? -1 : flavor === 'ipv6' ? 1 : 0;
+        assert.deepEqual(
+          { ...source, windowClamp: 0 },
+          { ...set, linger: [1, set.linger], v6only, device: BOUND_LINK, windowClamp: 0 },
+          `the owner's options as set (window clamp ${windowClamp} set, ${String(source.windowClamp)} at the freeze)`,
+        );
+        assert.equal(saved.options.bindDevice, BOUND_LINK);
+        assert.equal(saved.options.lingerSeconds, 0, 'linger on with 0 s is carried as 0, not as absent');
+        await killOwner(p.owner, frozen);
+        // The peer's namespace has no interface of that name: refused before anything is bound.
+        assert.throws(
+          () => restore(saved, { netns: p.topo.nsPath(p.topo.peer) }),
+          (err: unknown) => err instanceof SoccrError && err.kind === 'TARGET_STATE' && err.message.includes(`no interface ${BOUND_LINK}`),
+        );
+        const r = restoreIn(p.topo, 1, saved);
+        assert.deepEqual(carriedOptions(r.fd, flavor), source, "the restored socket's options");
+        const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+        p.topo.routeTo(1);
+        await verifyStreams(p.peer, receiver, x);
+      });
+    }
+
+    it('an IPv6 link-local connection carries its scope by name: refused where the interface is missing, restored where it moved (another index there)', async () => {
+      const LINK = 'lk';
+      const p = await connectPair('ipv6', 2, USER_OPTIONS, LINK);
+      await killAllEndpoints();
+      const [peerNs, a, b] = [p.topo.peer, p.topo.hosts[0], p.topo.hosts[1]];
+      run('ip', ['-n', peerNs, 'addr', 'add', 'fe80::2/64', 'dev', 'p0', 'nodad']);
+      run('ip', ['-n', a, 'addr', 'add', 'fe80::1/64', 'dev', LINK, 'nodad']);
+      const owner = await Endpoint.start(a, { mode: 'listen', ip: 'fe80::1', device: LINK, port: 7000, sendSeed: OWNER_TO_PEER, recvSeed: PEER_TO_OWNER });
+      const peer = await Endpoint.start(peerNs, { mode: 'connect', ip: 'fe80::1', device: 'p0', port: 7000, sendSeed: PEER_TO_OWNER, recvSeed: OWNER_TO_PEER });
+      await owner.waitEvent('connected', 10_000);
+      const pair = { topo: p.topo, owner, peer };
+      const x = await setUp(pair, TcpState.ESTABLISHED);
+      const ownerAt = await owner.command('quiesce');
+      const { frozen, saved } = checkpoint(owner);
+      assert.deepEqual(saved.local, { family: 'ipv6', ip: 'fe80::1', port: 7000, scope: LINK });
+      assert.equal(saved.remote.scope, LINK);
+      await killOwner(owner, frozen);
+      assert.throws(
+        () => restore(saved, { netns: p.topo.nsPath(peerNs) }),
+        (err: unknown) => err instanceof SoccrError && err.kind === 'TARGET_STATE' && err.message.includes(`no interface ${LINK}`),
+      );
+      // The link itself moves to B (B's own of that name renamed first, so the moved one gets another index).
+      const indexInA = ifIndex(a, LINK);
+      run('ip', ['-n', b, 'link', 'set', LINK, 'down']);
+      run('ip', ['-n', b, 'link', 'set', LINK, 'name', 'old0']);
+      run('ip', ['-n', a, 'link', 'set', LINK, 'netns', b]);
+      run('ip', ['-n', b, 'addr', 'add', 'fe80::1/64', 'dev', LINK, 'nodad']);
+      run('ip', ['-n', b, 'link', 'set', LINK, 'up']);
+      const indexInB = ifIndex(b, LINK);
+      assert.notEqual(indexInB, indexInA, 'the link has another index in B');
+      const r = restoreIn(p.topo, 1, saved);
+      const local = N.pinned(N.SOCKADDR_STORAGE);
+      N.getsockname(r.fd, local);
+      assert.equal(local.buf.readUInt32LE(24), indexInB, "the restored socket's sin6_scope_id: the link's index in B");
+      const receiver = await adopt(p.topo, 1, r, saved, ownerAt);
+      // setUp cut the peer's link (p0) to fill the queues: the link now leads to B.
+      p.topo.unblackhole(0);
+      await verifyStreams(peer, receiver, x);
+    });
+
     describe('refusals', () => {
+      it('a saved state whose carried options or link-local scope no socket could have is refused before any socket is made (INVALID_STATE)', () => {
+        // Without the fixture's window, which validateSaved would refuse on its own.
+        const state = (over: Partial<SavedConnection>): SavedConnection => savedConnection({ window: undefined, ...over });
+        const o = savedConnection().options;
+        const v6 = {
+          socketFamily: 'ipv6' as const,
+          local: { family: 'ipv6' as const, ip: 'fd77::1', port: 7000 },
+          remote: { family: 'ipv6' as const, ip: 'fd77::2', port: 40000 },
+        };
+        const ll = { ...v6, local: { ...v6.local, ip: 'fe80::1' }, remote: { ...v6.remote, ip: 'fe80::2' } };
+        const cases: Array<[RegExp, SavedConnection]> = [
+          [/IPV6_V6ONLY on a connection that is not IPv6/, state({ options: { ...o, v6only: true } })],
+          [/TTL 0 outside 1\.\.255/, state({ options: { ...o, ttl: 0 } })],
+          [/hop limit 256 outside 0\.\.255/, state({ ...v6, options: { ...o, bindDevice: '', ttl: 256 } })],
+          [/link-local address fe80::1 without its interface/, state({ ...ll, options: { ...o, bindDevice: '' } })],
+          [/more than one interface \(eth1, eth0\)/, state({ ...ll, local: { ...ll.local, scope: 'eth0' }, remote: { ...ll.remote, scope: 'eth0' } })],
+          [/SO_LINGER -1 s negative/, state({ options: { ...o, lingerSeconds: -1 } })],
+        ];
+        for (const [why, s] of cases) {
+          assert.throws(
+            () => restore(s),
+            (err: unknown) => err instanceof SoccrError && err.kind === 'INVALID_STATE' && why.test(err.message),
+            why.source,
+          );
+        }
+        // Where each is right, the same checks pass it: the fixture's options (bound to eth1), on a link-local connection scoped to it.
+        validateSaved(state({ ...ll, local: { ...ll.local, scope: 'eth1' }, remote: { ...ll.remote, scope: 'eth1' } }));
+      });
+
       it('each refused socket gets its typed error and stays untouched', async () => {
         const p = await connectPair('ipv4', 1);
         await p.owner.command('read', { on: true });

@@ -35,11 +35,11 @@ import { silentLogger } from '../daemon/log';
 import { DEFAULT_LIMITS } from '../protocol/assembler';
 import { MAX_CHUNK, batchFrames, frameKind, unpackFrames } from '../protocol/frames';
 import { AddressFamily, QueueKind, SessionHeaderMsg } from '../protocol/messages';
-import { WIRE_FAMILY } from '../protocol/address';
+import { addressToMsg } from '../protocol/address';
 import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 import { SocketRepairService } from '../daemon/server/service';
 import { SessionManager } from '../daemon/custody/sessions';
-import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
+import { OPTIONS_NOT_CARRIED, STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
 import { stateToObject } from '../protocol/state-codec';
 import { DaemonProcess, cleanupDaemons, daemonLogs } from '../lab/daemon';
 import { killAllEndpoints } from '../lab/endpoint';
@@ -203,6 +203,7 @@ function synthConn(r: Rand, flavor: Flavor, state: TcpState, recvLen: number, se
       tos: 0,
       mark: 0,
       bufLock: 0,
+      ...OPTIONS_NOT_CARRIED,
     },
   };
 }
@@ -220,8 +221,8 @@ function synthHeader(r: Rand, conns: Conn[], tuples: boolean): SessionHeaderMsg 
   };
   if (tuples) {
     h.tuples = conns.map((c) => ({
-      local: { family: WIRE_FAMILY[c.state.local.family], ip: c.state.local.ip, port: c.state.local.port },
-      remote: { family: WIRE_FAMILY[c.state.remote.family], ip: c.state.remote.ip, port: c.state.remote.port },
+      local: addressToMsg(c.state.local),
+      remote: addressToMsg(c.state.remote),
     }));
   }
   return h;
@@ -1502,7 +1503,10 @@ describe('Restore fuzzing against a running soccrd', function () {
       // At the limit the header is taken; the stream then ends early, which is malformed, not a limit.
       await expectStatus(client.restore(opts(), [header(DEFAULT_LIMITS.maxConnections)]), grpc.status.INVALID_ARGUMENT, 'connection_count at the limit');
       // The lock tuples count as connections too: more tuples than connections is malformed.
-      const t = { local: { family: AddressFamily.IPV4, ip: '10.77.0.1', port: 1 }, remote: { family: AddressFamily.IPV4, ip: '10.77.0.2', port: 2 } };
+      const t = {
+        local: { family: AddressFamily.IPV4, ip: '10.77.0.1', port: 1, scopeInterface: '' },
+        remote: { family: AddressFamily.IPV4, ip: '10.77.0.2', port: 2, scopeInterface: '' },
+      };
       await expectStatus(client.restore(opts(), [header(1, [t, t])]), grpc.status.INVALID_ARGUMENT, 'more tuples than connections');
     });
 

@@ -6,10 +6,10 @@ import { ChildProcess, execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { MigrateError, migrate } from '../client/migrate';
 import { daemonLogs } from '../lab/daemon';
-import { leftoverLanNamespaces } from '../lab/lan';
+import { LAN_DEV, leftoverLanNamespaces } from '../lab/lan';
 import { MigrationLab, labLockEntries, resumeAtSource, startMigrationLab, tearDownLabs } from './support/migration-lab';
 import { MultiFixture, MultiStatus, exchangeProblems, untilExchanged } from '../lab/multi';
-import { lockEntries } from '../lab/netns';
+import { lockEntries, run } from '../lab/netns';
 import { sleep, socketPath } from '../lab/scenario';
 
 const SOCCRCTL = join(__dirname, '..', 'client', 'soccrctl.js');
@@ -151,6 +151,19 @@ describe('live migration between hosts with traffic flowing', function () {
         migrate({ from: t.a.address, to: t.b.address, pid: t.server.pid, netns: '/run/netns/no-such-namespace', deliverUnixPath: socketPath('x') }),
         (err: unknown) => err instanceof MigrateError && err.phase === 'checkpoint+restore',
       );
+      await assertSurvivedAtSource(t);
+    });
+
+    it('the destination lacks the interface the connections are bound to (SO_BINDTODEVICE): FAILED_PRECONDITION naming it, before anything goes live', async () => {
+      const t = await startMigrationLab(3, { device: LAN_DEV });
+      // B's interface of that name gets another one: B has the address, but no interface called so.
+      run('ip', ['-n', t.lan.ns.B, 'link', 'set', LAN_DEV, 'down']);
+      run('ip', ['-n', t.lan.ns.B, 'link', 'set', LAN_DEV, 'name', 'lan1']);
+      run('ip', ['-n', t.lan.ns.B, 'link', 'set', 'lan1', 'up']);
+      const { path } = await handOffApplication(t);
+      const r = await soccrctl(migrateArgs(t, path, 'true'));
+      assert.equal(r.code, 64 + 9, `FAILED_PRECONDITION (64 + 9): ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`FAILED_PRECONDITION: .*no interface ${LAN_DEV}\\b`));
       await assertSurvivedAtSource(t);
     });
 

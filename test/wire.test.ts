@@ -3,7 +3,7 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { SoccrError } from '../protocol/errors';
-import { STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
+import { OPTIONS_NOT_CARRIED, STATE_VERSION, SavedConnection, TcpState } from '../protocol/saved-state';
 import { protoRoot } from '../protocol/proto';
 import { decodeState, encodeState } from '../protocol/state-codec';
 import { savedConnection } from './support/states';
@@ -156,6 +156,11 @@ describe('wire: saved state encoding', () => {
           tos: 0,
           mark: 0,
           bufLock: 0,
+          // Present zeros, which mean something (TTL 0 is refused by the kernel but must survive the codec; linger 0 resets on close).
+          ...OPTIONS_NOT_CARRIED,
+          ttl: 0,
+          priority: 0,
+          lingerSeconds: 0,
         },
       });
       roundTrip(zeros);
@@ -192,9 +197,11 @@ describe('wire: saved state encoding', () => {
         ['local.port', d.local.port],
         ['remote.port', d.remote.port],
         ...Object.entries(d.window ?? {}),
-        ...Object.entries(d.options).filter(([k]) => !['reuseAddr', 'noDelay', 'cork', 'keepAlive', 'congestion'].includes(k)),
+        ...Object.entries(d.options).filter(
+          ([k]) => !['reuseAddr', 'noDelay', 'cork', 'keepAlive', 'congestion', 'reusePort', 'v6only', 'freebind', 'bindDevice'].includes(k),
+        ),
       ];
-      assert.equal(numeric.length, 12 + 2 + 5 + 9);
+      assert.equal(numeric.length, 12 + 2 + 5 + 17);
       for (const [k, v] of numeric) assert.equal(typeof v, 'number', `${k} is ${typeof v}`);
       assert.ok(Buffer.isBuffer(d.recvQueue));
       assert.ok(Buffer.isBuffer(d.sendQueue));
@@ -331,6 +338,47 @@ describe('wire: saved state encoding', () => {
       }
     });
 
+    it('a state written before SocketOptions fields 15-26 and SocketAddress.scope_interface decodes with each of them not carried', () => {
+      // encodeState(savedConnection()) as the encoder of commit 55326ef wrote it, and the same with IPv6 link-local addresses.
+      const oldV4 = Buffer.from(
+        'CAEQARgBIhAIARIIMTAuMS4yLjMYytECKhQIARINMTkyLjE2OC4yMDAuNxi7AzDw////DziBgICACEAASABQAFioC2AHaAdwCXjv/bb1DYIBFQj/////DxCA//8DGICAgAIgACi5YIoBAJIBAJoBKQgBEAEYACABKKA4MEs4CUCw6gFKBWN1YmljUICoBViAgAhgEGi0JHAB',
+        'base64',
+      );
+      const oldLinkLocal = Buffer.from(
+        'CAEQARgCIg4IAhIHZmU4MDo6MRjYNioPCAISB2ZlODA6OjIYwLgCMPD///8POIGAgIAIQABIAFAAWKgLYAdoB3AJeO/9tvUNggEVCP////8PEID//wMYgICAAiAAKLlgigEAkgEAmgEpCAEQARgAIAEooDgwSzgJQLDqAUoFY3ViaWNQgKgFWICACGAQaLQkcAE=',
+        'base64',
+      );
+      const before = { ...savedConnection().options, ...OPTIONS_NOT_CARRIED };
+      assert.deepEqual(decodeState(oldV4), savedConnection({ options: before }));
+      const d = decodeState(oldLinkLocal);
+      assert.deepEqual(d.options, before);
+      assert.deepEqual(
+        [d.local, d.remote],
+        [
+          { family: 'ipv6', ip: 'fe80::1', port: 7000 },
+          { family: 'ipv6', ip: 'fe80::2', port: 40000 },
+        ],
+      );
+    });
+
+    it('an IPv6 link-local address keeps its scope; a scope anywhere else, or not an interface name, is refused', () => {
+      const ll = savedConnection({
+        socketFamily: 'ipv6',
+        local: { family: 'ipv6', ip: 'fe80::1', port: 7000, scope: 'eth1' },
+        remote: { family: 'ipv6', ip: 'febf::2', port: 40000, scope: 'eth1' },
+      });
+      assert.deepEqual(decodeState(encodeState(ll)), ll);
+      for (const bad of [
+        savedConnection({ local: { family: 'ipv4', ip: '10.1.2.3', port: 1, scope: 'eth1' } }),
+        savedConnection({ socketFamily: 'ipv6', local: { family: 'ipv6', ip: 'fec0::1', port: 1, scope: 'eth1' } }),
+        savedConnection({ socketFamily: 'ipv6', local: { family: 'ipv6', ip: 'fe80::1', port: 1, scope: 'a/b' } }),
+        savedConnection({ socketFamily: 'ipv6', local: { family: 'ipv6', ip: 'fe80::1', port: 1, scope: 'sixteen-bytes-xx' } }),
+        savedConnection({ options: { ...savedConnection().options, bindDevice: 'has space' } }),
+      ]) {
+        assertInvalid(() => encodeState(bad), /cannot encode/);
+      }
+    });
+
     it('encodeState refuses values the format cannot carry', () => {
       const cases: SavedConnection[] = [
         savedConnection({ inqSeq: -1 }),
@@ -339,6 +387,8 @@ describe('wire: saved state encoding', () => {
         savedConnection({ inqLen: Number.NaN }),
         savedConnection({ window: { sndWl1: 0, sndWnd: -5, maxWindow: 0, rcvWnd: 0, rcvWup: 0 } }),
         savedConnection({ options: { ...savedConnection().options, mark: 0x80000000 } }),
+        savedConnection({ options: { ...savedConnection().options, rcvTimeoutUs: 2 ** 53 } }),
+        savedConnection({ options: { ...savedConnection().options, lingerSeconds: 0.5 } }),
         savedConnection({ local: { family: 'ipv4', ip: '10.0.0.300', port: 1 } }),
         savedConnection({ remote: { family: 'ipv4', ip: '10.0.0.1', port: 65536 } }),
         // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- 0 is no TCP state: the invalid value under test

@@ -40,11 +40,13 @@ function interfacesOf(ns: NetnsHandle | undefined): ReturnType<typeof networkInt
   return reading.interfaces;
 }
 
-/** True if `addr`'s IP is local to the namespace (`ns`, or this thread's own if undefined). */
+/** True if `addr`'s IP is local to the namespace (`ns`, or this thread's own if undefined), on its scope's interface if it has one. */
 export function isLocalAddress(ns: NetnsHandle | undefined, addr: SocketAddress): boolean {
   const want = addressBytes(addr.ip);
   const interfaces = interfacesOf(ns);
-  for (const list of Object.values(interfaces)) {
+  // A link-local address is local only on the interface of its scope.
+  const lists = addr.scope === undefined ? Object.values(interfaces) : [interfaces[addr.scope]];
+  for (const list of lists) {
     for (const a of list ?? []) {
       const have = addressBytes(a.address);
       if (have.length !== want.length) continue;

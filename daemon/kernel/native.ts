@@ -205,6 +205,14 @@ export const SO = {
   PEERGROUPS: 59,
   PEEK_OFF: 42,
   BUF_LOCK: 72,
+  PRIORITY: 12,
+  LINGER: 13,
+  REUSEPORT: 15,
+  RCVLOWAT: 18,
+  /** struct timeval (the _OLD names: 16 bytes on 64-bit platforms, as the _NEW ones) */
+  RCVTIMEO: 20,
+  SNDTIMEO: 21,
+  BINDTODEVICE: 25,
 } as const;
 
 export const TCP = {
@@ -226,11 +234,19 @@ export const TCP = {
   ULP: 31,
   MD5SIG: 14,
   AO_INFO: 40,
+  WINDOW_CLAMP: 10,
+  NOTSENT_LOWAT: 25,
 } as const;
 
 export const IP_TOS = 1;
+export const IP_TTL = 2;
+export const IP_FREEBIND = 15;
 export const IP_TRANSPARENT = 19;
+export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_V6ONLY = 26;
 export const IPV6_TCLASS = 67;
+/** IFNAMSIZ: an interface name and its NUL. */
+export const IFNAMSIZ = 16;
 export const IPV6_TRANSPARENT = 75;
 
 export const SIOCINQ = 0x541b;

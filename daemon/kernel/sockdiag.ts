@@ -40,6 +40,12 @@ export interface SocketDiag {
   sndBuf?: number;
   rcvBuf?: number;
   mark?: number;
+  /** idiag_if: the index of the interface the socket is bound to (SO_BINDTODEVICE), 0 if none */
+  boundIf: number;
+  /** IPV6_V6ONLY (IPv6 sockets) */
+  v6only?: boolean;
+  /** IP_FREEBIND (Linux 5.10+) */
+  freebind?: boolean;
   /** the socket holds TCP-MD5 keys (the only place the kernel tells it) */
   md5Keys: boolean;
 }
@@ -59,7 +65,10 @@ const INET_DIAG_TOS = 5;
 const INET_DIAG_TCLASS = 6;
 const INET_DIAG_SKMEMINFO = 7;
 const INET_DIAG_MARK = 15; // sent to CAP_NET_ADMIN requesters without being asked
+const INET_DIAG_SKV6ONLY = 11; // sent for every IPv6 socket without being asked
 const INET_DIAG_MD5SIG = 18; // the socket's TCP-MD5 keys: sent with INET_DIAG_INFO to CAP_NET_ADMIN requesters
+const INET_DIAG_SOCKOPT = 22; // struct inet_diag_sockopt, sent without being asked (Linux 5.10+)
+const SOCKOPT_FREEBIND = 1 << 2; // its first byte's bits: recverr, is_icsk, freebind, ...
 const EXTENSIONS = [INET_DIAG_INFO, INET_DIAG_CONG, INET_DIAG_TOS, INET_DIAG_TCLASS, INET_DIAG_SKMEMINFO].reduce((m, e) => m | (1 << (e - 1)), 0);
 const SK_MEMINFO_RCVBUF = 1;
 const SK_MEMINFO_SNDBUF = 3;
@@ -170,6 +179,7 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
     rqueue: b.readUInt32LE(m + 56),
     wqueue: b.readUInt32LE(m + 60),
     inode: b.readUInt32LE(m + 68),
+    boundIf: b.readUInt32LE(m + 40),
     md5Keys: false,
   };
   let tos: number | undefined;
@@ -196,6 +206,8 @@ function parseAnswer(b: Buffer, off: number, len: number): SocketDiag | undefine
       d.sndBuf = b.readUInt32LE(p + 4 * SK_MEMINFO_SNDBUF);
     } else if (type === INET_DIAG_MARK && plen >= 4) d.mark = b.readUInt32LE(p);
     else if (type === INET_DIAG_MD5SIG && plen > 0) d.md5Keys = true;
+    else if (type === INET_DIAG_SKV6ONLY && plen >= 1) d.v6only = b[p] !== 0;
+    else if (type === INET_DIAG_SOCKOPT && plen >= 1) d.freebind = (b[p] & SOCKOPT_FREEBIND) !== 0;
     a += (alen + 3) & ~3;
   }
   if (d.state === undefined || d.notsent === undefined) return undefined;

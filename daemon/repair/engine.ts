@@ -24,6 +24,7 @@ import {
   decodeSockaddr,
   encodeSockaddr,
   formatAddress,
+  isLinkLocal,
   isMappedIPv4,
   parseIPv6,
 } from '../../protocol/address';
@@ -35,6 +36,7 @@ import {
   TCPI_OPT_SACK,
   TCPI_OPT_TIMESTAMPS,
   TCPI_OPT_WSCALE,
+  OPTIONS_NOT_CARRIED,
   TcpState,
   UserSocketOptions,
   kernelTcpState,
@@ -75,6 +77,10 @@ const optsBuf = N.pinned(32);
 const packetBuf = N.pinned(64);
 const ackPacketBuf = N.pinned(64);
 const destBuf = N.pinned(N.SOCKADDR_STORAGE);
+const deviceBuf = N.pinned(N.IFNAMSIZ);
+const lingerBuf = N.pinned(8);
+const rcvTimeoBuf = N.pinned(16);
+const sndTimeoBuf = N.pinned(16);
 // Each step's kernel calls go down in one batch (daemon/kernel/native.ts): one FFI call instead of about twenty.
 const captureBatch = new N.KernelBatch(48);
 const queueBatch = new N.KernelBatch(8);
@@ -330,6 +336,59 @@ function cString(raw: Buffer): string {
   return raw.subarray(0, nul < 0 ? raw.length : nul).toString('latin1');
 }
 
+/** The options of OPTIONS_NOT_CARRIED, as capture reads them. */
+type CarriedOptions = Pick<UserSocketOptions, keyof typeof OPTIONS_NOT_CARRIED>;
+
+/** Socket options that are IPv4 for this connection: an IPv4 socket's, or an IPv4-mapped one's (its packets are IPv4). */
+function ipv4Path(local: SocketAddress): boolean {
+  return local.family === 'ipv4' || isMappedIPv4(local);
+}
+
+/** A struct timeval (two 64-bit words) in microseconds, at most 2^53 - 1. */
+function timevalUs(raw: Buffer): number {
+  const us = raw.readBigInt64LE(0) * 1_000_000n + raw.readBigInt64LE(8);
+  return us > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(us);
+}
+
+/**
+ * Adds the reads of the options carried since soccr.v1.SocketOptions field 15, in the same batch as the
+ * rest of the save; what socket diagnostics reported (V6ONLY, FREEBIND, the bound interface's index)
+ * spares its call. The returned function reads them once the batch ran without a failure.
+ */
+function addCarriedOptionReads(b: N.KernelBatch, fd: number, local: SocketAddress, diag: SocketDiag | undefined): () => CarriedOptions {
+  const sockInt = (name: number): number => b.getInt(fd, N.SOL_SOCKET, name);
+  const ttl = ipv4Path(local) ? b.getInt(fd, N.SOL_IP, N.IP_TTL) : b.getInt(fd, N.SOL_IPV6, N.IPV6_UNICAST_HOPS);
+  const priority = sockInt(N.SO.PRIORITY);
+  const rcvLowat = sockInt(N.SO.RCVLOWAT);
+  const rcvTimeo = b.getBytes(fd, N.SOL_SOCKET, N.SO.RCVTIMEO, 16);
+  const sndTimeo = b.getBytes(fd, N.SOL_SOCKET, N.SO.SNDTIMEO, 16);
+  const linger = b.getBytes(fd, N.SOL_SOCKET, N.SO.LINGER, 8);
+  const reusePort = sockInt(N.SO.REUSEPORT);
+  const v6only = local.family === 'ipv4' || diag?.v6only !== undefined ? -1 : b.getInt(fd, N.SOL_IPV6, N.IPV6_V6ONLY);
+  const freebind = diag?.freebind !== undefined ? -1 : b.getInt(fd, N.SOL_IP, N.IP_FREEBIND);
+  // Only a socket bound to no interface has a name-less answer: socket diagnostics say which.
+  const device = diag?.boundIf === 0 ? -1 : b.getBytes(fd, N.SOL_SOCKET, N.SO.BINDTODEVICE, N.IFNAMSIZ);
+  const notsentLowat = b.getInt(fd, N.SOL_TCP, N.TCP.NOTSENT_LOWAT);
+  const windowClamp = b.getInt(fd, N.SOL_TCP, N.TCP.WINDOW_CLAMP);
+  return () => {
+    const l = b.bytes(linger);
+    return {
+      ttl: b.int(ttl),
+      priority: b.int(priority),
+      rcvLowat: b.int(rcvLowat),
+      rcvTimeoutUs: timevalUs(b.bytes(rcvTimeo)),
+      sndTimeoutUs: timevalUs(b.bytes(sndTimeo)),
+      lingerSeconds: l.readInt32LE(0) !== 0 ? l.readInt32LE(4) : undefined,
+      reusePort: b.int(reusePort) !== 0,
+      v6only: local.family === 'ipv6' && (diag?.v6only ?? b.int(v6only) !== 0),
+      freebind: diag?.freebind ?? b.int(freebind) !== 0,
+      bindDevice: device < 0 ? '' : cString(b.bytes(device)),
+      notsentLowat: b.int(notsentLowat) >>> 0,
+      windowClamp: b.int(windowClamp) >>> 0,
+    };
+  };
+}
+
 /**
  * Saves a paused socket. Leaves it in repair mode with no repair queue selected, so that an owner that
  * still runs gets EINVAL from its writes instead of having them vanish into an already-saved queue.
@@ -439,6 +498,7 @@ function addStateReads(b: N.KernelBatch, sock: FrozenSocket, eagerLimit: number,
   const rcvBuf = diag?.rcvBuf !== undefined ? -1 : sockInt(N.SO.RCVBUF);
   const tos = diag?.tos !== undefined ? -1 : socketFamily === 'ipv4' ? b.getInt(fd, N.SOL_IP, N.IP_TOS) : b.getInt(fd, N.SOL_IPV6, N.IPV6_TCLASS);
   const mark = diag?.mark !== undefined ? -1 : sockInt(N.SO.MARK);
+  const carried = addCarriedOptionReads(b, fd, local, diag);
   const bufLock = b.getBytes(fd, N.SOL_SOCKET, N.SO.BUF_LOCK, 4, N.NOSTOP);
 
   return () => {
@@ -468,13 +528,16 @@ function addStateReads(b: N.KernelBatch, sock: FrozenSocket, eagerLimit: number,
       tos: diag?.tos ?? b.int(tos),
       mark: diag?.mark ?? b.int(mark),
       bufLock: bufLockOf(b, bufLock),
+      ...carried(),
     };
+    // A link-local address means something only with its interface: the one the socket is bound to.
+    const scoped = (a: SocketAddress): SocketAddress => (options.bindDevice !== '' && isLinkLocal(a) ? { ...a, scope: options.bindDevice } : a);
     const saved: SavedConnection = {
       version: STATE_VERSION,
       state,
       socketFamily,
-      local,
-      remote: diag?.remote ?? decodeSockaddr(b.bytes(remote), b.bytes(remote).length),
+      local: scoped(local),
+      remote: scoped(diag?.remote ?? decodeSockaddr(b.bytes(remote), b.bytes(remote).length)),
       inqSeq: b.int(inqSeq) >>> 0,
       outqSeq: b.int(outqSeq) >>> 0,
       inqLen,
@@ -590,6 +653,7 @@ export function validateSaved(s: SavedConnection): void {
   if (o.userTimeout < 0) bad('negative user timeout');
   if (o.tos < 0 || o.tos > 255) bad(`TOS/traffic class ${o.tos} outside 0..255`);
   if (o.bufLock < 0 || o.bufLock > 3) bad(`SO_BUF_LOCK ${o.bufLock} outside 0..3`);
+  validateCarried(s, bad);
   if (s.window) {
     // What TCP_REPAIR_WINDOW checks, against rcv_nxt as restore() leaves it (see there).
     const w = s.window;
@@ -603,6 +667,22 @@ export function validateSaved(s: SavedConnection): void {
     // socket has it beyond.
     if (after((w.rcvWup - fin) >>> 0, rcvNxt)) bad('window: rcv_wup beyond rcv_nxt');
   }
+}
+
+/** The options carried since field 15: what the kernel would refuse halfway through the rebuild. */
+function validateCarried(s: SavedConnection, bad: (msg: string) => never): void {
+  const o = s.options;
+  const v4 = ipv4Path(s.local);
+  // IP_TTL takes 1..255, IPV6_UNICAST_HOPS 0..255.
+  if (o.ttl !== undefined && (!Number.isInteger(o.ttl) || o.ttl < (v4 ? 1 : 0) || o.ttl > 255))
+    bad(`${v4 ? 'TTL' : 'hop limit'} ${o.ttl} outside ${v4 ? 1 : 0}..255`);
+  if (o.rcvLowat < 0) bad(`SO_RCVLOWAT ${o.rcvLowat} negative`);
+  for (const us of [o.rcvTimeoutUs, o.sndTimeoutUs]) if (!Number.isSafeInteger(us) || us < 0) bad(`socket timeout ${us} us`);
+  if (o.lingerSeconds !== undefined && o.lingerSeconds < 0) bad(`SO_LINGER ${o.lingerSeconds} s negative`);
+  if (o.v6only && (s.socketFamily !== 'ipv6' || isMappedIPv4(s.local))) bad('IPV6_V6ONLY on a connection that is not IPv6');
+  const scopes = new Set([o.bindDevice, s.local.scope, s.remote.scope].filter((x): x is string => !!x));
+  if (scopes.size > 1) bad(`bound to more than one interface (${[...scopes].join(', ')})`);
+  for (const a of [s.local, s.remote]) if (isLinkLocal(a) && scopes.size === 0) bad(`link-local address ${a.ip} without its interface`);
 }
 
 /** Why an address cannot be one end of a connection (unspecified, multicast, broadcast), or undefined. */
@@ -662,6 +742,9 @@ interface NetnsDefaults {
   keepIntvl: number;
   keepCnt: number;
   congestion: string;
+  /** IP_TTL and, on an IPv6 socket, IPV6_UNICAST_HOPS (-1 on an IPv4 one) */
+  ttl: number;
+  hopLimit: number;
   readAt: number;
 }
 // Sysctls rarely change; a short lifetime bounds how long a change can go unnoticed.
@@ -675,12 +758,22 @@ function cachedDefaults(key: string): NetnsDefaults | undefined {
 }
 
 /** Adds the reads of the defaults from the new socket itself, before any option is set on it. */
-function addDefaultsReads(b: N.KernelBatch, fd: N.FdArg): () => NetnsDefaults {
+function addDefaultsReads(b: N.KernelBatch, fd: N.FdArg, domain: number): () => NetnsDefaults {
   const cong = b.getBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, 16);
   const idle = b.getInt(fd, N.SOL_TCP, N.TCP.KEEPIDLE);
   const intvl = b.getInt(fd, N.SOL_TCP, N.TCP.KEEPINTVL);
   const cnt = b.getInt(fd, N.SOL_TCP, N.TCP.KEEPCNT);
-  return () => ({ keepIdle: b.int(idle), keepIntvl: b.int(intvl), keepCnt: b.int(cnt), congestion: cString(b.bytes(cong)), readAt: Date.now() });
+  const ttl = b.getInt(fd, N.SOL_IP, N.IP_TTL);
+  const hops = domain === N.AF_INET6 ? b.getInt(fd, N.SOL_IPV6, N.IPV6_UNICAST_HOPS) : -1;
+  return () => ({
+    keepIdle: b.int(idle),
+    keepIntvl: b.int(intvl),
+    keepCnt: b.int(cnt),
+    congestion: cString(b.bytes(cong)),
+    ttl: b.int(ttl),
+    hopLimit: hops < 0 ? -1 : b.int(hops),
+    readAt: Date.now(),
+  });
 }
 
 /**
@@ -700,6 +793,7 @@ function addUserOptions(b: N.KernelBatch, fd: N.FdArg, s: SavedConnection, d: Ne
   set(N.SOL_SOCKET, N.SO.MARK, o.mark, 0);
   if (s.socketFamily === 'ipv4') set(N.SOL_IP, N.IP_TOS, o.tos, 0);
   else set(N.SOL_IPV6, N.IPV6_TCLASS, o.tos, 0);
+  addCarriedOptions(b, fd, s, d);
   // The namespace's sysctl defaults.
   set(N.SOL_TCP, N.TCP.KEEPIDLE, o.keepIdle, d.keepIdle);
   set(N.SOL_TCP, N.TCP.KEEPINTVL, o.keepIntvl, d.keepIntvl);
@@ -708,6 +802,61 @@ function addUserOptions(b: N.KernelBatch, fd: N.FdArg, s: SavedConnection, d: Ne
   textBuf.buf.fill(0, 0, 16);
   textBuf.buf.write(o.congestion, 'latin1');
   return b.setBytes(fd, N.SOL_TCP, N.TCP.CONGESTION, textBuf.buf, o.congestion.length);
+}
+
+/** The interface the restored socket binds to: the saved SO_BINDTODEVICE, or a link-local address's scope. */
+function boundDevice(s: SavedConnection): string {
+  return s.options.bindDevice !== '' ? s.options.bindDevice : (s.local.scope ?? s.remote.scope ?? '');
+}
+
+/** Adds SO_BINDTODEVICE; a namespace without that interface refuses the connection, naming it. */
+function addBindToDevice(b: N.KernelBatch, steps: Map<number, StepError>, fd: N.FdArg, device: string): void {
+  deviceBuf.buf.fill(0);
+  deviceBuf.buf.write(device, 'latin1');
+  steps.set(b.setBytes(fd, N.SOL_SOCKET, N.SO.BINDTODEVICE, deviceBuf.buf, device.length + 1), (bb, op) => {
+    const err = bb.error(op);
+    if (err.code !== 'ENODEV') return err;
+    return new SoccrError(
+      'TARGET_STATE',
+      `restoring socket: the target namespace has no interface ${device}, which the connection is bound to (SO_BINDTODEVICE or an IPv6 link-local scope)`,
+      err,
+    );
+  });
+}
+
+function writeTimeval(into: Buffer, us: number): Buffer {
+  into.writeBigInt64LE(BigInt(Math.floor(us / 1_000_000)), 0);
+  into.writeBigInt64LE(BigInt(us % 1_000_000), 8);
+  return into;
+}
+
+/**
+ * Adds the options carried since soccr.v1.SocketOptions field 15, each only where it differs from what a
+ * new socket has (absent ones, from older states, never): after connect, so that bind and connect work
+ * as without them (IP_FREEBIND would let bind take an address the namespace lacks), after IP_TOS (which
+ * moves SO_PRIORITY) and SO_RCVLOWAT (which can move the window clamp).
+ */
+function addCarriedOptions(b: N.KernelBatch, fd: N.FdArg, s: SavedConnection, d: NetnsDefaults): void {
+  const o = s.options;
+  if (o.ttl !== undefined) {
+    if (ipv4Path(s.local)) {
+      if (o.ttl !== d.ttl) b.setInt(fd, N.SOL_IP, N.IP_TTL, o.ttl);
+    } else if (o.ttl !== d.hopLimit) b.setInt(fd, N.SOL_IPV6, N.IPV6_UNICAST_HOPS, o.ttl);
+  }
+  const tosMovedPriority = s.socketFamily === 'ipv4' && o.tos !== 0;
+  if (o.priority !== undefined && (o.priority !== 0 || tosMovedPriority)) b.setInt(fd, N.SOL_SOCKET, N.SO.PRIORITY, o.priority);
+  if (o.rcvLowat > 1) b.setInt(fd, N.SOL_SOCKET, N.SO.RCVLOWAT, o.rcvLowat);
+  if (o.rcvTimeoutUs > 0) b.setBytes(fd, N.SOL_SOCKET, N.SO.RCVTIMEO, writeTimeval(rcvTimeoBuf.buf, o.rcvTimeoutUs), 16);
+  if (o.sndTimeoutUs > 0) b.setBytes(fd, N.SOL_SOCKET, N.SO.SNDTIMEO, writeTimeval(sndTimeoBuf.buf, o.sndTimeoutUs), 16);
+  if (o.lingerSeconds !== undefined) {
+    lingerBuf.buf.writeInt32LE(1, 0);
+    lingerBuf.buf.writeInt32LE(o.lingerSeconds, 4);
+    b.setBytes(fd, N.SOL_SOCKET, N.SO.LINGER, lingerBuf.buf, 8);
+  }
+  if (o.reusePort) b.setInt(fd, N.SOL_SOCKET, N.SO.REUSEPORT, 1);
+  if (o.freebind) b.setInt(fd, N.SOL_IP, N.IP_FREEBIND, 1);
+  if (o.notsentLowat !== 0) b.setInt(fd, N.SOL_TCP, N.TCP.NOTSENT_LOWAT, o.notsentLowat | 0);
+  // TCP_WINDOW_CLAMP goes in at go-live, after the repair window (addLiveSteps).
 }
 
 /** Adds a segment that appears to come from the peer, sent through the raw socket; `packet` must stay untouched until the batch ran. */
@@ -766,14 +915,15 @@ export function restore(s: SavedConnection, opts: RestoreOptions = {}): Restored
     };
     b.setInt({ op: sockOp }, N.SOL_TCP, N.TCP.REPAIR, REPAIR_ON);
     // By the namespace's identity: two paths to one namespace share, one path reused by another does not.
-    const key = ns && !ns.isHome ? ns.id : '';
+    // And by family: an IPv6 socket reports its hop limit, an IPv4 one cannot.
+    const key = `${ns && !ns.isHome ? ns.id : ''}/${domain}`;
     const defaults = cachedDefaults(key);
     if (defaults) {
       addHoldSteps(b, steps, s, opts, defaults, { op: sockOp });
       runSteps(b, steps, learnFds);
     } else {
       // The options to set depend on the namespace's defaults, read from the new socket: two batches.
-      const read = addDefaultsReads(b, { op: sockOp });
+      const read = addDefaultsReads(b, { op: sockOp }, domain);
       runSteps(b, steps, learnFds);
       const fresh = read();
       netnsDefaults.set(key, fresh);
@@ -903,6 +1053,11 @@ function addHoldSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedC
     if (s.socketFamily === 'ipv4') b.setInt(fd, N.SOL_IP, N.IP_TRANSPARENT, 1);
     else b.setInt(fd, N.SOL_IPV6, N.IPV6_TRANSPARENT, 1);
   }
+  // Before bind, which refuses a V6ONLY change afterwards, and which needs the interface to find an
+  // address of a VRF or a link-local scope (the kernel maps the name to this namespace's index).
+  if (s.options.v6only) b.setInt(fd, N.SOL_IPV6, N.IPV6_V6ONLY, 1);
+  const device = boundDevice(s);
+  if (device) addBindToDevice(b, steps, fd, device);
   const llen = encodeSockaddr(s.local, addrBuf.buf);
   steps.set(b.bind(fd, addrBuf.buf, llen), (bb, op) => targetError(`binding to ${formatAddress(s.local)}`, bb.error(op)));
   if (s.state === TcpState.SYN_SENT) {
@@ -963,10 +1118,14 @@ function addQueueWrite(b: N.KernelBatch, steps: Map<number, StepError>, fd: N.Fd
  */
 function addLiveSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedConnection, fd: number, rawFd: number): number {
   const m = bit(s.state);
+  const clamp = s.options.windowClamp;
   if (s.state === TcpState.SYN_SENT) {
+    // Before the connect at go-live: the SYN's window follows it.
+    if (clamp !== 0) b.setInt(fd, N.SOL_TCP, N.TCP.WINDOW_CLAMP, clamp | 0);
     if (s.options.keepAlive) b.setInt(fd, N.SOL_SOCKET, N.SO.KEEPALIVE, 1);
     return -1;
   }
+  const device = boundDevice(s);
   const lock = s.options.bufLock;
   const { growSnd, growRcv } = bufferPlan(s);
   const sentLen = s.outqLen - s.unsentLen;
@@ -997,6 +1156,8 @@ function addLiveSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedC
     w.writeUInt32LE((s.window.rcvWup - finPending) >>> 0, 16);
     b.setBytes(fd, N.SOL_TCP, N.TCP.REPAIR_WINDOW, w, 20);
   }
+  // After the window, which it would otherwise bound (and after SO_RCVLOWAT, which can move it).
+  if (clamp !== 0) b.setInt(fd, N.SOL_TCP, N.TCP.WINDOW_CLAMP, clamp | 0);
 
   // Half-closed states: put the FINs back in the order they happened.
   const sndUna = (s.outqSeq - s.outqLen - (m & SENT_FIN ? 1 : 0)) >>> 0;
@@ -1016,6 +1177,8 @@ function addLiveSteps(b: N.KernelBatch, steps: Map<number, StepError>, s: SavedC
     if (m & OUR_FIN_ACKED) b.setInt(fd, N.SOL_TCP, N.TCP.REPAIR_QUEUE, NO_QUEUE);
   };
   if (m & OUR_FIN_FIRST) ourFin();
+  // The raw socket leaves through the connection's interface too (a link-local address needs it).
+  if (m & (RECEIVED_FIN | OUR_FIN_ACKED) && device) addBindToDevice(b, steps, rawFd, device);
   if (m & RECEIVED_FIN) {
     b.setInt(rawFd, N.SOL_SOCKET, N.SO.MARK, SOCCR_MARK);
     addInjectFromPeer(b, rawFd, packetBuf, s, (s.inqSeq - 1) >>> 0, sndUna, TH_FIN | TH_ACK);

@@ -22,12 +22,14 @@ export interface LabOptions {
   bArgs?: string[];
   /** bytes the server writes while it does not read, so that send queues hold bytes too */
   burstBytes?: number;
+  /** the server's listener bound to this interface (SO_BINDTODEVICE), and so its connections */
+  device?: string;
 }
 
 export async function startMigrationLab(count: number, o: LabOptions = {}): Promise<MigrationLab> {
   const lan = Lan.create();
   const [a, b] = await Promise.all([DaemonProcess.start({ netns: lan.ns.A }), DaemonProcess.start({ netns: lan.ns.B, args: o.bArgs })]);
-  const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: LAB_PORT, count });
+  const server = await MultiFixture.start(lan.ns.A, { mode: 'serve', ip: SERVICE_V4, port: LAB_PORT, count, device: o.device });
   const clients = await MultiFixture.start(lan.ns.C, { mode: 'clients', ip: SERVICE_V4, port: LAB_PORT, count, bytesPerTick: 8 * 1024 });
   await Promise.all([server.waitConnected(15_000), clients.waitConnected(15_000)]);
   // Both ways, continuously; the server stops reading for a while so that queues fill.

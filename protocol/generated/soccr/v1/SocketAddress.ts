@@ -20,6 +20,13 @@ export interface SocketAddress {
    * TCP port in host byte order (sin_port / sin6_port converted), 0..65535.
    */
   'port'?: (number);
+  /**
+   * The scope of an IPv6 link-local address (fe80::/10): the interface its sin6_scope_id numbers, by
+   * name, as the socket's own network namespace calls it. Indexes differ between namespaces, so a
+   * restore looks the name up in the target namespace (and refuses, naming it, where there is none).
+   * Empty for every other address, and in states written before it existed.
+   */
+  'scopeInterface'?: (string);
 }
 
 /**
@@ -40,4 +47,11 @@ export interface SocketAddress__Output {
    * TCP port in host byte order (sin_port / sin6_port converted), 0..65535.
    */
   'port': (number);
+  /**
+   * The scope of an IPv6 link-local address (fe80::/10): the interface its sin6_scope_id numbers, by
+   * name, as the socket's own network namespace calls it. Indexes differ between namespaces, so a
+   * restore looks the name up in the target namespace (and refuses, naming it, where there is none).
+   * Empty for every other address, and in states written before it existed.
+   */
+  'scopeInterface': (string);
 }

@@ -122,7 +122,9 @@ function parseMeta(m: Record<string, unknown>): DeliveredMeta | string {
   if (!isAddress(m.local)) return 'local address is malformed';
   if (!isAddress(m.remote)) return 'remote address is malformed';
   if (typeof m.state !== 'string') return 'state is not a string';
-  const addr = (a: SocketAddress): SocketAddress => ({ family: a.family, ip: a.ip, port: a.port });
+  // An IPv6 link-local address's interface comes along; anything else in it does not.
+  const addr = (a: SocketAddress): SocketAddress =>
+    typeof a.scope === 'string' ? { family: a.family, ip: a.ip, port: a.port, scope: a.scope } : { family: a.family, ip: a.ip, port: a.port };
   return { id: m.id, session: m.session, index: m.index, local: addr(m.local), remote: addr(m.remote), state: m.state };
 }
 

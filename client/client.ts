@@ -286,6 +286,11 @@ function u32(name: string, v: number): number {
  * What checkpointToFile checks a stream against: its order, lengths and checksums, but no size limits
  * (a checkpoint larger than a daemon accepts may still go to a daemon configured for it).
  */
+/** Connections per GetSession page the client asks for: the daemon's cap (about 1 MiB a page). */
+const SESSION_PAGE_SIZE = 10_000;
+/** Pages of one paged call at most (10000 pages of sessions or sockets is far beyond any host). */
+const MAX_PAGES = 10_000;
+
 const NO_LIMITS: AssemblyLimits = { maxQueueBytes: Infinity, maxConnections: Infinity, maxTotalBytes: Infinity };
 
 /**
@@ -344,9 +349,14 @@ export class SoccrClient {
     return this.unary<object, GetVersionResponseMsg>('GetVersion', {});
   }
 
+  /** Every TCP socket of `pid`, in fd order (page after page). */
   async listSockets(pid: number): Promise<SocketEntryMsg[]> {
-    const r = await this.unary<{ pid: number }, ListSocketsResponseMsg>('ListSockets', { pid: u32('pid', pid) });
-    return r.sockets;
+    return this.allPages('ListSockets', (pageToken) =>
+      this.unary<{ pid: number; pageToken: string }, ListSocketsResponseMsg>('ListSockets', { pid: u32('pid', pid), pageToken }).then((r) => ({
+        items: r.sockets,
+        next: r.nextPageToken,
+      })),
+    );
   }
 
   /**
@@ -370,13 +380,45 @@ export class SoccrClient {
     return this.unary('RenewLease', { sessionId });
   }
 
+  /** Every session this caller may see, oldest first, each with the first page of its connections (see getSession). */
   async listSessions(): Promise<SessionInfoMsg[]> {
-    const r = await this.unary<object, ListSessionsResponseMsg>('ListSessions', {});
-    return r.sessions;
+    return this.allPages('ListSessions', (pageToken) =>
+      this.unary<{ pageToken: string }, ListSessionsResponseMsg>('ListSessions', { pageToken }).then((r) => ({ items: r.sessions, next: r.nextPageToken })),
+    );
   }
 
-  getSession(sessionId: string): Promise<SessionInfoMsg> {
-    return this.unary('GetSession', { sessionId });
+  /** A session with every one of its connections (page after page: the daemon sends at most 10000 at a time). */
+  async getSession(sessionId: string): Promise<SessionInfoMsg> {
+    let first: SessionInfoMsg | undefined;
+    const connections = await this.allPages('GetSession', async (token) => {
+      const page = await this.getSessionPage(sessionId, { pageSize: SESSION_PAGE_SIZE, pageToken: token });
+      first ??= page;
+      return { items: page.connections, next: page.nextConnectionsPageToken };
+    });
+    if (!first) throw new Error(`GetSession ${sessionId}: no page`); // allPages asks at least once
+    return { ...first, connections, nextConnectionsPageToken: '' };
+  }
+
+  /** One page of a session's connections (GetSession's paging as it is: pageSize 0 takes the daemon's default). */
+  getSessionPage(sessionId: string, page: { pageSize?: number; pageToken?: string } = {}): Promise<SessionInfoMsg> {
+    return this.unary('GetSession', { sessionId, connectionsPageSize: page.pageSize ?? 0, connectionsPageToken: page.pageToken ?? '' });
+  }
+
+  /**
+   * The items of every page of a paged call, from the first (empty token) to the one with no next token;
+   * bounded: a daemon that keeps giving tokens (MAX_PAGES of them) fails the call.
+   */
+  private async allPages<T>(what: string, page: (token: string) => Promise<{ items: T[]; next: string }>): Promise<T[]> {
+    const items: T[] = [];
+    let token = '';
+    for (let n = 0; n < MAX_PAGES; n++) {
+      const p = await page(token);
+      items.push(...p.items);
+      if (p.next === '') return items;
+      if (p.next === token) throw new Error(`${what}: the daemon gave the same page token twice`);
+      token = p.next;
+    }
+    throw new Error(`${what}: more than ${MAX_PAGES} pages`);
   }
 
   /**

@@ -687,8 +687,9 @@ class Migration {
       );
     }
     expectHeld(info);
-    this.report.connections = info.connections.length;
-    this.report.queueBytes = info.connections.reduce((n, c) => n + c.recvQueueLen + c.sendQueueLen, 0);
+    // Of the whole session: its connections list is one page only.
+    this.report.connections = info.connectionCount;
+    this.report.queueBytes = info.queueBytes;
   }
 
   /** Checkpoint on the source piped into a held Restore on the destination, through this process. */

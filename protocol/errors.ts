@@ -53,14 +53,23 @@ export class SoccrError extends Error {
   readonly errno?: string;
   /** The gRPC status code of the failed call, when a client rebuilt this error from it (protocol/error-status.ts). */
   readonly grpcCode?: number;
-  /** `received`: the errno name and status code a client read from a failed call (soccrErrorFromStatus). */
-  constructor(kind: ErrorKind, message: string, cause?: unknown, received?: { errno?: string; grpcCode?: number }) {
+  /** The session the error is about, where known (the daemon sends it in the error's ErrorInfo). */
+  session?: string;
+  /** The connection (its id within its session) the error is about, where known. */
+  connection?: string;
+  /**
+   * `received`: the errno name, status code, session and connection a client read from a failed call
+   * (soccrErrorFromStatus).
+   */
+  constructor(kind: ErrorKind, message: string, cause?: unknown, received?: { errno?: string; grpcCode?: number; session?: string; connection?: string }) {
     super(message);
     this.name = 'SoccrError';
     this.kind = kind;
     if (cause instanceof SyscallError) this.errno = cause.code;
     if (received?.errno !== undefined) this.errno = received.errno;
     if (received?.grpcCode !== undefined) this.grpcCode = received.grpcCode;
+    if (received?.session !== undefined) this.session = received.session;
+    if (received?.connection !== undefined) this.connection = received.connection;
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
   }
 }

@@ -14,6 +14,7 @@ import type { GetVersionResponse__Output } from './generated/soccr/v1/GetVersion
 import type { GetSessionRequest__Output } from './generated/soccr/v1/GetSessionRequest';
 import type { HandoffRequest__Output } from './generated/soccr/v1/HandoffRequest';
 import type { HandoffResponse__Output } from './generated/soccr/v1/HandoffResponse';
+import type { ListSessionsRequest__Output } from './generated/soccr/v1/ListSessionsRequest';
 import type { ListSessionsResponse__Output } from './generated/soccr/v1/ListSessionsResponse';
 import type { ListSocketsRequest__Output } from './generated/soccr/v1/ListSocketsRequest';
 import type { ListSocketsResponse__Output } from './generated/soccr/v1/ListSocketsResponse';
@@ -124,7 +125,9 @@ export type ResumeRequestMsg = ResumeRequest__Output;
 export type SessionRequestMsg = ReleaseRequest__Output | AbortRequest__Output | RenewLeaseRequest__Output | GetSessionRequest__Output;
 export type SessionConnectionMsg = SessionConnection__Output;
 export type SessionInfoMsg = SessionInfo__Output;
+export type ListSessionsRequestMsg = ListSessionsRequest__Output;
 export type ListSessionsResponseMsg = ListSessionsResponse__Output;
+export type GetSessionRequestMsg = GetSessionRequest__Output;
 export type RestoreResponseMsg = RestoreResponse__Output;
 export type HandoffRequestMsg = HandoffRequest__Output;
 export type HandoffResponseMsg = HandoffResponse__Output;

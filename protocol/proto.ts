@@ -40,7 +40,10 @@ export function loadPackageDefinition(): protoLoader.PackageDefinition {
   return pkg;
 }
 
-/** Every soccr.v1 type (state.proto comes in through soccr.proto's import). */
+/** google.rpc.Status and ErrorInfo: an error's details (protocol/error-status.ts). */
+export const STATUS_PROTOS = ['google/rpc/status.proto', 'google/rpc/error_details.proto'];
+
+/** Every soccr.v1 type (state.proto comes in through soccr.proto's import), and google.rpc's two. */
 export const protoRoot = new protobuf.Root();
 protoRoot.resolvePath = (_origin: string, target: string): string => (path.isAbsolute(target) ? target : path.join(PROTO_DIR, target));
-protoRoot.loadSync(SOCCR_PROTO);
+protoRoot.loadSync([SOCCR_PROTO, ...STATUS_PROTOS]);

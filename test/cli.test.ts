@@ -692,6 +692,8 @@ describe('soccrctl', function () {
         createdUnixMs: Date.now(),
         leaseExpiresUnixMs: 0,
         connections: [],
+        connectionCount: 0,
+        queueBytes: 0,
         netns: '',
         deliverUnixPath: '',
         reason: hostile,

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { SessionState, SoccrClient, describeError, readCheckpointFile } from '../client/client';
-import { soccrErrorOf } from '../protocol/error-status';
+import { errorInfoOf, soccrErrorOf } from '../protocol/error-status';
 import { DaemonProcess, cleanupDaemons, expectStatus } from '../lab/daemon';
 import { Endpoint, killAllEndpoints } from '../lab/endpoint';
 import { leftoverNamespaces, run } from '../lab/netns';
@@ -262,7 +262,11 @@ describe('soccrd over gRPC', function () {
     await expectStatus(ck(fds.udp), grpc.status.INVALID_ARGUMENT, 'UDP socket');
     await expectStatus(ck(fds.listening), grpc.status.FAILED_PRECONDITION, 'listening socket');
     await expectStatus(client.listSockets(gonePid), grpc.status.NOT_FOUND, 'sockets of no such pid');
-    await expectStatus(client.resume('no-such-session'), grpc.status.NOT_FOUND, 'unknown session');
+    // The same, as any gRPC library reads it: google.rpc.Status details holding an ErrorInfo.
+    assert.deepEqual(errorInfoOf(noFd), { reason: 'NO_SUCH_FD', domain: 'soccrd.io', metadata: { errno: 'EBADF' } });
+    assert.equal(errorInfoOf(notSock)?.reason, 'NOT_A_SOCKET');
+    const noSession = await expectStatus(client.resume('no-such-session'), grpc.status.NOT_FOUND, 'unknown session');
+    assert.deepEqual(errorInfoOf(noSession), { reason: 'NO_SUCH_SESSION', domain: 'soccrd.io', metadata: { session: 'no-such-session' } });
     await expectStatus(client.release('no-such-session'), grpc.status.NOT_FOUND, 'unknown session');
     await expectStatus(client.checkpointToFile(p.owner.pid, {}, socketPath('bad')), grpc.status.INVALID_ARGUMENT, 'no fds');
     const cli = await soccrctl(daemon, ['checkpoint', '--pid', String(gonePid), '--all', '--out', socketPath('bad')]);

@@ -8,11 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
+import * as protobuf from 'protobufjs';
 import { SoccrClient, SoccrError, describeError, errorMessage, isServiceError, soccrErrorFromStatus, soccrErrorOf } from '../client';
 import type { ErrorKind } from '../client';
-import { ERRNO_TRAILER, KIND_TRAILER, STATUS_BY_KIND, errorStatus } from '../protocol/error-status';
+import { ERRNO_TRAILER, ERROR_DOMAIN, KIND_TRAILER, STATUS_BY_KIND, encodeStatusDetails, errorInfoOf, errorStatus } from '../protocol/error-status';
 import { SyscallError } from '../protocol/errors';
-import { SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
+import { PROTO_DIR, SERVICE_NAME, loadPackageDefinition } from '../protocol/proto';
 
 const EPERM = os.constants.errno.EPERM;
 const ESRCH = os.constants.errno.ESRCH;
@@ -86,6 +87,74 @@ describe('errors typed end to end', function () {
       assert.equal(soccrErrorOf(err)?.kind, kind);
       assert.equal(describeError(err), `${grpc.status[STATUS_BY_KIND[kind]]}: refused as ${kind} (errno ESRCH)`);
     }
+  });
+
+  it('every error also carries a google.rpc.Status whose ErrorInfo names its kind, errno, session and connection', async function () {
+    // Decoded here with a Root of its own from the .proto files, as another program would read them.
+    const root = new protobuf.Root();
+    root.resolvePath = (_o: string, target: string): string => (path.isAbsolute(target) ? target : path.join(PROTO_DIR, target));
+    root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto']);
+    const Status = root.lookupType('google.rpc.Status');
+    const Info = root.lookupType('google.rpc.ErrorInfo');
+    const detailsOf = (
+      err: grpc.ServiceError,
+    ): { code: number; message: string; infos: Array<{ reason: string; domain: string; metadata: Record<string, string> }> } => {
+      const bin = err.metadata.get('grpc-status-details-bin');
+      assert.equal(bin.length, 1, 'one grpc-status-details-bin trailer');
+      assert.ok(Buffer.isBuffer(bin[0]));
+      const st = Status.toObject(Status.decode(bin[0]), { defaults: true }) as {
+        code: number;
+        message: string;
+        details: Array<{ type_url: string; value: Uint8Array }>;
+      };
+      assert.deepEqual(
+        st.details.map((d) => d.type_url), // protobufjs's built-in Any keeps the proto's field names
+        ['type.googleapis.com/google.rpc.ErrorInfo'],
+      );
+      const infos = st.details.map(
+        (d) => Info.toObject(Info.decode(d.value), { defaults: true }) as { reason: string; domain: string; metadata: Record<string, string> },
+      );
+      return { code: st.code, message: st.message, infos };
+    };
+    for (const kind of Object.keys(STATUS_BY_KIND) as ErrorKind[]) {
+      const refusal = new SoccrError(kind, `refused as ${kind}`, new SyscallError('pidfd_open', ESRCH, 'pid 4242'));
+      refusal.session = 'src-7';
+      refusal.connection = '12:34567';
+      const err = await refusedWith(server, client, refusal);
+      const d = detailsOf(err);
+      assert.deepEqual([d.code, d.message], [err.code, err.details], kind);
+      assert.deepEqual(d.infos, [{ reason: kind, domain: ERROR_DOMAIN, metadata: { errno: 'ESRCH', session: 'src-7', connection: '12:34567' } }], kind);
+      // The client library reads the same from the details.
+      const typed = soccrErrorOf(err);
+      assert.deepEqual([typed?.kind, typed?.errno, typed?.session, typed?.connection], [kind, 'ESRCH', 'src-7', '12:34567'], kind);
+    }
+    const plain = detailsOf(await refusedWith(server, client, new SoccrError('SESSION_BUSY', 'busy')));
+    assert.deepEqual(plain.infos, [{ reason: 'SESSION_BUSY', domain: ERROR_DOMAIN, metadata: {} }]);
+    const kernel = detailsOf(await refusedWith(server, client, new SyscallError('setns', EPERM)));
+    assert.deepEqual([kernel.code, kernel.infos], [grpc.status.PERMISSION_DENIED, [{ reason: 'KERNEL', domain: ERROR_DOMAIN, metadata: { errno: 'EPERM' } }]]);
+    const untyped = detailsOf(await refusedWith(server, client, new Error('something unforeseen')));
+    assert.deepEqual([untyped.code, untyped.infos], [grpc.status.INTERNAL, [{ reason: 'INTERNAL', domain: ERROR_DOMAIN, metadata: {} }]]);
+  });
+
+  it('the details alone, as a server in another language sends them, are read; another domain is not ours', function () {
+    const status = (domain: string): grpc.ServiceError => {
+      const metadata = new grpc.Metadata();
+      const info = { reason: 'DELIVERY', domain, metadata: { session: 'rst-2' } };
+      metadata.set('grpc-status-details-bin', encodeStatusDetails(grpc.status.FAILED_PRECONDITION, 'the receiver refused', info));
+      return Object.assign(new Error('9 FAILED_PRECONDITION: the receiver refused'), {
+        code: grpc.status.FAILED_PRECONDITION,
+        details: 'the receiver refused',
+        metadata,
+      });
+    };
+    const typed = soccrErrorFromStatus(status(ERROR_DOMAIN));
+    assert.deepEqual([typed?.kind, typed?.session, typed?.grpcCode], ['DELIVERY', 'rst-2', grpc.status.FAILED_PRECONDITION]);
+    assert.equal(errorInfoOf(status('example.com'))?.domain, 'example.com');
+    assert.equal(soccrErrorFromStatus(status('example.com')), undefined);
+  });
+
+  it('a failed hand-over is FAILED_PRECONDITION, not the UNAVAILABLE of a daemon that is down', function () {
+    assert.equal(STATUS_BY_KIND.DELIVERY, grpc.status.FAILED_PRECONDITION);
   });
 
   it('a refusal without errno has none; a bare failed syscall is KERNEL with its errno (PERMISSION_DENIED for EPERM)', async function () {

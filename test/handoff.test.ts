@@ -197,7 +197,11 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     const refusing = socketPath('refuse');
     const rx = await MultiFixture.start(t.lan.ns.A, { mode: 'adopt', unixPath: refusing, count: 6, acceptMore: 30 });
     const connecting = moreClients(t, 6, 4);
-    const e1 = await expectStatus(t.client.handoff(t.server.pid, refusing, { all: true, listeners: true }), grpc.status.UNAVAILABLE, 'refused hand-off');
+    const e1 = await expectStatus(
+      t.client.handoff(t.server.pid, refusing, { all: true, listeners: true }),
+      grpc.status.FAILED_PRECONDITION,
+      'refused hand-off',
+    );
     assert.equal(soccrErrorOf(e1)?.kind, 'DELIVERY');
     assert.match(e1.details, /refused the hand-over: no offsets/);
     assert.notEqual(processState(t.server.pid), 'T', 'the old owner is continued');
@@ -210,7 +214,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     try {
       const e2 = await expectStatus(
         t.client.handoff(t.server.pid, dying, { all: true, listeners: true }),
-        grpc.status.UNAVAILABLE,
+        grpc.status.FAILED_PRECONDITION,
         'hand-off to a dying receiver',
       );
       assert.equal(soccrErrorOf(e2)?.kind, 'DELIVERY');
@@ -219,7 +223,7 @@ describe('hand-off on one host (Handoff, migrate on one daemon)', function () {
     }
     assert.notEqual(processState(t.server.pid), 'T', 'the old owner is continued');
     // Nobody listening at all.
-    await expectStatus(t.client.handoff(t.server.pid, socketPath('nobody'), { all: true }), grpc.status.UNAVAILABLE, 'hand-off to nobody');
+    await expectStatus(t.client.handoff(t.server.pid, socketPath('nobody'), { all: true }), grpc.status.FAILED_PRECONDITION, 'hand-off to nobody');
     assert.notEqual(processState(t.server.pid), 'T');
 
     // Nothing changed: the same sockets at the same fds, and the old owner goes on with all of them,

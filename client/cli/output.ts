@@ -83,6 +83,9 @@ export function sessionJson(s: SessionInfoMsg): Record<string, unknown> {
     netns: s.netns,
     deliverUnixPath: s.deliverUnixPath,
     reason: s.reason,
+    connectionCount: s.connectionCount,
+    queueBytes: s.queueBytes,
+    // all of them from `sessions show` (the client pages through); the first page from other commands
     connections: s.connections.map((c) => ({
       id: c.id,
       fd: c.fd,

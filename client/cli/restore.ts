@@ -49,7 +49,7 @@ export function addRestoreCommand(program: Command): void {
             printJson(sessionJson(s));
           } else {
             print(s.sessionId);
-            note(`restored ${s.connections.length} connection(s): ${sessionLine(s)}${s.state === SessionState.HELD ? '; `resume` makes them live' : ''}`);
+            note(`restored ${s.connectionCount} connection(s): ${sessionLine(s)}${s.state === SessionState.HELD ? '; `resume` makes them live' : ''}`);
           }
         } finally {
           bar.stop();

@@ -39,7 +39,7 @@ export function addSessionCommands(program: Command): void {
             sessionKindName(s.kind),
             sessionStateName(s.state),
             String(s.pid),
-            String(s.connections.length),
+            String(s.connectionCount),
             formatTime(s.createdUnixMs),
             formatLease(s.leaseExpiresUnixMs),
             s.reason || '-',

@@ -9,7 +9,7 @@ import type { SessionManager } from '../custody/sessions';
 import type { Logger } from '../log';
 import { callFinished, countSyscallFailure } from '../metrics';
 import { SoccrError } from '../../protocol/errors';
-import { errorStatus } from '../../protocol/error-status';
+import { type ErrorContext, errorStatus } from '../../protocol/error-status';
 import type { AssemblyLimits } from '../../protocol/assembler';
 import type { FeaturesMsg } from '../../protocol/messages';
 import type { DataListener } from './data-path';
@@ -53,10 +53,19 @@ export type { AuthorizableCall } from './auth';
 /** A failed call's status: its code, a one-line message, and the trailers (soccr-kind, soccr-errno). */
 export type CallStatus = Pick<grpc.StatusObject, 'code' | 'details' | 'metadata'>;
 
-/** Turns any error into a gRPC status error carrying the daemon's kind and the errno name. */
-export function toStatus(err: unknown): CallStatus {
+/**
+ * Turns any error into a gRPC status error carrying the daemon's kind, the errno name and the session
+ * and connection it is about where known (`where`, unless the error names its own).
+ */
+export function toStatus(err: unknown, where?: ErrorContext): CallStatus {
   countSyscallFailure(err);
-  return errorStatus(err);
+  return errorStatus(err, where);
+}
+
+/** The session a unary request names (Resume, Release, Abort, RenewLease, GetSession), if any. */
+function requestedSession(req: unknown): string | undefined {
+  const id = (req as { sessionId?: unknown } | null)?.sessionId;
+  return typeof id === 'string' && id !== '' ? id : undefined;
 }
 
 /**
@@ -141,7 +150,7 @@ export class Calls {
           },
           (err: unknown) => {
             leave();
-            const st = toStatus(err);
+            const st = toStatus(err, { session: requestedSession(call.request) });
             logFailure(log, st, err);
             callFinished(method, st.code, startedAt);
             callback(st, null);

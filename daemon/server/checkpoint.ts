@@ -46,6 +46,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
   let ownerNs: NetnsHandle | undefined;
   // The queues of the connection being streamed, read from its frozen socket and not yet sent.
   const buffered = o.budget?.charge('buffered', 'a Checkpoint stream');
+  let sessionId: string | undefined; // once the session exists: named in the error's details
   try {
     const admitted = calls.admit(call, 'Checkpoint', log);
     ({ log, leave } = admitted);
@@ -78,6 +79,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
       source.frozen.map((sock, i) => ({ sock, summary: summaries[i] })),
       source.id,
     );
+    sessionId = s.id;
     undo.handedOver(sessionTakesOver);
     undo.push('abort the session', (cause) => {
       s.busy = undefined;
@@ -114,7 +116,7 @@ async function checkpoint(calls: Calls, call: CheckpointCall): Promise<void> {
     log.info('checkpoint streamed', { session: s.id, ms: Date.now() - started });
   } catch (err) {
     undo.run(err, log);
-    const st = toStatus(err);
+    const st = toStatus(err, { session: sessionId });
     logFailure(log, st, err);
     callFinished('Checkpoint', call.cancelled ? grpc.status.CANCELLED : st.code, startedAt);
     // grpc-js turns an 'error' event into the call's status (destroy() would drop it).

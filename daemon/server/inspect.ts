@@ -7,6 +7,7 @@ import { GetVersionResponseMsg, ListSocketsRequestMsg, ListSocketsResponseMsg } 
 import { STREAM_FORMAT, STREAM_FORMATS_READ } from '../../protocol/frames';
 import { WIRE_FAMILY, addressToMsg } from '../../protocol/address';
 import type { Calls } from './calls';
+import { pageSize, pageToken, readPageToken } from './paging';
 
 export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation {
   const o = calls.options;
@@ -22,6 +23,8 @@ export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation
     // It reveals a process's connections: only of processes the caller may checkpoint, judged on facts
     // confirmed against the process's pidfd (as Checkpoint does), and listed from that same process.
     ListSockets: calls.unary('ListSockets', (req: ListSocketsRequestMsg, _log, caller): ListSocketsResponseMsg => {
+      const size = pageSize('sockets', req.pageSize);
+      const after = readPageToken('sockets', req.pid, req.pageToken) ?? -1;
       const proc = ProcessHandle.open(req.pid);
       let listed: TcpSocketInfo[];
       try {
@@ -32,8 +35,11 @@ export function inspectHandlers(calls: Calls): grpc.UntypedServiceImplementation
       } finally {
         proc.close();
       }
+      const rest = listed.filter((s) => s.fd > after).sort((a, b) => a.fd - b.fd);
+      const page = rest.slice(0, size);
       return {
-        sockets: listed.map((s) => ({
+        nextPageToken: page.length < rest.length ? pageToken('sockets', req.pid, page[page.length - 1].fd) : '',
+        sockets: page.map((s) => ({
           fd: s.fd,
           inode: s.inode,
           family: WIRE_FAMILY[s.family],

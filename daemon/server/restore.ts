@@ -33,6 +33,8 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
   let leave = (): void => undefined;
   let caller: Caller;
   let netns: NetnsHandle | undefined;
+  // The id of the connection whose frames came last (until the stream ended): named in an error's details.
+  let connection: string | undefined;
   // The connection being assembled: its queues are buffered in this process until its socket is rebuilt.
   const buffered = o.budget?.charge('buffered', 'a Restore stream');
   try {
@@ -79,6 +81,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
           crashPoint('restore.after-lock');
         }
       }
+      if (frameKind(frame) === 'connection') connection = (frame.connection as ConnectionHeaderMsg).id;
       const saved = frameKind(frame) === 'connection' ? stateFromObject((frame.connection as ConnectionHeaderMsg).state) : undefined;
       // What the socket would carry (mark, forced buffer sizes) is the caller's to ask for only if its
       // policy allows it: refused at the connection's header, before its queues or its socket.
@@ -109,6 +112,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
         if (session.held.length === 1) crashPoint('restore.after-first-socket');
       }
     }
+    connection = undefined;
     if (session && !session.active) throw endedMidStream(session);
     if (!assembler.finished || !session) throw new SoccrError('INVALID_STATE', 'invalid checkpoint stream: it ended before its end frame');
     o.sessions.markHeld(session);
@@ -123,7 +127,7 @@ async function restore(calls: Calls, call: RestoreCall, callback: grpc.sendUnary
       // Nothing goes live from a stream that failed: whatever was rebuilt vanishes silently.
       if (session.active && session.state !== 'HELD') o.sessions.abort(session, `restore failed: ${errorMessage(err)}`);
     }
-    const st = toStatus(err);
+    const st = toStatus(err, { session: session?.id, connection });
     if (session?.state === 'HELD')
       st.details = `${st.details}; session ${session.id} holds the rebuilt sockets: Resume it with another delivery path, or Abort it`;
     logFailure(log, st, err);

@@ -3,6 +3,16 @@ import type { ConnectionSummary, Session } from '../custody/sessions';
 import { SESSION_KIND, SESSION_STATE, SessionInfoMsg } from '../../protocol/messages';
 import { addressToMsg } from '../../protocol/address';
 import type { TcpState } from '../../protocol/saved-state';
+import { PAGE, pageToken } from './paging';
+
+/** Which of a session's connections a SessionInfo carries: from index `offset`, at most `size`. */
+export interface ConnectionsPage {
+  offset: number;
+  size: number;
+}
+
+/** The first page: what every call but a paging GetSession answers with. */
+export const FIRST_PAGE: ConnectionsPage = { offset: 0, size: PAGE.connections.default };
 
 function summaryToMsg(c: ConnectionSummary): SessionInfoMsg['connections'][number] {
   return {
@@ -17,7 +27,8 @@ function summaryToMsg(c: ConnectionSummary): SessionInfoMsg['connections'][numbe
   };
 }
 
-export function sessionToMsg(s: Session): SessionInfoMsg {
+export function sessionToMsg(s: Session, page: ConnectionsPage = FIRST_PAGE): SessionInfoMsg {
+  const end = Math.min(s.held.length, page.offset + page.size);
   return {
     sessionId: s.id,
     kind: SESSION_KIND[s.kind],
@@ -25,10 +36,13 @@ export function sessionToMsg(s: Session): SessionInfoMsg {
     pid: s.pid,
     createdUnixMs: s.createdAt,
     leaseExpiresUnixMs: s.leaseExpiresAt,
-    connections: s.held.map((h) => summaryToMsg(h.summary)),
+    connections: s.held.slice(page.offset, end).map((h) => summaryToMsg(h.summary)),
     netns: s.netns,
     deliverUnixPath: s.deliverPath,
     reason: s.reason,
+    nextConnectionsPageToken: end < s.held.length ? pageToken('connections', s.id, end) : '',
+    connectionCount: s.held.length,
+    queueBytes: s.held.reduce((n, h) => n + h.summary.recvQueueLen + h.summary.sendQueueLen, 0),
   };
 }
 

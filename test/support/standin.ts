@@ -106,6 +106,8 @@ export interface SessionInfoPlain {
   netns: string;
   deliverUnixPath: string;
   reason: string;
+  connectionCount: number;
+  queueBytes: number;
 }
 
 /** An error the stand-in answers with: a status, its details and the soccr trailers. */
@@ -273,6 +275,8 @@ export class StandInDaemon {
             netns: '',
             deliverUnixPath: '',
             reason: '',
+            connectionCount: 0,
+            queueBytes: 0,
           });
           this.checkpointFramesSent = 0;
           for (const f of frames) {
@@ -364,6 +368,8 @@ export class StandInDaemon {
             netns: options.netns,
             deliverUnixPath: options.deliverUnixPath,
             reason: '',
+            connectionCount: connections.length,
+            queueBytes: asm.queueBytes,
           };
           this.sessions.set(id, s);
           cb(null, { session: s });

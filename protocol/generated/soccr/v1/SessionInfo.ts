@@ -18,6 +18,11 @@ export interface SessionInfo {
    * 0 once the session has ended.
    */
   'leaseExpiresUnixMs'?: (number | string | Long);
+  /**
+   * One page of the session's connections, in stream order: from GetSession the page it asked for,
+   * from every other call the first 1000. A session of 40000 connections would not fit in gRPC's default
+   * 4 MiB message; next_connections_page_token pages on through GetSession.
+   */
   'connections'?: (_soccr_v1_SessionConnection)[];
   /**
    * Restore: the target namespace and delivery path.
@@ -28,6 +33,19 @@ export interface SessionInfo {
    * Why a session ended the way it did (lease expired, daemon stopping, ...).
    */
   'reason'?: (string);
+  /**
+   * GetSession's connections_page_token for the connections after this page; empty when this page is the
+   * last.
+   */
+  'nextConnectionsPageToken'?: (string);
+  /**
+   * How many connections the session holds in all (connections holds one page of them).
+   */
+  'connectionCount'?: (number);
+  /**
+   * The queue bytes of all its connections (receive and send queues), summed.
+   */
+  'queueBytes'?: (number | string | Long);
 }
 
 export interface SessionInfo__Output {
@@ -43,6 +61,11 @@ export interface SessionInfo__Output {
    * 0 once the session has ended.
    */
   'leaseExpiresUnixMs': (number);
+  /**
+   * One page of the session's connections, in stream order: from GetSession the page it asked for,
+   * from every other call the first 1000. A session of 40000 connections would not fit in gRPC's default
+   * 4 MiB message; next_connections_page_token pages on through GetSession.
+   */
   'connections': (_soccr_v1_SessionConnection__Output)[];
   /**
    * Restore: the target namespace and delivery path.
@@ -53,4 +76,17 @@ export interface SessionInfo__Output {
    * Why a session ended the way it did (lease expired, daemon stopping, ...).
    */
   'reason': (string);
+  /**
+   * GetSession's connections_page_token for the connections after this page; empty when this page is the
+   * last.
+   */
+  'nextConnectionsPageToken': (string);
+  /**
+   * How many connections the session holds in all (connections holds one page of them).
+   */
+  'connectionCount': (number);
+  /**
+   * The queue bytes of all its connections (receive and send queues), summed.
+   */
+  'queueBytes': (number);
 }

@@ -89,7 +89,7 @@ export interface SocketRepairServiceClient extends grpc.Client {
    * their accept queues included when asked. No repair mode, no queue copy, no second socket: the new
    * owner holds the very sockets the old one held. The old owner is stopped (SIGSTOP) while it runs. If
    * the receiver fails, refuses or does not answer (HANDOVER_ACK_TIMEOUT_MS), nothing changed: the old
-   * owner is continued and keeps every socket, and the call fails (UNAVAILABLE, soccr-kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
+   * owner is continued and keeps every socket, and the call fails (FAILED_PRECONDITION, kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
    * owner is left stopped (or killed with kill_old), so it never reads or accepts on the shared sockets
    * again: kill it (SIGKILL), never continue it.
    */
@@ -103,7 +103,7 @@ export interface SocketRepairServiceClient extends grpc.Client {
    * their accept queues included when asked. No repair mode, no queue copy, no second socket: the new
    * owner holds the very sockets the old one held. The old owner is stopped (SIGSTOP) while it runs. If
    * the receiver fails, refuses or does not answer (HANDOVER_ACK_TIMEOUT_MS), nothing changed: the old
-   * owner is continued and keeps every socket, and the call fails (UNAVAILABLE, soccr-kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
+   * owner is continued and keeps every socket, and the call fails (FAILED_PRECONDITION, kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
    * owner is left stopped (or killed with kill_old), so it never reads or accepts on the shared sockets
    * again: kill it (SIGKILL), never continue it.
    */
@@ -258,7 +258,7 @@ export interface SocketRepairServiceHandlers extends grpc.UntypedServiceImplemen
    * their accept queues included when asked. No repair mode, no queue copy, no second socket: the new
    * owner holds the very sockets the old one held. The old owner is stopped (SIGSTOP) while it runs. If
    * the receiver fails, refuses or does not answer (HANDOVER_ACK_TIMEOUT_MS), nothing changed: the old
-   * owner is continued and keeps every socket, and the call fails (UNAVAILABLE, soccr-kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
+   * owner is continued and keeps every socket, and the call fails (FAILED_PRECONDITION, kind DELIVERY). Once the receiver acknowledged, the daemon closes its duplicates and answers; the old
    * owner is left stopped (or killed with kill_old), so it never reads or accepts on the shared sockets
    * again: kill it (SIGKILL), never continue it.
    */

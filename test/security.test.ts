@@ -421,7 +421,7 @@ describe('security: callers, their sessions, their policy', function () {
       assertDenied(more[1], 'a path leaving his directory by ..');
       assertDenied(more[2], 'the directory itself');
       // Allowed by the policy: the hand-over is tried, and nobody takes it.
-      assert.equal(more[3].code, 'UNAVAILABLE', JSON.stringify(more[3]));
+      assert.equal(more[3].code, 'FAILED_PRECONDITION', JSON.stringify(more[3])); // DELIVERY: nobody takes the hand-over
       assert.equal(more[4].state, SessionState.ABORTED, 'it was still held');
     });
 
